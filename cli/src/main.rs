@@ -1,0 +1,5 @@
+//! `payplane`: operational commands (filled in by the foundation work).
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

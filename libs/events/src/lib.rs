@@ -1,0 +1,47 @@
+//! Wire types shared by every producer and consumer of payplane events (events.md §2–§4).
+//! Pure data: serde only, no I/O, so producers and consumers cannot disagree on names.
+
+pub mod auth;
+pub mod time;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The only major version this crate speaks (events.md §7).
+pub const VERSION: &str = "1";
+
+/// Who acted (events.md §3, actor fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorType {
+    User,
+    Admin,
+    System,
+    Psp,
+}
+
+/// A payload that belongs to exactly one routing key.
+pub trait Event: Serialize {
+    /// The routing key, which is also the envelope `type`.
+    const ROUTING_KEY: &'static str;
+    /// The aggregate type recorded in the outbox (`user`, `payment`, …).
+    const AGGREGATE_TYPE: &'static str;
+}
+
+/// The message body of every event (events.md §2.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope<T> {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub version: String,
+    #[serde(with = "time::millis")]
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+    pub source: String,
+    pub correlation_id: String,
+    /// Omitted when the cause is an HTTP request or a timer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
+    pub data: T,
+}

@@ -1,0 +1,72 @@
+//! The one timestamp format of the contract: ISO-8601 UTC with exactly three fraction digits and `Z`.
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+
+/// Formats an instant as `2026-03-01T10:00:00.000Z`.
+pub fn format(at: &DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Truncates to whole milliseconds, as every stored instant is (data.md §1).
+pub fn truncate(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(at)
+}
+
+/// `now()` truncated to milliseconds.
+pub fn now() -> DateTime<Utc> {
+    truncate(Utc::now())
+}
+
+/// Serde adapter for `DateTime<Utc>` fields.
+pub mod millis {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format(at))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde adapter for `Option<DateTime<Utc>>` fields (always present, `null` when absent).
+pub mod millis_opt {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(at: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match at {
+            Some(at) => s.serialize_str(&super::format(at)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| {
+                DateTime::parse_from_rfc3339(&text)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(serde::de::Error::custom)
+            })
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn formats_with_three_fraction_digits() {
+        let at = Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap();
+        assert_eq!(format(&at), "2026-03-01T10:00:00.000Z");
+        let at = at + TimeDelta::microseconds(512_345);
+        assert_eq!(format(&truncate(at)), "2026-03-01T10:00:00.512Z");
+    }
+}

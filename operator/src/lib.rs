@@ -1,0 +1,1 @@
+//! The payplane Kubernetes operator (placeholder until the operator work lands).
