@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod time;
+pub mod topology;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
