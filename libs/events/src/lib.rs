@@ -1,7 +1,10 @@
 //! Wire types shared by every producer and consumer of payplane events (events.md §2–§4).
 //! Pure data: serde only, no I/O, so producers and consumers cannot disagree on names.
 
+pub mod admin;
 pub mod auth;
+pub mod payments;
+pub mod profile;
 pub mod time;
 pub mod topology;
 
@@ -10,6 +13,26 @@ use uuid::Uuid;
 
 /// The only major version this crate speaks (events.md §7).
 pub const VERSION: &str = "1";
+
+/// Every routing key of the catalog (events.md §4.1).
+pub const ROUTING_KEYS: [&str; 16] = [
+    auth::USER_CREATED,
+    auth::USER_UPDATED,
+    auth::USER_DELETED,
+    auth::USER_LOGIN,
+    auth::USER_LOGOUT,
+    auth::USER_PASSWORD_CHANGED,
+    auth::SESSION_REVOKED,
+    payments::PAYMENT_CREATED,
+    payments::PAYMENT_UPDATED,
+    payments::PAYMENT_PROCESSING,
+    payments::PAYMENT_COMPLETED,
+    payments::PAYMENT_FAILED,
+    payments::PAYMENT_CANCELLED,
+    admin::AUDIT_CREATED,
+    admin::CONFIG_UPDATED,
+    profile::PROFILE_UPDATED,
+];
 
 /// Who acted (events.md §3, actor fields).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
