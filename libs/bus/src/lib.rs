@@ -1,4 +1,10 @@
 //! payplane's event backbone (events.md): the transactional outbox writer used inside service
-//! transactions; the relay, topology and consumer runtime live beside it.
+//! transactions, the relay that publishes it, topology declaration, the consumer runtime with
+//! retries and dead-lettering, DLQ operations and the throughput bench.
 
+pub mod conn;
+pub mod message;
+pub mod metrics;
 pub mod outbox;
+pub mod relay;
+pub mod topology;

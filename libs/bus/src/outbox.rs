@@ -95,3 +95,85 @@ pub async fn enqueue<E: Event>(
         })?;
     Ok(id)
 }
+
+/// One unpublished outbox row as the relay reads it. The body is the stored envelope's JSON
+/// text, sent as is.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub seq: i64,
+    pub id: Uuid,
+    pub aggregate_id: String,
+    pub routing_key: String,
+    pub body: String,
+    pub source: Option<String>,
+    pub correlation_id: Option<String>,
+    pub timestamp: Option<String>,
+    pub headers: Value,
+}
+
+/// Reads up to `limit` unpublished rows in sequence order.
+pub async fn fetch_unpublished(
+    conn: &mut PgConnection,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, sqlx::Error> {
+    sqlx::query_as::<_, OutboxRow>(
+        "SELECT seq, id, aggregate_id, routing_key, envelope::text AS body, \
+                envelope->>'source' AS source, envelope->>'correlationId' AS correlation_id, \
+                envelope->>'timestamp' AS timestamp, headers \
+         FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// Marks rows published; called only after the broker confirmed each of them.
+pub async fn mark_published(conn: &mut PgConnection, seqs: &[i64]) -> Result<(), sqlx::Error> {
+    if seqs.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE outbox SET published_at = date_trunc('milliseconds', now()), attempts = attempts + 1 \
+         WHERE seq = ANY($1) AND published_at IS NULL",
+    )
+    .bind(seqs)
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+}
+
+/// Records a failed publish attempt of one row (events.md §6.1 step 4).
+pub async fn record_failure(
+    conn: &mut PgConnection,
+    seq: i64,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE seq = $1")
+        .bind(seq)
+        .bind(error)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+}
+
+/// Number of unpublished rows and the age in seconds of the oldest one (0 when none).
+pub async fn backlog(conn: &mut PgConnection) -> Result<(i64, f64), sqlx::Error> {
+    sqlx::query_as::<_, (i64, f64)>(
+        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0) \
+         FROM outbox WHERE published_at IS NULL",
+    )
+    .fetch_one(&mut *conn)
+    .await
+}
+
+/// Deletes rows published more than `days` ago (data.md §8 housekeeping); returns how many.
+pub async fn delete_published_older_than(
+    conn: &mut PgConnection,
+    days: i32,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query("DELETE FROM outbox WHERE published_at < now() - make_interval(days => $1)")
+        .bind(days)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected())
+}
