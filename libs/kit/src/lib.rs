@@ -1,0 +1,18 @@
+//! The shared service kit every payplane service is built from: typed config, the response
+//! envelope and error type, request ids, strict JSON input and validation, Prometheus metrics,
+//! health endpoints, the HTTP middleware stack and graceful serving (api.md §1, §3.9, §8.3).
+
+pub mod client_ip;
+pub mod config;
+pub mod duration;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod json;
+pub mod metrics;
+pub mod request_id;
+pub mod server;
+pub mod telemetry;
+pub mod validate;
+
+pub use error::{ApiError, Created, Data};
