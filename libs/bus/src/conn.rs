@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use lapin::{Connection, ConnectionProperties};
 use payplane_events::topology::HEARTBEAT_SECS;
 
@@ -52,7 +52,7 @@ pub async fn connect(url: &str, name: &str) -> Result<Connection, ConnError> {
 }
 
 /// The reconnect delays: 1 s, doubling, at most 30 s, with jitter, forever.
-pub fn reconnect_backoff() -> impl Iterator<Item = Duration> + Send {
+pub fn reconnect_backoff() -> ExponentialBackoff {
     ExponentialBuilder::new()
         .with_min_delay(Duration::from_secs(1))
         .with_max_delay(Duration::from_secs(30))

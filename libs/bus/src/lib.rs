@@ -3,6 +3,8 @@
 //! retries and dead-lettering, DLQ operations and the throughput bench.
 
 pub mod conn;
+pub mod consumer;
+pub mod dlq;
 pub mod message;
 pub mod metrics;
 pub mod outbox;
