@@ -1,0 +1,144 @@
+//! The custom resources of `payplane.dev/v1alpha1`, one module per kind, and the types they
+//! share (conditions, secret references, storage). Pure data, no I/O.
+
+pub mod app_service;
+pub mod database;
+pub mod ingress_cert;
+pub mod message_broker;
+pub mod platform;
+pub mod postgres_cluster;
+pub mod queue;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use app_service::{AppService, AppServiceSpec, AppServiceStatus};
+pub use database::{Database, DatabaseSpec, DatabaseStatus};
+pub use ingress_cert::{IngressCert, IngressCertSpec, IngressCertStatus};
+pub use message_broker::{MessageBroker, MessageBrokerSpec, MessageBrokerStatus};
+pub use platform::{Platform, PlatformSpec, PlatformStatus};
+pub use postgres_cluster::{PostgresCluster, PostgresClusterSpec, PostgresClusterStatus};
+pub use queue::{Queue, QueueSpec, QueueStatus};
+
+/// The API group of every payplane kind.
+pub const GROUP: &str = "payplane.dev";
+
+/// One observation about a resource, as in `metav1.Condition`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Kind of condition: `Ready`, `Progressing` or `Degraded`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// CamelCase reason for the last transition (`WaitingForDatabase`, `MigrationFailed`).
+    pub reason: String,
+    /// Human-readable detail, naming the blocking object when there is one.
+    pub message: String,
+    /// When the status last changed (RFC 3339).
+    pub last_transition_time: String,
+    /// The `metadata.generation` this condition was computed from.
+    pub observed_generation: i64,
+}
+
+/// A key inside a Secret in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    pub name: String,
+    /// Key inside the Secret's data.
+    pub key: String,
+}
+
+/// A reference to another object of the implied kind in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub struct LocalRef {
+    /// Name of the referenced object.
+    pub name: String,
+}
+
+/// Persistent storage of a built-in server.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Requested size of the volume (a Kubernetes quantity such as `1Gi`).
+    #[schemars(extend("pattern" = "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"))]
+    pub size: String,
+    /// StorageClass of the volume claim; the cluster default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+/// Whether a server runs inside the cluster (built in) or is provided from outside.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum Provider {
+    /// A StatefulSet managed by the operator.
+    #[default]
+    Builtin,
+    /// An existing server outside the cluster.
+    External,
+}
+
+/// What happens to external data (databases, roles, queues, users) when the resource is deleted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum ReclaimPolicy {
+    /// Keep the data; an Event says so.
+    #[default]
+    Retain,
+    /// Drop the data with the resource.
+    Delete,
+}
+
+/// Common view of every payplane kind's status, for the shared reconcile machinery.
+pub trait HasConditions {
+    /// The conditions currently recorded in `.status`.
+    fn conditions(&self) -> &[Condition];
+    /// `.status.observedGeneration`.
+    fn observed_generation(&self) -> Option<i64>;
+}
+
+/// Implements [`HasConditions`] for a kind whose status has `conditions` and `observedGeneration`.
+macro_rules! impl_has_conditions {
+    ($kind:ty) => {
+        impl $crate::crd::HasConditions for $kind {
+            fn conditions(&self) -> &[$crate::crd::Condition] {
+                self.status
+                    .as_ref()
+                    .map_or(&[], |s| s.conditions.as_slice())
+            }
+            fn observed_generation(&self) -> Option<i64> {
+                self.status.as_ref().and_then(|s| s.observed_generation)
+            }
+        }
+    };
+}
+pub(crate) use impl_has_conditions;
+
+/// Every CRD of the operator, in a stable order (for `crd` output and the drift test).
+pub fn all()
+-> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+{
+    use kube::CustomResourceExt;
+    vec![
+        AppService::crd(),
+        Database::crd(),
+        IngressCert::crd(),
+        MessageBroker::crd(),
+        Platform::crd(),
+        PostgresCluster::crd(),
+        Queue::crd(),
+    ]
+}
+
+/// The file name and YAML of each CRD, as committed under `crds/`.
+pub fn render_all() -> Result<Vec<(String, String)>, serde_saphyr::SerializeError> {
+    all()
+        .into_iter()
+        .map(|crd| {
+            let name = format!("{}.yaml", crd.metadata.name.clone().unwrap_or_default());
+            serde_saphyr::to_string(&crd).map(|y| (name, y))
+        })
+        .collect()
+}

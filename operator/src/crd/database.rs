@@ -1,0 +1,71 @@
+//! The `Database` kind: a logical PostgreSQL database and its owner role. Pure data, no I/O.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Condition, LocalRef, ReclaimPolicy};
+
+/// A logical database with its owner role on a `PostgresCluster`.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[kube(
+    group = "payplane.dev",
+    version = "v1alpha1",
+    kind = "Database",
+    namespaced,
+    status = "DatabaseStatus",
+    shortname = "pgdb",
+    doc = "Database is a logical PostgreSQL database and its LOGIN owner role, created idempotently over SQL on a PostgresCluster; the operator writes a connection Secret with host, port, dbname, user, password and uri.",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Database","type":"string","jsonPath":".spec.databaseName","priority":1}"#,
+    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseSpec {
+    /// The `PostgresCluster` that hosts the database.
+    pub cluster_ref: LocalRef,
+    /// Name of the database in PostgreSQL; immutable.
+    #[schemars(pattern("^[a-z_][a-z0-9_]{0,62}$"))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "databaseName is immutable"}]))]
+    pub database_name: String,
+    /// Owner role, created with LOGIN and a generated password; immutable.
+    #[schemars(pattern("^[a-z_][a-z0-9_]{0,62}$"))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "owner is immutable"}]))]
+    pub owner: String,
+    /// Extensions created in the database (`CREATE EXTENSION IF NOT EXISTS`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<Extension>,
+    /// `Retain` (default) keeps the database and role when this resource is deleted; `Delete`
+    /// drops them.
+    #[serde(default)]
+    pub reclaim_policy: ReclaimPolicy,
+}
+
+/// A PostgreSQL extension name.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(transparent)]
+pub struct Extension(
+    /// Extension name, e.g. `pgcrypto`.
+    #[schemars(pattern("^[a-z_][a-z0-9_-]{0,62}$"))]
+    pub String,
+);
+
+/// Observed state of a Database.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseStatus {
+    /// The `metadata.generation` the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready` (and `Degraded` on SQL errors).
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The connection Secret (keys `host`, `port`, `dbname`, `user`, `password`, `uri`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+}
+
+super::impl_has_conditions!(Database);

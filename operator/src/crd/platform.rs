@@ -1,0 +1,224 @@
+//! The `Platform` kind: the whole payments platform in one resource. Pure data, no I/O.
+
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::ingress_cert::{CaIssuer, CertManagerIssuer, Issuer};
+use super::message_broker::ExternalBroker;
+use super::postgres_cluster::ExternalPostgres;
+use super::{Condition, Provider, SecretKeyRef, StorageSpec};
+
+/// The payments platform: gateway, four services, their databases, the broker with the event
+/// topology, Redis and a TLS ingress.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "payplane.dev",
+    version = "v1alpha1",
+    kind = "Platform",
+    namespaced,
+    status = "PlatformStatus",
+    shortname = "pp",
+    doc = "Platform is the whole payplane payments platform: the operator creates the gateway and the auth, payments, admin and profile AppServices, one PostgresCluster with a Database per service, a MessageBroker with a Queue per service, Redis, an IngressCert and the Ingress to the gateway, and aggregates their status.",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".status.endpoint"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.postgres) || self.postgres.provider != 'external' || has(self.postgres.external)", "message": "postgres.provider external needs postgres.external"},
+    {"rule": "!has(self.broker) || self.broker.provider != 'external' || has(self.broker.external)", "message": "broker.provider external needs broker.external"},
+    {"rule": "!has(self.cache) || self.cache.provider != 'external' || has(self.cache.external)", "message": "cache.provider external needs cache.external"},
+    {"rule": "!has(self.tls) || self.tls.issuer != 'ca' || has(self.tls.ca)", "message": "tls.issuer ca needs tls.ca"},
+    {"rule": "!has(self.tls) || self.tls.issuer != 'certManager' || has(self.tls.certManager)", "message": "tls.issuer certManager needs tls.certManager"}
+]))]
+pub struct PlatformSpec {
+    /// Tag of every payplane image.
+    #[schemars(length(min = 1))]
+    pub version: String,
+    /// Registry path of the images: `<imageRepository>/<component>:<version>`.
+    #[serde(default = "default_repository")]
+    pub image_repository: String,
+    /// `dev` or `prod`: defaults for replicas, resources, storage and broker nodes.
+    #[serde(default)]
+    pub profile: Profile,
+    /// Public host name of the gateway.
+    #[schemars(pattern("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
+    pub domain: String,
+    /// TLS of the public host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<PlatformTls>,
+    /// IngressClass of the public Ingress; the cluster default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_class_name: Option<String>,
+    /// The PostgreSQL server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PlatformPostgres>,
+    /// The RabbitMQ broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<PlatformBroker>,
+    /// The Redis cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<PlatformCache>,
+    /// Per-component overrides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub components: Option<Components>,
+}
+
+fn default_repository() -> String {
+    "ghcr.io/payplane".into()
+}
+
+/// Size profile.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum Profile {
+    /// One replica each, small requests, 1Gi volumes, one broker node.
+    #[default]
+    Dev,
+    /// Two replicas with autoscaling, larger requests, three broker nodes.
+    Prod,
+}
+
+/// TLS of the public host.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformTls {
+    /// `selfSigned`, `ca` or `certManager` (see IngressCert).
+    #[serde(default)]
+    pub issuer: Issuer,
+    /// CA Secret for `issuer: ca`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<CaIssuer>,
+    /// cert-manager issuer for `issuer: certManager`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_manager: Option<CertManagerIssuer>,
+}
+
+/// The platform's PostgreSQL server.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformPostgres {
+    /// `builtin` or `external`.
+    #[serde(default)]
+    pub provider: Provider,
+    /// Volume of the built-in server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+    /// The external server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalPostgres>,
+}
+
+/// The platform's RabbitMQ broker.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformBroker {
+    /// `builtin` or `external`.
+    #[serde(default)]
+    pub provider: Provider,
+    /// Nodes of the built-in broker (1 or 3); 1 for `dev`, 3 for `prod` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = [1, 3]))]
+    pub replicas: Option<i32>,
+    /// The external broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalBroker>,
+}
+
+/// The platform's Redis.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformCache {
+    /// `builtin` (a single-replica StatefulSet without persistence) or `external`.
+    #[serde(default)]
+    pub provider: Provider,
+    /// The external Redis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalCache>,
+}
+
+/// An existing Redis.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalCache {
+    /// Secret key holding the `redis://` URL.
+    pub url_secret_ref: SecretKeyRef,
+}
+
+/// Per-component overrides.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+pub struct Components {
+    /// The gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<ComponentOverride>,
+    /// The auth service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<ComponentOverride>,
+    /// The payments service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payments: Option<ComponentOverride>,
+    /// The admin service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<ComponentOverride>,
+    /// The profile service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ComponentOverride>,
+}
+
+/// Overrides of one component.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentOverride {
+    /// Replicas instead of the profile's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub replicas: Option<i32>,
+    /// Full image reference instead of `<imageRepository>/<component>:<version>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Extra environment variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Requests and limits instead of the profile's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// Observed state of a Platform.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformStatus {
+    /// The `metadata.generation` the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready` (all components ready) and `Progressing`.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Public URL of the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// One line per child resource.
+    #[serde(default)]
+    pub components: Vec<ComponentStatus>,
+}
+
+/// Readiness of one child resource.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct ComponentStatus {
+    /// Kind of the child.
+    pub kind: String,
+    /// Name of the child.
+    pub name: String,
+    /// Whether its `Ready` condition is `True` for its current generation.
+    pub ready: bool,
+    /// Reason of its `Ready` condition when not ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+super::impl_has_conditions!(Platform);

@@ -1,0 +1,121 @@
+//! The `PostgresCluster` kind: a PostgreSQL server, built in or external. Pure data, no I/O.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Condition, Provider, SecretKeyRef, StorageSpec};
+
+/// A PostgreSQL server that `Database`s live on.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "payplane.dev",
+    version = "v1alpha1",
+    kind = "PostgresCluster",
+    namespaced,
+    status = "PostgresClusterStatus",
+    shortname = "pgc",
+    doc = "PostgresCluster is a PostgreSQL server: provider builtin runs a StatefulSet with headless and client Services and a generated superuser Secret; provider external points at an existing server.",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.provider","priority":1}"#,
+    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.provider != 'external' || has(self.external)", "message": "provider external needs the external block"},
+    {"rule": "self.provider == oldSelf.provider", "message": "provider is immutable"}
+]))]
+pub struct PostgresClusterSpec {
+    /// `builtin` (a StatefulSet) or `external` (an existing server); immutable.
+    #[serde(default)]
+    pub provider: Provider,
+    /// Settings of the built-in server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<BuiltinPostgres>,
+    /// Connection to an external server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalPostgres>,
+}
+
+/// The built-in PostgreSQL StatefulSet.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BuiltinPostgres {
+    /// Image of the server; `postgres:16` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Data volume; 1Gi in the default StorageClass when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+    /// Requests and limits of the server container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// An existing PostgreSQL server.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalPostgres {
+    /// Host name or address.
+    #[schemars(length(min = 1))]
+    pub host: String,
+    /// TCP port.
+    #[serde(default = "default_pg_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// libpq `sslmode` used by the operator and written into connection URIs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["disable", "prefer", "require", "verify-ca", "verify-full"]))]
+    pub ssl_mode: Option<String>,
+    /// Secret key with the superuser's password.
+    pub superuser_secret_ref: SecretKeyRef,
+    /// Superuser name; `postgres` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+fn default_pg_port() -> i32 {
+    5432
+}
+
+/// Where clients reach the server.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub struct Endpoint {
+    /// Host name.
+    pub host: String,
+    /// TCP port.
+    pub port: i32,
+}
+
+/// Observed state of a PostgresCluster.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresClusterStatus {
+    /// The `metadata.generation` the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready` and `Progressing`.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Read-write endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<Endpoint>,
+    /// Secret holding the superuser password (key in `superuserSecretKey`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superuser_secret_name: Option<String>,
+    /// Key of the password inside `superuserSecretName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superuser_secret_key: Option<String>,
+    /// Superuser name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superuser: Option<String>,
+    /// libpq `sslmode` for connections to this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_mode: Option<String>,
+}
+
+super::impl_has_conditions!(PostgresCluster);
