@@ -9,4 +9,5 @@ pub mod message;
 pub mod metrics;
 pub mod outbox;
 pub mod relay;
+pub mod sandbox;
 pub mod topology;
