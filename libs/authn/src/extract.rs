@@ -23,12 +23,17 @@ pub struct Authn {
 const INVALID_TOKEN: &str = "Bearer error=\"invalid_token\"";
 
 pub fn unauthorized() -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Authentication required")
-        .with_header(WWW_AUTHENTICATE, "Bearer")
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+        "Authentication required",
+    )
+    .with_header(WWW_AUTHENTICATE, "Bearer")
 }
 
 fn token_401(code: &'static str, message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, code, message).with_header(WWW_AUTHENTICATE, INVALID_TOKEN)
+    ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+        .with_header(WWW_AUTHENTICATE, INVALID_TOKEN)
 }
 
 impl From<TokenError> for ApiError {
@@ -36,7 +41,9 @@ impl From<TokenError> for ApiError {
         match e {
             TokenError::Expired => token_401("TOKEN_EXPIRED", "Access token has expired"),
             TokenError::Invalid => token_401("TOKEN_INVALID", "Access token is invalid"),
-            TokenError::KeysUnavailable => ApiError::unavailable("Token verification keys are not loaded yet"),
+            TokenError::KeysUnavailable => {
+                ApiError::unavailable("Token verification keys are not loaded yet")
+            }
         }
     }
 }
@@ -44,18 +51,30 @@ impl From<TokenError> for ApiError {
 impl From<RevocationError> for ApiError {
     fn from(e: RevocationError) -> Self {
         match e {
-            RevocationError::SessionRevoked => token_401("SESSION_REVOKED", "Session has been revoked"),
-            RevocationError::Superseded => token_401("TOKEN_EXPIRED", "Access token has been superseded"),
-            RevocationError::Unavailable => ApiError::unavailable("Token revocation check is unavailable"),
+            RevocationError::SessionRevoked => {
+                token_401("SESSION_REVOKED", "Session has been revoked")
+            }
+            RevocationError::Superseded => {
+                token_401("TOKEN_EXPIRED", "Access token has been superseded")
+            }
+            RevocationError::Unavailable => {
+                ApiError::unavailable("Token revocation check is unavailable")
+            }
         }
     }
 }
 
 /// The token from `Authorization: Bearer <token>` (scheme case-insensitive, one space).
 pub fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_from_headers(&parts.headers)
+}
+
+/// As [`bearer_token`], from a header map.
+pub fn bearer_from_headers(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' ')).then_some(token)
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' '))
+        .then_some(token)
 }
 
 impl Authn {

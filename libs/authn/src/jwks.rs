@@ -47,7 +47,11 @@ impl JwkSet {
         self.keys
             .iter()
             .filter(|k| k.kty == "OKP" && k.crv == "Ed25519" && k.alg == "EdDSA")
-            .filter_map(|k| DecodingKey::from_ed_components(&k.x).ok().map(|d| (k.kid.clone(), d)))
+            .filter_map(|k| {
+                DecodingKey::from_ed_components(&k.x)
+                    .ok()
+                    .map(|d| (k.kid.clone(), d))
+            })
             .collect()
     }
 }
@@ -83,8 +87,14 @@ impl RemoteKeys {
     /// `auth_url` is the auth service's base URL (`AUTH_URL`).
     pub fn new(auth_url: &str) -> Self {
         Self {
-            url: format!("{}/api/auth/.well-known/jwks.json", auth_url.trim_end_matches('/')),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(3)).build().unwrap_or_default(),
+            url: format!(
+                "{}/api/auth/.well-known/jwks.json",
+                auth_url.trim_end_matches('/')
+            ),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(3))
+                .build()
+                .unwrap_or_default(),
             state: Arc::default(),
         }
     }
@@ -95,7 +105,12 @@ impl RemoteKeys {
         tokio::spawn(async move {
             loop {
                 let ok = this.refresh().await.is_ok();
-                tokio::time::sleep(if ok { REFRESH_EVERY } else { Duration::from_secs(2) }).await;
+                tokio::time::sleep(if ok {
+                    REFRESH_EVERY
+                } else {
+                    Duration::from_secs(2)
+                })
+                .await;
             }
         })
     }
@@ -104,12 +119,23 @@ impl RemoteKeys {
         if let Ok(mut s) = self.state.write() {
             s.last_attempt = Some(Instant::now());
         }
-        let set: JwkSet = async { self.http.get(&self.url).send().await?.error_for_status()?.json().await }
-            .await
-            .map_err(|source| {
-                tracing::warn!(url = %self.url, error = %source, "JWKS fetch failed");
-                JwksError::Fetch { url: self.url.clone(), source }
-            })?;
+        let set: JwkSet = async {
+            self.http
+                .get(&self.url)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await
+        }
+        .await
+        .map_err(|source| {
+            tracing::warn!(url = %self.url, error = %source, "JWKS fetch failed");
+            JwksError::Fetch {
+                url: self.url.clone(),
+                source,
+            }
+        })?;
         if let Ok(mut s) = self.state.write() {
             s.keys = Some(set.decoding_keys());
         }
@@ -133,6 +159,9 @@ impl RemoteKeys {
             return found;
         }
         let _ = self.refresh().await;
-        self.state.read().ok().and_then(|s| s.keys.as_ref().and_then(|k| k.get(kid).cloned()))
+        self.state
+            .read()
+            .ok()
+            .and_then(|s| s.keys.as_ref().and_then(|k| k.get(kid).cloned()))
     }
 }

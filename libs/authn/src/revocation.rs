@@ -27,7 +27,10 @@ pub enum RevocationError {
 }
 
 /// Checks the session marker first, then the token-version marker. Fails closed.
-pub async fn check(redis: &ConnectionManager, claims: &AccessClaims) -> Result<(), RevocationError> {
+pub async fn check(
+    redis: &ConnectionManager,
+    claims: &AccessClaims,
+) -> Result<(), RevocationError> {
     let mut conn = redis.clone();
     let keys = [revoked_sid_key(claims.sid), token_version_key(claims.sub)];
     let fut = conn.mget::<_, (Option<String>, Option<i64>)>(&keys);

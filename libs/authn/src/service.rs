@@ -32,12 +32,17 @@ impl ServiceTokens {
 
     pub fn development() -> Self {
         Self(Arc::new(
-            ["gateway", "admin", "payments"].iter().map(|n| ((*n).to_owned(), DEV_SERVICE_TOKEN.to_owned())).collect(),
+            ["gateway", "admin", "payments"]
+                .iter()
+                .map(|n| ((*n).to_owned(), DEV_SERVICE_TOKEN.to_owned()))
+                .collect(),
         ))
     }
 
     fn check(&self, name: &str, token: &str) -> bool {
-        self.0.get(name).is_some_and(|secret| bool::from(secret.as_bytes().ct_eq(token.as_bytes())))
+        self.0
+            .get(name)
+            .is_some_and(|secret| bool::from(secret.as_bytes().ct_eq(token.as_bytes())))
     }
 }
 
@@ -55,7 +60,10 @@ impl ServiceCaller {
         if allowed.contains(&self.name.as_str()) {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!("Service {} may not call this endpoint", self.name)))
+            Err(ApiError::forbidden(format!(
+                "Service {} may not call this endpoint",
+                self.name
+            )))
         }
     }
 
@@ -64,7 +72,9 @@ impl ServiceCaller {
         self.actor
             .as_deref()
             .and_then(|a| Uuid::parse_str(a).ok())
-            .ok_or_else(|| ApiError::field("x-actor-id", "must be the acting admin's user id (UUID)"))
+            .ok_or_else(|| {
+                ApiError::field("x-actor-id", "must be the acting admin's user id (UUID)")
+            })
     }
 }
 
@@ -76,14 +86,25 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         let (name, token) = (header("x-service-name"), header("x-service-token"));
         let tokens = ServiceTokens::from_ref(state);
         match (name, token) {
-            (Some(name), Some(token)) if tokens.check(&name, &token) => {
-                Ok(ServiceCaller { name, actor: header("x-actor-id") })
-            }
-            _ => Err(ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Service credentials required")),
+            (Some(name), Some(token)) if tokens.check(&name, &token) => Ok(ServiceCaller {
+                name,
+                actor: header("x-actor-id"),
+            }),
+            _ => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "Service credentials required",
+            )),
         }
     }
 }

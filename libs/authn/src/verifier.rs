@@ -34,7 +34,10 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn new(issuer: impl Into<String>, keys: Keys) -> Self {
-        Self { issuer: issuer.into(), keys }
+        Self {
+            issuer: issuer.into(),
+            keys,
+        }
     }
 
     pub fn keys(&self) -> &Keys {
@@ -84,11 +87,11 @@ impl Verifier {
         }
         let kid = header.kid.ok_or(TokenError::Invalid)?;
         let key = self.key_for(&kid).await?;
-        decode::<AccessClaims>(token, &key, &self.validation(check_exp)).map(|d| d.claims).map_err(|e| {
-            match e.kind() {
+        decode::<AccessClaims>(token, &key, &self.validation(check_exp))
+            .map(|d| d.claims)
+            .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
-            }
-        })
+            })
     }
 }

@@ -38,7 +38,8 @@ pub enum DbError {
 }
 
 fn options(url: &str) -> Result<PgConnectOptions, DbError> {
-    url.parse::<PgConnectOptions>().map_err(|e| DbError::BadUrl(url.to_owned(), e))
+    url.parse::<PgConnectOptions>()
+        .map_err(|e| DbError::BadUrl(url.to_owned(), e))
 }
 
 /// A pool on `url`, checked with one connection before returning.
@@ -61,17 +62,27 @@ pub async fn ensure_database(url: &str) -> Result<bool, DbError> {
     let admin = opts.clone().database("postgres");
     let mut conn = PgConnection::connect_with(&admin)
         .await
-        .map_err(|source| DbError::Connect { database: "postgres".into(), source })?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&database)
-        .fetch_one(&mut conn)
-        .await
-        .map_err(|source| DbError::Create { database: database.clone(), source })?;
+        .map_err(|source| DbError::Connect {
+            database: "postgres".into(),
+            source,
+        })?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&database)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|source| DbError::Create {
+                database: database.clone(),
+                source,
+            })?;
     if exists {
         return Ok(false);
     }
     let sql = format!("CREATE DATABASE \"{}\"", database.replace('"', "\"\""));
-    match sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await {
+    match sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+    {
         Ok(_) => Ok(true),
         // Another process created it between the check and the create.
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => Ok(false),
@@ -82,14 +93,26 @@ pub async fn ensure_database(url: &str) -> Result<bool, DbError> {
 /// Applies the service's embedded migrations (sqlx takes an advisory lock, so concurrent
 /// replicas do not race).
 pub async fn migrate(pool: &PgPool, migrator: &Migrator) -> Result<(), DbError> {
-    let database = pool.connect_options().get_database().unwrap_or("postgres").to_owned();
-    migrator.run(pool).await.map_err(|source| DbError::Migrate { database, source })
+    let database = pool
+        .connect_options()
+        .get_database()
+        .unwrap_or("postgres")
+        .to_owned();
+    migrator
+        .run(pool)
+        .await
+        .map_err(|source| DbError::Migrate { database, source })
 }
 
 /// Ready = the database answers and every embedded migration is applied.
 pub async fn ready(pool: &PgPool, migrator: &Migrator) -> bool {
-    let expected = migrator.iter().filter(|m| m.migration_type.is_up_migration()).count();
+    let expected = migrator
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .count();
     let applied: Result<i64, _> =
-        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success").fetch_one(pool).await;
+        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await;
     matches!(applied, Ok(n) if usize::try_from(n).is_ok_and(|n| n >= expected))
 }

@@ -8,7 +8,8 @@ use crate::DbError;
 /// Where tests find PostgreSQL: `TEST_DATABASE_URL` (a superuser URL, any database) or the
 /// local trust-auth default.
 pub fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 fn with_database(admin: &str, name: &str) -> String {
@@ -35,7 +36,12 @@ impl TestDatabase {
         crate::ensure_database(&url).await?;
         let pool = crate::connect(&url, 10).await?;
         crate::migrate(&pool, migrator).await?;
-        Ok(Self { name, url, pool, admin })
+        Ok(Self {
+            name,
+            url,
+            pool,
+            admin,
+        })
     }
 }
 
@@ -46,11 +52,18 @@ impl Drop for TestDatabase {
         // Drop runs inside the test's runtime, which cannot be blocked on; a helper thread with
         // its own runtime does the DROP and is joined so the database is gone when drop returns.
         let handle = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
             rt.block_on(async move {
                 if let Ok(mut conn) = PgConnection::connect(&admin).await {
                     let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut conn)
+                        .await;
                 }
             });
         });

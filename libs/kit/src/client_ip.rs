@@ -26,11 +26,22 @@ pub fn resolve(peer: IpAddr, forwarded_for: Option<&str>, nets: &[IpNet]) -> IpA
     if !trusted(peer, nets) {
         return peer;
     }
-    let Some(header) = forwarded_for else { return peer };
-    let hops: Option<Vec<IpAddr>> =
-        header.split(',').map(|h| h.trim().parse::<IpAddr>().ok().map(|ip| ip.to_canonical())).collect();
-    let Some(hops) = hops.filter(|h| !h.is_empty()) else { return peer };
-    hops.iter().rev().find(|ip| !trusted(**ip, nets)).or(hops.first()).copied().unwrap_or(peer)
+    let Some(header) = forwarded_for else {
+        return peer;
+    };
+    let hops: Option<Vec<IpAddr>> = header
+        .split(',')
+        .map(|h| h.trim().parse::<IpAddr>().ok().map(|ip| ip.to_canonical()))
+        .collect();
+    let Some(hops) = hops.filter(|h| !h.is_empty()) else {
+        return peer;
+    };
+    hops.iter()
+        .rev()
+        .find(|ip| !trusted(**ip, nets))
+        .or(hops.first())
+        .copied()
+        .unwrap_or(peer)
 }
 
 /// Who is calling: client IP (when known) and user agent (truncated to 512 characters).
@@ -44,8 +55,15 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let nets = parts.extensions.get::<TrustedProxies>().cloned().unwrap_or_default();
-        let xff = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let nets = parts
+            .extensions
+            .get::<TrustedProxies>()
+            .cloned()
+            .unwrap_or_default();
+        let xff = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -72,12 +90,21 @@ mod tests {
         let t = nets(&["127.0.0.0/8", "10.0.0.0/8"]);
         let peer: IpAddr = "127.0.0.1".parse().unwrap();
         let outsider: IpAddr = "198.51.100.1".parse().unwrap();
-        assert_eq!(resolve(peer, Some("203.0.113.7, 10.0.0.2"), &t).to_string(), "203.0.113.7");
-        assert_eq!(resolve(peer, Some("10.0.0.3, 10.0.0.2"), &t).to_string(), "10.0.0.3");
+        assert_eq!(
+            resolve(peer, Some("203.0.113.7, 10.0.0.2"), &t).to_string(),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            resolve(peer, Some("10.0.0.3, 10.0.0.2"), &t).to_string(),
+            "10.0.0.3"
+        );
         assert_eq!(resolve(peer, Some("garbage"), &t), peer);
         assert_eq!(resolve(peer, None, &t), peer);
         assert_eq!(resolve(outsider, Some("203.0.113.7"), &t), outsider);
         let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
-        assert_eq!(resolve(mapped, Some("203.0.113.9"), &t).to_string(), "203.0.113.9");
+        assert_eq!(
+            resolve(mapped, Some("203.0.113.9"), &t).to_string(),
+            "203.0.113.9"
+        );
     }
 }

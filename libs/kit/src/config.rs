@@ -16,7 +16,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(var: &str, message: impl Into<String>) -> Self {
-        Self { var: var.to_owned(), message: message.into() }
+        Self {
+            var: var.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -42,16 +45,26 @@ pub struct Env {
 
 impl Env {
     pub fn from_process() -> Self {
-        Self { vars: std::env::vars().collect() }
+        Self {
+            vars: std::env::vars().collect(),
+        }
     }
 
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Self { vars: pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect() }
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
     }
 
     /// The value if set and not blank.
     pub fn opt(&self, name: &str) -> Option<String> {
-        self.vars.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+        self.vars
+            .get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
     }
 
     pub fn string(&self, name: &str, default: &str) -> String {
@@ -59,7 +72,8 @@ impl Env {
     }
 
     pub fn required(&self, name: &str) -> Result<String, ConfigError> {
-        self.opt(name).ok_or_else(|| ConfigError::new(name, "is required but not set"))
+        self.opt(name)
+            .ok_or_else(|| ConfigError::new(name, "is required but not set"))
     }
 
     pub fn parse<T>(&self, name: &str, default: T) -> Result<T, ConfigError>
@@ -69,14 +83,18 @@ impl Env {
     {
         match self.opt(name) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|e| ConfigError::new(name, format!("{v:?}: {e}"))),
+            Some(v) => v
+                .parse()
+                .map_err(|e| ConfigError::new(name, format!("{v:?}: {e}"))),
         }
     }
 
     pub fn duration(&self, name: &str, default: Duration) -> Result<Duration, ConfigError> {
         match self.opt(name) {
             None => Ok(default),
-            Some(v) => crate::duration::parse(&v).map_err(|e| ConfigError::new(name, e.to_string())),
+            Some(v) => {
+                crate::duration::parse(&v).map_err(|e| ConfigError::new(name, e.to_string()))
+            }
         }
     }
 
@@ -104,12 +122,21 @@ impl Env {
     /// `LISTEN_ADDR`; accepts `:3001` as shorthand for `0.0.0.0:3001`.
     pub fn listen_addr(&self, default: &str) -> Result<SocketAddr, ConfigError> {
         let raw = self.string("LISTEN_ADDR", default);
-        let full = if raw.starts_with(':') { format!("0.0.0.0{raw}") } else { raw.clone() };
-        full.parse().map_err(|_| ConfigError::new("LISTEN_ADDR", format!("{raw:?} is not host:port")))
+        let full = if raw.starts_with(':') {
+            format!("0.0.0.0{raw}")
+        } else {
+            raw.clone()
+        };
+        full.parse()
+            .map_err(|_| ConfigError::new("LISTEN_ADDR", format!("{raw:?} is not host:port")))
     }
 
     pub fn environment(&self) -> Result<Environment, ConfigError> {
-        match self.string("ENVIRONMENT", "development").to_ascii_lowercase().as_str() {
+        match self
+            .string("ENVIRONMENT", "development")
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "development" => Ok(Environment::Development),
             "production" => Ok(Environment::Production),
             other => Err(ConfigError::new(
@@ -131,15 +158,26 @@ mod tests {
         assert_eq!(err.var, "ARGON2_ITERATIONS");
         assert!(err.to_string().contains("ARGON2_ITERATIONS"));
         assert_eq!(env.environment().unwrap_err().var, "ENVIRONMENT");
-        assert_eq!(env.required("AUTH_SIGNING_KEYS").unwrap_err().var, "AUTH_SIGNING_KEYS");
+        assert_eq!(
+            env.required("AUTH_SIGNING_KEYS").unwrap_err().var,
+            "AUTH_SIGNING_KEYS"
+        );
     }
 
     #[test]
     fn defaults_and_shapes() {
-        let env = Env::from_pairs([("LISTEN_ADDR", ":3009"), ("TRUSTED_PROXIES", "10.0.0.0/8, ::1")]);
+        let env = Env::from_pairs([
+            ("LISTEN_ADDR", ":3009"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+        ]);
         assert_eq!(env.listen_addr("0.0.0.0:3001").unwrap().port(), 3009);
         assert_eq!(env.cidrs("TRUSTED_PROXIES", "").unwrap().len(), 2);
-        assert_eq!(env.duration("ACCESS_TOKEN_TTL", Duration::from_secs(900)).unwrap().as_secs(), 900);
+        assert_eq!(
+            env.duration("ACCESS_TOKEN_TTL", Duration::from_secs(900))
+                .unwrap()
+                .as_secs(),
+            900
+        );
         assert!(Env::from_pairs([("X", "nope/99")]).cidrs("X", "").is_err());
     }
 }

@@ -26,14 +26,16 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
     if n == 0 {
         return Err(err());
     }
-    n.checked_mul(factor).map(Duration::from_secs).ok_or_else(err)
+    n.checked_mul(factor)
+        .map(Duration::from_secs)
+        .ok_or_else(err)
 }
 
 /// Formats with the largest unit that divides the duration exactly (`900s` → `15m`).
 pub fn format(d: Duration) -> String {
     let secs = d.as_secs();
     for (unit, factor) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-        if secs >= factor && secs % factor == 0 {
+        if secs >= factor && secs.is_multiple_of(factor) {
             return format!("{}{unit}", secs / factor);
         }
     }
@@ -51,7 +53,16 @@ mod tests {
         assert_eq!(format(Duration::from_secs(900)), "15m");
         assert_eq!(format(Duration::from_secs(90)), "90s");
         assert_eq!(format(Duration::from_secs(86_400 * 30)), "30d");
-        for bad in ["", "m", "15", "15x", "-1m", "0s", "1.5h", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "m",
+            "15",
+            "15x",
+            "-1m",
+            "0s",
+            "1.5h",
+            "99999999999999999999d",
+        ] {
             assert!(parse(bad).is_err(), "{bad} should not parse");
         }
     }

@@ -5,7 +5,7 @@ use axum::{
     Json,
     response::{IntoResponse, Response},
 };
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderName, HeaderValue, StatusCode};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -25,7 +25,11 @@ impl<T: Serialize> IntoResponse for Data<T> {
 
 impl<T: Serialize> IntoResponse for Created<T> {
     fn into_response(self) -> Response {
-        (StatusCode::CREATED, Json(json!({ "success": true, "data": self.0 }))).into_response()
+        (
+            StatusCode::CREATED,
+            Json(json!({ "success": true, "data": self.0 })),
+        )
+            .into_response()
     }
 }
 
@@ -38,7 +42,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -49,12 +56,19 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Option<Value>,
-    pub headers: HeaderMap,
+    /// Extra response headers (kept small: most errors carry none).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: None, headers: HeaderMap::new() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+            headers: Vec::new(),
+        }
     }
 
     #[must_use]
@@ -66,14 +80,18 @@ impl ApiError {
     #[must_use]
     pub fn with_header(mut self, name: HeaderName, value: &str) -> Self {
         if let Ok(value) = HeaderValue::from_str(value) {
-            self.headers.insert(name, value);
+            self.headers.push((name, value));
         }
         self
     }
 
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", "Validation failed")
-            .with_details(serde_json::to_value(errors).unwrap_or(Value::Null))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            "Validation failed",
+        )
+        .with_details(serde_json::to_value(errors).unwrap_or(Value::Null))
     }
 
     pub fn field(field: &str, message: &str) -> Self {
@@ -81,7 +99,11 @@ impl ApiError {
     }
 
     pub fn invalid_json() -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "INVALID_JSON", "Request body is not valid JSON")
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_JSON",
+            "Request body is not valid JSON",
+        )
     }
 
     pub fn unsupported_media_type() -> Self {
@@ -101,7 +123,11 @@ impl ApiError {
     }
 
     pub fn route_not_found(method: &http::Method, path: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("Route {method} {path} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("Route {method} {path} not found"),
+        )
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -109,7 +135,11 @@ impl ApiError {
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", message)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            message,
+        )
     }
 
     /// An unexpected failure: logs the whole cause chain here, once, and hides it from the client.
@@ -122,19 +152,30 @@ impl ApiError {
             source = cause.source();
         }
         tracing::error!(error = %chain, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "An unexpected error occurred")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            "An unexpected error occurred",
+        )
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = crate::request_id::current().unwrap_or_default();
-        let mut error = json!({ "code": self.code, "message": self.message, "requestId": request_id });
+        let mut error =
+            json!({ "code": self.code, "message": self.message, "requestId": request_id });
         if let (Some(details), Some(obj)) = (self.details, error.as_object_mut()) {
             obj.insert("details".into(), details);
         }
-        let mut res = (self.status, Json(json!({ "success": false, "error": error }))).into_response();
-        res.headers_mut().extend(self.headers);
+        let mut res = (
+            self.status,
+            Json(json!({ "success": false, "error": error })),
+        )
+            .into_response();
+        for (name, value) in self.headers {
+            res.headers_mut().insert(name, value);
+        }
         res
     }
 }

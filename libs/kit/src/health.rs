@@ -34,7 +34,12 @@ impl Health {
         version: &'static str,
         probe: impl Fn() -> ReadyFuture + Send + Sync + 'static,
     ) -> Self {
-        Self { service, version, started: Instant::now(), probe: Arc::new(probe) }
+        Self {
+            service,
+            version,
+            started: Instant::now(),
+            probe: Arc::new(probe),
+        }
     }
 
     pub async fn checks(&self) -> Vec<Check> {
@@ -63,10 +68,19 @@ async fn live() -> impl IntoResponse {
 async fn ready(State(h): State<Health>) -> Result<Data<Value>, ApiError> {
     let checks = h.checks().await;
     let ready = checks.iter().all(|c| c.up || !c.required);
-    let map: Map<String, Value> =
-        checks.iter().map(|c| (c.name.to_owned(), Value::from(if c.up { "up" } else { "down" }))).collect();
+    let map: Map<String, Value> = checks
+        .iter()
+        .map(|c| {
+            (
+                c.name.to_owned(),
+                Value::from(if c.up { "up" } else { "down" }),
+            )
+        })
+        .collect();
     if ready {
-        Ok(Data(json!({ "ready": true, "timestamp": now(), "checks": map })))
+        Ok(Data(
+            json!({ "ready": true, "timestamp": now(), "checks": map }),
+        ))
     } else {
         Err(ApiError::unavailable("Service is not ready").with_details(json!({ "checks": map })))
     }

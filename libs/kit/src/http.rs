@@ -34,7 +34,10 @@ pub struct StackOptions {
 
 impl Default for StackOptions {
     fn default() -> Self {
-        Self { body_limit: DEFAULT_BODY_LIMIT, trusted_proxies: Vec::new() }
+        Self {
+            body_limit: DEFAULT_BODY_LIMIT,
+            trusted_proxies: Vec::new(),
+        }
     }
 }
 
@@ -58,30 +61,43 @@ async fn body_limit(limit: usize, mut req: Request, next: Next) -> Response {
 async fn contract_fixups(req: Request, next: Next) -> Response {
     let is_api = req.uri().path().starts_with("/api");
     let mut res = next.run(req).await;
-    if res.status() == StatusCode::METHOD_NOT_ALLOWED && !res.headers().contains_key(header::CONTENT_TYPE) {
+    if res.status() == StatusCode::METHOD_NOT_ALLOWED
+        && !res.headers().contains_key(header::CONTENT_TYPE)
+    {
         let allow = res.headers().get(header::ALLOW).cloned();
-        let mut err = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "Method not allowed")
-            .into_response();
+        let mut err = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "Method not allowed",
+        )
+        .into_response();
         if let Some(allow) = allow {
             err.headers_mut().insert(header::ALLOW, allow);
         }
         res = err;
     }
     if is_api && !res.headers().contains_key(header::CACHE_CONTROL) {
-        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     res
 }
 
 fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!("handler panicked");
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "An unexpected error occurred")
-        .into_response()
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL_ERROR",
+        "An unexpected error occurred",
+    )
+    .into_response()
 }
 
 /// Wraps a service's routes with health, metrics, the 404 fallback and the middleware stack.
 pub fn stack(routes: Router, health: Health, opts: &StackOptions) -> Router {
     let limit = opts.body_limit;
+    // Install the recorder before the first request is counted.
+    let _ = crate::metrics::handle();
     routes
         .merge(health::router(health))
         .fallback(not_found)

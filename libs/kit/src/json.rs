@@ -24,7 +24,10 @@ fn is_json(content_type: &str) -> bool {
 }
 
 /// Parses raw body bytes under the contract's rules (shared with handlers that also need the bytes).
-pub fn parse_object(content_type: Option<&str>, bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+pub fn parse_object(
+    content_type: Option<&str>,
+    bytes: &[u8],
+) -> Result<Map<String, Value>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
@@ -42,9 +45,15 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let limit = req.extensions().get::<BodyLimit>().map_or(DEFAULT_BODY_LIMIT, |l| l.0);
-        let content_type =
-            req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+        let content_type = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = axum::body::to_bytes(req.into_body(), limit)
             .await
             .map_err(|_| ApiError::payload_too_large(limit))?;
@@ -60,11 +69,34 @@ mod tests {
     fn contract_rules() {
         assert!(parse_object(None, b"").unwrap().is_empty());
         assert!(parse_object(Some("text/plain"), b"  ").unwrap().is_empty());
-        assert_eq!(parse_object(Some("text/plain"), b"{}").unwrap_err().code, "UNSUPPORTED_MEDIA_TYPE");
-        assert_eq!(parse_object(Some("application/json"), b"{\"a\":").unwrap_err().code, "INVALID_JSON");
-        assert_eq!(parse_object(Some("application/json"), b"[1]").unwrap_err().code, "VALIDATION_ERROR");
-        assert_eq!(parse_object(Some("application/json"), b"null").unwrap_err().code, "VALIDATION_ERROR");
-        assert_eq!(parse_object(Some("application/json"), &[0xff, 0xfe]).unwrap_err().code, "INVALID_JSON");
+        assert_eq!(
+            parse_object(Some("text/plain"), b"{}").unwrap_err().code,
+            "UNSUPPORTED_MEDIA_TYPE"
+        );
+        assert_eq!(
+            parse_object(Some("application/json"), b"{\"a\":")
+                .unwrap_err()
+                .code,
+            "INVALID_JSON"
+        );
+        assert_eq!(
+            parse_object(Some("application/json"), b"[1]")
+                .unwrap_err()
+                .code,
+            "VALIDATION_ERROR"
+        );
+        assert_eq!(
+            parse_object(Some("application/json"), b"null")
+                .unwrap_err()
+                .code,
+            "VALIDATION_ERROR"
+        );
+        assert_eq!(
+            parse_object(Some("application/json"), &[0xff, 0xfe])
+                .unwrap_err()
+                .code,
+            "INVALID_JSON"
+        );
         assert!(parse_object(Some("Application/JSON; charset=utf-8"), b"{\"a\":1}").is_ok());
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod client_ip;
 pub mod config;
+pub mod context;
 pub mod duration;
 pub mod error;
 pub mod health;

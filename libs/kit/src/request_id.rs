@@ -30,12 +30,16 @@ pub fn current() -> Option<String> {
 
 fn valid_id(value: &str) -> bool {
     (1..=128).contains(&value.len())
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 fn valid_traceparent(value: &str) -> bool {
     let parts: Vec<&str> = value.split('-').collect();
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let hex = |s: &str, n: usize| {
+        s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
     parts.len() == 4
         && hex(parts[0], 2)
         && parts[0] != "ff"
@@ -65,7 +69,11 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
             .and_then(|v| v.to_str().ok())
             .filter(|v| valid_traceparent(v))
             .map(str::to_owned),
-        tracestate: req.headers().get("tracestate").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        tracestate: req
+            .headers()
+            .get("tracestate")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     };
     req.extensions_mut().insert(RequestId(id.clone()));
     req.extensions_mut().insert(trace);
@@ -96,8 +104,12 @@ mod tests {
 
     #[test]
     fn traceparent_shape() {
-        assert!(valid_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
-        assert!(!valid_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
+        assert!(valid_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!valid_traceparent(
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
+        ));
         assert!(!valid_traceparent("garbage"));
     }
 }

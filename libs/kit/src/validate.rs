@@ -18,11 +18,19 @@ pub struct Text {
 
 impl Text {
     pub const fn len(min: usize, max: usize) -> Self {
-        Self { min, max, multiline: false }
+        Self {
+            min,
+            max,
+            multiline: false,
+        }
     }
 
     pub const fn multiline(min: usize, max: usize) -> Self {
-        Self { min, max, multiline: true }
+        Self {
+            min,
+            max,
+            multiline: true,
+        }
     }
 }
 
@@ -32,14 +40,22 @@ pub fn normalize_text(raw: &str, multiline: bool) -> Result<String, &'static str
     let bad = text.chars().any(|c| {
         (c.is_control() && !(multiline && matches!(c, '\t' | '\r' | '\n'))) || c == '\u{7f}'
     });
-    if bad { Err("must not contain control characters") } else { Ok(text) }
+    if bad {
+        Err("must not contain control characters")
+    } else {
+        Ok(text)
+    }
 }
 
 /// Checks length in Unicode scalar values.
 pub fn check_len(text: &str, min: usize, max: usize) -> Result<(), String> {
     let n = text.chars().count();
     if n < min {
-        if min == 1 { Err("must not be empty".into()) } else { Err(format!("must be at least {min} characters")) }
+        if min == 1 {
+            Err("must not be empty".into())
+        } else {
+            Err(format!("must be at least {min} characters"))
+        }
     } else if n > max {
         Err(format!("must be at most {max} characters"))
     } else {
@@ -51,7 +67,10 @@ pub fn check_len(text: &str, min: usize, max: usize) -> Result<(), String> {
 pub fn email(raw: &str) -> Result<String, &'static str> {
     const MSG: &str = "must be a valid email address";
     let text = raw.trim();
-    if text.is_empty() || text.chars().count() > 255 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if text.is_empty()
+        || text.chars().count() > 255
+        || text.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(MSG);
     }
     let mut parts = text.split('@');
@@ -61,17 +80,25 @@ pub fn email(raw: &str) -> Result<String, &'static str> {
     let local_ok = (1..=64).contains(&local.chars().count());
     let domain_ok = (1..=253).contains(&domain.len())
         && domain.contains('.')
-        && domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !domain.contains("..");
-    if local_ok && domain_ok { Ok(text.to_lowercase()) } else { Err(MSG) }
+    if local_ok && domain_ok {
+        Ok(text.to_lowercase())
+    } else {
+        Err(MSG)
+    }
 }
 
 /// The device id / request id alphabet `^[A-Za-z0-9._:-]+$` with a length range.
 pub fn token_like(text: &str, max: usize) -> bool {
     (1..=max).contains(&text.len())
-        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// Accumulates violations while reading typed values out of a JSON object.
@@ -83,7 +110,10 @@ pub struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     pub fn new(obj: &'a Map<String, Value>) -> Self {
-        Self { obj, errors: Vec::new() }
+        Self {
+            obj,
+            errors: Vec::new(),
+        }
     }
 
     /// Present and not `null`.
@@ -177,9 +207,17 @@ impl<'a> Fields<'a> {
     }
 
     /// An enum matched case-insensitively, returning the canonical spelling from `allowed`.
-    pub fn one_of(&mut self, name: &str, required: bool, allowed: &[&'static str]) -> Option<&'static str> {
+    pub fn one_of(
+        &mut self,
+        name: &str,
+        required: bool,
+        allowed: &[&'static str],
+    ) -> Option<&'static str> {
         let raw = self.raw_str(name, required)?;
-        let found = allowed.iter().find(|a| a.eq_ignore_ascii_case(raw.trim())).copied();
+        let found = allowed
+            .iter()
+            .find(|a| a.eq_ignore_ascii_case(raw.trim()))
+            .copied();
         if found.is_none() {
             self.push(name, format!("must be one of {}", allowed.join(", ")));
         }
@@ -192,13 +230,20 @@ impl<'a> Fields<'a> {
         if token_like(raw, max) {
             Some(raw.to_owned())
         } else {
-            self.push(name, format!("must be 1-{max} characters of letters, digits, '.', '_', ':' or '-'"));
+            self.push(
+                name,
+                format!("must be 1-{max} characters of letters, digits, '.', '_', ':' or '-'"),
+            );
             None
         }
     }
 
     pub fn finish(self) -> Result<(), ApiError> {
-        if self.errors.is_empty() { Ok(()) } else { Err(ApiError::validation(self.errors)) }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(self.errors))
+        }
     }
 }
 
@@ -209,8 +254,21 @@ mod tests {
 
     #[test]
     fn email_rule() {
-        assert_eq!(email("  Alice@Example.COM "), Ok("alice@example.com".into()));
-        for bad in ["", "a", "a@b", "a@@b.com", "a b@c.com", "a@b_c.com", "@b.com", "a@.com", "a@b..com"] {
+        assert_eq!(
+            email("  Alice@Example.COM "),
+            Ok("alice@example.com".into())
+        );
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "a@@b.com",
+            "a b@c.com",
+            "a@b_c.com",
+            "@b.com",
+            "a@.com",
+            "a@b..com",
+        ] {
             assert!(email(bad).is_err(), "{bad}");
         }
         assert!(email(&format!("{}@b.com", "a".repeat(65))).is_err());
@@ -222,14 +280,26 @@ mod tests {
         let body = json!({"name": "  Ame\u{301}lie  ", "bio": "a\u{0}b", "flag": "true", "role": "vendor"});
         let obj = body.as_object().unwrap();
         let mut f = Fields::new(obj);
-        assert_eq!(f.text("name", true, Text::len(1, 255)).as_deref(), Some("Amélie"));
+        assert_eq!(
+            f.text("name", true, Text::len(1, 255)).as_deref(),
+            Some("Amélie")
+        );
         assert!(f.text("bio", false, Text::multiline(0, 10)).is_none());
         assert!(f.boolean("flag", false).is_none());
-        assert_eq!(f.one_of("role", false, &["CUSTOMER", "VENDOR"]), Some("VENDOR"));
+        assert_eq!(
+            f.one_of("role", false, &["CUSTOMER", "VENDOR"]),
+            Some("VENDOR")
+        );
         assert!(f.text("missing", true, Text::len(1, 5)).is_none());
         let err = f.finish().unwrap_err();
-        let fields: Vec<String> = err.details.unwrap().as_array().unwrap().iter()
-            .map(|d| d["field"].as_str().unwrap().to_owned()).collect();
+        let fields: Vec<String> = err
+            .details
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["field"].as_str().unwrap().to_owned())
+            .collect();
         assert_eq!(fields, ["bio", "flag", "missing"]);
     }
 }

@@ -1,0 +1,131 @@
+//! The auth service's configuration (api.md §11), read once from the environment.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use ipnet::IpNet;
+use payplane_authn::service::ServiceTokens;
+use payplane_kit::config::{ConfigError, Env, Environment};
+
+/// Argon2id cost (api.md §4.13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Params {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub environment: Environment,
+    pub listen_addr: SocketAddr,
+    pub database_url: String,
+    pub redis_url: String,
+    pub amqp_url: String,
+    pub issuer: String,
+    /// Ed25519 PKCS#8 PEM files; the first signs. Empty = ephemeral key (development only).
+    pub signing_keys: Vec<PathBuf>,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub session_max_lifetime: Duration,
+    pub argon2: Argon2Params,
+    pub service_tokens: ServiceTokens,
+    pub trusted_proxies: Vec<IpNet>,
+    /// Whether to run the outbox relay to RabbitMQ in this process.
+    pub relay_enabled: bool,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let environment = env.environment()?;
+        let signing_keys: Vec<PathBuf> = env
+            .list("AUTH_SIGNING_KEYS", "")
+            .into_iter()
+            .map(PathBuf::from)
+            .collect();
+        if environment.is_production() && signing_keys.is_empty() {
+            return Err(ConfigError::new(
+                "AUTH_SIGNING_KEYS",
+                "is required in production",
+            ));
+        }
+        let service_tokens = match env.opt("INTERNAL_SERVICE_TOKENS") {
+            Some(raw) => ServiceTokens::parse("INTERNAL_SERVICE_TOKENS", &raw)?,
+            None if environment.is_production() => {
+                return Err(ConfigError::new(
+                    "INTERNAL_SERVICE_TOKENS",
+                    "is required in production",
+                ));
+            }
+            None => ServiceTokens::development(),
+        };
+        let argon2 = Argon2Params {
+            memory_kib: env.parse("ARGON2_MEMORY_KIB", 19_456)?,
+            iterations: env.parse("ARGON2_ITERATIONS", 2)?,
+            parallelism: env.parse("ARGON2_PARALLELISM", 1)?,
+        };
+        if argon2.memory_kib < 8 * argon2.parallelism
+            || argon2.iterations == 0
+            || argon2.parallelism == 0
+        {
+            return Err(ConfigError::new(
+                "ARGON2_MEMORY_KIB",
+                "argon2 parameters out of range",
+            ));
+        }
+        Ok(Self {
+            environment,
+            listen_addr: env.listen_addr("0.0.0.0:3001")?,
+            database_url: env.string(
+                "DATABASE_URL",
+                "postgres://payplane:payplane@localhost:5432/auth_db",
+            ),
+            redis_url: env.string("REDIS_URL", "redis://localhost:6379"),
+            amqp_url: env.string("AMQP_URL", "amqp://guest:guest@localhost:5672/%2f"),
+            issuer: env.string("JWT_ISSUER", "payplane"),
+            signing_keys,
+            access_ttl: env.duration("ACCESS_TOKEN_TTL", Duration::from_secs(15 * 60))?,
+            refresh_ttl: env.duration("REFRESH_TOKEN_TTL", Duration::from_secs(7 * 86_400))?,
+            session_max_lifetime: env
+                .duration("SESSION_MAX_LIFETIME", Duration::from_secs(30 * 86_400))?,
+            argon2,
+            service_tokens,
+            trusted_proxies: env.cidrs("TRUSTED_PROXIES", "127.0.0.0/8,::1/128")?,
+            relay_enabled: env.parse("OUTBOX_RELAY", true)?,
+        })
+    }
+
+    /// A configuration for tests and benches: given database, local Redis, cheap argon2.
+    pub fn for_tests(database_url: &str) -> Self {
+        Self {
+            environment: Environment::Development,
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.to_owned(),
+            redis_url: std::env::var("TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            issuer: "payplane".into(),
+            signing_keys: Vec::new(),
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(7 * 86_400),
+            session_max_lifetime: Duration::from_secs(30 * 86_400),
+            argon2: Argon2Params {
+                memory_kib: 1024,
+                iterations: 1,
+                parallelism: 1,
+            },
+            service_tokens: ServiceTokens::development(),
+            trusted_proxies: "127.0.0.0/8".parse().into_iter().collect(),
+            relay_enabled: false,
+        }
+    }
+}

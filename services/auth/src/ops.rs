@@ -1,0 +1,165 @@
+//! Operator commands on the auth database: the demo `seed` (api.md §10) and
+//! `bootstrap-admin` (§10.1). Used by the `payplane` CLI.
+
+use payplane_bus::outbox::{self, EventContext};
+use payplane_events::{
+    ActorType,
+    auth::{Origin, Role, UserCreated},
+    time,
+};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{
+    password::{self, Hasher},
+    store::{Ctx, StoreError, users},
+};
+
+pub const DEMO_PASSWORD: &str = "TestPassword123!";
+
+/// The three demo accounts with their fixed ids (data.md §9).
+pub const DEMO_USERS: [(Uuid, &str, &str, Role); 3] = [
+    (
+        Uuid::from_u128(0x5eed0000_0000_4000_8000_000000000001),
+        "customer@example.com",
+        "Customer User",
+        Role::Customer,
+    ),
+    (
+        Uuid::from_u128(0x5eed0000_0000_4000_8000_000000000002),
+        "vendor@example.com",
+        "Vendor User",
+        Role::Vendor,
+    ),
+    (
+        Uuid::from_u128(0x5eed0000_0000_4000_8000_000000000003),
+        "admin@example.com",
+        "Admin User",
+        Role::Admin,
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("an active ADMIN already exists")]
+    AdminExists,
+    #[error("email {0} is already taken")]
+    EmailTaken(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Password(#[from] password::PasswordError),
+    #[error(transparent)]
+    Outbox(#[from] outbox::OutboxError),
+}
+
+fn system_context() -> EventContext {
+    EventContext {
+        source: "auth",
+        correlation_id: Uuid::new_v4().to_string(),
+        causation_id: None,
+        traceparent: None,
+        tracestate: None,
+    }
+}
+
+/// Creates or resets the demo users; returns them with whether each was newly created.
+pub async fn seed_users(
+    pool: &PgPool,
+    hasher: &Hasher,
+) -> Result<Vec<(users::User, bool)>, OpsError> {
+    let hash = hasher.hash(DEMO_PASSWORD).await?;
+    let mut tx = pool.begin().await.ctx("begin seed")?;
+    let mut out = Vec::new();
+    let ev = system_context();
+    for (id, email, name, role) in DEMO_USERS {
+        let now = time::now();
+        if let Some(existing) = users::by_email(&mut tx, email).await? {
+            let existing = users::lock(&mut tx, existing.id).await?.unwrap_or(existing);
+            let mut next = existing.clone();
+            next.name = name.to_owned();
+            next.role = role;
+            next.is_active = true;
+            next.email_verified = true;
+            next.password_hash.clone_from(&hash);
+            next.deactivated_at = None;
+            next.deactivation_reason = None;
+            if existing.name != next.name || existing.role != next.role || !existing.is_active {
+                next.token_version += 1;
+            }
+            next.updated_at = now;
+            let saved = users::save(&mut tx, &next)
+                .await?
+                .ok_or_else(|| OpsError::EmailTaken(email.into()))?;
+            out.push((saved, false));
+        } else {
+            let new = users::NewUser {
+                id,
+                email,
+                password_hash: &hash,
+                name,
+                role,
+                email_verified: true,
+                now,
+            };
+            let user = users::insert(&mut tx, &new)
+                .await?
+                .ok_or_else(|| OpsError::EmailTaken(email.into()))?;
+            let event = UserCreated {
+                user: user.snapshot(),
+                origin: Origin::Seed,
+                actor_id: None,
+                actor_type: ActorType::System,
+            };
+            outbox::enqueue(&mut tx, &ev, &user.id.to_string(), &event).await?;
+            out.push((user, true));
+        }
+    }
+    tx.commit().await.ctx("commit seed")?;
+    Ok(out)
+}
+
+/// Creates the first ADMIN; refuses if an active ADMIN exists or the email is taken.
+pub async fn bootstrap_admin(
+    pool: &PgPool,
+    hasher: &Hasher,
+    email: &str,
+    name: &str,
+    password: &str,
+) -> Result<users::User, OpsError> {
+    let email = payplane_kit::validate::email(email)
+        .map_err(|m| OpsError::Invalid(format!("email {m}")))?;
+    let name = payplane_kit::validate::normalize_text(name, false)
+        .map_err(|m| OpsError::Invalid(format!("name {m}")))?;
+    payplane_kit::validate::check_len(&name, 1, 255)
+        .map_err(|m| OpsError::Invalid(format!("name {m}")))?;
+    password::check_rule(password).map_err(|m| OpsError::Invalid(format!("password {m}")))?;
+    let hash = hasher.hash(password).await?;
+    let mut tx = pool.begin().await.ctx("begin bootstrap")?;
+    if !users::lock_active_admins(&mut tx).await?.is_empty() {
+        return Err(OpsError::AdminExists);
+    }
+    let new = users::NewUser {
+        id: Uuid::new_v4(),
+        email: &email,
+        password_hash: &hash,
+        name: &name,
+        role: Role::Admin,
+        email_verified: false,
+        now: time::now(),
+    };
+    let user = users::insert(&mut tx, &new)
+        .await?
+        .ok_or_else(|| OpsError::EmailTaken(email.clone()))?;
+    let event = UserCreated {
+        user: user.snapshot(),
+        origin: Origin::System,
+        actor_id: None,
+        actor_type: ActorType::System,
+    };
+    outbox::enqueue(&mut tx, &system_context(), &user.id.to_string(), &event).await?;
+    tx.commit().await.ctx("commit bootstrap")?;
+    Ok(user)
+}

@@ -1,0 +1,135 @@
+//! `GET /api/auth/me` and `POST /api/auth/password` (api.md §4.8, §4.9).
+
+use axum::extract::State;
+use http::StatusCode;
+use payplane_authn::CurrentUser;
+use payplane_bus::outbox;
+use payplane_events::{
+    auth::{PasswordChanged, RevokeReason},
+    time,
+};
+use payplane_kit::{ApiError, Data, context::RequestContext, json::JsonObject, validate::Fields};
+use serde_json::{Value, json};
+
+use crate::{
+    account::{self, Actor, event_context},
+    app::AppState,
+    error,
+    lockout::{self, Failure, Gate},
+    password,
+    store::{Ctx, StoreError, sessions::Target, throttle, users},
+    tokens,
+    views::public_user,
+};
+
+pub async fn me(
+    State(s): State<AppState>,
+    CurrentUser(claims): CurrentUser,
+) -> Result<Data<Value>, ApiError> {
+    let mut conn = s.db.acquire().await.map_err(|source| StoreError {
+        op: "acquire",
+        source,
+    })?;
+    let user = users::by_id(&mut conn, claims.sub)
+        .await?
+        .ok_or_else(|| error::unauthorized("TOKEN_INVALID", "Account no longer exists"))?;
+    Ok(Data(public_user(&user)))
+}
+
+pub async fn change_password(
+    State(s): State<AppState>,
+    CurrentUser(claims): CurrentUser,
+    ctx: RequestContext,
+    JsonObject(body): JsonObject,
+) -> Result<Data<Value>, ApiError> {
+    let mut f = Fields::new(&body);
+    let current = f.secret("currentPassword", true, 1, 255);
+    let new = f.secret("newPassword", true, 0, usize::MAX);
+    if let Some(Err(msg)) = new.as_deref().map(password::check_rule) {
+        f.push("newPassword", msg);
+    } else if new.is_some() && new == current {
+        f.push("newPassword", "must differ from the current password");
+    }
+    f.finish()?;
+    let (current, new) = (current.unwrap_or_default(), new.unwrap_or_default());
+
+    let now = time::now();
+    let mut tx = s.db.begin().await.map_err(|source| StoreError {
+        op: "begin",
+        source,
+    })?;
+    let user = users::lock(&mut tx, claims.sub)
+        .await?
+        .ok_or_else(|| error::unauthorized("TOKEN_INVALID", "Account no longer exists"))?;
+    let key = tokens::email_hash(&user.email);
+    let mut state = throttle::lock(&mut tx, &key).await?;
+    if lockout::apply_memory_reset(&mut state, now) {
+        throttle::save(&mut tx, &key, &state, None).await?;
+    }
+    match lockout::gate(&state, now) {
+        Gate::Open => {}
+        Gate::Locked { until, wait } => {
+            tx.commit().await.ctx("commit throttle")?;
+            return Err(error::account_locked(wait, Some(time::format(&until))));
+        }
+        Gate::Backoff { wait } => {
+            tx.commit().await.ctx("commit throttle")?;
+            return Err(error::account_locked(wait, None));
+        }
+    }
+    if !s.hasher.verify(Some(&user.password_hash), &current).await? {
+        let outcome = lockout::record_failure(&mut state, now);
+        throttle::save(&mut tx, &key, &state, ctx.client.ip).await?;
+        tx.commit().await.ctx("commit failed password change")?;
+        return Err(match outcome {
+            Failure::LockedNow { until } => error::account_locked(
+                lockout::wait_seconds(until, now),
+                Some(time::format(&until)),
+            ),
+            Failure::Counted { remaining } => {
+                let err = ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_PASSWORD",
+                    "Current password is incorrect",
+                );
+                match remaining {
+                    Some(n) => err.with_details(json!({ "remainingAttempts": n })),
+                    None => err,
+                }
+            }
+        });
+    }
+    throttle::clear(&mut tx, &key).await?;
+    let hash = s.hasher.hash(&new).await?;
+    users::set_password(&mut tx, user.id, &hash, now).await?;
+    let ev = event_context(&ctx);
+    let ended = account::end_sessions(
+        &mut tx,
+        &ev,
+        &Target::AllExcept {
+            user_id: user.id,
+            keep: claims.sid,
+        },
+        RevokeReason::PasswordChanged,
+        Actor::user(user.id),
+        now,
+    )
+    .await?;
+    let event = PasswordChanged {
+        user_id: user.id,
+        email: user.email.clone(),
+        session_id: claims.sid,
+        revoked_session_count: i64::try_from(ended.len()).unwrap_or(i64::MAX),
+        ip_address: ctx.client.ip.map(|ip| ip.to_string()),
+        user_agent: ctx.client.user_agent.clone(),
+        changed_at: now,
+    };
+    outbox::enqueue(&mut tx, &ev, &user.id.to_string(), &event)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    tx.commit().await.ctx("commit password change")?;
+    s.markers.sessions_revoked(&ended).await;
+    Ok(Data(
+        json!({ "message": "Password changed successfully", "revokedSessions": ended.len() }),
+    ))
+}
