@@ -1,4 +1,12 @@
 //! The payplane Kubernetes operator: custom resource types, pure builders of child objects,
-//! the controllers that apply them, and the bench. See `README.md`.
+//! the controllers that apply them, the external systems they manage, and the bench.
+//! See `README.md`.
 
+pub mod conditions;
+pub mod controller;
 pub mod crd;
+pub mod external;
+pub mod meta;
+pub mod metrics;
+pub mod sim;
+pub mod tls;

@@ -22,7 +22,11 @@ fn committed_crds_match_the_types() -> anyhow::Result<()> {
     }
     let mut on_disk: Vec<String> = std::fs::read_dir(crds_dir())?
         .filter_map(Result::ok)
-        .filter(|e| e.path().extension().is_some_and(|x| x.eq_ignore_ascii_case("yaml")))
+        .filter(|e| {
+            e.path()
+                .extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("yaml"))
+        })
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     on_disk.sort();

@@ -550,9 +550,17 @@ impl Store {
             }
             PatchKind::Json => {
                 let mut doc = existing.ok_or_else(|| ApiError::not_found(rt, name))?;
-                let ops: json_patch::Patch = serde_json::from_value(body.clone()).map_err(|e| {
-                    ApiError::new(400, "BadRequest", format!("invalid JSON patch: {e}"))
-                })?;
+                let mut ops: json_patch::Patch =
+                    serde_json::from_value(body.clone()).map_err(|e| {
+                        ApiError::new(400, "BadRequest", format!("invalid JSON patch: {e}"))
+                    })?;
+                // Like the real server, `test` against null passes for a missing path.
+                ops.0.retain(|op| match op {
+                    json_patch::PatchOperation::Test(t) => {
+                        !(t.value.is_null() && doc.pointer(t.path.as_str()).is_none())
+                    }
+                    _ => true,
+                });
                 json_patch::patch(&mut doc, &ops).map_err(|e| {
                     ApiError::new(422, "Invalid", format!("JSON patch failed: {e}"))
                 })?;

@@ -1,0 +1,415 @@
+//! The controllers: shared context, server-side apply of children, removal of orphans by
+//! label, status writing with conditions and Events, error classification and backoff, and
+//! [`run`] that starts one `kube_runtime::Controller` per kind (I/O: Kubernetes API).
+
+pub mod app_service;
+pub mod database;
+pub mod ingress_cert;
+pub mod message_broker;
+pub mod platform;
+pub mod postgres_cluster;
+pub mod queue;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::ApiResource;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::conditions::{self, Cond};
+use crate::crd::HasConditions;
+use crate::external::Externals;
+use crate::meta::{Child, MANAGER, MetaError, OWNER_UID_LABEL};
+use crate::metrics::Metrics;
+
+/// Reconcile failures. Each maps to a metrics reason; all are retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kubernetes API failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// A child could not be built.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    /// PostgreSQL failed.
+    #[error("postgres: {0}")]
+    Sql(#[from] crate::external::SqlError),
+    /// RabbitMQ failed.
+    #[error("rabbitmq: {0}")]
+    Broker(#[from] crate::external::BrokerError),
+    /// Certificate generation failed.
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    /// The finalizer machinery failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    /// The object has no namespace (all payplane kinds are namespaced).
+    #[error("object has no namespace")]
+    NoNamespace,
+}
+
+impl Error {
+    /// Short label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Kube(_) => "KubeApi",
+            Self::Meta(_) => "Build",
+            Self::Sql(_) => "Postgres",
+            Self::Broker(_) => "RabbitMQ",
+            Self::Tls(_) => "Tls",
+            Self::Finalizer(_) => "Finalizer",
+            Self::NoNamespace => "NoNamespace",
+        }
+    }
+}
+
+/// Result of a reconcile step.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything a reconcile needs.
+pub struct Ctx {
+    /// The API client.
+    pub client: Client,
+    /// Publishes Kubernetes Events.
+    pub recorder: Recorder,
+    /// Reconcile counters and durations.
+    pub metrics: Arc<Metrics>,
+    /// PostgreSQL and RabbitMQ, real or simulated.
+    pub externals: Externals,
+    /// Whether the ServiceMonitor CRD exists.
+    pub service_monitor: bool,
+    /// Consecutive failures per object, for exponential backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Ctx {
+    /// A context for `client`.
+    pub fn new(
+        client: Client,
+        externals: Externals,
+        metrics: Arc<Metrics>,
+        service_monitor: bool,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            externals,
+            service_monitor,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Publishes an Event about `obj`; a failure to publish is logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let ev = KubeEvent {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "publishing an event failed");
+        }
+    }
+}
+
+/// Namespace of a namespaced object.
+pub fn namespace<K: Resource>(obj: &K) -> Result<String> {
+    obj.meta().namespace.clone().ok_or(Error::NoNamespace)
+}
+
+/// Server-side applies every child under the operator's field manager and returns the
+/// objects as stored (including their status).
+pub async fn apply_children(
+    client: &Client,
+    ns: &str,
+    children: &[Child],
+) -> Result<Vec<DynamicObject>> {
+    let params = PatchParams::apply(MANAGER).force();
+    let applies = children.iter().map(|child| {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &child.resource);
+        let params = params.clone();
+        async move {
+            api.patch(&child.name, &params, &Patch::Apply(&child.object))
+                .await
+        }
+    });
+    Ok(futures::future::try_join_all(applies).await?)
+}
+
+/// Deletes children of `owner_uid` of the given types that are not in `keep` (`Kind/name`).
+/// A type whose API does not exist (no cert-manager, no prometheus-operator) is skipped.
+pub async fn prune(
+    client: &Client,
+    ns: &str,
+    owner_uid: &str,
+    kinds: &[ApiResource],
+    keep: &BTreeSet<String>,
+) -> Result<Vec<String>> {
+    let mut deleted = Vec::new();
+    let lp = ListParams::default().labels(&format!("{OWNER_UID_LABEL}={owner_uid}"));
+    for ar in kinds {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, ar);
+        let list = match api.list_metadata(&lp).await {
+            Ok(l) => l,
+            Err(kube::Error::Api(e)) if e.code == 404 => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for item in list.items {
+            let name = item.name_any();
+            let id = format!("{}/{name}", ar.kind);
+            if keep.contains(&id) || item.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => deleted.push(id),
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+/// `Kind/name` of each child, for [`prune`].
+pub fn ids(children: &[Child]) -> BTreeSet<String> {
+    children.iter().map(Child::id).collect()
+}
+
+/// Writes `.status` with `observedGeneration`, merged conditions and `extra` fields, and
+/// publishes an Event when the `Ready` condition changes.
+pub async fn write_status<K>(ctx: &Ctx, obj: &K, conds: &[Cond], extra: Value) -> Result<()>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + HasConditions
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + Debug,
+{
+    let ns = namespace(obj)?;
+    let generation = obj.meta().generation.unwrap_or(0);
+    let merged = conditions::merge(
+        obj.conditions(),
+        conds,
+        generation,
+        &conditions::now_rfc3339(),
+    );
+    let mut status = json!({"observedGeneration": generation, "conditions": merged});
+    if let (Some(s), Value::Object(extra)) = (status.as_object_mut(), extra) {
+        s.extend(extra);
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    let body = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    let before = obj
+        .conditions()
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| (c.status.clone(), c.reason.clone()));
+    if let Some(ready) = conds.iter().find(|c| c.type_ == "Ready") {
+        let now = (
+            if ready.status { "True" } else { "False" }.to_owned(),
+            ready.reason.clone(),
+        );
+        if before.as_ref() != Some(&now) {
+            let note = if ready.message.is_empty() {
+                ready.reason.clone()
+            } else {
+                ready.message.clone()
+            };
+            ctx.event(
+                obj,
+                !ready.status && ready.reason != "Progressing",
+                &ready.reason,
+                note,
+            )
+            .await;
+        }
+    }
+    Ok(())
+}
+
+/// A `Ready=False` condition plus `Progressing=True`: waiting on something.
+pub fn waiting(reason: &str, message: String) -> Vec<Cond> {
+    vec![
+        Cond::no("Ready", reason, message.clone()),
+        Cond::yes("Progressing", reason, message),
+    ]
+}
+
+/// A `Ready=False` condition for a spec that cannot work; no progress until it changes.
+pub fn invalid(reason: &str, message: String) -> Vec<Cond> {
+    vec![
+        Cond::no("Ready", reason, message.clone()),
+        Cond::no("Progressing", reason, message),
+    ]
+}
+
+/// `Ready=True`.
+pub fn ready(message: &str) -> Vec<Cond> {
+    vec![
+        Cond::yes("Ready", "Ready", message),
+        Cond::no("Progressing", "Ready", message),
+    ]
+}
+
+/// Reads one key of a Secret, if the Secret and key exist.
+pub async fn secret_value(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    key: &str,
+) -> Result<Option<String>> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    Ok(api.get_opt(name).await?.and_then(|s| {
+        s.data
+            .and_then(|d| {
+                d.get(key)
+                    .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+            })
+            .or_else(|| s.string_data.and_then(|d| d.get(key).cloned()))
+    }))
+}
+
+/// A random alphanumeric secret of 32 characters.
+pub fn generate_password() -> String {
+    let a = uuid::Uuid::new_v4().simple().to_string();
+    let b = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}{}", &a[..16], &b[..16])
+}
+
+/// How long a successful reconcile waits before looking again without a trigger.
+pub const RESYNC: Duration = Duration::from_secs(300);
+/// Safety-net re-check while waiting on a dependency (watches usually trigger earlier).
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Runs one reconcile with metrics, logging and backoff bookkeeping.
+pub async fn instrumented<K, F>(kind: &'static str, obj: &K, ctx: &Ctx, fut: F) -> Result<Action>
+where
+    K: Resource,
+    F: std::future::Future<Output = Result<Action>>,
+{
+    let key = format!(
+        "{kind}/{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or(""),
+        obj.meta().name.as_deref().unwrap_or("")
+    );
+    let started = Instant::now();
+    let result = fut.await;
+    ctx.metrics.observe(
+        kind,
+        started.elapsed(),
+        result.as_ref().err().map(Error::reason),
+    );
+    match &result {
+        Ok(_) => {
+            ctx.failures().remove(&key);
+            tracing::debug!(object = %key, "reconciled");
+        }
+        Err(e) => {
+            tracing::warn!(object = %key, error = %e, reason = e.reason(), "reconcile failed");
+        }
+    }
+    result
+}
+
+/// Exponential backoff per object: 1 s doubling to 5 min.
+pub fn backoff<K: Resource>(kind: &'static str, obj: &K, ctx: &Ctx) -> Action {
+    let key = format!(
+        "{kind}/{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or(""),
+        obj.meta().name.as_deref().unwrap_or("")
+    );
+    let mut failures = ctx.failures();
+    let n = failures.entry(key).or_insert(0);
+    *n = n.saturating_add(1);
+    let secs = 1u64
+        .checked_shl(n.saturating_sub(1).min(9))
+        .unwrap_or(300)
+        .min(300);
+    Action::requeue(Duration::from_secs(secs))
+}
+
+/// Runs every controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Ctx>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    let signal = move || {
+        let mut rx = rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    futures::join!(
+        platform::controller(ctx.clone(), signal()),
+        app_service::controller(ctx.clone(), signal()),
+        postgres_cluster::controller(ctx.clone(), signal()),
+        database::controller(ctx.clone(), signal()),
+        message_broker::controller(ctx.clone(), signal()),
+        queue::controller(ctx.clone(), signal()),
+        ingress_cert::controller(ctx.clone(), signal()),
+    );
+}
+
+/// Drains a controller stream, logging what failed to reconcile.
+pub async fn drain<S, T, E>(stream: S)
+where
+    S: futures::Stream<Item = std::result::Result<T, E>>,
+    E: std::fmt::Display,
+{
+    stream
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+}
+
+/// The watcher configuration for children: only objects this operator manages.
+pub fn managed() -> kube::runtime::watcher::Config {
+    kube::runtime::watcher::Config::default()
+        .labels("app.kubernetes.io/managed-by=payplane-operator")
+}

@@ -1,0 +1,224 @@
+//! Reconciles `MessageBroker`: the built-in RabbitMQ StatefulSet with Services, config and
+//! generated Secrets, or the check of an external broker's Secret; status carries the
+//! endpoints (I/O: Kubernetes API).
+
+pub mod build;
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::Api;
+use kube::core::ApiResource;
+use kube::runtime::Controller;
+use kube::runtime::controller::Action;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::postgres_cluster::statefulset_ready;
+use super::{
+    Ctx, Error, Result, apply_children, ids, invalid, namespace, prune, ready, waiting,
+    write_status,
+};
+use crate::crd::{MessageBroker, Provider};
+
+const KIND: &str = "MessageBroker";
+
+/// Host and port of an `amqp://user:pass@host:port/vhost` URI.
+pub fn amqp_host_port(uri: &str) -> Option<(String, String, String)> {
+    let rest = uri
+        .strip_prefix("amqps://")
+        .or_else(|| uri.strip_prefix("amqp://"))?;
+    let (auth, host) = rest.split_once('@')?;
+    let (user, pass) = auth.split_once(':')?;
+    let host_port = host.split('/').next()?.to_owned();
+    let host_port = if host_port.contains(':') {
+        host_port
+    } else {
+        format!("{host_port}:5672")
+    };
+    Some((user.to_owned(), pass.to_owned(), host_port))
+}
+
+async fn reconcile_inner(mb: Arc<MessageBroker>, ctx: Arc<Ctx>) -> Result<Action> {
+    let ns = namespace(mb.as_ref())?;
+    let name = mb.name_any();
+    let uid = mb.meta().uid.clone().unwrap_or_default();
+    match mb.spec.provider {
+        Provider::External => {
+            let Some(ext) = &mb.spec.external else {
+                write_status(
+                    &ctx,
+                    mb.as_ref(),
+                    &invalid(
+                        "InvalidSpec",
+                        "provider external needs spec.external".into(),
+                    ),
+                    json!({}),
+                )
+                .await?;
+                return Ok(Action::await_change());
+            };
+            prune(
+                &ctx.client,
+                &ns,
+                &uid,
+                &kinds(),
+                &std::collections::BTreeSet::default(),
+            )
+            .await?;
+            let r = &ext.amqp_url_secret_ref;
+            let uri = super::secret_value(&ctx.client, &ns, &r.name, &r.key).await?;
+            let Some(uri) = uri else {
+                write_status(
+                    &ctx,
+                    mb.as_ref(),
+                    &waiting(
+                        "WaitingForSecret",
+                        format!("Secret {} with key {} not found", r.name, r.key),
+                    ),
+                    json!({}),
+                )
+                .await?;
+                return Ok(Action::requeue(super::WAIT));
+            };
+            let Some((_, _, host_port)) = amqp_host_port(&uri) else {
+                write_status(
+                    &ctx,
+                    mb.as_ref(),
+                    &invalid(
+                        "InvalidSecret",
+                        format!(
+                            "Secret {} key {} is not an amqp://user:password@host URI",
+                            r.name, r.key
+                        ),
+                    ),
+                    json!({}),
+                )
+                .await?;
+                return Ok(Action::await_change());
+            };
+            let extra = json!({
+                "amqpEndpoint": format!("amqp://{host_port}"),
+                "managementEndpoint": ext.management_url,
+                "adminSecretName": r.name,
+            });
+            write_status(
+                &ctx,
+                mb.as_ref(),
+                &ready(&format!("external broker {host_port}")),
+                extra,
+            )
+            .await?;
+            Ok(Action::requeue(super::RESYNC))
+        }
+        Provider::Builtin => {
+            let admin = build::admin_secret(&name);
+            let resolved = build::Resolved {
+                admin_password: super::secret_value(&ctx.client, &ns, &admin, "password")
+                    .await?
+                    .unwrap_or_else(super::generate_password),
+                erlang_cookie: super::secret_value(
+                    &ctx.client,
+                    &ns,
+                    &format!("{name}-erlang-cookie"),
+                    "cookie",
+                )
+                .await?
+                .unwrap_or_else(super::generate_password),
+            };
+            let children = build::build(mb.as_ref(), &resolved)?;
+            let applied = apply_children(&ctx.client, &ns, &children).await?;
+            prune(&ctx.client, &ns, &uid, &kinds(), &ids(&children)).await?;
+            let sts_ready = applied.iter().any(|o| {
+                o.types.as_ref().is_some_and(|t| t.kind == "StatefulSet") && statefulset_ready(o)
+            });
+            let extra = json!({
+                "amqpEndpoint": format!("amqp://{name}.{ns}.svc:5672"),
+                "managementEndpoint": format!("http://{name}.{ns}.svc:15672"),
+                "adminSecretName": admin,
+            });
+            if sts_ready {
+                write_status(&ctx, mb.as_ref(), &ready("broker running"), extra).await?;
+                Ok(Action::requeue(super::RESYNC))
+            } else {
+                write_status(
+                    &ctx,
+                    mb.as_ref(),
+                    &waiting(
+                        "StatefulSetNotReady",
+                        format!("StatefulSet {name} is not ready"),
+                    ),
+                    extra,
+                )
+                .await?;
+                Ok(Action::requeue(super::WAIT))
+            }
+        }
+    }
+}
+
+fn kinds() -> Vec<ApiResource> {
+    vec![
+        ApiResource::erase::<Secret>(&()),
+        ApiResource::erase::<ConfigMap>(&()),
+        ApiResource::erase::<Service>(&()),
+        ApiResource::erase::<StatefulSet>(&()),
+        ApiResource::erase::<ServiceAccount>(&()),
+        ApiResource::erase::<Role>(&()),
+        ApiResource::erase::<RoleBinding>(&()),
+    ]
+}
+
+async fn reconcile(mb: Arc<MessageBroker>, ctx: Arc<Ctx>) -> Result<Action> {
+    super::instrumented(
+        KIND,
+        mb.as_ref(),
+        &ctx,
+        reconcile_inner(mb.clone(), ctx.clone()),
+    )
+    .await
+}
+
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the signature kube_runtime::Controller::run requires"
+)]
+fn error_policy(mb: Arc<MessageBroker>, _e: &Error, ctx: Arc<Ctx>) -> Action {
+    super::backoff(KIND, mb.as_ref(), &ctx)
+}
+
+/// Runs the MessageBroker controller until `shutdown`.
+pub async fn controller(
+    ctx: Arc<Ctx>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let ctrl = Controller::new(
+        Api::<MessageBroker>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<StatefulSet>::all(client.clone()), super::managed())
+    .graceful_shutdown_on(shutdown);
+    super::drain(ctrl.run(reconcile, error_policy, ctx)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amqp_uri_parts() {
+        assert_eq!(
+            amqp_host_port("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            Some(("guest".into(), "guest".into(), "127.0.0.1:5672".into()))
+        );
+        assert_eq!(
+            amqp_host_port("amqp://a:b@rmq/").map(|p| p.2),
+            Some("rmq:5672".into())
+        );
+        assert_eq!(amqp_host_port("http://x"), None);
+    }
+}

@@ -1,0 +1,186 @@
+//! Reconciles `Platform`: applies the AppServices, PostgresCluster, Databases,
+//! MessageBroker, Queues, Redis, IngressCert and generated Secrets, and aggregates their
+//! readiness into one status (I/O: Kubernetes API).
+
+pub mod build;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::api::{Api, DynamicObject};
+use kube::core::ApiResource;
+use kube::runtime::controller::Action;
+use kube::runtime::{Controller, watcher};
+use kube::{Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use super::postgres_cluster::statefulset_ready;
+use super::{
+    Ctx, Error, Result, apply_children, ids, namespace, prune, ready, waiting, write_status,
+};
+use crate::crd::{
+    AppService, Database, IngressCert, MessageBroker, Platform, PostgresCluster, Queue,
+};
+
+const KIND: &str = "Platform";
+
+/// A new Ed25519 signing key as PKCS#8 PEM (what `AUTH_SIGNING_KEYS` points at).
+fn generate_signing_key() -> Result<String> {
+    let key =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(crate::tls::TlsError::from)?;
+    Ok(key.serialize_pem())
+}
+
+async fn resolve(p: &Platform, ctx: &Ctx, ns: &str) -> Result<build::Resolved> {
+    let name = p.name_any();
+    let jwt =
+        match super::secret_value(&ctx.client, ns, &format!("{name}-jwt"), "signing.pem").await? {
+            Some(k) => k,
+            None => generate_signing_key()?,
+        };
+    let mut tokens = BTreeMap::new();
+    for (component, _) in build::COMPONENTS {
+        let token = super::secret_value(
+            &ctx.client,
+            ns,
+            &format!("{name}-service-tokens"),
+            component,
+        )
+        .await?
+        .unwrap_or_else(super::generate_password);
+        tokens.insert(component.to_owned(), token);
+    }
+    Ok(build::Resolved {
+        jwt_signing_key: jwt,
+        service_tokens: tokens,
+    })
+}
+
+/// Ready and reason of an applied payplane child, from its status as returned by apply.
+fn child_readiness(obj: &DynamicObject) -> (bool, Option<String>) {
+    let generation = obj.metadata.generation.unwrap_or(0);
+    let status = obj.data.get("status");
+    let observed = status
+        .and_then(|s| s.get("observedGeneration"))
+        .and_then(Value::as_i64);
+    let ready = status
+        .and_then(|s| s.get("conditions"))
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready").cloned());
+    let is_ready =
+        observed == Some(generation) && ready.as_ref().is_some_and(|c| c["status"] == "True");
+    let reason = ready
+        .and_then(|c| c.get("reason").and_then(Value::as_str).map(str::to_owned))
+        .or_else(|| Some("Pending".to_owned()));
+    (is_ready, if is_ready { None } else { reason })
+}
+
+async fn reconcile_inner(p: Arc<Platform>, ctx: Arc<Ctx>) -> Result<Action> {
+    let ns = namespace(p.as_ref())?;
+    let uid = p.meta().uid.clone().unwrap_or_default();
+    let resolved = resolve(&p, &ctx, &ns).await?;
+    let children = build::build(&p, &resolved)?;
+    let applied = apply_children(&ctx.client, &ns, &children).await?;
+    prune(&ctx.client, &ns, &uid, &kinds(), &ids(&children)).await?;
+
+    let mut components = Vec::new();
+    for obj in &applied {
+        let kind = obj
+            .types
+            .as_ref()
+            .map(|t| t.kind.clone())
+            .unwrap_or_default();
+        let (ready, reason) = match kind.as_str() {
+            "StatefulSet" => {
+                let r = statefulset_ready(obj);
+                (r, (!r).then(|| "StatefulSetNotReady".to_owned()))
+            }
+            "Secret" | "Service" => continue,
+            _ => child_readiness(obj),
+        };
+        components
+            .push(json!({"kind": kind, "name": obj.name_any(), "ready": ready, "reason": reason}));
+    }
+    let not_ready: Vec<String> = components
+        .iter()
+        .filter(|c| c["ready"] == false)
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["kind"].as_str().unwrap_or(""),
+                c["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let extra = json!({"endpoint": format!("https://{}", p.spec.domain), "components": components});
+    if not_ready.is_empty() {
+        write_status(
+            &ctx,
+            p.as_ref(),
+            &ready(&format!("{} components ready", components.len())),
+            extra,
+        )
+        .await?;
+        Ok(Action::requeue(super::RESYNC))
+    } else {
+        let msg = format!("waiting for {}", not_ready.join(", "));
+        write_status(&ctx, p.as_ref(), &waiting("ComponentsNotReady", msg), extra).await?;
+        Ok(Action::requeue(super::WAIT))
+    }
+}
+
+fn kinds() -> Vec<ApiResource> {
+    vec![
+        ApiResource::erase::<AppService>(&()),
+        ApiResource::erase::<PostgresCluster>(&()),
+        ApiResource::erase::<Database>(&()),
+        ApiResource::erase::<MessageBroker>(&()),
+        ApiResource::erase::<Queue>(&()),
+        ApiResource::erase::<IngressCert>(&()),
+        ApiResource::erase::<Secret>(&()),
+        ApiResource::erase::<Service>(&()),
+        ApiResource::erase::<StatefulSet>(&()),
+    ]
+}
+
+async fn reconcile(p: Arc<Platform>, ctx: Arc<Ctx>) -> Result<Action> {
+    super::instrumented(
+        KIND,
+        p.as_ref(),
+        &ctx,
+        reconcile_inner(p.clone(), ctx.clone()),
+    )
+    .await
+}
+
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the signature kube_runtime::Controller::run requires"
+)]
+fn error_policy(p: Arc<Platform>, _e: &Error, ctx: Arc<Ctx>) -> Action {
+    super::backoff(KIND, p.as_ref(), &ctx)
+}
+
+/// Runs the Platform controller until `shutdown`.
+pub async fn controller(
+    ctx: Arc<Ctx>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let cfg = super::managed();
+    let ctrl = Controller::new(
+        Api::<Platform>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<AppService>::all(client.clone()), cfg.clone())
+    .owns(Api::<PostgresCluster>::all(client.clone()), cfg.clone())
+    .owns(Api::<Database>::all(client.clone()), cfg.clone())
+    .owns(Api::<MessageBroker>::all(client.clone()), cfg.clone())
+    .owns(Api::<Queue>::all(client.clone()), cfg.clone())
+    .owns(Api::<IngressCert>::all(client.clone()), cfg.clone())
+    .owns(Api::<StatefulSet>::all(client), cfg)
+    .graceful_shutdown_on(shutdown);
+    super::drain(ctrl.run(reconcile, error_policy, ctx)).await;
+}

@@ -1,0 +1,187 @@
+//! Reconciles `PostgresCluster`: the built-in StatefulSet with its Services and superuser
+//! Secret, or the check of an external server's Secret; status carries the endpoint
+//! (I/O: Kubernetes API).
+
+pub mod build;
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::api::{Api, DynamicObject};
+use kube::core::ApiResource;
+use kube::runtime::Controller;
+use kube::runtime::controller::Action;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::{
+    Ctx, Error, Result, apply_children, ids, invalid, namespace, prune, ready, waiting,
+    write_status,
+};
+use crate::crd::{PostgresCluster, Provider};
+
+const KIND: &str = "PostgresCluster";
+
+/// Whether a StatefulSet (as returned by apply) has all replicas of its generation ready.
+pub fn statefulset_ready(obj: &DynamicObject) -> bool {
+    let generation = obj.metadata.generation.unwrap_or(0);
+    let status = obj.data.get("status");
+    let observed = status
+        .and_then(|s| s.get("observedGeneration"))
+        .and_then(serde_json::Value::as_i64);
+    let want = obj
+        .data
+        .pointer("/spec/replicas")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(1);
+    let ready = status
+        .and_then(|s| s.get("readyReplicas"))
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(0);
+    observed == Some(generation) && ready >= want
+}
+
+async fn reconcile_inner(pg: Arc<PostgresCluster>, ctx: Arc<Ctx>) -> Result<Action> {
+    let ns = namespace(pg.as_ref())?;
+    let name = pg.name_any();
+    let uid = pg.meta().uid.clone().unwrap_or_default();
+    match pg.spec.provider {
+        Provider::External => {
+            let Some(ext) = &pg.spec.external else {
+                write_status(
+                    &ctx,
+                    pg.as_ref(),
+                    &invalid(
+                        "InvalidSpec",
+                        "provider external needs spec.external".into(),
+                    ),
+                    json!({}),
+                )
+                .await?;
+                return Ok(Action::await_change());
+            };
+            prune(
+                &ctx.client,
+                &ns,
+                &uid,
+                &kinds(),
+                &std::collections::BTreeSet::default(),
+            )
+            .await?;
+            let secret = &ext.superuser_secret_ref;
+            let found = super::secret_value(&ctx.client, &ns, &secret.name, &secret.key).await?;
+            let extra = json!({
+                "endpoint": {"host": ext.host, "port": ext.port},
+                "superuserSecretName": secret.name,
+                "superuserSecretKey": secret.key,
+                "superuser": ext.user.as_deref().unwrap_or("postgres"),
+                "sslMode": ext.ssl_mode,
+            });
+            if found.is_none() {
+                write_status(
+                    &ctx,
+                    pg.as_ref(),
+                    &waiting(
+                        "WaitingForSecret",
+                        format!("Secret {} with key {} not found", secret.name, secret.key),
+                    ),
+                    extra,
+                )
+                .await?;
+                return Ok(Action::requeue(super::WAIT));
+            }
+            write_status(
+                &ctx,
+                pg.as_ref(),
+                &ready(&format!("external server {}:{}", ext.host, ext.port)),
+                extra,
+            )
+            .await?;
+            Ok(Action::requeue(super::RESYNC))
+        }
+        Provider::Builtin => {
+            let password = match super::secret_value(
+                &ctx.client,
+                &ns,
+                &build::superuser_secret(&name),
+                "password",
+            )
+            .await?
+            {
+                Some(p) => p,
+                None => super::generate_password(),
+            };
+            let children = build::build(pg.as_ref(), &password)?;
+            let applied = apply_children(&ctx.client, &ns, &children).await?;
+            prune(&ctx.client, &ns, &uid, &kinds(), &ids(&children)).await?;
+            let sts_ready = applied.iter().any(|o| {
+                o.types.as_ref().is_some_and(|t| t.kind == "StatefulSet") && statefulset_ready(o)
+            });
+            let extra = json!({
+                "endpoint": {"host": format!("{}.{ns}.svc", build::rw_service(&name)), "port": 5432},
+                "superuserSecretName": build::superuser_secret(&name),
+                "superuserSecretKey": "password",
+                "superuser": "postgres",
+            });
+            if sts_ready {
+                write_status(&ctx, pg.as_ref(), &ready("server running"), extra).await?;
+                Ok(Action::requeue(super::RESYNC))
+            } else {
+                write_status(
+                    &ctx,
+                    pg.as_ref(),
+                    &waiting(
+                        "StatefulSetNotReady",
+                        format!("StatefulSet {name} is not ready"),
+                    ),
+                    extra,
+                )
+                .await?;
+                Ok(Action::requeue(super::WAIT))
+            }
+        }
+    }
+}
+
+fn kinds() -> Vec<ApiResource> {
+    vec![
+        ApiResource::erase::<Secret>(&()),
+        ApiResource::erase::<Service>(&()),
+        ApiResource::erase::<StatefulSet>(&()),
+    ]
+}
+
+async fn reconcile(pg: Arc<PostgresCluster>, ctx: Arc<Ctx>) -> Result<Action> {
+    super::instrumented(
+        KIND,
+        pg.as_ref(),
+        &ctx,
+        reconcile_inner(pg.clone(), ctx.clone()),
+    )
+    .await
+}
+
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the signature kube_runtime::Controller::run requires"
+)]
+fn error_policy(pg: Arc<PostgresCluster>, _e: &Error, ctx: Arc<Ctx>) -> Action {
+    super::backoff(KIND, pg.as_ref(), &ctx)
+}
+
+/// Runs the PostgresCluster controller until `shutdown`.
+pub async fn controller(
+    ctx: Arc<Ctx>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let ctrl = Controller::new(
+        Api::<PostgresCluster>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<StatefulSet>::all(client.clone()), super::managed())
+    .graceful_shutdown_on(shutdown);
+    super::drain(ctrl.run(reconcile, error_policy, ctx)).await;
+}

@@ -1,0 +1,175 @@
+//! Pure builders for a `Queue`: the broker declarations (names and arguments from
+//! `payplane_events::topology`, so they cannot drift from what the services declare), the
+//! user's permission regexes (events.md §1.3) and the Secret with the user's `uri`. No I/O.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use payplane_events::topology::{
+    self, ArgValue, BindingDecl, ConsumerQueue, Declarations, Permissions,
+};
+
+use crate::crd::Queue;
+use crate::meta::{Child, MetaError, Owner, secret_body};
+
+/// A spec that cannot be turned into declarations.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    /// A retry delay is not `<n>ms|s|m|h`.
+    #[error("retryDelays: {0:?} is not a duration like 1s")]
+    BadDelay(String),
+}
+
+/// Escapes a name for use inside a permission regex.
+fn escape(name: &str) -> String {
+    name.chars().fold(String::new(), |mut s, c| {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            s.push('\\');
+        }
+        s.push(c);
+        s
+    })
+}
+
+/// Milliseconds of a duration like `500ms`, `1s`, `2m`, `1h`.
+pub fn parse_delay_ms(d: &str) -> Result<i64, PlanError> {
+    let err = || PlanError::BadDelay(d.to_owned());
+    let (num, mult) = if let Some(n) = d.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = d.strip_suffix('s') {
+        (n, 1000)
+    } else if let Some(n) = d.strip_suffix('m') {
+        (n, 60_000)
+    } else if let Some(n) = d.strip_suffix('h') {
+        (n, 3_600_000)
+    } else {
+        return Err(err());
+    };
+    num.parse::<i64>().map(|n| n * mult).map_err(|_| err())
+}
+
+/// Exchanges, queues and bindings the operator declares for `q`.
+pub fn declarations(q: &Queue) -> Result<Declarations, PlanError> {
+    let mut decls = if q.spec.publishes || q.spec.exclusive_queue_prefix.is_some() {
+        topology::producer_declarations()
+    } else {
+        Declarations::default()
+    };
+    if let Some(name) = &q.spec.queue {
+        let consumer = ConsumerQueue::custom(name.clone(), q.spec.user.clone(), &[]);
+        let mut c = topology::consumer_declarations(&consumer);
+        // Retry queues follow the spec's delays (the contract's 1 s, 2 s, 4 s by default).
+        let template = c
+            .queues
+            .iter()
+            .find(|d| d.name == consumer.retry_queue(1))
+            .cloned();
+        c.queues
+            .retain(|d| !d.name.starts_with(&format!("{name}.retry.")));
+        if let Some(template) = template {
+            for (i, delay) in q.spec.retry_delays.iter().enumerate() {
+                let mut d = template.clone();
+                d.name = consumer.retry_queue(i + 1);
+                for (k, v) in &mut d.arguments {
+                    if *k == "x-message-ttl" {
+                        *v = ArgValue::Int(parse_delay_ms(&delay.0)?);
+                    }
+                }
+                c.queues.insert(c.queues.len() - 1, d);
+            }
+        }
+        if !q.spec.dead_letter {
+            let dlq = consumer.dlq();
+            c.queues.retain(|d| d.name != dlq);
+            c.bindings.retain(|b| b.queue != dlq);
+            if let Some(main) = c.queues.first_mut() {
+                main.arguments
+                    .retain(|(k, _)| !k.starts_with("x-dead-letter") && *k != "x-delivery-limit");
+            }
+        }
+        for key in &q.spec.bindings {
+            c.bindings.push(BindingDecl {
+                exchange: topology::EVENTS_EXCHANGE,
+                queue: name.clone(),
+                routing_key: key.clone(),
+            });
+        }
+        decls.merge(c);
+    }
+    Ok(decls)
+}
+
+/// Permission regexes of the Queue's user: exactly its own resources (events.md §1.3).
+pub fn permissions(q: &Queue) -> Permissions {
+    let mut configure = Vec::new();
+    let mut write = Vec::new();
+    let mut read = Vec::new();
+    if let Some(name) = &q.spec.queue {
+        let own = format!("{}.*", escape(name));
+        configure.extend(["events".to_owned(), r"events\.dlx".to_owned(), own.clone()]);
+        write.extend([
+            "events".to_owned(),
+            r"events\.dlx".to_owned(),
+            r"amq\.default".to_owned(),
+            own.clone(),
+        ]);
+        read.extend(["events".to_owned(), r"events\.dlx".to_owned(), own]);
+    } else if q.spec.publishes {
+        configure.push("events".to_owned());
+        write.push("events".to_owned());
+    }
+    if let Some(prefix) = &q.spec.exclusive_queue_prefix {
+        let own = format!("{}.*", escape(prefix));
+        for list in [&mut configure, &mut read] {
+            if !list.iter().any(|x| x == "events") {
+                list.push("events".to_owned());
+            }
+            list.push(own.clone());
+        }
+        if q.spec.publishes && !write.iter().any(|x| x == "events") {
+            write.push("events".to_owned());
+        }
+        write.push(own);
+    }
+    let rx = |parts: Vec<String>| match parts.len() {
+        0 => "^$".to_owned(),
+        1 => format!("^{}$", parts[0]),
+        _ => format!("^({})$", parts.join("|")),
+    };
+    Permissions {
+        configure: rx(configure),
+        write: rx(write),
+        read: rx(read),
+    }
+}
+
+/// Name of the Secret with the user's `uri`.
+pub fn secret_name(q: &str) -> String {
+    format!("{q}-amqp")
+}
+
+/// `amqp://user:password@host:port/<vhost, percent-encoded>`.
+pub fn amqp_uri(user: &str, password: &str, host_port: &str, vhost: &str) -> String {
+    format!(
+        "amqp://{user}:{password}@{host_port}/{}",
+        vhost.replace('%', "%25").replace('/', "%2f")
+    )
+}
+
+/// The Secret of `q` for the user's password and the broker's `host:port`.
+pub fn build(q: &Queue, password: &str, host_port: &str) -> Result<Vec<Child>, MetaError> {
+    let owner = Owner::of(q)?;
+    let data = BTreeMap::from([
+        ("username".to_owned(), q.spec.user.clone()),
+        ("password".to_owned(), password.to_owned()),
+        (
+            "uri".to_owned(),
+            amqp_uri(&q.spec.user, password, host_port, &q.spec.vhost),
+        ),
+    ]);
+    Ok(vec![owner.child::<Secret>(
+        &secret_name(owner.name()),
+        &q.spec.user,
+        secret_body("Opaque", &data),
+    )])
+}

@@ -1,0 +1,149 @@
+//! Reconcile metrics (count, errors by reason, duration histogram) rendered in the
+//! Prometheus text format. Pure, no I/O.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+const BUCKETS: [f64; 8] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+#[derive(Default)]
+struct PerKind {
+    reconciles: u64,
+    errors: BTreeMap<String, u64>,
+    buckets: [u64; BUCKETS.len()],
+    sum: f64,
+}
+
+/// Counters per kind.
+#[derive(Default)]
+pub struct Metrics {
+    kinds: Mutex<BTreeMap<&'static str, PerKind>>,
+}
+
+impl Metrics {
+    /// Records one reconcile of `kind`.
+    pub fn observe(&self, kind: &'static str, took: Duration, error: Option<&str>) {
+        let mut kinds = self.kinds.lock().unwrap_or_else(PoisonError::into_inner);
+        let k = kinds.entry(kind).or_default();
+        k.reconciles += 1;
+        let secs = took.as_secs_f64();
+        k.sum += secs;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                k.buckets[i] += 1;
+            }
+        }
+        if let Some(reason) = error {
+            *k.errors.entry(reason.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Reconciles of `kind` so far.
+    pub fn reconciles(&self, kind: &str) -> u64 {
+        self.kinds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(kind)
+            .map_or(0, |k| k.reconciles)
+    }
+
+    /// Reconciles of every kind so far.
+    pub fn total_reconciles(&self) -> u64 {
+        self.kinds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(|k| k.reconciles)
+            .sum()
+    }
+
+    /// The Prometheus exposition text.
+    pub fn render(&self) -> String {
+        let kinds = self.kinds.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP payplane_operator_reconciles_total Reconciles per kind."
+        );
+        let _ = writeln!(out, "# TYPE payplane_operator_reconciles_total counter");
+        for (kind, k) in kinds.iter() {
+            let _ = writeln!(
+                out,
+                "payplane_operator_reconciles_total{{kind=\"{kind}\"}} {}",
+                k.reconciles
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP payplane_operator_reconcile_errors_total Failed reconciles per kind and reason."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE payplane_operator_reconcile_errors_total counter"
+        );
+        for (kind, k) in kinds.iter() {
+            for (reason, n) in &k.errors {
+                let _ = writeln!(
+                    out,
+                    "payplane_operator_reconcile_errors_total{{kind=\"{kind}\",reason=\"{reason}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP payplane_operator_reconcile_duration_seconds Reconcile duration."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE payplane_operator_reconcile_duration_seconds histogram"
+        );
+        for (kind, k) in kinds.iter() {
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "payplane_operator_reconcile_duration_seconds_bucket{{kind=\"{kind}\",le=\"{b}\"}} {}",
+                    k.buckets[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "payplane_operator_reconcile_duration_seconds_bucket{{kind=\"{kind}\",le=\"+Inf\"}} {}",
+                k.reconciles
+            );
+            let _ = writeln!(
+                out,
+                "payplane_operator_reconcile_duration_seconds_sum{{kind=\"{kind}\"}} {}",
+                k.sum
+            );
+            let _ = writeln!(
+                out,
+                "payplane_operator_reconcile_duration_seconds_count{{kind=\"{kind}\"}} {}",
+                k.reconciles
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counts_errors_and_histogram() {
+        let m = Metrics::default();
+        m.observe("Queue", Duration::from_millis(20), None);
+        m.observe("Queue", Duration::from_millis(2), Some("RabbitMQ"));
+        let text = m.render();
+        assert!(text.contains("payplane_operator_reconciles_total{kind=\"Queue\"} 2"));
+        assert!(text.contains(
+            "payplane_operator_reconcile_errors_total{kind=\"Queue\",reason=\"RabbitMQ\"} 1"
+        ));
+        assert!(text.contains(
+            "payplane_operator_reconcile_duration_seconds_bucket{kind=\"Queue\",le=\"0.005\"} 1"
+        ));
+        assert_eq!(m.reconciles("Queue"), 2);
+    }
+}
