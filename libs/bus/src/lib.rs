@@ -2,6 +2,7 @@
 //! transactions, the relay that publishes it, topology declaration, the consumer runtime with
 //! retries and dead-lettering, DLQ operations and the throughput bench.
 
+pub mod bench;
 pub mod conn;
 pub mod consumer;
 pub mod dlq;

@@ -1,0 +1,638 @@
+//! The event throughput bench (`payplane bench events`): the raw ceiling of the broker (a bare
+//! lapin publisher with confirms and a bare consumer, no database), then outbox → relay →
+//! RabbitMQ → consumer runtime at saturation and at a fixed offered load, in one run, in a
+//! sandbox vhost and database. Does I/O on both servers and reads /proc for CPU accounting.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use futures::{StreamExt, stream::FuturesOrdered};
+use lapin::{
+    options::{
+        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+        ConfirmSelectOptions,
+    },
+    types::{FieldTable, ShortString},
+};
+use payplane_events::{
+    Envelope, VERSION, time,
+    topology::{ConsumerQueue, EVENTS_EXCHANGE},
+};
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    conn,
+    consumer::{self, ConsumerConfig, Handler, HandlerError, IncomingEvent},
+    message,
+    relay::{Relay, RelayConfig},
+    sandbox::{Sandbox, SandboxConfig, SandboxError},
+    topology,
+};
+
+const ROUTING_KEY: &str = "bench.tick.happened";
+const RAW_KEY: &str = "raw.tick.happened";
+
+/// Knobs of one run; `Default` is what the README's numbers use.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Messages in the raw phase and in the end-to-end saturation phase.
+    pub messages: usize,
+    /// Offered load of the latency phase, in events per second.
+    pub offered_rate: u32,
+    pub offered_seconds: u32,
+    /// Distinct aggregates the events are spread over (order is checked per aggregate).
+    pub aggregates: usize,
+    /// Rows per multi-row INSERT of the saturation producer.
+    pub producer_batch: usize,
+    /// Relay rows per pipelined batch.
+    pub relay_batch: i64,
+    pub consumer_prefetch: u16,
+    /// Deliveries per consumer transaction.
+    pub consumer_batch: usize,
+    /// Confirms in flight for the raw publisher.
+    pub raw_in_flight: usize,
+    pub sandbox: SandboxConfig,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            messages: 100_000,
+            offered_rate: 2409,
+            offered_seconds: 5,
+            aggregates: 100,
+            producer_batch: 1000,
+            relay_batch: 1000,
+            consumer_prefetch: 1000,
+            consumer_batch: 250,
+            raw_in_flight: 1000,
+            sandbox: SandboxConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Connect(#[from] conn::ConnError),
+    #[error(transparent)]
+    Topology(#[from] topology::TopologyError),
+    #[error("broker")]
+    Broker(#[from] lapin::Error),
+    #[error("database")]
+    Database(#[from] sqlx::Error),
+    #[error("broker nacked a raw publish")]
+    Nacked,
+    #[error("{phase}: only {got} of {expected} messages arrived within {timeout:?}")]
+    Incomplete {
+        phase: &'static str,
+        got: usize,
+        expected: usize,
+        timeout: Duration,
+    },
+}
+
+/// CPU seconds used during a phase by the broker, PostgreSQL and this process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuShare {
+    pub broker: f64,
+    pub postgres: f64,
+    pub bench: f64,
+    pub wall: f64,
+}
+
+impl fmt::Display for CpuShare {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pct = |v: f64| {
+            if self.wall > 0.0 {
+                100.0 * v / self.wall
+            } else {
+                0.0
+            }
+        };
+        write!(
+            f,
+            "cpu (100% = one core): broker {:.0}%, postgres {:.0}%, bench process (relay+consumer+producer) {:.0}%",
+            pct(self.broker),
+            pct(self.postgres),
+            pct(self.bench)
+        )
+    }
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Latency {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Latency {
+    fn from_micros(mut samples: Vec<u64>) -> Latency {
+        if samples.is_empty() {
+            return Latency::default();
+        }
+        samples.sort_unstable();
+        #[expect(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "percentile index"
+        )]
+        let at = |q: f64| {
+            samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)] as f64 / 1000.0
+        };
+        Latency {
+            p50: at(0.50),
+            p95: at(0.95),
+            p99: at(0.99),
+            max: at(1.0),
+        }
+    }
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Default)]
+pub struct BenchReport {
+    pub messages: usize,
+    pub raw_rate: f64,
+    pub raw_cpu: CpuShare,
+    pub e2e_rate: f64,
+    pub e2e_latency: Latency,
+    pub e2e_cpu: CpuShare,
+    pub offered_rate: u32,
+    pub achieved_rate: f64,
+    pub offered_latency: Latency,
+    pub offered_cpu: CpuShare,
+    pub order_violations: u64,
+}
+
+impl BenchReport {
+    pub fn ratio(&self) -> f64 {
+        if self.raw_rate > 0.0 {
+            self.e2e_rate / self.raw_rate
+        } else {
+            0.0
+        }
+    }
+}
+
+impl fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "raw broker ceiling: {:.0} msg/s ({} persistent messages, bare lapin publisher with confirms -> quorum queue -> bare consumer)",
+            self.raw_rate, self.messages
+        )?;
+        writeln!(f, "  {}", self.raw_cpu)?;
+        writeln!(
+            f,
+            "end to end at saturation: {:.0} msg/s (outbox multi-row inserts -> relay -> RabbitMQ -> consumer with processed_events), latency p50 {:.1} ms p99 {:.1} ms (includes queueing behind the backlog)",
+            self.e2e_rate, self.e2e_latency.p50, self.e2e_latency.p99
+        )?;
+        writeln!(f, "  {}", self.e2e_cpu)?;
+        writeln!(
+            f,
+            "end to end at {} msg/s offered ({:.0} achieved): latency p50 {:.2} ms p95 {:.2} ms p99 {:.2} ms max {:.2} ms",
+            self.offered_rate,
+            self.achieved_rate,
+            self.offered_latency.p50,
+            self.offered_latency.p95,
+            self.offered_latency.p99,
+            self.offered_latency.max
+        )?;
+        writeln!(f, "  {}", self.offered_cpu)?;
+        writeln!(
+            f,
+            "per-aggregate order violations: {}",
+            self.order_violations
+        )?;
+        write!(
+            f,
+            "events: {:.0} msg/s p50 {:.2} ms p99 {:.2} ms ratio {:.2} of raw",
+            self.e2e_rate,
+            self.offered_latency.p50,
+            self.offered_latency.p99,
+            self.ratio()
+        )
+    }
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// Sums utime+stime (in seconds) of processes by name, plus this process.
+fn cpu_snapshot() -> (f64, f64, f64) {
+    let mut broker = 0.0;
+    let mut postgres = 0.0;
+    let mut own = 0.0;
+    let me = std::process::id().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return (0.0, 0.0, 0.0);
+    };
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str() else { continue };
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        // utime and stime are fields 14 and 15 of stat, 12 and 13 after the comm.
+        let ticks: f64 = fields
+            .get(11)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            + fields
+                .get(12)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+        let secs = ticks / 100.0; // USER_HZ is 100 on Linux
+        if pid == me {
+            own += secs;
+        } else if comm.starts_with("beam") || comm == "erl_child_setup" {
+            broker += secs;
+        } else if comm.starts_with("postgres") || comm.starts_with("postmaster") {
+            postgres += secs;
+        }
+    }
+    (broker, postgres, own)
+}
+
+struct CpuMeter {
+    start: (f64, f64, f64),
+    at: Instant,
+}
+
+impl CpuMeter {
+    fn start() -> CpuMeter {
+        CpuMeter {
+            start: cpu_snapshot(),
+            at: Instant::now(),
+        }
+    }
+
+    fn stop(&self) -> CpuShare {
+        let end = cpu_snapshot();
+        CpuShare {
+            broker: end.0 - self.start.0,
+            postgres: end.1 - self.start.1,
+            bench: end.2 - self.start.2,
+            wall: self.at.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// Runs the three phases in a fresh sandbox and returns the measurements.
+pub async fn run(opts: BenchOptions) -> Result<BenchReport, BenchError> {
+    let sandbox = Sandbox::create_with("bench_events", opts.sandbox.clone()).await?;
+    let mut report = BenchReport {
+        messages: opts.messages,
+        offered_rate: opts.offered_rate,
+        ..BenchReport::default()
+    };
+    let sample = sample_body(&opts);
+    let (rate, cpu) = raw_phase(&sandbox, &opts, &sample).await?;
+    report.raw_rate = rate;
+    report.raw_cpu = cpu;
+    e2e_phases(&sandbox, &opts, &mut report).await?;
+    Ok(report)
+}
+
+fn sample_body(opts: &BenchOptions) -> Vec<u8> {
+    envelope(Uuid::new_v4(), "agg-0", 0, opts).into_bytes()
+}
+
+fn envelope(id: Uuid, aggregate: &str, n: i64, _opts: &BenchOptions) -> String {
+    let env = Envelope {
+        id,
+        event_type: ROUTING_KEY.to_owned(),
+        version: VERSION.to_owned(),
+        timestamp: time::now(),
+        source: "payments".to_owned(),
+        correlation_id: Uuid::new_v4().to_string(),
+        causation_id: None,
+        data: serde_json::json!({
+            "aggregate": aggregate,
+            "n": n,
+            "sentAtMicros": now_micros(),
+            "padding": "a payment snapshot is about this long: ids, amount, currency, status, type, description, timestamps",
+        }),
+    };
+    serde_json::to_string(&env).unwrap_or_default()
+}
+
+async fn raw_phase(
+    sandbox: &Sandbox,
+    opts: &BenchOptions,
+    body: &[u8],
+) -> Result<(f64, CpuShare), BenchError> {
+    let queue = ConsumerQueue::custom("bench.raw", "bench", &["raw.#"]);
+    let pub_conn = conn::connect(&sandbox.amqp_url, "bench-raw-publisher").await?;
+    let sub_conn = conn::connect(&sandbox.amqp_url, "bench-raw-consumer").await?;
+    let ch = pub_conn.create_channel().await?;
+    topology::declare_consumer(&ch, &queue).await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    let sub = sub_conn.create_channel().await?;
+    sub.basic_qos(opts.consumer_prefetch, BasicQosOptions::default())
+        .await?;
+    let mut deliveries = sub
+        .basic_consume(
+            queue.name.as_ref().into(),
+            ShortString::from(""),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let total = opts.messages;
+    let ack_every = opts.consumer_batch.max(1);
+    let consumer = tokio::spawn(async move {
+        let mut got = 0usize;
+        while got < total {
+            let Ok(Some(Ok(d))) =
+                tokio::time::timeout(Duration::from_secs(30), deliveries.next()).await
+            else {
+                break;
+            };
+            got += 1;
+            if got.is_multiple_of(ack_every) || got == total {
+                let _ = d.acker.ack(BasicAckOptions { multiple: true }).await;
+            }
+        }
+        (got, Instant::now())
+    });
+    let meter = CpuMeter::start();
+    let started = Instant::now();
+    let mut in_flight = FuturesOrdered::new();
+    for i in 0..total {
+        let props = message::properties(message::EventMeta {
+            id: &i.to_string(),
+            routing_key: RAW_KEY,
+            source: "payments",
+            correlation_id: "bench",
+            timestamp_secs: 0,
+            headers: FieldTable::default(),
+        });
+        let confirm = ch
+            .basic_publish(
+                EVENTS_EXCHANGE.into(),
+                RAW_KEY.into(),
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
+            .await?;
+        in_flight.push_back(confirm);
+        if in_flight.len() >= opts.raw_in_flight
+            && let Some(c) = in_flight.next().await
+            && !c?.is_ack()
+        {
+            return Err(BenchError::Nacked);
+        }
+    }
+    while let Some(c) = in_flight.next().await {
+        if !c?.is_ack() {
+            return Err(BenchError::Nacked);
+        }
+    }
+    let (got, finished) = consumer.await.unwrap_or((0, Instant::now()));
+    let cpu = meter.stop();
+    if got < total {
+        return Err(BenchError::Incomplete {
+            phase: "raw",
+            got,
+            expected: total,
+            timeout: Duration::from_secs(30),
+        });
+    }
+    #[expect(clippy::cast_precision_loss, reason = "message counts")]
+    let rate = total as f64 / finished.duration_since(started).as_secs_f64();
+    Ok((rate, cpu))
+}
+
+#[derive(Default)]
+struct Observed {
+    latencies: Vec<u64>,
+    last: HashMap<String, i64>,
+    violations: u64,
+}
+
+struct BenchHandler {
+    seen: Mutex<Observed>,
+}
+
+impl Handler for BenchHandler {
+    async fn handle(
+        &self,
+        _tx: &mut PgConnection,
+        event: &IncomingEvent,
+    ) -> Result<(), HandlerError> {
+        let now = now_micros();
+        let sent = event
+            .data
+            .get("sentAtMicros")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(now);
+        let n = event
+            .data
+            .get("n")
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(-1);
+        let aggregate = event
+            .data
+            .get("aggregate")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        let mut seen = self
+            .seen
+            .lock()
+            .map_err(|_| HandlerError::permanent("poisoned"))?;
+        seen.latencies.push(now.saturating_sub(sent));
+        let prev = seen.last.insert(aggregate.to_owned(), n);
+        if prev.is_some_and(|p| p >= n) {
+            seen.violations += 1;
+        }
+        Ok(())
+    }
+}
+
+async fn insert_batch(pool: &PgPool, rows: &[(Uuid, String, String)]) -> Result<(), sqlx::Error> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+    let aggs: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    let envs: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO outbox (id, aggregate_type, aggregate_id, routing_key, envelope) \
+         SELECT t.id, 'tick', t.agg, $4, t.env::jsonb FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(id, agg, env)",
+    )
+    .bind(&ids)
+    .bind(&aggs)
+    .bind(&envs)
+    .bind(ROUTING_KEY)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("SELECT pg_notify('outbox', '')")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+struct Counters {
+    next_n: Vec<i64>,
+    cursor: usize,
+}
+
+impl Counters {
+    fn rows(&mut self, count: usize, opts: &BenchOptions) -> Vec<(Uuid, String, String)> {
+        (0..count)
+            .map(|_| {
+                let a = self.cursor % self.next_n.len();
+                self.cursor += 1;
+                let n = self.next_n[a];
+                self.next_n[a] += 1;
+                let aggregate = format!("agg-{a}");
+                let id = Uuid::new_v4();
+                let env = envelope(id, &aggregate, n, opts);
+                (id, aggregate, env)
+            })
+            .collect()
+    }
+}
+
+async fn wait_seen(
+    handler: &BenchHandler,
+    expected: usize,
+    timeout: Duration,
+    phase: &'static str,
+) -> Result<Instant, BenchError> {
+    let start = Instant::now();
+    loop {
+        let got = handler.seen.lock().map_or(0, |s| s.latencies.len());
+        if got >= expected {
+            return Ok(Instant::now());
+        }
+        if start.elapsed() > timeout {
+            return Err(BenchError::Incomplete {
+                phase,
+                got,
+                expected,
+                timeout,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn take_latencies(handler: &BenchHandler) -> Vec<u64> {
+    handler
+        .seen
+        .lock()
+        .map(|mut s| std::mem::take(&mut s.latencies))
+        .unwrap_or_default()
+}
+
+async fn e2e_phases(
+    sandbox: &Sandbox,
+    opts: &BenchOptions,
+    report: &mut BenchReport,
+) -> Result<(), BenchError> {
+    let shutdown = CancellationToken::new();
+    let queue = ConsumerQueue::custom("bench.events", "bench", &["bench.#"]);
+    let handler = Arc::new(BenchHandler {
+        seen: Mutex::new(Observed::default()),
+    });
+    let mut cc = ConsumerConfig::new(&sandbox.amqp_url, queue);
+    cc.prefetch = opts.consumer_prefetch;
+    cc.max_batch = opts.consumer_batch;
+    let consumer = consumer::spawn(
+        sandbox.pool.clone(),
+        cc,
+        Arc::clone(&handler),
+        shutdown.clone(),
+    );
+    let mut rc = RelayConfig::new(&sandbox.amqp_url);
+    rc.batch_size = opts.relay_batch;
+    let relay = Relay::spawn(sandbox.pool.clone(), rc, shutdown.clone());
+    let ready_by = Instant::now() + Duration::from_secs(15);
+    while !(consumer.broker_connected() && relay.broker_connected()) && Instant::now() < ready_by {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut counters = Counters {
+        next_n: vec![0; opts.aggregates.max(1)],
+        cursor: 0,
+    };
+
+    // Saturation: the producer inserts everything as fast as it can while the pipeline runs.
+    let meter = CpuMeter::start();
+    let started = Instant::now();
+    let mut produced = 0;
+    while produced < opts.messages {
+        let n = opts.producer_batch.min(opts.messages - produced);
+        insert_batch(&sandbox.pool, &counters.rows(n, opts)).await?;
+        produced += n;
+    }
+    let finished = wait_seen(
+        &handler,
+        opts.messages,
+        Duration::from_mins(2),
+        "end to end",
+    )
+    .await?;
+    report.e2e_cpu = meter.stop();
+    #[expect(clippy::cast_precision_loss, reason = "message counts")]
+    let rate = opts.messages as f64 / finished.duration_since(started).as_secs_f64();
+    report.e2e_rate = rate;
+    report.e2e_latency = Latency::from_micros(take_latencies(&handler));
+
+    // Fixed offered load: one small transaction per millisecond tick carrying the events due.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let meter = CpuMeter::start();
+    let total = usize::try_from(opts.offered_rate * opts.offered_seconds).unwrap_or(usize::MAX);
+    let started = Instant::now();
+    let mut sent = 0usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    while sent < total {
+        tick.tick().await;
+        let due = usize::try_from(
+            started.elapsed().as_micros() * u128::from(opts.offered_rate) / 1_000_000,
+        )
+        .unwrap_or(usize::MAX)
+        .min(total);
+        if due > sent {
+            insert_batch(&sandbox.pool, &counters.rows(due - sent, opts)).await?;
+            sent = due;
+        }
+    }
+    let finished = wait_seen(&handler, total, Duration::from_mins(1), "offered load").await?;
+    report.offered_cpu = meter.stop();
+    #[expect(clippy::cast_precision_loss, reason = "message counts")]
+    let achieved = total as f64 / finished.duration_since(started).as_secs_f64();
+    report.achieved_rate = achieved;
+    report.offered_latency = Latency::from_micros(take_latencies(&handler));
+    report.order_violations = handler.seen.lock().map_or(0, |s| s.violations);
+
+    shutdown.cancel();
+    relay.join().await;
+    let _ = consumer.join().await;
+    Ok(())
+}
