@@ -1,5 +1,43 @@
-//! `payplane`: operational commands (filled in by the foundation work).
+//! `payplane`: operational commands — the local dev runner, demo seed, first admin,
+//! migrations, dead-letter tools and benchmarks.
 
-fn main() -> anyhow::Result<()> {
-    Ok(())
+mod bench;
+mod dev;
+mod ops;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "payplane", version, about = "payplane operations")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the platform locally in the foreground (auth on :3001) against local PostgreSQL and Redis.
+    Dev(dev::DevArgs),
+    /// Write the demo data (api.md §10). Refused in production without --allow-production.
+    Seed(ops::SeedArgs),
+    /// Create the first ADMIN; the password comes from BOOTSTRAP_ADMIN_PASSWORD or standard input.
+    BootstrapAdmin(ops::BootstrapArgs),
+    /// Apply a service's migrations to its database.
+    Migrate(ops::MigrateArgs),
+    /// Benchmarks that print a one-line summary last.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Dev(args) => dev::run(args).await,
+        Command::Seed(args) => ops::seed(args).await,
+        Command::BootstrapAdmin(args) => ops::bootstrap_admin(args).await,
+        Command::Migrate(args) => ops::migrate(args).await,
+        Command::Bench(cmd) => bench::run(cmd).await,
+    }
 }

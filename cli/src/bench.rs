@@ -1,0 +1,52 @@
+//! `payplane bench …`: load generators that print their figures and end with one summary line.
+
+mod auth;
+
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Register and login throughput and latency of the auth service (real argon2 cost).
+    Auth(auth::AuthBenchArgs),
+    /// Operator convergence time and memory (runs `payplane-operator bench`).
+    Operator,
+}
+
+pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Auth(args) => auth::run(args).await,
+        BenchCommand::Operator => exec_sibling("payplane-operator", &["bench"]),
+    }
+}
+
+/// Runs a binary built next to this one (same cargo target directory).
+fn exec_sibling(binary: &str, args: &[&str]) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let path = exe.with_file_name(binary);
+    if !path.exists() {
+        anyhow::bail!(
+            "{} not found; build it first: cargo build --release -p {binary}",
+            path.display()
+        );
+    }
+    let status = std::process::Command::new(&path).args(args).status()?;
+    if !status.success() {
+        anyhow::bail!("{binary} exited with {status}");
+    }
+    Ok(())
+}
+
+/// Latency percentiles in milliseconds over a sorted sample.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "index into a sample"
+    )]
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}

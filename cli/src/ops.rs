@@ -1,0 +1,106 @@
+//! Database-level operator commands: seed, bootstrap-admin, migrate.
+
+use std::io::BufRead;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use payplane_auth::{config::Argon2Params, ops, password::Hasher};
+use payplane_kit::config::Env;
+
+/// Where the CLI finds each service database: `<SERVICE>_DATABASE_URL`, else the local
+/// trust-auth server this machine runs.
+pub fn database_url(env: &Env, service: &str) -> String {
+    let var = format!("{}_DATABASE_URL", service.to_ascii_uppercase());
+    env.string(
+        &var,
+        &format!("postgres://postgres@127.0.0.1:5432/{service}_db"),
+    )
+}
+
+fn hasher(env: &Env) -> anyhow::Result<Hasher> {
+    let params = Argon2Params {
+        memory_kib: env.parse("ARGON2_MEMORY_KIB", 19_456)?,
+        iterations: env.parse("ARGON2_ITERATIONS", 2)?,
+        parallelism: env.parse("ARGON2_PARALLELISM", 1)?,
+    };
+    Ok(Hasher::new(params)?)
+}
+
+#[derive(Args)]
+pub struct SeedArgs {
+    /// Allow seeding when ENVIRONMENT=production.
+    #[arg(long)]
+    allow_production: bool,
+}
+
+/// Seeds what exists so far: the auth users (payments, admin and profile data join as those
+/// services land).
+pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
+    let env = Env::from_process();
+    if env.environment()?.is_production() && !args.allow_production {
+        bail!("refusing to seed a production environment without --allow-production");
+    }
+    let url = database_url(&env, "auth");
+    payplane_db::ensure_database(&url).await?;
+    let pool = payplane_db::connect(&url, 2).await?;
+    payplane_db::migrate(&pool, &payplane_auth::MIGRATOR).await?;
+    for (user, created) in ops::seed_users(&pool, &hasher(&env)?).await? {
+        println!(
+            "{} {} ({})",
+            if created { "created" } else { "reset  " },
+            user.email,
+            user.role.as_str()
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct BootstrapArgs {
+    #[arg(long)]
+    email: String,
+    #[arg(long)]
+    name: String,
+}
+
+pub async fn bootstrap_admin(args: BootstrapArgs) -> anyhow::Result<()> {
+    let env = Env::from_process();
+    let password = if let Some(p) = env.opt("BOOTSTRAP_ADMIN_PASSWORD") {
+        p
+    } else {
+        eprintln!("admin password (read from standard input):");
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    let url = database_url(&env, "auth");
+    let pool = payplane_db::connect(&url, 2).await?;
+    payplane_db::migrate(&pool, &payplane_auth::MIGRATOR).await?;
+    let user =
+        ops::bootstrap_admin(&pool, &hasher(&env)?, &args.email, &args.name, &password).await?;
+    println!("created ADMIN {} ({})", user.email, user.id);
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct MigrateArgs {
+    /// Service whose database to migrate (auth).
+    service: String,
+}
+
+pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let env = Env::from_process();
+    let migrator = match args.service.as_str() {
+        "auth" => &payplane_auth::MIGRATOR,
+        other => bail!("unknown service {other:?} (known: auth)"),
+    };
+    let url = database_url(&env, &args.service);
+    payplane_db::ensure_database(&url).await?;
+    let pool = payplane_db::connect(&url, 2).await?;
+    payplane_db::migrate(&pool, migrator).await?;
+    println!("{} migrations applied", args.service);
+    Ok(())
+}
