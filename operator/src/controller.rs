@@ -8,6 +8,8 @@ pub mod ingress_cert;
 pub mod message_broker;
 pub mod platform;
 pub mod postgres_cluster;
+#[cfg(test)]
+mod props;
 pub mod queue;
 
 use std::collections::{BTreeSet, HashMap};

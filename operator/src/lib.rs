@@ -6,6 +6,8 @@ pub mod conditions;
 pub mod controller;
 pub mod crd;
 pub mod external;
+#[cfg(test)]
+mod fixtures;
 pub mod meta;
 pub mod metrics;
 pub mod sim;
