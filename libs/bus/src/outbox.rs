@@ -116,13 +116,24 @@ pub async fn fetch_unpublished(
     conn: &mut PgConnection,
     limit: i64,
 ) -> Result<Vec<OutboxRow>, sqlx::Error> {
+    fetch_unpublished_after(conn, 0, limit).await
+}
+
+/// Reads up to `limit` unpublished rows with `seq > after` in sequence order (the relay skips
+/// rows it already has in flight).
+pub async fn fetch_unpublished_after(
+    conn: &mut PgConnection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, sqlx::Error> {
     sqlx::query_as::<_, OutboxRow>(
         "SELECT seq, id, aggregate_id, routing_key, envelope::text AS body, \
                 envelope->>'source' AS source, envelope->>'correlationId' AS correlation_id, \
                 envelope->>'timestamp' AS timestamp, headers \
-         FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+         FROM outbox WHERE published_at IS NULL AND seq > $2 ORDER BY seq LIMIT $1",
     )
     .bind(limit)
+    .bind(after)
     .fetch_all(&mut *conn)
     .await
 }

@@ -11,10 +11,11 @@
 //! broker receives a channel's publishes in order (a prefix arrives, the rest is re-sent, the
 //! re-sent prefix is deduplicated by consumers). Only a broker nack of one message followed by
 //! acks of later ones could let a later event of the same aggregate overtake; consumers'
-//! "ignore data that is not newer" rule (§6.2) covers that case. Set `batch_size = 1` for the
-//! literal one-by-one behaviour.
+//! "ignore data that is not newer" rule (§6.2) covers that case. Set `batch_size = 1` and
+//! `pipeline_depth = 1` for the literal one-by-one behaviour.
 
 use std::{
+    collections::VecDeque,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -57,6 +58,8 @@ pub struct RelayConfig {
     pub standby_interval: Duration,
     /// How long to wait for the confirms of a batch (10 s).
     pub confirm_timeout: Duration,
+    /// Batches sent before the oldest one's confirms are awaited (1 = strictly one batch at a time).
+    pub pipeline_depth: usize,
 }
 
 impl RelayConfig {
@@ -69,6 +72,7 @@ impl RelayConfig {
             poll_interval: Duration::from_secs(1),
             standby_interval: Duration::from_secs(5),
             confirm_timeout: Duration::from_secs(10),
+            pipeline_depth: 2,
         }
     }
 }
@@ -320,22 +324,67 @@ async fn run_active(
     Ok(())
 }
 
-/// Publishes until the outbox is empty or a publish fails.
+struct InFlight {
+    rows: Vec<OutboxRow>,
+    confirms: Vec<PublisherConfirm>,
+    send_error: Option<RelayError>,
+    deadline: tokio::time::Instant,
+}
+
+/// Publishes until the outbox is empty or a publish fails. Up to `pipeline_depth` batches are
+/// in flight: the next batch is read and sent while the broker confirms the previous one, so
+/// the broker never idles during the relay's database round trips. Batches are confirmed and
+/// marked strictly in order; on the first failure everything after it stays unpublished.
 async fn drain(
     lock_conn: &mut PgConnection,
     channel: &Channel,
     config: &RelayConfig,
     shutdown: &CancellationToken,
 ) -> Result<(), RelayError> {
-    while !shutdown.is_cancelled() {
-        let rows = outbox::fetch_unpublished(lock_conn, config.batch_size).await?;
-        if rows.is_empty() {
+    let depth = config.pipeline_depth.max(1);
+    let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(depth);
+    let mut cursor = 0_i64;
+    let mut exhausted = false;
+    loop {
+        if shutdown.is_cancelled() {
             return Ok(());
         }
-        let (confirmed, failure) = publish_batch(channel, &rows, config.confirm_timeout).await;
-        let seqs: Vec<i64> = rows[..confirmed].iter().map(|r| r.seq).collect();
+        if in_flight.len() < depth && !exhausted {
+            let rows =
+                outbox::fetch_unpublished_after(lock_conn, cursor, config.batch_size).await?;
+            if rows.is_empty() {
+                if in_flight.is_empty() {
+                    return Ok(());
+                }
+                exhausted = true;
+                continue;
+            }
+            cursor = rows.last().map_or(cursor, |r| r.seq);
+            let deadline = tokio::time::Instant::now() + config.confirm_timeout;
+            let (confirms, send_error) = send_batch(channel, &rows).await;
+            exhausted = send_error.is_some();
+            in_flight.push_back(InFlight {
+                rows,
+                confirms,
+                send_error,
+                deadline,
+            });
+            continue;
+        }
+        let Some(batch) = in_flight.pop_front() else {
+            return Ok(());
+        };
+        let (confirmed, failure) = await_confirms(
+            &batch.rows,
+            batch.confirms,
+            batch.send_error,
+            batch.deadline,
+            config.confirm_timeout,
+        )
+        .await;
+        let seqs: Vec<i64> = batch.rows[..confirmed].iter().map(|r| r.seq).collect();
         outbox::mark_published(lock_conn, &seqs).await?;
-        for row in &rows[..confirmed] {
+        for row in &batch.rows[..confirmed] {
             metrics::counter!(m::PUBLISHED, "routing_key" => row.routing_key.clone()).increment(1);
         }
         if let Some(error) = failure {
@@ -345,11 +394,16 @@ async fn drain(
                 _ => "error",
             };
             metrics::counter!(m::PUBLISH_FAILURES, "reason" => reason).increment(1);
-            outbox::record_failure(lock_conn, rows[confirmed].seq, &error_chain(&error)).await?;
+            outbox::record_failure(lock_conn, batch.rows[confirmed].seq, &error_chain(&error))
+                .await?;
             return Err(error);
         }
+        exhausted = false;
+        if in_flight.is_empty() {
+            // Rows with a lower seq that committed late become visible from the start again.
+            cursor = 0;
+        }
     }
-    Ok(())
 }
 
 /// Publishes `rows` pipelined on a confirm channel and waits for their confirms in order.
@@ -359,23 +413,44 @@ pub async fn publish_batch(
     rows: &[OutboxRow],
     confirm_timeout: Duration,
 ) -> (usize, Option<RelayError>) {
+    let deadline = tokio::time::Instant::now() + confirm_timeout;
+    let (confirms, send_error) = send_batch(channel, rows).await;
+    await_confirms(rows, confirms, send_error, deadline, confirm_timeout).await
+}
+
+/// Sends rows until the first send error; returns the pending confirms.
+async fn send_batch(
+    channel: &Channel,
+    rows: &[OutboxRow],
+) -> (Vec<PublisherConfirm>, Option<RelayError>) {
     let mut pending: Vec<PublisherConfirm> = Vec::with_capacity(rows.len());
-    let mut publish_error = None;
     for row in rows {
         match publish_row(channel, row).await {
             Ok(confirm) => pending.push(confirm),
             Err(source) => {
-                publish_error = Some(RelayError::Publish {
-                    seq: row.seq,
-                    source,
-                });
-                break;
+                return (
+                    pending,
+                    Some(RelayError::Publish {
+                        seq: row.seq,
+                        source,
+                    }),
+                );
             }
         }
     }
-    let published = pending.len();
-    let deadline = tokio::time::Instant::now() + confirm_timeout;
-    for (i, confirm) in pending.into_iter().enumerate() {
+    (pending, None)
+}
+
+/// Awaits confirms in order; returns the confirmed prefix length and what stopped it.
+async fn await_confirms(
+    rows: &[OutboxRow],
+    confirms: Vec<PublisherConfirm>,
+    send_error: Option<RelayError>,
+    deadline: tokio::time::Instant,
+    confirm_timeout: Duration,
+) -> (usize, Option<RelayError>) {
+    let sent = confirms.len();
+    for (i, confirm) in confirms.into_iter().enumerate() {
         let seq = rows[i].seq;
         match tokio::time::timeout_at(deadline, confirm).await {
             Ok(Ok(c)) if c.is_ack() => {}
@@ -392,7 +467,7 @@ pub async fn publish_batch(
             }
         }
     }
-    (published, publish_error)
+    (sent, send_error)
 }
 
 /// Publishes one row with the properties of events.md §2.2; resolves when the frame is sent,
