@@ -26,6 +26,16 @@ pub enum Keys {
     Remote(RemoteKeys),
 }
 
+impl Keys {
+    /// Keys from a JWKS document on disk (for components that cannot reach auth's endpoint).
+    pub fn from_jwks_file(path: &std::path::Path) -> Result<Self, std::io::Error> {
+        let text = std::fs::read_to_string(path)?;
+        let set: crate::jwks::JwkSet = serde_json::from_str(&text)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        Ok(Keys::Local(Arc::new(set.decoding_keys())))
+    }
+}
+
 #[derive(Clone)]
 pub struct Verifier {
     issuer: String,

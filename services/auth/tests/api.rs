@@ -1406,3 +1406,41 @@ async fn health_metrics_and_envelope_of_events() {
     assert_eq!(env["data"]["ipAddress"], "127.0.0.1");
     assert!(env["data"]["deviceName"].is_null());
 }
+
+#[tokio::test]
+async fn other_components_verify_through_the_jwks() {
+    use payplane_authn::{
+        Verifier,
+        jwks::RemoteKeys,
+        verifier::{Keys, TokenError},
+    };
+    let api = Api::new().await;
+    let reg = api.register(&new_email(), "d").await;
+    let remote = Verifier::new("payplane", Keys::Remote(RemoteKeys::new(&api.app.base_url)));
+    let claims = remote.verify(&token(&reg)).await.unwrap();
+    assert_eq!(
+        claims.sid.to_string(),
+        reg.data()["sessionId"].as_str().unwrap()
+    );
+    // The same document read from a file works too.
+    let path = std::env::temp_dir().join(format!("jwks-{}.json", Uuid::new_v4()));
+    let jwks = api.get("/api/auth/.well-known/jwks.json", None).await.body;
+    std::fs::write(&path, jwks.to_string()).unwrap();
+    let local = Verifier::new("payplane", Keys::from_jwks_file(&path).unwrap());
+    assert!(local.verify(&token(&reg)).await.is_ok());
+    std::fs::remove_file(&path).unwrap();
+    // A verifier whose auth service is unreachable answers "unavailable", not "invalid".
+    let down = Verifier::new(
+        "payplane",
+        Keys::Remote(RemoteKeys::new("http://127.0.0.1:9")),
+    );
+    assert_eq!(
+        down.verify(&token(&reg)).await.unwrap_err(),
+        TokenError::KeysUnavailable
+    );
+    let wrong_issuer = Verifier::new("other", Keys::Remote(RemoteKeys::new(&api.app.base_url)));
+    assert_eq!(
+        wrong_issuer.verify(&token(&reg)).await.unwrap_err(),
+        TokenError::Invalid
+    );
+}
