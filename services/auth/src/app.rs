@@ -193,6 +193,7 @@ impl Application {
             .markers
             .clone()
             .spawn_reconciler(state.db.clone(), shutdown.clone());
+        let housekeeping = crate::housekeeping::spawn(state.db.clone(), shutdown.clone());
         let relay = state.config.relay_enabled.then(|| {
             let config = RelayConfig {
                 connection_name: "auth-relay".into(),
@@ -213,6 +214,7 @@ impl Application {
                 .await;
         shutdown.cancel();
         let _ = reconciler.await;
+        let _ = housekeeping.await;
         if let Some(relay) = relay.and_then(|r| Arc::try_unwrap(r).ok()) {
             relay.join().await;
         }

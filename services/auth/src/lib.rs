@@ -6,6 +6,7 @@ pub mod account;
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod housekeeping;
 pub mod keys;
 pub mod lockout;
 pub mod markers;

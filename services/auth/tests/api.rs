@@ -1444,3 +1444,36 @@ async fn other_components_verify_through_the_jwks() {
         TokenError::Invalid
     );
 }
+
+#[tokio::test]
+async fn housekeeping_removes_only_what_has_aged_out() {
+    let api = Api::new().await;
+    let email = new_email();
+    api.register(&email, "old").await;
+    let live = api.login(&email, "new").await;
+    let pool = &api.app.db.pool;
+    // Age the first session's end past 30 days and the outbox past 7 days.
+    sqlx::query("UPDATE sessions SET revoked_at = now() - interval '31 days', revoke_reason = 'logout' WHERE device_id = 'old'").execute(pool).await.unwrap();
+    sqlx::query("UPDATE outbox SET published_at = now() - interval '8 days' WHERE routing_key = 'auth.user.created'").execute(pool).await.unwrap();
+    sqlx::query("INSERT INTO login_throttle (email_hash, failed_count, last_failed_at) VALUES (sha256('x'::bytea), 1, now() - interval '2 days')")
+        .execute(pool)
+        .await
+        .unwrap();
+    let removed = payplane_auth::housekeeping::run_once(pool)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (removed.sessions, removed.outbox, removed.throttle),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        api.get("/api/auth/me", Some(&token(&live))).await.status,
+        StatusCode::OK
+    );
+    let again = payplane_auth::housekeeping::run_once(pool)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, payplane_auth::housekeeping::Removed::default());
+}
