@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::store::{Ctx, StoreError};
 
 /// Advisory lock key of the auth housekeeping job ("auth-hk").
-const LOCK_KEY: i64 = 0x6175_7468_2d68_6b;
+const LOCK_KEY: i64 = 0x0061_7574_682d_686b;
 
 /// Rows removed by one pass.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
