@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use futures::{StreamExt, stream::FuturesOrdered};
+use futures::{FutureExt, StreamExt, stream::FuturesOrdered};
 use lapin::{
     options::{
         BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
@@ -167,6 +167,8 @@ pub struct BenchReport {
     pub messages: usize,
     pub raw_rate: f64,
     pub raw_cpu: CpuShare,
+    /// Bare publisher (confirm awaited per message) to bare consumer at the offered rate.
+    pub raw_offered_latency: Latency,
     pub e2e_rate: f64,
     pub e2e_latency: Latency,
     pub e2e_cpu: CpuShare,
@@ -195,6 +197,14 @@ impl fmt::Display for BenchReport {
             self.raw_rate, self.messages
         )?;
         writeln!(f, "  {}", self.raw_cpu)?;
+        writeln!(
+            f,
+            "raw broker latency at {} msg/s offered (publish -> delivery, no database): p50 {:.2} ms p95 {:.2} ms p99 {:.2} ms",
+            self.offered_rate,
+            self.raw_offered_latency.p50,
+            self.raw_offered_latency.p95,
+            self.raw_offered_latency.p99
+        )?;
         writeln!(
             f,
             "end to end at saturation: {:.0} msg/s (outbox multi-row inserts -> relay -> RabbitMQ -> consumer with processed_events), latency p50 {:.1} ms p99 {:.1} ms (includes queueing behind the backlog)",
@@ -314,6 +324,7 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, BenchError> {
     let (rate, cpu) = raw_phase(&sandbox, &opts, &sample).await?;
     report.raw_rate = rate;
     report.raw_cpu = cpu;
+    report.raw_offered_latency = raw_latency_phase(&sandbox, &opts, &sample).await?;
     e2e_phases(&sandbox, &opts, &mut report).await?;
     Ok(report)
 }
@@ -429,6 +440,98 @@ async fn raw_phase(
     Ok((rate, cpu))
 }
 
+/// The broker's own latency floor: events at the offered rate, the send time in the message id.
+async fn raw_latency_phase(
+    sandbox: &Sandbox,
+    opts: &BenchOptions,
+    body: &[u8],
+) -> Result<Latency, BenchError> {
+    let queue = ConsumerQueue::custom("bench.rawlat", "bench", &["rawlat.#"]);
+    let pub_conn = conn::connect(&sandbox.amqp_url, "bench-rawlat-publisher").await?;
+    let sub_conn = conn::connect(&sandbox.amqp_url, "bench-rawlat-consumer").await?;
+    let ch = pub_conn.create_channel().await?;
+    topology::declare_consumer(&ch, &queue).await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    let sub = sub_conn.create_channel().await?;
+    sub.basic_qos(opts.consumer_prefetch, BasicQosOptions::default())
+        .await?;
+    let mut deliveries = sub
+        .basic_consume(
+            queue.name.as_ref().into(),
+            ShortString::from(""),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let total =
+        usize::try_from(opts.offered_rate * opts.offered_seconds.min(3)).unwrap_or(usize::MAX);
+    let consumer = tokio::spawn(async move {
+        let mut samples = Vec::with_capacity(total);
+        while samples.len() < total {
+            let Ok(Some(Ok(d))) =
+                tokio::time::timeout(Duration::from_secs(30), deliveries.next()).await
+            else {
+                break;
+            };
+            let sent = d
+                .properties
+                .message_id()
+                .as_ref()
+                .and_then(|m| m.as_str().parse::<u64>().ok())
+                .unwrap_or(0);
+            samples.push(now_micros().saturating_sub(sent));
+            let _ = d.acker.ack(BasicAckOptions::default()).await;
+        }
+        samples
+    });
+    let started = Instant::now();
+    let mut sent = 0usize;
+    let mut confirms = FuturesOrdered::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    while sent < total {
+        tick.tick().await;
+        let due = usize::try_from(
+            started.elapsed().as_micros() * u128::from(opts.offered_rate) / 1_000_000,
+        )
+        .unwrap_or(usize::MAX)
+        .min(total);
+        while sent < due {
+            let props = message::properties(message::EventMeta {
+                id: &now_micros().to_string(),
+                routing_key: "rawlat.tick.happened",
+                source: "payments",
+                correlation_id: "bench",
+                timestamp_secs: 0,
+                headers: FieldTable::default(),
+            });
+            confirms.push_back(
+                ch.basic_publish(
+                    EVENTS_EXCHANGE.into(),
+                    "rawlat.tick.happened".into(),
+                    BasicPublishOptions::default(),
+                    body,
+                    props,
+                )
+                .await?,
+            );
+            sent += 1;
+        }
+        while let Some(c) = confirms.next().now_or_never().flatten() {
+            if !c?.is_ack() {
+                return Err(BenchError::Nacked);
+            }
+        }
+    }
+    while let Some(c) = confirms.next().await {
+        if !c?.is_ack() {
+            return Err(BenchError::Nacked);
+        }
+    }
+    let samples = consumer.await.unwrap_or_default();
+    Ok(Latency::from_micros(samples))
+}
+
 #[derive(Default)]
 struct Observed {
     latencies: Vec<u64>,
@@ -441,17 +544,24 @@ struct BenchHandler {
 }
 
 impl Handler for BenchHandler {
-    async fn handle(
-        &self,
-        _tx: &mut PgConnection,
-        event: &IncomingEvent,
-    ) -> Result<(), HandlerError> {
+    // Latency is taken after the consumer's commit: the event is then durably applied.
+    fn committed(&self, event: &IncomingEvent) {
         let now = now_micros();
         let sent = event
             .data
             .get("sentAtMicros")
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(now);
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.latencies.push(now.saturating_sub(sent));
+        }
+    }
+
+    async fn handle(
+        &self,
+        _tx: &mut PgConnection,
+        event: &IncomingEvent,
+    ) -> Result<(), HandlerError> {
         let n = event
             .data
             .get("n")
@@ -466,7 +576,6 @@ impl Handler for BenchHandler {
             .seen
             .lock()
             .map_err(|_| HandlerError::permanent("poisoned"))?;
-        seen.latencies.push(now.saturating_sub(sent));
         let prev = seen.last.insert(aggregate.to_owned(), n);
         if prev.is_some_and(|p| p >= n) {
             seen.violations += 1;

@@ -153,6 +153,12 @@ pub trait Handler: Send + Sync + 'static {
         version == VERSION
     }
 
+    /// Called after the transaction that applied `event` committed (for post-commit work such
+    /// as cache invalidation or metrics). Not called for duplicates or failures.
+    fn committed(&self, event: &IncomingEvent) {
+        let _ = event;
+    }
+
     /// Applies the effect on `tx`, an open transaction that already recorded the event as
     /// processed; it commits only if this returns `Ok`.
     fn handle<'a>(
@@ -307,6 +313,7 @@ async fn apply_one<H: Handler>(
     }
     timed(handler, queue, &mut tx, event).await?;
     tx.commit().await?;
+    handler.committed(event);
     Ok(true)
 }
 
@@ -415,6 +422,11 @@ async fn try_batch<H: Handler>(
         });
     }
     tx.commit().await?;
+    for (p, o) in prepared.iter().zip(&out) {
+        if let (Prepared::Handle(e), Outcome::Processed) = (p, o) {
+            handler.committed(e);
+        }
+    }
     Ok(out)
 }
 
