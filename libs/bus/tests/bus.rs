@@ -949,3 +949,37 @@ async fn broker_connections_killed_under_load_every_event_consumed_once() -> Res
     consumer.join().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_refuses_to_start_on_queue_argument_mismatch_and_names_the_queue() -> Result<()> {
+    let sb = setup("bus_mismatch").await?;
+    let connection = conn::connect(&sb.amqp_url, "operator").await?;
+    let ch = connection.create_channel().await?;
+    // Declared earlier by someone else as a classic queue.
+    ch.queue_declare(
+        "admin.events".into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await?;
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        consumer::run(
+            sb.pool.clone(),
+            consumer_config(&sb),
+            Arc::new(Recorder::new(&sb.pool)),
+            CancellationToken::new(),
+        ),
+    )
+    .await?;
+    let error = result.err().context("must refuse to start")?;
+    let text = format!("{error}");
+    assert!(
+        text.contains("admin.events") && text.contains("refusing to start"),
+        "{text}"
+    );
+    Ok(())
+}
