@@ -1,9 +1,19 @@
 //! `payplane-operator`: runs the controllers (default), writes the CRDs (`crd`) or measures
 //! convergence and memory on the built-in fake API server (`bench`).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use anyhow::Context as _;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
 use clap::{Parser, Subcommand};
+use payplane_operator::controller::{self, Ctx};
+use payplane_operator::external::Externals;
+use payplane_operator::metrics::Metrics;
 
 #[derive(Parser)]
 #[command(
@@ -18,25 +28,281 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controllers (the default).
+    Run(RunArgs),
     /// Write the CustomResourceDefinitions as YAML files.
     Crd {
         /// Output directory.
         #[arg(long, default_value = "crds")]
         out: PathBuf,
     },
+    /// Time a Platform's convergence and measure memory with 500 AppServices, on the
+    /// in-process fake API server.
+    Bench {
+        /// Number of AppServices for the memory figure.
+        #[arg(long, default_value_t = 500)]
+        apps: usize,
+    },
+}
+
+#[derive(clap::Args, Default)]
+struct RunArgs {
+    /// Address of /metrics, /livez and /readyz.
+    #[arg(
+        long,
+        env = "PAYPLANE_OPERATOR_HTTP_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
+    http_addr: String,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "payplane-system")]
+    lease_namespace: String,
+    /// Identity in the leader election (the pod name).
+    #[arg(long, env = "POD_NAME", default_value = "payplane-operator")]
+    identity: String,
+    /// Run without leader election (a single replica, or local development).
+    #[arg(long, env = "PAYPLANE_OPERATOR_NO_LEADER_ELECTION")]
+    no_leader_election: bool,
 }
 
 fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Crd { out }) => {
-            std::fs::create_dir_all(&out)?;
-            for (file, yaml) in payplane_operator::crd::render_all()? {
-                std::fs::write(out.join(&file), yaml)?;
-                println!("wrote {}", out.join(&file).display());
-            }
-            Ok(())
-        }
-        None => Ok(()),
+        Some(Command::Crd { out }) => write_crds(&out),
+        Some(Command::Bench { apps }) => runtime()?.block_on(bench(apps)),
+        Some(Command::Run(args)) => runtime()?.block_on(run(args)),
+        None => runtime()?.block_on(run(RunArgs::parse_from(["run"]))),
     }
+}
+
+impl RunArgs {
+    fn parse_from<const N: usize>(args: [&str; N]) -> Self {
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: RunArgs,
+        }
+        Wrapper::parse_from(args).args
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Writes the CRDs to `out` and, when run from the repository root, into the chart.
+fn write_crds(out: &std::path::Path) -> anyhow::Result<()> {
+    let chart = std::path::Path::new("charts/payplane/crds");
+    let mut dirs = vec![out.to_path_buf()];
+    if chart.is_dir() {
+        dirs.push(chart.to_path_buf());
+    }
+    std::fs::create_dir_all(out)?;
+    for (file, yaml) in payplane_operator::crd::render_all()? {
+        for dir in &dirs {
+            std::fs::write(dir.join(&file), &yaml)?;
+            println!("wrote {}", dir.join(&file).display());
+        }
+    }
+    Ok(())
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_runtime=warn"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
+}
+
+async fn serve_http(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(move || async move { metrics.render() }))
+        .route("/livez", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || async move {
+                if ready.load(Ordering::Relaxed) {
+                    (StatusCode::OK, "ok")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "starting")
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    init_logs();
+    let client = kube::Client::try_default()
+        .await
+        .context("building the Kubernetes client")?;
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let addr: SocketAddr = args.http_addr.parse().context("--http-addr")?;
+    let http = tokio::spawn(serve_http(addr, metrics.clone(), ready.clone()));
+    let service_monitor = client
+        .list_api_group_resources("monitoring.coreos.com/v1")
+        .await
+        .is_ok_and(|r| r.resources.iter().any(|x| x.name == "servicemonitors"));
+    let ctx = Arc::new(Ctx::new(
+        client.clone(),
+        Externals::real(),
+        metrics,
+        service_monitor,
+    ));
+    ready.store(true, Ordering::Relaxed);
+
+    if args.no_leader_election {
+        tracing::info!("starting controllers without leader election");
+        controller::run(ctx, shutdown_signal()).await;
+        http.abort();
+        return Ok(());
+    }
+    // Two replicas are safe: only the holder of the Lease runs controllers; a replica that
+    // loses the Lease exits so Kubernetes restarts it as a standby.
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client, "payplane-operator")
+        .with_namespace(&args.lease_namespace)
+        .with_identity(&args.identity)
+        .with_duration(15)
+        .with_grace(5)
+        .build()
+        .await
+        .context("creating the leader-election lease manager")?;
+    let (mut leader, lease_task) = manager.watch().await;
+    tracing::info!(identity = %args.identity, "waiting for leadership");
+    tokio::select! {
+        r = leader.wait_for(|l| *l) => { r.context("lease watch ended")?; }
+        () = shutdown_signal() => { return Ok(()); }
+    }
+    tracing::info!(identity = %args.identity, "became leader; starting controllers");
+    let mut lost = leader.clone();
+    let lost_leadership = Arc::new(AtomicBool::new(false));
+    let flag = lost_leadership.clone();
+    controller::run(ctx, async move {
+        tokio::select! {
+            _ = lost.wait_for(|l| !*l) => { flag.store(true, Ordering::Relaxed); }
+            () = shutdown_signal() => {}
+        }
+    })
+    .await;
+    drop(leader);
+    if let Ok(Ok(manager)) = lease_task.await {
+        let _ = manager.release().await;
+    }
+    http.abort();
+    if lost_leadership.load(Ordering::Relaxed) {
+        anyhow::bail!("lost leadership");
+    }
+    Ok(())
+}
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+async fn bench(apps: usize) -> anyhow::Result<()> {
+    use payplane_operator::crd::{
+        AppService, Database, IngressCert, MessageBroker, Platform, PostgresCluster, Queue,
+    };
+    use payplane_operator::sim::{Sim, is_ready};
+    const NS: &str = "payments";
+    let timeout = std::time::Duration::from_secs(120);
+
+    let sim = Sim::start(Externals::simulated()).await?;
+    let started = std::time::Instant::now();
+    sim.apply_yaml(include_str!("../../examples/platform.yaml"))?;
+    let converged = sim
+        .wait_until(timeout, true, |s| {
+            let lists = [
+                s.list::<Platform>(NS),
+                s.list::<AppService>(NS),
+                s.list::<PostgresCluster>(NS),
+                s.list::<Database>(NS),
+                s.list::<MessageBroker>(NS),
+                s.list::<Queue>(NS),
+                s.list::<IngressCert>(NS),
+            ];
+            lists
+                .iter()
+                .all(|l| !l.is_empty() && l.iter().all(is_ready))
+        })
+        .await;
+    anyhow::ensure!(
+        converged,
+        "the Platform did not converge within {timeout:?}"
+    );
+    let converge_ms = started.elapsed().as_millis();
+    println!(
+        "platform: {} objects, {} API requests, {} reconciles",
+        sim.fake.resource_version(),
+        sim.fake.requests(),
+        sim.ctx.metrics.total_reconciles()
+    );
+
+    let started = std::time::Instant::now();
+    for i in 0..apps {
+        sim.create(serde_json::json!({
+            "apiVersion": "payplane.dev/v1alpha1", "kind": "AppService",
+            "metadata": {"name": format!("bench-{i}"), "namespace": "bench"},
+            "spec": {"image": format!("bench/app:{i}"), "port": 8080, "replicas": 1}
+        }))?;
+    }
+    let all = sim
+        .wait_until(timeout, true, |s| {
+            let l = s.list::<AppService>("bench");
+            l.len() == apps && l.iter().all(is_ready)
+        })
+        .await;
+    anyhow::ensure!(
+        all,
+        "{apps} AppServices did not become ready within {timeout:?}"
+    );
+    println!(
+        "{apps} apps ready in {} ms, {} reconciles",
+        started.elapsed().as_millis(),
+        sim.ctx.metrics.total_reconciles()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let rss = rss_mib();
+    sim.stop().await;
+    println!("operator: platform converged in {converge_ms} ms, {rss:.0} MiB with {apps} apps");
+    Ok(())
 }

@@ -87,3 +87,54 @@ fn crds_carry_short_names_columns_and_validation_rules() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn chart_ships_the_same_crds() -> anyhow::Result<()> {
+    let chart = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/payplane/crds");
+    for (file, yaml) in payplane_operator::crd::render_all()? {
+        let shipped = std::fs::read_to_string(chart.join(&file))?;
+        assert!(
+            shipped == yaml,
+            "charts/payplane/crds/{file} drifted; run `payplane-operator crd`"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn chart_rbac_has_no_wildcards_and_covers_every_kind() -> anyhow::Result<()> {
+    let templates = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/payplane/templates");
+    let rbac = std::fs::read_to_string(templates.join("rbac.yaml"))?;
+    let rules: Vec<&str> = rbac
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
+    assert!(
+        rules.iter().all(|l| !l.contains('*')),
+        "RBAC must not use wildcards"
+    );
+    for kind in [
+        "platforms",
+        "appservices",
+        "postgresclusters",
+        "databases",
+        "messagebrokers",
+        "queues",
+        "ingresscerts",
+    ] {
+        assert!(rbac.contains(&format!("{kind}/status")), "{kind}/status");
+    }
+    for needed in [
+        "deployments",
+        "statefulsets",
+        "jobs",
+        "secrets",
+        "leases",
+        "events",
+        "ingresses",
+    ] {
+        assert!(rbac.contains(needed), "{needed}");
+    }
+    assert!(!rbac.contains("cluster-admin"));
+    Ok(())
+}
