@@ -6,7 +6,6 @@
 
 use std::{
     collections::{BTreeMap, HashSet},
-    future::Future,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -14,7 +13,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{DateTime, Utc};
 use futures::{FutureExt, StreamExt};
 use lapin::{
     BasicProperties, Channel, PublisherConfirm,
@@ -26,147 +24,23 @@ use lapin::{
     types::{AMQPValue, FieldTable, ShortString},
 };
 use payplane_events::{
-    VERSION, time,
+    time,
     topology::{
         ConsumerQueue, DEFAULT_EXCHANGE, DEFAULT_PREFETCH, DLX_EXCHANGE, RETRY_DELAYS_MS,
         headers as h,
     },
 };
-use serde::de::DeserializeOwned;
 use sqlx::{PgConnection, PgPool};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub use crate::handler::{Handler, HandlerError, IncomingEvent};
 use crate::{conn, message, metrics as m, relay::error_chain, topology};
 
 /// Retries before a transiently failing event is dead-lettered.
 pub const MAX_RETRIES: u32 = 3;
 const MAX_REASON_CHARS: usize = 1024;
-
-/// Why a handler failed (events.md §6.2 error classes).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HandlerError {
-    /// Database unavailable, serialization failure, timeout, a lookup that could not be made…:
-    /// retried after 1 s, 2 s, 4 s, then dead-lettered.
-    #[error("transient: {0}")]
-    Transient(String),
-    /// Invalid payload or a broken invariant: dead-lettered at once.
-    #[error("permanent: {0}")]
-    Permanent(String),
-}
-
-impl HandlerError {
-    pub fn transient(e: impl std::fmt::Display) -> Self {
-        HandlerError::Transient(e.to_string())
-    }
-
-    pub fn permanent(e: impl std::fmt::Display) -> Self {
-        HandlerError::Permanent(e.to_string())
-    }
-}
-
-/// Database errors are transient unless the handler decides otherwise.
-impl From<sqlx::Error> for HandlerError {
-    fn from(e: sqlx::Error) -> Self {
-        HandlerError::Transient(error_chain(&e))
-    }
-}
-
-/// A parsed event as a handler sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IncomingEvent {
-    pub id: Uuid,
-    /// The envelope `type`. The delivery's routing key is not used: after a retry delay the
-    /// broker delivers with the queue name as routing key.
-    pub routing_key: String,
-    pub version: String,
-    pub timestamp: DateTime<Utc>,
-    pub source: String,
-    pub correlation_id: Option<String>,
-    pub causation_id: Option<Uuid>,
-    pub data: serde_json::Value,
-    pub traceparent: Option<String>,
-    /// `x-retry-count` (0 when absent).
-    pub retry_count: u32,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawEnvelope {
-    id: String,
-    #[serde(rename = "type")]
-    event_type: String,
-    version: String,
-    #[serde(with = "time::millis")]
-    timestamp: DateTime<Utc>,
-    source: String,
-    #[serde(default)]
-    correlation_id: Option<String>,
-    #[serde(default)]
-    causation_id: Option<String>,
-    data: serde_json::Value,
-}
-
-impl IncomingEvent {
-    /// Parses a message body; anything malformed is a permanent failure (events.md §6.2 step 1).
-    pub fn parse(body: &[u8], headers: Option<&FieldTable>) -> Result<Self, HandlerError> {
-        let raw: RawEnvelope = serde_json::from_slice(body)
-            .map_err(|e| HandlerError::Permanent(format!("malformed envelope: {e}")))?;
-        let id = Uuid::parse_str(&raw.id)
-            .map_err(|e| HandlerError::Permanent(format!("envelope id: {e}")))?;
-        let retry_count = message::header_int(headers, h::RETRY_COUNT)
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(0);
-        Ok(IncomingEvent {
-            id,
-            routing_key: raw.event_type,
-            version: raw.version,
-            timestamp: raw.timestamp,
-            source: raw.source,
-            correlation_id: raw.correlation_id,
-            causation_id: raw.causation_id.and_then(|c| Uuid::parse_str(&c).ok()),
-            data: raw.data,
-            traceparent: message::header_str(headers, h::TRACEPARENT),
-            retry_count,
-        })
-    }
-
-    /// The typed payload; a mismatch is a permanent failure.
-    pub fn payload<T: DeserializeOwned>(&self) -> Result<T, HandlerError> {
-        T::deserialize(&self.data)
-            .map_err(|e| HandlerError::Permanent(format!("{} payload: {e}", self.routing_key)))
-    }
-}
-
-/// What a consuming service implements.
-pub trait Handler: Send + Sync + 'static {
-    /// Routing keys this consumer acts on; others are acked as `ignored`.
-    fn handles(&self, routing_key: &str) -> bool {
-        let _ = routing_key;
-        true
-    }
-
-    /// The one major version handled per routing key; others are acked as `unsupported_version`.
-    fn supports_version(&self, routing_key: &str, version: &str) -> bool {
-        let _ = routing_key;
-        version == VERSION
-    }
-
-    /// Called after the transaction that applied `event` committed (for post-commit work such
-    /// as cache invalidation or metrics). Not called for duplicates or failures.
-    fn committed(&self, event: &IncomingEvent) {
-        let _ = event;
-    }
-
-    /// Applies the effect on `tx`, an open transaction that already recorded the event as
-    /// processed; it commits only if this returns `Ok`.
-    fn handle<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        event: &'a IncomingEvent,
-    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
-}
 
 /// Dead-letter class (`x-failure-class`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod conn;
 pub mod consumer;
 pub mod dlq;
+pub mod handler;
 pub mod message;
 pub mod metrics;
 pub mod outbox;
