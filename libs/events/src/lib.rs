@@ -69,3 +69,48 @@ pub struct Envelope<T> {
     pub causation_id: Option<Uuid>,
     pub data: T,
 }
+
+#[cfg(test)]
+mod examples {
+    use serde::{Serialize, de::DeserializeOwned};
+
+    use super::*;
+
+    fn round_trip<T: Event + DeserializeOwned + Serialize>(json: &str) {
+        let value: serde_json::Value = serde_json::from_str(json).unwrap();
+        let typed: T = serde_json::from_value(value.clone()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&typed).unwrap(),
+            value,
+            "{}",
+            T::ROUTING_KEY
+        );
+    }
+
+    macro_rules! example {
+        ($ty:ty, $key:literal) => {
+            round_trip::<$ty>(include_str!(concat!("../examples-json/", $key, ".json")))
+        };
+    }
+
+    #[test]
+    fn every_routing_key_has_an_example_matching_its_type() {
+        example!(auth::UserCreated, "auth.user.created");
+        example!(auth::UserUpdated, "auth.user.updated");
+        example!(auth::UserDeleted, "auth.user.deleted");
+        example!(auth::UserLogin, "auth.user.login");
+        example!(auth::UserLogout, "auth.user.logout");
+        example!(auth::PasswordChanged, "auth.user.password_changed");
+        example!(auth::SessionRevoked, "auth.session.revoked");
+        example!(payments::PaymentCreated, "payments.payment.created");
+        example!(payments::PaymentUpdated, "payments.payment.updated");
+        example!(payments::PaymentProcessing, "payments.payment.processing");
+        example!(payments::PaymentCompleted, "payments.payment.completed");
+        example!(payments::PaymentFailed, "payments.payment.failed");
+        example!(payments::PaymentCancelled, "payments.payment.cancelled");
+        example!(admin::AuditCreated, "admin.audit.created");
+        example!(admin::ConfigUpdated, "admin.config.updated");
+        example!(profile::ProfileUpdated, "profile.profile.updated");
+        assert_eq!(ROUTING_KEYS.len(), 16);
+    }
+}
