@@ -10,12 +10,26 @@ pub enum BenchCommand {
     Auth(auth::AuthBenchArgs),
     /// Operator convergence time and memory (runs `payplane-operator bench`).
     Operator,
+    /// Outbox → RabbitMQ → consumer throughput and latency against the raw broker ceiling.
+    Events {
+        /// Messages in the raw and saturation phases.
+        #[arg(long)]
+        messages: Option<usize>,
+    },
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Auth(args) => auth::run(args).await,
         BenchCommand::Operator => exec_sibling("payplane-operator", &["bench"]),
+        BenchCommand::Events { messages } => {
+            let mut opts = payplane_bus::bench::BenchOptions::default();
+            if let Some(n) = messages {
+                opts.messages = n;
+            }
+            println!("{}", payplane_bus::bench::run(opts).await?);
+            Ok(())
+        }
     }
 }
 

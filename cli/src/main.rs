@@ -3,6 +3,7 @@
 
 mod bench;
 mod dev;
+mod dlq;
 mod ops;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,9 @@ enum Command {
     BootstrapAdmin(ops::BootstrapArgs),
     /// Apply a service's migrations to its database.
     Migrate(ops::MigrateArgs),
+    /// Dead-letter queue tools.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
     /// Benchmarks that print a one-line summary last.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -38,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Seed(args) => ops::seed(args).await,
         Command::BootstrapAdmin(args) => ops::bootstrap_admin(args).await,
         Command::Migrate(args) => ops::migrate(args).await,
+        Command::Dlq(cmd) => dlq::run(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }
