@@ -121,7 +121,6 @@ pub async fn create(
 
 /// Applies a change to a locked user: bumps the version, saves, emits `auth.user.updated`.
 async fn apply_update(
-    s: &AppState,
     tx: &mut sqlx::PgConnection,
     ctx: &RequestContext,
     before: &users::User,
@@ -164,8 +163,29 @@ async fn apply_update(
     outbox::enqueue(tx, &event_context(ctx), &saved.id.to_string(), &event)
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    let _ = s;
     Ok(saved)
+}
+
+/// Saves the change and its event, commits, then writes the revocation markers.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site per internal endpoint, all arguments distinct"
+)]
+async fn commit_change(
+    s: &AppState,
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    ctx: &RequestContext,
+    before: &users::User,
+    after: users::User,
+    reason: Option<String>,
+    actor: Uuid,
+    ended: &[crate::store::sessions::Revoked],
+) -> Result<Data<Value>, ApiError> {
+    let saved = apply_update(&mut tx, ctx, before, after, reason, actor).await?;
+    tx.commit().await.ctx("commit user change")?;
+    s.markers.sessions_revoked(ended).await;
+    s.markers.token_version(saved.id, saved.token_version).await;
+    Ok(Data(internal_user(&saved)))
 }
 
 /// 409 `LAST_ADMIN` when `target` is the only active ADMIN.
@@ -224,10 +244,7 @@ pub async fn update(
     if after.name == before.name && after.email == before.email {
         return Ok(Data(internal_user(&before)));
     }
-    let saved = apply_update(&s, &mut tx, &ctx, &before, after, None, actor).await?;
-    tx.commit().await.ctx("commit internal update")?;
-    s.markers.token_version(saved.id, saved.token_version).await;
-    Ok(Data(internal_user(&saved)))
+    commit_change(&s, tx, &ctx, &before, after, None, actor, &[]).await
 }
 
 pub async fn set_role(
@@ -255,10 +272,7 @@ pub async fn set_role(
     guard_last_admin(&mut tx, &before).await?;
     let mut after = before.clone();
     after.role = role;
-    let saved = apply_update(&s, &mut tx, &ctx, &before, after, None, actor).await?;
-    tx.commit().await.ctx("commit role change")?;
-    s.markers.token_version(saved.id, saved.token_version).await;
-    Ok(Data(internal_user(&saved)))
+    commit_change(&s, tx, &ctx, &before, after, None, actor, &[]).await
 }
 
 pub async fn set_status(
@@ -305,11 +319,7 @@ pub async fn set_status(
         )
         .await?
     };
-    let saved = apply_update(&s, &mut tx, &ctx, &before, after, reason, actor).await?;
-    tx.commit().await.ctx("commit status change")?;
-    s.markers.sessions_revoked(&ended).await;
-    s.markers.token_version(saved.id, saved.token_version).await;
-    Ok(Data(internal_user(&saved)))
+    commit_change(&s, tx, &ctx, &before, after, reason, actor, &ended).await
 }
 
 pub async fn remove(

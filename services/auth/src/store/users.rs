@@ -65,45 +65,38 @@ impl User {
     }
 }
 
-pub async fn by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<User>, StoreError> {
-    let row = sqlx::query(concat!("SELECT ", cols!(), " FROM users WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
-        .ctx("select user by id")?;
+async fn one(
+    conn: &mut PgConnection,
+    query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    op: &'static str,
+) -> Result<Option<User>, StoreError> {
+    let row = query.fetch_optional(&mut *conn).await.ctx(op)?;
     row.as_ref()
         .map(User::from_row)
         .transpose()
         .ctx("decode user")
+}
+
+pub async fn by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<User>, StoreError> {
+    let query = sqlx::query(concat!("SELECT ", cols!(), " FROM users WHERE id = $1")).bind(id);
+    one(conn, query, "select user by id").await
 }
 
 /// Locks the row: every transaction that writes an outbox row for a user locks it first.
 pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<User>, StoreError> {
-    let row = sqlx::query(concat!(
+    let query = sqlx::query(concat!(
         "SELECT ",
         cols!(),
         " FROM users WHERE id = $1 FOR UPDATE"
     ))
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await
-    .ctx("lock user")?;
-    row.as_ref()
-        .map(User::from_row)
-        .transpose()
-        .ctx("decode user")
+    .bind(id);
+    one(conn, query, "lock user").await
 }
 
 pub async fn by_email(conn: &mut PgConnection, email: &str) -> Result<Option<User>, StoreError> {
-    let row = sqlx::query(concat!("SELECT ", cols!(), " FROM users WHERE email = $1"))
-        .bind(email)
-        .fetch_optional(&mut *conn)
-        .await
-        .ctx("select user by email")?;
-    row.as_ref()
-        .map(User::from_row)
-        .transpose()
-        .ctx("decode user")
+    let query =
+        sqlx::query(concat!("SELECT ", cols!(), " FROM users WHERE email = $1")).bind(email);
+    one(conn, query, "select user by email").await
 }
 
 pub struct NewUser<'a> {
