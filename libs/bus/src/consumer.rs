@@ -304,6 +304,21 @@ async fn try_batch<H: Handler>(
     Ok(out)
 }
 
+/// Deletes `processed_events` rows older than `days` (data.md §8 housekeeping, 30 days);
+/// returns how many.
+pub async fn delete_processed_older_than(
+    conn: &mut PgConnection,
+    days: i32,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM processed_events WHERE processed_at < now() - make_interval(days => $1)",
+    )
+    .bind(days)
+    .execute(&mut *conn)
+    .await
+    .map(|r| r.rows_affected())
+}
+
 /// How a consumer runs. Tests and benches build it directly.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {

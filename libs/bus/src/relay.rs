@@ -60,6 +60,9 @@ pub struct RelayConfig {
     pub confirm_timeout: Duration,
     /// Batches sent before the oldest one's confirms are awaited (1 = strictly one batch at a time).
     pub pipeline_depth: usize,
+    /// How far below the highest published seq a fetch starts (a full scan runs every
+    /// `poll_interval`); see `ScanState`.
+    pub lookback: i64,
 }
 
 impl RelayConfig {
@@ -73,6 +76,7 @@ impl RelayConfig {
             standby_interval: Duration::from_secs(5),
             confirm_timeout: Duration::from_secs(10),
             pipeline_depth: 2,
+            lookback: 10_000,
         }
     }
 }
@@ -254,6 +258,10 @@ async fn run_active(
     let mut broker: Option<Broker> = None;
     let mut reconnect = conn::reconnect_backoff();
     let mut failure_backoff: Option<Box<dyn Iterator<Item = Duration> + Send>> = None;
+    let mut scan = ScanState {
+        high_water: 0,
+        last_full: Instant::now(),
+    };
     let mut last_gauges = Instant::now()
         .checked_sub(config.poll_interval)
         .unwrap_or_else(Instant::now);
@@ -282,7 +290,7 @@ async fn run_active(
             }
         }
         let Some(b) = broker.as_ref() else { continue };
-        match drain(lock_conn, &b.channel, config, shutdown).await {
+        match drain(lock_conn, &b.channel, config, shutdown, &mut scan).await {
             Ok(()) => failure_backoff = None,
             Err(RelayError::Database(e)) => return Err(RelayError::Database(e)),
             Err(error) => {
@@ -324,6 +332,28 @@ async fn run_active(
     Ok(())
 }
 
+/// Where a fetch starts. Published rows leave dead entries in the partial index on unpublished
+/// rows until vacuum, and a scan from the beginning walks all of them (measured: p95 relay lag
+/// 19 ms → 129 ms with 100k dead rows). So scans start `lookback` below the highest marked
+/// seq, which still catches transactions that took a seq earlier but committed later, and a
+/// full scan from 0 runs every `poll_interval` so that even a very late commit waits at most
+/// that long.
+struct ScanState {
+    high_water: i64,
+    last_full: Instant,
+}
+
+impl ScanState {
+    fn start(&mut self, config: &RelayConfig) -> i64 {
+        if self.last_full.elapsed() >= config.poll_interval {
+            self.last_full = Instant::now();
+            0
+        } else {
+            (self.high_water - config.lookback).max(0)
+        }
+    }
+}
+
 struct InFlight {
     rows: Vec<OutboxRow>,
     confirms: Vec<PublisherConfirm>,
@@ -340,10 +370,11 @@ async fn drain(
     channel: &Channel,
     config: &RelayConfig,
     shutdown: &CancellationToken,
+    scan: &mut ScanState,
 ) -> Result<(), RelayError> {
     let depth = config.pipeline_depth.max(1);
     let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(depth);
-    let mut cursor = 0_i64;
+    let mut cursor = scan.start(config);
     let mut exhausted = false;
     loop {
         if shutdown.is_cancelled() {
@@ -383,6 +414,7 @@ async fn drain(
         )
         .await;
         let seqs: Vec<i64> = batch.rows[..confirmed].iter().map(|r| r.seq).collect();
+        scan.high_water = scan.high_water.max(seqs.last().copied().unwrap_or(0));
         outbox::mark_published(lock_conn, &seqs).await?;
         for row in &batch.rows[..confirmed] {
             metrics::counter!(m::PUBLISHED, "routing_key" => row.routing_key.clone()).increment(1);
@@ -400,8 +432,8 @@ async fn drain(
         }
         exhausted = false;
         if in_flight.is_empty() {
-            // Rows with a lower seq that committed late become visible from the start again.
-            cursor = 0;
+            // Rows with a lower seq that committed late are looked for again.
+            cursor = scan.start(config);
         }
     }
 }
