@@ -43,6 +43,9 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         apps: usize,
     },
+    /// The bench's fake API server, run as a separate process (internal).
+    #[command(hide = true)]
+    BenchServer,
 }
 
 #[derive(clap::Args, Default)]
@@ -71,6 +74,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Crd { out }) => write_crds(&out),
         Some(Command::Bench { apps }) => runtime()?.block_on(bench(apps)),
+        Some(Command::BenchServer) => runtime()?.block_on(bench_server()),
         Some(Command::Run(args)) => runtime()?.block_on(run(args)),
         None => runtime()?.block_on(run(RunArgs::parse_from(["run"]))),
     }
@@ -238,71 +242,165 @@ fn rss_mib() -> f64 {
     kib / 1024.0
 }
 
-async fn bench(apps: usize) -> anyhow::Result<()> {
+/// The fake API server as its own process, so the bench measures the operator's memory
+/// alone. Prints its URL, plays the workload controllers, and exits when stdin closes.
+async fn bench_server() -> anyhow::Result<()> {
+    use tokio::io::AsyncReadExt as _;
+    let fake = payplane_kube_fake::FakeApiServer::start().await?;
+    println!("{}", fake.url());
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    tokio::select! {
+        () = fake.serve_settling(std::time::Duration::from_millis(20)) => {}
+        _ = stdin.read(&mut buf) => {}
+    }
+    Ok(())
+}
+
+async fn create_all(client: &kube::Client, docs: Vec<serde_json::Value>) -> anyhow::Result<()> {
+    use kube::api::{Api, DynamicObject, PostParams};
+    for doc in docs {
+        let kind = doc["kind"].as_str().unwrap_or_default();
+        let ar = payplane_operator::sim::resource_of(kind)
+            .ok_or_else(|| anyhow::anyhow!("unknown kind {kind}"))?;
+        let ns = doc["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_owned();
+        let obj: DynamicObject = serde_json::from_value(doc)?;
+        Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &ar)
+            .create(&PostParams::default(), &obj)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn count_ready<K>(client: &kube::Client, ns: &str) -> anyhow::Result<(usize, usize)>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + payplane_operator::crd::HasConditions
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let list = kube::Api::<K>::namespaced(client.clone(), ns)
+        .list(&kube::api::ListParams::default())
+        .await?;
+    let ready = list
+        .items
+        .iter()
+        .filter(|o| payplane_operator::conditions::is_ready(*o))
+        .count();
+    Ok((ready, list.items.len()))
+}
+
+async fn platform_ready(client: &kube::Client, ns: &str) -> anyhow::Result<bool> {
     use payplane_operator::crd::{
         AppService, Database, IngressCert, MessageBroker, Platform, PostgresCluster, Queue,
     };
-    use payplane_operator::sim::{Sim, is_ready};
-    const NS: &str = "payments";
-    let timeout = std::time::Duration::from_secs(120);
+    for (ready, total) in [
+        count_ready::<Platform>(client, ns).await?,
+        count_ready::<AppService>(client, ns).await?,
+        count_ready::<PostgresCluster>(client, ns).await?,
+        count_ready::<Database>(client, ns).await?,
+        count_ready::<MessageBroker>(client, ns).await?,
+        count_ready::<Queue>(client, ns).await?,
+        count_ready::<IngressCert>(client, ns).await?,
+    ] {
+        if total == 0 || ready < total {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
 
-    let sim = Sim::start(Externals::simulated()).await?;
-    let started = std::time::Instant::now();
-    sim.apply_yaml(include_str!("../../examples/platform.yaml"))?;
-    let converged = sim
-        .wait_until(timeout, true, |s| {
-            let lists = [
-                s.list::<Platform>(NS),
-                s.list::<AppService>(NS),
-                s.list::<PostgresCluster>(NS),
-                s.list::<Database>(NS),
-                s.list::<MessageBroker>(NS),
-                s.list::<Queue>(NS),
-                s.list::<IngressCert>(NS),
-            ];
-            lists
-                .iter()
-                .all(|l| !l.is_empty() && l.iter().all(is_ready))
-        })
-        .await;
-    anyhow::ensure!(
-        converged,
-        "the Platform did not converge within {timeout:?}"
-    );
+async fn bench(apps: usize) -> anyhow::Result<()> {
+    use std::time::{Duration, Instant};
+
+    use tokio::io::AsyncBufReadExt as _;
+    let timeout = Duration::from_secs(300);
+    let mut server = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("bench-server")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = server
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout from bench-server"))?;
+    let url = tokio::io::BufReader::new(stdout)
+        .lines()
+        .next_line()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("bench-server printed no URL"))?;
+    let mut config = kube::Config::new(url.parse()?);
+    config.default_namespace = "default".into();
+    let client = kube::Client::try_from(config)?;
+    let metrics = Arc::new(Metrics::default());
+    let ctx = Arc::new(Ctx::new(
+        client.clone(),
+        Externals::simulated(),
+        metrics.clone(),
+        false,
+    ));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controllers = tokio::spawn(controller::run(ctx, async move {
+        let _ = stop_rx.await;
+    }));
+
+    let started = Instant::now();
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(include_str!("../../examples/platform.yaml"))
+            .map_err(|e| anyhow::anyhow!("examples/platform.yaml: {e}"))?;
+    create_all(&client, docs).await?;
+    while !platform_ready(&client, "payments").await? {
+        anyhow::ensure!(
+            started.elapsed() < timeout,
+            "the Platform did not converge within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let converge_ms = started.elapsed().as_millis();
     println!(
-        "platform: {} objects, {} API requests, {} reconciles",
-        sim.fake.resource_version(),
-        sim.fake.requests(),
-        sim.ctx.metrics.total_reconciles()
+        "platform: converged in {converge_ms} ms after {} reconciles",
+        metrics.total_reconciles()
     );
 
-    let started = std::time::Instant::now();
-    for i in 0..apps {
-        sim.create(serde_json::json!({
-            "apiVersion": "payplane.dev/v1alpha1", "kind": "AppService",
-            "metadata": {"name": format!("bench-{i}"), "namespace": "bench"},
-            "spec": {"image": format!("bench/app:{i}"), "port": 8080, "replicas": 1}
-        }))?;
-    }
-    let all = sim
-        .wait_until(timeout, true, |s| {
-            let l = s.list::<AppService>("bench");
-            l.len() == apps && l.iter().all(is_ready)
+    let started = Instant::now();
+    let docs = (0..apps)
+        .map(|i| {
+            serde_json::json!({
+                "apiVersion": "payplane.dev/v1alpha1", "kind": "AppService",
+                "metadata": {"name": format!("bench-{i}"), "namespace": "bench"},
+                "spec": {"image": format!("bench/app:{i}"), "port": 8080, "replicas": 1}
+            })
         })
-        .await;
-    anyhow::ensure!(
-        all,
-        "{apps} AppServices did not become ready within {timeout:?}"
-    );
+        .collect();
+    create_all(&client, docs).await?;
+    loop {
+        let (ready, total) =
+            count_ready::<payplane_operator::crd::AppService>(&client, "bench").await?;
+        if total == apps && ready == apps {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < timeout,
+            "{ready}/{apps} AppServices ready after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     println!(
-        "{apps} apps ready in {} ms, {} reconciles",
+        "{apps} apps: ready in {} ms, {} reconciles in total",
         started.elapsed().as_millis(),
-        sim.ctx.metrics.total_reconciles()
+        metrics.total_reconciles()
     );
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let rss = rss_mib();
-    sim.stop().await;
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), controllers).await;
+    drop(server.stdin.take());
+    let _ = server.kill().await;
     println!("operator: platform converged in {converge_ms} ms, {rss:.0} MiB with {apps} apps");
     Ok(())
 }

@@ -284,26 +284,40 @@ impl FakeApiServer {
     /// lags its generation becomes available, each unfinished Job completes. Returns how many
     /// objects it changed.
     pub fn settle_workloads(&self) -> usize {
+        let deployments = ResourceType::new("apps/v1", "deployments");
+        let statefulsets = ResourceType::new("apps/v1", "statefulsets");
+        let jobs = ResourceType::new("batch/v1", "jobs");
+        let lagging = |o: &Value| !deployment_current(o);
+        let (d, s, j) = self.with_store(|st| {
+            (
+                st.select(&deployments, lagging),
+                st.select(&statefulsets, lagging),
+                st.select(&jobs, |o| o.pointer("/status/conditions").is_none()),
+            )
+        });
         let mut changed = 0;
-        for d in self.list("apps/v1", "deployments", None) {
-            if !deployment_current(&d) {
-                let (ns, name) = ns_name(&d);
-                changed += usize::from(self.mark_deployment_available(&ns, &name).is_ok());
-            }
+        for obj in d {
+            let (ns, name) = ns_name(&obj);
+            changed += usize::from(self.mark_deployment_available(&ns, &name).is_ok());
         }
-        for s in self.list("apps/v1", "statefulsets", None) {
-            if !deployment_current(&s) {
-                let (ns, name) = ns_name(&s);
-                changed += usize::from(self.mark_statefulset_ready(&ns, &name).is_ok());
-            }
+        for obj in s {
+            let (ns, name) = ns_name(&obj);
+            changed += usize::from(self.mark_statefulset_ready(&ns, &name).is_ok());
         }
-        for j in self.list("batch/v1", "jobs", None) {
-            if j.pointer("/status/conditions").is_none() {
-                let (ns, name) = ns_name(&j);
-                changed += usize::from(self.complete_job(&ns, &name).is_ok());
-            }
+        for obj in j {
+            let (ns, name) = ns_name(&obj);
+            changed += usize::from(self.complete_job(&ns, &name).is_ok());
         }
         changed
+    }
+
+    /// Serves until the process ends, playing the workload controllers every `every`
+    /// (for running the fake API server as its own process).
+    pub async fn serve_settling(&self, every: std::time::Duration) {
+        loop {
+            self.settle_workloads();
+            tokio::time::sleep(every).await;
+        }
     }
 }
 

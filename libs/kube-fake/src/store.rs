@@ -670,6 +670,14 @@ impl Store {
         Ok((backlog, rx))
     }
 
+    /// The objects of a type for which `keep` holds (cloning only those), for the helpers.
+    pub fn select(&self, rt: &ResourceType, keep: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.iter_type(rt)
+            .filter(|(_, e)| keep(&e.obj))
+            .map(|(_, e)| e.obj.clone())
+            .collect()
+    }
+
     /// All objects of a type, for the helpers.
     pub fn all(&self, rt: &ResourceType) -> Vec<Value> {
         self.iter_type(rt).map(|(_, e)| e.obj.clone()).collect()
