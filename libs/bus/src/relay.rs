@@ -262,9 +262,14 @@ async fn run_active(
         high_water: 0,
         last_full: Instant::now(),
     };
-    let mut last_gauges = Instant::now()
-        .checked_sub(config.poll_interval)
-        .unwrap_or_else(Instant::now);
+    // The lag gauges scan the whole partial index; a side task keeps that off the relay's path.
+    let gauges_stop = shutdown.child_token();
+    let _stop_gauges = gauges_stop.clone().drop_guard();
+    tokio::spawn(report_backlog(
+        pool.clone(),
+        config.poll_interval,
+        gauges_stop,
+    ));
     while !shutdown.is_cancelled() {
         if broker.is_none() {
             match open_broker(config).await {
@@ -308,16 +313,6 @@ async fn run_active(
                 continue;
             }
         }
-        if last_gauges.elapsed() >= config.poll_interval {
-            let (pending, oldest) = outbox::backlog(lock_conn).await?;
-            #[expect(
-                clippy::cast_precision_loss,
-                reason = "a gauge; backlogs never reach 2^52"
-            )]
-            metrics::gauge!(m::OUTBOX_PENDING).set(pending as f64);
-            metrics::gauge!(m::OUTBOX_OLDEST).set(oldest);
-            last_gauges = Instant::now();
-        }
         tokio::select! {
             r = listener.recv() => {
                 if let Err(error) = r {
@@ -350,6 +345,27 @@ impl ScanState {
             0
         } else {
             (self.high_water - config.lookback).max(0)
+        }
+    }
+}
+
+/// Sets `outbox_pending` and `outbox_oldest_unpublished_seconds` every `interval` while this
+/// relay is active.
+async fn report_backlog(pool: PgPool, interval: Duration, stop: CancellationToken) {
+    loop {
+        if let Ok(mut c) = pool.acquire().await
+            && let Ok((pending, oldest)) = outbox::backlog(&mut c).await
+        {
+            #[expect(
+                clippy::cast_precision_loss,
+                reason = "a gauge; backlogs never reach 2^52"
+            )]
+            metrics::gauge!(m::OUTBOX_PENDING).set(pending as f64);
+            metrics::gauge!(m::OUTBOX_OLDEST).set(oldest);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = stop.cancelled() => return,
         }
     }
 }
