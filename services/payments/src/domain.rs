@@ -1,0 +1,4 @@
+//! Payment domain types that validate when constructed. Pure, no I/O.
+
+pub mod money;
+pub mod status;
