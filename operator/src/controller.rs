@@ -178,29 +178,38 @@ pub async fn prune(
     kinds: &[ApiResource],
     keep: &BTreeSet<String>,
 ) -> Result<Vec<String>> {
-    let mut deleted = Vec::new();
     let lp = ListParams::default().labels(&format!("{OWNER_UID_LABEL}={owner_uid}"));
-    for ar in kinds {
+    // One list per type, concurrently: most reconciles delete nothing.
+    let per_kind = kinds.iter().map(|ar| {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, ar);
-        let list = match api.list_metadata(&lp).await {
-            Ok(l) => l,
-            Err(kube::Error::Api(e)) if e.code == 404 => continue,
-            Err(e) => return Err(e.into()),
-        };
-        for item in list.items {
-            let name = item.name_any();
-            let id = format!("{}/{name}", ar.kind);
-            if keep.contains(&id) || item.metadata.deletion_timestamp.is_some() {
-                continue;
+        let lp = lp.clone();
+        async move {
+            let list = match api.list_metadata(&lp).await {
+                Ok(l) => l,
+                Err(kube::Error::Api(e)) if e.code == 404 => return Ok(Vec::new()),
+                Err(e) => return Err(Error::from(e)),
+            };
+            let mut deleted = Vec::new();
+            for item in list.items {
+                let name = item.name_any();
+                let id = format!("{}/{name}", ar.kind);
+                if keep.contains(&id) || item.metadata.deletion_timestamp.is_some() {
+                    continue;
+                }
+                match api.delete(&name, &DeleteParams::background()).await {
+                    Ok(_) => deleted.push(id),
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
-            match api.delete(&name, &DeleteParams::background()).await {
-                Ok(_) => deleted.push(id),
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e.into()),
-            }
+            Ok(deleted)
         }
-    }
-    Ok(deleted)
+    });
+    Ok(futures::future::try_join_all(per_kind)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
 /// `Kind/name` of each child, for [`prune`].

@@ -308,6 +308,9 @@ async fn platform_ready(client: &kube::Client, ns: &str) -> anyhow::Result<bool>
         count_ready::<IngressCert>(client, ns).await?,
     ] {
         if total == 0 || ready < total {
+            if std::env::var("PAYPLANE_BENCH_TRACE").is_ok() {
+                eprintln!("{ready}/{total}");
+            }
             return Ok(false);
         }
     }
@@ -355,6 +358,13 @@ async fn bench(apps: usize) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("examples/platform.yaml: {e}"))?;
     create_all(&client, docs).await?;
     while !platform_ready(&client, "payments").await? {
+        if std::env::var("PAYPLANE_BENCH_TRACE").is_ok() {
+            eprintln!(
+                "t={} ms reconciles={}",
+                started.elapsed().as_millis(),
+                metrics.total_reconciles()
+            );
+        }
         anyhow::ensure!(
             started.elapsed() < timeout,
             "the Platform did not converge within {timeout:?}"

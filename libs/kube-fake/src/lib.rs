@@ -72,6 +72,10 @@ impl FakeApiServer {
             .await
             .map_err(FakeError::Bind)?;
         let addr = listener.local_addr().map_err(FakeError::Bind)?;
+        // Without TCP_NODELAY small responses wait for delayed ACKs (tens of ms each).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let app = server::router(shared.clone());
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
