@@ -360,8 +360,31 @@ where
     result
 }
 
+/// The error policy of every controller: per-object exponential backoff, keyed by kind.
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the signature kube_runtime::Controller::run requires"
+)]
+pub fn error_policy<K: Resource<DynamicType = ()>>(
+    obj: Arc<K>,
+    _e: &Error,
+    ctx: Arc<Ctx>,
+) -> Action {
+    let kind = K::kind(&());
+    backoff(&kind, obj.as_ref(), &ctx)
+}
+
+/// Unwraps the reconcile error out of kube's finalizer wrapper.
+pub fn finalizer_error(e: kube::runtime::finalizer::Error<Error>) -> Error {
+    match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    }
+}
+
 /// Exponential backoff per object: 1 s doubling to 5 min.
-pub fn backoff<K: Resource>(kind: &'static str, obj: &K, ctx: &Ctx) -> Action {
+fn backoff<K: Resource>(kind: &str, obj: &K, ctx: &Ctx) -> Action {
     let key = format!(
         "{kind}/{}/{}",
         obj.meta().namespace.as_deref().unwrap_or(""),

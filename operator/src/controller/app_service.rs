@@ -22,9 +22,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use serde_json::{Value, json};
 
-use super::{
-    Ctx, Error, Result, apply_children, ids, invalid, namespace, prune, waiting, write_status,
-};
+use super::{Ctx, Result, apply_children, ids, invalid, namespace, prune, waiting, write_status};
 use crate::conditions::{Cond, is_ready};
 use crate::crd::app_service::MigrationPhase;
 use crate::crd::{AppService, Database, Queue};
@@ -397,14 +395,6 @@ async fn reconcile(app: Arc<AppService>, ctx: Arc<Ctx>) -> Result<Action> {
     .await
 }
 
-#[expect(
-    clippy::needless_pass_by_value,
-    reason = "the signature kube_runtime::Controller::run requires"
-)]
-fn error_policy(app: Arc<AppService>, _e: &Error, ctx: Arc<Ctx>) -> Action {
-    super::backoff(KIND, app.as_ref(), &ctx)
-}
-
 /// Runs the AppService controller until `shutdown`.
 pub async fn controller(
     ctx: Arc<Ctx>,
@@ -466,5 +456,5 @@ pub async fn controller(
             },
         )
         .graceful_shutdown_on(shutdown);
-    super::drain(ctrl.run(reconcile, error_policy, ctx)).await;
+    super::drain(ctrl.run(reconcile, super::error_policy, ctx)).await;
 }

@@ -16,9 +16,7 @@ use kube::runtime::{Controller, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use super::{
-    Ctx, Error, Result, apply_children, ids, namespace, prune, ready, waiting, write_status,
-};
+use super::{Ctx, Result, apply_children, ids, namespace, prune, ready, waiting, write_status};
 use crate::conditions::is_ready;
 use crate::crd::{Database, PostgresCluster, ReclaimPolicy};
 use crate::external::{DbPlan, PgTarget};
@@ -199,11 +197,7 @@ async fn reconcile_inner(db: Arc<Database>, ctx: Arc<Ctx>) -> Result<Action> {
         }
     })
     .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    })
+    .map_err(super::finalizer_error)
 }
 
 async fn reconcile(db: Arc<Database>, ctx: Arc<Ctx>) -> Result<Action> {
@@ -214,14 +208,6 @@ async fn reconcile(db: Arc<Database>, ctx: Arc<Ctx>) -> Result<Action> {
         reconcile_inner(db.clone(), ctx.clone()),
     )
     .await
-}
-
-#[expect(
-    clippy::needless_pass_by_value,
-    reason = "the signature kube_runtime::Controller::run requires"
-)]
-fn error_policy(db: Arc<Database>, _e: &Error, ctx: Arc<Ctx>) -> Action {
-    super::backoff(KIND, db.as_ref(), &ctx)
 }
 
 /// Runs the Database controller until `shutdown`.
@@ -252,5 +238,5 @@ pub async fn controller(
             },
         )
         .graceful_shutdown_on(shutdown);
-    super::drain(ctrl.run(reconcile, error_policy, ctx)).await;
+    super::drain(ctrl.run(reconcile, super::error_policy, ctx)).await;
 }

@@ -19,8 +19,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{
-    Ctx, Error, Result, apply_children, ids, invalid, namespace, prune, ready, waiting,
-    write_status,
+    Ctx, Result, apply_children, ids, invalid, namespace, prune, ready, waiting, write_status,
 };
 use crate::crd::IngressCert;
 use crate::crd::ingress_cert::Issuer;
@@ -271,14 +270,6 @@ async fn reconcile(ic: Arc<IngressCert>, ctx: Arc<Ctx>) -> Result<Action> {
     .await
 }
 
-#[expect(
-    clippy::needless_pass_by_value,
-    reason = "the signature kube_runtime::Controller::run requires"
-)]
-fn error_policy(ic: Arc<IngressCert>, _e: &Error, ctx: Arc<Ctx>) -> Action {
-    super::backoff(KIND, ic.as_ref(), &ctx)
-}
-
 /// Runs the IngressCert controller until `shutdown`.
 pub async fn controller(
     ctx: Arc<Ctx>,
@@ -291,5 +282,5 @@ pub async fn controller(
     )
     .owns(Api::<Secret>::all(client.clone()), super::managed())
     .graceful_shutdown_on(shutdown);
-    super::drain(ctrl.run(reconcile, error_policy, ctx)).await;
+    super::drain(ctrl.run(reconcile, super::error_policy, ctx)).await;
 }

@@ -19,8 +19,7 @@ use serde_json::json;
 
 use super::postgres_cluster::statefulset_ready;
 use super::{
-    Ctx, Error, Result, apply_children, ids, invalid, namespace, prune, ready, waiting,
-    write_status,
+    Ctx, Result, apply_children, ids, invalid, namespace, prune, ready, waiting, write_status,
 };
 use crate::crd::{MessageBroker, Provider};
 
@@ -182,14 +181,6 @@ async fn reconcile(mb: Arc<MessageBroker>, ctx: Arc<Ctx>) -> Result<Action> {
     .await
 }
 
-#[expect(
-    clippy::needless_pass_by_value,
-    reason = "the signature kube_runtime::Controller::run requires"
-)]
-fn error_policy(mb: Arc<MessageBroker>, _e: &Error, ctx: Arc<Ctx>) -> Action {
-    super::backoff(KIND, mb.as_ref(), &ctx)
-}
-
 /// Runs the MessageBroker controller until `shutdown`.
 pub async fn controller(
     ctx: Arc<Ctx>,
@@ -202,7 +193,7 @@ pub async fn controller(
     )
     .owns(Api::<StatefulSet>::all(client.clone()), super::managed())
     .graceful_shutdown_on(shutdown);
-    super::drain(ctrl.run(reconcile, error_policy, ctx)).await;
+    super::drain(ctrl.run(reconcile, super::error_policy, ctx)).await;
 }
 
 #[cfg(test)]

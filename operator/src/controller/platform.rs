@@ -17,9 +17,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::postgres_cluster::statefulset_ready;
-use super::{
-    Ctx, Error, Result, apply_children, ids, namespace, prune, ready, waiting, write_status,
-};
+use super::{Ctx, Result, apply_children, ids, namespace, prune, ready, waiting, write_status};
 use crate::crd::{
     AppService, Database, IngressCert, MessageBroker, Platform, PostgresCluster, Queue,
 };
@@ -155,14 +153,6 @@ async fn reconcile(p: Arc<Platform>, ctx: Arc<Ctx>) -> Result<Action> {
     .await
 }
 
-#[expect(
-    clippy::needless_pass_by_value,
-    reason = "the signature kube_runtime::Controller::run requires"
-)]
-fn error_policy(p: Arc<Platform>, _e: &Error, ctx: Arc<Ctx>) -> Action {
-    super::backoff(KIND, p.as_ref(), &ctx)
-}
-
 /// Runs the Platform controller until `shutdown`.
 pub async fn controller(
     ctx: Arc<Ctx>,
@@ -182,5 +172,5 @@ pub async fn controller(
     .owns(Api::<IngressCert>::all(client.clone()), cfg.clone())
     .owns(Api::<StatefulSet>::all(client), cfg)
     .graceful_shutdown_on(shutdown);
-    super::drain(ctrl.run(reconcile, error_policy, ctx)).await;
+    super::drain(ctrl.run(reconcile, super::error_policy, ctx)).await;
 }

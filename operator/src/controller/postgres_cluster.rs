@@ -17,8 +17,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::{
-    Ctx, Error, Result, apply_children, ids, invalid, namespace, prune, ready, waiting,
-    write_status,
+    Ctx, Result, apply_children, ids, invalid, namespace, prune, ready, waiting, write_status,
 };
 use crate::crd::{PostgresCluster, Provider};
 
@@ -163,14 +162,6 @@ async fn reconcile(pg: Arc<PostgresCluster>, ctx: Arc<Ctx>) -> Result<Action> {
     .await
 }
 
-#[expect(
-    clippy::needless_pass_by_value,
-    reason = "the signature kube_runtime::Controller::run requires"
-)]
-fn error_policy(pg: Arc<PostgresCluster>, _e: &Error, ctx: Arc<Ctx>) -> Action {
-    super::backoff(KIND, pg.as_ref(), &ctx)
-}
-
 /// Runs the PostgresCluster controller until `shutdown`.
 pub async fn controller(
     ctx: Arc<Ctx>,
@@ -183,5 +174,5 @@ pub async fn controller(
     )
     .owns(Api::<StatefulSet>::all(client.clone()), super::managed())
     .graceful_shutdown_on(shutdown);
-    super::drain(ctrl.run(reconcile, error_policy, ctx)).await;
+    super::drain(ctrl.run(reconcile, super::error_policy, ctx)).await;
 }

@@ -19,8 +19,7 @@ use serde_json::json;
 
 use super::message_broker::amqp_host_port;
 use super::{
-    Ctx, Error, Result, apply_children, ids, invalid, namespace, prune, ready, waiting,
-    write_status,
+    Ctx, Result, apply_children, ids, invalid, namespace, prune, ready, waiting, write_status,
 };
 use crate::conditions::is_ready;
 use crate::crd::{MessageBroker, Provider, Queue, ReclaimPolicy};
@@ -211,11 +210,7 @@ async fn reconcile_inner(q: Arc<Queue>, ctx: Arc<Ctx>) -> Result<Action> {
         }
     })
     .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    })
+    .map_err(super::finalizer_error)
 }
 
 async fn reconcile(q: Arc<Queue>, ctx: Arc<Ctx>) -> Result<Action> {
@@ -226,14 +221,6 @@ async fn reconcile(q: Arc<Queue>, ctx: Arc<Ctx>) -> Result<Action> {
         reconcile_inner(q.clone(), ctx.clone()),
     )
     .await
-}
-
-#[expect(
-    clippy::needless_pass_by_value,
-    reason = "the signature kube_runtime::Controller::run requires"
-)]
-fn error_policy(q: Arc<Queue>, _e: &Error, ctx: Arc<Ctx>) -> Action {
-    super::backoff(KIND, q.as_ref(), &ctx)
 }
 
 /// Runs the Queue controller until `shutdown`.
@@ -264,5 +251,5 @@ pub async fn controller(
             },
         )
         .graceful_shutdown_on(shutdown);
-    super::drain(ctrl.run(reconcile, error_policy, ctx)).await;
+    super::drain(ctrl.run(reconcile, super::error_policy, ctx)).await;
 }
