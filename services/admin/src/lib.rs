@@ -1,0 +1,1 @@
+//! The payplane admin service (being built).

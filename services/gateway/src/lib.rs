@@ -1,0 +1,1 @@
+//! The payplane gateway service (being built).

@@ -1,0 +1,1 @@
+//! The payplane profile service (being built).
