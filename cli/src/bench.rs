@@ -16,6 +16,23 @@ pub enum BenchCommand {
         #[arg(long)]
         messages: Option<usize>,
     },
+    /// Authenticated create-payment throughput and latency against the same transaction in raw SQL
+    /// (runs `payplane-payments-bench`).
+    Payments {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Proxy throughput: upstream direct, through the gateway and through nginx
+    /// (runs `payplane-gateway-bench proxy`).
+    Gateway {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// WebSocket fan-out to many sockets of one gateway process (runs `payplane-gateway-bench ws`).
+    Ws {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -30,11 +47,18 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             println!("{}", payplane_bus::bench::run(opts).await?);
             Ok(())
         }
+        BenchCommand::Payments { args } => exec_sibling("payplane-payments-bench", &args),
+        BenchCommand::Gateway { args } => {
+            exec_sibling("payplane-gateway-bench", &with_mode("proxy", &args))
+        }
+        BenchCommand::Ws { args } => {
+            exec_sibling("payplane-gateway-bench", &with_mode("ws", &args))
+        }
     }
 }
 
 /// Runs a binary built next to this one (same cargo target directory).
-fn exec_sibling(binary: &str, args: &[&str]) -> anyhow::Result<()> {
+fn exec_sibling<S: AsRef<std::ffi::OsStr>>(binary: &str, args: &[S]) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let path = exe.with_file_name(binary);
     if !path.exists() {
@@ -48,6 +72,12 @@ fn exec_sibling(binary: &str, args: &[&str]) -> anyhow::Result<()> {
         anyhow::bail!("{binary} exited with {status}");
     }
     Ok(())
+}
+
+fn with_mode(mode: &str, args: &[String]) -> Vec<String> {
+    std::iter::once(mode.to_owned())
+        .chain(args.iter().cloned())
+        .collect()
 }
 
 /// Latency percentiles in milliseconds over a sorted sample.
