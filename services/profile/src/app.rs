@@ -1,0 +1,262 @@
+//! Building and running the profile service: state, router, background tasks (JWKS refresh,
+//! outbox relay, `profile.events` consumer, housekeeping), serving.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{Router, extract::FromRef};
+use payplane_authn::{Authn, Verifier, jwks::RemoteKeys, verifier::Keys};
+use payplane_bus::{
+    consumer::{self, ConsumerConfig, ConsumerHandle},
+    relay::{Relay, RelayConfig, RelayHandle},
+};
+use payplane_events::topology::PROFILE_EVENTS;
+use payplane_kit::{
+    health::{Check, Health},
+    http::{StackOptions, stack},
+};
+use sqlx::{PgPool, migrate::Migrator};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{cache::Cache, config::Config, events::UserEvents};
+
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The body limit of `/api/profile/**` (api.md §3.6): avatars may be 2 MiB data URLs.
+pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Db(#[from] payplane_db::DbError),
+    #[error("connecting to Redis at REDIS_URL")]
+    Redis(#[source] redis::RedisError),
+    #[error("binding LISTEN_ADDR {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("consuming {queue}")]
+    Consumer {
+        queue: &'static str,
+        #[source]
+        source: consumer::ConsumerError,
+    },
+    #[error("serving HTTP")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub config: Arc<Config>,
+    pub authn: Authn,
+    pub cache: Cache,
+}
+
+impl FromRef<AppState> for Authn {
+    fn from_ref(s: &AppState) -> Self {
+        s.authn.clone()
+    }
+}
+
+/// Connects Redis with a bounded wait so a stopped Redis fails start-up clearly.
+pub async fn connect_redis(url: &str) -> Result<redis::aio::ConnectionManager, redis::RedisError> {
+    let client = redis::Client::open(url)?;
+    let cfg = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(3)))
+        .set_response_timeout(Some(Duration::from_secs(3)))
+        .set_number_of_retries(2);
+    redis::aio::ConnectionManager::new_with_config(client, cfg).await
+}
+
+impl AppState {
+    /// Connects to PostgreSQL (applying migrations) and Redis; keys come from auth's JWKS.
+    pub async fn connect(config: Config) -> Result<Self, StartError> {
+        let db = payplane_db::connect(&config.database_url, 20).await?;
+        payplane_db::migrate(&db, &MIGRATOR).await?;
+        let redis = connect_redis(&config.redis_url)
+            .await
+            .map_err(StartError::Redis)?;
+        let verifier = Verifier::new(
+            config.issuer.clone(),
+            Keys::Remote(RemoteKeys::new(&config.auth_url)),
+        );
+        Ok(Self {
+            db,
+            cache: Cache::new(redis.clone(), config.cache_prefix.clone()),
+            authn: Authn { verifier, redis },
+            config: Arc::new(config),
+        })
+    }
+}
+
+/// Broker-side tasks whose connection readiness reports (not required: the outbox holds events
+/// while the broker is away, api.md §8.3).
+#[derive(Clone, Default)]
+pub struct BrokerTasks {
+    pub relay: Option<Arc<RelayHandle>>,
+    pub consumer: Option<Arc<ConsumerHandle>>,
+}
+
+impl BrokerTasks {
+    fn connected(&self) -> bool {
+        let relay = self
+            .relay
+            .as_ref()
+            .is_none_or(|r| r.broker_connected() || !r.is_active());
+        let consumer = self.consumer.as_ref().is_none_or(|c| c.broker_connected());
+        relay && consumer
+    }
+}
+
+/// The service's routes wrapped in the shared stack.
+pub fn router(state: AppState) -> Router {
+    router_with_broker(state, BrokerTasks::default())
+}
+
+/// As [`router`], with readiness also reporting the broker connections of `broker`.
+pub fn router_with_broker(state: AppState, broker: BrokerTasks) -> Router {
+    let db = state.db.clone();
+    let redis = state.authn.redis.clone();
+    let health = Health::new("profile", env!("CARGO_PKG_VERSION"), move || {
+        let (db, mut redis, broker) = (db.clone(), redis.clone(), broker.clone());
+        Box::pin(async move {
+            let database = payplane_db::ready(&db, &MIGRATOR).await;
+            let cache = tokio::time::timeout(
+                Duration::from_secs(2),
+                redis::cmd("PING").query_async::<String>(&mut redis),
+            )
+            .await
+            .is_ok_and(|r| r.is_ok());
+            let mut checks = vec![
+                Check {
+                    name: "database",
+                    up: database,
+                    required: true,
+                },
+                Check {
+                    name: "cache",
+                    up: cache,
+                    required: true,
+                },
+            ];
+            if broker.relay.is_some() || broker.consumer.is_some() {
+                checks.push(Check {
+                    name: "broker",
+                    up: broker.connected(),
+                    required: false,
+                });
+            }
+            checks
+        })
+    });
+    let opts = StackOptions {
+        trusted_proxies: state.config.trusted_proxies.clone(),
+        body_limit: BODY_LIMIT,
+    };
+    stack(crate::routes::routes().with_state(state), health, &opts)
+}
+
+/// A bound, ready-to-run service.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let addr = config.listen_addr;
+        let state = AppState::connect(config).await?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        Ok(Self {
+            listener,
+            state,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Cancelling it stops the service gracefully (tests and the dev runner use this).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM or the shutdown token, with the background tasks running.
+    pub async fn run_until_stopped(self) -> Result<(), StartError> {
+        let Self {
+            listener,
+            state,
+            shutdown,
+        } = self;
+        if let Keys::Remote(remote) = state.authn.verifier.keys() {
+            let refresh = remote.spawn_refresh();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                stop.cancelled().await;
+                refresh.abort();
+            });
+        }
+        let housekeeping = crate::housekeeping::spawn(state.db.clone(), shutdown.clone());
+        let relay = state.config.relay_enabled.then(|| {
+            let config = RelayConfig {
+                connection_name: "profile-relay".into(),
+                ..RelayConfig::new(state.config.amqp_url.clone())
+            };
+            Arc::new(Relay::spawn(state.db.clone(), config, shutdown.clone()))
+        });
+        let consumer = state.config.consumer_enabled.then(|| {
+            let config = ConsumerConfig::new(state.config.amqp_url.clone(), PROFILE_EVENTS);
+            let handler = Arc::new(UserEvents {
+                cache: state.cache.clone(),
+            });
+            Arc::new(consumer::spawn(
+                state.db.clone(),
+                config,
+                handler,
+                shutdown.clone(),
+            ))
+        });
+        let stop = shutdown.clone();
+        let signal = async move {
+            tokio::select! {
+                () = payplane_kit::server::shutdown_signal() => {},
+                () = stop.cancelled() => {},
+            }
+        };
+        let broker = BrokerTasks {
+            relay: relay.clone(),
+            consumer: consumer.clone(),
+        };
+        let app = router_with_broker(state, broker);
+        let res =
+            payplane_kit::server::serve(listener, app, signal, payplane_kit::server::DEFAULT_GRACE)
+                .await;
+        shutdown.cancel();
+        let _ = housekeeping.await;
+        if let Some(relay) = relay.and_then(|r| Arc::try_unwrap(r).ok()) {
+            relay.join().await;
+        }
+        if let Some(consumer) = consumer.and_then(|c| Arc::try_unwrap(c).ok())
+            && let Err(source) = consumer.join().await
+        {
+            return Err(StartError::Consumer {
+                queue: "profile.events",
+                source,
+            });
+        }
+        res.map_err(StartError::Serve)
+    }
+}

@@ -1,0 +1,112 @@
+//! Test support (feature `testing`): the profile service on a random port against a brand-new
+//! database that is dropped afterwards and a random Redis key prefix, so tests run in parallel
+//! on the real PostgreSQL, Redis and RabbitMQ.
+
+use std::{net::SocketAddr, time::Duration};
+
+use payplane_db::testing::TestDatabase;
+use tokio_util::sync::CancellationToken;
+
+use crate::{AppState, Application, Config, MIGRATOR, app::StartError};
+
+/// A running profile service.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base_url: String,
+    pub state: AppState,
+    pub db: TestDatabase,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TestAppError {
+    #[error(transparent)]
+    Db(#[from] payplane_db::DbError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("the profile consumer did not connect to the broker within 10 s")]
+    BrokerNotReady,
+}
+
+impl TestApp {
+    /// No relay, no consumer: JWKS from `auth_url`.
+    pub async fn spawn(auth_url: &str) -> Result<Self, TestAppError> {
+        Self::spawn_with(auth_url, |_| {}).await
+    }
+
+    /// Relay and consumer on the vhost of `amqp_url`; returns once the consumer's queue and
+    /// bindings exist, so events published afterwards reach it.
+    pub async fn spawn_on_bus(auth_url: &str, amqp_url: &str) -> Result<Self, TestAppError> {
+        let app = Self::spawn_with(auth_url, |c| {
+            amqp_url.clone_into(&mut c.amqp_url);
+            c.relay_enabled = true;
+            c.consumer_enabled = true;
+        })
+        .await?;
+        app.wait_broker_ready().await?;
+        Ok(app)
+    }
+
+    pub async fn spawn_with(
+        auth_url: &str,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Result<Self, TestAppError> {
+        let db = TestDatabase::create(&MIGRATOR).await?;
+        let mut config = Config::for_tests(&db.url, auth_url);
+        tweak(&mut config);
+        let app = Application::build(config).await?;
+        let addr = app
+            .local_addr()
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let state = app.state().clone();
+        let shutdown = app.shutdown_token();
+        let task = tokio::spawn(async move {
+            if let Err(e) = app.run_until_stopped().await {
+                tracing::error!(error = %e, "test profile service stopped with an error");
+            }
+        });
+        Ok(Self {
+            addr,
+            base_url: format!("http://{addr}"),
+            state,
+            db,
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    /// Polls `/health/ready` until the broker check is up.
+    pub async fn wait_broker_ready(&self) -> Result<(), TestAppError> {
+        let url = self.url("/health/ready");
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if let Ok(res) = reqwest::get(&url).await
+                && let Ok(body) = res.json::<serde_json::Value>().await
+                && body["data"]["checks"]["broker"] == "up"
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(TestAppError::BrokerNotReady)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
