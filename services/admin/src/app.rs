@@ -1,0 +1,208 @@
+//! Building and running the admin service: state, router, background tasks (relay, the
+//! `admin.events` consumer, housekeeping), serving.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{Router, extract::FromRef};
+use payplane_authn::{Authn, Verifier, jwks::RemoteKeys, verifier::Keys};
+use payplane_bus::{
+    consumer::{self, ConsumerConfig, ConsumerHandle},
+    relay::{Relay, RelayConfig},
+};
+use payplane_events::topology::ADMIN_EVENTS;
+use payplane_kit::{
+    health::{Check, Health},
+    http::{StackOptions, stack},
+};
+use sqlx::{PgPool, migrate::Migrator};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{auth_client::AuthClient, config::Config, events::AdminEvents, probes::Probes};
+
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Db(#[from] payplane_db::DbError),
+    #[error("connecting to Redis at REDIS_URL")]
+    Redis(#[source] redis::RedisError),
+    #[error("binding LISTEN_ADDR {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serving HTTP")]
+    Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Consumer(#[from] payplane_bus::consumer::ConsumerError),
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub config: Arc<Config>,
+    pub authn: Authn,
+    pub auth: AuthClient,
+    pub probes: Probes,
+}
+
+impl FromRef<AppState> for Authn {
+    fn from_ref(s: &AppState) -> Self {
+        s.authn.clone()
+    }
+}
+
+/// Connects Redis with a bounded wait so a stopped Redis fails start-up clearly.
+async fn connect_redis(url: &str) -> Result<redis::aio::ConnectionManager, redis::RedisError> {
+    let client = redis::Client::open(url)?;
+    let cfg = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(3)))
+        .set_response_timeout(Some(Duration::from_secs(3)))
+        .set_number_of_retries(2);
+    redis::aio::ConnectionManager::new_with_config(client, cfg).await
+}
+
+impl AppState {
+    /// Connects to PostgreSQL (applying migrations) and Redis; starts loading auth's JWKS.
+    pub async fn connect(config: Config) -> Result<Self, StartError> {
+        let db = payplane_db::connect(&config.database_url, 20).await?;
+        payplane_db::migrate(&db, &MIGRATOR).await?;
+        let redis = connect_redis(&config.redis_url)
+            .await
+            .map_err(StartError::Redis)?;
+        let keys = RemoteKeys::new(&config.auth_url);
+        // Retries until auth answers, then refreshes every 5 minutes (api.md §2.2).
+        let _refresher = keys.spawn_refresh();
+        let verifier = Verifier::new(config.issuer.clone(), Keys::Remote(keys));
+        let probes = Probes::new(&config, db.clone(), redis.clone());
+        Ok(Self {
+            auth: AuthClient::new(&config.auth_url, &config.service_token),
+            authn: Authn { verifier, redis },
+            db,
+            probes,
+            config: Arc::new(config),
+        })
+    }
+}
+
+/// The service's routes wrapped in the shared stack.
+pub fn router(state: AppState) -> Router {
+    let probes = state.probes.clone();
+    let health = Health::new("admin", env!("CARGO_PKG_VERSION"), move || {
+        let probes = probes.clone();
+        Box::pin(async move {
+            let (database, cache) = probes.own_readiness().await;
+            let broker = probes.broker().await.is_ok();
+            vec![
+                Check {
+                    name: "database",
+                    up: database,
+                    required: true,
+                },
+                Check {
+                    name: "cache",
+                    up: cache,
+                    required: true,
+                },
+                Check {
+                    name: "broker",
+                    up: broker,
+                    required: false,
+                },
+            ]
+        })
+    });
+    let opts = StackOptions {
+        trusted_proxies: state.config.trusted_proxies.clone(),
+        ..StackOptions::default()
+    };
+    stack(crate::routes::routes().with_state(state), health, &opts)
+}
+
+/// A bound, ready-to-run service.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let addr = config.listen_addr;
+        let state = AppState::connect(config).await?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        Ok(Self {
+            listener,
+            state,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Cancelling it stops the service gracefully (tests and the dev runner use this).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM or the shutdown token, with the background tasks running.
+    pub async fn run_until_stopped(self) -> Result<(), StartError> {
+        let Self {
+            listener,
+            state,
+            shutdown,
+        } = self;
+        let housekeeping = crate::housekeeping::spawn(state.db.clone(), shutdown.clone());
+        let relay = state.config.relay_enabled.then(|| {
+            let config = RelayConfig {
+                connection_name: "admin-relay".into(),
+                ..RelayConfig::new(state.config.amqp_url.clone())
+            };
+            Relay::spawn(state.db.clone(), config, shutdown.clone())
+        });
+        let consumer: Option<ConsumerHandle> = state.config.consumer_enabled.then(|| {
+            let config = ConsumerConfig {
+                connection_name: "admin-consumer".into(),
+                ..ConsumerConfig::new(state.config.amqp_url.clone(), ADMIN_EVENTS)
+            };
+            consumer::spawn(
+                state.db.clone(),
+                config,
+                Arc::new(AdminEvents),
+                shutdown.clone(),
+            )
+        });
+        let stop = shutdown.clone();
+        let signal = async move {
+            tokio::select! {
+                () = payplane_kit::server::shutdown_signal() => {},
+                () = stop.cancelled() => {},
+            }
+        };
+        let app = router(state);
+        let res =
+            payplane_kit::server::serve(listener, app, signal, payplane_kit::server::DEFAULT_GRACE)
+                .await;
+        shutdown.cancel();
+        let _ = housekeeping.await;
+        if let Some(relay) = relay {
+            relay.join().await;
+        }
+        if let Some(consumer) = consumer {
+            consumer.join().await?;
+        }
+        res.map_err(StartError::Serve)
+    }
+}

@@ -1,0 +1,50 @@
+//! Hourly clean-up of the admin database (data.md §8) under an advisory lock so one replica
+//! runs it: outbox rows published more than 7 days ago, processed events older than 30 days.
+//! Audit logs and system config are never deleted.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{Ctx, StoreError};
+
+/// Advisory lock key of the admin housekeeping job ("admin-hk").
+const LOCK_KEY: i64 = 0x6164_6d69_6e2d_686b;
+
+/// One pass; returns `(outbox rows, processed_events rows)` removed, `None` when another
+/// replica holds the lock.
+pub async fn run_once(pool: &PgPool) -> Result<Option<(u64, u64)>, StoreError> {
+    let mut tx = pool.begin().await.ctx("begin housekeeping")?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(LOCK_KEY)
+        .fetch_one(&mut *tx)
+        .await
+        .ctx("housekeeping lock")?;
+    if !locked {
+        return Ok(None);
+    }
+    let outbox = payplane_bus::outbox::delete_published_older_than(&mut tx, 7)
+        .await
+        .ctx("delete published outbox rows")?;
+    let processed = payplane_bus::consumer::delete_processed_older_than(&mut tx, 30)
+        .await
+        .ctx("delete old processed events")?;
+    tx.commit().await.ctx("commit housekeeping")?;
+    Ok(Some((outbox, processed)))
+}
+
+/// Runs [`run_once`] every hour until `shutdown`.
+pub fn spawn(pool: PgPool, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            }
+            if let Err(e) = run_once(&pool).await {
+                tracing::warn!(error = %e, "admin housekeeping failed");
+            }
+        }
+    })
+}

@@ -1,0 +1,51 @@
+//! The audit log (api.md §6.10–§6.11): filtered, newest-first pages and the action list.
+
+use axum::extract::{RawQuery, State};
+use payplane_kit::{ApiError, Data};
+use serde_json::{Value, json};
+
+use super::Admin;
+use crate::{
+    app::AppState,
+    audit::{ACTIONS, RESOURCE_TYPES},
+    query::Query,
+    store::{
+        Ctx,
+        audit::{self, ListFilter},
+    },
+};
+
+pub async fn list(
+    _admin: Admin,
+    State(s): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Data<Value>, ApiError> {
+    let mut q = Query::parse(raw.as_deref());
+    let page = q.pagination(20);
+    let action = q.one_of("action", &ACTIONS);
+    let user_id = q.uuid("userId");
+    let resource_type = q.one_of("resourceType", &RESOURCE_TYPES);
+    let resource_id = q.text("resourceId", 1, 255);
+    let (from, to) = q.range("startDate", "endDate");
+    q.finish()?;
+    let filter = ListFilter {
+        action,
+        user_id,
+        resource_type,
+        resource_id,
+        from,
+        to,
+        limit: page.limit,
+        offset: page.offset(),
+    };
+    let mut conn = s.db.acquire().await.ctx("acquire")?;
+    let (entries, total) = audit::list(&mut conn, &filter).await?;
+    // Nested `data`, kept for client compatibility (api.md §6.10).
+    Ok(Data(
+        json!({ "data": entries, "pagination": page.describe(total) }),
+    ))
+}
+
+pub async fn actions(_admin: Admin) -> Data<[&'static str; 18]> {
+    Data(ACTIONS)
+}
