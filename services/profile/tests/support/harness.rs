@@ -1,0 +1,195 @@
+//! Shared by the profile integration tests: the real auth service and the profile service in
+//! one process, each on its own fresh database, with a random Redis key prefix and (for bus
+//! tests) one sandbox vhost shared by auth's relay and profile's consumer and relay.
+
+use std::time::{Duration, Instant};
+
+use payplane_bus::sandbox::Sandbox;
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub const PW: &str = "TestPassword123!";
+
+pub struct Stack {
+    pub profile: payplane_profile::testing::TestApp,
+    pub auth: payplane_auth::testing::TestApp,
+    pub http: reqwest::Client,
+    /// Dropped last: deleting the vhost closes the services' broker connections.
+    pub sandbox: Option<Sandbox>,
+}
+
+pub struct Res {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Res {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+    pub fn fields(&self) -> Vec<String> {
+        self.body["error"]["details"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|d| d["field"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+pub struct User {
+    pub id: Uuid,
+    pub token: String,
+}
+
+fn install_crypto() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+impl Stack {
+    /// Auth and profile without a broker: profiles appear lazily.
+    pub async fn local() -> Self {
+        install_crypto();
+        let auth = payplane_auth::testing::TestApp::spawn()
+            .await
+            .expect("spawn auth");
+        let profile = payplane_profile::testing::TestApp::spawn(&auth.base_url)
+            .await
+            .expect("spawn profile");
+        Self {
+            profile,
+            auth,
+            http: reqwest::Client::new(),
+            sandbox: None,
+        }
+    }
+
+    /// Auth's relay, profile's relay and consumer on one fresh vhost.
+    pub async fn on_bus() -> Self {
+        install_crypto();
+        let sandbox = Sandbox::create("profile").await.expect("sandbox");
+        let amqp = sandbox.amqp_url.clone();
+        let auth = payplane_auth::testing::TestApp::spawn_with(|c| {
+            c.amqp_url.clone_from(&amqp);
+            c.relay_enabled = true;
+        })
+        .await
+        .expect("spawn auth");
+        let profile = payplane_profile::testing::TestApp::spawn_on_bus(&auth.base_url, &amqp)
+            .await
+            .expect("spawn profile");
+        Self {
+            profile,
+            auth,
+            http: reqwest::Client::new(),
+            sandbox: Some(sandbox),
+        }
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Res {
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Res {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Res {
+        let mut req = self.http.request(method, self.profile.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        self.send(req).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Res {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Res {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    /// Registers a new user in auth.
+    pub async fn register(&self) -> User {
+        let email = format!("u{}@example.com", Uuid::new_v4().simple());
+        let res = self
+            .send(self.http.post(self.auth.url("/api/auth/register")).json(
+                &json!({"email": email, "password": PW, "name": "Profile Tester", "deviceId": "d1"}),
+            ))
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        User {
+            id: res.data()["user"]["id"].as_str().unwrap().parse().unwrap(),
+            token: res.data()["accessToken"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Deletes a user through auth's internal endpoint, as the admin service does.
+    pub async fn delete_in_auth(&self, user: Uuid) {
+        let res = self
+            .send(
+                self.http
+                    .delete(self.auth.url(&format!("/internal/users/{user}")))
+                    .header("x-service-name", "admin")
+                    .header("x-service-token", "dev-service-token")
+                    .header("x-actor-id", Uuid::new_v4().to_string()),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.body);
+    }
+
+    /// The stored profile row's id, if any.
+    pub async fn profile_id(&self, user: Uuid) -> Option<Uuid> {
+        sqlx::query_scalar("SELECT id FROM user_profiles WHERE user_id = $1")
+            .bind(user)
+            .fetch_optional(&self.profile.db.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Every `profile.profile.updated` envelope written to the outbox, in order.
+    pub async fn outbox(&self) -> Vec<Value> {
+        sqlx::query_scalar("SELECT envelope FROM outbox ORDER BY seq")
+            .fetch_all(&self.profile.db.pool)
+            .await
+            .unwrap()
+    }
+}
+
+/// Polls `check` every 10 ms until it holds; returns how long that took, or panics after `limit`.
+pub async fn within<F, Fut>(what: &str, limit: Duration, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
