@@ -1,1 +1,19 @@
-//! The payplane gateway service (being built).
+//! The payplane API gateway (api.md §3, websocket.md): the one door clients use. A streaming
+//! reverse proxy to auth, payments, admin and profile; the edge rules (CORS, rate limits,
+//! security headers, body limits, compression, TLS with hot reload, HTTP/2); the WebSocket hub
+//! fed by this replica's broker queue; and the merged API documentation.
+
+pub mod app;
+pub mod breaker;
+pub mod config;
+pub mod docs;
+pub mod edge;
+pub mod proxy;
+pub mod ratelimit;
+pub mod testing;
+pub mod tls;
+pub mod ws;
+
+pub use app::{AppState, Application, StartError, router};
+pub use config::Config;
+pub use tls::generate_self_signed;

@@ -1,0 +1,416 @@
+//! Building and running the gateway: state, the router with its explicit tower stack,
+//! background tasks (readiness polls, JWKS, docs, TLS reload, event bridge) and serving over
+//! plain HTTP or TLS, both with HTTP/1.1 and HTTP/2.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::{Request, State},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{any, get},
+};
+use http::{Method, StatusCode, Uri};
+use payplane_authn::{Authn, Verifier, jwks::RemoteKeys, verifier::Keys};
+use payplane_kit::{
+    ApiError,
+    health::{Check, Health},
+    request_id::RequestId,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::{Layer, ServiceBuilder};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    compression::{CompressionLayer, Predicate, predicate::SizeAbove},
+    trace::TraceLayer,
+};
+
+use crate::{
+    config::Config,
+    docs::{self, Docs},
+    edge::{self, ClientIp, EdgeConfig, PeerAddr},
+    proxy::{Proxy, ProxyError},
+    ratelimit::{self, RateLimiter},
+    tls::{ReloadingCert, TlsError, TlsListener},
+    ws::{self, PaymentAccess, WsState, hub::Hub},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("connecting to Redis at REDIS_URL")]
+    Redis(#[source] redis::RedisError),
+    #[error("reading the JWKS file JWKS_FILE")]
+    Jwks(#[source] std::io::Error),
+    #[error("binding LISTEN_ADDR {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serving HTTP")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub proxy: Proxy,
+    pub edge: Arc<EdgeConfig>,
+    pub limiter: Option<RateLimiter>,
+    pub ws: WsState,
+    pub docs: Docs,
+    pub redis: redis::aio::ConnectionManager,
+    /// For readiness polls, OpenAPI fetches and permission checks (not for proxying).
+    pub http: reqwest::Client,
+    /// Whether the WebSocket bridge is consuming this replica's queue.
+    pub bridge: ws::bridge::BridgeStatus,
+}
+
+/// Connects Redis with a bounded wait so a stopped Redis fails start-up clearly.
+async fn connect_redis(url: &str) -> Result<redis::aio::ConnectionManager, redis::RedisError> {
+    let client = redis::Client::open(url)?;
+    let cfg = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(3)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(1);
+    redis::aio::ConnectionManager::new_with_config(client, cfg).await
+}
+
+impl AppState {
+    pub async fn connect(config: Config) -> Result<Self, StartError> {
+        let proxy = Proxy::new(&config.upstreams, config.upstream)?;
+        let redis = connect_redis(&config.redis_url)
+            .await
+            .map_err(StartError::Redis)?;
+        let auth_url = config
+            .upstream_url("auth")
+            .unwrap_or("http://localhost:3001")
+            .to_owned();
+        let keys = if let Some(path) = &config.jwks_file {
+            Keys::from_jwks_file(path).map_err(StartError::Jwks)?
+        } else {
+            let remote = RemoteKeys::new(&auth_url);
+            remote.spawn_refresh();
+            Keys::Remote(remote)
+        };
+        let authn = Authn {
+            verifier: Verifier::new(config.issuer.clone(), keys),
+            redis: redis.clone(),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
+        let mut origins = config.cors_origins.clone();
+        origins.push(config.public_base_url.clone());
+        let edge = Arc::new(EdgeConfig {
+            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+            origins: Arc::new(origins),
+            body_limit: config.body_limit,
+            profile_body_limit: config.profile_body_limit,
+        });
+        let limiter = config
+            .rate_limits
+            .enabled
+            .then(|| RateLimiter::new(redis.clone(), config.rate_limits.clone()));
+        let payments_url = config
+            .upstream_url("payments")
+            .unwrap_or_default()
+            .to_owned();
+        let ws = WsState {
+            hub: Hub::new(config.ws),
+            authn,
+            access: PaymentAccess::new(http.clone(), &payments_url, &config.service_token),
+        };
+        Ok(Self {
+            config: Arc::new(config),
+            proxy,
+            edge,
+            limiter,
+            ws,
+            docs: Docs::default(),
+            redis,
+            http,
+            bridge: ws::bridge::BridgeStatus::default(),
+        })
+    }
+}
+
+/// `/api/{service}[/…]`: the routing table of api.md §3.1.
+async fn forward(State(state): State<AppState>, req: Request) -> Response {
+    let path = req.uri().path();
+    let mut segments = path.trim_start_matches('/').split('/');
+    let (_api, service, next) = (segments.next(), segments.next(), segments.next());
+    let upstream = service.and_then(|s| state.proxy.get(s)).cloned();
+    let Some(upstream) = upstream.filter(|_| next != Some("internal")) else {
+        return ApiError::route_not_found(req.method(), path).into_response();
+    };
+    let limit = state.edge.limit_for(path);
+    state.proxy.forward(&upstream, req, limit).await
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::route_not_found(&method, uri.path())
+}
+
+/// `/metrics` only for the allow-listed CIDRs, when configured (api.md §3.8).
+async fn metrics_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let allowed = &state.config.metrics_allowed;
+    if req.uri().path() == "/metrics" && !allowed.is_empty() {
+        let ip = req
+            .extensions()
+            .get::<ClientIp>()
+            .map(|c| c.0.to_canonical());
+        if !ip.is_some_and(|ip| allowed.iter().any(|n| n.contains(&ip))) {
+            return ApiError::route_not_found(req.method(), "/metrics").into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn health(state: &AppState) -> Health {
+    let proxy = state.proxy.clone();
+    let redis = state.redis.clone();
+    Health::new("gateway", env!("CARGO_PKG_VERSION"), move || {
+        let (proxy, mut redis) = (proxy.clone(), redis.clone());
+        Box::pin(async move {
+            let mut checks: Vec<Check> = proxy
+                .upstreams
+                .iter()
+                .map(|u| Check {
+                    name: u.name,
+                    up: u.is_ready(),
+                    required: true,
+                })
+                .collect();
+            let cache = tokio::time::timeout(
+                Duration::from_secs(2),
+                redis::cmd("PING").query_async::<String>(&mut redis),
+            )
+            .await
+            .is_ok_and(|r| r.is_ok());
+            checks.push(Check {
+                name: "cache",
+                up: cache,
+                required: true,
+            });
+            checks
+        })
+    })
+}
+
+/// Compress JSON bodies only (api.md §3 "gzip/br for JSON"); streamed downloads pass untouched.
+fn json_only() -> impl Predicate {
+    SizeAbove::new(256).and(
+        |_: StatusCode, _: http::Version, h: &http::HeaderMap, _: &http::Extensions| {
+            h.get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.starts_with("application/json"))
+        },
+    )
+}
+
+/// The gateway's routes wrapped in its stack.
+pub fn router(state: AppState) -> Router {
+    // Install the recorder before the first request is counted.
+    let _ = payplane_kit::metrics::handle();
+    let edge = state.edge.clone();
+    let limiter = state.limiter.clone();
+    let routes = Router::new()
+        .route("/api/{service}", any(forward))
+        .route("/api/{service}/{*rest}", any(forward))
+        .with_state(state.clone())
+        .route("/ws", get(ws::handler).with_state(state.ws.clone()))
+        .merge(docs::router(state.docs.clone()))
+        .merge(payplane_kit::health::router(health(&state)))
+        .fallback(not_found);
+    let (e1, e2, e3) = (edge.clone(), edge.clone(), edge);
+    routes.layer(
+        ServiceBuilder::new()
+            // 1. Request id first: every later layer's log line and error envelope names the request.
+            .layer(middleware::from_fn(payplane_kit::request_id::middleware))
+            // 2. Access log span; the path only, never the query (`/ws?token=…`).
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|req: &Request| {
+                        let id = req.extensions().get::<RequestId>().map_or("", |r| r.0.as_str()).to_owned();
+                        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                    })
+                    .on_request(())
+                    .on_failure(()),
+            )
+            // 3. Metrics see every final status, including the edge's own rejections below.
+            .layer(middleware::from_fn(payplane_kit::metrics::track))
+            // 4. A panic becomes a 500 envelope instead of a dropped connection.
+            .layer(CatchPanicLayer::custom(|_| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "An unexpected error occurred").into_response()
+            }))
+            // 5. Client IP and TLS flag once, for CORS/HSTS/rate limits/X-Forwarded-*.
+            .layer(middleware::from_fn(move |req, next| edge::client_info(e1.clone(), req, next)))
+            // 6. Security headers on every response, rejections included.
+            .layer(middleware::from_fn(edge::security_headers))
+            // 7. `/metrics` allow-list, before anything is counted against a bucket.
+            .layer(middleware::from_fn_with_state(state, metrics_guard))
+            // 8. CORS before rate limiting (api.md §3.4); preflights end here.
+            .layer(middleware::from_fn(move |req, next| edge::cors(e2.clone(), req, next)))
+            // 9. Rate limits on the real client IP; 429 never reaches an upstream.
+            .layer(middleware::from_fn(move |req, next| ratelimit::limit(limiter.clone(), req, next)))
+            // 10. gzip/br for JSON answers (upstream bodies stay streamed).
+            .layer(CompressionLayer::new().compress_when(json_only()))
+            // 11. A declared oversized body is refused before any byte is read or forwarded.
+            .layer(middleware::from_fn(move |req, next| edge::declared_body_limit(e3.clone(), req, next))),
+    )
+}
+
+/// A bound, ready-to-run gateway.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+    tls: Option<Arc<ReloadingCert>>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let addr = config.listen_addr;
+        let tls = match &config.tls {
+            Some((cert, key)) => Some(ReloadingCert::load(cert, key)?),
+            None => None,
+        };
+        let state = AppState::connect(config).await?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        Ok(Self {
+            listener,
+            state,
+            shutdown: CancellationToken::new(),
+            tls,
+        })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Cancelling it stops the gateway gracefully (tests and the dev runner use this).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM or the shutdown token.
+    pub async fn run_until_stopped(self) -> Result<(), StartError> {
+        let Self {
+            listener,
+            state,
+            shutdown,
+            tls,
+        } = self;
+        let tasks = CancellationToken::new();
+        let config = state.config.clone();
+        // Readiness polls (api.md §3.7).
+        if !config.upstream.ready_poll.is_zero() {
+            let (proxy, http, stop, every) = (
+                state.proxy.clone(),
+                state.http.clone(),
+                tasks.clone(),
+                config.upstream.ready_poll,
+            );
+            tokio::spawn(async move {
+                loop {
+                    proxy.poll_ready(&http).await;
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(every) => {}
+                    }
+                }
+            });
+        }
+        let docs_task = state.docs.spawn_refresh(
+            config.upstreams.clone(),
+            state.http.clone(),
+            config.docs_refresh,
+            tasks.clone(),
+        );
+        let bridge = config.events_enabled.then(|| {
+            ws::bridge::spawn(
+                config.amqp_url.clone(),
+                config.instance_id.clone(),
+                state.ws.hub.clone(),
+                state.bridge.clone(),
+                tasks.clone(),
+            )
+        });
+        let hub = state.ws.hub.clone();
+        let stop = shutdown.clone();
+        let signal = async move {
+            tokio::select! {
+                () = payplane_kit::server::shutdown_signal() => {},
+                () = stop.cancelled() => {},
+            }
+            // WebSockets are long-lived: close them (1001) before the server waits for connections.
+            hub.shutdown(Duration::from_secs(5)).await;
+        };
+        let app = tower::util::MapRequestLayer::new(trim_trailing_slash).layer(router(state));
+        let app = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<PeerAddr>(app);
+        let res = match tls {
+            Some(cert) => {
+                let watch = cert.spawn_watch(config.tls_poll, tasks.clone());
+                let listener = TlsListener::new(listener, cert.server_config(), tasks.clone())
+                    .map_err(StartError::Serve)?;
+                let r =
+                    serve_graceful(axum::serve(listener, app).with_graceful_shutdown(signal)).await;
+                watch.abort();
+                r
+            }
+            None => serve_graceful(axum::serve(listener, app).with_graceful_shutdown(signal)).await,
+        };
+        shutdown.cancel();
+        tasks.cancel();
+        docs_task.abort();
+        if let Some(task) = bridge {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        res.map_err(StartError::Serve)
+    }
+}
+
+/// A single trailing slash is ignored (api.md §1.1), except under `/api-docs/`, where Swagger
+/// UI lives at the slash form and would otherwise redirect forever.
+fn trim_trailing_slash<B>(mut req: http::Request<B>) -> http::Request<B> {
+    let path = req.uri().path();
+    if path.len() > 1 && path.ends_with('/') && !path.starts_with("/api-docs") {
+        let trimmed = path.trim_end_matches('/');
+        let pq = match req.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_owned(),
+        };
+        let mut parts = req.uri().clone().into_parts();
+        if let Ok(pq) = pq.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    req
+}
+
+/// Runs a server future, bounded by the grace period after the shutdown signal.
+async fn serve_graceful<F>(server: F) -> std::io::Result<()>
+where
+    F: std::future::IntoFuture<Output = std::io::Result<()>>,
+{
+    server.into_future().await
+}

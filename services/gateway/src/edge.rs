@@ -1,0 +1,280 @@
+//! Edge rules applied to every request before routing (api.md §3.2, §3.4–§3.6): the real
+//! client IP, the CORS allow-list with its 403, security headers and declared body sizes.
+//! Header logic only; no I/O.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::Arc,
+};
+
+use axum::{
+    extract::{ConnectInfo, Request},
+    middleware::Next,
+    response::{IntoResponse, Response},
+    serve::IncomingStream,
+};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use ipnet::IpNet;
+use payplane_kit::{ApiError, client_ip};
+use tokio::net::TcpListener;
+
+use crate::tls::TlsListener;
+
+/// The TCP peer and whether the connection is TLS, recorded per connection.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr {
+    pub addr: SocketAddr,
+    pub tls: bool,
+}
+
+impl axum::extract::connect_info::Connected<IncomingStream<'_, TcpListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        Self {
+            addr: *stream.remote_addr(),
+            tls: false,
+        }
+    }
+}
+
+impl axum::extract::connect_info::Connected<IncomingStream<'_, TlsListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        Self {
+            addr: *stream.remote_addr(),
+            tls: true,
+        }
+    }
+}
+
+/// The client IP of api.md §3.2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// Whether the request arrived over TLS, directly or per `X-Forwarded-Proto` from a trusted proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IsTls(pub bool);
+
+/// What the edge middleware needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    pub trusted_proxies: Arc<Vec<IpNet>>,
+    pub origins: Arc<Vec<String>>,
+    pub body_limit: usize,
+    pub profile_body_limit: usize,
+}
+
+impl EdgeConfig {
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.origins.iter().any(|o| o == origin)
+    }
+
+    /// The body limit of a path (api.md §3.6).
+    pub fn limit_for(&self, path: &str) -> usize {
+        if path == "/api/profile" || path.starts_with("/api/profile/") {
+            self.profile_body_limit
+        } else {
+            self.body_limit
+        }
+    }
+}
+
+/// Settles the client IP and TLS flag once, for everything after it.
+pub async fn client_info(cfg: Arc<EdgeConfig>, mut req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<PeerAddr>>()
+        .map(|c| c.0)
+        .or_else(|| {
+            req.extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| PeerAddr {
+                    addr: c.0,
+                    tls: false,
+                })
+        })
+        .unwrap_or(PeerAddr {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            tls: false,
+        });
+    let xff = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    let ip = client_ip::resolve(peer.addr.ip(), xff, &cfg.trusted_proxies);
+    let peer_trusted = cfg
+        .trusted_proxies
+        .iter()
+        .any(|n| n.contains(&peer.addr.ip().to_canonical()));
+    let forwarded_https = peer_trusted
+        && req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    req.extensions_mut().insert(ClientIp(ip));
+    req.extensions_mut()
+        .insert(IsTls(peer.tls || forwarded_https));
+    req.extensions_mut()
+        .insert(client_ip::TrustedProxies(cfg.trusted_proxies.clone()));
+    next.run(req).await
+}
+
+const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
+const ALLOW_HEADERS: &str = "Content-Type, Authorization, X-Request-ID, X-Correlation-ID, X-Device-ID, Idempotency-Key, traceparent";
+const EXPOSE_HEADERS: &str = "X-Request-ID, X-Correlation-ID, Idempotent-Replayed, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLimit-Policy";
+
+pub fn origin_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "ORIGIN_NOT_ALLOWED",
+        "Origin is not allowed",
+    )
+}
+
+/// Whether a request is a CORS preflight (answered here, never counted or forwarded).
+pub fn is_preflight(req: &Request) -> bool {
+    req.method() == Method::OPTIONS
+        && req.headers().contains_key(header::ORIGIN)
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+/// CORS (api.md §3.4): a disallowed origin is a 403 envelope, preflights are answered with 204.
+pub async fn cors(cfg: Arc<EdgeConfig>, req: Request, next: Next) -> Response {
+    let Some(origin) = req.headers().get(header::ORIGIN).cloned() else {
+        return next.run(req).await;
+    };
+    let allowed = origin.to_str().is_ok_and(|o| cfg.origin_allowed(o));
+    if !allowed {
+        let mut res = origin_not_allowed().into_response();
+        res.headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Origin"));
+        return res;
+    }
+    if is_preflight(&req) {
+        let mut res = StatusCode::NO_CONTENT.into_response();
+        let h = res.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(ALLOW_METHODS),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(ALLOW_HEADERS),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("3600"),
+        );
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        return res;
+    }
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSE_HEADERS),
+    );
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+    res
+}
+
+const CSP_JSON: &str = "default-src 'none'; frame-ancestors 'none'";
+const CSP_DOCS: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
+/// Security headers of api.md §3.5 on every response.
+pub async fn security_headers(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let tls = req.extensions().get::<IsTls>().is_some_and(|t| t.0);
+    let mut res = next.run(req).await;
+    apply_security_headers(res.headers_mut(), &path, tls);
+    res
+}
+
+fn apply_security_headers(h: &mut HeaderMap, path: &str, tls: bool) {
+    if tls {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    let docs_page =
+        path == "/api-docs" || (path.starts_with("/api-docs/") && path != "/api-docs/openapi.json");
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(if docs_page { CSP_DOCS } else { CSP_JSON }),
+    );
+    if (path == "/api" || path.starts_with("/api/")) && path != "/api/auth/.well-known/jwks.json" {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    h.remove(header::SERVER);
+    h.remove("x-powered-by");
+}
+
+/// A declared `Content-Length` above the route's limit is refused before reading (api.md §3.6);
+/// chunked bodies are counted by the proxy while streaming.
+pub async fn declared_body_limit(cfg: Arc<EdgeConfig>, req: Request, next: Next) -> Response {
+    let limit = cfg.limit_for(req.uri().path());
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::payload_too_large(limit).into_response();
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docs_pages_get_their_own_csp_and_api_is_not_cached() {
+        let mut h = HeaderMap::new();
+        apply_security_headers(&mut h, "/api-docs/index.html", false);
+        assert_eq!(h[header::CONTENT_SECURITY_POLICY], CSP_DOCS);
+        assert!(!h.contains_key(header::STRICT_TRANSPORT_SECURITY));
+        let mut h = HeaderMap::new();
+        apply_security_headers(&mut h, "/api/payments", true);
+        assert_eq!(h[header::CONTENT_SECURITY_POLICY], CSP_JSON);
+        assert_eq!(h[header::CACHE_CONTROL], "no-store");
+        assert!(h.contains_key(header::STRICT_TRANSPORT_SECURITY));
+        let mut h = HeaderMap::new();
+        apply_security_headers(&mut h, "/api/auth/.well-known/jwks.json", false);
+        assert!(!h.contains_key(header::CACHE_CONTROL));
+    }
+
+    #[test]
+    fn profile_routes_have_the_larger_limit() {
+        let cfg = EdgeConfig {
+            trusted_proxies: Arc::default(),
+            origins: Arc::default(),
+            body_limit: 1,
+            profile_body_limit: 3,
+        };
+        assert_eq!(cfg.limit_for("/api/profile/preferences"), 3);
+        assert_eq!(cfg.limit_for("/api/profiles"), 1);
+        assert_eq!(cfg.limit_for("/api/payments"), 1);
+    }
+}

@@ -1,0 +1,18 @@
+//! `payplane-gateway`: runs the API gateway.
+
+use anyhow::Context;
+use payplane_gateway::{Application, Config};
+use payplane_kit::config::Env;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    payplane_kit::telemetry::init();
+    let config = Config::from_env(&Env::from_process())?;
+    let app = Application::build(config)
+        .await
+        .context("starting the gateway")?;
+    tracing::info!(addr = ?app.local_addr(), "gateway listening");
+    app.run_until_stopped().await?;
+    Ok(())
+}

@@ -1,0 +1,440 @@
+//! The streaming reverse proxy (api.md §3.1, §3.7): one pooled keep-alive hyper client for all
+//! upstreams, bodies streamed both ways (never collected), forwarding headers set, hop-by-hop
+//! and internal headers dropped, failures classified into 502/503/504, a circuit breaker and
+//! readiness flag per upstream. Does network I/O.
+
+use std::{
+    net::IpAddr,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU32, Ordering},
+    },
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    body::Body,
+    extract::Request,
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use http::{
+    HeaderMap, HeaderName, HeaderValue, StatusCode, Uri,
+    header::{self, RETRY_AFTER},
+};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use payplane_kit::{
+    ApiError,
+    request_id::{RequestId, TraceContext},
+};
+use serde_json::json;
+
+use crate::{
+    breaker::{Admission, Breaker},
+    config::UpstreamPolicy,
+    edge::{ClientIp, IsTls},
+};
+
+/// The pooled client; request bodies are axum bodies streamed as they arrive.
+pub type HttpClient = Client<HttpConnector, Body>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("upstream URL {url:?} is not an absolute http URL")]
+    BadUpstreamUrl { url: String },
+}
+
+/// One upstream service.
+#[derive(Debug)]
+pub struct Upstream {
+    pub name: &'static str,
+    pub base: String,
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    pub breaker: Breaker,
+    ready: AtomicBool,
+    ready_failures: AtomicU32,
+    /// False when readiness is not polled: the upstream then always counts as ready.
+    tracked: bool,
+}
+
+impl Upstream {
+    pub fn new(
+        name: &'static str,
+        base: &str,
+        policy: &UpstreamPolicy,
+    ) -> Result<Self, ProxyError> {
+        let uri: Uri = base.parse().map_err(|_| ProxyError::BadUpstreamUrl {
+            url: base.to_owned(),
+        })?;
+        let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned())
+        else {
+            return Err(ProxyError::BadUpstreamUrl {
+                url: base.to_owned(),
+            });
+        };
+        let tracked = !policy.ready_poll.is_zero();
+        Ok(Self {
+            name,
+            base: base.trim_end_matches('/').to_owned(),
+            scheme,
+            authority,
+            breaker: Breaker::new(policy.failure_threshold, policy.open_for),
+            ready: AtomicBool::new(!tracked),
+            ready_failures: AtomicU32::new(0),
+            tracked,
+        })
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Readiness tracking (api.md §3.7): ready on one success, not ready after two failures.
+    pub fn record_poll(&self, ok: bool) {
+        if !self.tracked {
+            return;
+        }
+        if ok {
+            self.ready_failures.store(0, Ordering::Relaxed);
+            self.ready.store(true, Ordering::Relaxed);
+        } else if self.ready_failures.fetch_add(1, Ordering::Relaxed) + 1 >= 2 {
+            self.ready.store(false, Ordering::Relaxed);
+        }
+    }
+
+    fn set_breaker_gauge(&self) {
+        metrics::gauge!("circuit_breaker_open", "upstream" => self.name)
+            .set(if self.breaker.is_open() { 1.0 } else { 0.0 });
+    }
+}
+
+/// Every upstream plus the shared client.
+#[derive(Clone)]
+pub struct Proxy {
+    pub client: HttpClient,
+    pub upstreams: Arc<Vec<Arc<Upstream>>>,
+    pub policy: UpstreamPolicy,
+}
+
+impl Proxy {
+    pub fn new(
+        upstreams: &[(&'static str, String)],
+        policy: UpstreamPolicy,
+    ) -> Result<Self, ProxyError> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(policy.connect_timeout));
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        let upstreams = upstreams
+            .iter()
+            .map(|(name, url)| Upstream::new(name, url, &policy).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            client,
+            upstreams: Arc::new(upstreams),
+            policy,
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Upstream>> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+
+    /// Polls every upstream's `/health/ready` now (2 s timeout each).
+    pub async fn poll_ready(&self, http: &reqwest::Client) {
+        let polls = self.upstreams.iter().map(|u| async move {
+            let ok = http
+                .get(format!("{}/health/ready", u.base))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            u.record_poll(ok);
+        });
+        futures::future::join_all(polls).await;
+    }
+
+    /// Forwards `req` to `upstream`, streaming both bodies. `body_limit` cuts off a chunked
+    /// request body that grows beyond it (413).
+    pub async fn forward(&self, upstream: &Upstream, req: Request, body_limit: usize) -> Response {
+        let admission = upstream.breaker.admit(Instant::now());
+        if let Admission::Open(wait) = admission {
+            record(upstream, "circuit_open");
+            let secs = wait.as_secs_f64().ceil().max(1.0);
+            return ApiError::unavailable(format!(
+                "The {} service is temporarily unavailable",
+                upstream.name
+            ))
+            .with_details(json!({ "service": upstream.name, "reason": "circuit_open" }))
+            .with_header(RETRY_AFTER, &format!("{secs}"))
+            .into_response();
+        }
+        if !upstream.is_ready() {
+            // A half-open trial must not be lost when the upstream is not ready yet.
+            upstream.breaker.success();
+            record(upstream, "not_ready");
+            return ApiError::unavailable(format!("The {} service is not ready", upstream.name))
+                .with_details(json!({ "service": upstream.name, "reason": "not_ready" }))
+                .into_response();
+        }
+        let (mut parts, body) = req.into_parts();
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map_or("/", http::uri::PathAndQuery::as_str);
+        let uri = Uri::builder()
+            .scheme(upstream.scheme.clone())
+            .authority(upstream.authority.clone())
+            .path_and_query(path_and_query)
+            .build();
+        let Ok(uri) = uri else {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+                "Malformed request target",
+            )
+            .into_response();
+        };
+        let client_ip = parts.extensions.get::<ClientIp>().map(|c| c.0);
+        let tls = parts.extensions.get::<IsTls>().is_some_and(|t| t.0);
+        let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
+        let trace = parts
+            .extensions
+            .get::<TraceContext>()
+            .cloned()
+            .unwrap_or_default();
+        let host = parts.headers.get(header::HOST).cloned();
+        rewrite_request_headers(&mut parts.headers, client_ip, tls, host, request_id, &trace);
+        parts.uri = uri;
+        parts.version = http::Version::HTTP_11;
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let body = Body::new(LimitedBody {
+            inner: body,
+            remaining: body_limit,
+            exceeded: exceeded.clone(),
+        });
+        let outbound = Request::from_parts(parts, body);
+        let started = Instant::now();
+        let result =
+            tokio::time::timeout(self.policy.response_timeout, self.client.request(outbound)).await;
+        metrics::histogram!("upstream_request_duration_seconds", "upstream" => upstream.name)
+            .record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(Ok(res)) => {
+                if upstream.breaker.success() {
+                    upstream.set_breaker_gauge();
+                }
+                record(upstream, "ok");
+                let (mut parts, body) = res.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                parts.headers.remove(header::SERVER);
+                parts.headers.remove("x-powered-by");
+                Response::from_parts(parts, Body::new(body))
+            }
+            Ok(Err(_)) if exceeded.load(Ordering::Relaxed) => {
+                record(upstream, "payload_too_large");
+                ApiError::payload_too_large(body_limit).into_response()
+            }
+            Ok(Err(err)) => {
+                let timed_out = is_connect_timeout(&err);
+                let connect = err.is_connect();
+                tracing::warn!(upstream = upstream.name, error = %error_chain(&err), "upstream request failed");
+                if (connect || timed_out) && upstream.breaker.failure(Instant::now()) {
+                    upstream.set_breaker_gauge();
+                }
+                if timed_out {
+                    record(upstream, "timeout");
+                    gateway_timeout(upstream.name)
+                } else {
+                    record(upstream, "error");
+                    ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "BAD_GATEWAY",
+                        format!("The {} service could not be reached", upstream.name),
+                    )
+                    .into_response()
+                }
+            }
+            Err(_elapsed) => {
+                if upstream.breaker.failure(Instant::now()) {
+                    upstream.set_breaker_gauge();
+                }
+                record(upstream, "timeout");
+                gateway_timeout(upstream.name)
+            }
+        }
+    }
+}
+
+fn gateway_timeout(name: &str) -> Response {
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "GATEWAY_TIMEOUT",
+        format!("The {name} service did not answer in time"),
+    )
+    .into_response()
+}
+
+fn record(upstream: &Upstream, outcome: &'static str) {
+    metrics::counter!("upstream_requests_total", "upstream" => upstream.name, "outcome" => outcome)
+        .increment(1);
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = err.to_string();
+    let mut src = err.source();
+    while let Some(e) = src {
+        s.push_str(": ");
+        s.push_str(&e.to_string());
+        src = e.source();
+    }
+    s
+}
+
+fn is_connect_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = src {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return true;
+        }
+        src = e.source();
+    }
+    false
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::TRANSFER_ENCODING);
+}
+
+fn rewrite_request_headers(
+    headers: &mut HeaderMap,
+    client_ip: Option<IpAddr>,
+    tls: bool,
+    host: Option<HeaderValue>,
+    request_id: Option<String>,
+    trace: &TraceContext,
+) {
+    strip_hop_by_hop(headers);
+    // Callers may never present service credentials through the gateway (api.md §2.6).
+    for name in [
+        "x-service-name",
+        "x-service-token",
+        "x-actor-id",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "forwarded",
+    ] {
+        headers.remove(name);
+    }
+    if let Some(ip) = client_ip
+        && let Ok(v) = HeaderValue::from_str(&ip.to_string())
+    {
+        headers.insert("x-forwarded-for", v);
+    }
+    headers.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if tls { "https" } else { "http" }),
+    );
+    if let Some(host) = host {
+        headers.insert("x-forwarded-host", host);
+    }
+    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        headers.insert("x-request-id", id);
+    }
+    let traceparent = trace.traceparent.clone().unwrap_or_else(new_traceparent);
+    if let Ok(v) = HeaderValue::from_str(&traceparent) {
+        headers.insert("traceparent", v);
+    }
+}
+
+/// A fresh W3C trace context for requests that arrive without one.
+fn new_traceparent() -> String {
+    let trace = uuid::Uuid::new_v4().simple().to_string();
+    let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
+    format!("00-{trace}-{span}-01")
+}
+
+/// Streams the client's body while counting it; beyond the limit it fails the upload and
+/// raises the flag so the proxy answers 413 instead of 502.
+struct LimitedBody {
+    inner: Body,
+    remaining: usize,
+    exceeded: Arc<AtomicBool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("request body exceeds the limit")]
+struct BodyTooLarge;
+
+impl HttpBody for LimitedBody {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    if data.len() > self.remaining {
+                        self.exceeded.store(true, Ordering::Relaxed);
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
+                    }
+                    self.remaining -= data.len();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,466 @@
+//! The WebSocket endpoint `GET /ws` (websocket.md): authentication before the upgrade, then
+//! one task per connection that writes queued events, answers client messages, enforces the
+//! limits of §8 and the heartbeat of §9. Network I/O (socket, payments permission check).
+
+pub mod bridge;
+pub mod hub;
+pub mod mapping;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    extract::{
+        Query, State,
+        ws::{
+            CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+        },
+    },
+    response::{IntoResponse, Response},
+};
+use http::{HeaderMap, StatusCode};
+use payplane_authn::{AccessClaims, Authn, extract::unauthorized};
+use payplane_events::auth::Role;
+use payplane_kit::ApiError;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use self::{
+    hub::{Conn, Hub, Outbound, automatic_rooms, close_reason},
+    mapping::{ClientMessage, Refusal, Room, Target, parse_client, parse_room, server_message},
+};
+
+/// Inbound message limit (websocket.md §8).
+const MAX_INBOUND: usize = 16 * 1024;
+const RATE_WINDOW: Duration = Duration::from_secs(10);
+const RATE_ALLOWED: u32 = 20;
+const RATE_CLOSE: u32 = 100;
+const MAX_SUBSCRIPTIONS: usize = 50;
+const PARTIES_TTL: Duration = Duration::from_secs(60);
+
+/// When a payment's parties were fetched, and the answer (`None` = not found).
+type CachedParties = (Instant, Option<(Uuid, Uuid)>);
+
+/// Who may see a payment, cached per payment id for 60 s (found or not).
+#[derive(Clone)]
+pub struct PaymentAccess {
+    http: reqwest::Client,
+    payments_url: String,
+    service_token: String,
+    cache: Arc<Mutex<HashMap<Uuid, CachedParties>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the payments service could not answer the permission check")]
+pub struct AccessUnavailable;
+
+impl PaymentAccess {
+    pub fn new(http: reqwest::Client, payments_url: &str, service_token: &str) -> Self {
+        Self {
+            http,
+            payments_url: payments_url.trim_end_matches('/').to_owned(),
+            service_token: service_token.to_owned(),
+            cache: Arc::default(),
+        }
+    }
+
+    /// The sender and recipient of a payment, or `None` when it does not exist.
+    async fn parties(&self, id: Uuid) -> Result<Option<(Uuid, Uuid)>, AccessUnavailable> {
+        if let Ok(cache) = self.cache.lock()
+            && let Some((at, v)) = cache.get(&id)
+            && at.elapsed() < PARTIES_TTL
+        {
+            return Ok(*v);
+        }
+        let res = self
+            .http
+            .get(format!(
+                "{}/internal/payments/{id}/parties",
+                self.payments_url
+            ))
+            .header("x-service-name", "gateway")
+            .header("x-service-token", &self.service_token)
+            .timeout(Duration::from_secs(3))
+            .send()
+            .await
+            .map_err(|_| AccessUnavailable)?;
+        let answer = match res.status() {
+            StatusCode::NOT_FOUND => None,
+            s if s.is_success() => {
+                let body: Value = res.json().await.map_err(|_| AccessUnavailable)?;
+                let get = |f: &str| {
+                    body.pointer(&format!("/data/{f}"))
+                        .and_then(Value::as_str)
+                        .and_then(|s| Uuid::parse_str(s).ok())
+                };
+                Some((
+                    get("senderId").ok_or(AccessUnavailable)?,
+                    get("recipientId").ok_or(AccessUnavailable)?,
+                ))
+            }
+            _ => return Err(AccessUnavailable),
+        };
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() > 100_000 {
+                cache.clear();
+            }
+            cache.insert(id, (Instant::now(), answer));
+        }
+        Ok(answer)
+    }
+}
+
+/// What the WebSocket endpoint needs.
+#[derive(Clone)]
+pub struct WsState {
+    pub hub: Hub,
+    pub authn: Authn,
+    pub access: PaymentAccess,
+}
+
+fn token_from<S: std::hash::BuildHasher>(
+    query: &HashMap<String, String, S>,
+    headers: &HeaderMap,
+) -> Option<String> {
+    if let Some(t) = query.get("token").filter(|t| !t.is_empty()) {
+        return Some(t.clone());
+    }
+    if let Some(t) = payplane_authn::extract::bearer_from_headers(headers) {
+        return Some(t.to_owned());
+    }
+    let offered: Vec<&str> = headers
+        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    if !offered.contains(&"payplane.v1") {
+        return None;
+    }
+    offered
+        .iter()
+        .find_map(|p| p.strip_prefix("bearer."))
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
+/// `GET /ws`: the refusals of websocket.md §1.2 as ordinary HTTP, then the upgrade.
+#[expect(clippy::implicit_hasher, reason = "axum extracts the default hasher")]
+pub async fn handler(
+    State(state): State<WsState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(upgrade) = upgrade else {
+        return ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "UPGRADE_REQUIRED",
+            "This endpoint requires a WebSocket upgrade",
+        )
+        .into_response();
+    };
+    if state.hub.is_shutting_down() {
+        return ApiError::unavailable("Gateway is shutting down").into_response();
+    }
+    let Some(token) = token_from(&query, &headers) else {
+        return unauthorized().into_response();
+    };
+    let claims = match state.authn.authenticate(&token).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    upgrade
+        .protocols(["payplane.v1"])
+        // Small buffers: tungstenite's defaults (128 KiB read buffer) dominate memory per socket.
+        .read_buffer_size(1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1024 * 1024)
+        .max_message_size(MAX_INBOUND)
+        .max_frame_size(MAX_INBOUND)
+        .on_upgrade(move |socket| run(state, claims, socket))
+}
+
+async fn run(state: WsState, claims: AccessClaims, socket: WebSocket) {
+    let (conn, rx) = state.hub.register(claims.sub, claims.sid, claims.role);
+    let session = Session {
+        hub: state.hub.clone(),
+        access: state.access.clone(),
+        conn: conn.clone(),
+        window_start: Instant::now(),
+        window_count: 0,
+    };
+    session.serve(socket, rx).await;
+    state.hub.unregister(&conn);
+}
+
+struct Session {
+    hub: Hub,
+    access: PaymentAccess,
+    conn: Arc<Conn>,
+    window_start: Instant,
+    window_count: u32,
+}
+
+enum Step {
+    Continue,
+    Close(u16),
+    Drop,
+}
+
+async fn close(socket: &mut WebSocket, code: u16) {
+    let frame = CloseFrame {
+        code,
+        reason: close_reason(code).into(),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        socket.send(Message::Close(Some(frame))),
+    )
+    .await;
+    // Wait briefly for the client's close reply so the close handshake completes.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(m)) = socket.recv().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+impl Session {
+    async fn send_text(socket: &mut WebSocket, text: String) -> bool {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            socket.send(Message::Text(text.into())),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok())
+    }
+
+    async fn serve(mut self, mut socket: WebSocket, mut rx: tokio::sync::mpsc::Receiver<Outbound>) {
+        let c = &self.conn;
+        let rooms = automatic_rooms(c.user_id, c.role);
+        let hello = server_message(
+            "connected",
+            Some(json!({
+                "userId": c.user_id, "role": c.role.as_str(), "sessionId": c.session_id,
+                "connectionId": c.connection_id, "rooms": rooms,
+                "heartbeatIntervalSeconds": self.hub.limits().heartbeat.as_secs(),
+            })),
+            None,
+        );
+        if !Self::send_text(&mut socket, hello).await {
+            return;
+        }
+        let limits = *self.hub.limits();
+        let mut awaiting_pong = false;
+        let mut deadline = tokio::time::Instant::now() + limits.heartbeat;
+        loop {
+            let step = tokio::select! {
+                biased;
+                () = self.conn.close_now.notified() => {
+                    let code = self.conn.close_code.load(std::sync::atomic::Ordering::Acquire);
+                    Step::Close(if code == 0 { 1011 } else { code })
+                }
+                out = rx.recv() => match out {
+                    Some(Outbound::Text(t)) => {
+                        let len = t.len();
+                        let ok = tokio::time::timeout(Duration::from_secs(10), socket.send(Message::Text(t))).await.is_ok_and(|r| r.is_ok());
+                        self.conn.sent(len);
+                        if ok { Step::Continue } else { Step::Drop }
+                    }
+                    Some(Outbound::Close(code, _)) => Step::Close(code),
+                    None => Step::Drop,
+                },
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(Message::Text(t))) => self.on_text(&mut socket, t.as_str()).await,
+                    Some(Ok(Message::Binary(_))) => Step::Close(1003),
+                    Some(Ok(Message::Pong(_))) => {
+                        if awaiting_pong {
+                            awaiting_pong = false;
+                            deadline = tokio::time::Instant::now() + limits.heartbeat.saturating_sub(limits.pong_timeout);
+                        }
+                        Step::Continue
+                    }
+                    Some(Ok(Message::Ping(_))) => Step::Continue,
+                    Some(Ok(Message::Close(_))) | None => Step::Drop,
+                    Some(Err(e)) => {
+                        if too_large(e) { Step::Close(1009) } else { Step::Drop }
+                    }
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    if awaiting_pong {
+                        // Missed heartbeat: dropped without a close frame (websocket.md §7).
+                        Step::Drop
+                    } else {
+                        awaiting_pong = true;
+                        deadline = tokio::time::Instant::now() + limits.pong_timeout;
+                        match tokio::time::timeout(Duration::from_secs(10), socket.send(Message::Ping(bytes::Bytes::new()))).await {
+                            Ok(Ok(())) => Step::Continue,
+                            _ => Step::Drop,
+                        }
+                    }
+                }
+            };
+            match step {
+                Step::Continue => {}
+                Step::Close(code) => {
+                    close(&mut socket, code).await;
+                    return;
+                }
+                Step::Drop => return,
+            }
+        }
+    }
+
+    async fn on_text(&mut self, socket: &mut WebSocket, text: &str) -> Step {
+        if self.window_start.elapsed() >= RATE_WINDOW {
+            self.window_start = Instant::now();
+            self.window_count = 0;
+        }
+        self.window_count += 1;
+        let (id, parsed) = parse_client(text);
+        if self.window_count > RATE_CLOSE {
+            return Step::Close(1008);
+        }
+        if self.window_count > RATE_ALLOWED {
+            let msg = error_message(
+                &Refusal {
+                    code: "RATE_LIMIT_EXCEEDED",
+                    message: "Too many messages".into(),
+                },
+                id.as_deref(),
+            );
+            return if Self::send_text(socket, msg).await {
+                Step::Continue
+            } else {
+                Step::Drop
+            };
+        }
+        let reply = match parsed {
+            Err(refusal) => error_message(&refusal, id.as_deref()),
+            Ok(ClientMessage::Ping) => server_message("pong", None, id.as_deref()),
+            Ok(ClientMessage::Subscribe(target)) => match self.subscribe(&target).await {
+                Ok(()) => server_message("subscribed", Some(target_json(&target)), id.as_deref()),
+                Err(r) => error_message(&r, id.as_deref()),
+            },
+            Ok(ClientMessage::Unsubscribe(target)) => {
+                self.unsubscribe(&target);
+                server_message("unsubscribed", Some(target_json(&target)), id.as_deref())
+            }
+        };
+        if Self::send_text(socket, reply).await {
+            Step::Continue
+        } else {
+            Step::Drop
+        }
+    }
+
+    async fn subscribe(&self, target: &Target) -> Result<(), Refusal> {
+        let c = &self.conn;
+        match target {
+            Target::EventType(t) => {
+                let mut filter = c
+                    .filter
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if filter.contains(t) {
+                    return Ok(());
+                }
+                if filter.len() >= MAX_SUBSCRIPTIONS {
+                    return Err(limit());
+                }
+                filter.push(t.clone());
+                Ok(())
+            }
+            Target::Room(name) => {
+                let room = parse_room(name).ok_or_else(|| Refusal {
+                    code: "INVALID_ROOM",
+                    message: format!("Unknown room {name}"),
+                })?;
+                let forbidden = || Refusal {
+                    code: "FORBIDDEN",
+                    message: format!("Not allowed to join {name}"),
+                };
+                match room {
+                    Room::User(u) if u != c.user_id => return Err(forbidden()),
+                    Room::Role(r) if r != c.role.as_str().to_ascii_lowercase() => {
+                        return Err(forbidden());
+                    }
+                    Room::Payment(p) => {
+                        let parties = self.access.parties(p).await.map_err(|_| Refusal {
+                            code: "SERVICE_UNAVAILABLE",
+                            message: "Payment permission check is unavailable".into(),
+                        })?;
+                        let visible = parties.is_some_and(|(s, r)| {
+                            c.role == Role::Admin || s == c.user_id || r == c.user_id
+                        });
+                        if !visible {
+                            return Err(Refusal {
+                                code: "PAYMENT_NOT_FOUND",
+                                message: "Payment not found".into(),
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+                if self.hub.in_room(c, name) {
+                    return Ok(());
+                }
+                let auto = automatic_rooms(c.user_id, c.role);
+                if !auto.contains(name) && self.hub.extra_rooms(c) >= MAX_SUBSCRIPTIONS {
+                    return Err(limit());
+                }
+                self.hub.join(c, name);
+                Ok(())
+            }
+        }
+    }
+
+    fn unsubscribe(&self, target: &Target) {
+        match target {
+            Target::EventType(t) => self
+                .conn
+                .filter
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .retain(|e| e != t),
+            Target::Room(name) => self.hub.leave(&self.conn, name),
+        }
+    }
+}
+
+fn limit() -> Refusal {
+    Refusal {
+        code: "SUBSCRIPTION_LIMIT",
+        message: "Subscription limit reached (50)".into(),
+    }
+}
+
+fn too_large(e: axum::Error) -> bool {
+    let inner = e.into_inner();
+    inner
+        .downcast_ref::<tokio_tungstenite::tungstenite::Error>()
+        .is_some_and(|e| matches!(e, tokio_tungstenite::tungstenite::Error::Capacity(_)))
+}
+
+fn target_json(t: &Target) -> Value {
+    match t {
+        Target::Room(r) => json!({ "room": r }),
+        Target::EventType(e) => json!({ "eventType": e }),
+    }
+}
+
+fn error_message(r: &Refusal, id: Option<&str>) -> String {
+    server_message(
+        "error",
+        Some(json!({ "code": r.code, "message": r.message })),
+        id,
+    )
+}

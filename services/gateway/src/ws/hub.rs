@@ -1,0 +1,371 @@
+//! The registry of open sockets on this replica (websocket.md §4, §6–§8, §10): rooms, the
+//! per-user cap, fan-out of one serialized event to every target connection once, bounded
+//! outbound queues (slow consumers closed with 1013), forced closes and shutdown. In-memory.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::extract::ws::Utf8Bytes;
+use payplane_events::auth::Role;
+use tokio::sync::{Notify, mpsc};
+use uuid::Uuid;
+
+use crate::{
+    config::WsLimits,
+    ws::mapping::{Action, Dispatch, SESSION_REVOKED_EVENT, filter_matches},
+};
+
+/// What a connection's writer sends, in order.
+#[derive(Debug)]
+pub enum Outbound {
+    Text(Utf8Bytes),
+    Close(u16, &'static str),
+}
+
+/// The shared side of one connection.
+#[derive(Debug)]
+pub struct Conn {
+    pub id: u64,
+    pub connection_id: Uuid,
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub role: Role,
+    tx: mpsc::Sender<Outbound>,
+    pub queued_bytes: AtomicUsize,
+    /// A close that must happen now (not queued behind messages): code, or 0 for none.
+    pub close_code: AtomicU16,
+    pub close_now: Notify,
+    pub filter: Mutex<Vec<String>>,
+}
+
+impl Conn {
+    fn accepts(&self, event_type: &str) -> bool {
+        if event_type == SESSION_REVOKED_EVENT {
+            return true;
+        }
+        let filter = self
+            .filter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        filter.is_empty() || filter.iter().any(|e| filter_matches(e, event_type))
+    }
+
+    /// Asks the connection's task to close with `code` right away.
+    pub fn force_close(&self, code: u16) {
+        let _ = self
+            .close_code
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+        self.close_now.notify_one();
+    }
+
+    /// Called by the writer after a message left the queue.
+    pub fn sent(&self, bytes: usize) {
+        self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    conns: HashMap<u64, Arc<Conn>>,
+    rooms: HashMap<String, HashSet<u64>>,
+    /// Connection ids per user, oldest first.
+    by_user: HashMap<Uuid, Vec<u64>>,
+    by_session: HashMap<Uuid, HashSet<u64>>,
+}
+
+/// The hub; cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<RwLock<Inner>>,
+    limits: WsLimits,
+    next_id: Arc<AtomicU64>,
+    shutting_down: Arc<AtomicBool>,
+    open: Arc<AtomicUsize>,
+}
+
+/// The automatic rooms of a user (websocket.md §1.3).
+pub fn automatic_rooms(user_id: Uuid, role: Role) -> [String; 3] {
+    [
+        format!("user:{user_id}"),
+        format!("role:{}", role.as_str().to_ascii_lowercase()),
+        "broadcast".to_owned(),
+    ]
+}
+
+impl Hub {
+    pub fn new(limits: WsLimits) -> Self {
+        Self {
+            inner: Arc::default(),
+            limits,
+            next_id: Arc::new(AtomicU64::new(1)),
+            shutting_down: Arc::default(),
+            open: Arc::default(),
+        }
+    }
+
+    pub fn limits(&self) -> &WsLimits {
+        &self.limits
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Registers a connection in its automatic rooms; closes the user's oldest with 4008 when
+    /// over the cap.
+    pub fn register(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        role: Role,
+    ) -> (Arc<Conn>, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(self.limits.max_backlog_messages.max(1));
+        let conn = Arc::new(Conn {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            connection_id: Uuid::new_v4(),
+            user_id,
+            session_id,
+            role,
+            tx,
+            queued_bytes: AtomicUsize::new(0),
+            close_code: AtomicU16::new(0),
+            close_now: Notify::new(),
+            filter: Mutex::new(Vec::new()),
+        });
+        let mut evicted = Vec::new();
+        {
+            let mut inner = self.write();
+            inner.conns.insert(conn.id, conn.clone());
+            for room in automatic_rooms(user_id, role) {
+                inner.rooms.entry(room).or_default().insert(conn.id);
+            }
+            inner
+                .by_session
+                .entry(session_id)
+                .or_default()
+                .insert(conn.id);
+            let list = inner.by_user.entry(user_id).or_default();
+            list.push(conn.id);
+            while list.len() > self.limits.max_per_user {
+                evicted.push(list.remove(0));
+            }
+            evicted.retain(|id| inner.conns.contains_key(id));
+            for id in &evicted {
+                if let Some(c) = inner.conns.get(id) {
+                    c.force_close(4008);
+                }
+            }
+        }
+        self.open.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!("ws_connections").increment(1.0);
+        (conn, rx)
+    }
+
+    /// Removes a connection from every index.
+    pub fn unregister(&self, conn: &Conn) {
+        let mut inner = self.write();
+        if inner.conns.remove(&conn.id).is_none() {
+            return;
+        }
+        inner.rooms.retain(|_, members| {
+            members.remove(&conn.id);
+            !members.is_empty()
+        });
+        if let Some(list) = inner.by_user.get_mut(&conn.user_id) {
+            list.retain(|id| *id != conn.id);
+            if list.is_empty() {
+                inner.by_user.remove(&conn.user_id);
+            }
+        }
+        if let Some(set) = inner.by_session.get_mut(&conn.session_id) {
+            set.remove(&conn.id);
+            if set.is_empty() {
+                inner.by_session.remove(&conn.session_id);
+            }
+        }
+        drop(inner);
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!("ws_connections").decrement(1.0);
+    }
+
+    /// How many rooms the connection joined beyond its automatic ones.
+    pub fn extra_rooms(&self, conn: &Conn) -> usize {
+        let auto = automatic_rooms(conn.user_id, conn.role);
+        self.read()
+            .rooms
+            .iter()
+            .filter(|(name, members)| members.contains(&conn.id) && !auto.contains(name))
+            .count()
+    }
+
+    pub fn in_room(&self, conn: &Conn, room: &str) -> bool {
+        self.read()
+            .rooms
+            .get(room)
+            .is_some_and(|m| m.contains(&conn.id))
+    }
+
+    pub fn join(&self, conn: &Conn, room: &str) {
+        self.write()
+            .rooms
+            .entry(room.to_owned())
+            .or_default()
+            .insert(conn.id);
+    }
+
+    pub fn leave(&self, conn: &Conn, room: &str) {
+        let mut inner = self.write();
+        if let Some(m) = inner.rooms.get_mut(room) {
+            m.remove(&conn.id);
+            if m.is_empty() {
+                inner.rooms.remove(room);
+            }
+        }
+    }
+
+    /// Queues a message for one connection; a full queue or byte budget closes it with 1013.
+    pub fn send_to(&self, conn: &Conn, msg: Outbound) {
+        let len = match &msg {
+            Outbound::Text(t) => t.len(),
+            Outbound::Close(..) => 0,
+        };
+        let queued = conn.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
+        if queued > self.limits.max_backlog_bytes {
+            conn.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            conn.force_close(1013);
+            return;
+        }
+        if conn.tx.try_send(msg).is_err() {
+            conn.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            conn.force_close(1013);
+        }
+    }
+
+    /// Delivers one mapped event: each target connection once, filtered, then the close action.
+    /// Returns how many connections it was queued for.
+    pub fn dispatch(&self, d: &Dispatch) -> usize {
+        let mut delivered = 0;
+        let targets: Vec<Arc<Conn>> = {
+            let inner = self.read();
+            let mut ids: Vec<u64> = Vec::new();
+            if d.rooms.len() == 1 {
+                if let Some(m) = inner.rooms.get(&d.rooms[0]) {
+                    ids.extend(m.iter().copied());
+                }
+            } else {
+                let mut seen = HashSet::new();
+                for room in &d.rooms {
+                    if let Some(m) = inner.rooms.get(room) {
+                        ids.extend(m.iter().copied().filter(|id| seen.insert(*id)));
+                    }
+                }
+            }
+            ids.iter()
+                .filter_map(|id| inner.conns.get(id).cloned())
+                .collect()
+        };
+        if let (Some(event_type), Some(message)) = (d.event_type, &d.message) {
+            let text = Utf8Bytes::from(message.clone());
+            for conn in &targets {
+                if conn.accepts(event_type) {
+                    self.send_to(conn, Outbound::Text(text.clone()));
+                    delivered += 1;
+                }
+            }
+        }
+        match d.action {
+            Some(Action::CloseSession { session_id, code }) => {
+                let conns = self.session_conns(session_id);
+                for c in conns {
+                    // Queued after the event so the client sees `session:revoked` first.
+                    self.send_to(&c, Outbound::Close(code, close_reason(code)));
+                }
+            }
+            Some(Action::CloseUser { user_id, code }) => {
+                for c in self.user_conns(user_id) {
+                    c.force_close(code);
+                }
+            }
+            None => {}
+        }
+        delivered
+    }
+
+    fn session_conns(&self, session_id: Uuid) -> Vec<Arc<Conn>> {
+        let inner = self.read();
+        inner
+            .by_session
+            .get(&session_id)
+            .map(|s| {
+                s.iter()
+                    .filter_map(|id| inner.conns.get(id).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn user_conns(&self, user_id: Uuid) -> Vec<Arc<Conn>> {
+        let inner = self.read();
+        inner
+            .by_user
+            .get(&user_id)
+            .map(|s| {
+                s.iter()
+                    .filter_map(|id| inner.conns.get(id).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Graceful shutdown (websocket.md §10): refuse new upgrades, close everyone with 1001,
+    /// wait up to `grace` for the close handshakes.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shutting_down.store(true, Ordering::Release);
+        let all: Vec<Arc<Conn>> = self.read().conns.values().cloned().collect();
+        for c in &all {
+            c.force_close(1001);
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.open_connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The close reason text for a code (websocket.md §7).
+pub fn close_reason(code: u16) -> &'static str {
+    match code {
+        1001 => "Server shutting down",
+        1003 => "Binary frames are not supported",
+        1008 => "Message rate exceeded",
+        1009 => "Message too large",
+        1011 => "Unexpected server error",
+        1013 => "Client cannot keep up",
+        4001 => "Session revoked",
+        4002 => "Role changed; re-authentication required",
+        4008 => "Too many connections",
+        _ => "",
+    }
+}
