@@ -10,6 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod housekeeping;
+pub mod openapi;
 pub mod routes;
 pub mod store;
 #[cfg(feature = "testing")]
@@ -18,3 +19,4 @@ pub mod views;
 
 pub use app::{AppState, Application, MIGRATOR, router};
 pub use config::Config;
+pub use openapi::openapi;

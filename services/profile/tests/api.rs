@@ -895,3 +895,65 @@ async fn health_readiness_and_metrics() {
     );
     assert!(text.contains("cache_requests_total{cache=\"profile\",result=\"miss\"}"));
 }
+
+#[tokio::test]
+async fn openapi_document_describes_exactly_the_served_routes() {
+    let s = Stack::local().await;
+    let user = s.register().await;
+    let res = s.send(s.http.get(s.profile.url("/openapi.json"))).await;
+    assert_eq!(res.status, StatusCode::OK);
+    let doc = res.body;
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc.get("success").is_none(), "not enveloped");
+    assert_eq!(
+        doc,
+        serde_json::to_value(payplane_profile::openapi()).unwrap()
+    );
+    assert!(doc["components"]["securitySchemes"]["bearerAuth"].is_object());
+
+    let methods = ["GET", "PUT", "POST", "PATCH", "DELETE"];
+    let mut documented = HashSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for m in methods {
+            if item.get(m.to_lowercase()).is_some() {
+                documented.insert((m.to_owned(), path.clone()));
+            }
+        }
+    }
+    let public: HashSet<(String, String)> = payplane_profile::routes::PUBLIC
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(documented, public);
+    // Over HTTP: a documented operation is served, an undocumented method on the same path is 405.
+    let paths: HashSet<&str> = public.iter().map(|(_, p)| p.as_str()).collect();
+    for path in paths {
+        for m in methods {
+            let method = Method::from_bytes(m.as_bytes()).unwrap();
+            let r = s
+                .call(method, path, Some(&user.token), Some(json!({})))
+                .await;
+            if documented.contains(&(m.to_owned(), path.to_owned())) {
+                assert_eq!(
+                    r.status,
+                    StatusCode::OK,
+                    "{m} {path} is documented but not served"
+                );
+            } else {
+                assert_eq!(
+                    r.status,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{m} {path} is served but not documented"
+                );
+            }
+        }
+    }
+    for path in [
+        "/api/profile/avatar",
+        "/api/profile/preferences/notifications",
+        "/api/profiles",
+    ] {
+        let r = s.call(Method::GET, path, Some(&user.token), None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+    }
+}
