@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod housekeeping;
 pub mod openapi;
+pub mod ops;
 pub mod routes;
 pub mod store;
 #[cfg(feature = "testing")]

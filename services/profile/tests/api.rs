@@ -957,3 +957,108 @@ async fn openapi_document_describes_exactly_the_served_routes() {
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
     }
 }
+
+#[tokio::test]
+async fn seed_writes_the_demo_profiles_once_and_clears_deletion_marks() {
+    let s = Stack::local().await;
+    let pool = &s.profile.db.pool;
+    let cache = &s.profile.state.cache;
+    let (admin, customer, vendor, other) = (
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+    );
+    // A demo user deleted earlier must get its profile back when seeding re-creates it.
+    sqlx::query("INSERT INTO deleted_users (user_id) VALUES ($1)")
+        .bind(vendor)
+        .execute(pool)
+        .await
+        .unwrap();
+    let users = [
+        (admin, "admin@example.com"),
+        (customer, "Customer@Example.com"),
+        (vendor, "vendor@example.com"),
+        (other, "someone@example.com"),
+    ];
+    let v0 = cache.version(admin).await.unwrap();
+    let n = payplane_profile::ops::seed_profiles(pool, Some(cache), &users)
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    assert!(
+        cache.version(admin).await.unwrap() > v0,
+        "seeded profiles are not served stale"
+    );
+    let row = |id: Uuid| async move {
+        sqlx::query_as::<_, (Option<String>, Option<String>, Option<String>, Value)>(
+            "SELECT phone, address, bio, preferences FROM user_profiles WHERE user_id = $1",
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(
+        row(admin).await.unwrap(),
+        (
+            Some("+1234567890".into()),
+            Some("123 Admin Street".into()),
+            Some("System Administrator".into()),
+            json!({"theme": "dark"})
+        )
+    );
+    assert_eq!(
+        row(customer).await.unwrap(),
+        (
+            Some("+1234567891".into()),
+            None,
+            None,
+            json!({"theme": "light"})
+        )
+    );
+    let v = row(vendor).await.unwrap();
+    assert_eq!(v.1.as_deref(), Some("456 Vendor Avenue"));
+    assert_eq!(
+        preferences_effective(&v.3),
+        json!({"theme": "light", "language": "en", "currency": "USD", "timezone": "UTC",
+               "notifications": {"email": false, "push": false, "sms": false}})
+    );
+    assert!(row(other).await.is_none(), "only the demo accounts");
+    // Idempotent: a second run writes nothing; a changed demo profile is reset.
+    let updated: Value =
+        sqlx::query_scalar("SELECT to_jsonb(updated_at) FROM user_profiles WHERE user_id = $1")
+            .bind(admin)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        payplane_profile::ops::seed_profiles(pool, None, &users)
+            .await
+            .unwrap(),
+        0
+    );
+    let again: Value =
+        sqlx::query_scalar("SELECT to_jsonb(updated_at) FROM user_profiles WHERE user_id = $1")
+            .bind(admin)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(updated, again);
+    sqlx::query("UPDATE user_profiles SET bio = 'changed', preferences = '{}' WHERE user_id = $1")
+        .bind(customer)
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        payplane_profile::ops::seed_profiles(pool, None, &users)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(row(customer).await.unwrap().2, None);
+}
+
+fn preferences_effective(stored: &Value) -> Value {
+    payplane_profile::domain::preferences::effective(stored)
+}
