@@ -1,5 +1,22 @@
-//! The payplane payments service (api.md §5). This crate currently holds the domain rules —
-//! money, currencies and the status transition table — that the HTTP layer, the PSP simulator
-//! and the webhook will share; the service itself lands with the payments issue.
+//! The payplane payments service (api.md §5, §8.2): payments and their transaction history,
+//! idempotent creation, the status machine shared by the API, the PSP simulator and the PSP
+//! webhook, the user directory fed by `auth.user.*`, and the versioned Redis read cache.
 
+pub mod app;
+pub mod cache;
+pub mod config;
+pub mod directory;
 pub mod domain;
+pub mod error;
+pub mod events;
+pub mod lifecycle;
+pub mod ops;
+pub mod routes;
+pub mod simulator;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod views;
+
+pub use app::{AppState, Application, MIGRATOR, router};
+pub use config::Config;

@@ -1,0 +1,164 @@
+//! Operator commands on the payments database: the demo seed (api.md §10). Used by the
+//! `payplane` CLI and `payplane dev`.
+
+use chrono::Duration;
+use payplane_events::time;
+use rust_decimal::Decimal;
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::store::{
+    Ctx, StoreError,
+    payments::{self, NewPayment, NewTx},
+    users::{self, UserData},
+};
+
+/// The demo users as auth seeds them (`payplane_auth::ops::DEMO_USERS`, data.md §9).
+pub const DEMO_USERS: [(Uuid, &str, &str, &str); 3] = [
+    (
+        Uuid::from_u128(0x5eed0000_0000_4000_8000_000000000001),
+        "customer@example.com",
+        "Customer User",
+        "CUSTOMER",
+    ),
+    (
+        Uuid::from_u128(0x5eed0000_0000_4000_8000_000000000002),
+        "vendor@example.com",
+        "Vendor User",
+        "VENDOR",
+    ),
+    (
+        Uuid::from_u128(0x5eed0000_0000_4000_8000_000000000003),
+        "admin@example.com",
+        "Admin User",
+        "ADMIN",
+    ),
+];
+
+pub const SAMPLE_INSTANT: Uuid = Uuid::from_u128(0x5eed0000_0000_4000_8000_000000000101);
+pub const SAMPLE_SCHEDULED: Uuid = Uuid::from_u128(0x5eed0000_0000_4000_8000_000000000102);
+
+/// A user to place in the directory: `(id, email, name, role)`.
+pub type SeedUser<'a> = (Uuid, &'a str, &'a str, &'a str);
+
+/// Upserts the demo users into the directory (clearing any deletion mark) and inserts the two
+/// sample payments if absent. Emits no events. Pass the users as auth actually holds them
+/// (an existing account keeps its id); `DEMO_USERS` holds the fixed ids for new ones. The
+/// first user is the customer, the second the vendor. Returns how many payments were created.
+pub async fn seed_demo(pool: &PgPool, demo_users: &[SeedUser<'_>]) -> Result<u32, StoreError> {
+    let mut tx = pool.begin().await.ctx("begin payments seed")?;
+    let now = time::now();
+    for (id, email, name, role) in demo_users {
+        users::force_upsert(
+            &mut tx,
+            &UserData {
+                id: *id,
+                email: &email.to_lowercase(),
+                name,
+                role,
+                is_active: true,
+                source_updated_at: now,
+            },
+        )
+        .await?;
+    }
+    let (Some(customer), Some(vendor)) = (demo_users.first(), demo_users.get(1)) else {
+        tx.commit().await.ctx("commit payments seed")?;
+        return Ok(0);
+    };
+    let mut created = 0;
+    if payments::get(&mut tx, SAMPLE_INSTANT).await?.is_none() {
+        payments::insert(
+            &mut tx,
+            &NewPayment {
+                id: SAMPLE_INSTANT,
+                sender_id: customer.0,
+                recipient_id: vendor.0,
+                amount: Decimal::new(100_000, 2),
+                currency: "USD",
+                payment_type: "instant",
+                description: "Sample instant payment",
+                metadata: None,
+                scheduled_for: None,
+                idempotency_key: None,
+                status: "completed",
+                psp_transaction_id: Some("PSP_TX_123"),
+                psp_status: Some("succeeded"),
+                completed_at: Some(now),
+                now,
+            },
+        )
+        .await?;
+        for (i, (status, prev, msg)) in [
+            ("pending", None, "Payment created"),
+            (
+                "processing",
+                Some("pending"),
+                "Submitted to payment processor",
+            ),
+            ("completed", Some("processing"), "Payment completed"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            payments::insert_tx(
+                &mut tx,
+                &NewTx {
+                    payment_id: SAMPLE_INSTANT,
+                    status,
+                    previous_status: prev,
+                    status_message: msg,
+                    psp_transaction_id: (i > 0).then_some("PSP_TX_123"),
+                    actor_id: (i == 0).then_some(customer.0),
+                    actor_type: if i == 0 { "user" } else { "system" },
+                    metadata: None,
+                    at: now,
+                },
+            )
+            .await?;
+        }
+        created += 1;
+    }
+    if payments::get(&mut tx, SAMPLE_SCHEDULED).await?.is_none() {
+        payments::insert(
+            &mut tx,
+            &NewPayment {
+                id: SAMPLE_SCHEDULED,
+                sender_id: vendor.0,
+                recipient_id: customer.0,
+                amount: Decimal::new(50_000, 2),
+                currency: "USD",
+                payment_type: "scheduled",
+                description: "Sample scheduled payment",
+                metadata: None,
+                scheduled_for: Some(now + Duration::days(7)),
+                idempotency_key: None,
+                status: "pending",
+                psp_transaction_id: None,
+                psp_status: None,
+                completed_at: None,
+                now,
+            },
+        )
+        .await?;
+        payments::insert_tx(
+            &mut tx,
+            &NewTx {
+                payment_id: SAMPLE_SCHEDULED,
+                status: "pending",
+                previous_status: None,
+                status_message: "Payment created",
+                psp_transaction_id: None,
+                actor_id: Some(vendor.0),
+                actor_type: "user",
+                metadata: Some(json!({ "pspReference": "PSP_TX_456" })),
+                at: now,
+            },
+        )
+        .await?;
+        created += 1;
+    }
+    tx.commit().await.ctx("commit payments seed")?;
+    Ok(created)
+}

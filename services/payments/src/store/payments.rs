@@ -1,0 +1,359 @@
+//! Payments and their transaction rows (data.md §3.2–§3.3). Reads join the directory for the
+//! sender's and recipient's `{id, email, name}`.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::{Ctx, StoreError};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PaymentRow {
+    pub id: Uuid,
+    pub sender_id: Uuid,
+    pub recipient_id: Uuid,
+    pub amount: Decimal,
+    pub currency: String,
+    pub status: String,
+    #[sqlx(rename = "type")]
+    pub payment_type: String,
+    pub description: String,
+    pub metadata: Option<Value>,
+    pub psp_transaction_id: Option<String>,
+    pub psp_status: Option<String>,
+    pub failure_reason: Option<String>,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub sender_email: String,
+    pub sender_name: String,
+    pub recipient_email: String,
+    pub recipient_name: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TxRow {
+    pub id: Uuid,
+    pub payment_id: Uuid,
+    pub status: String,
+    pub previous_status: Option<String>,
+    pub status_message: Option<String>,
+    pub psp_transaction_id: Option<String>,
+    pub actor_id: Option<Uuid>,
+    pub actor_type: String,
+    pub metadata: Option<Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+const SELECT: &str = "SELECT p.id, p.sender_id, p.recipient_id, p.amount, p.currency, p.status, \
+    p.type, p.description, p.metadata, p.psp_transaction_id, p.psp_status, p.failure_reason, \
+    p.scheduled_for, p.completed_at, p.created_at, p.updated_at, \
+    s.email AS sender_email, s.name AS sender_name, \
+    r.email AS recipient_email, r.name AS recipient_name \
+    FROM payments p JOIN users s ON s.id = p.sender_id JOIN users r ON r.id = p.recipient_id";
+
+pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<PaymentRow>, StoreError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE p.id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .ctx("select payment")
+}
+
+/// Reads and locks the payment row for the rest of the transaction.
+pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<PaymentRow>, StoreError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE p.id = $1 FOR UPDATE OF p"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .ctx("lock payment")
+}
+
+/// Locks one payment matching `condition` that no other transaction holds (simulator).
+pub async fn lock_next(
+    conn: &mut PgConnection,
+    condition: &str,
+    delay_ms: i64,
+) -> Result<Option<PaymentRow>, StoreError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE p.id = (SELECT id FROM payments WHERE {condition} \
+         ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)"
+    )))
+    .bind(delay_ms)
+    .fetch_optional(conn)
+    .await
+    .ctx("lock next payment for the simulator")
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPayment<'a> {
+    pub id: Uuid,
+    pub sender_id: Uuid,
+    pub recipient_id: Uuid,
+    pub amount: Decimal,
+    pub currency: &'a str,
+    pub payment_type: &'a str,
+    pub description: &'a str,
+    pub metadata: Option<&'a Value>,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub idempotency_key: Option<&'a str>,
+    pub status: &'a str,
+    pub psp_transaction_id: Option<&'a str>,
+    pub psp_status: Option<&'a str>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+}
+
+pub async fn insert(conn: &mut PgConnection, p: &NewPayment<'_>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO payments (id, sender_id, recipient_id, amount, currency, status, type, \
+           description, metadata, scheduled_for, idempotency_key, psp_transaction_id, psp_status, \
+           completed_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
+    )
+    .bind(p.id)
+    .bind(p.sender_id)
+    .bind(p.recipient_id)
+    .bind(p.amount)
+    .bind(p.currency)
+    .bind(p.status)
+    .bind(p.payment_type)
+    .bind(p.description)
+    .bind(p.metadata)
+    .bind(p.scheduled_for)
+    .bind(p.idempotency_key)
+    .bind(p.psp_transaction_id)
+    .bind(p.psp_status)
+    .bind(p.completed_at)
+    .bind(p.now)
+    .execute(conn)
+    .await
+    .ctx("insert payment")?;
+    Ok(())
+}
+
+/// Writes every column an edit or a status change may touch (the row is locked by the caller).
+pub async fn save(conn: &mut PgConnection, p: &PaymentRow) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE payments SET recipient_id = $2, amount = $3, currency = $4, status = $5, \
+           type = $6, description = $7, metadata = $8, psp_transaction_id = $9, psp_status = $10, \
+           failure_reason = $11, scheduled_for = $12, completed_at = $13, updated_at = $14 \
+         WHERE id = $1",
+    )
+    .bind(p.id)
+    .bind(p.recipient_id)
+    .bind(p.amount)
+    .bind(&p.currency)
+    .bind(&p.status)
+    .bind(&p.payment_type)
+    .bind(&p.description)
+    .bind(&p.metadata)
+    .bind(&p.psp_transaction_id)
+    .bind(&p.psp_status)
+    .bind(&p.failure_reason)
+    .bind(p.scheduled_for)
+    .bind(p.completed_at)
+    .bind(p.updated_at)
+    .execute(conn)
+    .await
+    .ctx("update payment")?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTx<'a> {
+    pub payment_id: Uuid,
+    pub status: &'a str,
+    pub previous_status: Option<&'a str>,
+    pub status_message: &'a str,
+    pub psp_transaction_id: Option<&'a str>,
+    pub actor_id: Option<Uuid>,
+    pub actor_type: &'a str,
+    pub metadata: Option<Value>,
+    pub at: DateTime<Utc>,
+}
+
+/// Appends a Transaction row and returns it as stored.
+pub async fn insert_tx(conn: &mut PgConnection, t: &NewTx<'_>) -> Result<TxRow, StoreError> {
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO payment_transactions (id, payment_id, status, previous_status, \
+           status_message, psp_transaction_id, actor_id, actor_type, metadata, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(id)
+    .bind(t.payment_id)
+    .bind(t.status)
+    .bind(t.previous_status)
+    .bind(t.status_message)
+    .bind(t.psp_transaction_id)
+    .bind(t.actor_id)
+    .bind(t.actor_type)
+    .bind(&t.metadata)
+    .bind(t.at)
+    .execute(conn)
+    .await
+    .ctx("insert payment transaction")?;
+    Ok(TxRow {
+        id,
+        payment_id: t.payment_id,
+        status: t.status.to_owned(),
+        previous_status: t.previous_status.map(str::to_owned),
+        status_message: Some(t.status_message.to_owned()),
+        psp_transaction_id: t.psp_transaction_id.map(str::to_owned),
+        actor_id: t.actor_id,
+        actor_type: t.actor_type.to_owned(),
+        metadata: t.metadata.clone(),
+        created_at: t.at,
+    })
+}
+
+pub async fn transactions(conn: &mut PgConnection, id: Uuid) -> Result<Vec<TxRow>, StoreError> {
+    sqlx::query_as(
+        "SELECT id, payment_id, status, previous_status, status_message, psp_transaction_id, \
+           actor_id, actor_type, metadata, created_at \
+         FROM payment_transactions WHERE payment_id = $1 ORDER BY created_at, id",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await
+    .ctx("select payment transactions")
+}
+
+/// Filters of `GET /api/payments` after validation (api.md §5.4).
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// `None` = every payment (ADMIN).
+    pub party: Option<Uuid>,
+    pub status: Option<&'static str>,
+    pub payment_type: Option<&'static str>,
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive when `end_exclusive`.
+    pub to: Option<DateTime<Utc>>,
+    pub end_exclusive: bool,
+    pub min_amount: Option<Decimal>,
+    pub max_amount: Option<Decimal>,
+    pub sort: &'static str,
+    pub descending: bool,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+fn push_filters(qb: &mut QueryBuilder<Postgres>, f: &ListFilter) {
+    qb.push(" WHERE true");
+    if let Some(party) = f.party {
+        qb.push(" AND (p.sender_id = ")
+            .push_bind(party)
+            .push(" OR p.recipient_id = ")
+            .push_bind(party)
+            .push(")");
+    }
+    if let Some(s) = f.status {
+        qb.push(" AND p.status = ").push_bind(s);
+    }
+    if let Some(t) = f.payment_type {
+        qb.push(" AND p.type = ").push_bind(t);
+    }
+    if let Some(from) = f.from {
+        qb.push(" AND p.created_at >= ").push_bind(from);
+    }
+    if let Some(to) = f.to {
+        qb.push(if f.end_exclusive {
+            " AND p.created_at < "
+        } else {
+            " AND p.created_at <= "
+        })
+        .push_bind(to);
+    }
+    if let Some(min) = f.min_amount {
+        qb.push(" AND p.amount >= ").push_bind(min);
+    }
+    if let Some(max) = f.max_amount {
+        qb.push(" AND p.amount <= ").push_bind(max);
+    }
+}
+
+/// One page and the total count.
+pub async fn list(
+    conn: &mut PgConnection,
+    f: &ListFilter,
+) -> Result<(Vec<PaymentRow>, i64), StoreError> {
+    let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM payments p");
+    push_filters(&mut count, f);
+    let total: i64 = count
+        .build_query_scalar()
+        .fetch_one(&mut *conn)
+        .await
+        .ctx("count payments")?;
+    let mut qb = QueryBuilder::<Postgres>::new(SELECT);
+    push_filters(&mut qb, f);
+    let dir = if f.descending { "DESC" } else { "ASC" };
+    let column = match f.sort {
+        "amount" => "p.amount",
+        "status" => "p.status",
+        _ => "p.created_at",
+    };
+    qb.push(format!(" ORDER BY {column} {dir}, p.id {dir} LIMIT "))
+        .push_bind(f.limit)
+        .push(" OFFSET ")
+        .push_bind(f.offset);
+    let rows = qb
+        .build_query_as()
+        .fetch_all(&mut *conn)
+        .await
+        .ctx("list payments")?;
+    Ok((rows, total))
+}
+
+/// Per (status, type, currency) counts and sums in a period (reports, statistics).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Aggregate {
+    pub status: String,
+    #[sqlx(rename = "type")]
+    pub payment_type: String,
+    pub currency: String,
+    pub count: i64,
+    pub amount: Decimal,
+}
+
+pub async fn aggregate(
+    conn: &mut PgConnection,
+    party: Option<Uuid>,
+    from: Option<DateTime<Utc>>,
+    to_exclusive: Option<DateTime<Utc>>,
+) -> Result<Vec<Aggregate>, StoreError> {
+    sqlx::query_as(
+        "SELECT status, type, currency::text AS currency, count(*) AS count, sum(amount) AS amount \
+         FROM payments \
+         WHERE ($1::uuid IS NULL OR sender_id = $1 OR recipient_id = $1) \
+           AND ($2::timestamptz IS NULL OR created_at >= $2) \
+           AND ($3::timestamptz IS NULL OR created_at < $3) \
+         GROUP BY status, type, currency",
+    )
+    .bind(party)
+    .bind(from)
+    .bind(to_exclusive)
+    .fetch_all(conn)
+    .await
+    .ctx("aggregate payments")
+}
+
+/// Pending payments the user sends or receives, locked (account deletion cancels them).
+pub async fn lock_pending_of_user(
+    conn: &mut PgConnection,
+    user: Uuid,
+) -> Result<Vec<PaymentRow>, StoreError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE p.status = 'pending' AND (p.sender_id = $1 OR p.recipient_id = $1) \
+         ORDER BY p.created_at, p.id FOR UPDATE OF p"
+    )))
+    .bind(user)
+    .fetch_all(conn)
+    .await
+    .ctx("lock pending payments of a user")
+}

@@ -1,0 +1,159 @@
+//! The user directory (data.md §3.1): who may be paid and whose names payments show. Fed by
+//! `auth.user.*` events and by lookups in auth; rows are never removed, only marked deleted.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{Ctx, StoreError};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DirUser {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub is_active: bool,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, email, name, role, is_active, deleted_at";
+
+pub async fn by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<DirUser>, StoreError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .ctx("select directory user by id")
+}
+
+/// The live (not deleted) user with this lower-case email.
+pub async fn by_email(conn: &mut PgConnection, email: &str) -> Result<Option<DirUser>, StoreError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users WHERE email = $1 AND deleted_at IS NULL"
+    )))
+    .bind(email)
+    .fetch_optional(conn)
+    .await
+    .ctx("select directory user by email")
+}
+
+/// The data of one auth user as of `source_updated_at`.
+#[derive(Debug, Clone)]
+pub struct UserData<'a> {
+    pub id: Uuid,
+    pub email: &'a str,
+    pub name: &'a str,
+    pub role: &'a str,
+    pub is_active: bool,
+    pub source_updated_at: DateTime<Utc>,
+}
+
+/// Inserts or updates the row unless it is deleted (final) or already holds newer data.
+/// Returns whether anything changed. A live row of another user holding the same email is a
+/// unique violation, which the consumer treats as transient (events.md §6.2).
+pub async fn upsert_if_newer(
+    conn: &mut PgConnection,
+    u: &UserData<'_>,
+) -> Result<bool, sqlx::Error> {
+    let res = sqlx::query(
+        "INSERT INTO users (id, email, name, role, is_active, source_updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name, \
+           role = EXCLUDED.role, is_active = EXCLUDED.is_active, \
+           source_updated_at = EXCLUDED.source_updated_at, \
+           updated_at = date_trunc('milliseconds', now()) \
+         WHERE users.deleted_at IS NULL AND users.source_updated_at < EXCLUDED.source_updated_at",
+    )
+    .bind(u.id)
+    .bind(u.email)
+    .bind(u.name)
+    .bind(u.role)
+    .bind(u.is_active)
+    .bind(u.source_updated_at)
+    .execute(conn)
+    .await?;
+    Ok(res.rows_affected() > 0)
+}
+
+/// Seed: writes the row whatever its state, clearing any deletion mark (api.md §10).
+pub async fn force_upsert(conn: &mut PgConnection, u: &UserData<'_>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO users (id, email, name, role, is_active, source_updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name, \
+           role = EXCLUDED.role, is_active = EXCLUDED.is_active, deleted_at = NULL, \
+           source_updated_at = GREATEST(users.source_updated_at, EXCLUDED.source_updated_at), \
+           updated_at = date_trunc('milliseconds', now())",
+    )
+    .bind(u.id)
+    .bind(u.email)
+    .bind(u.name)
+    .bind(u.role)
+    .bind(u.is_active)
+    .bind(u.source_updated_at)
+    .execute(conn)
+    .await
+    .ctx("seed directory user")?;
+    Ok(())
+}
+
+/// Marks the user deleted (final). Creates a tombstone row when the user was never seen, so a
+/// late `created` event cannot resurrect them. Returns whether the row changed.
+pub async fn mark_deleted(
+    conn: &mut PgConnection,
+    id: Uuid,
+    email: &str,
+    name: &str,
+    role: &str,
+    deleted_at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let res = sqlx::query(
+        "INSERT INTO users (id, email, name, role, is_active, deleted_at, source_updated_at) \
+         VALUES ($1, $2, $3, $4, false, $5, $5) \
+         ON CONFLICT (id) DO UPDATE SET deleted_at = EXCLUDED.deleted_at, \
+           source_updated_at = EXCLUDED.source_updated_at, \
+           updated_at = date_trunc('milliseconds', now()) \
+         WHERE users.deleted_at IS NULL",
+    )
+    .bind(id)
+    .bind(email)
+    .bind(name)
+    .bind(role)
+    .bind(deleted_at)
+    .execute(conn)
+    .await?;
+    Ok(res.rows_affected() > 0)
+}
+
+/// Active, live users other than `exclude`, optionally filtered by a case-insensitive
+/// substring of name or email, ordered by name then email (api.md §5.5).
+pub async fn recipients(
+    conn: &mut PgConnection,
+    exclude: Uuid,
+    search: Option<&str>,
+    limit: i64,
+) -> Result<Vec<DirUser>, StoreError> {
+    let pattern = search.map(|s| {
+        let escaped = s
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users \
+         WHERE deleted_at IS NULL AND is_active AND id <> $1 \
+           AND ($2::text IS NULL OR lower(name) LIKE $2 OR email LIKE $2) \
+         ORDER BY lower(name), email, id LIMIT $3"
+    )))
+    .bind(exclude)
+    .bind(pattern)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .ctx("select recipients")
+}
