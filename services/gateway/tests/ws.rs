@@ -232,35 +232,35 @@ async fn payment_event_reaches_both_parties_and_admins_only() {
     let (recipient, recipient_token) = w.register().await;
     let (other, other_token) = w.register().await;
     let (_, admin_token) = w.admin_token();
-    let mut s = w.connect(&sender_token).await;
-    let mut r = w.connect(&recipient_token).await;
-    let mut o = w.connect(&other_token).await;
-    let mut a = w.connect(&admin_token).await;
+    let mut sender_ws = w.connect(&sender_token).await;
+    let mut recipient_ws = w.connect(&recipient_token).await;
+    let mut other_ws = w.connect(&other_token).await;
+    let mut admin_ws = w.connect(&admin_token).await;
 
     // Subscription rules.
-    let reply = send(&mut o, json!({ "type": "subscribe", "payload": { "room": format!("user:{sender}") }, "id": "c-1" })).await;
+    let reply = send(&mut other_ws, json!({ "type": "subscribe", "payload": { "room": format!("user:{sender}") }, "id": "c-1" })).await;
     assert_eq!(reply["type"], "error");
     assert_eq!(reply["payload"]["code"], "FORBIDDEN");
     assert_eq!(reply["id"], "c-1");
     let reply = send(
-        &mut o,
+        &mut other_ws,
         json!({ "type": "subscribe", "payload": { "room": "role:admin" } }),
     )
     .await;
     assert_eq!(reply["payload"]["code"], "FORBIDDEN");
     let reply = send(
-        &mut o,
+        &mut other_ws,
         json!({ "type": "subscribe", "payload": { "room": format!("user:{other}") } }),
     )
     .await;
     assert_eq!(reply["type"], "subscribed");
     let reply = send(
-        &mut o,
+        &mut other_ws,
         json!({ "type": "subscribe", "payload": { "room": "kitchen" } }),
     )
     .await;
     assert_eq!(reply["payload"]["code"], "INVALID_ROOM");
-    let reply = send(&mut o, json!({ "type": "ping", "id": "p" })).await;
+    let reply = send(&mut other_ws, json!({ "type": "ping", "id": "p" })).await;
     assert_eq!(
         (reply["type"].as_str(), reply["id"].as_str()),
         (Some("pong"), Some("p"))
@@ -274,7 +274,7 @@ async fn payment_event_reaches_both_parties_and_admins_only() {
                     "amount": "25.00", "currency": "USD", "status": "completed", "previousStatus": "processing" }),
         )
         .await;
-    for socket in [&mut s, &mut r, &mut a] {
+    for socket in [&mut sender_ws, &mut recipient_ws, &mut admin_ws] {
         let msg = next_json(socket).await;
         assert_eq!(msg["type"], "event");
         assert_eq!(msg["id"], event_id.to_string());
@@ -283,11 +283,11 @@ async fn payment_event_reaches_both_parties_and_admins_only() {
         // Once only, although the admin… and the parties are in one target room each.
         silent(socket, Duration::from_millis(200)).await;
     }
-    silent(&mut o, Duration::from_millis(500)).await;
+    silent(&mut other_ws, Duration::from_millis(500)).await;
 
     // Event-type filter: the recipient now only wants failures.
     let reply = send(
-        &mut r,
+        &mut recipient_ws,
         json!({ "type": "subscribe", "payload": { "eventType": "payment:failed" } }),
     )
     .await;
@@ -298,15 +298,15 @@ async fn payment_event_reaches_both_parties_and_admins_only() {
     )
     .await;
     assert_eq!(
-        next_json(&mut s).await["payload"]["eventType"],
+        next_json(&mut sender_ws).await["payload"]["eventType"],
         "payment:completed"
     );
-    silent(&mut r, Duration::from_millis(300)).await;
+    silent(&mut recipient_ws, Duration::from_millis(300)).await;
 
     // Graceful shutdown closes sockets with 1001.
     let gw = w.gw;
     let stopping = tokio::spawn(gw.stop());
-    let (code, _) = close_code(&mut a).await;
+    let (code, _) = close_code(&mut admin_ws).await;
     assert_eq!(code, 1001);
     stopping.await.unwrap();
 }
