@@ -314,7 +314,13 @@ mod tests {
             normalize_timezone("Europe/Berlin").as_deref(),
             Some("Europe/Berlin")
         );
+        assert_eq!(
+            normalize_timezone("america/new_york").as_deref(),
+            Some("America/New_York"),
+            "the database's own spelling is stored"
+        );
         assert_eq!(normalize_timezone("Mars/Olympus"), None);
+        assert_eq!(normalize_timezone("../../etc/passwd"), None);
         assert_eq!(normalize_timezone(&"A".repeat(65)), None);
         let err = PreferencesUpdate::parse(&obj(&json!({
             "theme": "neon", "language": 5, "currency": "XXX", "timezone": "Nowhere",
