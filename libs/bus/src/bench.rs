@@ -48,7 +48,12 @@ pub struct BenchOptions {
     pub offered_seconds: u32,
     /// Distinct aggregates the events are spread over (order is checked per aggregate).
     pub aggregates: usize,
-    /// Rows per multi-row INSERT of the saturation producer.
+    /// Concurrent producers; each owns a share of the aggregates (so one aggregate's events are
+    /// written by one producer, in order, as the aggregate row lock makes it in a service) and
+    /// commits its own transactions, so PostgreSQL can group their commits.
+    pub producers: usize,
+    /// Most rows one producer transaction carries (a producer that falls behind writes what is
+    /// queued in one multi-row INSERT).
     pub producer_batch: usize,
     /// Relay rows per pipelined batch.
     pub relay_batch: i64,
@@ -67,7 +72,8 @@ impl Default for BenchOptions {
             offered_rate: 2409,
             offered_seconds: 5,
             aggregates: 100,
-            producer_batch: 1000,
+            producers: 4,
+            producer_batch: 250,
             relay_batch: 1000,
             consumer_prefetch: 1000,
             consumer_batch: 250,
@@ -174,7 +180,10 @@ pub struct BenchReport {
     pub e2e_cpu: CpuShare,
     pub offered_rate: u32,
     pub achieved_rate: f64,
+    /// Sent (before the producer's INSERT) → consumer committed.
     pub offered_latency: Latency,
+    /// Producer's commit returned → consumer committed: the backbone's own share.
+    pub offered_from_commit: Latency,
     /// Where the offered-load latency goes: outbox insert → relay marked it published (after
     /// the broker's confirm), and sent → handed to the consumer's handler (before its commit).
     pub offered_relay: Latency,
@@ -224,6 +233,13 @@ impl fmt::Display for BenchReport {
             self.offered_latency.p95,
             self.offered_latency.p99,
             self.offered_latency.max
+        )?;
+        writeln!(
+            f,
+            "  from the producer's commit to the consumer's commit: p50 {:.2} ms p95 {:.2} ms p99 {:.2} ms",
+            self.offered_from_commit.p50,
+            self.offered_from_commit.p95,
+            self.offered_from_commit.p99
         )?;
         writeln!(
             f,
@@ -325,7 +341,10 @@ impl CpuMeter {
 }
 
 /// Runs the three phases in a fresh sandbox and returns the measurements.
-pub async fn run(opts: BenchOptions) -> Result<BenchReport, BenchError> {
+pub async fn run(mut opts: BenchOptions) -> Result<BenchReport, BenchError> {
+    // Producers, the consumer and the relay's gauge task each hold a pooled connection.
+    let needed = u32::try_from(opts.producers + 4).unwrap_or(u32::MAX);
+    opts.sandbox.pool_size = opts.sandbox.pool_size.max(needed);
     let sandbox = Sandbox::create_with("bench_events", opts.sandbox.clone()).await?;
     let mut report = BenchReport {
         messages: opts.messages,
@@ -547,6 +566,8 @@ async fn raw_latency_phase(
 #[derive(Default)]
 struct Observed {
     latencies: Vec<u64>,
+    /// Event id and when its consumer transaction committed.
+    applied: Vec<(Uuid, u64)>,
     /// Sent → handed to the handler (before the consumer's commit).
     handled: Vec<u64>,
     last: HashMap<String, i64>,
@@ -568,6 +589,7 @@ impl Handler for BenchHandler {
             .unwrap_or(now);
         if let Ok(mut seen) = self.seen.lock() {
             seen.latencies.push(now.saturating_sub(sent));
+            seen.applied.push((event.id, now));
         }
     }
 
@@ -604,10 +626,10 @@ impl Handler for BenchHandler {
     }
 }
 
-async fn insert_batch(pool: &PgPool, rows: &[(Uuid, String, String)]) -> Result<(), sqlx::Error> {
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
-    let aggs: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
-    let envs: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
+async fn insert_batch(pool: &PgPool, rows: &[Row]) -> Result<(), sqlx::Error> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let aggs: Vec<&str> = rows.iter().map(|r| r.aggregate.as_str()).collect();
+    let envs: Vec<&str> = rows.iter().map(|r| r.envelope.as_str()).collect();
     let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO outbox (id, aggregate_type, aggregate_id, routing_key, envelope) \
@@ -625,25 +647,92 @@ async fn insert_batch(pool: &PgPool, rows: &[(Uuid, String, String)]) -> Result<
     tx.commit().await
 }
 
+/// One outbox row to write.
+struct Row {
+    id: Uuid,
+    aggregate: String,
+    envelope: String,
+}
+
+/// Builds rows with a per-aggregate counter and routes each to the producer owning its aggregate.
 struct Counters {
     next_n: Vec<i64>,
     cursor: usize,
 }
 
 impl Counters {
-    fn rows(&mut self, count: usize, opts: &BenchOptions) -> Vec<(Uuid, String, String)> {
-        (0..count)
-            .map(|_| {
-                let a = self.cursor % self.next_n.len();
-                self.cursor += 1;
-                let n = self.next_n[a];
-                self.next_n[a] += 1;
-                let aggregate = format!("agg-{a}");
-                let id = Uuid::new_v4();
-                let env = envelope(id, &aggregate, n, opts);
-                (id, aggregate, env)
-            })
-            .collect()
+    fn row(&mut self, opts: &BenchOptions) -> (usize, Row) {
+        let a = self.cursor % self.next_n.len();
+        self.cursor += 1;
+        let n = self.next_n[a];
+        self.next_n[a] += 1;
+        let aggregate = format!("agg-{a}");
+        let id = Uuid::new_v4();
+        let envelope = envelope(id, &aggregate, n, opts);
+        (
+            a,
+            Row {
+                id,
+                aggregate,
+                envelope,
+            },
+        )
+    }
+}
+
+/// Concurrent producer tasks. Each takes whatever rows are queued for it (up to
+/// `producer_batch`) and writes them in one transaction with `NOTIFY outbox`, then records
+/// when its commit returned.
+struct Producers {
+    lanes: Vec<tokio::sync::mpsc::UnboundedSender<Row>>,
+    tasks: Vec<tokio::task::JoinHandle<Result<(), sqlx::Error>>>,
+    committed: Arc<Mutex<HashMap<Uuid, u64>>>,
+}
+
+impl Producers {
+    fn start(pool: &PgPool, opts: &BenchOptions) -> Producers {
+        let committed = Arc::new(Mutex::new(HashMap::new()));
+        let mut lanes = Vec::new();
+        let mut tasks = Vec::new();
+        for _ in 0..opts.producers.max(1) {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Row>();
+            let pool = pool.clone();
+            let max = opts.producer_batch.max(1);
+            let committed = Arc::clone(&committed);
+            lanes.push(tx);
+            tasks.push(tokio::spawn(async move {
+                let mut rows = Vec::with_capacity(max);
+                while rx.recv_many(&mut rows, max).await > 0 {
+                    insert_batch(&pool, &rows).await?;
+                    let now = now_micros();
+                    if let Ok(mut c) = committed.lock() {
+                        c.extend(rows.iter().map(|r| (r.id, now)));
+                    }
+                    rows.clear();
+                }
+                Ok(())
+            }));
+        }
+        Producers {
+            lanes,
+            tasks,
+            committed,
+        }
+    }
+
+    fn send(&self, aggregate: usize, row: Row) {
+        let _ = self.lanes[aggregate % self.lanes.len()].send(row);
+    }
+
+    /// Closes the lanes and waits for every queued row to be committed.
+    async fn finish(self) -> Result<(), BenchError> {
+        drop(self.lanes);
+        for task in self.tasks {
+            if let Ok(result) = task.await {
+                result?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -710,15 +799,15 @@ async fn e2e_phases(
         cursor: 0,
     };
 
-    // Saturation: the producer inserts everything as fast as it can while the pipeline runs.
+    // Saturation: the producers write everything as fast as they can while the pipeline runs.
     let meter = CpuMeter::start();
     let started = Instant::now();
-    let mut produced = 0;
-    while produced < opts.messages {
-        let n = opts.producer_batch.min(opts.messages - produced);
-        insert_batch(&sandbox.pool, &counters.rows(n, opts)).await?;
-        produced += n;
+    let producers = Producers::start(&sandbox.pool, opts);
+    for _ in 0..opts.messages {
+        let (aggregate, row) = counters.row(opts);
+        producers.send(aggregate, row);
     }
+    producers.finish().await?;
     let finished = wait_seen(
         &handler,
         opts.messages,
@@ -732,14 +821,17 @@ async fn e2e_phases(
     report.e2e_rate = rate;
     report.e2e_latency = Latency::from_micros(take_latencies(&handler));
 
-    // Fixed offered load: one small transaction per millisecond tick carrying the events due.
+    // Fixed offered load: every millisecond the events due are handed to the producers, which
+    // commit them concurrently (one transaction per producer carrying what is queued for it).
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (first_seq,): (i64,) = sqlx::query_as("SELECT COALESCE(max(seq), 0) FROM outbox")
         .fetch_one(&sandbox.pool)
         .await?;
     if let Ok(mut seen) = handler.seen.lock() {
         seen.handled.clear();
+        seen.applied.clear();
     }
+    let producers = Producers::start(&sandbox.pool, opts);
     let meter = CpuMeter::start();
     let total = usize::try_from(opts.offered_rate * opts.offered_seconds).unwrap_or(usize::MAX);
     let started = Instant::now();
@@ -753,17 +845,35 @@ async fn e2e_phases(
         )
         .unwrap_or(usize::MAX)
         .min(total);
-        if due > sent {
-            insert_batch(&sandbox.pool, &counters.rows(due - sent, opts)).await?;
-            sent = due;
+        while sent < due {
+            let (aggregate, row) = counters.row(opts);
+            producers.send(aggregate, row);
+            sent += 1;
         }
     }
+    let committed_at = producers.committed.clone();
+    producers.finish().await?;
     let finished = wait_seen(&handler, total, Duration::from_mins(1), "offered load").await?;
     report.offered_cpu = meter.stop();
     #[expect(clippy::cast_precision_loss, reason = "message counts")]
     let achieved = total as f64 / finished.duration_since(started).as_secs_f64();
     report.achieved_rate = achieved;
     report.offered_latency = Latency::from_micros(take_latencies(&handler));
+    let committed_at = committed_at
+        .lock()
+        .map(|mut c| std::mem::take(&mut *c))
+        .unwrap_or_default();
+    let applied = handler
+        .seen
+        .lock()
+        .map(|mut s| std::mem::take(&mut s.applied))
+        .unwrap_or_default();
+    report.offered_from_commit = Latency::from_micros(
+        applied
+            .iter()
+            .filter_map(|(id, at)| committed_at.get(id).map(|c| at.saturating_sub(*c)))
+            .collect(),
+    );
     report.offered_handled = Latency::from_micros(
         handler
             .seen

@@ -138,6 +138,37 @@ pub async fn fetch_unpublished_after(
     .await
 }
 
+/// Reads up to `limit` unpublished rows with `seq > after` in sequence order, leaving out the
+/// rows in `in_flight` (sent, not yet confirmed). Unlike a scan from the highest seq sent, this
+/// also returns a row whose transaction took a lower seq but committed after the later rows were
+/// read: a later event of the same aggregate can only commit after that one (the aggregate row
+/// lock), so a read that sees the later event sees this one too, before it in seq order.
+pub async fn fetch_unpublished_excluding(
+    conn: &mut PgConnection,
+    after: i64,
+    limit: i64,
+    in_flight: &[i64],
+) -> Result<Vec<OutboxRow>, sqlx::Error> {
+    if in_flight.is_empty() {
+        return fetch_unpublished_after(conn, after, limit).await;
+    }
+    let highest = in_flight.iter().copied().max().unwrap_or(after);
+    sqlx::query_as::<_, OutboxRow>(
+        "SELECT seq, id, aggregate_id, routing_key, envelope::text AS body, \
+                envelope->>'source' AS source, envelope->>'correlationId' AS correlation_id, \
+                envelope->>'timestamp' AS timestamp, headers \
+         FROM outbox WHERE published_at IS NULL AND seq > $2 \
+           AND (seq > $3 OR seq NOT IN (SELECT unnest($4::bigint[]))) \
+         ORDER BY seq LIMIT $1",
+    )
+    .bind(limit)
+    .bind(after)
+    .bind(highest)
+    .bind(in_flight)
+    .fetch_all(&mut *conn)
+    .await
+}
+
 /// Marks rows published; called only after the broker confirmed each of them.
 pub async fn mark_published(conn: &mut PgConnection, seqs: &[i64]) -> Result<(), sqlx::Error> {
     if seqs.is_empty() {

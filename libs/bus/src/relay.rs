@@ -16,6 +16,8 @@
 
 use std::{
     collections::VecDeque,
+    future::Future,
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -23,6 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures::FutureExt;
 use lapin::{
     Channel, Connection, PublisherConfirm,
     options::{BasicPublishOptions, ConfirmSelectOptions},
@@ -295,7 +298,16 @@ async fn run_active(
             }
         }
         let Some(b) = broker.as_ref() else { continue };
-        match drain(lock_conn, &b.channel, config, shutdown, &mut scan).await {
+        match drain(
+            lock_conn,
+            &mut listener,
+            &b.channel,
+            config,
+            shutdown,
+            &mut scan,
+        )
+        .await
+        {
             Ok(()) => failure_backoff = None,
             Err(RelayError::Database(e)) => return Err(RelayError::Database(e)),
             Err(error) => {
@@ -370,19 +382,26 @@ async fn report_backlog(pool: PgPool, interval: Duration, stop: CancellationToke
     }
 }
 
+/// How many leading rows of a batch the broker confirmed, and what stopped it.
+type Confirmed = (usize, Option<RelayError>);
+type ConfirmFuture = Pin<Box<dyn Future<Output = Confirmed> + Send>>;
+
+/// One sent batch: its rows and a future resolving to its confirmed prefix.
 struct InFlight {
     rows: Vec<OutboxRow>,
-    confirms: Vec<PublisherConfirm>,
-    send_error: Option<RelayError>,
-    deadline: tokio::time::Instant,
+    confirmed: ConfirmFuture,
 }
 
-/// Publishes until the outbox is empty or a publish fails. Up to `pipeline_depth` batches are
-/// in flight: the next batch is read and sent while the broker confirms the previous one, so
-/// the broker never idles during the relay's database round trips. Batches are confirmed and
-/// marked strictly in order; on the first failure everything after it stays unpublished.
+/// Publishes until the outbox is empty and every confirm is in, or a publish fails. Up to
+/// `pipeline_depth` batches are in flight, and the relay keeps reading while the broker
+/// confirms: a NOTIFY that arrives while confirms are outstanding is answered with a fetch
+/// at once instead of after the mark, so a new event never waits for a previous batch's
+/// confirm + mark cycle. Batches are confirmed and marked strictly in order (confirms that are
+/// already in are marked together in one UPDATE); on the first failure everything after it
+/// stays unpublished.
 async fn drain(
     lock_conn: &mut PgConnection,
+    listener: &mut PgListener,
     channel: &Channel,
     config: &RelayConfig,
     shutdown: &CancellationToken,
@@ -390,68 +409,114 @@ async fn drain(
 ) -> Result<(), RelayError> {
     let depth = config.pipeline_depth.max(1);
     let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(depth);
-    let mut cursor = scan.start(config);
-    let mut exhausted = false;
+    let mut want_fetch = true;
     loop {
         if shutdown.is_cancelled() {
             return Ok(());
         }
-        if in_flight.len() < depth && !exhausted {
-            let rows =
-                outbox::fetch_unpublished_after(lock_conn, cursor, config.batch_size).await?;
-            if rows.is_empty() {
-                if in_flight.is_empty() {
-                    return Ok(());
+        if want_fetch && in_flight.len() < depth {
+            // Every read starts below what is in flight (excluding it), so a late commit with a
+            // lower seq is sent before any later event of its aggregate.
+            let sent: Vec<i64> = in_flight
+                .iter()
+                .flat_map(|b| b.rows.iter().map(|r| r.seq))
+                .collect();
+            let rows = outbox::fetch_unpublished_excluding(
+                lock_conn,
+                scan.start(config),
+                config.batch_size,
+                &sent,
+            )
+            .await?;
+            if !rows.is_empty() {
+                // A short batch means the outbox is drained for now; a NOTIFY says when not.
+                want_fetch = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= config.batch_size;
+                let deadline = tokio::time::Instant::now() + config.confirm_timeout;
+                let (confirms, send_error) = send_batch(channel, &rows).await;
+                if send_error.is_some() {
+                    want_fetch = false;
                 }
-                exhausted = true;
+                let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+                let confirmed = Box::pin(await_confirms_owned(
+                    seqs,
+                    confirms,
+                    send_error,
+                    deadline,
+                    config.confirm_timeout,
+                ));
+                in_flight.push_back(InFlight { rows, confirmed });
                 continue;
             }
-            cursor = rows.last().map_or(cursor, |r| r.seq);
-            let deadline = tokio::time::Instant::now() + config.confirm_timeout;
-            let (confirms, send_error) = send_batch(channel, &rows).await;
-            exhausted = send_error.is_some();
-            in_flight.push_back(InFlight {
-                rows,
-                confirms,
-                send_error,
-                deadline,
-            });
-            continue;
+            want_fetch = false;
         }
-        let Some(batch) = in_flight.pop_front() else {
+        let listen = !want_fetch && in_flight.len() < depth;
+        let Some(front) = in_flight.front_mut() else {
             return Ok(());
         };
-        let (confirmed, failure) = await_confirms(
-            &batch.rows,
-            batch.confirms,
-            batch.send_error,
-            batch.deadline,
-            config.confirm_timeout,
-        )
-        .await;
-        let seqs: Vec<i64> = batch.rows[..confirmed].iter().map(|r| r.seq).collect();
-        scan.high_water = scan.high_water.max(seqs.last().copied().unwrap_or(0));
-        outbox::mark_published(lock_conn, &seqs).await?;
+        tokio::select! {
+            biased;
+            done = &mut front.confirmed => {
+                let mut settled: Vec<(InFlight, Confirmed)> = Vec::with_capacity(depth);
+                settled.extend(in_flight.pop_front().map(|b| (b, done)));
+                // Later batches whose confirms are already in share the UPDATE.
+                while settled.last().is_some_and(|(_, (_, failure))| failure.is_none())
+                    && let Some(next) = in_flight.front_mut()
+                    && let Some(done) = (&mut next.confirmed).now_or_never()
+                    && let Some(batch) = in_flight.pop_front()
+                {
+                    settled.push((batch, done));
+                }
+                settle_batches(lock_conn, scan, settled).await?;
+                if in_flight.is_empty() {
+                    // Rows with a lower seq that committed late are looked for again.
+                    want_fetch = true;
+                }
+            }
+            notified = listener.recv(), if listen => {
+                if let Err(error) = notified {
+                    tracing::warn!(%error, "relay: LISTEN connection failed; polling until it is back");
+                }
+                want_fetch = true;
+            }
+            () = shutdown.cancelled() => return Ok(()),
+        }
+    }
+}
+
+/// Marks the confirmed prefixes of settled batches (in order) in one UPDATE and counts them;
+/// records and returns the first failure.
+async fn settle_batches(
+    lock_conn: &mut PgConnection,
+    scan: &mut ScanState,
+    settled: Vec<(InFlight, Confirmed)>,
+) -> Result<(), RelayError> {
+    let mut seqs: Vec<i64> = Vec::new();
+    let mut failed: Option<(i64, RelayError)> = None;
+    for (batch, (confirmed, failure)) in settled {
+        let confirmed = confirmed.min(batch.rows.len());
+        seqs.extend(batch.rows[..confirmed].iter().map(|r| r.seq));
         for row in &batch.rows[..confirmed] {
             metrics::counter!(m::PUBLISHED, "routing_key" => row.routing_key.clone()).increment(1);
         }
         if let Some(error) = failure {
-            let reason = match &error {
-                RelayError::Nacked { .. } => "nack",
-                RelayError::ConfirmTimeout { .. } => "timeout",
-                _ => "error",
-            };
-            metrics::counter!(m::PUBLISH_FAILURES, "reason" => reason).increment(1);
-            outbox::record_failure(lock_conn, batch.rows[confirmed].seq, &error_chain(&error))
-                .await?;
-            return Err(error);
-        }
-        exhausted = false;
-        if in_flight.is_empty() {
-            // Rows with a lower seq that committed late are looked for again.
-            cursor = scan.start(config);
+            let seq = batch.rows.get(confirmed).map_or(0, |r| r.seq);
+            failed = Some((seq, error));
+            break;
         }
     }
+    scan.high_water = scan.high_water.max(seqs.iter().copied().max().unwrap_or(0));
+    outbox::mark_published(lock_conn, &seqs).await?;
+    if let Some((seq, error)) = failed {
+        let reason = match &error {
+            RelayError::Nacked { .. } => "nack",
+            RelayError::ConfirmTimeout { .. } => "timeout",
+            _ => "error",
+        };
+        metrics::counter!(m::PUBLISH_FAILURES, "reason" => reason).increment(1);
+        outbox::record_failure(lock_conn, seq, &error_chain(&error)).await?;
+        return Err(error);
+    }
+    Ok(())
 }
 
 /// Publishes `rows` pipelined on a confirm channel and waits for their confirms in order.
@@ -497,9 +562,22 @@ async fn await_confirms(
     deadline: tokio::time::Instant,
     confirm_timeout: Duration,
 ) -> (usize, Option<RelayError>) {
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    await_confirms_owned(seqs, confirms, send_error, deadline, confirm_timeout).await
+}
+
+/// [`await_confirms`] owning its inputs, so a batch's confirms can be awaited as a stored
+/// future while the relay sends the next batch.
+async fn await_confirms_owned(
+    seqs: Vec<i64>,
+    confirms: Vec<PublisherConfirm>,
+    send_error: Option<RelayError>,
+    deadline: tokio::time::Instant,
+    confirm_timeout: Duration,
+) -> (usize, Option<RelayError>) {
     let sent = confirms.len();
     for (i, confirm) in confirms.into_iter().enumerate() {
-        let seq = rows[i].seq;
+        let seq = seqs[i];
         match tokio::time::timeout_at(deadline, confirm).await {
             Ok(Ok(c)) if c.is_ack() => {}
             Ok(Ok(_)) => return (i, Some(RelayError::Nacked { seq })),

@@ -83,14 +83,30 @@ impl Sandbox {
         let suffix = Uuid::new_v4().simple().to_string();
         let name = format!("{prefix}_{}", &suffix[..12]);
         let vhost = name.clone();
-        management(&config, "PUT", &format!("/api/vhosts/{vhost}"), "{}")?;
+        if management_available(&config) {
+            management(&config, "PUT", &format!("/api/vhosts/{vhost}"), "{}")?;
+        } else {
+            rabbitmqctl(&["add_vhost", &vhost])?;
+        }
         let sandbox_cleanup_guard = VhostGuard(&config, &vhost);
-        management(
-            &config,
-            "PUT",
-            &format!("/api/permissions/{vhost}/{}", config.user),
-            r#"{"configure":".*","write":".*","read":".*"}"#,
-        )?;
+        if management_available(&config) {
+            management(
+                &config,
+                "PUT",
+                &format!("/api/permissions/{vhost}/{}", config.user),
+                r#"{"configure":".*","write":".*","read":".*"}"#,
+            )?;
+        } else {
+            rabbitmqctl(&[
+                "set_permissions",
+                "-p",
+                &vhost,
+                &config.user,
+                ".*",
+                ".*",
+                ".*",
+            ])?;
+        }
         let db_err = |source| SandboxError::Database {
             name: name.clone(),
             source,
@@ -140,6 +156,15 @@ impl Sandbox {
     /// many were closed.
     pub fn close_broker_connections(&self) -> Result<usize, SandboxError> {
         let names = self.broker_connections()?;
+        if !management_available(&self.config) {
+            rabbitmqctl(&[
+                "close_all_connections",
+                "-p",
+                &self.vhost,
+                "closed by the sandbox",
+            ])?;
+            return Ok(names.len());
+        }
         for name in &names {
             management(
                 &self.config,
@@ -154,17 +179,33 @@ impl Sandbox {
     /// Names of this vhost's client connections. The management API lists a new connection
     /// only after its next statistics emission (up to 5 s).
     pub fn broker_connections(&self) -> Result<Vec<String>, SandboxError> {
-        let listing = management(
-            &self.config,
-            "GET",
-            &format!("/api/vhosts/{}/connections", self.vhost),
-            "",
-        )?;
+        let listing = if management_available(&self.config) {
+            management(
+                &self.config,
+                "GET",
+                &format!("/api/vhosts/{}/connections", self.vhost),
+                "",
+            )?
+        } else {
+            rabbitmqctl(&[
+                "list_connections",
+                "-q",
+                "--formatter",
+                "json",
+                "vhost",
+                "name",
+            ])?
+        };
         let names: Vec<String> = serde_json::from_str::<serde_json::Value>(&listing)
             .ok()
             .and_then(|v| v.as_array().cloned())
             .unwrap_or_default()
             .iter()
+            .filter(|c| {
+                c.get("vhost")
+                    .and_then(|v| v.as_str())
+                    .is_none_or(|v| v == self.vhost)
+            })
             .filter_map(|c| c.get("name").and_then(|n| n.as_str()).map(str::to_owned))
             .collect();
         Ok(names)
@@ -173,6 +214,26 @@ impl Sandbox {
     /// Number of messages in `queue` of this vhost, as the management API reports it (its
     /// statistics lag by up to a few seconds).
     pub fn queue_depth(&self, queue: &str) -> Result<u64, SandboxError> {
+        if !management_available(&self.config) {
+            let listing = rabbitmqctl(&[
+                "list_queues",
+                "-p",
+                &self.vhost,
+                "-q",
+                "--formatter",
+                "json",
+                "name",
+                "messages",
+            ])?;
+            return Ok(serde_json::from_str::<serde_json::Value>(&listing)
+                .ok()
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .find(|q| q.get("name").and_then(|n| n.as_str()) == Some(queue))
+                .and_then(|q| q.get("messages").and_then(serde_json::Value::as_u64))
+                .unwrap_or(0));
+        }
         let body = management(
             &self.config,
             "GET",
@@ -190,18 +251,46 @@ struct VhostGuard<'a>(&'a SandboxConfig, &'a str);
 
 impl Drop for VhostGuard<'_> {
     fn drop(&mut self) {
-        let _ = management(self.0, "DELETE", &format!("/api/vhosts/{}", self.1), "");
+        delete_vhost(self.0, self.1);
+    }
+}
+
+fn delete_vhost(config: &SandboxConfig, vhost: &str) {
+    if management_available(config) {
+        let _ = management(config, "DELETE", &format!("/api/vhosts/{vhost}"), "");
+    } else {
+        let _ = rabbitmqctl(&["delete_vhost", vhost]);
+    }
+}
+
+/// Whether the management plugin listens. Without it (a broker whose `enabled_plugins` lost
+/// `rabbitmq_management`) the sandbox falls back to `rabbitmqctl`, which is slower (~0.5 s a
+/// call) but does the same.
+fn management_available(config: &SandboxConfig) -> bool {
+    TcpStream::connect(&config.management_addr).is_ok()
+}
+
+/// Runs `rabbitmqctl <args>` on this machine; returns its standard output.
+fn rabbitmqctl(args: &[&str]) -> Result<String, SandboxError> {
+    let fail = |detail: String| SandboxError::Management {
+        method: "rabbitmqctl",
+        path: args.join(" "),
+        detail,
+    };
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .map_err(|e| fail(e.to_string()))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(fail(String::from_utf8_lossy(&out.stderr).into_owned()))
     }
 }
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        let _ = management(
-            &self.config,
-            "DELETE",
-            &format!("/api/vhosts/{}", self.vhost),
-            "",
-        );
+        delete_vhost(&self.config, &self.vhost);
         // Drop runs in async contexts too, so the database is dropped from a helper thread
         // with its own runtime.
         let admin_url = self.config.pg_admin_url.clone();

@@ -983,3 +983,48 @@ async fn consumer_refuses_to_start_on_queue_argument_mismatch_and_names_the_queu
     );
     Ok(())
 }
+
+/// A transaction that took a lower seq but committed after later rows were read and sent is
+/// read before the next event of its aggregate, even while those later rows are in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_commit_with_lower_seq_is_read_before_later_events_of_its_aggregate() -> Result<()> {
+    let sb = setup("bus_late_commit").await?;
+    let tick = |aggregate: &str, n| Tick {
+        aggregate: aggregate.into(),
+        n,
+    };
+    let mut late = sb.pool.begin().await?;
+    outbox::enqueue(&mut late, &ctx(), "x", &tick("x", 1)).await?;
+    let mut other = sb.pool.begin().await?;
+    outbox::enqueue(&mut other, &ctx(), "y", &tick("y", 1)).await?;
+    outbox::enqueue(&mut other, &ctx(), "y", &tick("y", 2)).await?;
+    other.commit().await?;
+    let mut relay_conn = sb.pool.acquire().await?;
+    let sent = outbox::fetch_unpublished_excluding(&mut relay_conn, 0, 100, &[]).await?;
+    assert_eq!(
+        sent.iter()
+            .map(|r| r.aggregate_id.as_str())
+            .collect::<Vec<_>>(),
+        ["y", "y"]
+    );
+    // x's first event commits while y's rows are still unconfirmed, then x's second one.
+    late.commit().await?;
+    let mut next = sb.pool.begin().await?;
+    outbox::enqueue(&mut next, &ctx(), "x", &tick("x", 2)).await?;
+    next.commit().await?;
+    let in_flight: Vec<i64> = sent.iter().map(|r| r.seq).collect();
+    let rows = outbox::fetch_unpublished_excluding(&mut relay_conn, 0, 100, &in_flight).await?;
+    let read: Vec<(String, i64)> = rows
+        .iter()
+        .map(|r| {
+            let data: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            (r.aggregate_id.clone(), data["data"]["n"].as_i64().unwrap())
+        })
+        .collect();
+    assert_eq!(read, [("x".to_owned(), 1), ("x".to_owned(), 2)]);
+    assert!(
+        rows[0].seq < in_flight[0],
+        "the late row has the lowest seq"
+    );
+    Ok(())
+}
