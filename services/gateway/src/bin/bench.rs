@@ -1,1 +1,546 @@
-fn main() {}
+//! `payplane-gateway-bench`: measures the gateway.
+//!
+//! * `proxy [--duration S] [--connections N]` — a trivial upstream (own process) measured with
+//!   wrk (a) directly, (b) through the gateway (own process), (c) through nginx (2 workers,
+//!   keep-alive upstream, started here on loopback). Last line:
+//!   `gateway: <n> rps p99 <x> ms ratio <r> of nginx`.
+//! * `ws [--sockets N] [--procs P]` — one gateway process, N authenticated sockets opened by P
+//!   load-generator processes (this binary re-executed) over 127.0.0.x source addresses, one
+//!   event published to RabbitMQ addressed to all, fan-out latency and gateway RSS per socket.
+//!   Last line: `ws: <n> sockets fanout p99 <x> ms <y> KiB/socket`.
+//!
+//! Internal modes used by the above: `serve-upstream`, `serve-gateway`, `ws-clients`.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context, bail};
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use futures::StreamExt;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use payplane_authn::{
+    AUDIENCE, AccessClaims,
+    jwks::{Jwk, JwkSet},
+};
+use payplane_events::auth::Role;
+use serde_json::json;
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn arg_str(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args.first().map_or("proxy", String::as_str);
+    let rest = args.get(1..).unwrap_or_default().to_vec();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match mode {
+        "proxy" => proxy(&rest),
+        "ws" => rt.block_on(ws(&rest)),
+        "serve-upstream" => rt.block_on(serve_upstream(&rest)),
+        "serve-gateway" => rt.block_on(serve_gateway(&rest)),
+        "ws-clients" => rt.block_on(ws_clients(&rest)),
+        other => bail!("unknown mode {other:?}; use proxy or ws"),
+    }
+}
+
+/// A child process that prints `listening <addr>` first.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_self(args: &[&str]) -> anyhow::Result<Server> {
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let stdout = child.stdout.take().context("child stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let addr = line
+        .trim()
+        .strip_prefix("listening ")
+        .and_then(|a| a.parse().ok())
+        .with_context(|| format!("child said {line:?}"))?;
+    Ok(Server { child, addr })
+}
+
+async fn serve_upstream(_args: &[String]) -> anyhow::Result<()> {
+    let app = axum::Router::new().route(
+        "/api/payments/ping",
+        axum::routing::get(|| async {
+            (
+                [("content-type", "application/json")],
+                r#"{"success":true,"data":{"pong":true}}"#,
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("listening {}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+async fn serve_gateway(args: &[String]) -> anyhow::Result<()> {
+    let mut config = payplane_gateway::Config::for_tests();
+    if let Some(up) = arg_str(args, "--upstream") {
+        config = config.with_upstream("payments", &up);
+    }
+    config.jwks_file = arg_str(args, "--jwks").map(PathBuf::from);
+    if let Some(amqp) = arg_str(args, "--amqp") {
+        config.events_enabled = true;
+        config.amqp_url = amqp;
+    }
+    config.ws.max_per_user = 10;
+    let app = payplane_gateway::Application::build(config).await?;
+    let addr = app.local_addr().context("no address")?;
+    let bridge = app.state().bridge.clone();
+    tokio::spawn(async move {
+        // Tell the parent once the event bridge is consuming (ws mode) so no event is lost.
+        while !bridge.connected() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        println!("bridge");
+    });
+    println!("listening {addr}");
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+/// wrk's requests/s and p50/p99 in ms.
+struct Figures {
+    rps: f64,
+    p50: f64,
+    p99: f64,
+}
+
+fn wrk_ms(text: &str) -> Option<f64> {
+    let t = text.trim();
+    if let Some(v) = t.strip_suffix("us") {
+        return v.parse::<f64>().ok().map(|v| v / 1000.0);
+    }
+    if let Some(v) = t.strip_suffix("ms") {
+        return v.parse().ok();
+    }
+    t.strip_suffix('s')
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|v| v * 1000.0)
+}
+
+fn wrk(url: &str, duration: u64, connections: u32) -> anyhow::Result<Figures> {
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{duration}s"),
+            "--latency",
+            url,
+        ])
+        .output()
+        .context("running wrk (apt-get install -y wrk)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let find = |prefix: &str| {
+        text.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix(prefix)
+                .map(str::trim)
+                .map(str::to_owned)
+        })
+    };
+    let rps = find("Requests/sec:").and_then(|v| v.parse().ok());
+    let p50 = find("50%").and_then(|v| wrk_ms(&v));
+    let p99 = find("99%").and_then(|v| wrk_ms(&v));
+    let non2xx = find("Non-2xx or 3xx responses:");
+    if let Some(n) = non2xx {
+        bail!("{url}: {n} non-2xx responses\n{text}");
+    }
+    match (rps, p50, p99) {
+        (Some(rps), Some(p50), Some(p99)) => Ok(Figures { rps, p50, p99 }),
+        _ => bail!("could not parse wrk output:\n{text}"),
+    }
+}
+
+fn start_nginx(dir: &Path, upstream: SocketAddr) -> anyhow::Result<(Child, SocketAddr)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let conf = format!(
+        "worker_processes 2;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log warn;\nevents {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n  fastcgi_temp_path {dir}/fcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n\
+         upstream up {{ server {upstream}; keepalive 128; }}\n\
+         server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}\n}}\n",
+        dir = dir.display()
+    );
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, conf)?;
+    let child = Command::new("nginx")
+        .args([
+            "-p",
+            &dir.display().to_string(),
+            "-c",
+            &path.display().to_string(),
+            "-g",
+            "daemon off;",
+        ])
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting nginx (apt-get install -y nginx)")?;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(addr).is_err() {
+        if Instant::now() > deadline {
+            bail!("nginx did not start; see {}/error.log", dir.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((child, addr))
+}
+
+fn proxy(args: &[String]) -> anyhow::Result<()> {
+    let duration: u64 = arg(args, "--duration", 10);
+    let connections: u32 = arg(args, "--connections", 64);
+    let upstream = spawn_self(&["serve-upstream"])?;
+    let gateway = spawn_self(&[
+        "serve-gateway",
+        "--upstream",
+        &format!("http://{}", upstream.addr),
+    ])?;
+    let dir = std::env::temp_dir().join(format!("payplane-gw-bench-{}", std::process::id()));
+    let (mut nginx, nginx_addr) = start_nginx(&dir, upstream.addr)?;
+    let path = "/api/payments/ping";
+    let targets = [
+        ("direct", upstream.addr),
+        ("gateway", gateway.addr),
+        ("nginx", nginx_addr),
+    ];
+    println!(
+        "trivial upstream GET {path}, wrk -t2 -c{connections} -d{duration}s, each after a 2 s warm-up"
+    );
+    let mut results = Vec::new();
+    for (name, addr) in targets {
+        let url = format!("http://{addr}{path}");
+        let _ = wrk(&url, 2, connections);
+        let f = wrk(&url, duration, connections)?;
+        println!(
+            "{name:>8}: {:>9.0} rps  p50 {:>6.2} ms  p99 {:>6.2} ms",
+            f.rps, f.p50, f.p99
+        );
+        results.push(f);
+    }
+    let _ = nginx.kill();
+    let _ = nginx.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (gw, ngx) = (&results[1], &results[2]);
+    println!(
+        "gateway: {:.0} rps p99 {:.2} ms ratio {:.2} of nginx",
+        gw.rps,
+        gw.p99,
+        gw.rps / ngx.rps
+    );
+    Ok(())
+}
+
+fn mint(key: &EncodingKey, kid: &str, user: uuid::Uuid) -> anyhow::Result<String> {
+    let now = chrono::Utc::now().timestamp();
+    let claims = AccessClaims {
+        iss: "payplane".into(),
+        aud: AUDIENCE.into(),
+        sub: user,
+        user_id: user,
+        email: format!("{user}@bench.example"),
+        name: "Bench".into(),
+        role: Role::Admin,
+        sid: uuid::Uuid::new_v4(),
+        ver: 1,
+        jti: uuid::Uuid::new_v4(),
+        iat: now,
+        exp: now + 3600,
+    };
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(kid.to_owned());
+    Ok(jsonwebtoken::encode(&header, &claims, key)?)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "index of a percentile"
+    )]
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn now_micros() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros())
+}
+
+async fn ws(args: &[String]) -> anyhow::Result<()> {
+    let sockets: usize = arg(args, "--sockets", 19_000);
+    let procs: usize = arg(args, "--procs", 2).max(1);
+    let dir = std::env::temp_dir().join(format!("payplane-ws-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    // A signing key the gateway trusts through a JWKS file (no auth service needed).
+    let pair = Ed25519KeyPair::generate().map_err(|_| anyhow::anyhow!("key generation"))?;
+    let pkcs8 = pair.to_pkcs8v1().map_err(|_| anyhow::anyhow!("pkcs8"))?;
+    let kid = "bench";
+    let jwks = JwkSet {
+        keys: vec![Jwk::ed25519(
+            kid,
+            &URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+        )],
+    };
+    let jwks_path = dir.join("jwks.json");
+    std::fs::write(&jwks_path, serde_json::to_vec(&jwks)?)?;
+    let key_path = dir.join("key.der");
+    std::fs::write(&key_path, pkcs8.as_ref())?;
+
+    let sandbox = payplane_bus::sandbox::Sandbox::create("gw_wsbench").await?;
+    let mut gateway = spawn_self(&[
+        "serve-gateway",
+        "--jwks",
+        &jwks_path.display().to_string(),
+        "--amqp",
+        &sandbox.amqp_url,
+    ])?;
+    let gw_pid = gateway.child.id();
+    let mut gw_out = BufReader::new(gateway.child.stdout.take().context("gateway stdout")?);
+    let mut line = String::new();
+    gw_out.read_line(&mut line)?;
+    anyhow::ensure!(line.trim() == "bridge", "gateway said {line:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let base_rss = rss_kib(gw_pid);
+
+    let per = sockets.div_ceil(procs);
+    let mut clients = Vec::new();
+    let exe = std::env::current_exe()?;
+    for p in 0..procs {
+        let count = per.min(sockets - per * p);
+        if count == 0 {
+            break;
+        }
+        let child = Command::new(&exe)
+            .args([
+                "ws-clients",
+                "--url",
+                &format!("ws://{}/ws", gateway.addr),
+                "--count",
+                &count.to_string(),
+                "--key",
+                &key_path.display().to_string(),
+                "--kid",
+                kid,
+                "--source",
+                &(p * 40 + 2).to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .stdin(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        clients.push(child);
+    }
+    let started = Instant::now();
+    let mut readers = Vec::new();
+    let mut opened = 0usize;
+    for c in &mut clients {
+        let mut r = BufReader::new(c.stdout.take().context("client stdout")?);
+        let mut l = String::new();
+        r.read_line(&mut l)?;
+        opened += l
+            .trim()
+            .strip_prefix("ready ")
+            .and_then(|n| n.parse::<usize>().ok())
+            .with_context(|| format!("client said {l:?}"))?;
+        readers.push(r);
+    }
+    let open_secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss = rss_kib(gw_pid);
+    #[expect(clippy::cast_precision_loss, reason = "a ratio for display")]
+    let per_socket = rss.saturating_sub(base_rss) as f64 / opened.max(1) as f64;
+    println!(
+        "opened {opened} sockets in {open_secs:.1} s; gateway RSS {base_rss} KiB idle, {rss} KiB with sockets"
+    );
+
+    // One payment event addressed to role:admin, which every bench socket is in.
+    let conn = payplane_bus::conn::connect(&sandbox.amqp_url, "ws-bench").await?;
+    let ch = conn.create_channel().await?;
+    let user = uuid::Uuid::new_v4();
+    let body = json!({
+        "id": uuid::Uuid::new_v4(), "type": "payments.payment.completed", "version": "1",
+        "timestamp": payplane_events::time::format(&chrono::Utc::now()), "source": "payments",
+        "correlationId": "bench",
+        "data": { "paymentId": uuid::Uuid::new_v4(), "senderId": user, "recipientId": user,
+                  "amount": "25.00", "currency": "USD", "status": "completed", "previousStatus": "processing" }
+    });
+    let sent_at = now_micros();
+    ch.basic_publish(
+        "events".into(),
+        "payments.payment.completed".into(),
+        lapin::options::BasicPublishOptions::default(),
+        &serde_json::to_vec(&body)?,
+        lapin::BasicProperties::default(),
+    )
+    .await?
+    .await?;
+    let mut latencies = Vec::with_capacity(opened);
+    for (c, r) in clients.iter_mut().zip(readers.iter_mut()) {
+        if let Some(stdin) = c.stdin.as_mut() {
+            let _ = writeln!(stdin, "go");
+        }
+        for l in r.lines() {
+            let l = l?;
+            if l == "end" {
+                break;
+            }
+            if let Ok(at) = l.parse::<u128>() {
+                #[expect(clippy::cast_precision_loss, reason = "microseconds to milliseconds")]
+                latencies.push(at.saturating_sub(sent_at) as f64 / 1000.0);
+            }
+        }
+        let _ = c.wait();
+    }
+    let _ = conn.close(200, "done".into()).await;
+    latencies.sort_by(f64::total_cmp);
+    let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+    println!(
+        "event received by {} of {opened} sockets; fan-out p50 {p50:.1} ms p99 {p99:.1} ms",
+        latencies.len()
+    );
+    let _ = gateway.child.kill();
+    let _ = gateway.child.wait();
+    drop(sandbox);
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "ws: {} sockets fanout p99 {p99:.1} ms {per_socket:.1} KiB/socket",
+        latencies.len()
+    );
+    Ok(())
+}
+
+/// Load generator: opens `--count` sockets spread over 40 source addresses from
+/// 127.0.0.<source>, prints `ready <n>`, waits for one event on each, prints receive times.
+async fn ws_clients(args: &[String]) -> anyhow::Result<()> {
+    let url: String = arg_str(args, "--url").context("--url")?;
+    let count: usize = arg(args, "--count", 1000);
+    let source: u8 = arg(args, "--source", 2);
+    let der = std::fs::read(arg_str(args, "--key").context("--key")?)?;
+    let kid = arg_str(args, "--kid").context("--kid")?;
+    let key = EncodingKey::from_ed_der(&der);
+    let target: SocketAddr = url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/ws")
+        .parse()?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u128>();
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+    let mut opens = Vec::with_capacity(count);
+    for i in 0..count {
+        let token = mint(&key, &kid, uuid::Uuid::new_v4())?;
+        #[expect(clippy::cast_possible_truncation, reason = "i % 40 fits a byte")]
+        let ip = IpAddr::V4(Ipv4Addr::new(
+            127,
+            0,
+            0,
+            source.wrapping_add((i % 40) as u8),
+        ));
+        let (url, tx, sem) = (format!("{url}?token={token}"), tx.clone(), sem.clone());
+        opens.push(tokio::spawn(async move {
+            let permit = sem.acquire_owned().await.ok()?;
+            let socket = tokio::net::TcpSocket::new_v4().ok()?;
+            socket.bind(SocketAddr::new(ip, 0)).ok()?;
+            let stream = socket.connect(target).await.ok()?;
+            let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.ok()?;
+            // `connected`
+            let _ = ws.next().await?;
+            drop(permit);
+            Some(tokio::spawn(async move {
+                while let Some(Ok(m)) = ws.next().await {
+                    if let tokio_tungstenite::tungstenite::Message::Text(t) = m
+                        && t.as_str().contains("\"event\"")
+                    {
+                        let _ = tx.send(now_micros());
+                        break;
+                    }
+                }
+                // Keep the socket open until the parent is done reading.
+                let _ = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+            }))
+        }));
+    }
+    drop(tx);
+    let mut readers = Vec::new();
+    for o in opens {
+        if let Ok(Some(h)) = o.await {
+            readers.push(h);
+        }
+    }
+    println!("ready {}", readers.len());
+    let _ = std::io::stdout().flush();
+    let mut stdin = BufReader::new(std::io::stdin());
+    let mut l = String::new();
+    let _ = tokio::task::spawn_blocking(move || stdin.read_line(&mut l)).await;
+    let mut out = std::io::stdout().lock();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut got = 0;
+    while got < readers.len() {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(at)) => {
+                writeln!(out, "{at}")?;
+                got += 1;
+            }
+            _ => break,
+        }
+    }
+    writeln!(out, "end")?;
+    out.flush()?;
+    Ok(())
+}
