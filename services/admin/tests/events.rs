@@ -301,3 +301,38 @@ async fn duplicates_and_bad_payloads() {
     let (_, out) = deliver(pool, "auth.user.login", &json!({"userId": "nope"})).await;
     assert!(matches!(out, Outcome::DeadLetter { .. }), "{out:?}");
 }
+
+#[tokio::test]
+async fn seed_upserts_demo_users_and_config() {
+    let db = TestDatabase::create(&MIGRATOR).await.unwrap();
+    let pool = &db.pool;
+    let mut deleted = example("auth.user.deleted");
+    deleted["origin"] = json!("system");
+    deliver(pool, "auth.user.deleted", &deleted).await;
+    let snapshot: payplane_events::auth::UserSnapshot =
+        serde_json::from_value(example("auth.user.created")).unwrap();
+    payplane_admin::seed::seed(pool, std::slice::from_ref(&snapshot))
+        .await
+        .unwrap();
+    payplane_admin::seed::seed(pool, std::slice::from_ref(&snapshot))
+        .await
+        .unwrap();
+    let live: bool = sqlx::query_scalar("SELECT deleted_at IS NULL FROM users WHERE id = $1")
+        .bind(snapshot.user_id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert!(live, "seeding clears the deletion mark");
+    let config: Vec<(String, Value, Option<Uuid>)> =
+        sqlx::query_as("SELECT key, value, updated_by FROM system_config ORDER BY key")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        config,
+        [
+            ("app.version".to_owned(), json!("1.0.0"), None),
+            ("payment.min_amount".to_owned(), json!("0.01"), None),
+        ]
+    );
+}

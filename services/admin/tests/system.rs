@@ -633,3 +633,36 @@ async fn dashboard_totals_without_payments() {
     assert!(d["audit"]["entriesLast24h"].as_i64().unwrap() >= 5);
     assert!(d["generatedAt"].as_str().unwrap().ends_with('Z'));
 }
+
+#[tokio::test]
+async fn dashboard_takes_payment_statistics_from_the_payments_service() {
+    let w = World::new().await;
+    // The real payments service (its own database) with the two demo payments: one completed
+    // instant payment of 1000.00 USD and one pending scheduled payment.
+    let payments = payplane_payments::testing::TestApp::spawn().await.unwrap();
+    payplane_payments::ops::seed_demo(&payments.db.pool, &payplane_payments::ops::DEMO_USERS)
+        .await
+        .unwrap();
+    let admin = AdminApp::spawn_with(&w.auth.base_url, &w.sandbox.amqp_url, |c| {
+        c.payments_url.clone_from(&payments.base_url);
+    })
+    .await
+    .unwrap();
+    let r = w
+        .call(
+            Method::GET,
+            admin.url("/api/admin/dashboard"),
+            Some(&w.root),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let p = &r.data()["payments"];
+    assert_eq!(p["total"], 2, "{p}");
+    assert_eq!(p["byStatus"]["completed"], 1);
+    assert_eq!(p["byStatus"]["pending"], 1);
+    assert_eq!(p["byType"]["instant"], 1);
+    assert_eq!(p["byType"]["scheduled"], 1);
+    assert_eq!(p["volumeByCurrency"], json!({"USD": "1000.00"}));
+    assert_eq!(r.data()["warnings"], json!([]));
+}
