@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod events;
 pub mod housekeeping;
+pub mod openapi;
 pub mod probes;
 pub mod query;
 pub mod routes;

@@ -64,4 +64,5 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/admin/health", get(system::health))
         .route("/api/admin/dashboard", get(system::dashboard))
+        .route("/openapi.json", get(crate::openapi::serve))
 }
