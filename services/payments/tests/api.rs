@@ -793,6 +793,39 @@ async fn idempotency_replay_reuse_and_concurrency() {
     );
     assert_eq!(r2.headers["idempotent-replayed"], "true");
     assert_eq!(r1.text, r2.text);
+    // A record still in progress answers 409; one abandoned for over 60 s is taken over.
+    let body2 =
+        json!({"type": "instant", "amount": "2", "description": "stuck", "recipientId": b.id});
+    assert_eq!(
+        api.create_with_key(&a, "stuck", body2.clone()).await.status,
+        StatusCode::CREATED
+    );
+    let set = |age: &str| {
+        format!(
+            "UPDATE idempotency_keys SET state = 'in_progress', locked_at = now() - interval '{age}' WHERE key = 'stuck'"
+        )
+    };
+    sqlx::query(sqlx::AssertSqlSafe(set("5 seconds")))
+        .execute(&api.app.db.pool)
+        .await
+        .unwrap();
+    let r = api.create_with_key(&a, "stuck", body2.clone()).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "IDEMPOTENCY_IN_PROGRESS")
+    );
+    sqlx::query(sqlx::AssertSqlSafe(set("61 seconds")))
+        .execute(&api.app.db.pool)
+        .await
+        .unwrap();
+    let r = api.create_with_key(&a, "stuck", body2.clone()).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert!(r.headers.get("idempotent-replayed").is_none());
+    assert_eq!(
+        api.count("SELECT count(*) FROM payments WHERE description = 'stuck'")
+            .await,
+        2
+    );
     // 50 concurrent requests with one key: exactly one payment.
     let body =
         json!({"type": "instant", "amount": "7", "description": "race", "recipientId": b.id});
@@ -817,7 +850,7 @@ async fn idempotency_replay_reuse_and_concurrency() {
     assert_eq!(
         api.count("SELECT count(*) FROM outbox WHERE routing_key = 'payments.payment.created'")
             .await,
-        3
+        5
     );
 }
 
@@ -1223,6 +1256,35 @@ async fn user_events_feed_the_directory_and_deletion_cancels() {
     assert_eq!(
         api.get(&path, &a).await.data()["recipient"]["name"],
         "Renamed Vendor"
+    );
+    // Deactivated (newer snapshot): no longer payable.
+    let later = (chrono::Utc::now() + chrono::Duration::seconds(6))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut inactive = snapshot("Renamed Vendor", &later);
+    inactive["isActive"] = json!(false);
+    let body = serde_json::to_vec(&envelope("auth.user.updated", inactive)).unwrap();
+    assert!(matches!(
+        handle_one(
+            pool,
+            "payments.events",
+            &handler,
+            RawMessage {
+                body: &body,
+                headers: None
+            }
+        )
+        .await,
+        Outcome::Processed
+    ));
+    let r = api
+        .create(
+            &a,
+            json!({"type": "instant", "amount": "1", "description": "x", "recipientId": b.id}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "INVALID_RECIPIENT")
     );
     let ignored = serde_json::to_vec(&envelope("auth.user.login", json!({}))).unwrap();
     assert!(matches!(

@@ -579,12 +579,6 @@ pub async fn create(
     }
     let key = idempotency_key(&headers, &mut f);
     f.finish()?;
-    if input.both_recipients {
-        // Not recorded against a key: deterministic from the body, so a retry gets the same.
-        return Err(error::invalid_recipient(
-            "Give either recipientId or recipientEmail, not both",
-        ));
-    }
     let path = "/api/payments";
     if let Some(key) = &key {
         let fp = fingerprint("POST", path, &body);
@@ -628,6 +622,11 @@ async fn create_owned(
     input: Input,
     key: Option<&str>,
 ) -> Result<Response, ApiError> {
+    if input.both_recipients {
+        return Err(error::invalid_recipient(
+            "Give either recipientId or recipientEmail, not both",
+        ));
+    }
     let lookup = input
         .recipient
         .clone()
