@@ -214,7 +214,13 @@ impl Proxy {
             .get::<TraceContext>()
             .cloned()
             .unwrap_or_default();
-        let host = parts.headers.get(header::HOST).cloned();
+        // HTTP/2 clients send the authority in the URI instead of a Host header.
+        let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
         rewrite_request_headers(&mut parts.headers, client_ip, tls, host, request_id, &trace);
         parts.uri = uri;
         parts.version = http::Version::HTTP_11;

@@ -68,6 +68,7 @@ fn main() -> anyhow::Result<()> {
 struct Server {
     child: Child,
     addr: SocketAddr,
+    out: BufReader<std::process::ChildStdout>,
 }
 
 impl Drop for Server {
@@ -86,14 +87,15 @@ fn spawn_self(args: &[&str]) -> anyhow::Result<Server> {
         .stderr(Stdio::inherit())
         .spawn()?;
     let stdout = child.stdout.take().context("child stdout")?;
+    let mut out = BufReader::new(stdout);
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
+    out.read_line(&mut line)?;
     let addr = line
         .trim()
         .strip_prefix("listening ")
         .and_then(|a| a.parse().ok())
         .with_context(|| format!("child said {line:?}"))?;
-    Ok(Server { child, addr })
+    Ok(Server { child, addr, out })
 }
 
 async fn serve_upstream(_args: &[String]) -> anyhow::Result<()> {
@@ -353,9 +355,8 @@ async fn ws(args: &[String]) -> anyhow::Result<()> {
         &sandbox.amqp_url,
     ])?;
     let gw_pid = gateway.child.id();
-    let mut gw_out = BufReader::new(gateway.child.stdout.take().context("gateway stdout")?);
     let mut line = String::new();
-    gw_out.read_line(&mut line)?;
+    gateway.out.read_line(&mut line)?;
     anyhow::ensure!(line.trim() == "bridge", "gateway said {line:?}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let base_rss = rss_kib(gw_pid);
