@@ -22,10 +22,18 @@ where
     }
 }
 
+async fn sandbox() -> Sandbox {
+    Sandbox::create("paybus").await.expect("sandbox vhost")
+}
+
+async fn body(res: reqwest::Response) -> Value {
+    res.json().await.unwrap()
+}
+
 #[tokio::test]
 async fn user_events_arrive_through_the_broker_and_payment_events_leave_through_it() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let sandbox = Sandbox::create("paybus").await.expect("sandbox vhost");
+    let sandbox = sandbox().await;
     let amqp = sandbox.amqp_url.clone();
     let amqp2 = amqp.clone();
     let app = TestApp::spawn_with(
@@ -65,10 +73,9 @@ async fn user_events_arrive_through_the_broker_and_payment_events_leave_through_
         .json(&json!({"email": email, "password": "TestPassword123!", "name": "Bus User"}))
         .send()
         .await
+        .map(body)
         .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     let id = Uuid::parse_str(r["data"]["user"]["id"].as_str().unwrap()).unwrap();
     let token = r["data"]["accessToken"].as_str().unwrap().to_owned();
     let pool = app.db.pool.clone();
@@ -99,10 +106,9 @@ async fn user_events_arrive_through_the_broker_and_payment_events_leave_through_
         )
         .send()
         .await
+        .map(body)
         .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     let other_token = other["data"]["accessToken"].as_str().unwrap();
     let res = http
         .post(app.url("/api/payments"))
@@ -119,10 +125,9 @@ async fn user_events_arrive_through_the_broker_and_payment_events_leave_through_
         .bearer_auth(&token)
         .send()
         .await
+        .map(body)
         .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(list["data"]["pagination"]["total"], 1);
     eventually(
         "payments.payment.created confirmed by the broker",
