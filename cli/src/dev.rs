@@ -1,21 +1,36 @@
-//! `payplane dev`: the platform on this machine, in the foreground, against the local
-//! PostgreSQL, Redis and RabbitMQ. Creates and migrates each service database, seeds the demo
-//! data, prints the URLs and demo logins, and stops everything cleanly on Ctrl-C.
+//! `payplane dev`: the whole platform on this machine, in the foreground, against the local
+//! PostgreSQL, Redis and RabbitMQ — gateway :3000, auth :3001, payments :3002, admin :3003,
+//! profile :3004, each with its own database created and migrated, the demo data seeded.
+//! Prints the URLs and demo logins; Ctrl-C stops everything cleanly. `--tls` serves the
+//! gateway over HTTPS with a generated self-signed certificate.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use payplane_auth::{Application, Config};
 use payplane_kit::config::Env;
 use tokio::net::TcpStream;
 
 #[derive(Args)]
-pub struct DevArgs {}
+pub struct DevArgs {
+    /// Serve the gateway over HTTPS (and wss://) with a self-signed certificate for localhost.
+    #[arg(long)]
+    tls: bool,
+}
 
 const PG_START: &str = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start";
 const REDIS_START: &str = "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save \"\" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log";
 const RABBIT_START: &str = "rabbitmq-server -detached";
+
+/// Service, port. Start order matters: every verifier loads the JWKS from auth, and the
+/// gateway comes last so it is ready when its upstreams are.
+const SERVICES: [(&str, u16); 5] = [
+    ("auth", 3001),
+    ("payments", 3002),
+    ("admin", 3003),
+    ("profile", 3004),
+    ("gateway", 3000),
+];
 
 async fn reachable(addr: &str) -> bool {
     matches!(
@@ -35,6 +50,12 @@ async fn check_dependencies() -> anyhow::Result<()> {
     for (name, addr, binary, start) in [
         ("PostgreSQL", "127.0.0.1:5432", "pg_ctlcluster", PG_START),
         ("Redis", "127.0.0.1:6379", "redis-server", REDIS_START),
+        (
+            "RabbitMQ",
+            "127.0.0.1:5672",
+            "rabbitmq-server",
+            RABBIT_START,
+        ),
     ] {
         if !reachable(addr).await {
             if installed(binary) {
@@ -48,48 +69,155 @@ async fn check_dependencies() -> anyhow::Result<()> {
             }
         }
     }
-    if !missing.is_empty() {
-        bail!("{}", missing.join("\n"));
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        bail!("{}", missing.join("\n"))
     }
-    if !reachable("127.0.0.1:5672").await {
-        eprintln!(
-            "warning: RabbitMQ is not reachable on 127.0.0.1:5672; events stay in the outbox until it runs ({RABBIT_START})"
-        );
-    }
-    Ok(())
 }
 
-pub async fn run(_args: DevArgs) -> anyhow::Result<()> {
+/// The environment one service sees: dev defaults (loopback addresses, so `localhost`
+/// resolving to ::1 cannot send a call astray), then the real environment, then the service's
+/// own port and database.
+fn service_env(service: &str, port: u16, tls: Option<&(PathBuf, PathBuf)>) -> Env {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut pairs: Vec<(String, String)> = vec![
+        ("REDIS_URL".into(), "redis://127.0.0.1:6379".into()),
+        (
+            "AMQP_URL".into(),
+            "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+        ),
+        ("GATEWAY_URL".into(), "http://127.0.0.1:3000".into()),
+        ("AUTH_URL".into(), "http://127.0.0.1:3001".into()),
+        ("PAYMENTS_URL".into(), "http://127.0.0.1:3002".into()),
+        ("ADMIN_URL".into(), "http://127.0.0.1:3003".into()),
+        ("PROFILE_URL".into(), "http://127.0.0.1:3004".into()),
+        (
+            "PUBLIC_BASE_URL".into(),
+            format!("{scheme}://localhost:3000"),
+        ),
+    ];
+    pairs.extend(std::env::vars());
+    let process = Env::from_process();
+    pairs.push(("LISTEN_ADDR".into(), format!("127.0.0.1:{port}")));
+    if service != "gateway" {
+        pairs.push((
+            "DATABASE_URL".into(),
+            crate::ops::database_url(&process, service),
+        ));
+    }
+    if let Some((cert, key)) = tls.filter(|_| service == "gateway") {
+        pairs.push(("TLS_CERT_FILE".into(), cert.display().to_string()));
+        pairs.push(("TLS_KEY_FILE".into(), key.display().to_string()));
+    }
+    Env::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// A self-signed certificate for localhost / 127.0.0.1 / ::1, written next to the temp dir.
+fn self_signed() -> anyhow::Result<(PathBuf, PathBuf)> {
+    let dir = std::env::temp_dir().join("payplane-dev-tls");
+    std::fs::create_dir_all(&dir)?;
+    let cert = rcgen::generate_simple_self_signed(vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ])?;
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem())?;
+    std::fs::write(&key_path, cert.signing_key.serialize_pem())?;
+    Ok((cert_path, key_path))
+}
+
+/// Builds one service (binding its port and migrating its database) and runs it in a task.
+macro_rules! start {
+    ($krate:ident, $name:expr, $port:expr, $tls:expr, $tasks:expr) => {{
+        let env = service_env($name, $port, $tls);
+        if $name != "gateway" {
+            let url = crate::ops::database_url(&Env::from_process(), $name);
+            payplane_db::ensure_database(&url)
+                .await
+                .with_context(|| format!("creating the {} database", $name))?;
+        }
+        let config = $krate::Config::from_env(&env)?;
+        let app = $krate::Application::build(config)
+            .await
+            .with_context(|| format!("starting {}", $name))?;
+        let addr = app.local_addr();
+        $tasks.spawn(async move {
+            app.run_until_stopped()
+                .await
+                .with_context(|| format!("{} stopped with an error", $name))
+        });
+        addr
+    }};
+}
+
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     payplane_kit::telemetry::init();
     check_dependencies().await?;
-    let env = Env::from_process();
-    let auth_url = crate::ops::database_url(&env, "auth");
-    payplane_db::ensure_database(&auth_url)
-        .await
-        .context("creating auth_db")?;
-
-    let mut auth = Config::from_env(&env)?;
-    auth.database_url = auth_url;
-    auth.listen_addr = env.listen_addr("127.0.0.1:3001")?;
-    if env.opt("REDIS_URL").is_none() {
-        auth.redis_url = "redis://127.0.0.1:6379".into();
+    let tls = if args.tls { Some(self_signed()?) } else { None };
+    let tls = tls.as_ref();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut lines = Vec::new();
+    println!("payplane dev: starting the platform");
+    for (name, port) in SERVICES {
+        let addr = match name {
+            "auth" => start!(payplane_auth, name, port, tls, tasks),
+            "payments" => start!(payplane_payments, name, port, tls, tasks),
+            "admin" => start!(payplane_admin, name, port, tls, tasks),
+            "profile" => start!(payplane_profile, name, port, tls, tasks),
+            _ => {
+                // Seed before the gateway opens the door, so the demo logins work at once.
+                let seeded = crate::ops::seed_all(&Env::from_process()).await?;
+                lines.push(
+                    String::from("demo logins (password ")
+                        + payplane_auth::ops::DEMO_PASSWORD
+                        + "):",
+                );
+                for (user, _) in &seeded {
+                    lines.push(format!("  {:<22} {}", user.email, user.role.as_str()));
+                }
+                start!(payplane_gateway, name, port, tls, tasks)
+            }
+        };
+        let addr = addr.with_context(|| format!("{name} has no local address"))?;
+        let scheme = if name == "gateway" && tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        println!("  {name:<9} {scheme}://{addr}");
     }
-    if env.opt("AMQP_URL").is_none() {
-        auth.amqp_url = "amqp://guest:guest@127.0.0.1:5672/%2f".into();
-    }
-    let app = Application::build(auth).await.context("starting auth")?;
-    let seeded = payplane_auth::ops::seed_users(&app.state().db, &app.state().hasher).await?;
-    let addr = app.local_addr().context("auth has no local address")?;
+    let gateway = if tls.is_some() {
+        "https://localhost:3000"
+    } else {
+        "http://localhost:3000"
+    };
     println!("payplane dev is running (Ctrl-C stops everything)");
-    println!("  auth      http://{addr}/api/auth   (health: http://{addr}/health/ready)");
     println!(
-        "demo logins (password {}):",
-        payplane_auth::ops::DEMO_PASSWORD
+        "  API        {gateway}/api/…   WebSocket {}/ws",
+        gateway.replacen("http", "ws", 1)
     );
-    for (user, _) in &seeded {
-        println!("  {:<22} {}", user.email, user.role.as_str());
+    println!("  API docs   {gateway}/api-docs   readiness {gateway}/health/ready");
+    for line in lines {
+        println!("{line}");
     }
-    app.run_until_stopped().await?;
+    // Each service listens for Ctrl-C itself and drains; the first failure stops the rest.
+    let mut result = Ok(());
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                result = Err(e);
+                tasks.abort_all();
+            }
+            Err(e) if e.is_cancelled() => {}
+            Err(e) => {
+                result = Err(e.into());
+                tasks.abort_all();
+            }
+        }
+    }
     println!("payplane dev stopped");
-    Ok(())
+    result
 }

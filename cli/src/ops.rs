@@ -33,18 +33,13 @@ pub struct SeedArgs {
     allow_production: bool,
 }
 
-/// Seeds what exists so far: the auth users (payments, admin and profile data join as those
-/// services land).
+/// Seeds all four databases (api.md §10).
 pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     let env = Env::from_process();
     if env.environment()?.is_production() && !args.allow_production {
         bail!("refusing to seed a production environment without --allow-production");
     }
-    let url = database_url(&env, "auth");
-    payplane_db::ensure_database(&url).await?;
-    let pool = payplane_db::connect(&url, 2).await?;
-    payplane_db::migrate(&pool, &payplane_auth::MIGRATOR).await?;
-    for (user, created) in ops::seed_users(&pool, &hasher(&env)?).await? {
+    for (user, created) in seed_all(&env).await? {
         println!(
             "{} {} ({})",
             if created { "created" } else { "reset  " },
@@ -53,6 +48,57 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+async fn migrated_pool(
+    env: &Env,
+    service: &str,
+    migrator: &sqlx::migrate::Migrator,
+) -> anyhow::Result<sqlx::PgPool> {
+    let url = database_url(env, service);
+    payplane_db::ensure_database(&url)
+        .await
+        .with_context(|| format!("creating the {service} database"))?;
+    let pool = payplane_db::connect(&url, 2).await?;
+    payplane_db::migrate(&pool, migrator)
+        .await
+        .with_context(|| format!("migrating the {service} database"))?;
+    Ok(pool)
+}
+
+/// The demo data of api.md §10 in every database: auth's users first (they decide the ids),
+/// then the payments and admin directories, the demo payments and config, and the profiles.
+/// Idempotent; emits only auth's `auth.user.created` for newly created users.
+pub async fn seed_all(env: &Env) -> anyhow::Result<Vec<(payplane_auth::store::users::User, bool)>> {
+    let auth = migrated_pool(env, "auth", &payplane_auth::MIGRATOR).await?;
+    let users = ops::seed_users(&auth, &hasher(env)?)
+        .await
+        .context("seeding auth")?;
+    let payments = migrated_pool(env, "payments", &payplane_payments::MIGRATOR).await?;
+    let directory: Vec<_> = users
+        .iter()
+        .map(|(u, _)| (u.id, u.email.as_str(), u.name.as_str(), u.role.as_str()))
+        .collect();
+    payplane_payments::ops::seed_demo(&payments, &directory)
+        .await
+        .context("seeding payments")?;
+    let admin = migrated_pool(env, "admin", &payplane_admin::MIGRATOR).await?;
+    let snapshots: Vec<_> = users.iter().map(|(u, _)| u.snapshot()).collect();
+    payplane_admin::seed::seed(&admin, &snapshots)
+        .await
+        .context("seeding admin")?;
+    let profile = migrated_pool(env, "profile", &payplane_profile::MIGRATOR).await?;
+    let owners: Vec<_> = users
+        .iter()
+        .map(|(u, _)| (u.id, u.email.as_str()))
+        .collect();
+    payplane_profile::ops::seed_profiles(&profile, None, &owners)
+        .await
+        .context("seeding profiles")?;
+    for pool in [auth, payments, admin, profile] {
+        pool.close().await;
+    }
+    Ok(users)
 }
 
 #[derive(Args)]
