@@ -93,6 +93,13 @@ fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
     .into_response()
 }
 
+/// The matched route template (low cardinality span names), else the bare path.
+fn route_of(req: &Request) -> &str {
+    req.extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| req.uri().path(), axum::extract::MatchedPath::as_str)
+}
+
 /// Wraps a service's routes with health, metrics, the 404 fallback and the middleware stack.
 pub fn stack(routes: Router, health: Health, opts: &StackOptions) -> Router {
     let limit = opts.body_limit;
@@ -105,12 +112,18 @@ pub fn stack(routes: Router, health: Health, opts: &StackOptions) -> Router {
         .layer(middleware::from_fn(move |req, next| body_limit(limit, req, next)))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(crate::metrics::track))
+        // Inside the request span: events and outgoing calls continue this service's span.
+        .layer(middleware::from_fn(crate::request_id::adopt_span_context))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
                     let id = req.extensions().get::<RequestId>().map_or("", |r| r.0.as_str()).to_owned();
                     // The path only: query strings may carry tokens (/ws?token=…).
-                    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path(),
+                        otel.name = %format!("{} {}", req.method(), route_of(req)), otel.kind = "server");
+                    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+                    crate::otel::set_remote_parent(&span, header("traceparent"), header("tracestate"));
+                    span
                 })
                 .on_response(
                     |res: &Response, latency: Duration, _span: &tracing::Span| {

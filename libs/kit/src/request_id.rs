@@ -85,6 +85,19 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
     res
 }
 
+/// Middleware inside the request span: when spans are exported, the trace context handed to
+/// handlers (and so to events and outgoing calls) names this service's span instead of the
+/// caller's, so the next hop becomes its child.
+pub async fn adopt_span_context(mut req: Request, next: Next) -> Response {
+    if let Some((traceparent, tracestate)) = crate::otel::context_of(&tracing::Span::current()) {
+        req.extensions_mut().insert(TraceContext {
+            traceparent: Some(traceparent),
+            tracestate,
+        });
+    }
+    next.run(req).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
