@@ -57,6 +57,8 @@ pub struct BenchOptions {
     pub producer_batch: usize,
     /// Relay rows per pipelined batch.
     pub relay_batch: i64,
+    /// Relay batches in flight.
+    pub relay_depth: usize,
     pub consumer_prefetch: u16,
     /// Deliveries per consumer transaction.
     pub consumer_batch: usize,
@@ -75,6 +77,7 @@ impl Default for BenchOptions {
             producers: 4,
             producer_batch: 250,
             relay_batch: 1000,
+            relay_depth: 2,
             consumer_prefetch: 1000,
             consumer_batch: 250,
             raw_in_flight: 1000,
@@ -789,6 +792,7 @@ async fn e2e_phases(
     );
     let mut rc = RelayConfig::new(&sandbox.amqp_url);
     rc.batch_size = opts.relay_batch;
+    rc.pipeline_depth = opts.relay_depth;
     let relay = Relay::spawn(sandbox.pool.clone(), rc, shutdown.clone());
     let ready_by = Instant::now() + Duration::from_secs(15);
     while !(consumer.broker_connected() && relay.broker_connected()) && Instant::now() < ready_by {

@@ -25,7 +25,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::FutureExt;
 use lapin::{
     Channel, Connection, PublisherConfirm,
     options::{BasicPublishOptions, ConfirmSelectOptions},
@@ -265,6 +264,7 @@ async fn run_active(
         high_water: 0,
         last_full: Instant::now(),
     };
+    let mut marker = Marker::default();
     // The lag gauges scan the whole partial index; a side task keeps that off the relay's path.
     let gauges_stop = shutdown.child_token();
     let _stop_gauges = gauges_stop.clone().drop_guard();
@@ -298,16 +298,17 @@ async fn run_active(
             }
         }
         let Some(b) = broker.as_ref() else { continue };
-        match drain(
-            lock_conn,
-            &mut listener,
-            &b.channel,
+        let mut relay = Active {
+            pool,
+            lock_conn: &mut *lock_conn,
+            listener: &mut listener,
+            channel: &b.channel,
             config,
             shutdown,
-            &mut scan,
-        )
-        .await
-        {
+            scan: &mut scan,
+            marker: &mut marker,
+        };
+        match drain(&mut relay).await {
             Ok(()) => failure_backoff = None,
             Err(RelayError::Database(e)) => return Err(RelayError::Database(e)),
             Err(error) => {
@@ -351,6 +352,13 @@ struct ScanState {
 }
 
 impl ScanState {
+    /// Raises the high water mark to the highest seq just marked.
+    fn advance(&mut self, marked: &[i64]) {
+        self.high_water = self
+            .high_water
+            .max(marked.iter().copied().max().unwrap_or(0));
+    }
+
     fn start(&mut self, config: &RelayConfig) -> i64 {
         if self.last_full.elapsed() >= config.poll_interval {
             self.last_full = Instant::now();
@@ -382,7 +390,77 @@ async fn report_backlog(pool: PgPool, interval: Duration, stop: CancellationToke
     }
 }
 
-/// How many leading rows of a batch the broker confirmed, and what stopped it.
+type MarkFuture = Pin<Box<dyn Future<Output = (PgConnection, Result<(), sqlx::Error>)> + Send>>;
+
+/// Runs the "published" UPDATEs on a connection of their own, so the relay reads and sends the
+/// next batch while the previous one is being marked (the UPDATE of 1,000 rows is the most
+/// expensive statement of the relay). Rows stay excluded from reads until their mark committed.
+#[derive(Default)]
+struct Marker {
+    conn: Option<PgConnection>,
+    running: Option<MarkFuture>,
+    /// Seqs of the UPDATE in progress.
+    marking: Vec<i64>,
+    /// Confirmed seqs waiting for the next UPDATE.
+    queued: Vec<i64>,
+}
+
+impl Marker {
+    fn idle(&self) -> bool {
+        self.running.is_none() && self.queued.is_empty()
+    }
+
+    /// Starts an UPDATE of everything queued unless one is running.
+    async fn start(&mut self, pool: &PgPool) -> Result<(), sqlx::Error> {
+        if self.running.is_some() || self.queued.is_empty() {
+            return Ok(());
+        }
+        let mut conn = match self.conn.take() {
+            Some(c) => c,
+            None => mark_connection(pool).await?,
+        };
+        self.marking = std::mem::take(&mut self.queued);
+        let seqs = self.marking.clone();
+        self.running = Some(Box::pin(async move {
+            let result = outbox::mark_published(&mut conn, &seqs).await;
+            (conn, result)
+        }));
+        Ok(())
+    }
+
+    /// Waits for the running UPDATE to commit; returns the seqs it marked.
+    async fn finished(&mut self) -> Result<Vec<i64>, sqlx::Error> {
+        let Some(running) = self.running.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let (conn, result) = running.await;
+        self.running = None;
+        result?;
+        self.conn = Some(conn);
+        Ok(std::mem::take(&mut self.marking))
+    }
+
+    /// Marks everything confirmed so far before returning.
+    async fn flush(&mut self, pool: &PgPool, scan: &mut ScanState) -> Result<(), sqlx::Error> {
+        while !self.idle() {
+            self.start(pool).await?;
+            let marked = self.finished().await?;
+            scan.advance(&marked);
+        }
+        Ok(())
+    }
+}
+
+/// A detached connection for marks. Losing a "published" mark in a database crash only causes
+/// a duplicate, which consumers discard, so the marks need not wait for the WAL flush.
+async fn mark_connection(pool: &PgPool) -> Result<PgConnection, sqlx::Error> {
+    let mut c = pool.acquire().await?.detach();
+    sqlx::query("SET synchronous_commit TO off")
+        .execute(&mut c)
+        .await?;
+    Ok(c)
+}
+
 type Confirmed = (usize, Option<RelayError>);
 type ConfirmFuture = Pin<Box<dyn Future<Output = Confirmed> + Send>>;
 
@@ -392,38 +470,47 @@ struct InFlight {
     confirmed: ConfirmFuture,
 }
 
-/// Publishes until the outbox is empty and every confirm is in, or a publish fails. Up to
-/// `pipeline_depth` batches are in flight, and the relay keeps reading while the broker
-/// confirms: a NOTIFY that arrives while confirms are outstanding is answered with a fetch
-/// at once instead of after the mark, so a new event never waits for a previous batch's
-/// confirm + mark cycle. Batches are confirmed and marked strictly in order (confirms that are
-/// already in are marked together in one UPDATE); on the first failure everything after it
-/// stays unpublished.
-async fn drain(
-    lock_conn: &mut PgConnection,
-    listener: &mut PgListener,
-    channel: &Channel,
-    config: &RelayConfig,
-    shutdown: &CancellationToken,
-    scan: &mut ScanState,
-) -> Result<(), RelayError> {
+/// What an active relay works with while it drains.
+struct Active<'a> {
+    pool: &'a PgPool,
+    lock_conn: &'a mut PgConnection,
+    listener: &'a mut PgListener,
+    channel: &'a Channel,
+    config: &'a RelayConfig,
+    shutdown: &'a CancellationToken,
+    scan: &'a mut ScanState,
+    marker: &'a mut Marker,
+}
+
+/// Publishes until the outbox is empty, every confirm is in and every confirmed row is marked,
+/// or a publish fails. Up to `pipeline_depth` batches are in flight, and the relay keeps
+/// reading while the broker confirms and while the marker updates: a NOTIFY that arrives
+/// meanwhile is answered with a read at once, so a new event never waits for a previous
+/// batch's confirm + mark cycle. Confirms are taken strictly in order; on the first failure
+/// everything after it stays unpublished.
+async fn drain(relay: &mut Active<'_>) -> Result<(), RelayError> {
+    let config = relay.config;
     let depth = config.pipeline_depth.max(1);
     let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(depth);
     let mut want_fetch = true;
     loop {
-        if shutdown.is_cancelled() {
+        if relay.shutdown.is_cancelled() {
+            relay.marker.flush(relay.pool, relay.scan).await?;
             return Ok(());
         }
         if want_fetch && in_flight.len() < depth {
-            // Every read starts below what is in flight (excluding it), so a late commit with a
-            // lower seq is sent before any later event of its aggregate.
+            // Every read starts below what is in flight or being marked (and leaves those
+            // out), so a late commit with a lower seq is sent before any later event of its
+            // aggregate.
             let sent: Vec<i64> = in_flight
                 .iter()
                 .flat_map(|b| b.rows.iter().map(|r| r.seq))
+                .chain(relay.marker.marking.iter().copied())
+                .chain(relay.marker.queued.iter().copied())
                 .collect();
             let rows = outbox::fetch_unpublished_excluding(
-                lock_conn,
-                scan.start(config),
+                relay.lock_conn,
+                relay.scan.start(config),
                 config.batch_size,
                 &sent,
             )
@@ -432,7 +519,7 @@ async fn drain(
                 // A short batch means the outbox is drained for now; a NOTIFY says when not.
                 want_fetch = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= config.batch_size;
                 let deadline = tokio::time::Instant::now() + config.confirm_timeout;
-                let (confirms, send_error) = send_batch(channel, &rows).await;
+                let (confirms, send_error) = send_batch(relay.channel, &rows).await;
                 if send_error.is_some() {
                     want_fetch = false;
                 }
@@ -449,74 +536,71 @@ async fn drain(
             }
             want_fetch = false;
         }
-        let listen = !want_fetch && in_flight.len() < depth;
-        let Some(front) = in_flight.front_mut() else {
+        relay.marker.start(relay.pool).await?;
+        if in_flight.is_empty() && relay.marker.idle() {
             return Ok(());
-        };
+        }
+        let listen = !want_fetch && in_flight.len() < depth;
+        let marking = relay.marker.running.is_some();
         tokio::select! {
             biased;
-            done = &mut front.confirmed => {
-                let mut settled: Vec<(InFlight, Confirmed)> = Vec::with_capacity(depth);
-                settled.extend(in_flight.pop_front().map(|b| (b, done)));
-                // Later batches whose confirms are already in share the UPDATE.
-                while settled.last().is_some_and(|(_, (_, failure))| failure.is_none())
-                    && let Some(next) = in_flight.front_mut()
-                    && let Some(done) = (&mut next.confirmed).now_or_never()
-                    && let Some(batch) = in_flight.pop_front()
-                {
-                    settled.push((batch, done));
+            Some(done) = async {
+                match in_flight.front_mut() {
+                    Some(front) => Some((&mut front.confirmed).await),
+                    None => None,
                 }
-                settle_batches(lock_conn, scan, settled).await?;
+            }, if !in_flight.is_empty() => {
+                let Some(batch) = in_flight.pop_front() else { continue };
+                if let Err(error) = confirmed(relay, batch, done).await {
+                    relay.marker.flush(relay.pool, relay.scan).await?;
+                    return Err(error);
+                }
                 if in_flight.is_empty() {
                     // Rows with a lower seq that committed late are looked for again.
                     want_fetch = true;
                 }
             }
-            notified = listener.recv(), if listen => {
+            marked = relay.marker.finished(), if marking => {
+                relay.scan.advance(&marked?);
+            }
+            notified = relay.listener.recv(), if listen => {
                 if let Err(error) = notified {
                     tracing::warn!(%error, "relay: LISTEN connection failed; polling until it is back");
                 }
                 want_fetch = true;
             }
-            () = shutdown.cancelled() => return Ok(()),
+            () = relay.shutdown.cancelled() => {}
         }
     }
 }
 
-/// Marks the confirmed prefixes of settled batches (in order) in one UPDATE and counts them;
-/// records and returns the first failure.
-async fn settle_batches(
-    lock_conn: &mut PgConnection,
-    scan: &mut ScanState,
-    settled: Vec<(InFlight, Confirmed)>,
+/// Queues a batch's confirmed prefix for marking and counts it; records and returns a failure.
+async fn confirmed(
+    relay: &mut Active<'_>,
+    batch: InFlight,
+    (confirmed, failure): Confirmed,
 ) -> Result<(), RelayError> {
-    let mut seqs: Vec<i64> = Vec::new();
-    let mut failed: Option<(i64, RelayError)> = None;
-    for (batch, (confirmed, failure)) in settled {
-        let confirmed = confirmed.min(batch.rows.len());
-        seqs.extend(batch.rows[..confirmed].iter().map(|r| r.seq));
-        for row in &batch.rows[..confirmed] {
-            metrics::counter!(m::PUBLISHED, "routing_key" => row.routing_key.clone()).increment(1);
-        }
-        if let Some(error) = failure {
-            let seq = batch.rows.get(confirmed).map_or(0, |r| r.seq);
-            failed = Some((seq, error));
-            break;
-        }
+    let confirmed = confirmed.min(batch.rows.len());
+    for row in &batch.rows[..confirmed] {
+        metrics::counter!(m::PUBLISHED, "routing_key" => row.routing_key.clone()).increment(1);
     }
-    scan.high_water = scan.high_water.max(seqs.iter().copied().max().unwrap_or(0));
-    outbox::mark_published(lock_conn, &seqs).await?;
-    if let Some((seq, error)) = failed {
-        let reason = match &error {
-            RelayError::Nacked { .. } => "nack",
-            RelayError::ConfirmTimeout { .. } => "timeout",
-            _ => "error",
-        };
-        metrics::counter!(m::PUBLISH_FAILURES, "reason" => reason).increment(1);
-        outbox::record_failure(lock_conn, seq, &error_chain(&error)).await?;
-        return Err(error);
+    relay
+        .marker
+        .queued
+        .extend(batch.rows[..confirmed].iter().map(|r| r.seq));
+    let Some(error) = failure else {
+        return Ok(());
+    };
+    let reason = match &error {
+        RelayError::Nacked { .. } => "nack",
+        RelayError::ConfirmTimeout { .. } => "timeout",
+        _ => "error",
+    };
+    metrics::counter!(m::PUBLISH_FAILURES, "reason" => reason).increment(1);
+    if let Some(row) = batch.rows.get(confirmed) {
+        outbox::record_failure(relay.lock_conn, row.seq, &error_chain(&error)).await?;
     }
-    Ok(())
+    Err(error)
 }
 
 /// Publishes `rows` pipelined on a confirm channel and waits for their confirms in order.
