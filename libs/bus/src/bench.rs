@@ -635,8 +635,9 @@ async fn insert_batch(pool: &PgPool, rows: &[Row]) -> Result<(), sqlx::Error> {
     let envs: Vec<&str> = rows.iter().map(|r| r.envelope.as_str()).collect();
     let mut tx = pool.begin().await?;
     sqlx::query(
-        "INSERT INTO outbox (id, aggregate_type, aggregate_id, routing_key, envelope) \
-         SELECT t.id, 'tick', t.agg, $4, t.env::jsonb FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(id, agg, env)",
+        "WITH ins AS (INSERT INTO outbox (id, aggregate_type, aggregate_id, routing_key, envelope) \
+         SELECT t.id, 'tick', t.agg, $4, t.env::jsonb FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(id, agg, env)) \
+         SELECT pg_notify('outbox', '')",
     )
     .bind(&ids)
     .bind(&aggs)
@@ -644,9 +645,6 @@ async fn insert_batch(pool: &PgPool, rows: &[Row]) -> Result<(), sqlx::Error> {
     .bind(ROUTING_KEY)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("SELECT pg_notify('outbox', '')")
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await
 }
 

@@ -67,9 +67,11 @@ pub async fn enqueue<E: Event>(
     if let Some(ts) = &ctx.tracestate {
         headers.insert("tracestate".into(), Value::String(ts.clone()));
     }
+    // One round trip: the NOTIFY rides on the INSERT. It is delivered at commit, and
+    // PostgreSQL folds duplicate notifications of one transaction.
     sqlx::query(
-        "INSERT INTO outbox (id, aggregate_type, aggregate_id, routing_key, envelope, headers) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "WITH ins AS (INSERT INTO outbox (id, aggregate_type, aggregate_id, routing_key, envelope, headers) \
+         VALUES ($1, $2, $3, $4, $5, $6)) SELECT pg_notify('outbox', '')",
     )
     .bind(id)
     .bind(E::AGGREGATE_TYPE)
@@ -84,15 +86,6 @@ pub async fn enqueue<E: Event>(
         aggregate_id: aggregate_id.to_owned(),
         source,
     })?;
-    // Delivered at commit; PostgreSQL folds duplicate notifications of one transaction.
-    sqlx::query("SELECT pg_notify('outbox', '')")
-        .execute(&mut *conn)
-        .await
-        .map_err(|source| OutboxError::Insert {
-            routing_key: E::ROUTING_KEY,
-            aggregate_id: aggregate_id.to_owned(),
-            source,
-        })?;
     Ok(id)
 }
 

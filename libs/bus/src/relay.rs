@@ -332,6 +332,7 @@ async fn run_active(
                     tracing::warn!(%error, "relay: LISTEN connection failed; polling until it is back");
                     tokio::time::sleep(config.poll_interval).await;
                 }
+                while listener.next_buffered().is_some() {}
             }
             () = tokio::time::sleep(config.poll_interval) => {}
             () = shutdown.cancelled() => break,
@@ -567,6 +568,8 @@ async fn drain(relay: &mut Active<'_>) -> Result<(), RelayError> {
                 if let Err(error) = notified {
                     tracing::warn!(%error, "relay: LISTEN connection failed; polling until it is back");
                 }
+                // One read covers every commit notified so far.
+                while relay.listener.next_buffered().is_some() {}
                 want_fetch = true;
             }
             () = relay.shutdown.cancelled() => {}
