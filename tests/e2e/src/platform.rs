@@ -1,0 +1,289 @@
+//! Starts auth, payments, admin, profile and the gateway as separate processes (the
+//! `payplane-e2e-node` binary) against the real PostgreSQL, Redis and RabbitMQ: one fresh
+//! database per service and one RabbitMQ vhost per platform, all removed on drop. Processes can
+//! be killed with SIGKILL and restarted to exercise crash recovery.
+
+use std::{
+    collections::BTreeMap,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use payplane_auth::{
+    config::Argon2Params,
+    password::Hasher,
+};
+use payplane_bus::sandbox::Sandbox;
+use sqlx::{Connection, PgConnection};
+use tokio::process::{Child, Command};
+
+/// Start order: every verifier loads the JWKS from auth, and the gateway's readiness waits
+/// for its upstreams.
+pub const SERVICES: [&str; 5] = ["auth", "payments", "admin", "profile", "gateway"];
+
+const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Knobs a journey may turn.
+#[derive(Debug, Clone)]
+pub struct PlatformOptions {
+    /// `PSP_SIM_PICKUP_DELAY_MS` / `PSP_SIM_SETTLE_DELAY_MS`: short so journeys finish quickly.
+    pub psp_pickup_ms: u64,
+    pub psp_settle_ms: u64,
+    /// Extra environment for every process.
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl Default for PlatformOptions {
+    fn default() -> Self {
+        Self {
+            psp_pickup_ms: 300,
+            psp_settle_ms: 300,
+            extra_env: Vec::new(),
+        }
+    }
+}
+
+/// A running platform; everything it created goes away on drop.
+pub struct Platform {
+    pub run_id: String,
+    pub gateway_url: String,
+    pub sandbox: Sandbox,
+    pub admin_email: String,
+    ports: BTreeMap<&'static str, u16>,
+    databases: BTreeMap<&'static str, String>,
+    env: Vec<(String, String)>,
+    children: BTreeMap<&'static str, Child>,
+    node: PathBuf,
+    log_dir: PathBuf,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    // Bound and released at once; the short race with other tests is accepted (a clash fails
+    // the start with a clear error rather than corrupting anything).
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn database_url(name: &str) -> String {
+    format!("postgres://postgres@127.0.0.1:5432/{name}")
+}
+
+impl Platform {
+    /// Starts every service, waits until each answers `/health/ready`, and bootstraps an ADMIN.
+    pub async fn start(node: &Path, options: PlatformOptions) -> anyhow::Result<Self> {
+        let sandbox = Sandbox::create("e2e").await.context("creating the vhost")?;
+        let run_id = sandbox.name.clone();
+        let log_dir = std::env::temp_dir().join(format!("payplane-{run_id}"));
+        std::fs::create_dir_all(&log_dir)?;
+
+        let mut ports = BTreeMap::new();
+        for service in SERVICES {
+            ports.insert(service, free_port()?);
+        }
+        let url = |s: &str| format!("http://127.0.0.1:{}", ports[s]);
+        let mut databases = BTreeMap::new();
+        for service in SERVICES.into_iter().filter(|s| *s != "gateway") {
+            let name = format!("{run_id}_{service}");
+            payplane_db::ensure_database(&database_url(&name))
+                .await
+                .with_context(|| format!("creating {name}"))?;
+            databases.insert(service, name);
+        }
+
+        let mut env: Vec<(String, String)> = vec![
+            ("ENVIRONMENT".into(), "development".into()),
+            ("RUST_LOG".into(), "warn,payplane=info".into()),
+            ("REDIS_URL".into(), "redis://127.0.0.1:6379".into()),
+            ("AMQP_URL".into(), sandbox.amqp_url.clone()),
+            ("AUTH_URL".into(), url("auth")),
+            ("PAYMENTS_URL".into(), url("payments")),
+            ("ADMIN_URL".into(), url("admin")),
+            ("PROFILE_URL".into(), url("profile")),
+            ("GATEWAY_URL".into(), url("gateway")),
+            ("PUBLIC_BASE_URL".into(), url("gateway")),
+            // Cheap argon2 keeps logins fast; the cost is not what these journeys test.
+            ("ARGON2_MEMORY_KIB".into(), "1024".into()),
+            ("ARGON2_ITERATIONS".into(), "1".into()),
+            // All journeys come from 127.0.0.1: the per-IP buckets would otherwise be shared.
+            ("RATE_LIMIT_API_PER_MINUTE".into(), "100000".into()),
+            ("RATE_LIMIT_API_BURST".into(), "10000".into()),
+            ("RATE_LIMIT_AUTH_PER_MINUTE".into(), "100000".into()),
+            ("RATE_LIMIT_AUTH_BURST".into(), "10000".into()),
+            (
+                "PSP_SIM_PICKUP_DELAY_MS".into(),
+                options.psp_pickup_ms.to_string(),
+            ),
+            (
+                "PSP_SIM_SETTLE_DELAY_MS".into(),
+                options.psp_settle_ms.to_string(),
+            ),
+        ];
+        env.extend(options.extra_env);
+
+        let mut platform = Self {
+            gateway_url: url("gateway"),
+            admin_email: format!("admin-{run_id}@example.com"),
+            run_id,
+            sandbox,
+            ports,
+            databases,
+            env,
+            children: BTreeMap::new(),
+            node: node.to_path_buf(),
+            log_dir,
+        };
+        for service in SERVICES {
+            platform.spawn(service)?;
+            platform.wait_ready(service, Duration::from_secs(60)).await?;
+            if service == "auth" {
+                platform.bootstrap_admin().await?;
+            }
+        }
+        Ok(platform)
+    }
+
+    /// The service's own base URL (not through the gateway).
+    pub fn service_url(&self, service: &str) -> String {
+        format!("http://127.0.0.1:{}", self.ports[service])
+    }
+
+    /// The URL of a service's database (for assertions on stored state).
+    pub fn database(&self, service: &str) -> Option<String> {
+        self.databases.get(service).map(|n| database_url(n))
+    }
+
+    fn spawn(&mut self, service: &'static str) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(service))?;
+        let mut cmd = Command::new(&self.node);
+        cmd.arg(service)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("LISTEN_ADDR", format!("127.0.0.1:{}", self.ports[service]))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true);
+        if let Some(db) = self.databases.get(service) {
+            cmd.env("DATABASE_URL", database_url(db));
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("spawning {}", self.node.display()))?;
+        self.children.insert(service, child);
+        Ok(())
+    }
+
+    fn log_path(&self, service: &str) -> PathBuf {
+        self.log_dir.join(format!("{service}.log"))
+    }
+
+    /// The last lines a service wrote, for failure messages.
+    pub fn log_tail(&self, service: &str) -> String {
+        let text = std::fs::read_to_string(self.log_path(service)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Polls the service's own `/health/ready` until it answers 200.
+    pub async fn wait_ready(&mut self, service: &'static str, limit: Duration) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let url = format!("{}/health/ready", self.service_url(service));
+        let started = Instant::now();
+        loop {
+            if let Some(child) = self.children.get_mut(service)
+                && let Some(status) = child.try_wait()?
+            {
+                bail!(
+                    "{service} exited with {status} while starting:\n{}",
+                    self.log_tail(service)
+                );
+            }
+            if let Ok(resp) = http.get(&url).send().await
+                && resp.status().is_success()
+            {
+                return Ok(());
+            }
+            if started.elapsed() > limit {
+                bail!(
+                    "{service} not ready after {limit:?}:\n{}",
+                    self.log_tail(service)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown hooks, no graceful drain — a crash.
+    pub async fn kill(&mut self, service: &'static str) -> anyhow::Result<()> {
+        if let Some(mut child) = self.children.remove(service) {
+            child.start_kill()?;
+            child.wait().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts a killed service again on the same port and database and waits for readiness.
+    pub async fn restart(&mut self, service: &'static str) -> anyhow::Result<()> {
+        self.kill(service).await?;
+        self.spawn(service)?;
+        self.wait_ready(service, Duration::from_secs(60)).await
+    }
+
+    async fn bootstrap_admin(&self) -> anyhow::Result<()> {
+        let url = self.database("auth").context("auth has a database")?;
+        let pool = payplane_db::connect(&url, 2).await?;
+        let hasher = Hasher::new(Argon2Params {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        })?;
+        payplane_auth::ops::bootstrap_admin(
+            &pool,
+            &hasher,
+            &self.admin_email,
+            "Journey Admin",
+            crate::PASSWORD,
+        )
+        .await?;
+        pool.close().await;
+        Ok(())
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        for child in self.children.values_mut() {
+            let _ = child.start_kill();
+        }
+        let names: Vec<String> = self.databases.values().cloned().collect();
+        // Drop may run inside the test's runtime, which cannot be blocked on; a helper thread
+        // with its own runtime drops the databases and is joined.
+        let handle = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                // Give the killed processes a moment to release their connections.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if let Ok(mut conn) = PgConnection::connect(PG_ADMIN_URL).await {
+                    for name in names {
+                        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                            .execute(&mut conn)
+                            .await;
+                    }
+                }
+            });
+        });
+        let _ = handle.join();
+        let _ = std::fs::remove_dir_all(&self.log_dir);
+    }
+}
