@@ -680,6 +680,12 @@ async fn only_admins_get_in() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{method} {path}");
     }
+    // The OpenAPI document is public and lists every admin route.
+    let doc = w
+        .call(Method::GET, w.admin.url("/openapi.json"), None, None)
+        .await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert!(doc.body["paths"]["/api/admin/users/{id}/role"]["patch"].is_object());
     // The response is enveloped with a request id, and /api answers are not cached.
     let r = w.get("/api/admin/users").await;
     assert_eq!(r.body["success"], true);
