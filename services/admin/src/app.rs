@@ -172,17 +172,28 @@ impl Application {
             };
             Relay::spawn(state.db.clone(), config, shutdown.clone())
         });
-        let consumer: Option<ConsumerHandle> = state.config.consumer_enabled.then(|| {
+        let consumer = state.config.consumer_enabled.then(|| {
             let config = ConsumerConfig {
                 connection_name: "admin-consumer".into(),
                 ..ConsumerConfig::new(state.config.amqp_url.clone(), ADMIN_EVENTS)
             };
-            consumer::spawn(
+            let handle: ConsumerHandle = consumer::spawn(
                 state.db.clone(),
                 config,
                 Arc::new(AdminEvents),
                 shutdown.clone(),
-            )
+            );
+            // The consumer only ends early when `admin.events` exists with other arguments
+            // (events.md §1.2): then the whole service stops and reports it.
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                let res = handle.join().await;
+                if let Err(e) = &res {
+                    tracing::error!(error = %e, "admin.events consumer cannot run; stopping");
+                    stop.cancel();
+                }
+                res
+            })
         });
         let stop = shutdown.clone();
         let signal = async move {
@@ -200,8 +211,11 @@ impl Application {
         if let Some(relay) = relay {
             relay.join().await;
         }
-        if let Some(consumer) = consumer {
-            consumer.join().await?;
+        if let Some(Ok(Err(e))) = match consumer {
+            Some(task) => Some(task.await),
+            None => None,
+        } {
+            return Err(e.into());
         }
         res.map_err(StartError::Serve)
     }

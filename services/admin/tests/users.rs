@@ -692,3 +692,66 @@ async fn only_admins_get_in() {
     assert_eq!(r.headers["cache-control"], "no-store");
     assert!(r.headers.contains_key("x-request-id"));
 }
+
+#[tokio::test]
+async fn auth_session_events_reach_the_audit_log_through_the_broker() {
+    let w = World::new().await;
+    let email = new_email();
+    let reg = w.register(&email).await;
+    let id = reg.data()["user"]["id"].as_str().unwrap().to_owned();
+    let second = w
+        .auth_post(
+            "/api/auth/login",
+            None,
+            json!({"email": email, "password": PW, "deviceId": "dev-2"}),
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    let r = w
+        .auth_post(
+            "/api/auth/password",
+            Some(&token(&second)),
+            json!({"currentPassword": PW, "newPassword": "NewPassword123!"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = w
+        .auth_post("/api/auth/logout", Some(&token(&second)), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let entries = eventually(
+        "password and logout entries",
+        Duration::from_secs(5),
+        || async {
+            let e = w.audit(&format!("userId={id}")).await;
+            let acts = actions(&e);
+            (acts.contains(&"USER_PASSWORD_CHANGED".to_owned())
+                && acts.contains(&"USER_LOGOUT".to_owned()))
+            .then_some(e)
+        },
+    )
+    .await;
+    let pw = entries
+        .iter()
+        .find(|e| e["action"] == "USER_PASSWORD_CHANGED")
+        .unwrap();
+    assert_eq!(
+        pw["details"]["revokedSessionCount"], 1,
+        "the registration session"
+    );
+    let out = entries
+        .iter()
+        .find(|e| e["action"] == "USER_LOGOUT")
+        .unwrap();
+    assert_eq!(out["details"]["allDevices"], false);
+    assert_eq!(out["resourceId"], id.as_str());
+    // The session ended by the password change is audited with its reason; the one ended by
+    // the logout is covered by USER_LOGOUT.
+    let revoked = eventually("SESSION_REVOKED", Duration::from_secs(5), || async {
+        let e = w.audit("action=SESSION_REVOKED").await;
+        (!e.is_empty()).then_some(e)
+    })
+    .await;
+    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    assert_eq!(revoked[0]["details"]["reason"], "password_changed");
+}
