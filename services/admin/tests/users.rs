@@ -755,3 +755,38 @@ async fn auth_session_events_reach_the_audit_log_through_the_broker() {
     assert_eq!(revoked.len(), 1, "{revoked:?}");
     assert_eq!(revoked[0]["details"]["reason"], "password_changed");
 }
+
+#[tokio::test]
+async fn writes_answer_503_while_auth_is_unreachable_and_reads_keep_working() {
+    let w = World::new().await;
+    let id = w.create_user(&new_email(), "Kept", "CUSTOMER").await;
+    let World {
+        sandbox: _sandbox,
+        auth,
+        admin,
+        http,
+        root,
+        ..
+    } = w;
+    auth.stop().await;
+    let res = http
+        .put(admin.url(&format!("/api/admin/users/{id}/role")))
+        .bearer_auth(&root)
+        .json(&json!({"role": "VENDOR"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE");
+    // The directory is a local read model: still served.
+    let res = http
+        .get(admin.url(&format!("/api/admin/users/{id}")))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["data"]["role"], "CUSTOMER");
+}
