@@ -32,6 +32,10 @@ struct World {
 
 impl World {
     async fn start() -> World {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(tweak: impl FnOnce(&mut Config)) -> World {
         let sandbox = Sandbox::create("gw_ws").await.unwrap();
         let amqp = sandbox.amqp_url.clone();
         let auth = TestApp::spawn_with(|c| {
@@ -43,6 +47,7 @@ impl World {
         let mut config = Config::for_tests().with_upstream("auth", &auth.base_url);
         config.events_enabled = true;
         config.amqp_url = sandbox.amqp_url.clone();
+        tweak(&mut config);
         let gw = TestGateway::spawn(config).await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(15);
         while !gw.state.bridge.connected() {
@@ -362,4 +367,57 @@ async fn the_oldest_connection_over_the_cap_is_closed_with_4008() {
     }
     let (code, _) = close_code(&mut first).await;
     assert_eq!(code, 4008);
+}
+
+/// A stand-in for payments' `/internal/payments/{id}/parties`: one known payment.
+async fn fake_payments(payment: Uuid, sender: Uuid, recipient: Uuid) -> String {
+    use axum::{extract::Path, http::HeaderMap, routing::get};
+    let app = axum::Router::new().route(
+        "/internal/payments/{id}/parties",
+        get(move |Path(id): Path<Uuid>, headers: HeaderMap| async move {
+            assert_eq!(headers["x-service-name"], "gateway");
+            assert_eq!(headers["x-service-token"], "dev-service-token");
+            if id == payment {
+                (StatusCode::OK, axum::Json(json!({ "success": true, "data": { "id": id, "senderId": sender, "recipientId": recipient, "status": "pending" } })))
+            } else {
+                (StatusCode::NOT_FOUND, axum::Json(json!({ "success": false, "error": { "code": "PAYMENT_NOT_FOUND" } })))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn payment_rooms_are_authorised_by_the_payments_service() {
+    let (payment, sender, recipient) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let payments = fake_payments(payment, sender, recipient).await;
+    let w = World::start_with(|c| *c = c.clone().with_upstream("payments", &payments)).await;
+    let (_, stranger_token) = w.register().await;
+    let (_, admin_token) = w.admin_token();
+    let mut stranger = w.connect(&stranger_token).await;
+    let mut admin = w.connect(&admin_token).await;
+    let room = format!("payment:{payment}");
+    let reply = send(
+        &mut stranger,
+        json!({ "type": "subscribe", "payload": { "room": room } }),
+    )
+    .await;
+    assert_eq!(reply["payload"]["code"], "PAYMENT_NOT_FOUND");
+    let unknown = format!("payment:{}", Uuid::new_v4());
+    let reply = send(
+        &mut admin,
+        json!({ "type": "subscribe", "payload": { "room": unknown } }),
+    )
+    .await;
+    assert_eq!(reply["payload"]["code"], "PAYMENT_NOT_FOUND");
+    let reply = send(
+        &mut admin,
+        json!({ "type": "subscribe", "payload": { "room": room } }),
+    )
+    .await;
+    assert_eq!(reply["type"], "subscribed");
+    assert_eq!(reply["payload"]["room"], room);
 }

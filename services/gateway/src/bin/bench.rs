@@ -261,8 +261,21 @@ fn proxy(args: &[String]) -> anyhow::Result<()> {
         );
         results.push(f);
     }
-    let _ = nginx.kill();
-    let _ = nginx.wait();
+    // A graceful stop takes the workers down with the master (a SIGKILL would orphan them).
+    let _ = Command::new("nginx")
+        .args([
+            "-p",
+            &dir.display().to_string(),
+            "-c",
+            &dir.join("nginx.conf").display().to_string(),
+            "-s",
+            "stop",
+        ])
+        .status();
+    if tokio_free_wait(&mut nginx, Duration::from_secs(5)).is_none() {
+        let _ = nginx.kill();
+        let _ = nginx.wait();
+    }
     let _ = std::fs::remove_dir_all(&dir);
     let (gw, ngx) = (&results[1], &results[2]);
     println!(
@@ -272,6 +285,18 @@ fn proxy(args: &[String]) -> anyhow::Result<()> {
         gw.rps / ngx.rps
     );
     Ok(())
+}
+
+/// Waits for a child to exit, at most `limit`.
+fn tokio_free_wait(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
 }
 
 fn mint(key: &EncodingKey, kid: &str, user: uuid::Uuid) -> anyhow::Result<String> {
