@@ -542,6 +542,15 @@ async fn resolve_parties(
     user: &CurrentUser,
     recipient: &Lookup,
 ) -> Result<(DirUser, DirUser), ApiError> {
+    // Common case: both already in the directory, read in one round trip.
+    if let Lookup::Id(rid) = recipient {
+        let mut conn = s.db.acquire().await.map_err(begin_err)?;
+        let rows = crate::store::users::by_ids(&mut conn, &[*rid, user.0.sub]).await?;
+        let find = |id: Uuid| rows.iter().find(|u| u.id == id && u.deleted_at.is_none());
+        if let (Some(r), Some(me)) = (find(*rid), find(user.0.sub)) {
+            return check_parties(me.clone(), r.clone());
+        }
+    }
     let recipient = s
         .directory
         .resolve(&s.db, recipient)
@@ -554,6 +563,10 @@ async fn resolve_parties(
         .await
         .map_err(directory_err)?
         .ok_or_else(|| ApiError::forbidden("Account no longer exists"))?;
+    check_parties(sender, recipient)
+}
+
+fn check_parties(sender: DirUser, recipient: DirUser) -> Result<(DirUser, DirUser), ApiError> {
     if recipient.id == sender.id {
         return Err(error::invalid_recipient("You cannot pay yourself"));
     }
@@ -582,10 +595,7 @@ pub async fn create(
     let path = "/api/payments";
     if let Some(key) = &key {
         let fp = fingerprint("POST", path, &body);
-        let mut tx = s.db.begin().await.map_err(begin_err)?;
-        let claim = idempotency::claim(&mut tx, user.0.sub, key, "POST", path, &fp).await?;
-        tx.commit().await.ctx("commit idempotency claim")?;
-        match claim {
+        match idempotency::claim(&s.db, user.0.sub, key, "POST", path, &fp).await? {
             Claim::Owned => {}
             Claim::Replay { status, body } => {
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);

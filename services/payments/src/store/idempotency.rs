@@ -2,7 +2,7 @@
 //! own so a concurrent duplicate sees *in progress* at once; finished in the payment's
 //! transaction; released after a 5xx.
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{Ctx, StoreError};
@@ -30,9 +30,10 @@ struct Record {
     abandoned: bool,
 }
 
-/// Claims `key` for `user`. Runs on its own transaction (`conn` must be inside one).
+/// Claims `key` for `user`. A first use is one autocommitted insert (visible to a concurrent
+/// duplicate at once); an existing record is examined and updated in a short transaction.
 pub async fn claim(
-    conn: &mut PgConnection,
+    pool: &PgPool,
     user: Uuid,
     key: &str,
     method: &str,
@@ -50,13 +51,27 @@ pub async fn claim(
     .bind(method)
     .bind(path)
     .bind(fingerprint)
-    .execute(&mut *conn)
+    .execute(pool)
     .await
     .ctx("insert idempotency key")?
     .rows_affected();
     if inserted == 1 {
         return Ok(Claim::Owned);
     }
+    let mut tx = pool.begin().await.ctx("begin idempotency claim")?;
+    let claim = existing(&mut tx, user, key, method, path, fingerprint).await?;
+    tx.commit().await.ctx("commit idempotency claim")?;
+    Ok(claim)
+}
+
+async fn existing(
+    conn: &mut PgConnection,
+    user: Uuid,
+    key: &str,
+    method: &str,
+    path: &str,
+    fingerprint: &[u8],
+) -> Result<Claim, StoreError> {
     let rec: Option<Record> = sqlx::query_as(
         "SELECT request_fingerprint, state, response_status, response_body, \
            expires_at <= now() AS expired, \

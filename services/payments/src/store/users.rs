@@ -29,6 +29,17 @@ pub async fn by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<DirUser>,
     .ctx("select directory user by id")
 }
 
+/// Several rows by id in one round trip (any order).
+pub async fn by_ids(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<DirUser>, StoreError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users WHERE id = ANY($1)"
+    )))
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+    .ctx("select directory users by id")
+}
+
 /// The live (not deleted) user with this lower-case email.
 pub async fn by_email(conn: &mut PgConnection, email: &str) -> Result<Option<DirUser>, StoreError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
