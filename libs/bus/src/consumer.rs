@@ -12,6 +12,7 @@ use std::{
     },
     time::{Duration, Instant},
 };
+use tracing::Instrument;
 
 use futures::{FutureExt, StreamExt};
 use lapin::{
@@ -158,7 +159,15 @@ async fn timed<H: Handler>(
     event: &IncomingEvent,
 ) -> Result<(), HandlerError> {
     let started = Instant::now();
-    let result = handler.handle(tx, event).await;
+    let span = if payplane_kit::otel::enabled() {
+        let span = tracing::info_span!("consume", otel.name = %format!("{} process", event.routing_key),
+            otel.kind = "consumer", messaging.destination = %queue, messaging.message.id = %event.id);
+        payplane_kit::otel::set_remote_parent(&span, event.traceparent.as_deref(), None);
+        span
+    } else {
+        tracing::Span::none()
+    };
+    let result = handler.handle(tx, event).instrument(span).await;
     metrics::histogram!(m::HANDLING_SECONDS, "queue" => queue.to_owned(), "routing_key" => event.routing_key.clone())
         .record(started.elapsed().as_secs_f64());
     result

@@ -24,6 +24,7 @@ use std::{
     },
     time::{Duration, Instant},
 };
+use tracing::Instrument;
 
 use lapin::{
     Channel, Connection, PublisherConfirm,
@@ -696,13 +697,31 @@ pub async fn publish_row(
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .and_then(|t| u64::try_from(t.timestamp()).ok())
         .unwrap_or(0);
+    let mut headers = message::headers_from_json(&row.headers);
+    // With span export on, the publish is a span of the request's trace and the consumer
+    // continues from it; otherwise the stored trace context travels unchanged.
+    let span = if payplane_kit::otel::enabled() {
+        let span = tracing::info_span!("publish", otel.name = %format!("{} publish", row.routing_key),
+            otel.kind = "producer", messaging.message.id = %id);
+        let stored = |key: &str| row.headers.get(key).and_then(serde_json::Value::as_str);
+        payplane_kit::otel::set_remote_parent(&span, stored("traceparent"), stored("tracestate"));
+        if let Some((traceparent, _)) = payplane_kit::otel::context_of(&span) {
+            headers.insert(
+                "traceparent".into(),
+                lapin::types::AMQPValue::LongString(traceparent.into()),
+            );
+        }
+        span
+    } else {
+        tracing::Span::none()
+    };
     let props = message::properties(message::EventMeta {
         id: &id,
         routing_key: &row.routing_key,
         source: row.source.as_deref().unwrap_or_default(),
         correlation_id: row.correlation_id.as_deref().unwrap_or_default(),
         timestamp_secs,
-        headers: message::headers_from_json(&row.headers),
+        headers,
     });
     channel
         .basic_publish(
@@ -712,6 +731,7 @@ pub async fn publish_row(
             row.body.as_bytes(),
             props,
         )
+        .instrument(span)
         .await
 }
 

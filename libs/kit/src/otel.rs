@@ -3,7 +3,10 @@
 //! through the gateway, the services, the outbox relay and the consumers. No I/O here except
 //! the exporter's own background thread.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 use opentelemetry::{
     propagation::{Extractor, Injector, TextMapPropagator},
@@ -12,6 +15,14 @@ use opentelemetry::{
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported in this process. Hot paths (one span per published or consumed
+/// message) create their spans only then, so tracing costs nothing when it is off.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 
 /// The exporter could not be built from the `OTEL_*` environment.
 #[derive(Debug, thiserror::Error)]
