@@ -144,7 +144,7 @@ impl AppState {
 }
 
 /// `/api/{service}[/…]`: the routing table of api.md §3.1.
-async fn forward(State(state): State<AppState>, req: Request) -> Response {
+async fn forward(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let path = req.uri().path();
     let mut segments = path.trim_start_matches('/').split('/');
     let (_api, service, next) = (segments.next(), segments.next(), segments.next());
@@ -161,7 +161,7 @@ async fn not_found(method: Method, uri: Uri) -> ApiError {
 }
 
 /// `/metrics` only for the allow-listed CIDRs, when configured (api.md §3.8).
-async fn metrics_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn metrics_guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let allowed = &state.config.metrics_allowed;
     if req.uri().path() == "/metrics" && !allowed.is_empty() {
         let ip = req
@@ -223,13 +223,17 @@ pub fn router(state: AppState) -> Router {
     let _ = payplane_kit::metrics::handle();
     let edge = state.edge.clone();
     let limiter = state.limiter.clone();
+    let ws_state = state.ws.clone();
+    let (docs, health) = (state.docs.clone(), health(&state));
+    // Shared behind one Arc: handlers and middleware clone the state per request.
+    let state = Arc::new(state);
     let routes = Router::new()
         .route("/api/{service}", any(forward))
         .route("/api/{service}/{*rest}", any(forward))
         .with_state(state.clone())
-        .route("/ws", get(ws::handler).with_state(state.ws.clone()))
-        .merge(docs::router(state.docs.clone()))
-        .merge(payplane_kit::health::router(health(&state)))
+        .route("/ws", get(ws::handler).with_state(Arc::new(ws_state)))
+        .merge(docs::router(docs))
+        .merge(payplane_kit::health::router(health))
         .fallback(not_found);
     let (e1, e2, e3) = (edge.clone(), edge.clone(), edge);
     routes.layer(

@@ -151,7 +151,7 @@ fn token_from<S: std::hash::BuildHasher>(
 /// `GET /ws`: the refusals of websocket.md §1.2 as ordinary HTTP, then the upgrade.
 #[expect(clippy::implicit_hasher, reason = "axum extracts the default hasher")]
 pub async fn handler(
-    State(state): State<WsState>,
+    State(state): State<Arc<WsState>>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -185,7 +185,7 @@ pub async fn handler(
         .on_upgrade(move |socket| run(state, claims, socket))
 }
 
-async fn run(state: WsState, claims: AccessClaims, socket: WebSocket) {
+async fn run(state: Arc<WsState>, claims: AccessClaims, socket: WebSocket) {
     let (conn, rx) = state.hub.register(claims.sub, claims.sid, claims.role);
     let session = Session {
         hub: state.hub.clone(),
