@@ -16,7 +16,8 @@ use axum::{
     extract::{
         Query, State,
         ws::{
-            CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+            CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade,
+            rejection::WebSocketUpgradeRejection,
         },
     },
     response::{IntoResponse, Response},
@@ -271,6 +272,7 @@ impl Session {
                 out = rx.recv() => match out {
                     Some(Outbound::Text(t)) => {
                         let len = t.len();
+                        let t = Utf8Bytes::clone(&t);
                         let ok = tokio::time::timeout(Duration::from_secs(10), socket.send(Message::Text(t))).await.is_ok_and(|r| r.is_ok());
                         self.conn.sent(len);
                         if ok { Step::Continue } else { Step::Drop }

@@ -21,10 +21,11 @@ use crate::{
     ws::mapping::{Action, Dispatch, SESSION_REVOKED_EVENT, filter_matches},
 };
 
-/// What a connection's writer sends, in order.
+/// What a connection's writer sends, in order. The text is behind an `Arc` so each queue slot
+/// is 16 bytes: every socket's channel allocates a block of 32 slots up front.
 #[derive(Debug)]
 pub enum Outbound {
-    Text(Utf8Bytes),
+    Text(Arc<Utf8Bytes>),
     Close(u16, &'static str),
 }
 
@@ -287,7 +288,7 @@ impl Hub {
                 .collect()
         };
         if let (Some(event_type), Some(message)) = (d.event_type, &d.message) {
-            let text = Utf8Bytes::from(message.clone());
+            let text = Arc::new(Utf8Bytes::from(message.clone()));
             for conn in &targets {
                 if conn.accepts(event_type) {
                     self.send_to(conn, Outbound::Text(text.clone()));
