@@ -58,6 +58,7 @@ pub fn provider(service: &str) -> Result<Option<SdkTracerProvider>, OtelError> {
                 .build(),
         )
         .build();
+    ENABLED.store(true, Ordering::Relaxed);
     Ok(Some(provider))
 }
 

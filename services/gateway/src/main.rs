@@ -7,7 +7,7 @@ use payplane_kit::config::Env;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    payplane_kit::telemetry::init();
+    let _telemetry = payplane_kit::telemetry::init_service("gateway")?;
     let config = Config::from_env(&Env::from_process())?;
     let app = Application::build(config)
         .await

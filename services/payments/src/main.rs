@@ -7,7 +7,7 @@ use payplane_payments::{Application, Config, MIGRATOR};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    payplane_kit::telemetry::init();
+    let _telemetry = payplane_kit::telemetry::init_service("payments")?;
     let config = Config::from_env(&Env::from_process())?;
     if std::env::args().nth(1).as_deref() == Some("migrate") {
         let pool = payplane_db::connect(&config.database_url, 1).await?;

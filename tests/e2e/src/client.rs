@@ -92,12 +92,18 @@ impl Api {
         self.send(Method::GET, path, Some(token), None, &[]).await
     }
 
-    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> anyhow::Result<Reply> {
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> anyhow::Result<Reply> {
         self.send(Method::POST, path, token, Some(body), &[]).await
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: &Value) -> anyhow::Result<Reply> {
-        self.send(Method::PATCH, path, Some(token), Some(body), &[]).await
+        self.send(Method::PATCH, path, Some(token), Some(body), &[])
+            .await
     }
 
     /// Registers a CUSTOMER or VENDOR on a device and returns its signed-in session.
@@ -148,7 +154,12 @@ impl Api {
     }
 
     /// Repeats `probe` until it returns `Some`, or fails after `limit` with `what`.
-    pub async fn eventually<T, F, Fut>(&self, limit: Duration, what: &str, mut probe: F) -> anyhow::Result<T>
+    pub async fn eventually<T, F, Fut>(
+        &self,
+        limit: Duration,
+        what: &str,
+        mut probe: F,
+    ) -> anyhow::Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = anyhow::Result<Option<T>>>,

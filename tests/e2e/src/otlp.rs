@@ -6,7 +6,9 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use axum::{Router, body::Bytes, extract::State, http::header, response::IntoResponse, routing::post};
+use axum::{
+    Router, body::Bytes, extract::State, http::header, response::IntoResponse, routing::post,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -102,11 +104,21 @@ impl Collector {
         })
     }
 
+    /// Every span received so far.
+    pub fn all(&self) -> Vec<CollectedSpan> {
+        self.spans.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
     /// Every span received so far of one trace.
     pub fn trace(&self, trace_id: &str) -> Vec<CollectedSpan> {
         self.spans
             .lock()
-            .map(|s| s.iter().filter(|s| s.trace_id == trace_id).cloned().collect())
+            .map(|s| {
+                s.iter()
+                    .filter(|s| s.trace_id == trace_id)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }

@@ -12,10 +12,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use payplane_auth::{
-    config::Argon2Params,
-    password::Hasher,
-};
+use payplane_auth::{config::Argon2Params, password::Hasher};
 use payplane_bus::sandbox::Sandbox;
 use sqlx::{Connection, PgConnection};
 use tokio::process::{Child, Command};
@@ -137,7 +134,9 @@ impl Platform {
         };
         for service in SERVICES {
             platform.spawn(service)?;
-            platform.wait_ready(service, Duration::from_secs(60)).await?;
+            platform
+                .wait_ready(service, Duration::from_secs(60))
+                .await?;
             if service == "auth" {
                 platform.bootstrap_admin().await?;
             }
@@ -190,7 +189,11 @@ impl Platform {
     }
 
     /// Polls the service's own `/health/ready` until it answers 200.
-    pub async fn wait_ready(&mut self, service: &'static str, limit: Duration) -> anyhow::Result<()> {
+    pub async fn wait_ready(
+        &mut self,
+        service: &'static str,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
         let http = reqwest::Client::new();
         let url = format!("{}/health/ready", self.service_url(service));
         let started = Instant::now();

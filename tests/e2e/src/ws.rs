@@ -33,10 +33,7 @@ pub enum Closed {
 impl Socket {
     /// Connects to `<gateway>/ws?token=…` (the form existing web clients use).
     pub async fn connect(gateway_url: &str, token: &str) -> anyhow::Result<Self> {
-        let ws_url = format!(
-            "{}/ws?token={token}",
-            gateway_url.replacen("http", "ws", 1)
-        );
+        let ws_url = format!("{}/ws?token={token}", gateway_url.replacen("http", "ws", 1));
         let (stream, _) = connect_async(ws_url).await.context("WebSocket handshake")?;
         let mut socket = Self {
             stream,
@@ -70,7 +67,9 @@ impl Socket {
                 .context("timed out waiting for a WebSocket message")?;
             match next {
                 Some(Ok(Message::Text(text))) => {
-                    return Ok(Some(serde_json::from_str(&text).context("message is not JSON")?));
+                    return Ok(Some(
+                        serde_json::from_str(&text).context("message is not JSON")?,
+                    ));
                 }
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return Ok(None),
                 Some(Ok(_)) => {}
@@ -79,7 +78,12 @@ impl Socket {
     }
 
     /// Waits for an `event` of `event_type` whose `data.paymentId` (or `data.userId`) is `id`.
-    pub async fn wait_event(&mut self, event_type: &str, id: &str, limit: Duration) -> anyhow::Result<Value> {
+    pub async fn wait_event(
+        &mut self,
+        event_type: &str,
+        id: &str,
+        limit: Duration,
+    ) -> anyhow::Result<Value> {
         let matches = |m: &Value| {
             m["type"] == "event"
                 && m["payload"]["eventType"] == event_type

@@ -38,7 +38,14 @@ struct Outcomes {
 
 /// One client: creates payments one after another, retrying each with the same key until a
 /// 2xx, as a careful client would.
-async fn client(api: Api, sender: Session, recipient: String, prefix: String, stop: Arc<AtomicBool>, out: Arc<Mutex<Outcomes>>) {
+async fn client(
+    api: Api,
+    sender: Session,
+    recipient: String,
+    prefix: String,
+    stop: Arc<AtomicBool>,
+    out: Arc<Mutex<Outcomes>>,
+) {
     let mut n = 0;
     loop {
         n += 1;
@@ -47,8 +54,13 @@ async fn client(api: Api, sender: Session, recipient: String, prefix: String, st
                           "recipientId": recipient});
         loop {
             let reply = api
-                .send(Method::POST, "/api/payments", Some(&sender.access_token), Some(&body),
-                      &[("Idempotency-Key", &key)])
+                .send(
+                    Method::POST,
+                    "/api/payments",
+                    Some(&sender.access_token),
+                    Some(&body),
+                    &[("Idempotency-Key", &key)],
+                )
                 .await;
             let mut out = out.lock().await;
             match reply {
@@ -88,11 +100,21 @@ async fn payments_crash_and_broker_reconnect_lose_and_duplicate_nothing() {
     let api = Api::new(&platform.gateway_url);
     let run = platform.run_id.clone();
     let sender = api
-        .register(&format!("fs-{run}@example.com"), "Failure Sender", "CUSTOMER", "d1")
+        .register(
+            &format!("fs-{run}@example.com"),
+            "Failure Sender",
+            "CUSTOMER",
+            "d1",
+        )
         .await
         .unwrap();
     let recipient = api
-        .register(&format!("fr-{run}@example.com"), "Failure Recipient", "VENDOR", "d2")
+        .register(
+            &format!("fr-{run}@example.com"),
+            "Failure Recipient",
+            "VENDOR",
+            "d2",
+        )
         .await
         .unwrap();
     let admin = api.login(&platform.admin_email, "a1").await.unwrap();
@@ -101,8 +123,14 @@ async fn payments_crash_and_broker_reconnect_lose_and_duplicate_nothing() {
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|i| {
-            tokio::spawn(client(api.clone(), sender.clone(), recipient.user_id.clone(),
-                                format!("{run}-c{i}"), stop.clone(), out.clone()))
+            tokio::spawn(client(
+                api.clone(),
+                sender.clone(),
+                recipient.user_id.clone(),
+                format!("{run}-c{i}"),
+                stop.clone(),
+                out.clone(),
+            ))
         })
         .collect();
 
@@ -118,17 +146,32 @@ async fn payments_crash_and_broker_reconnect_lose_and_duplicate_nothing() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::Relaxed);
     for c in clients {
-        tokio::time::timeout(Duration::from_secs(60), c).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(60), c)
+            .await
+            .unwrap()
+            .unwrap();
     }
     let out = out.lock().await;
-    println!("statuses: {:?}, created: {}, abandoned in flight: {}", out.statuses, out.created.len(), out.abandoned.len());
+    println!(
+        "statuses: {:?}, created: {}, abandoned in flight: {}",
+        out.statuses,
+        out.created.len(),
+        out.abandoned.len()
+    );
 
     // Clients saw successes and, during the outage only, 502/503 (and the spec's 409 for a
     // key whose request died with the process).
     for status in out.statuses.keys() {
-        assert!(matches!(status, 200 | 201 | 409 | 502 | 503), "unexpected status {status}: {:?}", out.statuses);
+        assert!(
+            matches!(status, 200 | 201 | 409 | 502 | 503),
+            "unexpected status {status}: {:?}",
+            out.statuses
+        );
     }
-    assert!(out.abandoned.len() <= CLIENTS, "at most one request per client was in flight");
+    assert!(
+        out.abandoned.len() <= CLIENTS,
+        "at most one request per client was in flight"
+    );
     if let Some((first, last)) = out.outage {
         // The breaker keeps payments closed for 30 s after it opens (api.md §3.7), so the
         // outage clients see is about that long even though the process is back in ~2 s.
@@ -139,31 +182,44 @@ async fn payments_crash_and_broker_reconnect_lose_and_duplicate_nothing() {
         );
     }
     assert_eq!(out.transport_errors, 0);
-    assert!(out.created.len() >= 10, "the stream made progress: {}", out.created.len());
+    assert!(
+        out.created.len() >= 10,
+        "the stream made progress: {}",
+        out.created.len()
+    );
 
     // Every key has its own payment, and no payment exists that no key produced.
     let mut ids: Vec<&String> = out.created.values().collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), out.created.len(), "two keys share a payment");
-    let pool = payplane_db::connect(&platform.database("payments").unwrap(), 2).await.unwrap();
+    let pool = payplane_db::connect(&platform.database("payments").unwrap(), 2)
+        .await
+        .unwrap();
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM payments WHERE sender_id = $1")
         .bind(uuid::Uuid::parse_str(&sender.user_id).unwrap())
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(usize::try_from(stored).unwrap(), out.created.len(), "payments without a 2xx, or lost ones");
+    assert_eq!(
+        usize::try_from(stored).unwrap(),
+        out.created.len(),
+        "payments without a 2xx, or lost ones"
+    );
 
     // Each payment's created event reached admin's audit log exactly once.
-    let wanted: std::collections::BTreeSet<&str> = out.created.values().map(String::as_str).collect();
+    let wanted: std::collections::BTreeSet<&str> =
+        out.created.values().map(String::as_str).collect();
     let started = Instant::now();
     let counts = loop {
         let mut counts: HashMap<String, usize> = HashMap::new();
         let mut page = 1;
         loop {
             let reply = api
-                .get(&format!("/api/admin/audit-logs?action=PAYMENT_CREATED&limit=100&page={page}"),
-                     &admin.access_token)
+                .get(
+                    &format!("/api/admin/audit-logs?action=PAYMENT_CREATED&limit=100&page={page}"),
+                    &admin.access_token,
+                )
                 .await
                 .unwrap()
                 .expect_status(200)
@@ -179,13 +235,23 @@ async fn payments_crash_and_broker_reconnect_lose_and_duplicate_nothing() {
             }
             page += 1;
         }
-        if wanted.iter().all(|id| counts.contains_key(*id)) || started.elapsed() > Duration::from_secs(30) {
+        if wanted.iter().all(|id| counts.contains_key(*id))
+            || started.elapsed() > Duration::from_secs(30)
+        {
             break counts;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     for id in &wanted {
-        assert_eq!(counts.get(*id).copied().unwrap_or(0), 1, "audit entries for payment {id}");
+        assert_eq!(
+            counts.get(*id).copied().unwrap_or(0),
+            1,
+            "audit entries for payment {id}"
+        );
     }
-    println!("all {} payments audited once ({:?} after the stream)", wanted.len(), started.elapsed());
+    println!(
+        "all {} payments audited once ({:?} after the stream)",
+        wanted.len(),
+        started.elapsed()
+    );
 }

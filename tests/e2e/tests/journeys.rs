@@ -24,7 +24,10 @@ async fn admin_lists(api: &Api, admin: &Session, user_id: &str) -> anyhow::Resul
 
 async fn audit_actions(api: &Api, admin: &Session, query: &str) -> anyhow::Result<Vec<String>> {
     let reply = api
-        .get(&format!("/api/admin/audit-logs?limit=100&{query}"), &admin.access_token)
+        .get(
+            &format!("/api/admin/audit-logs?limit=100&{query}"),
+            &admin.access_token,
+        )
         .await?
         .expect_status(200)?;
     Ok(reply.data()["data"]
@@ -79,7 +82,10 @@ async fn five_journeys_through_the_gateway() {
         assert_eq!(listed["isActive"], true);
     }
     let search = api
-        .get(&format!("/api/admin/users?search={run}&limit=100"), &admin.access_token)
+        .get(
+            &format!("/api/admin/users?search={run}&limit=100"),
+            &admin.access_token,
+        )
         .await
         .unwrap()
         .expect_status(200)
@@ -91,11 +97,17 @@ async fn five_journeys_through_the_gateway() {
         .filter_map(|u| u["email"].as_str())
         .collect();
     assert!(emails.contains(&customer_email.as_str()) && emails.contains(&vendor_email.as_str()));
-    api.eventually(DIRECTORY_WAIT, "registration and login in the audit log", || async {
-        let actions = audit_actions(&api, &admin, &format!("userId={}", customer.user_id)).await?;
-        Ok((actions.iter().any(|a| a == "USER_REGISTERED") && actions.iter().any(|a| a == "USER_LOGIN"))
+    api.eventually(
+        DIRECTORY_WAIT,
+        "registration and login in the audit log",
+        || async {
+            let actions =
+                audit_actions(&api, &admin, &format!("userId={}", customer.user_id)).await?;
+            Ok((actions.iter().any(|a| a == "USER_REGISTERED")
+                && actions.iter().any(|a| a == "USER_LOGIN"))
             .then_some(()))
-    })
+        },
+    )
     .await
     .unwrap();
     println!("journey 1 done at {:?}", started.elapsed());
@@ -118,8 +130,13 @@ async fn five_journeys_through_the_gateway() {
                       "description": "Journey payment", "recipientId": vendor.user_id});
     let key = format!("journey-{run}");
     let created = api
-        .send(Method::POST, "/api/payments", Some(&customer.access_token), Some(&body),
-              &[("Idempotency-Key", &key)])
+        .send(
+            Method::POST,
+            "/api/payments",
+            Some(&customer.access_token),
+            Some(&body),
+            &[("Idempotency-Key", &key)],
+        )
         .await
         .unwrap()
         .expect_status(201)
@@ -129,14 +146,26 @@ async fn five_journeys_through_the_gateway() {
     assert_eq!(created.data()["status"], "pending");
 
     for socket in [&mut customer_ws, &mut vendor_ws, &mut admin_ws] {
-        let ev = socket.wait_event("payment:created", &payment_id, EVENT_WAIT).await.unwrap();
+        let ev = socket
+            .wait_event("payment:created", &payment_id, EVENT_WAIT)
+            .await
+            .unwrap();
         assert_eq!(ev["payload"]["data"]["amount"], "25.00");
-        socket.wait_event("payment:processing", &payment_id, EVENT_WAIT).await.unwrap();
-        let done = socket.wait_event("payment:completed", &payment_id, EVENT_WAIT).await.unwrap();
+        socket
+            .wait_event("payment:processing", &payment_id, EVENT_WAIT)
+            .await
+            .unwrap();
+        let done = socket
+            .wait_event("payment:completed", &payment_id, EVENT_WAIT)
+            .await
+            .unwrap();
         assert_eq!(done["payload"]["data"]["status"], "completed");
     }
     let detail = api
-        .get(&format!("/api/payments/{payment_id}"), &customer.access_token)
+        .get(
+            &format!("/api/payments/{payment_id}"),
+            &customer.access_token,
+        )
         .await
         .unwrap()
         .expect_status(200)
@@ -150,8 +179,13 @@ async fn five_journeys_through_the_gateway() {
         .collect();
     assert_eq!(statuses, ["pending", "processing", "completed"]);
     let replay = api
-        .send(Method::POST, "/api/payments", Some(&customer.access_token), Some(&body),
-              &[("Idempotency-Key", &key)])
+        .send(
+            Method::POST,
+            "/api/payments",
+            Some(&customer.access_token),
+            Some(&body),
+            &[("Idempotency-Key", &key)],
+        )
         .await
         .unwrap()
         .expect_status(201)
@@ -176,21 +210,35 @@ async fn five_journeys_through_the_gateway() {
         .unwrap()
         .expect_status(200)
         .unwrap();
-    assert_eq!(dashboard.data()["payments"]["total"], 1, "{}", dashboard.body);
+    assert_eq!(
+        dashboard.data()["payments"]["total"],
+        1,
+        "{}",
+        dashboard.body
+    );
     assert_eq!(dashboard.data()["payments"]["byStatus"]["completed"], 1);
-    assert_eq!(dashboard.data()["payments"]["volumeByCurrency"]["USD"], "25.00");
+    assert_eq!(
+        dashboard.data()["payments"]["volumeByCurrency"]["USD"],
+        "25.00"
+    );
     println!("journey 3 done at {:?}", started.elapsed());
 
     // 4. the admin demotes the vendor → the vendor's next refresh carries the new role (and the
     //    vendor's socket is told to re-authenticate with 4002); the admin deactivates the
     //    customer → the customer's socket closes with 4001 and REST calls get 401.
-    api.patch(&format!("/api/admin/users/{}/role", vendor.user_id), &admin.access_token,
-              &json!({"role": "CUSTOMER"}))
-        .await
-        .unwrap()
-        .expect_status(200)
-        .unwrap();
-    assert_eq!(vendor_ws.wait_close(EVENT_WAIT).await.unwrap(), Closed::Code(4002));
+    api.patch(
+        &format!("/api/admin/users/{}/role", vendor.user_id),
+        &admin.access_token,
+        &json!({"role": "CUSTOMER"}),
+    )
+    .await
+    .unwrap()
+    .expect_status(200)
+    .unwrap();
+    assert_eq!(
+        vendor_ws.wait_close(EVENT_WAIT).await.unwrap(),
+        Closed::Code(4002)
+    );
     let refreshed = api.refresh(&vendor).await.unwrap();
     assert_eq!(refreshed.role, "CUSTOMER");
     let me = api
@@ -206,28 +254,46 @@ async fn five_journeys_through_the_gateway() {
         .unwrap();
     assert_eq!(forbidden.status, 403, "a CUSTOMER may not read reports");
 
-    api.patch(&format!("/api/admin/users/{}/status", customer.user_id), &admin.access_token,
-              &json!({"isActive": false, "reason": "journey 4"}))
+    api.patch(
+        &format!("/api/admin/users/{}/status", customer.user_id),
+        &admin.access_token,
+        &json!({"isActive": false, "reason": "journey 4"}),
+    )
+    .await
+    .unwrap()
+    .expect_status(200)
+    .unwrap();
+    assert_eq!(
+        customer_ws.wait_close(EVENT_WAIT).await.unwrap(),
+        Closed::Code(4001)
+    );
+    let refused = api
+        .get("/api/payments", &customer.access_token)
         .await
-        .unwrap()
-        .expect_status(200)
         .unwrap();
-    assert_eq!(customer_ws.wait_close(EVENT_WAIT).await.unwrap(), Closed::Code(4001));
-    let refused = api.get("/api/payments", &customer.access_token).await.unwrap();
     assert_eq!(refused.status, 401);
     assert_eq!(refused.code(), "SESSION_REVOKED");
     let login = api
-        .post("/api/auth/login", None,
-              &json!({"email": customer_email, "password": payplane_e2e::PASSWORD}))
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({"email": customer_email, "password": payplane_e2e::PASSWORD}),
+        )
         .await
         .unwrap();
-    assert_eq!((login.status.as_u16(), login.code()), (403, "ACCOUNT_DISABLED"));
+    assert_eq!(
+        (login.status.as_u16(), login.code()),
+        (403, "ACCOUNT_DISABLED")
+    );
     println!("journey 4 done at {:?}", started.elapsed());
 
     // 5. logout on one device leaves the other device's session working; logout-others ends it
     //    and closes its socket.
     let email = format!("devices-{run}@example.com");
-    let phone = api.register(&email, "Two Devices", "CUSTOMER", "phone").await.unwrap();
+    let phone = api
+        .register(&email, "Two Devices", "CUSTOMER", "phone")
+        .await
+        .unwrap();
     let laptop = api.login(&email, "laptop").await.unwrap();
     let mut laptop_ws = Socket::connect(&platform.gateway_url, &laptop.access_token)
         .await
@@ -238,7 +304,10 @@ async fn five_journeys_through_the_gateway() {
         .expect_status(200)
         .unwrap();
     assert_eq!(
-        api.get("/api/auth/me", &phone.access_token).await.unwrap().code(),
+        api.get("/api/auth/me", &phone.access_token)
+            .await
+            .unwrap()
+            .code(),
         "SESSION_REVOKED"
     );
     api.get("/api/auth/me", &laptop.access_token)
@@ -248,15 +317,25 @@ async fn five_journeys_through_the_gateway() {
         .unwrap();
     let tablet = api.login(&email, "tablet").await.unwrap();
     let others = api
-        .post("/api/auth/devices/logout-others", Some(&tablet.access_token), &json!({}))
+        .post(
+            "/api/auth/devices/logout-others",
+            Some(&tablet.access_token),
+            &json!({}),
+        )
         .await
         .unwrap()
         .expect_status(200)
         .unwrap();
     assert_eq!(others.data()["loggedOutCount"], 1);
-    assert_eq!(laptop_ws.wait_close(EVENT_WAIT).await.unwrap(), Closed::Code(4001));
     assert_eq!(
-        api.get("/api/auth/me", &laptop.access_token).await.unwrap().code(),
+        laptop_ws.wait_close(EVENT_WAIT).await.unwrap(),
+        Closed::Code(4001)
+    );
+    assert_eq!(
+        api.get("/api/auth/me", &laptop.access_token)
+            .await
+            .unwrap()
+            .code(),
         "SESSION_REVOKED"
     );
     api.get("/api/auth/me", &tablet.access_token)
