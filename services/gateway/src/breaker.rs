@@ -15,8 +15,13 @@ enum State {
     Open {
         until: Instant,
     },
-    /// One trial request is in flight; everyone else is refused until it reports.
-    HalfOpen,
+    /// One trial request is in flight; everyone else is refused until it reports. A trial
+    /// that never reports (the client went away and the request future was dropped, or it
+    /// ended in an error that is not counted) is given up after `open_for`, and another one
+    /// is admitted — otherwise the upstream would stay shut for good.
+    HalfOpen {
+        since: Instant,
+    },
 }
 
 /// Whether a request may go to the upstream.
@@ -54,11 +59,15 @@ impl Breaker {
         match *state {
             State::Closed { .. } => Admission::Allowed,
             State::Open { until } if now >= until => {
-                *state = State::HalfOpen;
+                *state = State::HalfOpen { since: now };
                 Admission::Allowed
             }
             State::Open { until } => Admission::Open(until - now),
-            State::HalfOpen => Admission::Open(Duration::from_secs(1)),
+            State::HalfOpen { since } if now >= since + self.open_for => {
+                *state = State::HalfOpen { since: now };
+                Admission::Allowed
+            }
+            State::HalfOpen { .. } => Admission::Open(Duration::from_secs(1)),
         }
     }
 
@@ -87,7 +96,7 @@ impl Breaker {
                 };
                 false
             }
-            State::HalfOpen | State::Open { .. } => {
+            State::HalfOpen { .. } | State::Open { .. } => {
                 *state = State::Open {
                     until: now + self.open_for,
                 };
@@ -130,6 +139,27 @@ mod tests {
         assert_eq!(b.admit(later + Duration::from_secs(31)), Admission::Allowed);
         assert!(b.success());
         assert_eq!(b.admit(later + Duration::from_secs(31)), Admission::Allowed);
+        assert!(!b.is_open());
+    }
+
+    #[test]
+    fn a_trial_that_never_reports_is_replaced_after_the_open_period() {
+        let b = Breaker::new(1, Duration::from_secs(30));
+        let t0 = Instant::now();
+        assert!(b.failure(t0));
+        let trial = t0 + Duration::from_secs(30);
+        assert_eq!(b.admit(trial), Admission::Allowed);
+        // The trial's request is dropped: no success, no failure.
+        assert!(matches!(
+            b.admit(trial + Duration::from_secs(29)),
+            Admission::Open(_)
+        ));
+        assert_eq!(b.admit(trial + Duration::from_secs(30)), Admission::Allowed);
+        assert!(matches!(
+            b.admit(trial + Duration::from_secs(30)),
+            Admission::Open(_)
+        ));
+        assert!(b.success());
         assert!(!b.is_open());
     }
 
