@@ -3,13 +3,17 @@
 //! * `proxy [--duration S] [--connections N]` — a trivial upstream (own process) measured with
 //!   wrk (a) directly, (b) through the gateway (own process), (c) through nginx (2 workers,
 //!   keep-alive upstream, started here on loopback). Last line:
-//!   `gateway: <n> rps p99 <x> ms ratio <r> of nginx`.
+//!   `gateway: <n> rps p99 <x> ms ratio <r> of nginx`. Before it, the overhead on a real
+//!   endpoint: the real auth service (own process, throwaway database) answering
+//!   `GET /api/auth/me` with a bearer token, measured directly and through the gateway at the
+//!   same concurrency (`real endpoint GET /api/auth/me: gateway <n> rps vs direct <m> rps ratio <r>`).
 //! * `ws [--sockets N] [--procs P]` — one gateway process, N authenticated sockets opened by P
 //!   load-generator processes (this binary re-executed) over 127.0.0.x source addresses, one
 //!   event published to RabbitMQ addressed to all, fan-out latency and gateway RSS per socket.
 //!   Last line: `ws: <n> sockets fanout p99 <x> ms <y> KiB/socket`.
 //!
-//! Internal modes used by the above: `serve-upstream`, `serve-gateway`, `ws-clients`.
+//! Internal modes used by the above: `serve-upstream`, `serve-auth`, `serve-gateway`,
+//! `ws-clients`.
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -59,6 +63,7 @@ fn main() -> anyhow::Result<()> {
         "ws" => rt.block_on(ws(&rest)),
         "serve-upstream" => rt.block_on(serve_upstream(&rest)),
         "serve-gateway" => rt.block_on(serve_gateway(&rest)),
+        "serve-auth" => rt.block_on(serve_auth()),
         "ws-clients" => rt.block_on(ws_clients(&rest)),
         other => bail!("unknown mode {other:?}; use proxy or ws"),
     }
@@ -119,6 +124,9 @@ async fn serve_gateway(args: &[String]) -> anyhow::Result<()> {
     if let Some(up) = arg_str(args, "--upstream") {
         config = config.with_upstream("payments", &up);
     }
+    if let Some(up) = arg_str(args, "--auth") {
+        config = config.with_upstream("auth", &up);
+    }
     config.jwks_file = arg_str(args, "--jwks").map(PathBuf::from);
     if let Some(amqp) = arg_str(args, "--amqp") {
         config.events_enabled = true;
@@ -137,6 +145,33 @@ async fn serve_gateway(args: &[String]) -> anyhow::Result<()> {
     });
     println!("listening {addr}");
     app.run_until_stopped().await?;
+    Ok(())
+}
+
+/// The real auth service (throwaway database, cheap argon2) with one registered user; prints
+/// `listening <addr>` then `token <access token>` and serves until killed.
+async fn serve_auth() -> anyhow::Result<()> {
+    let auth = payplane_auth::testing::TestApp::spawn().await?;
+    let email = format!("bench{}@example.com", uuid::Uuid::new_v4().simple());
+    let res = reqwest::Client::new()
+        .post(auth.url("/api/auth/register"))
+        .json(&json!({ "email": email, "password": "Correct-Horse-9", "name": "Bench User", "deviceId": "bench" }))
+        .send()
+        .await?;
+    let status = res.status();
+    let body: serde_json::Value = res.json().await?;
+    let token = body["data"]["accessToken"]
+        .as_str()
+        .with_context(|| format!("register answered {status}: {body}"))?;
+    println!("listening {}", auth.addr);
+    println!("token {token}");
+    let _ = std::io::stdout().flush();
+    // Serve until the parent closes our stdin, then stop so the throwaway database is dropped
+    // (a kill would leave it behind).
+    let _ =
+        tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink()))
+            .await;
+    auth.stop().await;
     Ok(())
 }
 
@@ -161,14 +196,27 @@ fn wrk_ms(text: &str) -> Option<f64> {
 }
 
 fn wrk(url: &str, duration: u64, connections: u32) -> anyhow::Result<Figures> {
-    let out = Command::new("wrk")
-        .args([
-            "-t2",
-            &format!("-c{connections}"),
-            &format!("-d{duration}s"),
-            "--latency",
-            url,
-        ])
+    wrk_with(url, duration, connections, None)
+}
+
+fn wrk_with(
+    url: &str,
+    duration: u64,
+    connections: u32,
+    header: Option<&str>,
+) -> anyhow::Result<Figures> {
+    let mut cmd = Command::new("wrk");
+    cmd.args([
+        "-t2",
+        &format!("-c{connections}"),
+        &format!("-d{duration}s"),
+        "--latency",
+    ]);
+    if let Some(h) = header {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd
+        .arg(url)
         .output()
         .context("running wrk (apt-get install -y wrk)")?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -277,7 +325,10 @@ fn proxy(args: &[String]) -> anyhow::Result<()> {
         let _ = nginx.wait();
     }
     let _ = std::fs::remove_dir_all(&dir);
+    drop(gateway);
+    let real = real_endpoint(duration, connections)?;
     let (gw, ngx) = (&results[1], &results[2]);
+    println!("{real}");
     println!(
         "gateway: {:.0} rps p99 {:.2} ms ratio {:.2} of nginx",
         gw.rps,
@@ -285,6 +336,49 @@ fn proxy(args: &[String]) -> anyhow::Result<()> {
         gw.rps / ngx.rps
     );
     Ok(())
+}
+
+/// The gateway's overhead on a real endpoint: auth's `GET /api/auth/me` (bearer token
+/// verified, user read from PostgreSQL) directly vs through a gateway in front of it, same wrk
+/// settings. Returns the summary line.
+fn real_endpoint(duration: u64, connections: u32) -> anyhow::Result<String> {
+    let mut auth = spawn_self(&["serve-auth"])?;
+    let mut line = String::new();
+    auth.out.read_line(&mut line)?;
+    let token = line
+        .trim()
+        .strip_prefix("token ")
+        .with_context(|| format!("auth said {line:?}"))?
+        .to_owned();
+    let gateway = spawn_self(&["serve-gateway", "--auth", &format!("http://{}", auth.addr)])?;
+    let path = "/api/auth/me";
+    let header = format!("Authorization: Bearer {token}");
+    println!(
+        "real endpoint GET {path} (auth service + PostgreSQL), wrk -t2 -c{connections} -d{duration}s"
+    );
+    let mut figures = Vec::new();
+    for (name, addr) in [("direct", auth.addr), ("gateway", gateway.addr)] {
+        let url = format!("http://{addr}{path}");
+        let _ = wrk_with(&url, 2, connections, Some(&header));
+        let f = wrk_with(&url, duration, connections, Some(&header))?;
+        println!(
+            "{name:>8}: {:>9.0} rps  p50 {:>6.2} ms  p99 {:>6.2} ms",
+            f.rps, f.p50, f.p99
+        );
+        figures.push(f);
+    }
+    drop(gateway);
+    drop(auth.child.stdin.take());
+    let _ = tokio_free_wait(&mut auth.child, Duration::from_secs(10));
+    let (direct, gw) = (&figures[0], &figures[1]);
+    Ok(format!(
+        "real endpoint GET {path}: gateway {:.0} rps p99 {:.2} ms vs direct {:.0} rps p99 {:.2} ms ratio {:.2} of direct",
+        gw.rps,
+        gw.p99,
+        direct.rps,
+        direct.p99,
+        gw.rps / direct.rps
+    ))
 }
 
 /// Waits for a child to exit, at most `limit`.
