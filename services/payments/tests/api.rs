@@ -978,6 +978,20 @@ async fn webhook_signature_replay_and_outcomes() {
             .data()["failureReason"],
         "Cancelled by payment processor"
     );
+    // A PSP reference another payment already holds: recorded, not applied, never a 500.
+    let other = id_of(&api.pay(&a, &b, "3").await);
+    let r = api
+        .signed_webhook(&json!({"id": "evt_7", "type": "payment.processing", "data": {"paymentId": other, "pspTransactionId": "ch_1"}}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (r.data()["applied"].as_bool(), r.data()["reason"].as_str()),
+        (Some(false), Some("psp_transaction_conflict"))
+    );
+    assert_eq!(
+        api.get(&format!("/api/payments/{other}"), &a).await.data()["status"],
+        "pending"
+    );
     let r = api
         .signed_webhook(&json!({"id": "evt_6", "type": "payment.exploded", "data": {}}))
         .await;
@@ -987,7 +1001,7 @@ async fn webhook_signature_replay_and_outcomes() {
     assert_eq!(f, ["data.paymentId", "data.pspTransactionId", "type"]);
     assert_eq!(
         api.count("SELECT count(*) FROM psp_webhook_events").await,
-        5
+        6
     );
 }
 

@@ -237,8 +237,22 @@ pub async fn receive(
     let target = target_of(ev.event_type);
     let from = lifecycle::status_of(&p).map_err(|e| ApiError::internal(&e))?;
     let ectx = event_context(&ctx);
+    // A PSP reference is unique across payments (data.md §3.2). One that already belongs to
+    // another payment is a PSP-side mix-up: recorded for reconciliation, never a 500 that the
+    // PSP would retry forever.
+    let held_elsewhere: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM payments WHERE psp_transaction_id = $1 AND id <> $2")
+            .bind(&ev.psp_transaction_id)
+            .bind(p.id)
+            .fetch_optional(&mut *tx)
+            .await
+            .ctx("check psp transaction id")?;
     let outcome = if from == target {
         "already_in_status"
+    } else if let Some(other) = held_elsewhere {
+        tracing::warn!(payment_id = %p.id, other_payment_id = %other, event_id = %ev.id,
+            "PSP transaction id already belongs to another payment; left for reconciliation");
+        "psp_transaction_conflict"
     } else if from == PaymentStatus::Pending && target == PaymentStatus::Completed {
         let step = Change {
             psp_transaction_id: Some(ev.psp_transaction_id.clone()),
