@@ -10,6 +10,7 @@ pub mod housekeeping;
 pub mod keys;
 pub mod lockout;
 pub mod markers;
+pub mod openapi;
 pub mod ops;
 pub mod password;
 pub mod routes;
@@ -21,3 +22,4 @@ pub mod views;
 
 pub use app::{AppState, Application, MIGRATOR, router};
 pub use config::Config;
+pub use openapi::openapi;

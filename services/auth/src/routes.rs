@@ -13,10 +13,16 @@ use axum::{
 };
 use payplane_kit::validate::{Fields, Text};
 
-use crate::{app::AppState, store::sessions::DeviceInput};
+use crate::{app::AppState, openapi::RouteTable, store::sessions::DeviceInput};
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    table().router
+}
+
+/// Every route with its path; the OpenAPI test compares the document with these paths.
+pub fn table() -> RouteTable {
+    RouteTable::default()
+        .route("/openapi.json", get(crate::openapi::serve))
         .route("/api/auth/register", post(session::register))
         .route("/api/auth/login", post(session::login))
         .route("/api/auth/refresh", post(session::refresh))

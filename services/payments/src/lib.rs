@@ -10,6 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod lifecycle;
+pub mod openapi;
 pub mod ops;
 pub mod routes;
 pub mod simulator;
@@ -20,3 +21,4 @@ pub mod views;
 
 pub use app::{AppState, Application, MIGRATOR, router};
 pub use config::Config;
+pub use openapi::openapi;

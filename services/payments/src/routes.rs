@@ -20,10 +20,17 @@ use serde_json::Value;
 use crate::{
     app::AppState,
     domain::money::{Amount, MoneyError},
+    openapi::RouteTable,
 };
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    table().router
+}
+
+/// Every route with its path; the OpenAPI test compares the document with these paths.
+pub fn table() -> RouteTable {
+    RouteTable::default()
+        .route("/openapi.json", get(crate::openapi::serve))
         .route("/api/payments", get(payments::list).post(payments::create))
         .route("/api/payments/recipients", get(payments::recipients))
         .route("/api/payments/reports", get(payments::reports))

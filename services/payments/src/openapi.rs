@@ -1,0 +1,574 @@
+//! The payments service's OpenAPI 3.1 document (api.md §5, §8.3: public routes only), served raw
+//! at `GET /openapi.json` and merged by the gateway. The schema types below exist only to
+//! describe the wire shapes; the handlers build their JSON from the store rows. No I/O.
+#![expect(dead_code, reason = "documentation-only types and operation stubs")]
+
+use std::collections::BTreeMap;
+
+use axum::{Json, Router, response::IntoResponse, routing::MethodRouter};
+use utoipa::{
+    Modify, OpenApi, ToSchema,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use crate::app::AppState;
+
+/// The router under construction together with every path registered on it, so the OpenAPI
+/// test compares the document with what is actually served (no hand-kept list to drift).
+pub struct RouteTable {
+    pub router: Router<AppState>,
+    pub paths: Vec<&'static str>,
+}
+
+impl Default for RouteTable {
+    fn default() -> Self {
+        Self {
+            router: Router::new(),
+            paths: Vec::new(),
+        }
+    }
+}
+
+impl RouteTable {
+    #[must_use]
+    pub fn route(mut self, path: &'static str, method_router: MethodRouter<AppState>) -> Self {
+        self.router = self.router.route(path, method_router);
+        self.paths.push(path);
+        self
+    }
+}
+
+/// A payment status.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentStatus {
+    Pending,
+    Processing,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+/// A payment type.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentType {
+    Instant,
+    Scheduled,
+    Recurring,
+}
+
+/// Who acted on a payment.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorType {
+    User,
+    Admin,
+    System,
+    Psp,
+}
+
+/// A money value on input (api.md §1.6): a JSON string `^(0|[1-9][0-9]*)(\.[0-9]{1,2})?$` or a
+/// JSON number with at most two fraction digits and no exponent.
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub enum MoneyInput {
+    #[schema(example = "1000.00")]
+    Text(String),
+    Number(f64),
+}
+
+/// A party of a payment, from the payments service's user directory.
+#[derive(ToSchema)]
+pub struct UserRef {
+    #[schema(format = "uuid")]
+    id: String,
+    email: String,
+    name: String,
+}
+
+/// One state change or edit of a payment (oldest first).
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Transaction {
+    #[schema(format = "uuid")]
+    id: String,
+    #[schema(format = "uuid")]
+    payment_id: String,
+    status: PaymentStatus,
+    previous_status: Option<PaymentStatus>,
+    status_message: String,
+    psp_transaction_id: Option<String>,
+    /// The acting user's id for `user`/`admin`, otherwise `null`.
+    #[schema(format = "uuid")]
+    actor_id: Option<String>,
+    actor_type: ActorType,
+    metadata: Option<BTreeMap<String, serde_json::Value>>,
+    #[schema(format = "date-time", example = "2026-03-01T10:00:00.000Z")]
+    created_at: String,
+}
+
+/// A payment as listed (api.md §5.2), without `transactions`.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Payment {
+    #[schema(format = "uuid")]
+    id: String,
+    #[schema(format = "uuid")]
+    sender_id: String,
+    #[schema(format = "uuid")]
+    recipient_id: String,
+    /// Two fraction digits.
+    #[schema(example = "1000.00")]
+    amount: String,
+    #[schema(example = "USD")]
+    currency: String,
+    status: PaymentStatus,
+    r#type: PaymentType,
+    description: String,
+    metadata: Option<BTreeMap<String, serde_json::Value>>,
+    psp_transaction_id: Option<String>,
+    psp_status: Option<String>,
+    failure_reason: Option<String>,
+    #[schema(format = "date-time")]
+    scheduled_for: Option<String>,
+    #[schema(format = "date-time")]
+    completed_at: Option<String>,
+    #[schema(format = "date-time", example = "2026-03-01T10:00:00.000Z")]
+    created_at: String,
+    #[schema(format = "date-time", example = "2026-03-01T10:00:00.000Z")]
+    updated_at: String,
+    sender: UserRef,
+    recipient: UserRef,
+}
+
+/// A single payment (get, create, update, status change): a Payment with its history.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentDetail {
+    #[schema(format = "uuid")]
+    id: String,
+    #[schema(format = "uuid")]
+    sender_id: String,
+    #[schema(format = "uuid")]
+    recipient_id: String,
+    #[schema(example = "1000.00")]
+    amount: String,
+    #[schema(example = "USD")]
+    currency: String,
+    status: PaymentStatus,
+    r#type: PaymentType,
+    description: String,
+    metadata: Option<BTreeMap<String, serde_json::Value>>,
+    psp_transaction_id: Option<String>,
+    psp_status: Option<String>,
+    failure_reason: Option<String>,
+    #[schema(format = "date-time")]
+    scheduled_for: Option<String>,
+    #[schema(format = "date-time")]
+    completed_at: Option<String>,
+    #[schema(format = "date-time", example = "2026-03-01T10:00:00.000Z")]
+    created_at: String,
+    #[schema(format = "date-time", example = "2026-03-01T10:00:00.000Z")]
+    updated_at: String,
+    sender: UserRef,
+    recipient: UserRef,
+    transactions: Vec<Transaction>,
+}
+
+/// List pagination (api.md §1.6).
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Pagination {
+    page: i64,
+    limit: i64,
+    total: i64,
+    total_pages: i64,
+}
+
+/// `GET /api/payments` data.
+#[derive(ToSchema)]
+pub struct PaymentPage {
+    payments: Vec<Payment>,
+    pagination: Pagination,
+}
+
+/// Counts per status; every status is listed.
+#[derive(ToSchema)]
+pub struct StatusCounts {
+    pending: i64,
+    processing: i64,
+    completed: i64,
+    failed: i64,
+    cancelled: i64,
+}
+
+/// Counts per type; every type is listed.
+#[derive(ToSchema)]
+pub struct TypeCounts {
+    instant: i64,
+    scheduled: i64,
+    recurring: i64,
+}
+
+/// Count and exact sum for one currency.
+#[derive(ToSchema)]
+pub struct CurrencyTotal {
+    count: i64,
+    #[schema(example = "12000.00")]
+    amount: String,
+}
+
+/// The effective report bounds.
+#[derive(ToSchema)]
+pub struct Period {
+    #[schema(format = "date-time")]
+    start: String,
+    #[schema(format = "date-time")]
+    end: String,
+}
+
+/// `GET /api/payments/reports` data.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    total_payments: i64,
+    /// A JSON number: the plain sum across currencies (kept for client compatibility).
+    #[schema(example = 15234.5)]
+    total_amount: f64,
+    by_status: StatusCounts,
+    by_type: TypeCounts,
+    /// Keyed by currency code.
+    by_currency: BTreeMap<String, CurrencyTotal>,
+    period: Period,
+}
+
+/// `POST /api/payments`.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePayment {
+    r#type: PaymentType,
+    /// 0.01 ≤ amount ≤ 10 000 000.00.
+    amount: MoneyInput,
+    /// One of the 40 supported currencies (default `USD`).
+    currency: Option<String>,
+    /// 1..500 characters.
+    description: String,
+    /// Exactly one of `recipientId` / `recipientEmail`.
+    #[schema(format = "uuid")]
+    recipient_id: Option<String>,
+    recipient_email: Option<String>,
+    /// Compact JSON ≤ 16 384 bytes, nesting depth ≤ 10.
+    metadata: Option<BTreeMap<String, serde_json::Value>>,
+    /// Required for `scheduled`, optional for `recurring`, not allowed for `instant`; in the
+    /// future and at most 365 days ahead.
+    #[schema(format = "date-time")]
+    scheduled_for: Option<String>,
+}
+
+/// `PUT /api/payments/{id}`: at least one field; rules as on create.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdatePayment {
+    amount: Option<MoneyInput>,
+    currency: Option<String>,
+    description: Option<String>,
+    #[schema(format = "uuid")]
+    recipient_id: Option<String>,
+    recipient_email: Option<String>,
+    /// An object replaces the stored one; `null` clears it.
+    metadata: Option<BTreeMap<String, serde_json::Value>>,
+    /// Changing to `instant` clears `scheduledFor`.
+    r#type: Option<PaymentType>,
+    /// A timestamp, or `null` to clear it.
+    #[schema(format = "date-time")]
+    scheduled_for: Option<String>,
+}
+
+/// `PATCH /api/payments/{id}/status`.
+#[derive(ToSchema)]
+pub struct StatusChange {
+    status: PaymentStatus,
+    /// 1..500 characters.
+    reason: Option<String>,
+}
+
+/// A PSP webhook event's payload.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookData {
+    #[schema(format = "uuid")]
+    payment_id: String,
+    /// 1..255 characters.
+    psp_transaction_id: String,
+    /// 1..100; defaults to the part of `type` after the dot.
+    psp_status: Option<String>,
+    /// At most 1000 characters.
+    failure_reason: Option<String>,
+}
+
+/// A PSP event type (`payment.cancelled` is accepted too).
+#[derive(ToSchema)]
+pub enum WebhookType {
+    #[serde(rename = "payment.processing")]
+    Processing,
+    #[serde(rename = "payment.succeeded")]
+    Succeeded,
+    #[serde(rename = "payment.failed")]
+    Failed,
+    #[serde(rename = "payment.canceled")]
+    Canceled,
+    #[serde(rename = "payment.cancelled")]
+    Cancelled,
+}
+
+/// `POST /api/payments/webhooks/psp`.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookEvent {
+    /// The PSP's event id (1..255), the deduplication key.
+    #[schema(example = "evt_0001")]
+    id: String,
+    r#type: WebhookType,
+    #[schema(format = "date-time")]
+    created_at: Option<String>,
+    data: WebhookData,
+}
+
+/// Why a verified event changed nothing.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookReason {
+    PaymentNotFound,
+    AlreadyInStatus,
+    InvalidTransition,
+}
+
+/// The outcome of a webhook event.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookResult {
+    event_id: String,
+    duplicate: bool,
+    applied: bool,
+    #[schema(format = "uuid")]
+    payment_id: Option<String>,
+    /// The payment's status after handling (`null` if unknown).
+    status: Option<PaymentStatus>,
+    /// Present when `applied` is false.
+    reason: Option<WebhookReason>,
+}
+
+macro_rules! envelope {
+    ($name:ident, $data:ty, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(ToSchema)]
+        pub struct $name {
+            success: bool,
+            data: $data,
+        }
+    };
+}
+
+envelope!(
+    PaymentPageEnvelope,
+    PaymentPage,
+    "`{success: true, data: {payments, pagination}}`."
+);
+envelope!(
+    PaymentDetailEnvelope,
+    PaymentDetail,
+    "`{success: true, data: Payment}` with `transactions`."
+);
+envelope!(
+    RecipientsEnvelope,
+    Vec<UserRef>,
+    "`{success: true, data: [{id, email, name}]}` (a plain array)."
+);
+envelope!(ReportEnvelope, Report, "`{success: true, data: Report}`.");
+envelope!(
+    WebhookResultEnvelope,
+    WebhookResult,
+    "`{success: true, data: WebhookResult}`."
+);
+
+/// One violated rule.
+#[derive(ToSchema)]
+pub struct FieldError {
+    field: String,
+    message: String,
+}
+
+/// The error body of api.md §1.3.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// A code of the catalog in api.md §1.4.
+    #[schema(example = "PAYMENT_NOT_FOUND")]
+    code: String,
+    message: String,
+    /// For `VALIDATION_ERROR`: every violation.
+    details: Option<Vec<FieldError>>,
+    request_id: String,
+}
+
+/// `{success: false, error: …}`.
+#[derive(ToSchema)]
+pub struct ErrorEnvelope {
+    success: bool,
+    error: ErrorBody,
+}
+
+#[utoipa::path(get, path = "/api/payments", tag = "payments", security(("bearerAuth" = [])),
+    params(
+        ("page" = Option<i64>, Query, description = "≥ 1, default 1"),
+        ("limit" = Option<i64>, Query, description = "1..100, default 10"),
+        ("sort" = Option<String>, Query, description = "`createdAt` (default), `amount` or `status`"),
+        ("order" = Option<String>, Query, description = "`asc` or `desc` (default)"),
+        ("status" = Option<PaymentStatus>, Query, description = "Only this status"),
+        ("type" = Option<PaymentType>, Query, description = "Only this type"),
+        ("startDate" = Option<String>, Query, description = "`createdAt` ≥ value: RFC 3339 or YYYY-MM-DD (alias `fromDate`)"),
+        ("fromDate" = Option<String>, Query, description = "Alias of `startDate`", deprecated),
+        ("endDate" = Option<String>, Query, description = "`createdAt` ≤ value; a plain date covers the whole day (alias `toDate`)"),
+        ("toDate" = Option<String>, Query, description = "Alias of `endDate`", deprecated),
+        ("minAmount" = Option<String>, Query, description = "Money, inclusive"),
+        ("maxAmount" = Option<String>, Query, description = "Money, inclusive; ≥ `minAmount`"),
+    ),
+    responses(
+        (status = 200, description = "Visible payments (ADMIN: all; others: sent or received)", body = PaymentPageEnvelope),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorEnvelope),
+    ))]
+fn list_payments() {}
+
+#[utoipa::path(post, path = "/api/payments", tag = "payments", security(("bearerAuth" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1..255 printable ASCII; replays the stored answer for 24 h (`Idempotent-Replayed: true`)")),
+    request_body = CreatePayment,
+    responses(
+        (status = 201, description = "Created as `pending`; emits payments.payment.created", body = PaymentDetailEnvelope),
+        (status = 400, description = "VALIDATION_ERROR, INVALID_JSON or INVALID_RECIPIENT", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 404, description = "RECIPIENT_NOT_FOUND", body = ErrorEnvelope),
+        (status = 409, description = "IDEMPOTENCY_IN_PROGRESS (Retry-After: 1)", body = ErrorEnvelope),
+        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
+        (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = ErrorEnvelope),
+        (status = 503, description = "SERVICE_UNAVAILABLE (auth unreachable)", body = ErrorEnvelope),
+    ))]
+fn create_payment() {}
+
+#[utoipa::path(get, path = "/api/payments/recipients", tag = "payments", security(("bearerAuth" = [])),
+    params(
+        ("search" = Option<String>, Query, description = "1..100, case-insensitive substring of name or email"),
+        ("limit" = Option<i64>, Query, description = "1..500, default 100"),
+    ),
+    responses(
+        (status = 200, description = "Active users other than the caller, by name then email", body = RecipientsEnvelope),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+    ))]
+fn recipients() {}
+
+#[utoipa::path(get, path = "/api/payments/reports", tag = "payments", security(("bearerAuth" = [])),
+    params(
+        ("startDate" = Option<String>, Query, description = "Default end − 30 days (alias `fromDate`)"),
+        ("fromDate" = Option<String>, Query, description = "Alias of `startDate`", deprecated),
+        ("endDate" = Option<String>, Query, description = "Default now (alias `toDate`)"),
+        ("toDate" = Option<String>, Query, description = "Alias of `endDate`", deprecated),
+    ),
+    responses(
+        (status = 200, description = "Aggregates (VENDOR: sent or received; ADMIN: all)", body = ReportEnvelope),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (CUSTOMER)", body = ErrorEnvelope),
+    ))]
+fn reports() {}
+
+#[utoipa::path(post, path = "/api/payments/webhooks/psp", tag = "psp",
+    params(("Psp-Signature" = String, Header, description = "`t=<unix seconds>,v1=<hex>[,v1=<hex>…]`: HMAC-SHA256 over `<t>.<raw body>`, ±300 s")),
+    request_body = WebhookEvent,
+    responses(
+        (status = 200, description = "Recorded (also duplicates and events that change nothing)", body = WebhookResultEnvelope),
+        (status = 400, description = "VALIDATION_ERROR or INVALID_JSON", body = ErrorEnvelope),
+        (status = 401, description = "INVALID_SIGNATURE", body = ErrorEnvelope),
+        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
+    ))]
+fn psp_webhook() {}
+
+#[utoipa::path(get, path = "/api/payments/{id}", tag = "payments", security(("bearerAuth" = [])),
+    params(("id" = String, Path, description = "Payment id (UUID)")),
+    responses(
+        (status = 200, description = "The payment with its transaction history", body = PaymentDetailEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 404, description = "PAYMENT_NOT_FOUND (unknown, non-UUID or not visible)", body = ErrorEnvelope),
+    ))]
+fn get_payment() {}
+
+#[utoipa::path(put, path = "/api/payments/{id}", tag = "payments", security(("bearerAuth" = [])),
+    params(("id" = String, Path, description = "Payment id (UUID)")),
+    request_body = UpdatePayment,
+    responses(
+        (status = 200, description = "The payment after the edit (unchanged if nothing differs)", body = PaymentDetailEnvelope),
+        (status = 400, description = "VALIDATION_ERROR, INVALID_JSON or INVALID_RECIPIENT", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (the recipient)", body = ErrorEnvelope),
+        (status = 404, description = "PAYMENT_NOT_FOUND or RECIPIENT_NOT_FOUND", body = ErrorEnvelope),
+        (status = 409, description = "INVALID_STATUS (not pending)", body = ErrorEnvelope),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
+    ))]
+fn update_payment() {}
+
+#[utoipa::path(patch, path = "/api/payments/{id}/status", tag = "payments", security(("bearerAuth" = [])),
+    params(("id" = String, Path, description = "Payment id (UUID)")),
+    request_body = StatusChange,
+    responses(
+        (status = 200, description = "The payment after the transition", body = PaymentDetailEnvelope),
+        (status = 400, description = "VALIDATION_ERROR or INVALID_JSON", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (sender asking for anything but `cancelled`, or the recipient)", body = ErrorEnvelope),
+        (status = 404, description = "PAYMENT_NOT_FOUND", body = ErrorEnvelope),
+        (status = 409, description = "INVALID_STATUS_TRANSITION", body = ErrorEnvelope),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
+    ))]
+fn change_status() {}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearerAuth",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "payplane payments service", description = "Payments, their lifecycle and the PSP webhook (api.md §5)."),
+    paths(list_payments, create_payment, recipients, reports, psp_webhook, get_payment,
+        update_payment, change_status),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "payments", description = "Payments visible to the caller"),
+        (name = "psp", description = "Payment processor notifications (signed, no bearer token)"),
+    ),
+)]
+struct PaymentsApi;
+
+/// The service's OpenAPI document (also what the gateway merges).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    PaymentsApi::openapi()
+}
+
+/// `GET /openapi.json` (raw, not enveloped: api.md §1.3).
+pub async fn serve() -> impl IntoResponse {
+    Json(openapi())
+}
