@@ -282,6 +282,9 @@ pub fn router(state: AppState) -> Router {
 /// A bound, ready-to-run gateway.
 pub struct Application {
     listener: TcpListener,
+    /// More `SO_REUSEPORT` listeners on the same address, one per extra worker runtime
+    /// (`Config::workers`); kept as std sockets until their own runtime registers them.
+    extra: Vec<std::net::TcpListener>,
     state: AppState,
     shutdown: CancellationToken,
     tls: Option<Arc<ReloadingCert>>,
@@ -294,12 +297,25 @@ impl Application {
             Some((cert, key)) => Some(ReloadingCert::load(cert, key)?),
             None => None,
         };
+        let workers = if tls.is_some() { 1 } else { config.workers };
         let state = AppState::connect(config).await?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
+        let bind_err = |source| StartError::Bind { addr, source };
+        let (listener, extra) = if workers > 1 {
+            let first = reuseport_listener(addr).map_err(bind_err)?;
+            // Port 0 resolves on the first bind; the others join that port.
+            let actual = first.local_addr().map_err(bind_err)?;
+            let mut extra = Vec::with_capacity(workers - 1);
+            for _ in 1..workers {
+                let l = reuseport_listener(actual).map_err(bind_err)?;
+                extra.push(l.into_std().map_err(bind_err)?);
+            }
+            (first, extra)
+        } else {
+            (TcpListener::bind(addr).await.map_err(bind_err)?, Vec::new())
+        };
         Ok(Self {
             listener,
+            extra,
             state,
             shutdown: CancellationToken::new(),
             tls,
@@ -323,6 +339,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> Result<(), StartError> {
         let Self {
             listener,
+            extra,
             state,
             shutdown,
             tls,
@@ -364,6 +381,8 @@ impl Application {
         });
         let hub = state.ws.hub.clone();
         let stop = shutdown.clone();
+        let stop_workers = CancellationToken::new();
+        let workers_stop = stop_workers.clone();
         let signal = async move {
             tokio::select! {
                 () = payplane_kit::server::shutdown_signal() => {},
@@ -371,9 +390,31 @@ impl Application {
             }
             // WebSockets are long-lived: close them (1001) before the server waits for connections.
             hub.shutdown(Duration::from_secs(5)).await;
+            workers_stop.cancel();
         };
+        let proxy = state.proxy.clone();
         let app = tower::util::MapRequestLayer::new(trim_trailing_slash).layer(router(state));
         let app = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<PeerAddr>(app);
+        let mut threads = Vec::with_capacity(extra.len());
+        for (i, std_listener) in extra.into_iter().enumerate() {
+            let (app, proxy, stop) = (app.clone(), proxy.clone(), stop_workers.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("gateway-worker-{}", i + 1))
+                .spawn(move || -> std::io::Result<()> {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    proxy.use_thread_client();
+                    rt.block_on(async move {
+                        let listener = TcpListener::from_std(std_listener)?;
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(stop.cancelled_owned())
+                            .await
+                    })
+                })
+                .map_err(StartError::Serve)?;
+            threads.push(thread);
+        }
         let res = match tls {
             Some(cert) => {
                 let watch = cert.spawn_watch(config.tls_poll, tasks.clone());
@@ -386,6 +427,17 @@ impl Application {
             }
             None => serve_graceful(axum::serve(listener, app).with_graceful_shutdown(signal)).await,
         };
+        // The worker runtimes drain their connections after the same signal.
+        stop_workers.cancel();
+        let joined = tokio::task::spawn_blocking(move || {
+            threads.into_iter().try_for_each(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("gateway worker panicked")))
+            })
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let res = res.and(joined);
         shutdown.cancel();
         tasks.cancel();
         docs_task.abort();
@@ -394,6 +446,20 @@ impl Application {
         }
         res.map_err(StartError::Serve)
     }
+}
+
+/// A listener that shares its port with the other workers' (`SO_REUSEPORT`: the kernel
+/// spreads new connections over them, so no accept lock and no hand-off between threads).
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// A single trailing slash is ignored (api.md §1.1), except under `/api-docs/`, where Swagger

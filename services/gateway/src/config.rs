@@ -92,6 +92,10 @@ pub struct Config {
     pub tls_poll: Duration,
     /// How often the upstreams' OpenAPI documents are fetched again.
     pub docs_refresh: Duration,
+    /// `GATEWAY_WORKERS` (default 1): with more than one, plain-HTTP traffic is accepted by
+    /// that many single-threaded runtimes, each on its own `SO_REUSEPORT` listener with its
+    /// own upstream pool (nginx's worker model). TLS always uses one listener.
+    pub workers: usize,
 }
 
 impl Config {
@@ -185,6 +189,7 @@ impl Config {
             tls,
             tls_poll: Duration::from_secs(5),
             docs_refresh: Duration::from_secs(60),
+            workers: env.parse("GATEWAY_WORKERS", 1_usize)?.max(1),
         })
     }
 
@@ -233,6 +238,7 @@ impl Config {
             tls: None,
             tls_poll: Duration::from_millis(200),
             docs_refresh: Duration::from_secs(60),
+            workers: 1,
         }
     }
 

@@ -135,6 +135,13 @@ impl Upstream {
     }
 }
 
+thread_local! {
+    /// A worker runtime's own client (see `Proxy::use_thread_client`): its pooled connections'
+    /// tasks then run on the same thread as the requests that use them, so a proxied request
+    /// never wakes another thread.
+    static THREAD_CLIENT: std::cell::RefCell<Option<HttpClient>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Every upstream plus the shared client.
 #[derive(Clone)]
 pub struct Proxy {
@@ -148,14 +155,7 @@ impl Proxy {
         upstreams: &[(&'static str, String)],
         policy: UpstreamPolicy,
     ) -> Result<Self, ProxyError> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(policy.connect_timeout));
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .build(connector);
+        let client = build_client(&policy);
         let upstreams = upstreams
             .iter()
             .map(|(name, url)| Upstream::new(name, url, &policy).map(Arc::new))
@@ -165,6 +165,18 @@ impl Proxy {
             upstreams: Arc::new(upstreams),
             policy,
         })
+    }
+
+    /// Gives the calling thread its own pooled client; called once at the start of each
+    /// single-threaded worker runtime.
+    pub fn use_thread_client(&self) {
+        let client = build_client(&self.policy);
+        THREAD_CLIENT.with(|c| *c.borrow_mut() = Some(client));
+    }
+
+    /// Sends through this thread's client if it has one, the shared one otherwise.
+    fn send(&self, req: Request) -> hyper_util::client::legacy::ResponseFuture {
+        THREAD_CLIENT.with(|c| c.borrow().as_ref().unwrap_or(&self.client).request(req))
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Upstream>> {
@@ -257,8 +269,7 @@ impl Proxy {
         };
         let outbound = Request::from_parts(parts, body);
         let started = Instant::now();
-        let result =
-            tokio::time::timeout(self.policy.response_timeout, self.client.request(outbound)).await;
+        let result = tokio::time::timeout(self.policy.response_timeout, self.send(outbound)).await;
         let hot = upstream.hot_metrics();
         hot.duration.record(started.elapsed().as_secs_f64());
         match result {
@@ -306,6 +317,18 @@ impl Proxy {
             }
         }
     }
+}
+
+/// The pooled keep-alive client (`TCP_NODELAY`, connect timeout, 60 s idle).
+fn build_client(policy: &UpstreamPolicy) -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(policy.connect_timeout));
+    connector.set_keepalive(Some(Duration::from_secs(60)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .build(connector)
 }
 
 fn gateway_timeout(name: &str) -> Response {

@@ -412,3 +412,36 @@ async fn health_docs_and_unknown_routes() {
     let res = http.get(gw.url("/ws")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UPGRADE_REQUIRED);
 }
+
+#[tokio::test]
+async fn several_reuseport_workers_proxy_and_stop_gracefully() {
+    let (gw, _) = gateway(|c| c.workers = 3).await;
+    // No connection reuse: each request is a new connection, so the kernel spreads them over
+    // the three listeners and every worker runtime (with its own upstream pool) answers.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let requests = (0..30).map(|i| {
+        let (http, url) = (http.clone(), gw.url(&format!("/api/payments/echo?i={i}")));
+        async move {
+            let res = http.get(url).send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(body["data"]["path"], format!("/api/payments/echo?i={i}"));
+            assert!(
+                body["data"]["headers"]["traceparent"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("00-")
+            );
+        }
+    });
+    futures::future::join_all(requests).await;
+    let addr = gw.addr;
+    tokio::time::timeout(Duration::from_secs(10), gw.stop())
+        .await
+        .expect("every worker runtime stops");
+    // Every listener is closed once stopped.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}

@@ -1,6 +1,6 @@
 //! `payplane-gateway-bench`: measures the gateway.
 //!
-//! * `proxy [--duration S] [--connections N]` — a trivial upstream (own process) measured with
+//! * `proxy [--duration S] [--connections N] [--workers W]` — a trivial upstream (own process) measured with
 //!   wrk (a) directly, (b) through the gateway (own process), (c) through nginx (2 workers,
 //!   keep-alive upstream, started here on loopback). Last line:
 //!   `gateway: <n> rps p99 <x> ms ratio <r> of nginx`. Before it, the overhead on a real
@@ -55,9 +55,18 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = args.first().map_or("proxy", String::as_str);
     let rest = args.get(1..).unwrap_or_default().to_vec();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let workers: usize = arg(&rest, "--workers", 1);
+    // `serve-gateway --workers N` (N > 1) runs like `GATEWAY_WORKERS=N payplane-gateway`: this
+    // thread is a single-threaded worker, the gateway starts the others.
+    let rt = if mode == "serve-gateway" && workers > 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    };
     match mode {
         "proxy" => proxy(&rest),
         "ws" => rt.block_on(ws(&rest)),
@@ -133,6 +142,7 @@ async fn serve_gateway(args: &[String]) -> anyhow::Result<()> {
         config.amqp_url = amqp;
     }
     config.ws.max_per_user = 10;
+    config.workers = arg(args, "--workers", 1);
     let app = payplane_gateway::Application::build(config).await?;
     let addr = app.local_addr().context("no address")?;
     let bridge = app.state().bridge.clone();
@@ -281,9 +291,15 @@ fn start_nginx(dir: &Path, upstream: SocketAddr) -> anyhow::Result<(Child, Socke
 fn proxy(args: &[String]) -> anyhow::Result<()> {
     let duration: u64 = arg(args, "--duration", 10);
     let connections: u32 = arg(args, "--connections", 64);
+    // Like nginx's `worker_processes 2`: one single-threaded runtime per core by default;
+    // `--workers 1` measures the one multi-threaded runtime instead.
+    let workers: usize = arg(args, "--workers", 2);
+    let workers_arg = workers.to_string();
     let upstream = spawn_self(&["serve-upstream"])?;
     let gateway = spawn_self(&[
         "serve-gateway",
+        "--workers",
+        &workers_arg,
         "--upstream",
         &format!("http://{}", upstream.addr),
     ])?;
@@ -296,7 +312,7 @@ fn proxy(args: &[String]) -> anyhow::Result<()> {
         ("nginx", nginx_addr),
     ];
     println!(
-        "trivial upstream GET {path}, wrk -t2 -c{connections} -d{duration}s, each after a 2 s warm-up"
+        "trivial upstream GET {path}, wrk -t2 -c{connections} -d{duration}s, each after a 2 s warm-up; gateway workers: {workers}"
     );
     let mut results = Vec::new();
     for (name, addr) in targets {
@@ -326,7 +342,7 @@ fn proxy(args: &[String]) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     drop(gateway);
-    let real = real_endpoint(duration, connections)?;
+    let real = real_endpoint(duration, connections, &workers_arg)?;
     let (gw, ngx) = (&results[1], &results[2]);
     println!("{real}");
     println!(
@@ -341,7 +357,7 @@ fn proxy(args: &[String]) -> anyhow::Result<()> {
 /// The gateway's overhead on a real endpoint: auth's `GET /api/auth/me` (bearer token
 /// verified, user read from PostgreSQL) directly vs through a gateway in front of it, same wrk
 /// settings. Returns the summary line.
-fn real_endpoint(duration: u64, connections: u32) -> anyhow::Result<String> {
+fn real_endpoint(duration: u64, connections: u32, workers: &str) -> anyhow::Result<String> {
     let mut auth = spawn_self(&["serve-auth"])?;
     let mut line = String::new();
     auth.out.read_line(&mut line)?;
@@ -350,7 +366,13 @@ fn real_endpoint(duration: u64, connections: u32) -> anyhow::Result<String> {
         .strip_prefix("token ")
         .with_context(|| format!("auth said {line:?}"))?
         .to_owned();
-    let gateway = spawn_self(&["serve-gateway", "--auth", &format!("http://{}", auth.addr)])?;
+    let gateway = spawn_self(&[
+        "serve-gateway",
+        "--workers",
+        workers,
+        "--auth",
+        &format!("http://{}", auth.addr),
+    ])?;
     let path = "/api/auth/me";
     let header = format!("Authorization: Bearer {token}");
     println!(
