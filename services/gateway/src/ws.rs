@@ -281,7 +281,10 @@ impl Session {
                     None => Step::Drop,
                 },
                 incoming = socket.recv() => match incoming {
-                    Some(Ok(Message::Text(t))) => self.on_text(&mut socket, t.as_str()).await,
+                    // Boxed: the handling of a client message (room authorisation over HTTP
+                    // included) would otherwise be stored inline in every socket's task for
+                    // its whole life, though it runs only while a message is handled.
+                    Some(Ok(Message::Text(t))) => Box::pin(self.on_text(&mut socket, t.as_str())).await,
                     Some(Ok(Message::Binary(_))) => Step::Close(1003),
                     Some(Ok(Message::Pong(_))) => {
                         if awaiting_pong {
@@ -313,7 +316,8 @@ impl Session {
             match step {
                 Step::Continue => {}
                 Step::Close(code) => {
-                    close(&mut socket, code).await;
+                    // Boxed for the same reason as `on_text`: it runs once, at the end.
+                    Box::pin(close(&mut socket, code)).await;
                     return;
                 }
                 Step::Drop => return,
