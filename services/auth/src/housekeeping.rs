@@ -10,7 +10,9 @@ use tokio_util::sync::CancellationToken;
 use crate::store::{Ctx, StoreError};
 
 /// Advisory lock key of the auth housekeeping job ("auth-hk").
-const LOCK_KEY: i64 = 0x0061_7574_682d_686b;
+/// The advisory lock that lets one replica at a time run a pass (public for tests that must
+/// keep the service's own pass away while they stage rows).
+pub const LOCK_KEY: i64 = 0x0061_7574_682d_686b;
 
 /// Rows removed by one pass.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

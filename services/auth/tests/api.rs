@@ -1452,6 +1452,14 @@ async fn housekeeping_removes_only_what_has_aged_out() {
     api.register(&email, "old").await;
     let live = api.login(&email, "new").await;
     let pool = &api.app.db.pool;
+    // The service runs a pass of its own at start-up; holding the pass lock while the rows are
+    // staged keeps that pass (if it has not run yet) from removing them before ours counts.
+    let mut holder = pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(payplane_auth::housekeeping::LOCK_KEY)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
     // Age the first session's end past 30 days and the outbox past 7 days.
     sqlx::query("UPDATE sessions SET revoked_at = now() - interval '31 days', revoke_reason = 'logout' WHERE device_id = 'old'").execute(pool).await.unwrap();
     sqlx::query("UPDATE outbox SET published_at = now() - interval '8 days' WHERE routing_key = 'auth.user.created'").execute(pool).await.unwrap();
@@ -1459,6 +1467,19 @@ async fn housekeeping_removes_only_what_has_aged_out() {
         .execute(pool)
         .await
         .unwrap();
+    assert!(
+        payplane_auth::housekeeping::run_once(pool)
+            .await
+            .unwrap()
+            .is_none(),
+        "a pass waits while another holds the lock"
+    );
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(payplane_auth::housekeeping::LOCK_KEY)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    drop(holder);
     let removed = payplane_auth::housekeeping::run_once(pool)
         .await
         .unwrap()
