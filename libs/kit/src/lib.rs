@@ -11,6 +11,7 @@ pub mod health;
 pub mod http;
 pub mod json;
 pub mod metrics;
+pub mod openapi;
 pub mod otel;
 pub mod request_id;
 pub mod server;

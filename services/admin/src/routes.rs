@@ -14,7 +14,7 @@ use axum::{
 use http::request::Parts;
 use payplane_authn::{Authn, CurrentUser};
 use payplane_events::auth::Role;
-use payplane_kit::ApiError;
+use payplane_kit::{ApiError, openapi::RouteTable};
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -41,7 +41,12 @@ where
 }
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    table().into_router()
+}
+
+/// Every route with its path; the OpenAPI test compares the document with these paths.
+pub fn table() -> RouteTable<AppState> {
+    RouteTable::default()
         .route("/api/admin/users", get(users::list).post(users::create))
         .route(
             "/api/admin/users/{id}",

@@ -8,6 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use payplane_kit::openapi::{check_document, probe};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::{PW, World, eventually, new_email, refresh_token, token};
@@ -686,6 +687,22 @@ async fn only_admins_get_in() {
         .await;
     assert_eq!(doc.status, StatusCode::OK);
     assert!(doc.body["paths"]["/api/admin/users/{id}/role"]["patch"].is_object());
+    // It describes exactly the served public routes (the router's own table), and over HTTP
+    // every documented operation is routed while every other method answers 405.
+    let table = payplane_admin::routes::table();
+    let (ops, problems) = check_document(&doc.body, &table.public_paths());
+    assert!(problems.is_empty(), "{problems:#?}");
+    let problems = probe(&ops, |method, path| {
+        let w = &w;
+        async move {
+            let r = w
+                .call(method, w.admin.url(&path), None, Some(json!({})))
+                .await;
+            (r.status, r.code().to_owned())
+        }
+    })
+    .await;
+    assert!(problems.is_empty(), "{problems:#?}");
     // The response is enveloped with a request id, and /api answers are not cached.
     let r = w.get("/api/admin/users").await;
     assert_eq!(r.body["success"], true);

@@ -13,14 +13,16 @@ use axum::{
 };
 use payplane_kit::validate::{Fields, Text};
 
-use crate::{app::AppState, openapi::RouteTable, store::sessions::DeviceInput};
+use payplane_kit::openapi::RouteTable;
+
+use crate::{app::AppState, store::sessions::DeviceInput};
 
 pub fn routes() -> Router<AppState> {
-    table().router
+    table().into_router()
 }
 
 /// Every route with its path; the OpenAPI test compares the document with these paths.
-pub fn table() -> RouteTable {
+pub fn table() -> RouteTable<AppState> {
     RouteTable::default()
         .route("/openapi.json", get(crate::openapi::serve))
         .route("/api/auth/register", post(session::register))

@@ -5,38 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use axum::{Json, Router, response::IntoResponse, routing::MethodRouter};
+use axum::{Json, response::IntoResponse};
 use utoipa::{
     Modify, OpenApi, ToSchema,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
-
-use crate::app::AppState;
-
-/// The router under construction together with every path registered on it, so the OpenAPI
-/// test compares the document with what is actually served (no hand-kept list to drift).
-pub struct RouteTable {
-    pub router: Router<AppState>,
-    pub paths: Vec<&'static str>,
-}
-
-impl Default for RouteTable {
-    fn default() -> Self {
-        Self {
-            router: Router::new(),
-            paths: Vec::new(),
-        }
-    }
-}
-
-impl RouteTable {
-    #[must_use]
-    pub fn route(mut self, path: &'static str, method_router: MethodRouter<AppState>) -> Self {
-        self.router = self.router.route(path, method_router);
-        self.paths.push(path);
-        self
-    }
-}
 
 /// A payment status.
 #[derive(ToSchema)]

@@ -13,22 +13,21 @@ use axum::{
     routing::{get, patch, post},
 };
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use payplane_kit::{ApiError, error::FieldError};
+use payplane_kit::{ApiError, error::FieldError, openapi::RouteTable};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::{
     app::AppState,
     domain::money::{Amount, MoneyError},
-    openapi::RouteTable,
 };
 
 pub fn routes() -> Router<AppState> {
-    table().router
+    table().into_router()
 }
 
 /// Every route with its path; the OpenAPI test compares the document with these paths.
-pub fn table() -> RouteTable {
+pub fn table() -> RouteTable<AppState> {
     RouteTable::default()
         .route("/openapi.json", get(crate::openapi::serve))
         .route("/api/payments", get(payments::list).post(payments::create))

@@ -4,19 +4,17 @@
 mod profile;
 
 use axum::{Router, routing::get};
+use payplane_kit::openapi::RouteTable;
 
 use crate::app::AppState;
 
-/// Every public operation; the OpenAPI document must describe exactly these (tested).
-pub const PUBLIC: [(&str, &str); 4] = [
-    ("GET", "/api/profile"),
-    ("PUT", "/api/profile"),
-    ("GET", "/api/profile/preferences"),
-    ("PUT", "/api/profile/preferences"),
-];
-
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    table().into_router()
+}
+
+/// Every route with its path; the OpenAPI test compares the document with these paths.
+pub fn table() -> RouteTable<AppState> {
+    RouteTable::default()
         .route("/openapi.json", get(crate::openapi::serve))
         .route("/api/profile", get(profile::show).put(profile::update))
         .route(
