@@ -279,6 +279,21 @@ pub fn router(state: AppState) -> Router {
     )
 }
 
+/// The runtime `main` runs the gateway on. With several workers (TLS keeps one) the calling
+/// thread is worker 0, a single-threaded loop like each of nginx's workers; `build` starts the
+/// others on their own threads. Otherwise one multi-threaded runtime serves everything.
+pub fn main_runtime(workers: usize, tls: bool) -> std::io::Result<tokio::runtime::Runtime> {
+    if workers > 1 && !tls {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    }
+}
+
 /// A bound, ready-to-run gateway.
 pub struct Application {
     listener: TcpListener,

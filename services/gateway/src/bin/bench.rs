@@ -56,17 +56,9 @@ fn main() -> anyhow::Result<()> {
     let mode = args.first().map_or("proxy", String::as_str);
     let rest = args.get(1..).unwrap_or_default().to_vec();
     let workers: usize = arg(&rest, "--workers", 1);
-    // `serve-gateway --workers N` (N > 1) runs like `GATEWAY_WORKERS=N payplane-gateway`: this
-    // thread is a single-threaded worker, the gateway starts the others.
-    let rt = if mode == "serve-gateway" && workers > 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-    };
+    // `serve-gateway --workers N` runs like `GATEWAY_WORKERS=N payplane-gateway`.
+    let serving_workers = if mode == "serve-gateway" { workers } else { 1 };
+    let rt = payplane_gateway::app::main_runtime(serving_workers, false)?;
     match mode {
         "proxy" => proxy(&rest),
         "ws" => rt.block_on(ws(&rest)),
