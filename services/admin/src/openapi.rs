@@ -1,221 +1,753 @@
-//! The service's OpenAPI 3.1 document (api.md §8.3: public routes only), served raw at
-//! `GET /openapi.json` and merged by the gateway. Written as data: the handlers build their
-//! JSON directly, so the document describes the wire shapes of api.md §6. No I/O.
+//! The admin service's OpenAPI 3.1 document (api.md §6, §8.3: public routes only), served raw at
+//! `GET /openapi.json` and merged by the gateway. The schema types below exist only to describe
+//! the wire shapes; the handlers build their JSON directly. The role, audit-action and
+//! resource-type vocabularies come from the constants the handlers validate with. No I/O.
+#![expect(dead_code, reason = "documentation-only types and operation stubs")]
+
+use std::collections::BTreeMap;
 
 use axum::{Json, response::IntoResponse};
-use serde_json::{Value, json};
+use utoipa::{
+    Modify, OpenApi, PartialSchema, ToSchema,
+    openapi::{
+        RefOr,
+        schema::{ObjectBuilder, Schema, Type},
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
+};
 
-use crate::audit::{ACTIONS, RESOURCE_TYPES};
+use crate::{
+    audit::{ACTIONS, RESOURCE_TYPES},
+    domain::ROLES,
+};
 
-fn op(summary: &str, ok: &str, schema: Option<&str>, body: Option<&str>) -> Value {
-    let mut responses = json!({
-        "400": {"$ref": "#/components/responses/Error"},
-        "401": {"$ref": "#/components/responses/Error"},
-        "403": {"$ref": "#/components/responses/Error"},
-    });
-    let content = schema.map_or(json!({"description": "No content"}), |s| {
-        json!({"description": "OK", "content": {"application/json": {"schema": {
-            "type": "object",
-            "properties": {"success": {"const": true}, "data": {"$ref": format!("#/components/schemas/{s}")}}
-        }}}})
-    });
-    responses[ok] = content;
-    let mut o = json!({
-        "tags": ["admin"],
-        "summary": summary,
-        "security": [{"bearerAuth": []}],
-        "responses": responses,
-    });
-    if let Some(b) = body {
-        o["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{b}")}}}});
+/// A string schema limited to `values` (a runtime constant, so not expressible as a derive).
+fn vocabulary(values: &[&str], description: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .description(Some(description))
+        .into()
+}
+
+/// A user's role, from [`ROLES`].
+pub struct Role;
+
+impl PartialSchema for Role {
+    fn schema() -> RefOr<Schema> {
+        vocabulary(
+            &ROLES,
+            "A user's role; input matches it case-insensitively.",
+        )
     }
-    o
 }
 
-fn param(name: &str, location: &str, schema: &Value) -> Value {
-    json!({"name": name, "in": location, "required": location == "path", "schema": schema})
+impl ToSchema for Role {}
+
+/// An audit action, from [`ACTIONS`].
+pub struct AuditAction;
+
+impl PartialSchema for AuditAction {
+    fn schema() -> RefOr<Schema> {
+        vocabulary(
+            &ACTIONS,
+            "An audit action (api.md §6.11); the query filter matches it case-insensitively.",
+        )
+    }
 }
 
-/// The document.
-pub fn openapi() -> Value {
-    let id = param("id", "path", &json!({"type": "string", "format": "uuid"}));
-    let key = param(
-        "key",
-        "path",
-        &json!({"type": "string", "pattern": "^[a-z0-9]+([._-][a-z0-9]+)*$", "maxLength": 128}),
-    );
-    let page = param("page", "query", &json!({"type": "integer", "minimum": 1}));
-    let limit = param(
-        "limit",
-        "query",
-        &json!({"type": "integer", "minimum": 1, "maximum": 100}),
-    );
-    let role = json!({"type": "string", "enum": ["ADMIN", "CUSTOMER", "VENDOR"]});
-    let mut list_users = op(
-        "List, search and filter users",
-        "200",
-        Some("UserPage"),
-        None,
-    );
-    list_users["parameters"] = json!([
-        page,
-        limit,
-        param(
-            "sort",
-            "query",
-            &json!({"type": "string", "enum": ["createdAt", "email", "name", "role"]})
-        ),
-        param(
-            "order",
-            "query",
-            &json!({"type": "string", "enum": ["asc", "desc"]})
-        ),
-        param("role", "query", &role),
-        param(
-            "search",
-            "query",
-            &json!({"type": "string", "minLength": 1, "maxLength": 255})
-        ),
-        param("isActive", "query", &json!({"type": "boolean"})),
-    ]);
-    let mut audit = op("Audit log, newest first", "200", Some("AuditPage"), None);
-    audit["parameters"] = json!([
-        page,
-        limit,
-        param(
-            "action",
-            "query",
-            &json!({"type": "string", "enum": ACTIONS})
-        ),
-        param(
-            "userId",
-            "query",
-            &json!({"type": "string", "format": "uuid"})
-        ),
-        param(
-            "resourceType",
-            "query",
-            &json!({"type": "string", "enum": RESOURCE_TYPES})
-        ),
-        param(
-            "resourceId",
-            "query",
-            &json!({"type": "string", "minLength": 1, "maxLength": 255})
-        ),
-        param("startDate", "query", &json!({"type": "string"})),
-        param("endDate", "query", &json!({"type": "string"})),
-    ]);
-    let with = |mut o: Value, p: &Value| {
-        o["parameters"] = json!([p]);
-        o
-    };
-    let role_op = op(
-        "Change a user's role",
-        "200",
-        Some("ManagedUser"),
-        Some("RoleChange"),
-    );
-    let mut put_config = with(
-        op(
-            "Create or replace a config entry",
-            "200",
-            Some("ConfigEntry"),
-            Some("ConfigPut"),
-        ),
-        &key,
-    );
-    put_config["responses"]["201"] = put_config["responses"]["200"].clone();
-    json!({
-        "openapi": "3.1.0",
-        "info": {"title": "payplane admin", "version": env!("CARGO_PKG_VERSION")},
-        "tags": [{"name": "admin", "description": "User management, audit log, system config, health (ADMIN only)"}],
-        "paths": {
-            "/api/admin/users": {
-                "get": list_users,
-                "post": op("Create a user (any role)", "201", Some("ManagedUser"), Some("UserCreate")),
-            },
-            "/api/admin/users/{id}": {
-                "get": with(op("One user", "200", Some("ManagedUser"), None), &id),
-                "put": with(op("Change name and/or email", "200", Some("ManagedUser"), Some("UserUpdate")), &id),
-                "delete": with(op("Delete a user", "204", None, None), &id),
-            },
-            "/api/admin/users/{id}/role": {"put": with(role_op.clone(), &id), "patch": with(role_op, &id)},
-            "/api/admin/users/{id}/status": {
-                "patch": with(op("Activate or deactivate", "200", Some("ManagedUser"), Some("StatusChange")), &id),
-            },
-            "/api/admin/audit-logs": {"get": audit},
-            "/api/admin/audit-logs/actions": {"get": op("Known audit actions", "200", Some("Actions"), None)},
-            "/api/admin/config": {
-                "get": op("All config entries", "200", Some("ConfigList"), None),
-                "post": op("Create a config entry", "201", Some("ConfigEntry"), Some("ConfigCreate")),
-            },
-            "/api/admin/config/{key}": {
-                "get": with(op("One config entry", "200", Some("ConfigEntry"), None), &key),
-                "put": put_config,
-                "delete": with(op("Delete a config entry", "204", None, None), &key),
-            },
-            "/api/admin/health": {"get": op("System health", "200", Some("SystemHealth"), None)},
-            "/api/admin/dashboard": {"get": op("Dashboard totals", "200", Some("Dashboard"), None)},
-        },
-        "components": {
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-            "responses": {"Error": {"description": "Error envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AdminError"}}}}},
-            "schemas": {
-                "AdminError": {"type": "object", "properties": {"success": {"const": false}, "error": {"type": "object",
-                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}, "requestId": {"type": "string"}}}}},
-                "ManagedUser": {"type": "object", "properties": {
-                    "id": {"type": "string", "format": "uuid"}, "email": {"type": "string"}, "name": {"type": "string"},
-                    "role": role, "isActive": {"type": "boolean"}, "emailVerified": {"type": "boolean"},
-                    "lastLoginAt": {"type": ["string", "null"], "format": "date-time"},
-                    "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"}}},
-                "Pagination": {"type": "object", "properties": {"page": {"type": "integer"}, "limit": {"type": "integer"},
-                    "total": {"type": "integer"}, "totalPages": {"type": "integer"}}},
-                "UserPage": {"type": "object", "properties": {"users": {"type": "array", "items": {"$ref": "#/components/schemas/ManagedUser"}},
-                    "pagination": {"$ref": "#/components/schemas/Pagination"}}},
-                "UserCreate": {"type": "object", "required": ["email", "password", "name", "role"], "properties": {
-                    "email": {"type": "string"}, "password": {"type": "string", "minLength": 12, "maxLength": 255},
-                    "name": {"type": "string", "minLength": 1, "maxLength": 255}, "role": role}},
-                "UserUpdate": {"type": "object", "properties": {"email": {"type": "string"}, "name": {"type": "string", "minLength": 1, "maxLength": 255}}},
-                "RoleChange": {"type": "object", "required": ["role"], "properties": {"role": role}},
-                "StatusChange": {"type": "object", "required": ["isActive"], "properties": {"isActive": {"type": "boolean"},
-                    "reason": {"type": "string", "minLength": 1, "maxLength": 500}}},
-                "AuditEntry": {"type": "object", "properties": {
-                    "id": {"type": "string", "format": "uuid"}, "userId": {"type": "string"}, "userName": {"type": "string"},
-                    "userEmail": {"type": "string"}, "action": {"type": "string", "enum": ACTIONS},
-                    "resourceType": {"type": "string"}, "resourceId": {"type": "string"}, "details": {"type": "object"},
-                    "ipAddress": {"type": "string"}, "userAgent": {"type": "string"}, "timestamp": {"type": "string", "format": "date-time"}}},
-                "AuditPage": {"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}},
-                    "pagination": {"$ref": "#/components/schemas/Pagination"}}},
-                "Actions": {"type": "array", "items": {"type": "string", "enum": ACTIONS}},
-                "ConfigEntry": {"type": "object", "properties": {"key": {"type": "string"}, "value": {},
-                    "description": {"type": ["string", "null"]}, "updatedBy": {"type": ["string", "null"], "format": "uuid"},
-                    "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"}}},
-                "ConfigList": {"type": "array", "items": {"$ref": "#/components/schemas/ConfigEntry"}},
-                "ConfigCreate": {"type": "object", "required": ["key", "value"], "properties": {"key": {"type": "string"}, "value": {},
-                    "description": {"type": ["string", "null"], "maxLength": 500}}},
-                "ConfigPut": {"type": "object", "required": ["value"], "properties": {"value": {},
-                    "description": {"type": ["string", "null"], "maxLength": 500}}},
-                "SystemHealth": {"type": "object", "properties": {"status": {"type": "string", "enum": ["healthy", "degraded", "unhealthy"]},
-                    "timestamp": {"type": "string"}, "version": {"type": "string"}, "uptime": {"type": "number"},
-                    "responseTime": {"type": "integer"}, "services": {"type": "object"}, "checks": {"type": "object"}}},
-                "Dashboard": {"type": "object", "properties": {"generatedAt": {"type": "string"}, "users": {"type": "object"},
-                    "payments": {"type": ["object", "null"]}, "audit": {"type": "object"}, "warnings": {"type": "array", "items": {"type": "string"}}}},
-            }
+impl ToSchema for AuditAction {}
+
+/// An audit resource type, from [`RESOURCE_TYPES`].
+pub struct ResourceType;
+
+impl PartialSchema for ResourceType {
+    fn schema() -> RefOr<Schema> {
+        vocabulary(
+            &RESOURCE_TYPES,
+            "A resource type an audit entry may name; the query filter matches it case-insensitively.",
+        )
+    }
+}
+
+impl ToSchema for ResourceType {}
+
+/// The sort key of the user list.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum UserSort {
+    CreatedAt,
+    Email,
+    Name,
+    Role,
+}
+
+/// A sort direction.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SortOrder {
+    Asc,
+    Desc,
+}
+
+/// A user as the admin API shows it (api.md §6.3), from the users read model.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedUser {
+    #[schema(format = "uuid")]
+    id: String,
+    #[schema(example = "customer@example.com")]
+    email: String,
+    #[schema(example = "Customer User")]
+    name: String,
+    role: Role,
+    is_active: bool,
+    email_verified: bool,
+    /// `null` until the user's first login is known.
+    #[schema(format = "date-time", required, example = "2026-03-01T10:00:00.000Z")]
+    last_login_at: Option<String>,
+    #[schema(format = "date-time", example = "2026-03-01T10:00:00.000Z")]
+    created_at: String,
+    #[schema(format = "date-time", example = "2026-03-01T10:00:00.000Z")]
+    updated_at: String,
+}
+
+/// List pagination (api.md §1.6).
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Pagination {
+    page: i64,
+    limit: i64,
+    total: i64,
+    total_pages: i64,
+}
+
+/// `GET /api/admin/users` data.
+#[derive(ToSchema)]
+pub struct UserPage {
+    users: Vec<ManagedUser>,
+    pagination: Pagination,
+}
+
+/// `POST /api/admin/users`.
+#[derive(ToSchema)]
+pub struct UserCreate {
+    #[schema(format = "email", max_length = 255)]
+    email: String,
+    /// 12..255 characters with an upper-case letter, a lower-case letter, a digit and a symbol.
+    #[schema(min_length = 12, max_length = 255)]
+    password: String,
+    /// 1..255 characters.
+    #[schema(min_length = 1, max_length = 255)]
+    name: String,
+    role: Role,
+}
+
+/// `PUT /api/admin/users/{id}`: at least one of `name`, `email` (`null` counts as absent).
+#[derive(ToSchema)]
+#[schema(min_properties = 1)]
+pub struct UserUpdate {
+    #[schema(format = "email", max_length = 255)]
+    email: Option<String>,
+    #[schema(min_length = 1, max_length = 255)]
+    name: Option<String>,
+}
+
+/// `PUT`/`PATCH /api/admin/users/{id}/role`.
+#[derive(ToSchema)]
+pub struct RoleChange {
+    role: Role,
+}
+
+/// `PATCH /api/admin/users/{id}/status`.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusChange {
+    is_active: bool,
+    /// 1..500 characters (multi-line); kept as the deactivation reason.
+    #[schema(min_length = 1, max_length = 500)]
+    reason: Option<String>,
+}
+
+/// One audit log entry (api.md §6.10). Optional fields are left out when unknown.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    #[schema(format = "uuid")]
+    id: String,
+    /// The acting user's id; `""` when there is none (system entries).
+    user_id: String,
+    #[schema(nullable = false)]
+    user_name: Option<String>,
+    #[schema(nullable = false)]
+    user_email: Option<String>,
+    action: AuditAction,
+    /// One of the resource types, or `""` when the entry names none.
+    resource_type: String,
+    /// `""` when the entry names no resource.
+    resource_id: String,
+    /// Present only when non-empty.
+    #[schema(nullable = false)]
+    details: Option<BTreeMap<String, serde_json::Value>>,
+    #[schema(nullable = false, example = "203.0.113.7")]
+    ip_address: Option<String>,
+    #[schema(nullable = false)]
+    user_agent: Option<String>,
+    #[schema(format = "date-time", example = "2026-03-01T10:00:00.000Z")]
+    timestamp: String,
+}
+
+/// `GET /api/admin/audit-logs` data: the entries nested as `data` (kept for client
+/// compatibility).
+#[derive(ToSchema)]
+pub struct AuditPage {
+    data: Vec<AuditEntry>,
+    pagination: Pagination,
+}
+
+/// Every audit action, sorted alphabetically.
+#[derive(ToSchema)]
+pub struct Actions(Vec<AuditAction>);
+
+/// A system config entry (api.md §6.12).
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigEntry {
+    #[schema(example = "payment.min_amount")]
+    key: String,
+    /// Any JSON value, `null` included.
+    value: serde_json::Value,
+    #[schema(required)]
+    description: Option<String>,
+    /// The admin who made the last change.
+    #[schema(format = "uuid", required)]
+    updated_by: Option<String>,
+    #[schema(format = "date-time", example = "2026-03-01T10:00:00.000Z")]
+    created_at: String,
+    #[schema(format = "date-time", example = "2026-03-01T10:00:00.000Z")]
+    updated_at: String,
+}
+
+/// `GET /api/admin/config` data: every entry, by key.
+#[derive(ToSchema)]
+pub struct ConfigList(Vec<ConfigEntry>);
+
+/// `POST /api/admin/config`.
+#[derive(ToSchema)]
+pub struct ConfigCreate {
+    /// 1..128 characters of `^[a-z0-9]+([._-][a-z0-9]+)*$`.
+    #[schema(
+        pattern = "^[a-z0-9]+([._-][a-z0-9]+)*$",
+        min_length = 1,
+        max_length = 128
+    )]
+    key: String,
+    /// Any JSON value (`null` included), at most 65 536 bytes in compact form.
+    value: serde_json::Value,
+    /// 0..500 characters (multi-line); `null` or absent for none.
+    #[schema(max_length = 500)]
+    description: Option<String>,
+}
+
+/// `PUT /api/admin/config/{key}`: creates the entry or replaces its value.
+#[derive(ToSchema)]
+pub struct ConfigPut {
+    /// Any JSON value (`null` included), at most 65 536 bytes in compact form.
+    value: serde_json::Value,
+    /// 0..500 characters (multi-line); `null` clears it, absent keeps the stored one.
+    #[schema(max_length = 500)]
+    description: Option<String>,
+}
+
+/// The overall health: `healthy` with no unhealthy probe, `degraded` with one or two,
+/// `unhealthy` with more.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
+
+/// One probe's verdict.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeStatus {
+    Healthy,
+    Unhealthy,
+}
+
+/// One probe in detail.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeCheck {
+    status: ProbeStatus,
+    response_time_ms: u64,
+    /// Why the probe failed; `null` when healthy.
+    #[schema(required)]
+    error: Option<String>,
+}
+
+/// Every probe's verdict.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStatuses {
+    database: ProbeStatus,
+    redis: ProbeStatus,
+    broker: ProbeStatus,
+    auth_service: ProbeStatus,
+    payments_service: ProbeStatus,
+    admin_service: ProbeStatus,
+    profile_service: ProbeStatus,
+    gateway: ProbeStatus,
+}
+
+/// Every probe in detail.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceChecks {
+    database: ProbeCheck,
+    redis: ProbeCheck,
+    broker: ProbeCheck,
+    auth_service: ProbeCheck,
+    payments_service: ProbeCheck,
+    admin_service: ProbeCheck,
+    profile_service: ProbeCheck,
+    gateway: ProbeCheck,
+}
+
+/// `GET /api/admin/health` data (api.md §6.13).
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemHealth {
+    status: HealthStatus,
+    #[schema(format = "date-time", example = "2026-03-01T10:00:00.000Z")]
+    timestamp: String,
+    /// The admin service's version.
+    version: String,
+    /// Seconds since the admin service started.
+    uptime: f64,
+    /// Milliseconds taken by all probes together.
+    response_time: u64,
+    services: ServiceStatuses,
+    checks: ServiceChecks,
+}
+
+/// Users per role.
+#[derive(ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub struct RoleCounts {
+    admin: i64,
+    customer: i64,
+    vendor: i64,
+}
+
+/// User totals from the read model (deleted users are not counted).
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserTotals {
+    total: i64,
+    active: i64,
+    inactive: i64,
+    by_role: RoleCounts,
+    /// Created in the last 24 hours.
+    new_last_24h: i64,
+}
+
+/// Audit totals.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditTotals {
+    /// Entries written in the last 24 hours.
+    entries_last_24h: i64,
+}
+
+/// `GET /api/admin/dashboard` data (api.md §6.14).
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Dashboard {
+    #[schema(format = "date-time", example = "2026-03-01T10:00:00.000Z")]
+    generated_at: String,
+    users: UserTotals,
+    /// The payments service's statistics (`GET /internal/payments/stats` data) as it answers
+    /// them; `null` when they could not be fetched in time (see `warnings`).
+    #[schema(required)]
+    payments: Option<BTreeMap<String, serde_json::Value>>,
+    audit: AuditTotals,
+    /// E.g. `payments statistics unavailable`.
+    warnings: Vec<String>,
+}
+
+macro_rules! envelope {
+    ($name:ident, $data:ty, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(ToSchema)]
+        pub struct $name {
+            /// Always `true`.
+            success: bool,
+            data: $data,
         }
-    })
+    };
 }
 
+envelope!(
+    UserPageEnvelope,
+    UserPage,
+    "`{success: true, data: {users, pagination}}`."
+);
+envelope!(
+    ManagedUserEnvelope,
+    ManagedUser,
+    "`{success: true, data: ManagedUser}`."
+);
+envelope!(
+    AuditPageEnvelope,
+    AuditPage,
+    "`{success: true, data: {data, pagination}}`."
+);
+envelope!(
+    ActionsEnvelope,
+    Actions,
+    "`{success: true, data: [action]}` (a plain array)."
+);
+envelope!(
+    ConfigEntryEnvelope,
+    ConfigEntry,
+    "`{success: true, data: ConfigEntry}`."
+);
+envelope!(
+    ConfigListEnvelope,
+    ConfigList,
+    "`{success: true, data: [ConfigEntry]}` (a plain array)."
+);
+envelope!(
+    SystemHealthEnvelope,
+    SystemHealth,
+    "`{success: true, data: SystemHealth}`."
+);
+envelope!(
+    DashboardEnvelope,
+    Dashboard,
+    "`{success: true, data: Dashboard}`."
+);
+
+/// One violated rule.
+#[derive(ToSchema)]
+pub struct FieldError {
+    field: String,
+    message: String,
+}
+
+/// The error body of api.md §1.3.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// A code of the catalog in api.md §1.4; auth's answers to user changes are passed through.
+    #[schema(example = "USER_NOT_FOUND")]
+    code: String,
+    message: String,
+    /// For `VALIDATION_ERROR`: every violation.
+    #[schema(nullable = false)]
+    details: Option<Vec<FieldError>>,
+    request_id: String,
+}
+
+/// `{success: false, error: …}`.
+#[derive(ToSchema)]
+pub struct ErrorEnvelope {
+    /// Always `false`.
+    success: bool,
+    error: ErrorBody,
+}
+
+/// List, search and filter users
+#[utoipa::path(get, path = "/api/admin/users", tag = "admin", security(("bearerAuth" = [])),
+    params(
+        ("page" = Option<i64>, Query, minimum = 1, description = "≥ 1, default 1"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1..100, default 10"),
+        ("sort" = Option<UserSort>, Query, description = "Default `createdAt`; `email` and `name` ignore case"),
+        ("order" = Option<SortOrder>, Query, description = "Default `desc`"),
+        ("role" = Option<Role>, Query, description = "Only this role"),
+        ("search" = Option<String>, Query, min_length = 1, max_length = 255, description = "Case-insensitive substring of name or email (`%`, `_` are literal)"),
+        ("isActive" = Option<bool>, Query, description = "Only active (`true`) or inactive (`false`) users"),
+    ),
+    responses(
+        (status = 200, description = "One page of users (deleted users are left out)", body = UserPageEnvelope),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (not ADMIN)", body = ErrorEnvelope),
+    ))]
+fn list_users() {}
+
+/// Create a user (any role)
+#[utoipa::path(post, path = "/api/admin/users", tag = "admin", security(("bearerAuth" = [])),
+    request_body = UserCreate,
+    responses(
+        (status = 201, description = "Created through auth; audited as USER_CREATED", body = ManagedUserEnvelope),
+        (status = 400, description = "VALIDATION_ERROR or INVALID_JSON", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (not ADMIN)", body = ErrorEnvelope),
+        (status = 409, description = "EMAIL_EXISTS", body = ErrorEnvelope),
+        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
+        (status = 503, description = "SERVICE_UNAVAILABLE (auth unreachable)", body = ErrorEnvelope),
+    ))]
+fn create_user() {}
+
+/// One user
+#[utoipa::path(get, path = "/api/admin/users/{id}", tag = "admin", security(("bearerAuth" = [])),
+    params(("id" = String, Path, format = "uuid", description = "User id (UUID)")),
+    responses(
+        (status = 200, description = "The user", body = ManagedUserEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (not ADMIN)", body = ErrorEnvelope),
+        (status = 404, description = "USER_NOT_FOUND (unknown, deleted or non-UUID id)", body = ErrorEnvelope),
+    ))]
+fn get_user() {}
+
+/// Change name and/or email
+#[utoipa::path(put, path = "/api/admin/users/{id}", tag = "admin", security(("bearerAuth" = [])),
+    params(("id" = String, Path, format = "uuid", description = "User id (UUID)")),
+    request_body = UserUpdate,
+    responses(
+        (status = 200, description = "The user after the change; audited as USER_UPDATED if anything changed", body = ManagedUserEnvelope),
+        (status = 400, description = "VALIDATION_ERROR or INVALID_JSON", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (not ADMIN)", body = ErrorEnvelope),
+        (status = 404, description = "USER_NOT_FOUND", body = ErrorEnvelope),
+        (status = 409, description = "EMAIL_EXISTS", body = ErrorEnvelope),
+        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
+        (status = 503, description = "SERVICE_UNAVAILABLE (auth unreachable)", body = ErrorEnvelope),
+    ))]
+fn update_user() {}
+
+/// Delete a user
+#[utoipa::path(delete, path = "/api/admin/users/{id}", tag = "admin", security(("bearerAuth" = [])),
+    params(("id" = String, Path, format = "uuid", description = "User id (UUID)")),
+    responses(
+        (status = 204, description = "Deleted through auth; audited as USER_DELETED"),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (not ADMIN)", body = ErrorEnvelope),
+        (status = 404, description = "USER_NOT_FOUND", body = ErrorEnvelope),
+        (status = 409, description = "SELF_MODIFICATION_FORBIDDEN or LAST_ADMIN", body = ErrorEnvelope),
+        (status = 503, description = "SERVICE_UNAVAILABLE (auth unreachable)", body = ErrorEnvelope),
+    ))]
+fn delete_user() {}
+
+/// Change a user's role
+#[utoipa::path(put, path = "/api/admin/users/{id}/role", tag = "admin", security(("bearerAuth" = [])),
+    params(("id" = String, Path, format = "uuid", description = "User id (UUID)")),
+    request_body = RoleChange,
+    responses(
+        (status = 200, description = "The user after the change; audited as USER_ROLE_CHANGED if the role changed", body = ManagedUserEnvelope),
+        (status = 400, description = "VALIDATION_ERROR or INVALID_JSON", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (not ADMIN)", body = ErrorEnvelope),
+        (status = 404, description = "USER_NOT_FOUND", body = ErrorEnvelope),
+        (status = 409, description = "SELF_MODIFICATION_FORBIDDEN or LAST_ADMIN", body = ErrorEnvelope),
+        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
+        (status = 503, description = "SERVICE_UNAVAILABLE (auth unreachable)", body = ErrorEnvelope),
+    ))]
+fn put_role() {}
+
+/// Change a user's role
+#[utoipa::path(patch, path = "/api/admin/users/{id}/role", tag = "admin", security(("bearerAuth" = [])),
+    params(("id" = String, Path, format = "uuid", description = "User id (UUID)")),
+    request_body = RoleChange,
+    responses(
+        (status = 200, description = "The user after the change; audited as USER_ROLE_CHANGED if the role changed", body = ManagedUserEnvelope),
+        (status = 400, description = "VALIDATION_ERROR or INVALID_JSON", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (not ADMIN)", body = ErrorEnvelope),
+        (status = 404, description = "USER_NOT_FOUND", body = ErrorEnvelope),
+        (status = 409, description = "SELF_MODIFICATION_FORBIDDEN or LAST_ADMIN", body = ErrorEnvelope),
+        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
+        (status = 503, description = "SERVICE_UNAVAILABLE (auth unreachable)", body = ErrorEnvelope),
+    ))]
+fn patch_role() {}
+
+/// Activate or deactivate
+#[utoipa::path(patch, path = "/api/admin/users/{id}/status", tag = "admin", security(("bearerAuth" = [])),
+    params(("id" = String, Path, format = "uuid", description = "User id (UUID)")),
+    request_body = StatusChange,
+    responses(
+        (status = 200, description = "The user after the change; deactivation ends the user's sessions; audited as USER_STATUS_CHANGED if the status changed", body = ManagedUserEnvelope),
+        (status = 400, description = "VALIDATION_ERROR or INVALID_JSON", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (not ADMIN)", body = ErrorEnvelope),
+        (status = 404, description = "USER_NOT_FOUND", body = ErrorEnvelope),
+        (status = 409, description = "SELF_MODIFICATION_FORBIDDEN or LAST_ADMIN", body = ErrorEnvelope),
+        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
+        (status = 503, description = "SERVICE_UNAVAILABLE (auth unreachable)", body = ErrorEnvelope),
+    ))]
+fn change_status() {}
+
+/// Audit log, newest first
+#[utoipa::path(get, path = "/api/admin/audit-logs", tag = "admin", security(("bearerAuth" = [])),
+    params(
+        ("page" = Option<i64>, Query, minimum = 1, description = "≥ 1, default 1"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1..100, default 20"),
+        ("action" = Option<AuditAction>, Query, description = "Only this action"),
+        ("userId" = Option<String>, Query, format = "uuid", description = "Only entries of this acting user"),
+        ("resourceType" = Option<ResourceType>, Query, description = "Only this resource type"),
+        ("resourceId" = Option<String>, Query, min_length = 1, max_length = 255, description = "Only this resource id"),
+        ("startDate" = Option<String>, Query, description = "Entries at or after: RFC 3339 with offset or YYYY-MM-DD (UTC); not after `endDate`"),
+        ("endDate" = Option<String>, Query, description = "Entries at or before: RFC 3339 with offset, or YYYY-MM-DD (UTC) for the whole day"),
+    ),
+    responses(
+        (status = 200, description = "One page of entries, newest first", body = AuditPageEnvelope),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (not ADMIN)", body = ErrorEnvelope),
+    ))]
+fn list_audit_logs() {}
+
+/// Known audit actions
+#[utoipa::path(get, path = "/api/admin/audit-logs/actions", tag = "admin", security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "Every audit action, sorted alphabetically", body = ActionsEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (not ADMIN)", body = ErrorEnvelope),
+    ))]
+fn audit_actions() {}
+
+/// All config entries
+#[utoipa::path(get, path = "/api/admin/config", tag = "admin", security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "Every entry, by key", body = ConfigListEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (not ADMIN)", body = ErrorEnvelope),
+    ))]
+fn list_config() {}
+
+/// Create a config entry
+#[utoipa::path(post, path = "/api/admin/config", tag = "admin", security(("bearerAuth" = [])),
+    request_body = ConfigCreate,
+    responses(
+        (status = 201, description = "Created; audited as SYSTEM_CONFIG_CHANGED, emits admin.config.updated", body = ConfigEntryEnvelope),
+        (status = 400, description = "VALIDATION_ERROR or INVALID_JSON", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (not ADMIN)", body = ErrorEnvelope),
+        (status = 409, description = "CONFIG_EXISTS", body = ErrorEnvelope),
+        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
+    ))]
+fn create_config() {}
+
+/// One config entry
+#[utoipa::path(get, path = "/api/admin/config/{key}", tag = "admin", security(("bearerAuth" = [])),
+    params(("key" = String, Path, pattern = "^[a-z0-9]+([._-][a-z0-9]+)*$", max_length = 128, description = "Config key")),
+    responses(
+        (status = 200, description = "The entry", body = ConfigEntryEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (not ADMIN)", body = ErrorEnvelope),
+        (status = 404, description = "CONFIG_NOT_FOUND (unknown or malformed key)", body = ErrorEnvelope),
+    ))]
+fn get_config() {}
+
+/// Create or replace a config entry
+#[utoipa::path(put, path = "/api/admin/config/{key}", tag = "admin", security(("bearerAuth" = [])),
+    params(("key" = String, Path, pattern = "^[a-z0-9]+([._-][a-z0-9]+)*$", max_length = 128, description = "Config key")),
+    request_body = ConfigPut,
+    responses(
+        (status = 200, description = "Replaced (unchanged if value and description are the same); a change is audited as SYSTEM_CONFIG_CHANGED and emits admin.config.updated", body = ConfigEntryEnvelope),
+        (status = 201, description = "Created; audited as SYSTEM_CONFIG_CHANGED, emits admin.config.updated", body = ConfigEntryEnvelope),
+        (status = 400, description = "VALIDATION_ERROR or INVALID_JSON", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (not ADMIN)", body = ErrorEnvelope),
+        (status = 404, description = "CONFIG_NOT_FOUND (malformed key)", body = ErrorEnvelope),
+        (status = 409, description = "CONFIG_EXISTS (created concurrently)", body = ErrorEnvelope),
+        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
+    ))]
+fn put_config() {}
+
+/// Delete a config entry
+#[utoipa::path(delete, path = "/api/admin/config/{key}", tag = "admin", security(("bearerAuth" = [])),
+    params(("key" = String, Path, pattern = "^[a-z0-9]+([._-][a-z0-9]+)*$", max_length = 128, description = "Config key")),
+    responses(
+        (status = 204, description = "Deleted; audited as SYSTEM_CONFIG_CHANGED, emits admin.config.updated"),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (not ADMIN)", body = ErrorEnvelope),
+        (status = 404, description = "CONFIG_NOT_FOUND (unknown or malformed key)", body = ErrorEnvelope),
+    ))]
+fn delete_config() {}
+
+/// System health
+#[utoipa::path(get, path = "/api/admin/health", tag = "admin", security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "Every dependency and service probed in parallel (also when some are down)", body = SystemHealthEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (not ADMIN)", body = ErrorEnvelope),
+    ))]
+fn system_health() {}
+
+/// Dashboard totals
+#[utoipa::path(get, path = "/api/admin/dashboard", tag = "admin", security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "User, payment and audit totals", body = DashboardEnvelope),
+        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (not ADMIN)", body = ErrorEnvelope),
+    ))]
+fn dashboard() {}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearerAuth",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "payplane admin service", description = "User management, audit log, system config, system health and dashboard (api.md §6)."),
+    paths(list_users, create_user, get_user, update_user, delete_user, put_role, patch_role,
+        change_status, list_audit_logs, audit_actions, list_config, create_config, get_config,
+        put_config, delete_config, system_health, dashboard),
+    // Types used only by query parameters are not collected from the paths.
+    components(schemas(UserSort, SortOrder, ResourceType)),
+    modifiers(&BearerAuth),
+    tags((name = "admin", description = "User management, audit log, system config, health (ADMIN only)")),
+)]
+struct AdminApi;
+
+/// The service's OpenAPI document (also what the gateway merges).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    AdminApi::openapi()
+}
+
+/// `GET /openapi.json` (raw, not enveloped: api.md §1.3).
 pub async fn serve() -> impl IntoResponse {
     Json(openapi())
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
+
+    fn document() -> Value {
+        serde_json::to_value(openapi()).unwrap()
+    }
 
     #[test]
     fn every_route_is_documented_and_references_resolve() {
-        let doc = openapi();
+        let doc = document();
         let (_, problems) =
             payplane_kit::openapi::check_document(&doc, &crate::routes::table().public_paths());
         assert!(problems.is_empty(), "{problems:#?}");
@@ -229,5 +761,33 @@ mod tests {
             }
             assert!(!node.is_null(), "{target}");
         }
+    }
+
+    #[test]
+    fn every_operation_is_secured_and_tagged() {
+        let doc = document();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                assert_eq!(op["tags"], json!(["admin"]), "{method} {path}");
+                assert_eq!(
+                    op["security"],
+                    json!([{"bearerAuth": []}]),
+                    "{method} {path}"
+                );
+            }
+        }
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearerAuth"],
+            json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+        );
+    }
+
+    #[test]
+    fn vocabularies_come_from_the_handlers_constants() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(schemas["AuditAction"]["enum"], json!(ACTIONS));
+        assert_eq!(schemas["ResourceType"]["enum"], json!(RESOURCE_TYPES));
+        assert_eq!(schemas["Role"]["enum"], json!(ROLES));
     }
 }
