@@ -1,13 +1,33 @@
 //! Keeps each service's OpenAPI document honest (api.md §8.3): a route table that remembers the
 //! paths it serves, and the checks its test runs — the document describes exactly the served
 //! public routes, and over HTTP every documented operation is routed while every other method
-//! on a documented path answers 405.
+//! on a documented path answers 405. Also the `bearerAuth` scheme every document declares.
 
 use std::{collections::BTreeSet, future::Future};
 
 use axum::{Router, routing::MethodRouter};
 use http::{Method, StatusCode};
 use serde_json::Value;
+
+/// Declares the `bearerAuth` security scheme (an EdDSA-signed JWT access token, api.md §2) that
+/// every service's operations name in `security(("bearerAuth" = []))`.
+pub struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearerAuth",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// The methods an operation may use; a path item's other keys (`parameters`, `summary`) are not
 /// operations.
@@ -91,13 +111,16 @@ pub fn concrete(path: &str) -> String {
     shape(path).replace("{}", "probe-1")
 }
 
+/// Every error answer is the envelope of api.md §1.3, and each document names its schema so.
+pub const ERROR_ENVELOPE: &str = "#/components/schemas/ErrorEnvelope";
+
 /// The documented operations as `(method, shaped path)`.
 pub type Operations = BTreeSet<(Method, String)>;
 
 /// Reads a document's operations and lists what is wrong with it against the served public
 /// paths: a path documented but not served or served but not documented, an undeclared or
-/// extra path parameter, an operation without a success response, an error response without a
-/// JSON body reference. An empty list means the document matches.
+/// extra path parameter, an operation without a success response, an error response that is not
+/// the [`ERROR_ENVELOPE`]. An empty list means the document matches.
 #[must_use]
 pub fn check_document(doc: &Value, served: &BTreeSet<String>) -> (Operations, Vec<String>) {
     let mut ops = Operations::new();
@@ -136,10 +159,9 @@ pub fn check_document(doc: &Value, served: &BTreeSet<String>) -> (Operations, Ve
             }
             for (status, r) in responses {
                 let is_error = status.starts_with('4') || status.starts_with('5');
-                let has_body = r["$ref"].is_string()
-                    || r["content"]["application/json"]["schema"]["$ref"].is_string();
-                if is_error && !has_body {
-                    problems.push(format!("{method} {path} {status}: no error envelope"));
+                let schema = &r["content"]["application/json"]["schema"]["$ref"];
+                if is_error && schema != ERROR_ENVELOPE {
+                    problems.push(format!("{method} {path} {status}: not the error envelope"));
                 }
             }
         }
@@ -203,7 +225,8 @@ mod tests {
                         "parameters": [{"in": "path", "name": "id"}],
                         "responses": {
                             "200": {"description": "ok"},
-                            "404": {"$ref": "#/components/responses/Error"}
+                            "404": {"description": "not found", "content": {"application/json":
+                                {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}
                         }
                     }
                 }
@@ -245,7 +268,7 @@ mod tests {
         for needle in [
             "path parameters",
             "no success response",
-            "400: no error envelope",
+            "400: not the error envelope",
             "/api/things/{} is documented but not served",
             "/api/other is served but not documented",
         ] {

@@ -7,12 +7,12 @@
 use std::collections::BTreeMap;
 
 use axum::{Json, response::IntoResponse};
+use payplane_kit::openapi::BearerAuth;
 use utoipa::{
-    Modify, OpenApi, PartialSchema, ToSchema,
+    OpenApi, PartialSchema, ToSchema,
     openapi::{
         RefOr,
         schema::{ObjectBuilder, Schema, Type},
-        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
     },
 };
 
@@ -694,23 +694,6 @@ fn system_health() {}
         (status = 403, description = "FORBIDDEN (not ADMIN)", body = ErrorEnvelope),
     ))]
 fn dashboard() {}
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearerAuth",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
 
 #[derive(OpenApi)]
 #[openapi(

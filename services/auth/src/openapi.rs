@@ -5,10 +5,8 @@
 #![expect(clippy::struct_field_names, reason = "field names are the wire names")]
 
 use axum::{Json, response::IntoResponse};
-use utoipa::{
-    Modify, OpenApi, ToSchema,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-};
+use payplane_kit::openapi::BearerAuth;
+use utoipa::{OpenApi, ToSchema};
 
 /// A user's role.
 #[derive(ToSchema)]
@@ -467,23 +465,6 @@ fn unlock() {}
         (status = 200, description = "Public signing keys (not enveloped; Cache-Control: public, max-age=300)", body = Jwks),
     ))]
 fn jwks() {}
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearerAuth",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
 
 #[derive(OpenApi)]
 #[openapi(

@@ -25,20 +25,6 @@ async fn openapi_document_describes_exactly_the_served_routes() {
     let table = payplane_auth::routes::table();
     let (ops, problems) = check_document(&doc, &table.public_paths());
     assert!(problems.is_empty(), "{problems:#?}");
-    // Every error answer is the envelope of api.md §1.3.
-    for (path, item) in doc["paths"].as_object().unwrap() {
-        for (method, op) in item.as_object().unwrap() {
-            for (status, r) in op["responses"].as_object().unwrap() {
-                if status.starts_with('4') || status.starts_with('5') {
-                    assert_eq!(
-                        r["content"]["application/json"]["schema"]["$ref"],
-                        "#/components/schemas/ErrorEnvelope",
-                        "{method} {path} {status}"
-                    );
-                }
-            }
-        }
-    }
     assert!(
         table.paths().iter().any(|p| p.starts_with("/internal")),
         "the internal routes exist and are left out on purpose"

@@ -6,10 +6,8 @@
 use std::collections::BTreeMap;
 
 use axum::{Json, response::IntoResponse};
-use utoipa::{
-    Modify, OpenApi, ToSchema,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-};
+use payplane_kit::openapi::BearerAuth;
+use utoipa::{OpenApi, ToSchema};
 
 /// A payment status.
 #[derive(ToSchema)]
@@ -505,23 +503,6 @@ fn update_payment() {}
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
     ))]
 fn change_status() {}
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearerAuth",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
 
 #[derive(OpenApi)]
 #[openapi(

@@ -3,10 +3,8 @@
 //! the wire shapes; the handlers build their JSON from the domain types. No I/O.
 
 use axum::{Json, response::IntoResponse};
-use utoipa::{
-    Modify, OpenApi, ToSchema,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-};
+use payplane_kit::openapi::BearerAuth;
+use utoipa::{OpenApi, ToSchema};
 
 /// Notification flags.
 #[derive(ToSchema)]
@@ -179,23 +177,6 @@ fn get_preferences() {}
     ))]
 #[expect(dead_code, reason = "documentation only")]
 fn put_preferences() {}
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearerAuth",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
 
 #[derive(OpenApi)]
 #[openapi(
