@@ -29,6 +29,21 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Declares the documentation type of a success envelope `{success: true, data: <$data>}`
+/// (api.md §1.3) for a service's utoipa document: `openapi_envelope!(UserEnvelope, User, "…");`.
+#[macro_export]
+macro_rules! openapi_envelope {
+    ($name:ident, $data:ty, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(::utoipa::ToSchema)]
+        pub struct $name {
+            /// Always `true`.
+            success: bool,
+            data: $data,
+        }
+    };
+}
+
 /// The methods an operation may use; a path item's other keys (`parameters`, `summary`) are not
 /// operations.
 pub const METHODS: [Method; 5] = [

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use axum::{Json, response::IntoResponse};
-use payplane_kit::openapi::BearerAuth;
+use payplane_kit::{openapi::BearerAuth, openapi_envelope as envelope};
 use utoipa::{
     OpenApi, PartialSchema, ToSchema,
     openapi::{
@@ -378,18 +378,6 @@ pub struct Dashboard {
     warnings: Vec<String>,
 }
 
-macro_rules! envelope {
-    ($name:ident, $data:ty, $doc:literal) => {
-        #[doc = $doc]
-        #[derive(ToSchema)]
-        pub struct $name {
-            /// Always `true`.
-            success: bool,
-            data: $data,
-        }
-    };
-}
-
 envelope!(
     UserPageEnvelope,
     UserPage,
@@ -536,7 +524,7 @@ fn update_user() {}
 fn delete_user() {}
 
 /// Change a user's role
-#[utoipa::path(put, path = "/api/admin/users/{id}/role", tag = "admin", security(("bearerAuth" = [])),
+#[utoipa::path(method(put, patch), path = "/api/admin/users/{id}/role", tag = "admin", security(("bearerAuth" = [])),
     params(("id" = String, Path, format = "uuid", description = "User id (UUID)")),
     request_body = RoleChange,
     responses(
@@ -550,24 +538,7 @@ fn delete_user() {}
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
         (status = 503, description = "SERVICE_UNAVAILABLE (auth unreachable)", body = ErrorEnvelope),
     ))]
-fn put_role() {}
-
-/// Change a user's role
-#[utoipa::path(patch, path = "/api/admin/users/{id}/role", tag = "admin", security(("bearerAuth" = [])),
-    params(("id" = String, Path, format = "uuid", description = "User id (UUID)")),
-    request_body = RoleChange,
-    responses(
-        (status = 200, description = "The user after the change; audited as USER_ROLE_CHANGED if the role changed", body = ManagedUserEnvelope),
-        (status = 400, description = "VALIDATION_ERROR or INVALID_JSON", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
-        (status = 403, description = "FORBIDDEN (not ADMIN)", body = ErrorEnvelope),
-        (status = 404, description = "USER_NOT_FOUND", body = ErrorEnvelope),
-        (status = 409, description = "SELF_MODIFICATION_FORBIDDEN or LAST_ADMIN", body = ErrorEnvelope),
-        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
-        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
-        (status = 503, description = "SERVICE_UNAVAILABLE (auth unreachable)", body = ErrorEnvelope),
-    ))]
-fn patch_role() {}
+fn set_role() {}
 
 /// Activate or deactivate
 #[utoipa::path(patch, path = "/api/admin/users/{id}/status", tag = "admin", security(("bearerAuth" = [])),
@@ -698,7 +669,7 @@ fn dashboard() {}
 #[derive(OpenApi)]
 #[openapi(
     info(title = "payplane admin service", description = "User management, audit log, system config, system health and dashboard (api.md §6)."),
-    paths(list_users, create_user, get_user, update_user, delete_user, put_role, patch_role,
+    paths(list_users, create_user, get_user, update_user, delete_user, set_role,
         change_status, list_audit_logs, audit_actions, list_config, create_config, get_config,
         put_config, delete_config, system_health, dashboard),
     // Types used only by query parameters are not collected from the paths.

@@ -5,7 +5,7 @@
 #![expect(clippy::struct_field_names, reason = "field names are the wire names")]
 
 use axum::{Json, response::IntoResponse};
-use payplane_kit::openapi::BearerAuth;
+use payplane_kit::{openapi::BearerAuth, openapi_envelope as envelope};
 use utoipa::{OpenApi, ToSchema};
 
 /// A user's role.
@@ -264,17 +264,6 @@ pub struct Jwk {
 #[derive(ToSchema)]
 pub struct Jwks {
     keys: Vec<Jwk>,
-}
-
-macro_rules! envelope {
-    ($name:ident, $data:ty, $doc:literal) => {
-        #[doc = $doc]
-        #[derive(ToSchema)]
-        pub struct $name {
-            success: bool,
-            data: $data,
-        }
-    };
 }
 
 envelope!(

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use axum::{Json, response::IntoResponse};
-use payplane_kit::openapi::BearerAuth;
+use payplane_kit::{openapi::BearerAuth, openapi_envelope as envelope};
 use utoipa::{OpenApi, ToSchema};
 
 /// A payment status.
@@ -328,17 +328,6 @@ pub struct WebhookResult {
     status: Option<PaymentStatus>,
     /// Present when `applied` is false.
     reason: Option<WebhookReason>,
-}
-
-macro_rules! envelope {
-    ($name:ident, $data:ty, $doc:literal) => {
-        #[doc = $doc]
-        #[derive(ToSchema)]
-        pub struct $name {
-            success: bool,
-            data: $data,
-        }
-    };
 }
 
 envelope!(
