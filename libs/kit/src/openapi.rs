@@ -29,6 +29,18 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The `pagination` object of every list answer (api.md §1.6), as the services' documents
+/// describe it (documentation only: handlers build their JSON directly).
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[expect(dead_code, reason = "documentation only")]
+pub struct Pagination {
+    page: i64,
+    limit: i64,
+    total: i64,
+    total_pages: i64,
+}
+
 /// Declares the documentation type of a success envelope `{success: true, data: <$data>}`
 /// (api.md §1.3) for a service's utoipa document: `openapi_envelope!(UserEnvelope, User, "…");`.
 #[macro_export]
@@ -135,7 +147,8 @@ pub type Operations = BTreeSet<(Method, String)>;
 /// Reads a document's operations and lists what is wrong with it against the served public
 /// paths: a path documented but not served or served but not documented, an undeclared or
 /// extra path parameter, an operation without a success response, an error response that is not
-/// the [`ERROR_ENVELOPE`]. An empty list means the document matches.
+/// the [`ERROR_ENVELOPE`], a `$ref` that points nowhere. An empty list means the document
+/// matches.
 #[must_use]
 pub fn check_document(doc: &Value, served: &BTreeSet<String>) -> (Operations, Vec<String>) {
     let mut ops = Operations::new();
@@ -181,6 +194,16 @@ pub fn check_document(doc: &Value, served: &BTreeSet<String>) -> (Operations, Ve
             }
         }
     }
+    let mut refs = Vec::new();
+    collect_refs(doc, &mut refs);
+    for r in refs {
+        let target = r
+            .strip_prefix("#/")
+            .map(|path| path.split('/').fold(doc, |node, part| &node[part]));
+        if target.is_none_or(Value::is_null) {
+            problems.push(format!("{r} does not resolve"));
+        }
+    }
     let documented: BTreeSet<String> = ops.iter().map(|(_, p)| p.clone()).collect();
     for p in documented.difference(served) {
         problems.push(format!("{p} is documented but not served"));
@@ -189,6 +212,21 @@ pub fn check_document(doc: &Value, served: &BTreeSet<String>) -> (Operations, Ve
         problems.push(format!("{p} is served but not documented"));
     }
     (ops, problems)
+}
+
+fn collect_refs<'a>(node: &'a Value, out: &mut Vec<&'a str>) {
+    match node {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match value {
+                    Value::String(r) if key == "$ref" => out.push(r),
+                    _ => collect_refs(value, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
 }
 
 /// Calls every method of [`METHODS`] on every documented path through `call` (which answers the
@@ -234,6 +272,7 @@ mod tests {
     fn doc() -> Value {
         json!({
             "openapi": "3.1.0",
+            "components": {"schemas": {"ErrorEnvelope": {"type": "object"}}},
             "paths": {
                 "/api/things/{id}": {
                     "get": {
@@ -276,14 +315,15 @@ mod tests {
     fn every_kind_of_drift_is_reported() {
         let mut d = doc();
         d["paths"]["/api/things/{id}"]["get"]["parameters"] = json!([]);
-        d["paths"]["/api/things/{id}"]["get"]["responses"] =
-            json!({"400": {"description": "bare"}});
+        d["paths"]["/api/things/{id}"]["get"]["responses"] = json!({"400": {"description": "bare"}, "409": {"content": {"application/json":
+                {"schema": {"$ref": "#/components/schemas/Missing"}}}}});
         let (_, problems) = check_document(&d, &served(&["/api/other"]));
         let text = problems.join("\n");
         for needle in [
             "path parameters",
             "no success response",
             "400: not the error envelope",
+            "#/components/schemas/Missing does not resolve",
             "/api/things/{} is documented but not served",
             "/api/other is served but not documented",
         ] {

@@ -6,7 +6,10 @@
 use std::collections::BTreeMap;
 
 use axum::{Json, response::IntoResponse};
-use payplane_kit::{openapi::BearerAuth, openapi_envelope as envelope};
+use payplane_kit::{
+    openapi::{BearerAuth, Pagination},
+    openapi_envelope as envelope,
+};
 use utoipa::{OpenApi, ToSchema};
 
 /// A payment status.
@@ -145,16 +148,6 @@ pub struct PaymentDetail {
     sender: UserRef,
     recipient: UserRef,
     transactions: Vec<Transaction>,
-}
-
-/// List pagination (api.md §1.6).
-#[derive(ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Pagination {
-    page: i64,
-    limit: i64,
-    total: i64,
-    total_pages: i64,
 }
 
 /// `GET /api/payments` data.
