@@ -6,8 +6,76 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, extract::Request};
 use tokio::{net::TcpListener, sync::Notify};
+use tokio_util::sync::CancellationToken;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
+
+/// The listen address could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("binding LISTEN_ADDR {addr}")]
+pub struct BindError {
+    pub addr: SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// A service's state bound to its listen address, with the token that stops it: what every
+/// service's `Application` is (tests and the dev runner read the address and the state, and
+/// cancel the token, before and while it runs).
+pub struct Bound<S> {
+    listener: TcpListener,
+    state: S,
+    shutdown: CancellationToken,
+}
+
+impl<S> Bound<S> {
+    pub async fn bind(addr: SocketAddr, state: S) -> Result<Self, BindError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| BindError { addr, source })?;
+        Ok(Self {
+            listener,
+            state,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    /// Cancelling it stops the service gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    pub fn into_parts(self) -> (TcpListener, S, CancellationToken) {
+        (self.listener, self.state, self.shutdown)
+    }
+}
+
+/// Serves until SIGINT/SIGTERM or `shutdown` is cancelled, with the default grace period, then
+/// cancels `shutdown` so the service's background tasks stop too.
+pub async fn serve_until_stopped(
+    listener: TcpListener,
+    router: Router,
+    shutdown: &CancellationToken,
+) -> std::io::Result<()> {
+    let stop = shutdown.clone();
+    let signal = async move {
+        tokio::select! {
+            () = shutdown_signal() => {},
+            () = stop.cancelled() => {},
+        }
+    };
+    let res = serve(listener, router, signal, DEFAULT_GRACE).await;
+    shutdown.cancel();
+    res
+}
 
 /// How long in-flight requests may run after a shutdown signal.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(20);

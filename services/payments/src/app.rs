@@ -1,7 +1,7 @@
 //! Building and running the payments service: state, router, background tasks (relay,
 //! `auth.user.*` consumer, PSP simulator, housekeeping), serving.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use axum::{Router, extract::FromRef};
 use payplane_authn::{Authn, Verifier, jwks::RemoteKeys, service::ServiceTokens, verifier::Keys};
@@ -12,10 +12,9 @@ use payplane_bus::{
 use payplane_kit::{
     health::{Check, Health},
     http::{StackOptions, stack},
+    server::{BindError, Bound},
 };
 use sqlx::{PgPool, migrate::Migrator};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::{
     cache::Cache,
@@ -31,12 +30,8 @@ pub enum StartError {
     Db(#[from] payplane_db::DbError),
     #[error("connecting to Redis at REDIS_URL")]
     Redis(#[source] redis::RedisError),
-    #[error("binding LISTEN_ADDR {addr}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     #[error("serving HTTP")]
     Serve(#[source] std::io::Error),
     #[error(transparent)]
@@ -163,11 +158,16 @@ pub fn router_with_bus(
     stack(crate::routes::routes().with_state(state), health, &opts)
 }
 
-/// A bound, ready-to-run service.
-pub struct Application {
-    listener: TcpListener,
-    state: AppState,
-    shutdown: CancellationToken,
+/// A bound, ready-to-run service; `local_addr`, `state` and `shutdown_token` come from
+/// [`Bound`] through `Deref`.
+pub struct Application(Bound<AppState>);
+
+impl std::ops::Deref for Application {
+    type Target = Bound<AppState>;
+
+    fn deref(&self) -> &Bound<AppState> {
+        &self.0
+    }
 }
 
 impl Application {
@@ -184,36 +184,12 @@ impl Application {
 
     async fn from_state(state: AppState) -> Result<Self, StartError> {
         let addr = state.config.listen_addr;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
-        Ok(Self {
-            listener,
-            state,
-            shutdown: CancellationToken::new(),
-        })
-    }
-
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.listener.local_addr().ok()
-    }
-
-    pub fn state(&self) -> &AppState {
-        &self.state
-    }
-
-    /// Cancelling it stops the service gracefully (tests and the dev runner use this).
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
+        Ok(Self(Bound::bind(addr, state).await?))
     }
 
     /// Serves until SIGINT/SIGTERM or the shutdown token, with the background tasks running.
     pub async fn run_until_stopped(self) -> Result<(), StartError> {
-        let Self {
-            listener,
-            state,
-            shutdown,
-        } = self;
+        let (listener, state, shutdown) = self.0.into_parts();
         let cfg = Arc::clone(&state.config);
         let simulator = (cfg.psp_mode == PspMode::Simulator)
             .then(|| crate::simulator::spawn(state.clone(), shutdown.clone()));
@@ -238,18 +214,8 @@ impl Application {
                 shutdown.clone(),
             ))
         });
-        let stop = shutdown.clone();
-        let signal = async move {
-            tokio::select! {
-                () = payplane_kit::server::shutdown_signal() => {},
-                () = stop.cancelled() => {},
-            }
-        };
         let app = router_with_bus(state, relay.clone(), consumer.clone());
-        let res =
-            payplane_kit::server::serve(listener, app, signal, payplane_kit::server::DEFAULT_GRACE)
-                .await;
-        shutdown.cancel();
+        let res = payplane_kit::server::serve_until_stopped(listener, app, &shutdown).await;
         if let Some(sim) = simulator {
             let _ = sim.await;
         }

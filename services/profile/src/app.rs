@@ -1,7 +1,7 @@
 //! Building and running the profile service: state, router, background tasks (JWKS refresh,
 //! outbox relay, `profile.events` consumer, housekeeping), serving.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use axum::{Router, extract::FromRef};
 use payplane_authn::{Authn, Verifier, jwks::RemoteKeys, verifier::Keys};
@@ -13,10 +13,9 @@ use payplane_events::topology::PROFILE_EVENTS;
 use payplane_kit::{
     health::{Check, Health},
     http::{StackOptions, stack},
+    server::{BindError, Bound},
 };
 use sqlx::{PgPool, migrate::Migrator};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::{cache::Cache, config::Config, events::UserEvents};
 
@@ -31,12 +30,8 @@ pub enum StartError {
     Db(#[from] payplane_db::DbError),
     #[error("connecting to Redis at REDIS_URL")]
     Redis(#[source] redis::RedisError),
-    #[error("binding LISTEN_ADDR {addr}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     #[error("consuming {queue}")]
     Consumer {
         queue: &'static str,
@@ -160,47 +155,28 @@ pub fn router_with_broker(state: AppState, broker: BrokerTasks) -> Router {
     stack(crate::routes::routes().with_state(state), health, &opts)
 }
 
-/// A bound, ready-to-run service.
-pub struct Application {
-    listener: TcpListener,
-    state: AppState,
-    shutdown: CancellationToken,
+/// A bound, ready-to-run service; `local_addr`, `state` and `shutdown_token` come from
+/// [`Bound`] through `Deref`.
+pub struct Application(Bound<AppState>);
+
+impl std::ops::Deref for Application {
+    type Target = Bound<AppState>;
+
+    fn deref(&self) -> &Bound<AppState> {
+        &self.0
+    }
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let addr = config.listen_addr;
         let state = AppState::connect(config).await?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
-        Ok(Self {
-            listener,
-            state,
-            shutdown: CancellationToken::new(),
-        })
-    }
-
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.listener.local_addr().ok()
-    }
-
-    pub fn state(&self) -> &AppState {
-        &self.state
-    }
-
-    /// Cancelling it stops the service gracefully (tests and the dev runner use this).
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
+        Ok(Self(Bound::bind(addr, state).await?))
     }
 
     /// Serves until SIGINT/SIGTERM or the shutdown token, with the background tasks running.
     pub async fn run_until_stopped(self) -> Result<(), StartError> {
-        let Self {
-            listener,
-            state,
-            shutdown,
-        } = self;
+        let (listener, state, shutdown) = self.0.into_parts();
         if let Keys::Remote(remote) = state.authn.verifier.keys() {
             let refresh = remote.spawn_refresh();
             let stop = shutdown.clone();
@@ -229,22 +205,12 @@ impl Application {
                 shutdown.clone(),
             ))
         });
-        let stop = shutdown.clone();
-        let signal = async move {
-            tokio::select! {
-                () = payplane_kit::server::shutdown_signal() => {},
-                () = stop.cancelled() => {},
-            }
-        };
         let broker = BrokerTasks {
             relay: relay.clone(),
             consumer: consumer.clone(),
         };
         let app = router_with_broker(state, broker);
-        let res =
-            payplane_kit::server::serve(listener, app, signal, payplane_kit::server::DEFAULT_GRACE)
-                .await;
-        shutdown.cancel();
+        let res = payplane_kit::server::serve_until_stopped(listener, app, &shutdown).await;
         let _ = housekeeping.await;
         if let Some(relay) = relay.and_then(|r| Arc::try_unwrap(r).ok()) {
             relay.join().await;
