@@ -391,7 +391,9 @@ impl ConsumerHandle {
     }
 }
 
-/// Starts [`run`] on the current runtime.
+/// Starts [`run`] on the current runtime. `shutdown` is the service's own token: a fatal
+/// topology mismatch cancels it, so the whole service stops and [`ConsumerHandle::join`] names
+/// the queue (events.md §1.2: the service refuses to start) instead of serving without events.
 pub fn spawn<H: Handler>(
     pool: PgPool,
     config: ConsumerConfig,
@@ -399,13 +401,15 @@ pub fn spawn<H: Handler>(
     shutdown: CancellationToken,
 ) -> ConsumerHandle {
     let state = Arc::new(ConsumerState::default());
-    let task = tokio::spawn(run_with_state(
-        pool,
-        config,
-        handler,
-        shutdown,
-        Arc::clone(&state),
-    ));
+    let task_state = Arc::clone(&state);
+    let task = tokio::spawn(async move {
+        let stop = shutdown.clone();
+        let res = run_with_state(pool, config, handler, shutdown, task_state).await;
+        if res.is_err() {
+            stop.cancel();
+        }
+        res
+    });
     ConsumerHandle { state, task }
 }
 

@@ -981,6 +981,21 @@ async fn consumer_refuses_to_start_on_queue_argument_mismatch_and_names_the_queu
         text.contains("admin.events") && text.contains("refusing to start"),
         "{text}"
     );
+    // Spawned the way services run it, the mismatch also stops the service it belongs to.
+    let service_shutdown = CancellationToken::new();
+    let handle = consumer::spawn(
+        sb.pool.clone(),
+        consumer_config(&sb),
+        Arc::new(Recorder::new(&sb.pool)),
+        service_shutdown.clone(),
+    );
+    tokio::time::timeout(Duration::from_secs(10), service_shutdown.cancelled()).await?;
+    let error = handle
+        .join()
+        .await
+        .err()
+        .context("join names the failure")?;
+    assert!(format!("{error}").contains("admin.events"), "{error}");
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{Router, extract::FromRef};
 use payplane_authn::{Authn, Verifier, jwks::RemoteKeys, verifier::Keys};
 use payplane_bus::{
-    consumer::{self, ConsumerConfig, ConsumerHandle},
+    consumer::{self, ConsumerConfig},
     relay::{Relay, RelayConfig},
 };
 use payplane_events::topology::ADMIN_EVENTS;
@@ -153,23 +153,14 @@ impl Application {
                 connection_name: "admin-consumer".into(),
                 ..ConsumerConfig::new(state.config.amqp_url.clone(), ADMIN_EVENTS)
             };
-            let handle: ConsumerHandle = consumer::spawn(
+            // A queue-argument mismatch stops the whole service (the runtime cancels
+            // `shutdown`) and is returned below.
+            consumer::spawn(
                 state.db.clone(),
                 config,
                 Arc::new(AdminEvents),
                 shutdown.clone(),
-            );
-            // The consumer only ends early when `admin.events` exists with other arguments
-            // (events.md §1.2): then the whole service stops and reports it.
-            let stop = shutdown.clone();
-            tokio::spawn(async move {
-                let res = handle.join().await;
-                if let Err(e) = &res {
-                    tracing::error!(error = %e, "admin.events consumer cannot run; stopping");
-                    stop.cancel();
-                }
-                res
-            })
+            )
         });
         let app = router(state);
         let res = payplane_kit::server::serve_until_stopped(listener, app, &shutdown).await;
@@ -177,11 +168,8 @@ impl Application {
         if let Some(relay) = relay {
             relay.join().await;
         }
-        if let Some(Ok(Err(e))) = match consumer {
-            Some(task) => Some(task.await),
-            None => None,
-        } {
-            return Err(e.into());
+        if let Some(consumer) = consumer {
+            consumer.join().await?;
         }
         res.map_err(StartError::Serve)
     }
