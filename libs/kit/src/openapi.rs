@@ -41,6 +41,15 @@ pub struct Pagination {
     total_pages: i64,
 }
 
+/// One violated rule in a `VALIDATION_ERROR`'s `details` (api.md §1.5), as the services'
+/// documents describe it (documentation only).
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "documentation only")]
+pub struct FieldError {
+    field: String,
+    message: String,
+}
+
 /// Declares the documentation type of a success envelope `{success: true, data: <$data>}`
 /// (api.md §1.3) for a service's utoipa document: `openapi_envelope!(UserEnvelope, User, "…");`.
 #[macro_export]

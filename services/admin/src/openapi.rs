@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use axum::{Json, response::IntoResponse};
 use payplane_kit::{
-    openapi::{BearerAuth, Pagination},
+    openapi::{BearerAuth, FieldError, Pagination},
     openapi_envelope as envelope,
 };
 use utoipa::{
@@ -411,13 +411,6 @@ envelope!(
     Dashboard,
     "`{success: true, data: Dashboard}`."
 );
-
-/// One violated rule.
-#[derive(ToSchema)]
-pub struct FieldError {
-    field: String,
-    message: String,
-}
 
 /// The error body of api.md §1.3.
 #[derive(ToSchema)]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use axum::{Json, response::IntoResponse};
 use payplane_kit::{
-    openapi::{BearerAuth, Pagination},
+    openapi::{BearerAuth, FieldError, Pagination},
     openapi_envelope as envelope,
 };
 use utoipa::{OpenApi, ToSchema};
@@ -344,13 +344,6 @@ envelope!(
     WebhookResult,
     "`{success: true, data: WebhookResult}`."
 );
-
-/// One violated rule.
-#[derive(ToSchema)]
-pub struct FieldError {
-    field: String,
-    message: String,
-}
 
 /// The error body of api.md §1.3.
 #[derive(ToSchema)]

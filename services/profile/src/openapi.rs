@@ -3,7 +3,7 @@
 //! the wire shapes; the handlers build their JSON from the domain types. No I/O.
 
 use axum::{Json, response::IntoResponse};
-use payplane_kit::openapi::BearerAuth;
+use payplane_kit::openapi::{BearerAuth, FieldError};
 use utoipa::{OpenApi, ToSchema};
 
 /// Notification flags.
@@ -107,14 +107,6 @@ pub struct ProfileEnvelope {
 pub struct PreferencesEnvelope {
     success: bool,
     data: Preferences,
-}
-
-/// One violated rule.
-#[derive(ToSchema)]
-#[expect(dead_code, reason = "documentation only")]
-pub struct FieldError {
-    field: String,
-    message: String,
 }
 
 /// The error body of api.md §1.3.
