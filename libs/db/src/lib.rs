@@ -2,6 +2,7 @@
 //! missing (dev runner), applying embedded migrations under sqlx's advisory lock, readiness,
 //! and (feature `testing`) a brand-new database per test. All functions do I/O.
 
+pub mod json;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod otel;
 pub mod request_id;
 pub mod server;
+pub mod storable;
 pub mod telemetry;
 pub mod validate;
 

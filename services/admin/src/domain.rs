@@ -5,8 +5,12 @@
 /// Roles as spelled on the wire.
 pub const ROLES: [&str; 3] = ["ADMIN", "CUSTOMER", "VENDOR"];
 
-/// Largest compact JSON serialisation of a config value.
-pub const MAX_CONFIG_VALUE_BYTES: usize = 65_536;
+/// A config value: at most 64 KiB compact, 32 levels deep, and storable exactly in `jsonb`
+/// (no NUL, numbers that read back unchanged).
+pub const CONFIG_VALUE_LIMITS: payplane_kit::storable::Limits = payplane_kit::storable::Limits {
+    max_bytes: 65_536,
+    max_depth: 32,
+};
 
 /// 12..255 characters with an ASCII upper-case letter, a lower-case letter, a digit and a
 /// character that is not an ASCII letter or digit.

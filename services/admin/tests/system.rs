@@ -666,3 +666,74 @@ async fn dashboard_takes_payment_statistics_from_the_payments_service() {
     assert_eq!(p["volumeByCurrency"], json!({"USD": "1000.00"}));
     assert_eq!(r.data()["warnings"], json!([]));
 }
+
+/// A config value that `jsonb` cannot hold exactly (a number serde cannot read back, a NUL) is
+/// a 400 naming `value`, never a 500; a value stored before this check (written here with SQL)
+/// neither breaks the list nor the read, and the repair migration keeps it as text.
+#[tokio::test]
+async fn unstorable_config_values_are_refused_and_old_ones_stay_readable() {
+    let w = World::new().await;
+    for value in [
+        json!({"x": f64::MAX}),
+        json!({"a": "\u{0}"}),
+        json!({"a\u{0}": 1}),
+        json!(1e-300),
+    ] {
+        let r = w
+            .admin(
+                Method::POST,
+                "/api/admin/config",
+                Some(json!({"key": "k.x", "value": value})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
+            "{value}: {}",
+            r.body
+        );
+        assert_eq!(r.fields(), ["value"]);
+        let r = w
+            .admin(
+                Method::PUT,
+                "/api/admin/config/k.x",
+                Some(json!({ "value": value })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{value}: {}", r.body);
+    }
+    let r = w
+        .admin(
+            Method::POST,
+            "/api/admin/config",
+            Some(json!({"key": "k.ok", "value": {"n": 12.75, "big": i64::MAX}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    // A row from before the check.
+    sqlx::query(
+        "INSERT INTO system_config (key, value) VALUES ('k.old', '{\"x\": 1.7976931348623157e308}')",
+    )
+    .execute(&w.admin.db.pool)
+    .await
+    .unwrap();
+    let r = w.get("/api/admin/config").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.data().as_array().unwrap().len(), 2);
+    let r = w.get("/api/admin/config/k.old").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.data()["value"], Value::Null);
+
+    sqlx::raw_sql(include_str!(
+        "../migrations/0002_repair_unreadable_json.sql"
+    ))
+    .execute(&w.admin.db.pool)
+    .await
+    .unwrap();
+    let r = w.get("/api/admin/config/k.old").await;
+    let kept = r.data()["value"].as_str().unwrap();
+    assert!(kept.starts_with("{\"x\": 17976931348623157"), "{kept}");
+    let r = w.get("/api/admin/config/k.ok").await;
+    assert_eq!(r.data()["value"], json!({"n": 12.75, "big": i64::MAX}));
+}

@@ -193,12 +193,3 @@ pub(crate) fn money_value(v: &Value) -> Result<Amount, String> {
     };
     Amount::parse(&text).map_err(|e| e.to_string())
 }
-
-/// Nesting depth of a JSON value (an empty object counts 1).
-pub(crate) fn depth(v: &Value) -> usize {
-    match v {
-        Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
-        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
-        _ => 0,
-    }
-}

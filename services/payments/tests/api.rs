@@ -1407,3 +1407,104 @@ async fn internal_endpoints_and_seed() {
         3
     );
 }
+
+/// The review's most severe finding: `metadata` with a number PostgreSQL stores but serde cannot
+/// read back (or a NUL, which `jsonb` refuses) must be a 400 naming `metadata`; and a row stored
+/// before that check (written here with SQL) must stop no list, read or simulator work.
+#[tokio::test]
+async fn unstorable_metadata_is_refused_and_an_old_bad_row_stops_nothing() {
+    let api = Api::new(fast_sim).await;
+    let (a, b) = (api.register("CUSTOMER").await, api.register("VENDOR").await);
+    let admin = api.admin().await;
+    let bad_values = [
+        json!({"x": f64::MAX}),
+        json!({"k": "a\u{0}b"}),
+        json!({"k\u{0}": 1}),
+        json!({"n": [1, {"deep": 1e40}]}),
+    ];
+    for metadata in &bad_values {
+        let r = api
+            .create(
+                &a,
+                json!({"type": "instant", "amount": "5", "description": "x",
+                               "recipientId": b.id, "metadata": metadata}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
+            "{metadata}: {}",
+            r.body
+        );
+        assert_eq!(r.fields(), ["metadata"]);
+    }
+    let at = chrono::Utc::now() + chrono::Duration::hours(1);
+    let r = api
+        .create(
+            &a,
+            json!({"type": "scheduled", "amount": "5", "description": "later", "recipientId": b.id,
+                           "scheduledFor": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                           "metadata": {"order": 7, "ratio": 0.125}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let later = id_of(r.data());
+    for metadata in &bad_values {
+        let r = api
+            .call(
+                Method::PUT,
+                &format!("/api/payments/{later}"),
+                Some(&a.token),
+                Some(json!({ "metadata": metadata })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{metadata}: {}", r.body);
+        assert_eq!(r.fields(), ["metadata"]);
+    }
+
+    // A row from before the check, never read yet (so not in the cache).
+    sqlx::query(
+        "UPDATE payments SET metadata = '{\"x\": 1.7976931348623157e308}' WHERE id = $1::uuid",
+    )
+    .bind(&later)
+    .execute(&api.app.db.pool)
+    .await
+    .unwrap();
+    for u in [&a, &b, &admin] {
+        let r = api.get("/api/payments", u).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let row = r.data()["payments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == later.as_str())
+            .cloned()
+            .unwrap();
+        assert_eq!(row["metadata"], Value::Null);
+    }
+    let r = api.get(&format!("/api/payments/{later}"), &a).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Payments keep being processed.
+    let next = id_of(&api.pay(&a, &b, "3").await);
+    wait_for_status(&api, &a, &next, "completed", 15).await;
+
+    // The repair migration keeps the stored value as text under one key.
+    sqlx::raw_sql(include_str!(
+        "../migrations/0003_repair_unreadable_metadata.sql"
+    ))
+    .execute(&api.app.db.pool)
+    .await
+    .unwrap();
+    let kept: Value = sqlx::query_scalar("SELECT metadata FROM payments WHERE id = $1::uuid")
+        .bind(&later)
+        .fetch_one(&api.app.db.pool)
+        .await
+        .unwrap();
+    assert!(
+        kept["unreadableMetadata"]
+            .as_str()
+            .unwrap()
+            .starts_with("{\"x\": 17976931348623157"),
+        "{kept}"
+    );
+}

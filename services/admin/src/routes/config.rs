@@ -26,7 +26,7 @@ use super::Admin;
 use crate::{
     app::AppState,
     audit,
-    domain::{MAX_CONFIG_VALUE_BYTES, config_key_ok},
+    domain::{CONFIG_VALUE_LIMITS, config_key_ok},
     store::{
         Ctx,
         audit::NewEntry,
@@ -86,18 +86,14 @@ fn description(f: &mut Fields<'_>, body: &Map<String, Value>) -> Description {
     }
 }
 
-/// `value`: required, any JSON (including null), compact form at most 64 KiB.
+/// `value`: required, any JSON (including null) within [`CONFIG_VALUE_LIMITS`].
 fn value(f: &mut Fields<'_>, body: &Map<String, Value>) -> Option<Value> {
     let Some(v) = body.get("value") else {
         f.push("value", "is required");
         return None;
     };
-    let size = serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
-    if size > MAX_CONFIG_VALUE_BYTES {
-        f.push(
-            "value",
-            format!("must serialise to at most {MAX_CONFIG_VALUE_BYTES} bytes"),
-        );
+    if let Err(msg) = payplane_kit::storable::check(v, CONFIG_VALUE_LIMITS) {
+        f.push("value", msg);
         return None;
     }
     Some(v.clone())

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
+use payplane_db::json::StoredJson;
 use serde_json::{Map, Value};
 use sqlx::{PgConnection, QueryBuilder, Row, postgres::PgRow};
 use uuid::Uuid;
@@ -117,7 +118,8 @@ fn view(row: &PgRow) -> Result<Value, sqlx::Error> {
     out.insert("resourceType".into(), text("resource_type")?);
     out.insert("resourceId".into(), text("resource_id")?);
     if let Some(details) = row
-        .try_get::<Option<Value>, _>("details")?
+        .try_get::<StoredJson, _>("details")?
+        .0
         .filter(|d| d.as_object().is_some_and(|o| !o.is_empty()))
     {
         out.insert("details".into(), details);

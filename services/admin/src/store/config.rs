@@ -1,6 +1,7 @@
 //! The `system_config` table (data.md §4.3).
 
 use chrono::{DateTime, Utc};
+use payplane_db::json::StoredJson;
 use serde_json::{Value, json};
 use sqlx::{PgConnection, Row, postgres::PgRow};
 use uuid::Uuid;
@@ -34,7 +35,10 @@ impl Entry {
 fn read(row: &PgRow) -> Result<Entry, sqlx::Error> {
     Ok(Entry {
         key: row.try_get("key")?,
-        value: row.try_get("value")?,
+        value: row
+            .try_get::<StoredJson, _>("value")?
+            .0
+            .unwrap_or(Value::Null),
         description: row.try_get("description")?,
         updated_by: row.try_get("updated_by")?,
         created_at: row.try_get("created_at")?,

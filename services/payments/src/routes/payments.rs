@@ -21,13 +21,14 @@ use payplane_kit::{
     ApiError, Data,
     context::RequestContext,
     json::JsonObject,
+    storable,
     validate::{Fields, Text},
 };
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::{Params, depth, money_value, parse_date};
+use super::{Params, money_value, parse_date};
 use crate::{
     app::AppState,
     cache::{Cache, Kind, Scope},
@@ -46,8 +47,12 @@ use crate::{
     views,
 };
 
-const MAX_METADATA_BYTES: usize = 16_384;
-const MAX_METADATA_DEPTH: usize = 10;
+/// `metadata`: at most 16 KiB compact, 10 levels deep, and storable exactly (no NUL, numbers
+/// that read back unchanged).
+const METADATA_LIMITS: storable::Limits = storable::Limits {
+    max_bytes: 16_384,
+    max_depth: 10,
+};
 
 pub(crate) fn is_admin(u: &CurrentUser) -> bool {
     u.0.role == Role::Admin
@@ -413,15 +418,10 @@ fn read_input(body: &Map<String, Value>, create: bool, f: &mut Fields<'_>) -> In
     if let Some(v) = body.get("metadata") {
         match v {
             Value::Null => input.metadata = Some(None),
-            Value::Object(_) => {
-                if v.to_string().len() > MAX_METADATA_BYTES {
-                    f.push("metadata", "must serialise to at most 16384 bytes");
-                } else if depth(v) > MAX_METADATA_DEPTH {
-                    f.push("metadata", "must not be nested deeper than 10 levels");
-                } else {
-                    input.metadata = Some(Some(v.clone()));
-                }
-            }
+            Value::Object(_) => match storable::check(v, METADATA_LIMITS) {
+                Ok(()) => input.metadata = Some(Some(v.clone())),
+                Err(msg) => f.push("metadata", msg),
+            },
             _ => f.push("metadata", "must be an object or null"),
         }
     }

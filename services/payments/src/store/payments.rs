@@ -2,6 +2,7 @@
 //! sender's and recipient's `{id, email, name}`.
 
 use chrono::{DateTime, Utc};
+use payplane_db::json::StoredJson;
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
@@ -20,6 +21,7 @@ pub struct PaymentRow {
     #[sqlx(rename = "type")]
     pub payment_type: String,
     pub description: String,
+    #[sqlx(try_from = "StoredJson")]
     pub metadata: Option<Value>,
     pub psp_transaction_id: Option<String>,
     pub psp_status: Option<String>,
@@ -44,6 +46,7 @@ pub struct TxRow {
     pub psp_transaction_id: Option<String>,
     pub actor_id: Option<Uuid>,
     pub actor_type: String,
+    #[sqlx(try_from = "StoredJson")]
     pub metadata: Option<Value>,
     pub created_at: DateTime<Utc>,
 }
