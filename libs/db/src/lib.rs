@@ -43,13 +43,18 @@ fn options(url: &str) -> Result<PgConnectOptions, DbError> {
         .map_err(|e| DbError::BadUrl(url.to_owned(), e))
 }
 
+/// How long a request waits for a pooled connection before giving up.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A pool on `url`, checked with one connection before returning.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
     let opts = options(url)?.log_statements(tracing::log::LevelFilter::Trace);
     let database = opts.get_database().unwrap_or("postgres").to_owned();
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+        // Short, so that while PostgreSQL is down clients learn it (503) in about a second
+        // instead of waiting out a long pool timeout.
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(opts)
         .await
         .map_err(|source| DbError::Connect { database, source })

@@ -143,13 +143,22 @@ impl ApiError {
     }
 
     /// An unexpected failure: logs the whole cause chain here, once, and hides it from the client.
+    /// A dependency that cannot be reached (the database restarting or stopped, a connection
+    /// refused or reset) is not a bug: it answers 503 `SERVICE_UNAVAILABLE` with `Retry-After`.
     pub fn internal(err: &(dyn std::error::Error + 'static)) -> Self {
         let mut chain = err.to_string();
+        let mut unreachable = is_unreachable(err);
         let mut source = err.source();
         while let Some(cause) = source {
             chain.push_str(": ");
             chain.push_str(&cause.to_string());
+            unreachable |= is_unreachable(cause);
             source = cause.source();
+        }
+        if unreachable {
+            tracing::warn!(error = %chain, "dependency unavailable");
+            return Self::unavailable("A dependency is unavailable; retry shortly")
+                .with_header(http::header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER_SECS);
         }
         tracing::error!(error = %chain, "internal error");
         Self::new(
@@ -158,6 +167,43 @@ impl ApiError {
             "An unexpected error occurred",
         )
     }
+}
+
+/// `Retry-After` of a 503 for an unreachable dependency: PostgreSQL restarts in a few seconds.
+const UNAVAILABLE_RETRY_AFTER_SECS: &str = "2";
+
+/// Whether one error of a cause chain means "cannot reach the dependency right now" rather than
+/// "the request or the code is wrong".
+fn is_unreachable(err: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(e) = err.downcast_ref::<sqlx::Error>() {
+        return match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => true,
+            // SQLSTATE class 08 (connection exception) and 57P01..57P03 (admin / crash shutdown,
+            // cannot connect now: a server that is stopping or starting).
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+            _ => false,
+        };
+    }
+    if let Some(e) = err.downcast_ref::<std::io::Error>() {
+        use std::io::ErrorKind as K;
+        return matches!(
+            e.kind(),
+            K::ConnectionRefused
+                | K::ConnectionReset
+                | K::ConnectionAborted
+                | K::BrokenPipe
+                | K::NotConnected
+                | K::UnexpectedEof
+                | K::TimedOut
+        );
+    }
+    false
 }
 
 impl IntoResponse for ApiError {
@@ -177,5 +223,35 @@ impl IntoResponse for ApiError {
             res.headers_mut().insert(name, value);
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("select payment")]
+    struct Store(#[source] sqlx::Error);
+
+    #[test]
+    fn an_unreachable_database_is_503_with_retry_after() {
+        for e in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into()),
+        ] {
+            let err = ApiError::internal(&Store(e));
+            assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(err.code, "SERVICE_UNAVAILABLE");
+            assert_eq!(err.headers[0].0, http::header::RETRY_AFTER);
+        }
+    }
+
+    #[test]
+    fn other_failures_stay_opaque_500s() {
+        let err = ApiError::internal(&Store(sqlx::Error::RowNotFound));
+        assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(err.headers.is_empty());
     }
 }

@@ -41,29 +41,73 @@ pub fn parse_object(
     }
 }
 
+/// A JSON object body together with its text, for the few fields whose rules are about how a
+/// value is written, not only what it is (money: no exponent form, api.md §1.6).
+#[derive(Debug, Clone, Default)]
+pub struct JsonObjectText {
+    pub body: Map<String, Value>,
+    text: bytes::Bytes,
+}
+
+impl JsonObjectText {
+    /// The text of top-level member `name` as the client wrote it (`1e3`, `"12.50"`), or `None`
+    /// when it is absent.
+    pub fn member_text(&self, name: &str) -> Option<String> {
+        let raw: std::collections::BTreeMap<String, Box<serde_json::value::RawValue>> =
+            serde_json::from_slice(&self.text).ok()?;
+        raw.get(name).map(|v| v.get().to_owned())
+    }
+}
+
+/// Reads the body under the route's limit (a [`BodyLimit`] extension, else the default).
+async fn read_body(req: Request) -> Result<(Option<String>, bytes::Bytes), ApiError> {
+    let limit = req
+        .extensions()
+        .get::<BodyLimit>()
+        .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| ApiError::payload_too_large(limit))?;
+    Ok((content_type, bytes))
+}
+
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let limit = req
-            .extensions()
-            .get::<BodyLimit>()
-            .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
-        let content_type = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map_err(|_| ApiError::payload_too_large(limit))?;
+        let (content_type, bytes) = read_body(req).await?;
         parse_object(content_type.as_deref(), &bytes).map(JsonObject)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonObjectText {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let (content_type, text) = read_body(req).await?;
+        let body = parse_object(content_type.as_deref(), &text)?;
+        Ok(Self { body, text })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_text_is_the_text_as_written() {
+        let text = bytes::Bytes::from_static(br#"{"amount": 1e3, "b": "12.50", "c": {"d": 1}}"#);
+        let body = parse_object(Some("application/json"), &text).unwrap();
+        let o = JsonObjectText { body, text };
+        assert_eq!(o.member_text("amount").as_deref(), Some("1e3"));
+        assert_eq!(o.member_text("b").as_deref(), Some("\"12.50\""));
+        assert_eq!(o.member_text("x"), None);
+    }
 
     #[test]
     fn contract_rules() {

@@ -167,6 +167,15 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional free-text string where empty or whitespace-only means absent (a `reason`
+    /// box that clients always send, api.md §5.10, §6.8).
+    pub fn text_or_absent(&mut self, name: &str, rule: Text) -> Option<String> {
+        if matches!(self.get(name), Some(Value::String(s)) if s.trim().is_empty()) {
+            return None;
+        }
+        self.text(name, false, rule)
+    }
+
     /// A secret string taken verbatim (passwords are not trimmed or normalised).
     pub fn secret(&mut self, name: &str, required: bool, min: usize, max: usize) -> Option<String> {
         let raw = self.raw_str(name, required)?;

@@ -183,12 +183,16 @@ pub(crate) fn parse_date(raw: &str, end: bool) -> Option<(DateTime<Utc>, bool)> 
     }
 }
 
-/// A money value from a JSON string or number (api.md §1.6). Numbers are read from their
-/// decimal text.
-pub(crate) fn money_value(v: &Value) -> Result<Amount, String> {
+/// A money value from a JSON string or number (api.md §1.6). `written` is the member's text as
+/// the client sent it: a number in exponent form (`1e3`) is refused, as the contract says,
+/// though serde reads it as 1000.
+pub(crate) fn money_value(v: &Value, written: Option<&str>) -> Result<Amount, String> {
     let text = match v {
         Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
+        Value::Number(_) if written.is_some_and(|w| w.contains(['e', 'E'])) => {
+            return Err("must be a plain decimal number (no exponent)".into());
+        }
+        Value::Number(n) => written.map_or_else(|| n.to_string(), str::to_owned),
         _ => return Err("must be a decimal number or a decimal string".into()),
     };
     Amount::parse(&text).map_err(|e| e.to_string())

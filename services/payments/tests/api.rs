@@ -655,7 +655,16 @@ async fn status_change_permissions() {
         (StatusCode::CONFLICT, "INVALID_STATUS_TRANSITION")
     );
     let id3 = id_of(&api.pay(&a, &b, "3").await);
-    let r = api.status(&a, &id3, "cancelled").await;
+    // An empty reason is absent (api.md §5.10: existing clients always send the reason box).
+    let r = api
+        .call(
+            Method::PATCH,
+            &format!("/api/payments/{id3}/status"),
+            Some(&a.token),
+            Some(json!({"status": "cancelled", "reason": ""})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.data()["failureReason"], "Cancelled by sender");
     // Concurrent changes on one payment: exactly one wins.
     let id4 = payment_in(&api, &a, &b, &admin, "processing").await;
@@ -818,13 +827,15 @@ async fn idempotency_replay_reuse_and_concurrency() {
         .execute(&api.app.db.pool)
         .await
         .unwrap();
+    // The taken-over claim's generation already has its payment (the first request did
+    // commit): the answer is that payment again, never a second one (unique index).
     let r = api.create_with_key(&a, "stuck", body2.clone()).await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    assert!(r.headers.get("idempotent-replayed").is_none());
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.headers["idempotent-replayed"], "true");
     assert_eq!(
         api.count("SELECT count(*) FROM payments WHERE description = 'stuck'")
             .await,
-        2
+        1
     );
     // 50 concurrent requests with one key: exactly one payment.
     let body =
@@ -850,7 +861,7 @@ async fn idempotency_replay_reuse_and_concurrency() {
     assert_eq!(
         api.count("SELECT count(*) FROM outbox WHERE routing_key = 'payments.payment.created'")
             .await,
-        5
+        4
     );
 }
 
@@ -1506,5 +1517,120 @@ async fn unstorable_metadata_is_refused_and_an_old_bad_row_stops_nothing() {
             .unwrap()
             .starts_with("{\"x\": 17976931348623157"),
         "{kept}"
+    );
+}
+
+/// api.md §1.6: money never in exponent form, though serde reads `1e3` as 1000.
+#[tokio::test]
+async fn money_in_exponent_form_is_refused() {
+    let api = Api::new(no_sim).await;
+    let (a, b) = (api.register("CUSTOMER").await, api.register("VENDOR").await);
+    let send = |amount: &'static str| {
+        let body = format!(
+            r#"{{"type":"instant","amount":{amount},"description":"x","recipientId":"{}"}}"#,
+            b.id
+        );
+        api.http
+            .post(api.app.url("/api/payments"))
+            .bearer_auth(&a.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for amount in ["1e3", "1E3", "1.5e2", "10e-1"] {
+        let r = send(amount).await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{amount}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["details"][0]["field"], "amount", "{amount}");
+    }
+    for (amount, stored) in [("1000", "1000.00"), ("12.50", "12.50"), ("\"7.5\"", "7.50")] {
+        let r = send(amount).await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "{amount}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["data"]["amount"], stored, "{amount}");
+    }
+}
+
+/// A database that cannot be reached is 503 `SERVICE_UNAVAILABLE` with `Retry-After`, within
+/// about the pool's acquire timeout — not a 500 after a long wait (the pool is closed here, as
+/// when PostgreSQL is gone; a stopped server is the fault tests' subject).
+#[tokio::test]
+async fn unreachable_database_is_503_with_retry_after() {
+    let api = Api::new(no_sim).await;
+    let (a, b) = (api.register("CUSTOMER").await, api.register("VENDOR").await);
+    api.app.state.db.close().await;
+    let started = std::time::Instant::now();
+    let r = api
+        .get(&format!("/api/payments/{}", Uuid::new_v4()), &a)
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.headers["retry-after"], "2");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let r = api
+        .create(
+            &a,
+            json!({"type": "instant", "amount": "5", "description": "x", "recipientId": b.id}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+}
+
+/// A claim stuck for 60 s is taken over; the original request can then no longer finish (its
+/// payment would roll back), and the unique index refuses a second payment for one claim.
+#[tokio::test]
+async fn a_taken_over_idempotency_claim_cannot_finish_and_one_key_is_one_payment() {
+    use payplane_payments::store::idempotency::{self, Claim};
+    let api = Api::new(no_sim).await;
+    let (a, b) = (api.register("CUSTOMER").await, api.register("VENDOR").await);
+    let pool = &api.app.db.pool;
+    let user: Uuid = a.id.parse().unwrap();
+    let claim = || idempotency::claim(pool, user, "k-1", "POST", "/api/payments", b"fp");
+    let Claim::Owned(first) = claim().await.unwrap() else {
+        panic!("first use must be owned")
+    };
+    assert_eq!(claim().await.unwrap(), Claim::InProgress);
+    sqlx::query("UPDATE idempotency_keys SET locked_at = now() - interval '61 seconds'")
+        .execute(pool)
+        .await
+        .unwrap();
+    let Claim::Owned(second) = claim().await.unwrap() else {
+        panic!("an abandoned claim is taken over")
+    };
+    assert_ne!(first.token, second.token);
+    assert_eq!(first.since, second.since, "same generation of the key");
+    let mut conn = pool.acquire().await.unwrap();
+    assert!(
+        !idempotency::finish(&mut conn, user, "k-1", &first, 201, b"{}", None)
+            .await
+            .unwrap(),
+        "the stuck request lost its claim"
+    );
+    assert!(
+        idempotency::finish(&mut conn, user, "k-1", &second, 201, b"{}", None)
+            .await
+            .unwrap()
+    );
+
+    // The backstop: one payment per sender, key and generation.
+    let p1 = id_of(&api.pay(&a, &b, "1").await);
+    let p2 = id_of(&api.pay(&a, &b, "2").await);
+    let mark = |id: String| {
+        sqlx::query(
+            "UPDATE payments SET idempotency_key = 'k-1', idempotency_since = $2 WHERE id = $1::uuid",
+        )
+        .bind(id)
+        .bind(second.since)
+        .execute(pool)
+    };
+    mark(p1).await.unwrap();
+    let err = mark(p2).await.unwrap_err();
+    assert_eq!(
+        err.as_database_error().and_then(|d| d.constraint()),
+        Some("payments_idempotency_once")
     );
 }

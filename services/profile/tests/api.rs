@@ -506,7 +506,8 @@ async fn every_validation_rule_has_a_failing_input() {
     rejects(&s, t, path, json!({"bio": "é".repeat(1001)}), &["bio"]).await;
     rejects(&s, t, path, json!({"bio": "nul\u{0}"}), &["bio"]).await;
     rejects(&s, t, path, json!({"bio": true}), &["bio"]).await;
-    // avatarUrl: absolute http(s) ≤ 2048, or data:image/(png|jpeg|gif|webp);base64 ≤ 2 MiB.
+    // avatarUrl: absolute http(s) ≤ 2048, or data:image/(png|jpeg|gif|webp);base64 of at most
+    // 2 796 220 characters (a 2 MiB image in base64, api.md §7 changelog review 2).
     for bad in [
         "ftp://example.com/a.png",
         "/avatars/a.png",
@@ -531,17 +532,17 @@ async fn every_validation_rule_has_a_failing_input() {
     );
     let prefix = "data:image/png;base64,";
     // Valid base64 (a multiple of 4), only too long.
-    let big = format!("{prefix}{}", "A".repeat(2_097_132));
-    assert_eq!(big.len(), 2_097_154);
+    let big = format!("{prefix}{}", "A".repeat(2_796_200));
+    assert_eq!(big.len(), 2_796_222);
     rejects(&s, t, path, json!({"avatarUrl": big}), &["avatarUrl"]).await;
     // The longest valid base64 that fits.
-    let max = format!("{prefix}{}", "A".repeat(2_097_128));
-    assert_eq!(max.len(), 2_097_150);
+    let max = format!("{prefix}{}", "A".repeat(2_796_196));
+    assert_eq!(max.len(), 2_796_218);
     let res = s.put(path, t, json!({"avatarUrl": max})).await;
     assert_eq!(
         res.status,
         StatusCode::OK,
-        "a 2 MiB data URL fits the 3 MiB body limit"
+        "a 2 MiB image as a data URL (2 796 218 characters) fits the 3 MiB body limit"
     );
     rejects(&s, t, path, json!({"avatarUrl": 7}), &["avatarUrl"]).await;
     // All violations of one request together, in body order of the rules.

@@ -253,7 +253,7 @@ pub async fn set_status(
 ) -> Result<Data<Value>, ApiError> {
     let mut f = Fields::new(&body);
     let active = f.boolean("isActive", true);
-    let reason = f.text("reason", false, Text::multiline(1, 500));
+    let reason = f.text_or_absent("reason", Text::multiline(1, 500));
     f.finish()?;
     let id = user_id(&id)?;
     let before = s.auth.get(&ctx, admin.id, id).await?;

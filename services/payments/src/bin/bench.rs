@@ -132,16 +132,19 @@ async fn create(
 async fn raw_create(pool: &PgPool, sender: Uuid, recipient: Uuid) -> anyhow::Result<f64> {
     let start = Instant::now();
     let key = Uuid::new_v4().to_string();
-    sqlx::query(
+    let token = Uuid::new_v4();
+    let since: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
         "INSERT INTO idempotency_keys (user_id, key, request_method, request_path, \
-           request_fingerprint, expires_at) VALUES ($1, $2, 'POST', '/api/payments', $3, \
-           now() + interval '24 hours') ON CONFLICT (user_id, key) DO NOTHING",
+           request_fingerprint, claim_token, expires_at) VALUES ($1, $2, 'POST', '/api/payments', \
+           $3, $4, now() + interval '24 hours') RETURNING created_at",
     )
     .bind(sender)
     .bind(&key)
     .bind(vec![0u8; 32])
-    .execute(pool)
+    .bind(token)
+    .fetch_one(pool)
     .await?;
+    let owner = payplane_payments::store::idempotency::Owner { token, since };
     let now = time::now();
     let id = Uuid::new_v4();
     let mut tx = pool.begin().await?;
@@ -156,6 +159,7 @@ async fn raw_create(pool: &PgPool, sender: Uuid, recipient: Uuid) -> anyhow::Res
         metadata: None,
         scheduled_for: None,
         idempotency_key: Some(&key),
+        idempotency_since: Some(since),
         status: "pending",
         psp_transaction_id: None,
         psp_status: None,
@@ -213,8 +217,16 @@ async fn raw_create(pool: &PgPool, sender: Uuid, recipient: Uuid) -> anyhow::Res
         },
     )
     .await?;
-    payplane_payments::store::idempotency::finish(&mut tx, sender, &key, 201, b"{}", Some(id))
-        .await?;
+    payplane_payments::store::idempotency::finish(
+        &mut tx,
+        sender,
+        &key,
+        &owner,
+        201,
+        b"{}",
+        Some(id),
+    )
+    .await?;
     tx.commit().await?;
     Ok(start.elapsed().as_secs_f64() * 1000.0)
 }

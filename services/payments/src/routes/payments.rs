@@ -20,7 +20,7 @@ use payplane_events::{
 use payplane_kit::{
     ApiError, Data,
     context::RequestContext,
-    json::JsonObject,
+    json::JsonObjectText,
     storable,
     validate::{Fields, Text},
 };
@@ -40,7 +40,7 @@ use crate::{
     error,
     store::{
         Ctx, idempotency,
-        idempotency::Claim,
+        idempotency::{Claim, Owner},
         payments::{self, ListFilter, NewPayment, NewTx, PaymentRow, TxRow},
         users::DirUser,
     },
@@ -374,7 +374,13 @@ const EDIT_FIELDS: [&str; 8] = [
     "scheduledFor",
 ];
 
-fn read_input(body: &Map<String, Value>, create: bool, f: &mut Fields<'_>) -> Input {
+/// `amount_text`: the `amount` member as written (for the no-exponent rule).
+fn read_input(
+    body: &Map<String, Value>,
+    amount_text: Option<&str>,
+    create: bool,
+    f: &mut Fields<'_>,
+) -> Input {
     let mut input = Input {
         payment_type: f.one_of("type", create, &TYPES),
         ..Input::default()
@@ -382,7 +388,7 @@ fn read_input(body: &Map<String, Value>, create: bool, f: &mut Fields<'_>) -> In
     match f.get("amount") {
         None if create => f.push("amount", "is required"),
         None => {}
-        Some(v) => match money_value(v) {
+        Some(v) => match money_value(v, amount_text) {
             Ok(a) => input.amount = Some(a),
             Err(msg) => f.push("amount", msg),
         },
@@ -510,6 +516,28 @@ fn fingerprint(method: &str, path: &str, body: &Map<String, Value>) -> Vec<u8> {
         .to_vec()
 }
 
+/// Answers with the payment already created under `owner`'s generation of `key`, and records
+/// that answer for the key.
+async fn replay_existing(
+    s: &AppState,
+    sender: Uuid,
+    key: &str,
+    owner: &Owner,
+) -> Result<Response, ApiError> {
+    let mut conn = s.db.acquire().await.map_err(begin_err)?;
+    let id = payments::id_for_claim(&mut conn, sender, key, owner.since)
+        .await?
+        .ok_or_else(error::idempotency_in_progress)?;
+    let detail = load_detail(s, id)
+        .await?
+        .ok_or_else(error::idempotency_in_progress)?;
+    let bytes = serde_json::to_vec(&json!({ "success": true, "data": detail })).unwrap_or_default();
+    if !idempotency::finish(&mut conn, sender, key, owner, 201, &bytes, Some(id)).await? {
+        return Err(error::idempotency_in_progress());
+    }
+    Ok(json_response(StatusCode::CREATED, bytes, true))
+}
+
 fn json_response(status: StatusCode, body: Vec<u8>, replayed: bool) -> Response {
     let mut res = Response::new(Body::from(body));
     *res.status_mut() = status;
@@ -581,10 +609,11 @@ pub async fn create(
     user: CurrentUser,
     ctx: RequestContext,
     headers: HeaderMap,
-    JsonObject(body): JsonObject,
+    json: JsonObjectText,
 ) -> Result<Response, ApiError> {
-    let mut f = Fields::new(&body);
-    let input = read_input(&body, true, &mut f);
+    let body = &json.body;
+    let mut f = Fields::new(body);
+    let input = read_input(body, json.member_text("amount").as_deref(), true, &mut f);
     if let Some(ty) = input.payment_type
         && !f.has_error("scheduledFor")
     {
@@ -593,10 +622,11 @@ pub async fn create(
     let key = idempotency_key(&headers, &mut f);
     f.finish()?;
     let path = "/api/payments";
+    let mut owner = None;
     if let Some(key) = &key {
-        let fp = fingerprint("POST", path, &body);
+        let fp = fingerprint("POST", path, body);
         match idempotency::claim(&s.db, user.0.sub, key, "POST", path, &fp).await? {
-            Claim::Owned => {}
+            Claim::Owned(o) => owner = Some(o),
             Claim::Replay { status, body } => {
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
                 return Ok(json_response(status, body, true));
@@ -605,19 +635,33 @@ pub async fn create(
             Claim::InProgress => return Err(error::idempotency_in_progress()),
         }
     }
-    let result = create_owned(&s, &user, &ctx, input, key.as_deref()).await;
-    match (result, &key) {
+    let claim = key.as_deref().zip(owner.as_ref());
+    let result = create_owned(&s, &user, &ctx, input, claim).await;
+    match (result, claim) {
         (Ok(res), _) => Ok(res),
-        (Err(e), Some(key)) if e.status.is_client_error() => {
-            // Business errors after validation are part of the key's record (§5.8).
+        (Err(e), Some((key, owner))) if e.status.is_client_error() => {
+            // Business errors after validation are part of the key's record (§5.8) — unless
+            // the claim was taken over meanwhile: then the new owner's answer is the record.
             let (status, bytes) = error_bytes(e).await;
             let mut conn = s.db.acquire().await.map_err(begin_err)?;
-            idempotency::finish(&mut conn, user.0.sub, key, status.as_u16(), &bytes, None).await?;
+            if !idempotency::finish(
+                &mut conn,
+                user.0.sub,
+                key,
+                owner,
+                status.as_u16(),
+                &bytes,
+                None,
+            )
+            .await?
+            {
+                return Err(error::idempotency_in_progress());
+            }
             Ok(json_response(status, bytes, false))
         }
-        (Err(e), Some(key)) => {
+        (Err(e), Some((key, owner))) => {
             if let Ok(mut conn) = s.db.acquire().await {
-                let _ = idempotency::release(&mut conn, user.0.sub, key).await;
+                let _ = idempotency::release(&mut conn, user.0.sub, key, owner).await;
             }
             Err(e)
         }
@@ -630,7 +674,7 @@ async fn create_owned(
     user: &CurrentUser,
     ctx: &RequestContext,
     input: Input,
-    key: Option<&str>,
+    claim: Option<(&str, &Owner)>,
 ) -> Result<Response, ApiError> {
     if input.both_recipients {
         return Err(error::invalid_recipient(
@@ -651,7 +695,7 @@ async fn create_owned(
     let scheduled_for = input.scheduled_for.flatten();
     let id = Uuid::new_v4();
     let mut tx = s.db.begin().await.map_err(begin_err)?;
-    payments::insert(
+    let inserted = payments::insert(
         &mut tx,
         &NewPayment {
             id,
@@ -663,7 +707,8 @@ async fn create_owned(
             description: &description,
             metadata: metadata.as_ref(),
             scheduled_for,
-            idempotency_key: key,
+            idempotency_key: claim.map(|(k, _)| k),
+            idempotency_since: claim.map(|(_, o)| o.since),
             status: "pending",
             psp_transaction_id: None,
             psp_status: None,
@@ -671,7 +716,17 @@ async fn create_owned(
             now,
         },
     )
-    .await?;
+    .await;
+    if let (Err(e), Some((key, owner))) = (&inserted, claim)
+        && e.source.as_database_error().and_then(|d| d.constraint())
+            == Some("payments_idempotency_once")
+    {
+        // This generation of the key already has its payment (a claim taken over from a
+        // request that did commit): the key's answer is that payment, never a second one.
+        drop(tx);
+        return replay_existing(s, user.0.sub, key, owner).await;
+    }
+    inserted?;
     let txrow = payments::insert_tx(
         &mut tx,
         &NewTx {
@@ -727,8 +782,11 @@ async fn create_owned(
     .map_err(|e| ApiError::internal(&e))?;
     let body = json!({ "success": true, "data": views::payment_detail(&row, &[txrow]) });
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
-    if let Some(key) = key {
-        idempotency::finish(&mut tx, user.0.sub, key, 201, &bytes, Some(id)).await?;
+    if let Some((key, owner)) = claim
+        && !idempotency::finish(&mut tx, user.0.sub, key, owner, 201, &bytes, Some(id)).await?
+    {
+        // Taken over while we worked: dropping `tx` rolls the payment back.
+        return Err(error::idempotency_in_progress());
     }
     tx.commit().await.ctx("commit payment create")?;
     s.cache
@@ -763,10 +821,11 @@ pub async fn update(
     user: CurrentUser,
     ctx: RequestContext,
     Path(id): Path<String>,
-    JsonObject(body): JsonObject,
+    json: JsonObjectText,
 ) -> Result<Data<Value>, ApiError> {
-    let mut f = Fields::new(&body);
-    let input = read_input(&body, false, &mut f);
+    let body = &json.body;
+    let mut f = Fields::new(body);
+    let input = read_input(body, json.member_text("amount").as_deref(), false, &mut f);
     if !EDIT_FIELDS.iter().any(|k| body.contains_key(*k)) {
         f.push("body", "must contain at least one field to change");
     }
@@ -862,7 +921,7 @@ pub async fn update(
         None if new_type == "instant" => None,
         None => p.scheduled_for,
     };
-    let mut f = Fields::new(&body);
+    let mut f = Fields::new(body);
     check_schedule(&mut f, new_type, new_sched);
     f.finish()?;
     if new_type != p.payment_type {

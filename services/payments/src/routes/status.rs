@@ -31,7 +31,7 @@ pub async fn change(
 ) -> Result<Data<Value>, ApiError> {
     let mut f = Fields::new(&body);
     let target = f.one_of("status", true, &STATUSES);
-    let reason = f.text("reason", false, Text::multiline(1, 500));
+    let reason = f.text_or_absent("reason", Text::multiline(1, 500));
     f.finish()?;
     let target = target
         .and_then(PaymentStatus::parse)

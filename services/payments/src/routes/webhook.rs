@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// Allowed clock skew between the PSP and us.
-pub const MAX_SKEW_SECS: i64 = 300;
+pub const MAX_SKEW_SECS: u64 = 300;
 
 /// Checks `Psp-Signature: t=<unix>,v1=<hex>[,v1=<hex>…]` against every secret.
 pub fn verify_signature(header: Option<&str>, body: &[u8], secrets: &[String], now: i64) -> bool {
@@ -49,7 +49,8 @@ pub fn verify_signature(header: Option<&str>, body: &[u8], secrets: &[String], n
     let Ok(ts) = t.parse::<i64>() else {
         return false;
     };
-    if (now - ts).abs() > MAX_SKEW_SECS || sigs.is_empty() {
+    // abs_diff: `now - ts` overflows for an extreme `t` (i64::MIN) and would panic.
+    if now.abs_diff(ts) > MAX_SKEW_SECS || sigs.is_empty() {
         return false;
     }
     let mut signed = Vec::with_capacity(t.len() + 1 + body.len());
@@ -373,5 +374,21 @@ mod tests {
         assert!(!verify_signature(Some("t=1000"), body, &secrets, 1_000));
         let two = format!("{},v1=00ff", sign("old", 1_000, body));
         assert!(verify_signature(Some(&two), body, &secrets, 1_000));
+    }
+
+    /// An extreme timestamp is refused, not an overflow panic (`(now - t).abs()` before).
+    #[test]
+    fn extreme_timestamps_are_refused_without_overflow() {
+        let secrets = vec!["s".to_owned()];
+        let body = b"{}";
+        for (t, now) in [
+            (i64::MIN, 1_000),
+            (i64::MAX, 1_000),
+            (i64::MIN, i64::MAX),
+            (i64::MAX, i64::MIN),
+        ] {
+            let header = sign("s", t, body);
+            assert!(!verify_signature(Some(&header), body, &secrets, now));
+        }
     }
 }

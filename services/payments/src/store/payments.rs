@@ -105,6 +105,8 @@ pub struct NewPayment<'a> {
     pub metadata: Option<&'a Value>,
     pub scheduled_for: Option<DateTime<Utc>>,
     pub idempotency_key: Option<&'a str>,
+    /// The idempotency claim's generation (unique with sender and key).
+    pub idempotency_since: Option<DateTime<Utc>>,
     pub status: &'a str,
     pub psp_transaction_id: Option<&'a str>,
     pub psp_status: Option<&'a str>,
@@ -116,8 +118,8 @@ pub async fn insert(conn: &mut PgConnection, p: &NewPayment<'_>) -> Result<(), S
     sqlx::query(
         "INSERT INTO payments (id, sender_id, recipient_id, amount, currency, status, type, \
            description, metadata, scheduled_for, idempotency_key, psp_transaction_id, psp_status, \
-           completed_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
+           completed_at, created_at, updated_at, idempotency_since) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16)",
     )
     .bind(p.id)
     .bind(p.sender_id)
@@ -134,10 +136,30 @@ pub async fn insert(conn: &mut PgConnection, p: &NewPayment<'_>) -> Result<(), S
     .bind(p.psp_status)
     .bind(p.completed_at)
     .bind(p.now)
+    .bind(p.idempotency_since)
     .execute(conn)
     .await
     .ctx("insert payment")?;
     Ok(())
+}
+
+/// The payment created under one generation of an idempotency key, if any.
+pub async fn id_for_claim(
+    conn: &mut PgConnection,
+    sender: Uuid,
+    key: &str,
+    since: DateTime<Utc>,
+) -> Result<Option<Uuid>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT id FROM payments \
+         WHERE sender_id = $1 AND idempotency_key = $2 AND idempotency_since = $3",
+    )
+    .bind(sender)
+    .bind(key)
+    .bind(since)
+    .fetch_optional(conn)
+    .await
+    .ctx("select payment by idempotency claim")
 }
 
 /// Writes every column an edit or a status change may touch (the row is locked by the caller).

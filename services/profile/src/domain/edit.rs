@@ -11,8 +11,9 @@ use serde_json::{Map, Value};
 
 /// The longest http(s) avatar URL.
 pub const MAX_URL: usize = 2048;
-/// The longest avatar data URL (2 MiB).
-pub const MAX_DATA_URL: usize = 2_097_152;
+/// The longest avatar data URL: a 2 MiB image in base64 plus its `data:` prefix (api.md §7,
+/// changelog review 2 — the limit existing clients were built for).
+pub const MAX_DATA_URL: usize = 2_796_220;
 const IMAGE_TYPES: [&str; 4] = ["png", "jpeg", "gif", "webp"];
 
 /// One requested field change.
@@ -60,7 +61,7 @@ pub fn check_phone(text: &str) -> Result<(), &'static str> {
 /// The avatar rule: an absolute http(s) URL of at most 2048 characters, or an image data URL of
 /// at most 2 MiB whose data is valid base64.
 pub fn check_avatar(text: &str) -> Result<(), &'static str> {
-    const DATA_MSG: &str = "must be a data:image/(png|jpeg|gif|webp);base64 URL of at most 2097152 characters with valid base64 data";
+    const DATA_MSG: &str = "must be a data:image/(png|jpeg|gif|webp);base64 URL of at most 2796220 characters with valid base64 data";
     const URL_MSG: &str =
         "must be an absolute http or https URL of at most 2048 characters, or an image data URL";
     let n = text.chars().count();
