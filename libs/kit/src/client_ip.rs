@@ -19,8 +19,10 @@ fn trusted(ip: IpAddr, nets: &[IpNet]) -> bool {
     nets.iter().any(|n| n.contains(&ip))
 }
 
-/// If the peer is trusted, walk `X-Forwarded-For` right to left and take the first untrusted
-/// address (the left-most if all are trusted); otherwise the peer itself.
+/// If the peer is trusted, walk `X-Forwarded-For` right to left through trusted proxies: the
+/// first untrusted address is the client; an unparsable entry stops the walk at the last good
+/// address (so junk a client puts on the left cannot hide it behind the proxy); if every hop
+/// is trusted, the left-most. An untrusted peer is the client itself.
 pub fn resolve(peer: IpAddr, forwarded_for: Option<&str>, nets: &[IpNet]) -> IpAddr {
     let peer = peer.to_canonical();
     if !trusted(peer, nets) {
@@ -29,19 +31,30 @@ pub fn resolve(peer: IpAddr, forwarded_for: Option<&str>, nets: &[IpNet]) -> IpA
     let Some(header) = forwarded_for else {
         return peer;
     };
-    let hops: Option<Vec<IpAddr>> = header
-        .split(',')
-        .map(|h| h.trim().parse::<IpAddr>().ok().map(|ip| ip.to_canonical()))
-        .collect();
-    let Some(hops) = hops.filter(|h| !h.is_empty()) else {
-        return peer;
-    };
-    hops.iter()
-        .rev()
-        .find(|ip| !trusted(**ip, nets))
-        .or(hops.first())
-        .copied()
-        .unwrap_or(peer)
+    let mut last_good = peer;
+    for hop in header.rsplit(',') {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            return last_good;
+        };
+        let ip = ip.to_canonical();
+        if !trusted(ip, nets) {
+            return ip;
+        }
+        last_good = ip;
+    }
+    last_good
+}
+
+/// The rate-limit identity of an address: IPv4 as is, IPv6 as its /64 (one host is usually
+/// given a whole /64 and can rotate through it freely).
+pub fn rate_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
 }
 
 /// Who is calling: client IP (when known) and user agent (truncated to 512 characters).
@@ -99,6 +112,20 @@ mod tests {
             "10.0.0.3"
         );
         assert_eq!(resolve(peer, Some("garbage"), &t), peer);
+        // Junk on the left does not hide the client behind the proxy (a second budget).
+        assert_eq!(
+            resolve(peer, Some("x, 203.0.113.7"), &t).to_string(),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            resolve(peer, Some("x, 203.0.113.7, 10.0.0.2"), &t).to_string(),
+            "203.0.113.7"
+        );
+        // Junk on the right stops at the last good address.
+        assert_eq!(
+            resolve(peer, Some("203.0.113.7, x, 10.0.0.2"), &t).to_string(),
+            "10.0.0.2"
+        );
         assert_eq!(resolve(peer, None, &t), peer);
         assert_eq!(resolve(outsider, Some("203.0.113.7"), &t), outsider);
         let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
@@ -106,5 +133,19 @@ mod tests {
             resolve(mapped, Some("203.0.113.9"), &t).to_string(),
             "203.0.113.9"
         );
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_per_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(rate_key(a), rate_key(b));
+        assert_ne!(rate_key(a), rate_key(other));
+        assert_eq!(rate_key(a), "2001:db8:1:2::/64");
+        let v4: IpAddr = "203.0.113.7".parse().unwrap();
+        assert_eq!(rate_key(v4), "203.0.113.7");
+        let mapped: IpAddr = "::ffff:203.0.113.7".parse().unwrap();
+        assert_eq!(rate_key(mapped), "203.0.113.7");
     }
 }

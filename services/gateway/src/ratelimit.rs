@@ -194,7 +194,10 @@ pub async fn limit(limiter: Option<RateLimiter>, req: Request, next: Next) -> Re
     let Some(ClientIp(ip)) = req.extensions().get::<ClientIp>().copied() else {
         return next.run(req).await;
     };
-    match limiter.take(&ip.to_string(), counted).await {
+    match limiter
+        .take(&payplane_kit::client_ip::rate_key(ip), counted)
+        .await
+    {
         Ok((true, states)) => {
             let mut res = next.run(req).await;
             headers_for(&states, res.headers_mut());
