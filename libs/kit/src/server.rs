@@ -1,10 +1,13 @@
 //! Serving a router with the contract's edge rules (trailing slash ignored, peer address known)
 //! and graceful shutdown: stop accepting on SIGTERM/SIGINT, let in-flight requests finish
-//! within a grace period.
+//! within a grace period. Connections are served by [`http::serve_http`] (header-read and
+//! idle timeouts).
+
+pub mod http;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{Router, extract::Request};
+use axum::Router;
 use tokio::{net::TcpListener, sync::Notify};
 use tokio_util::sync::CancellationToken;
 use tower::Layer;
@@ -114,17 +117,15 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     // Outside the router so that `/api/payments/` is routed as `/api/payments`.
     let app = NormalizePathLayer::trim_trailing_slash().layer(router);
-    let make = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
     let signalled = Arc::new(Notify::new());
     let notify = signalled.clone();
-    let server = axum::serve(listener, make).with_graceful_shutdown(async move {
+    let server = http::serve_http(listener, app, |peer: &SocketAddr| *peer, async move {
         shutdown.await;
         notify.notify_one();
     });
-    let server = std::future::IntoFuture::into_future(server);
     tokio::pin!(server);
     tokio::select! {
-        res = &mut server => res,
+        () = &mut server => Ok(()),
         () = async { signalled.notified().await; tokio::time::sleep(grace).await; } => {
             tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections");
             Ok(())

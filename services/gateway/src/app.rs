@@ -17,6 +17,7 @@ use payplane_kit::{
     ApiError,
     health::{Check, Health},
     request_id::RequestId,
+    server::http::serve_http,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -409,7 +410,6 @@ impl Application {
         };
         let proxy = state.proxy.clone();
         let app = tower::util::MapRequestLayer::new(trim_trailing_slash).layer(router(state));
-        let app = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<PeerAddr>(app);
         let mut threads = Vec::with_capacity(extra.len());
         for (i, std_listener) in extra.into_iter().enumerate() {
             let (app, proxy, stop) = (app.clone(), proxy.clone(), stop_workers.clone());
@@ -422,26 +422,23 @@ impl Application {
                     proxy.use_thread_client();
                     rt.block_on(async move {
                         let listener = TcpListener::from_std(std_listener)?;
-                        axum::serve(listener, app)
-                            .with_graceful_shutdown(stop.cancelled_owned())
-                            .await
+                        serve_http(listener, app, PeerAddr::plain, stop.cancelled_owned()).await;
+                        Ok(())
                     })
                 })
                 .map_err(StartError::Serve)?;
             threads.push(thread);
         }
-        let res = match tls {
-            Some(cert) => {
-                let watch = cert.spawn_watch(config.tls_poll, tasks.clone());
-                let listener = TlsListener::new(listener, cert.server_config(), tasks.clone())
-                    .map_err(StartError::Serve)?;
-                let r =
-                    serve_graceful(axum::serve(listener, app).with_graceful_shutdown(signal)).await;
-                watch.abort();
-                r
-            }
-            None => serve_graceful(axum::serve(listener, app).with_graceful_shutdown(signal)).await,
-        };
+        if let Some(cert) = tls {
+            let watch = cert.spawn_watch(config.tls_poll, tasks.clone());
+            let listener = TlsListener::new(listener, cert.server_config(), tasks.clone())
+                .map_err(StartError::Serve)?;
+            serve_http(listener, app, PeerAddr::tls, signal).await;
+            watch.abort();
+        } else {
+            serve_http(listener, app, PeerAddr::plain, signal).await;
+        }
+        let res: std::io::Result<()> = Ok(());
         // The worker runtimes drain their connections after the same signal.
         stop_workers.cancel();
         let joined = tokio::task::spawn_blocking(move || {
@@ -496,12 +493,4 @@ fn trim_trailing_slash<B>(mut req: http::Request<B>) -> http::Request<B> {
         }
     }
     req
-}
-
-/// Runs a server future, bounded by the grace period after the shutdown signal.
-async fn serve_graceful<F>(server: F) -> std::io::Result<()>
-where
-    F: std::future::IntoFuture<Output = std::io::Result<()>>,
-{
-    server.into_future().await
 }

@@ -11,14 +11,10 @@ use axum::{
     extract::{ConnectInfo, Request},
     middleware::Next,
     response::{IntoResponse, Response},
-    serve::IncomingStream,
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use ipnet::IpNet;
 use payplane_kit::{ApiError, client_ip};
-use tokio::net::TcpListener;
-
-use crate::tls::TlsListener;
 
 /// The TCP peer and whether the connection is TLS, recorded per connection.
 #[derive(Debug, Clone, Copy)]
@@ -27,19 +23,19 @@ pub struct PeerAddr {
     pub tls: bool,
 }
 
-impl axum::extract::connect_info::Connected<IncomingStream<'_, TcpListener>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+impl PeerAddr {
+    /// A peer on the plain listener.
+    pub fn plain(addr: &SocketAddr) -> Self {
         Self {
-            addr: *stream.remote_addr(),
+            addr: *addr,
             tls: false,
         }
     }
-}
 
-impl axum::extract::connect_info::Connected<IncomingStream<'_, TlsListener>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+    /// A peer on the TLS listener.
+    pub fn tls(addr: &SocketAddr) -> Self {
         Self {
-            addr: *stream.remote_addr(),
+            addr: *addr,
             tls: true,
         }
     }

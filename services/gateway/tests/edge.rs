@@ -445,3 +445,42 @@ async fn several_reuseport_workers_proxy_and_stop_gracefully() {
     // Every listener is closed once stopped.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+/// An upstream that answers before reading the request body (a 401 for a missing token, as
+/// every service does) must reach the client as that answer, not as a 502 from a broken pipe.
+/// The upstream runs on the kit's server like every payplane service.
+#[tokio::test]
+async fn an_early_upstream_answer_is_forwarded_not_a_502() {
+    let app = Router::new().route(
+        "/api/payments",
+        post(|| async {
+            (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"success": false, "error": {"code": "UNAUTHORIZED"}})),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(payplane_kit::server::serve(
+        listener,
+        app,
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
+    let config = Config::for_tests().with_upstream("payments", &url);
+    let gw = TestGateway::spawn(config).await.unwrap();
+    let http = reqwest::Client::new();
+    for size in [900 * 1024, 100 * 1024] {
+        for _ in 0..10 {
+            let r = http
+                .post(gw.url("/api/payments"))
+                .header("content-type", "application/json")
+                .body(vec![b' '; size])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{size} bytes");
+        }
+    }
+}
