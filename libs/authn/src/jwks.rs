@@ -1,6 +1,8 @@
 //! The JWKS document served by auth (api.md §4.12) and the verifier-side key cache that loads
 //! it from the auth service (refreshed every 5 minutes and on an unknown `kid`, at most once
-//! per 30 seconds).
+//! per 30 seconds). Fetches are single-flight: however many requests miss at once, one fetch
+//! runs and the others use its result; before the first successful load a fetch happens at
+//! most once a second, so a burst of tokens while auth is down is not a burst of fetches.
 
 use std::{
     collections::HashMap,
@@ -68,6 +70,8 @@ pub enum JwksError {
 
 const REFRESH_EVERY: Duration = Duration::from_secs(300);
 const MIN_REFETCH: Duration = Duration::from_secs(30);
+/// While no keys are loaded yet: requests wait for at most one fetch a second.
+pub const MIN_REFETCH_UNLOADED: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct State {
@@ -81,6 +85,8 @@ pub struct RemoteKeys {
     url: String,
     http: reqwest::Client,
     state: Arc<RwLock<State>>,
+    /// Held while a fetch runs: the single flight.
+    fetching: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl RemoteKeys {
@@ -96,6 +102,7 @@ impl RemoteKeys {
                 .build()
                 .unwrap_or_default(),
             state: Arc::default(),
+            fetching: Arc::default(),
         }
     }
 
@@ -115,7 +122,26 @@ impl RemoteKeys {
         })
     }
 
+    /// Fetches now (after any fetch already running).
     pub async fn refresh(&self) -> Result<(), JwksError> {
+        let _flight = self.fetching.lock().await;
+        self.fetch().await
+    }
+
+    /// Fetches unless a fetch started less than `min_interval` ago; a caller that arrives while
+    /// a fetch runs waits for it and then uses its result instead of fetching again.
+    pub async fn refresh_if_due(&self, min_interval: Duration) {
+        let _flight = self.fetching.lock().await;
+        let due = self
+            .state
+            .read()
+            .is_ok_and(|s| s.last_attempt.is_none_or(|t| t.elapsed() >= min_interval));
+        if due {
+            let _ = self.fetch().await;
+        }
+    }
+
+    async fn fetch(&self) -> Result<(), JwksError> {
         if let Ok(mut s) = self.state.write() {
             s.last_attempt = Some(Instant::now());
         }
@@ -148,20 +174,75 @@ impl RemoteKeys {
 
     /// The key for `kid`; on a miss, refetches unless that happened in the last 30 s.
     pub async fn key(&self, kid: &str) -> Option<DecodingKey> {
-        let (found, may_refetch) = match self.state.read() {
-            Ok(s) => (
-                s.keys.as_ref().and_then(|k| k.get(kid).cloned()),
-                s.last_attempt.is_none_or(|t| t.elapsed() >= MIN_REFETCH),
-            ),
-            Err(_) => (None, false),
-        };
-        if found.is_some() || !may_refetch {
+        let found = self
+            .state
+            .read()
+            .ok()
+            .and_then(|s| s.keys.as_ref().and_then(|k| k.get(kid).cloned()));
+        if found.is_some() {
             return found;
         }
-        let _ = self.refresh().await;
+        self.refresh_if_due(MIN_REFETCH).await;
         self.state
             .read()
             .ok()
             .and_then(|s| s.keys.as_ref().and_then(|k| k.get(kid).cloned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::{Router, http::StatusCode, routing::get};
+
+    use super::*;
+    use crate::verifier::{Keys, Verifier};
+
+    /// A JWKS endpoint that is down (503) and counts its calls.
+    async fn counting_auth() -> (String, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        let app = Router::new().route(
+            "/api/auth/.well-known/jwks.json",
+            get(move || {
+                h.fetch_add(1, Ordering::SeqCst);
+                async { StatusCode::SERVICE_UNAVAILABLE }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, hits)
+    }
+
+    /// A token whose header names a `kid` (the signature is never reached).
+    fn token_with_kid() -> String {
+        // {"alg":"EdDSA","typ":"JWT","kid":"k1"} . {} . AA
+        "eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCIsImtpZCI6ImsxIn0.e30.AA".to_owned()
+    }
+
+    /// While keys are missing, 50 concurrent requests with a `kid` cause one fetch, and the
+    /// next burst a second later one more — not one fetch each.
+    #[tokio::test]
+    async fn fetches_are_single_flight_with_a_minimum_interval_before_the_first_load() {
+        let (url, hits) = counting_auth().await;
+        let verifier = Verifier::new("payplane", Keys::Remote(RemoteKeys::new(&url)));
+        let burst = || {
+            let mut set = tokio::task::JoinSet::new();
+            for _ in 0..50 {
+                let v = verifier.clone();
+                set.spawn(async move { v.verify(&token_with_kid()).await.is_err() });
+            }
+            set
+        };
+        let refused = burst().join_all().await;
+        assert!(refused.iter().all(|r| *r), "no keys: every token refused");
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        burst().join_all().await;
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "within the interval");
+        tokio::time::sleep(MIN_REFETCH_UNLOADED + Duration::from_millis(100)).await;
+        burst().join_all().await;
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
     }
 }

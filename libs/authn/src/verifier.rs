@@ -69,8 +69,11 @@ impl Verifier {
             Keys::Local(map) => map.get(kid).cloned().ok_or(TokenError::Invalid),
             Keys::Remote(remote) => {
                 if !remote.loaded() {
-                    // Give the first fetch a chance (auth may have just started).
-                    let _ = remote.refresh().await;
+                    // Give the first fetch a chance (auth may have just started), at most one
+                    // fetch a second however many requests arrive.
+                    remote
+                        .refresh_if_due(crate::jwks::MIN_REFETCH_UNLOADED)
+                        .await;
                     if !remote.loaded() {
                         return Err(TokenError::KeysUnavailable);
                     }

@@ -83,6 +83,11 @@ impl AppState {
         };
         let verifier = Verifier::new(config.issuer.clone(), Keys::Local(keys.decoding.clone()));
         let markers = Markers::new(redis.clone(), config.access_ttl);
+        // Before the first token is served: Redis holds every revocation in force and the ready
+        // key that verifiers require (the reconciler keeps it so, and retries if this fails).
+        if let Err(e) = markers.reconcile(&db).await {
+            tracing::warn!(error = %e, "initial revocation marker rebuild failed");
+        }
         Ok(Self {
             db,
             hasher: Hasher::new(config.argon2)?,

@@ -1,16 +1,18 @@
-//! Writes the Redis revocation markers (api.md §2.4, data.md §6.1) after commits, and re-writes
-//! recent ones every 60 s so a Redis restart or a failed write heals within a minute.
+//! Writes the Redis revocation markers (api.md §2.4, data.md §6.1) after commits, and rebuilds
+//! them all from the `revocations` table (written by triggers in the same transactions as the
+//! changes): at start, every 60 s (a failed write heals), and within a second of Redis losing
+//! its data — detected by the missing ready key, whose absence also makes every verifier
+//! refuse tokens until the rebuild is done.
 
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
-use payplane_authn::revocation::{revoked_sid_key, token_version_key};
+use payplane_authn::revocation::{MARKERS_READY_KEY, revoked_sid_key, token_version_key};
 use redis::{AsyncCommands, aio::ConnectionManager};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::store::{sessions, users};
+use crate::store::sessions;
 
 #[derive(Clone)]
 pub struct Markers {
@@ -51,29 +53,44 @@ impl Markers {
         .await;
     }
 
-    /// One reconciliation pass.
-    pub async fn reconcile(&self, pool: &PgPool) -> Result<(), crate::store::StoreError> {
-        let now = Utc::now();
-        let window = TimeDelta::from_std(self.ttl).unwrap_or(TimeDelta::minutes(16));
-        let since = now - window;
-        let mut conn = pool
-            .acquire()
+    /// One reconciliation pass: every revocation still inside a token's lifetime written to
+    /// Redis (one pipeline), older rows deleted, then the ready key set.
+    pub async fn reconcile(&self, pool: &PgPool) -> Result<(), ReconcileError> {
+        let window = i64::try_from(self.ttl.as_secs()).unwrap_or(16 * 60);
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT key, value, \
+               GREATEST(1, $1 - EXTRACT(EPOCH FROM now() - revoked_at)::bigint) AS ttl \
+             FROM revocations WHERE revoked_at > now() - make_interval(secs => $1)",
+        )
+        .bind(window)
+        .fetch_all(pool)
+        .await
+        .map_err(ReconcileError::Read)?;
+        let mut pipe = redis::pipe();
+        for (key, value, ttl) in &rows {
+            pipe.set_ex(key, value, u64::try_from(*ttl).unwrap_or(1))
+                .ignore();
+        }
+        pipe.set(MARKERS_READY_KEY, 1).ignore();
+        let mut conn = self.redis.clone();
+        pipe.query_async::<()>(&mut conn)
             .await
-            .map_err(|source| crate::store::StoreError {
-                op: "acquire",
-                source,
-            })?;
-        let remaining = |at: chrono::DateTime<Utc>| {
-            u64::try_from((at + window - now).num_seconds()).unwrap_or(1)
-        };
-        for (sid, at) in sessions::revoked_since(&mut conn, since).await? {
-            self.set(revoked_sid_key(sid), 1, remaining(at)).await;
-        }
-        for (uid, version, at) in users::changed_since(&mut conn, since).await? {
-            self.set(token_version_key(uid), i64::from(version), remaining(at))
-                .await;
-        }
+            .map_err(ReconcileError::Write)?;
+        sqlx::query(
+            "DELETE FROM revocations WHERE revoked_at < now() - make_interval(secs => $1) - interval '1 hour'",
+        )
+        .bind(window)
+        .execute(pool)
+        .await
+        .map_err(ReconcileError::Read)?;
+        tracing::debug!(markers = rows.len(), "revocation markers rebuilt");
         Ok(())
+    }
+
+    /// Whether Redis still holds the ready key (`false` after it lost its data).
+    async fn ready(&self) -> Result<bool, redis::RedisError> {
+        let mut conn = self.redis.clone();
+        conn.exists(MARKERS_READY_KEY).await
     }
 
     pub fn spawn_reconciler(
@@ -82,17 +99,33 @@ impl Markers {
         shutdown: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            let mut full = tokio::time::interval(FULL_PASS_EVERY);
+            let mut probe = tokio::time::interval(READY_PROBE_EVERY);
             loop {
-                tokio::select! {
+                let due = tokio::select! {
                     () = shutdown.cancelled() => break,
-                    _ = tick.tick() => {
-                        if let Err(e) = self.reconcile(&pool).await {
-                            tracing::warn!(error = %e, "marker reconciliation failed");
-                        }
-                    }
+                    _ = full.tick() => true,
+                    // Not ready (Redis restarted) or unreachable: rebuild now.
+                    _ = probe.tick() => !matches!(self.ready().await, Ok(true)),
+                };
+                if due && let Err(e) = self.reconcile(&pool).await {
+                    tracing::warn!(error = %e, "marker reconciliation failed");
                 }
             }
         })
     }
+}
+
+/// A full rewrite also heals a marker write that failed after its commit.
+const FULL_PASS_EVERY: Duration = Duration::from_secs(60);
+/// How soon a Redis that lost its data is rebuilt (verifiers refuse tokens meanwhile).
+const READY_PROBE_EVERY: Duration = Duration::from_millis(500);
+
+/// A reconciliation pass failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("reading revocations from the auth database")]
+    Read(#[source] sqlx::Error),
+    #[error("writing revocation markers to Redis")]
+    Write(#[source] redis::RedisError),
 }

@@ -427,19 +427,3 @@ pub async fn device_by_ref(
         .ctx("select device")?;
     row.as_ref().map(device).transpose().ctx("decode device")
 }
-
-/// Sessions ended within the window, for marker reconciliation.
-pub async fn revoked_since(
-    conn: &mut PgConnection,
-    since: DateTime<Utc>,
-) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError> {
-    let rows = sqlx::query("SELECT id, revoked_at FROM sessions WHERE revoked_at > $1")
-        .bind(since)
-        .fetch_all(&mut *conn)
-        .await
-        .ctx("select recently revoked sessions")?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("id")?, r.try_get("revoked_at")?)))
-        .collect::<Result<_, sqlx::Error>>()
-        .ctx("decode revoked")
-}

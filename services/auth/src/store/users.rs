@@ -200,25 +200,3 @@ pub async fn lock_active_admins(conn: &mut PgConnection) -> Result<Vec<Uuid>, St
     .await
     .ctx("lock active admins")
 }
-
-/// Users whose row changed since `since` with their current version (marker reconciliation).
-pub async fn changed_since(
-    conn: &mut PgConnection,
-    since: DateTime<Utc>,
-) -> Result<Vec<(Uuid, i32, DateTime<Utc>)>, StoreError> {
-    let rows = sqlx::query("SELECT id, token_version, updated_at FROM users WHERE updated_at > $1")
-        .bind(since)
-        .fetch_all(&mut *conn)
-        .await
-        .ctx("select recently changed users")?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get("id")?,
-                r.try_get("token_version")?,
-                r.try_get("updated_at")?,
-            ))
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .ctx("decode changed users")
-}
