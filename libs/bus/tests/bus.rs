@@ -362,12 +362,21 @@ async fn publish_consume_end_to_end_with_exact_envelope() -> Result<()> {
         .bind(id)
         .fetch_one(&sb.pool)
         .await?;
-    let published_at: Option<chrono::DateTime<chrono::Utc>> =
-        sqlx::query_scalar("SELECT published_at FROM outbox WHERE id = $1")
-            .bind(id)
-            .fetch_one(&sb.pool)
-            .await?;
-    assert!(published_at.is_some(), "marked published after the confirm");
+    // The relay marks the row in its own transaction after the broker's confirm, which can
+    // commit after the consumer already has the message: wait for it with a deadline.
+    wait_for(
+        "the row marked published",
+        Duration::from_secs(10),
+        || async {
+            let published_at: Option<chrono::DateTime<chrono::Utc>> =
+                sqlx::query_scalar("SELECT published_at FROM outbox WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&sb.pool)
+                    .await?;
+            Ok(published_at.is_some())
+        },
+    )
+    .await?;
     let d = tap.seen.lock().unwrap().remove(0);
     let body: serde_json::Value = serde_json::from_slice(&d.data)?;
     assert_eq!(body, stored);
