@@ -4,6 +4,7 @@
 pub mod client;
 pub mod otlp;
 pub mod platform;
+pub mod servers;
 pub mod ws;
 
 pub use client::{Api, Reply, Session};
