@@ -125,10 +125,16 @@ impl AppState {
             .upstream_url("payments")
             .unwrap_or_default()
             .to_owned();
+        let hub = Hub::new(config.ws);
         let ws = WsState {
-            hub: Hub::new(config.ws),
+            access: PaymentAccess::new(
+                http.clone(),
+                &payments_url,
+                &config.service_token,
+                hub.parties_cache(),
+            ),
+            hub,
             authn,
-            access: PaymentAccess::new(http.clone(), &payments_url, &config.service_token),
         };
         Ok(Self {
             config: Arc::new(config),

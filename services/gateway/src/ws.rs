@@ -8,7 +8,7 @@ pub mod mapping;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use self::{
-    hub::{Conn, Hub, Outbound, automatic_rooms, close_reason},
+    hub::{Conn, Hub, Outbound, PartiesCache, automatic_rooms, close_reason},
     mapping::{ClientMessage, Refusal, Room, Target, parse_client, parse_room, server_message},
 };
 
@@ -42,16 +42,14 @@ const RATE_CLOSE: u32 = 100;
 const MAX_SUBSCRIPTIONS: usize = 50;
 const PARTIES_TTL: Duration = Duration::from_secs(60);
 
-/// When a payment's parties were fetched, and the answer (`None` = not found).
-type CachedParties = (Instant, Option<(Uuid, Uuid)>);
-
-/// Who may see a payment, cached per payment id for 60 s (found or not).
+/// Who may see a payment, cached per payment id for 60 s (found or not) in the hub's cache,
+/// which every payment event also refreshes.
 #[derive(Clone)]
 pub struct PaymentAccess {
     http: reqwest::Client,
     payments_url: String,
     service_token: String,
-    cache: Arc<Mutex<HashMap<Uuid, CachedParties>>>,
+    cache: PartiesCache,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,12 +57,17 @@ pub struct PaymentAccess {
 pub struct AccessUnavailable;
 
 impl PaymentAccess {
-    pub fn new(http: reqwest::Client, payments_url: &str, service_token: &str) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        payments_url: &str,
+        service_token: &str,
+        cache: PartiesCache,
+    ) -> Self {
         Self {
             http,
             payments_url: payments_url.trim_end_matches('/').to_owned(),
             service_token: service_token.to_owned(),
-            cache: Arc::default(),
+            cache,
         }
     }
 

@@ -2,7 +2,10 @@
 //! The WebSocket hub end to end: the real auth service (tokens, logout, its outbox relay), a
 //! per-test RabbitMQ vhost, the gateway's own exclusive queue, real sockets.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use futures::{SinkExt, StreamExt};
 use http::StatusCode;
@@ -420,4 +423,75 @@ async fn payment_rooms_are_authorised_by_the_payments_service() {
     .await;
     assert_eq!(reply["type"], "subscribed");
     assert_eq!(reply["payload"]["room"], room);
+}
+
+/// When a payment's recipient changes, the former recipient loses the payment's room at once:
+/// the change itself and every later event of that payment no longer reach it, and joining
+/// again is refused (the parties cache is refreshed from the event, not after 60 s).
+#[tokio::test]
+async fn a_former_recipient_loses_the_payment_room_when_the_recipient_changes() {
+    use axum::{extract::Path, routing::get};
+    let payment = Uuid::new_v4();
+    let parties: Arc<std::sync::Mutex<(Uuid, Uuid)>> = Arc::default();
+    let shared = parties.clone();
+    let app = axum::Router::new().route(
+        "/internal/payments/{id}/parties",
+        get(move |Path(id): Path<Uuid>| {
+            let (s, r) = *shared.lock().unwrap();
+            async move {
+                if id == payment {
+                    (StatusCode::OK, axum::Json(json!({ "success": true, "data": { "id": id, "senderId": s, "recipientId": r } })))
+                } else {
+                    (StatusCode::NOT_FOUND, axum::Json(json!({ "success": false })))
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let w = World::start_with(|c| *c = c.clone().with_upstream("payments", &url)).await;
+    let (sender, _) = w.register().await;
+    let (old_recipient, old_token) = w.register().await;
+    let (new_recipient, new_token) = w.register().await;
+    *parties.lock().unwrap() = (sender, old_recipient);
+
+    let room = format!("payment:{payment}");
+    let mut old = w.connect(&old_token).await;
+    let reply = send(
+        &mut old,
+        json!({ "type": "subscribe", "payload": { "room": room } }),
+    )
+    .await;
+    assert_eq!(reply["type"], "subscribed", "{reply}");
+    let mut new = w.connect(&new_token).await;
+
+    // The sender edits the recipient (payments then answers the new parties too).
+    *parties.lock().unwrap() = (sender, new_recipient);
+    w.publish(
+        "payments.payment.updated",
+        json!({ "paymentId": payment, "senderId": sender, "recipientId": new_recipient,
+                "amount": "25.00", "description": "secret", "changedFields": ["recipientId"] }),
+    )
+    .await;
+    let msg = next_json(&mut new).await;
+    assert_eq!(msg["payload"]["eventType"], "payment:updated");
+    silent(&mut old, Duration::from_millis(500)).await;
+    w.publish(
+        "payments.payment.completed",
+        json!({ "paymentId": payment, "senderId": sender, "recipientId": new_recipient,
+                "amount": "25.00" }),
+    )
+    .await;
+    let msg = next_json(&mut new).await;
+    assert_eq!(msg["payload"]["eventType"], "payment:completed");
+    silent(&mut old, Duration::from_millis(500)).await;
+    // Joining again is refused, from the refreshed parties.
+    *parties.lock().unwrap() = (sender, old_recipient);
+    let reply = send(
+        &mut old,
+        json!({ "type": "subscribe", "payload": { "room": room } }),
+    )
+    .await;
+    assert_eq!(reply["payload"]["code"], "PAYMENT_NOT_FOUND", "{reply}");
 }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::{
     config::WsLimits,
-    ws::mapping::{Action, Dispatch, SESSION_REVOKED_EVENT, filter_matches},
+    ws::mapping::{Action, Dispatch, Parties, SESSION_REVOKED_EVENT, filter_matches},
 };
 
 /// What a connection's writer sends, in order. The text is behind an `Arc` so each queue slot
@@ -71,6 +71,11 @@ impl Conn {
     }
 }
 
+/// When a payment's parties were learnt, and the answer (`None` = no such payment): shared by
+/// the join-time permission check (which fills it from payments) and the event bridge (which
+/// refreshes it from every payment event, so a changed recipient is known at once).
+pub type PartiesCache = Arc<Mutex<HashMap<Uuid, (std::time::Instant, Option<(Uuid, Uuid)>)>>>;
+
 #[derive(Default)]
 struct Inner {
     conns: HashMap<u64, Arc<Conn>>,
@@ -88,6 +93,7 @@ pub struct Hub {
     next_id: Arc<AtomicU64>,
     shutting_down: Arc<AtomicBool>,
     open: Arc<AtomicUsize>,
+    parties: PartiesCache,
 }
 
 /// The automatic rooms of a user (websocket.md §1.3).
@@ -107,6 +113,36 @@ impl Hub {
             next_id: Arc::new(AtomicU64::new(1)),
             shutting_down: Arc::default(),
             open: Arc::default(),
+            parties: Arc::default(),
+        }
+    }
+
+    /// The payment-parties cache this hub keeps current from payment events.
+    pub fn parties_cache(&self) -> PartiesCache {
+        self.parties.clone()
+    }
+
+    /// A payment event tells who may see the payment now: refresh the cache and drop from its
+    /// room every connection of a user who is no longer a party (admins stay).
+    fn reauthorize(&self, p: &Parties) {
+        if let Ok(mut cache) = self.parties.lock() {
+            cache.insert(
+                p.payment,
+                (std::time::Instant::now(), Some((p.sender, p.recipient))),
+            );
+        }
+        let room = format!("payment:{}", p.payment);
+        let mut inner = self.write();
+        let Inner { rooms, conns, .. } = &mut *inner;
+        if let Some(members) = rooms.get_mut(&room) {
+            members.retain(|id| {
+                conns.get(id).is_some_and(|c| {
+                    c.role == Role::Admin || c.user_id == p.sender || c.user_id == p.recipient
+                })
+            });
+            if members.is_empty() {
+                rooms.remove(&room);
+            }
         }
     }
 
@@ -267,6 +303,9 @@ impl Hub {
     /// Delivers one mapped event: each target connection once, filtered, then the close action.
     /// Returns how many connections it was queued for.
     pub fn dispatch(&self, d: &Dispatch) -> usize {
+        if let Some(p) = &d.parties {
+            self.reauthorize(p);
+        }
         let mut delivered = 0;
         let targets: Vec<Arc<Conn>> = {
             let inner = self.read();

@@ -14,6 +14,18 @@ pub struct Dispatch {
     /// The full `event` message, serialized once for every recipient.
     pub message: Option<String>,
     pub action: Option<Action>,
+    /// For payment events: the payment's parties as of this event. The hub drops connections
+    /// that lost access from the payment's room before delivering (a recipient replaced by an
+    /// edit must not see the payment's next events).
+    pub parties: Option<Parties>,
+}
+
+/// A payment and who may see it besides admins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parties {
+    pub payment: Uuid,
+    pub sender: Uuid,
+    pub recipient: Uuid,
 }
 
 /// A forced close that follows an event (websocket.md §6, §7).
@@ -50,9 +62,15 @@ pub fn map_event(envelope: &Value) -> Option<Dispatch> {
     let key = envelope.get("type")?.as_str()?;
     let data = envelope.get("data")?;
     let user_room = |field: &str| uuid_at(data, field).map(|u| format!("user:{u}"));
+    let mut parties = None;
     let (event_type, rooms, action): (Option<&'static str>, Vec<String>, Option<Action>) =
         if let Some(t) = payment_event(key) {
             let payment = uuid_at(data, "paymentId")?;
+            parties = Some(Parties {
+                payment,
+                sender: uuid_at(data, "senderId")?,
+                recipient: uuid_at(data, "recipientId")?,
+            });
             (
                 Some(t),
                 vec![
@@ -129,6 +147,7 @@ pub fn map_event(envelope: &Value) -> Option<Dispatch> {
         rooms,
         message,
         action,
+        parties,
     })
 }
 
