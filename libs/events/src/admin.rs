@@ -1,6 +1,7 @@
 //! Payloads of the `admin.*` routing keys (events.md §4.10–§4.11). Pure data.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -10,20 +11,25 @@ pub const AUDIT_CREATED: &str = "admin.audit.created";
 pub const CONFIG_UPDATED: &str = "admin.config.updated";
 
 /// `admin.audit.created`, written with every audit entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct AuditCreated {
     pub audit_log_id: Uuid,
     pub action: String,
     pub user_id: Option<Uuid>,
     pub resource_type: Option<String>,
     pub resource_id: Option<String>,
+    /// An object, or `null` (events.md §4.10).
+    // The Rust type stays `Value` (producers build it with `json!`); the schema says "object".
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
     pub details: Option<serde_json::Value>,
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
-    /// The event the entry was derived from; `None` for entries written by the admin API.
+    /// The event the entry was derived from; `null` for entries written by the admin API.
     pub source_event_id: Option<Uuid>,
     #[serde(with = "time::millis")]
+    #[schemars(with = "time::Timestamp")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -33,7 +39,7 @@ impl Event for AuditCreated {
 }
 
 /// What happened to a config key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ConfigOperation {
     Created,
@@ -42,20 +48,22 @@ pub enum ConfigOperation {
 }
 
 /// `admin.config.updated`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct ConfigUpdated {
     pub key: String,
     pub operation: ConfigOperation,
-    /// `None` when deleted.
+    /// `null` when deleted.
     pub value: Option<serde_json::Value>,
-    /// `None` when created.
+    /// `null` when created.
     pub previous_value: Option<serde_json::Value>,
     pub description: Option<String>,
     pub updated_by: Uuid,
     pub actor_id: Option<Uuid>,
     pub actor_type: ActorType,
     #[serde(with = "time::millis")]
+    #[schemars(with = "time::Timestamp")]
     pub updated_at: DateTime<Utc>,
 }
 

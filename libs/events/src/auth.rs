@@ -1,6 +1,7 @@
 //! Payloads of the `auth.*` routing keys (events.md §4.2–§4.8).
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -14,8 +15,11 @@ pub const USER_LOGOUT: &str = "auth.user.logout";
 pub const USER_PASSWORD_CHANGED: &str = "auth.user.password_changed";
 pub const SESSION_REVOKED: &str = "auth.session.revoked";
 
+/// The fields an `auth.user.updated` can name in `changedFields` and `previous` (events.md §4.3).
+pub const USER_FIELDS: [&str; 4] = ["email", "name", "role", "isActive"];
+
 /// A user's role, spelled as in the REST API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Role {
     Admin,
@@ -44,7 +48,7 @@ impl Role {
 }
 
 /// Why a user lifecycle event happened (events.md §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     SelfService,
@@ -54,7 +58,7 @@ pub enum Origin {
 }
 
 /// Why a session ended (events.md §4.8). Unknown future reasons deserialize as `Other`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RevokeReason {
     Logout,
@@ -67,7 +71,11 @@ pub enum RevokeReason {
     SessionLimit,
     UserDeactivated,
     UserDeleted,
+    // A consumer's catch-all for reasons added later (events.md §7.2). No producer sends it,
+    // so the schema leaves it out. (A plain comment: a doc comment would make schemars describe
+    // the variants one by one in a `oneOf`.)
     #[serde(other)]
+    #[schemars(skip)]
     Other,
 }
 
@@ -91,7 +99,7 @@ impl RevokeReason {
 }
 
 /// State of a user after a change (events.md §3, UserSnapshot).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserSnapshot {
     pub user_id: Uuid,
@@ -102,14 +110,17 @@ pub struct UserSnapshot {
     pub email_verified: bool,
     pub token_version: i32,
     #[serde(with = "time::millis")]
+    #[schemars(with = "time::Timestamp")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "time::millis")]
+    #[schemars(with = "time::Timestamp")]
     pub updated_at: DateTime<Utc>,
 }
 
 /// `auth.user.created`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct UserCreated {
     #[serde(flatten)]
     pub user: UserSnapshot,
@@ -124,14 +135,21 @@ impl Event for UserCreated {
 }
 
 /// `auth.user.updated`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct UserUpdated {
     #[serde(flatten)]
     pub user: UserSnapshot,
     /// Subset of `email`, `name`, `role`, `isActive`; never empty.
+    #[schemars(extend(
+        "items" = {"type": "string", "enum": USER_FIELDS},
+        "minItems" = 1,
+        "uniqueItems" = true,
+    ))]
     pub changed_fields: Vec<String>,
     /// Old value of each changed field only.
+    #[schemars(extend("propertyNames" = {"enum": USER_FIELDS}))]
     pub previous: serde_json::Map<String, serde_json::Value>,
     pub reason: Option<String>,
     pub origin: Origin,
@@ -145,8 +163,9 @@ impl Event for UserUpdated {
 }
 
 /// `auth.user.deleted`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct UserDeleted {
     pub user_id: Uuid,
     pub email: String,
@@ -156,6 +175,7 @@ pub struct UserDeleted {
     pub actor_id: Option<Uuid>,
     pub actor_type: ActorType,
     #[serde(with = "time::millis")]
+    #[schemars(with = "time::Timestamp")]
     pub deleted_at: DateTime<Utc>,
 }
 
@@ -165,8 +185,9 @@ impl Event for UserDeleted {
 }
 
 /// `auth.user.login`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct UserLogin {
     pub user_id: Uuid,
     pub email: String,
@@ -178,6 +199,7 @@ pub struct UserLogin {
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
     #[serde(with = "time::millis")]
+    #[schemars(with = "time::Timestamp")]
     pub login_at: DateTime<Utc>,
 }
 
@@ -187,8 +209,9 @@ impl Event for UserLogin {
 }
 
 /// `auth.user.logout`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct UserLogout {
     pub user_id: Uuid,
     pub email: String,
@@ -198,6 +221,7 @@ pub struct UserLogout {
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
     #[serde(with = "time::millis")]
+    #[schemars(with = "time::Timestamp")]
     pub logout_at: DateTime<Utc>,
 }
 
@@ -207,16 +231,19 @@ impl Event for UserLogout {
 }
 
 /// `auth.user.password_changed`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct PasswordChanged {
     pub user_id: Uuid,
     pub email: String,
     pub session_id: Uuid,
+    #[schemars(range(min = 0))]
     pub revoked_session_count: i64,
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
     #[serde(with = "time::millis")]
+    #[schemars(with = "time::Timestamp")]
     pub changed_at: DateTime<Utc>,
 }
 
@@ -226,8 +253,9 @@ impl Event for PasswordChanged {
 }
 
 /// `auth.session.revoked`, one per ended session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct SessionRevoked {
     pub user_id: Uuid,
     pub session_id: Uuid,
@@ -236,6 +264,7 @@ pub struct SessionRevoked {
     pub actor_id: Option<Uuid>,
     pub actor_type: ActorType,
     #[serde(with = "time::millis")]
+    #[schemars(with = "time::Timestamp")]
     pub revoked_at: DateTime<Utc>,
 }
 

@@ -1,13 +1,18 @@
 //! Wire types shared by every producer and consumer of payplane events (events.md §2–§4).
-//! Pure data: serde only, no I/O, so producers and consumers cannot disagree on names.
+//! Pure data, no I/O, so producers and consumers cannot disagree on names. Each payload type
+//! also derives its JSON Schema (events.md §7.6, see [`schema`]) from the same attributes.
 
 pub mod admin;
 pub mod auth;
 pub mod payments;
 pub mod profile;
+pub mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 pub mod topology;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -35,7 +40,7 @@ pub const ROUTING_KEYS: [&str; 16] = [
 ];
 
 /// Who acted (events.md §3, actor fields).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ActorType {
     User,

@@ -2,6 +2,7 @@
 //! Pure data. Amounts are two-decimal strings (`"1000.00"`) so this crate stays serde-only.
 
 use chrono::{DateTime, Utc};
+use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -14,37 +15,87 @@ pub const PAYMENT_COMPLETED: &str = "payments.payment.completed";
 pub const PAYMENT_FAILED: &str = "payments.payment.failed";
 pub const PAYMENT_CANCELLED: &str = "payments.payment.cancelled";
 
+/// Payment statuses (api.md §5.10), for the schemas of `status` and `previousStatus`.
+pub const STATUSES: [&str; 5] = ["pending", "processing", "completed", "failed", "cancelled"];
+/// Payment types (api.md §5), for the schema of `type`.
+pub const TYPES: [&str; 3] = ["instant", "scheduled", "recurring"];
+/// The fields a `payments.payment.updated` can name in `changedFields` (events.md §4.9).
+pub const UPDATABLE_FIELDS: [&str; 7] = [
+    "amount",
+    "currency",
+    "description",
+    "recipientId",
+    "metadata",
+    "type",
+    "scheduledFor",
+];
+/// The keys `previous` can hold: the updatable fields but `metadata`, which is named only.
+pub const PREVIOUS_FIELDS: [&str; 6] = [
+    "amount",
+    "currency",
+    "description",
+    "recipientId",
+    "type",
+    "scheduledFor",
+];
+
+/// A schema transform pinning `status` to the one value an event can carry (events.md §4.9:
+/// `created` and `updated` happen while `pending`, every other event is named after the
+/// status it reports).
+fn status_is(status: &'static str) -> impl Fn(&mut Schema) {
+    move |schema: &mut Schema| {
+        if let Some(field) = schema
+            .get_mut("properties")
+            .and_then(|p| p.get_mut("status"))
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            field.remove("enum");
+            field.insert("const".into(), status.into());
+        }
+    }
+}
+
 /// State of a payment after a change (events.md §3). `status` and `type` stay strings so a
 /// consumer never fails on a new enum value (events.md §7.2).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentSnapshot {
     pub payment_id: Uuid,
     pub sender_id: Uuid,
     pub recipient_id: Uuid,
     /// Decimal string with two fraction digits.
+    #[schemars(regex(pattern = r"^(0|[1-9][0-9]*)\.[0-9]{2}$"))]
     pub amount: String,
+    /// ISO 4217 code.
+    #[schemars(regex(pattern = r"^[A-Z]{3}$"))]
     pub currency: String,
+    #[schemars(extend("enum" = STATUSES))]
     pub status: String,
     #[serde(rename = "type")]
+    #[schemars(extend("enum" = TYPES))]
     pub payment_type: String,
     pub description: String,
     #[serde(with = "time::millis_opt")]
+    #[schemars(with = "Option<time::Timestamp>")]
     pub scheduled_for: Option<DateTime<Utc>>,
     pub psp_transaction_id: Option<String>,
     pub psp_status: Option<String>,
     pub failure_reason: Option<String>,
     #[serde(with = "time::millis_opt")]
+    #[schemars(with = "Option<time::Timestamp>")]
     pub completed_at: Option<DateTime<Utc>>,
     #[serde(with = "time::millis")]
+    #[schemars(with = "time::Timestamp")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "time::millis")]
+    #[schemars(with = "time::Timestamp")]
     pub updated_at: DateTime<Utc>,
 }
 
 /// `payments.payment.created` (`status` is `pending`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields, transform = status_is("pending"))]
 pub struct PaymentCreated {
     #[serde(flatten)]
     pub payment: PaymentSnapshot,
@@ -53,68 +104,86 @@ pub struct PaymentCreated {
 }
 
 /// `payments.payment.updated`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields, transform = status_is("pending"))]
 pub struct PaymentUpdated {
     #[serde(flatten)]
     pub payment: PaymentSnapshot,
     pub actor_id: Option<Uuid>,
     pub actor_type: ActorType,
     /// Subset of `amount`, `currency`, `description`, `recipientId`, `metadata`, `type`, `scheduledFor`.
+    #[schemars(extend(
+        "items" = {"type": "string", "enum": UPDATABLE_FIELDS},
+        "minItems" = 1,
+        "uniqueItems" = true,
+    ))]
     pub changed_fields: Vec<String>,
     /// Old values of the changed fields (`metadata` has no entry).
+    #[schemars(extend("propertyNames" = {"enum": PREVIOUS_FIELDS}))]
     pub previous: serde_json::Map<String, serde_json::Value>,
 }
 
 /// `payments.payment.processing`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields, transform = status_is("processing"))]
 pub struct PaymentProcessing {
     #[serde(flatten)]
     pub payment: PaymentSnapshot,
     pub actor_id: Option<Uuid>,
     pub actor_type: ActorType,
+    #[schemars(extend("enum" = STATUSES))]
     pub previous_status: String,
     #[serde(with = "time::millis")]
+    #[schemars(with = "time::Timestamp")]
     pub processing_at: DateTime<Utc>,
 }
 
 /// `payments.payment.completed` (`completedAt` is in the snapshot).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields, transform = status_is("completed"))]
 pub struct PaymentCompleted {
     #[serde(flatten)]
     pub payment: PaymentSnapshot,
     pub actor_id: Option<Uuid>,
     pub actor_type: ActorType,
+    #[schemars(extend("enum" = STATUSES))]
     pub previous_status: String,
 }
 
 /// `payments.payment.failed` (`failureReason` is in the snapshot).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields, transform = status_is("failed"))]
 pub struct PaymentFailed {
     #[serde(flatten)]
     pub payment: PaymentSnapshot,
     pub actor_id: Option<Uuid>,
     pub actor_type: ActorType,
+    #[schemars(extend("enum" = STATUSES))]
     pub previous_status: String,
     #[serde(with = "time::millis")]
+    #[schemars(with = "time::Timestamp")]
     pub failed_at: DateTime<Utc>,
 }
 
 /// `payments.payment.cancelled`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields, transform = status_is("cancelled"))]
 pub struct PaymentCancelled {
     #[serde(flatten)]
     pub payment: PaymentSnapshot,
     pub actor_id: Option<Uuid>,
     pub actor_type: ActorType,
+    #[schemars(extend("enum" = STATUSES))]
     pub previous_status: String,
     /// Same text as `failureReason`.
     pub reason: Option<String>,
     #[serde(with = "time::millis")]
+    #[schemars(with = "time::Timestamp")]
     pub cancelled_at: DateTime<Utc>,
 }
 
@@ -150,7 +219,7 @@ mod tests {
             amount: "1000.00".into(),
             currency: "EUR".into(),
             status: "completed".into(),
-            payment_type: "transfer".into(),
+            payment_type: "instant".into(),
             description: "rent".into(),
             scheduled_for: None,
             psp_transaction_id: None,

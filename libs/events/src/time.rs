@@ -1,6 +1,12 @@
 //! The one timestamp format of the contract: ISO-8601 UTC with exactly three fraction digits and `Z`.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+
+/// What [`format()`] writes, as a regular expression for the payload schemas.
+pub const PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$";
 
 /// Formats an instant as `2026-03-01T10:00:00.000Z`.
 pub fn format(at: &DateTime<Utc>) -> String {
@@ -54,6 +60,31 @@ pub mod millis_opt {
                     .map_err(serde::de::Error::custom)
             })
             .transpose()
+    }
+}
+
+/// The schema of a field serialized through [`millis`] (or, wrapped in `Option`, [`millis_opt`]):
+/// `#[schemars(with = "time::Timestamp")]`. The field's own type (`DateTime<Utc>`) would not do:
+/// the adapter, not chrono, decides the wire text, and the contract is stricter than RFC 3339
+/// (UTC, exactly three fraction digits), hence the pattern next to `format`.
+pub struct Timestamp;
+
+impl JsonSchema for Timestamp {
+    fn schema_name() -> Cow<'static, str> {
+        "Timestamp".into()
+    }
+
+    // Inline, so that each field reads on its own and `Option` just adds `null` to the type.
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "format": "date-time",
+            "pattern": PATTERN,
+        })
     }
 }
 

@@ -1,0 +1,335 @@
+//! Every event payments writes into its outbox matches the committed JSON Schema of its routing
+//! key (events.md §7.6). The real service (PostgreSQL, Redis, an in-process auth) is driven
+//! through each path that produces a `payments.payment.*` event — the API (user and admin), the
+//! PSP webhook, the simulator and the handling of a deleted user — and then every outbox row is
+//! validated.
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::time::Duration;
+
+use payplane_bus::consumer::{Outcome, RawMessage, handle_one};
+use payplane_events::testing::validate_outbox;
+use payplane_payments::{routes::webhook::sign, testing::TestApp};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const PW: &str = "TestPassword123!";
+
+struct User {
+    id: String,
+    email: String,
+    token: String,
+}
+
+struct Api {
+    app: TestApp,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A payments API call that must succeed; returns `data`.
+    async fn ok(&self, method: Method, path: &str, u: &User, body: Value) -> Value {
+        let req = self
+            .http
+            .request(method, self.app.url(path))
+            .bearer_auth(&u.token)
+            .json(&body);
+        let (status, body) = self.send(req).await;
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body["data"].clone()
+    }
+
+    async fn register(&self, role: &str) -> User {
+        let email = format!(
+            "s{}@example.com",
+            &Uuid::new_v4().simple().to_string()[..12]
+        );
+        let req = self
+            .http
+            .post(self.app.auth.url("/api/auth/register"))
+            .json(&json!({"email": email, "password": PW, "name": format!("{role} user"), "role": role}));
+        let (status, body) = self.send(req).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        User {
+            id: body["data"]["user"]["id"].as_str().unwrap().to_owned(),
+            email,
+            token: body["data"]["accessToken"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    async fn admin(&self) -> User {
+        let email = format!(
+            "a{}@example.com",
+            &Uuid::new_v4().simple().to_string()[..12]
+        );
+        let req = self
+            .http
+            .post(self.app.auth.url("/internal/users"))
+            .header("x-service-name", "admin")
+            .header("x-service-token", "dev-service-token")
+            .header("x-actor-id", Uuid::new_v4().to_string())
+            .json(&json!({"email": email, "password": PW, "name": "Admin", "role": "ADMIN"}));
+        let (status, body) = self.send(req).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let id = body["data"]["id"].as_str().unwrap().to_owned();
+        let req = self
+            .http
+            .post(self.app.auth.url("/api/auth/login"))
+            .json(&json!({"email": email, "password": PW}));
+        let (status, body) = self.send(req).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        User {
+            id,
+            email,
+            token: body["data"]["accessToken"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// A payment the simulator leaves alone: scheduled two days ahead.
+    async fn scheduled(&self, from: &User, to: &User) -> String {
+        let at = timestamp(chrono::Utc::now() + chrono::Duration::days(2));
+        let p = self
+            .ok(
+                Method::POST,
+                "/api/payments",
+                from,
+                json!({"type": "scheduled", "amount": "25", "description": "later",
+                       "recipientId": to.id, "scheduledFor": at}),
+            )
+            .await;
+        p["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn status(&self, u: &User, id: &str, body: Value) {
+        self.ok(
+            Method::PATCH,
+            &format!("/api/payments/{id}/status"),
+            u,
+            body,
+        )
+        .await;
+    }
+
+    async fn webhook(&self, event: &Value) {
+        let bytes = serde_json::to_vec(event).unwrap();
+        let sig = sign("whsec_test", chrono::Utc::now().timestamp(), &bytes);
+        let req = self
+            .http
+            .post(self.app.url("/api/payments/webhooks/psp"))
+            .header("content-type", "application/json")
+            .header("psp-signature", sig)
+            .body(bytes);
+        let (status, body) = self.send(req).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["applied"], true, "{body}");
+    }
+
+    async fn outbox(&self) -> Vec<(String, Value)> {
+        sqlx::query_as("SELECT routing_key, envelope FROM outbox ORDER BY seq")
+            .fetch_all(&self.app.db.pool)
+            .await
+            .unwrap()
+    }
+}
+
+fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[tokio::test]
+async fn every_payments_event_in_the_outbox_matches_its_schema() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // The simulator on, quick, so its own events are part of what is checked.
+    let app = TestApp::spawn_with(
+        |_| {},
+        |c| {
+            c.pickup_delay = Duration::from_millis(300);
+            c.settle_delay = Duration::from_millis(300);
+            c.sim_poll_interval = Duration::from_millis(100);
+        },
+    )
+    .await
+    .expect("spawn payments");
+    let api = Api {
+        app,
+        http: reqwest::Client::new(),
+    };
+    let (a, b, c, admin) = (
+        api.register("CUSTOMER").await,
+        api.register("VENDOR").await,
+        api.register("CUSTOMER").await,
+        api.admin().await,
+    );
+    let leaving = api.register("CUSTOMER").await;
+
+    // The simulator: created → processing → completed, and one declined (→ failed), actor
+    // system with the simulated PSP reference.
+    let settled = api
+        .ok(
+            Method::POST,
+            "/api/payments",
+            &a,
+            json!({"type": "instant", "amount": "10", "description": "sim ok", "recipientId": b.id}),
+        )
+        .await;
+    let declined = api
+        .ok(
+            Method::POST,
+            "/api/payments",
+            &a,
+            json!({"type": "instant", "amount": "0.5", "currency": "usd",
+                   "description": "please [FAIL] this", "recipientId": b.id}),
+        )
+        .await;
+
+    // updated by the sender (amount, currency, description, recipient, metadata, schedule) and
+    // by an admin (type).
+    let edited = api.scheduled(&a, &b).await;
+    let later = timestamp(chrono::Utc::now() + chrono::Duration::days(3));
+    api.ok(
+        Method::PUT,
+        &format!("/api/payments/{edited}"),
+        &a,
+        json!({"amount": "30.10", "currency": "GBP", "description": "changed", "recipientId": c.id,
+               "metadata": {"invoice": "A-1"}, "scheduledFor": later}),
+    )
+    .await;
+    api.ok(
+        Method::PUT,
+        &format!("/api/payments/{edited}"),
+        &admin,
+        json!({"type": "recurring"}),
+    )
+    .await;
+
+    // Status changes by an admin (processing, completed, failed) and a cancellation with a
+    // reason by the sender.
+    let manual = api.scheduled(&a, &b).await;
+    api.status(&admin, &manual, json!({"status": "processing"}))
+        .await;
+    api.status(&admin, &manual, json!({"status": "completed"}))
+        .await;
+    let failed = api.scheduled(&a, &b).await;
+    api.status(&admin, &failed, json!({"status": "failed"}))
+        .await;
+    let cancelled = api.scheduled(&a, &b).await;
+    api.status(
+        &a,
+        &cancelled,
+        json!({"status": "cancelled", "reason": "changed my mind"}),
+    )
+    .await;
+
+    // The PSP webhook (actor psp): succeeded from pending (processing then completed), failed,
+    // canceled.
+    for (n, kind) in ["payment.succeeded", "payment.failed", "payment.canceled"]
+        .into_iter()
+        .enumerate()
+    {
+        let id = api.scheduled(&a, &b).await;
+        api.webhook(&json!({"id": format!("evt_{n}"), "type": kind,
+                            "data": {"paymentId": id, "pspTransactionId": format!("ch_{n}")}}))
+            .await;
+    }
+
+    // A deleted user: payments' handler of auth.user.deleted cancels their pending payments
+    // (actor system, caused by the event).
+    let orphan = api.scheduled(&leaving, &a).await;
+    let deleted = json!({
+        "id": Uuid::new_v4(), "type": "auth.user.deleted", "version": "1",
+        "timestamp": timestamp(chrono::Utc::now()), "source": "auth", "correlationId": "schema-test",
+        "data": {"userId": leaving.id, "email": leaving.email, "name": "CUSTOMER user", "role": "CUSTOMER",
+                 "origin": "admin", "actorId": admin.id, "actorType": "admin",
+                 "deletedAt": timestamp(chrono::Utc::now() + chrono::Duration::seconds(5))},
+    });
+    let body = serde_json::to_vec(&deleted).unwrap();
+    let handler = payplane_payments::events::UserEvents::new(api.app.state.cache.clone());
+    let outcome = handle_one(
+        &api.app.db.pool,
+        "payments.events",
+        &handler,
+        RawMessage {
+            body: &body,
+            headers: None,
+        },
+    )
+    .await;
+    assert!(matches!(outcome, Outcome::Processed), "{outcome:?}");
+
+    // The simulator commits from its own task: wait for both of its payments to settle.
+    let ids = [&settled["id"], &declined["id"]];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let rows = loop {
+        let rows = api.outbox().await;
+        let done = ids.iter().all(|id| {
+            rows.iter().any(|(k, e)| {
+                e["data"]["paymentId"] == **id
+                    && (k == "payments.payment.completed" || k == "payments.payment.failed")
+            })
+        });
+        if done {
+            break rows;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the simulator did not settle {ids:?} within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    let seen = validate_outbox("payments", &rows).unwrap_or_else(|e| panic!("{e}"));
+    // The variants above really happened, so their shapes were validated too.
+    let of = |id: &str| -> Vec<(String, String)> {
+        rows.iter()
+            .filter(|(_, e)| e["data"]["paymentId"] == id)
+            .map(|(k, e)| {
+                (
+                    k.clone(),
+                    e["data"]["actorType"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, t)| (format!("payments.payment.{k}"), (*t).to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        of(settled["id"].as_str().unwrap()),
+        pairs(&[
+            ("created", "user"),
+            ("processing", "system"),
+            ("completed", "system")
+        ])
+    );
+    assert_eq!(
+        of(declined["id"].as_str().unwrap()).last().unwrap().0,
+        "payments.payment.failed"
+    );
+    assert_eq!(
+        of(&edited),
+        pairs(&[
+            ("created", "user"),
+            ("updated", "user"),
+            ("updated", "admin")
+        ])
+    );
+    assert_eq!(
+        of(&orphan),
+        pairs(&[("created", "user"), ("cancelled", "system")])
+    );
+    let psp = rows
+        .iter()
+        .filter(|(_, e)| e["data"]["actorType"] == "psp")
+        .count();
+    assert_eq!(psp, 4, "webhook: processing + completed, failed, cancelled");
+    assert_eq!(seen["payments.payment.updated"], 2, "{seen:?}");
+}
