@@ -1,0 +1,100 @@
+//! Fuzzing in the suite: schemathesis (PyPI; `.ci/setup tests` installs it into
+//! `~/.cache/payplane-venv`) generates requests from each service's own OpenAPI document and
+//! sends them through the gateway of a whole platform, anonymously and with a token, checking
+//! that no answer is a 5xx and that every answer matches the documented schema. Bounded: a few
+//! dozen examples per operation, about a minute and a half in all. Its binary holds this one
+//! test, so the fuzzing's load does not slow other tests' deadlines.
+
+use std::{path::Path, process::Command, time::Instant};
+
+use payplane_e2e::{Api, Platform, PlatformOptions};
+
+const NODE: &str = env!("CARGO_BIN_EXE_payplane-e2e-node");
+/// Examples per operation and phase: enough to hit every documented rule, small enough for CI.
+const MAX_EXAMPLES: &str = "25";
+
+fn schemathesis() -> String {
+    std::env::var("SCHEMATHESIS").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+        format!("{home}/.cache/payplane-venv/bin/schemathesis")
+    })
+}
+
+/// One bounded run; returns schemathesis' summary line ("N generated, M passed[, K failed]").
+fn fuzz(schema_url: &str, gateway: &str, token: Option<&str>) -> (bool, String, String) {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemathesis.toml");
+    let mut cmd = Command::new(schemathesis());
+    cmd.arg("--config-file")
+        .arg(&config)
+        .args(["run", schema_url, "--url", gateway])
+        .args(["--checks", "not_a_server_error,response_schema_conformance"])
+        .args(["--max-examples", MAX_EXAMPLES, "--seed", "20261206"])
+        .args(["--workers", "2", "--no-color"]);
+    if let Some(t) = token {
+        // Logging out would end the very session the run authenticates with.
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")])
+            .args(["--exclude-path-regex", "logout"]);
+    }
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {} ({e}): `.ci/setup tests` installs schemathesis",
+            schemathesis()
+        )
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let summary = stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains(" generated"))
+        .unwrap_or("no summary")
+        .trim()
+        .to_owned();
+    (out.status.success(), summary, stdout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let platform = Platform::start(Path::new(NODE), PlatformOptions::default())
+        .await
+        .unwrap();
+    let api = Api::new(&platform.gateway_url);
+    let run = platform.run_id.clone();
+    let started = Instant::now();
+    let mut failed = Vec::new();
+    // The admin document goes last: its runs may change the admin account they use.
+    for service in ["auth", "payments", "profile", "admin"] {
+        let schema = format!("{}/openapi.json", platform.service_url(service));
+        let user = if service == "admin" {
+            api.login(&platform.admin_email, "fuzz").await.unwrap()
+        } else {
+            api.register(
+                &format!("fz-{service}-{run}@example.com"),
+                "Fuzz User",
+                "CUSTOMER",
+                "fuzz",
+            )
+            .await
+            .unwrap()
+        };
+        for (mode, token) in [
+            ("anonymous", None),
+            ("authenticated", Some(user.access_token.as_str())),
+        ] {
+            let gateway = platform.gateway_url.clone();
+            let schema = schema.clone();
+            let token = token.map(str::to_owned);
+            let (ok, summary, output) =
+                tokio::task::spawn_blocking(move || fuzz(&schema, &gateway, token.as_deref()))
+                    .await
+                    .unwrap();
+            println!("fuzz {service} {mode}: {summary}");
+            if !ok {
+                println!("{output}");
+                failed.push(format!("{service} {mode}: {summary}"));
+            }
+        }
+    }
+    println!("fuzzing took {:?}", started.elapsed());
+    assert!(failed.is_empty(), "schemathesis failures: {failed:#?}");
+}
