@@ -29,6 +29,36 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Makes every `operationId` unique: an operation documented once for several methods (`PUT`
+/// and `PATCH` of one change) gets the method appended on all but the first, since generated
+/// clients and fuzzers key operations by it.
+pub struct UniqueOperationIds;
+
+impl utoipa::Modify for UniqueOperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut seen = BTreeSet::new();
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+                ("patch", &mut item.patch),
+            ];
+            for (method, op) in ops {
+                let Some(op) = op.as_mut() else { continue };
+                if let Some(id) = op.operation_id.as_mut()
+                    && !seen.insert(id.clone())
+                {
+                    id.push('_');
+                    id.push_str(method);
+                    seen.insert(id.clone());
+                }
+            }
+        }
+    }
+}
+
 /// The `pagination` object of every list answer (api.md §1.6), as the services' documents
 /// describe it (documentation only: handlers build their JSON directly).
 #[derive(utoipa::ToSchema)]
@@ -162,6 +192,7 @@ pub type Operations = BTreeSet<(Method, String)>;
 pub fn check_document(doc: &Value, served: &BTreeSet<String>) -> (Operations, Vec<String>) {
     let mut ops = Operations::new();
     let mut problems = Vec::new();
+    let mut operation_ids = BTreeSet::new();
     if doc["openapi"] != "3.1.0" {
         problems.push(format!("openapi version {} is not 3.1.0", doc["openapi"]));
     }
@@ -189,6 +220,13 @@ pub fn check_document(doc: &Value, served: &BTreeSet<String>) -> (Operations, Ve
                 problems.push(format!(
                     "{method} {path}: path parameters {declared:?}, template has {templated:?}"
                 ));
+            }
+            match op["operationId"].as_str() {
+                None => problems.push(format!("{method} {path}: no operationId")),
+                Some(id) if !operation_ids.insert(id.to_owned()) => {
+                    problems.push(format!("{method} {path}: operationId {id} is used twice"));
+                }
+                Some(_) => {}
             }
             let responses = op["responses"].as_object().unwrap_or(&empty);
             if !responses.keys().any(|s| s.starts_with('2')) {
@@ -285,6 +323,7 @@ mod tests {
             "paths": {
                 "/api/things/{id}": {
                     "get": {
+                        "operationId": "get_thing",
                         "parameters": [{"in": "path", "name": "id"}],
                         "responses": {
                             "200": {"description": "ok"},
@@ -323,6 +362,7 @@ mod tests {
     #[test]
     fn every_kind_of_drift_is_reported() {
         let mut d = doc();
+        d["paths"]["/api/things/{id}"]["put"] = d["paths"]["/api/things/{id}"]["get"].clone();
         d["paths"]["/api/things/{id}"]["get"]["parameters"] = json!([]);
         d["paths"]["/api/things/{id}"]["get"]["responses"] = json!({"400": {"description": "bare"}, "409": {"content": {"application/json":
                 {"schema": {"$ref": "#/components/schemas/Missing"}}}}});
@@ -335,6 +375,7 @@ mod tests {
             "#/components/schemas/Missing does not resolve",
             "/api/things/{} is documented but not served",
             "/api/other is served but not documented",
+            "operationId get_thing is used twice",
         ] {
             assert!(text.contains(needle), "{needle} missing from {text}");
         }

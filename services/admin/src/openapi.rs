@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use axum::{Json, response::IntoResponse};
 use payplane_kit::{
-    openapi::{BearerAuth, FieldError, Pagination},
+    openapi::{BearerAuth, FieldError, Pagination, UniqueOperationIds},
     openapi_envelope as envelope,
 };
 use utoipa::{
@@ -660,7 +660,7 @@ fn dashboard() {}
         put_config, delete_config, system_health, dashboard),
     // Types used only by query parameters are not collected from the paths.
     components(schemas(UserSort, SortOrder, ResourceType)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &UniqueOperationIds),
     tags((name = "admin", description = "User management, audit log, system config, health (ADMIN only)")),
 )]
 struct AdminApi;

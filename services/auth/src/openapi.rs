@@ -5,7 +5,10 @@
 #![expect(clippy::struct_field_names, reason = "field names are the wire names")]
 
 use axum::{Json, response::IntoResponse};
-use payplane_kit::{openapi::BearerAuth, openapi_envelope as envelope};
+use payplane_kit::{
+    openapi::{BearerAuth, UniqueOperationIds},
+    openapi_envelope as envelope,
+};
 use utoipa::{OpenApi, ToSchema};
 
 /// A user's role.
@@ -460,7 +463,7 @@ fn jwks() {}
     info(title = "payplane auth service", description = "Users, sessions, devices and signing keys (api.md §4)."),
     paths(register, login, refresh, logout, me, change_password, list_devices, register_device,
         logout_others, remove_device, lockout_state, unlock, jwks),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &UniqueOperationIds),
     tags(
         (name = "auth", description = "Registration, sign-in, tokens and the current user"),
         (name = "devices", description = "The caller's devices and their sessions"),

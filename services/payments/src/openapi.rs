@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use axum::{Json, response::IntoResponse};
 use payplane_kit::{
-    openapi::{BearerAuth, FieldError, Pagination},
+    openapi::{BearerAuth, FieldError, Pagination, UniqueOperationIds},
     openapi_envelope as envelope,
 };
 use utoipa::{OpenApi, ToSchema};
@@ -484,7 +484,7 @@ fn change_status() {}
     info(title = "payplane payments service", description = "Payments, their lifecycle and the PSP webhook (api.md §5)."),
     paths(list_payments, create_payment, recipients, reports, psp_webhook, get_payment,
         update_payment, change_status),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &UniqueOperationIds),
     tags(
         (name = "payments", description = "Payments visible to the caller"),
         (name = "psp", description = "Payment processor notifications (signed, no bearer token)"),

@@ -3,7 +3,7 @@
 //! the wire shapes; the handlers build their JSON from the domain types. No I/O.
 
 use axum::{Json, response::IntoResponse};
-use payplane_kit::openapi::{BearerAuth, FieldError};
+use payplane_kit::openapi::{BearerAuth, FieldError, UniqueOperationIds};
 use utoipa::{OpenApi, ToSchema};
 
 /// Notification flags.
@@ -174,7 +174,7 @@ fn put_preferences() {}
 #[openapi(
     info(title = "payplane profile service", description = "User profiles and preferences (api.md §7)."),
     paths(get_profile, put_profile, get_preferences, put_preferences),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &UniqueOperationIds),
     tags((name = "profile", description = "The caller's profile and preferences")),
 )]
 struct ProfileApi;
