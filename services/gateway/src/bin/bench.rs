@@ -59,6 +59,9 @@ fn main() -> anyhow::Result<()> {
     // `serve-gateway --workers N` runs like `GATEWAY_WORKERS=N payplane-gateway`.
     let serving_workers = if mode == "serve-gateway" { workers } else { 1 };
     let rt = payplane_gateway::app::main_runtime(serving_workers, false)?;
+    if mode == "proxy" {
+        require_tools(&["nginx", "wrk"]);
+    }
     match mode {
         "proxy" => proxy(&rest),
         "ws" => rt.block_on(ws(&rest)),
@@ -175,6 +178,29 @@ async fn serve_auth() -> anyhow::Result<()> {
             .await;
     auth.stop().await;
     Ok(())
+}
+
+/// The proxy bench compares against nginx with wrk as the load generator; without them it
+/// says what to install, on one line, and exits with 2 (not a backtrace).
+fn require_tools(tools: &[&str]) {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| {
+            !std::env::var_os("PATH").is_some_and(|paths| {
+                std::env::split_paths(&paths).any(|dir| dir.join(t).is_file())
+                    || Path::new("/usr/sbin").join(t).is_file()
+            })
+        })
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "gateway bench needs {}: apt-get install -y {}",
+            missing.join(" and "),
+            missing.join(" ")
+        );
+        std::process::exit(2);
+    }
 }
 
 /// wrk's requests/s and p50/p99 in ms.
