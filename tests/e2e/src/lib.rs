@@ -5,6 +5,7 @@ pub mod client;
 pub mod otlp;
 pub mod platform;
 pub mod servers;
+pub mod stream;
 pub mod ws;
 
 pub use client::{Api, Reply, Session};
