@@ -1,9 +1,12 @@
 //! Keeps each service's OpenAPI document honest (api.md §8.3): a route table that remembers the
 //! paths it serves, and the checks its test runs — the document describes exactly the served
 //! public routes, and over HTTP every documented operation is routed while every other method
-//! on a documented path answers 405. Also the `bearerAuth` scheme every document declares.
+//! on a documented path answers 405. Also the `bearerAuth` scheme every document declares, and
+//! [`FieldRules`]: the request rules the handlers enforce (lengths, patterns, formats, enums,
+//! bounds), patched into the document from the same constants the validators use, because
+//! utoipa's derive attributes only take literals. No I/O.
 
-use std::{collections::BTreeSet, future::Future};
+use std::{borrow::Cow, collections::BTreeSet, future::Future};
 
 use axum::{Router, routing::MethodRouter};
 use http::{Method, StatusCode};
@@ -57,6 +60,509 @@ impl utoipa::Modify for UniqueOperationIds {
             }
         }
     }
+}
+
+/// One rule a handler enforces on a value, in JSON Schema terms.
+#[derive(Debug, Clone)]
+pub enum Rule {
+    /// `minLength`/`maxLength`, counted in Unicode scalar values as `validate::check_len` does.
+    Length { min: usize, max: usize },
+    /// `pattern` (ECMA-262, as JSON Schema reads it).
+    Pattern(Cow<'static, str>),
+    /// `format` (`email`, `uuid`, `date-time`, `password`, …).
+    Format(&'static str),
+    /// `enum`: the canonical spellings (input matching is case-insensitive, api.md §1.5).
+    OneOf(&'static [&'static str]),
+    /// Inclusive integer bounds (`minimum`/`maximum`).
+    Range { min: i64, max: i64 },
+    /// Any other keywords, merged into the schema as written (decimal bounds, `multipleOf`,
+    /// `anyOf` of required members, …).
+    Keywords(Value),
+    /// `null` is not accepted: removed from the schema's `type`.
+    NotNull,
+    /// A property: listed in its object's `required`. A parameter or a body: `required: true`.
+    Required,
+    /// A property: not in `required`. A parameter or a body: `required: false` (a body that may
+    /// be empty, which api.md §1.1 reads as `{}`).
+    Optional,
+}
+
+impl Rule {
+    /// `Rule::Pattern` of a fixed pattern.
+    pub const fn pattern(p: &'static str) -> Self {
+        Self::Pattern(Cow::Borrowed(p))
+    }
+}
+
+/// What a [`FieldRule`] applies to.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A property of a component schema.
+    Property {
+        schema: &'static str,
+        property: &'static str,
+    },
+    /// A whole component schema.
+    Schema(&'static str),
+    /// A parameter (path, query or header) of every operation on `path` that declares it.
+    Param {
+        path: &'static str,
+        name: &'static str,
+    },
+    /// The request body of one operation (`method` lower-case).
+    Body {
+        path: &'static str,
+        method: &'static str,
+    },
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Property { schema, property } => write!(f, "property {schema}.{property}"),
+            Self::Schema(schema) => write!(f, "schema {schema}"),
+            Self::Param { path, name } => write!(f, "parameter {name} of {path}"),
+            Self::Body { path, method } => write!(f, "request body of {method} {path}"),
+        }
+    }
+}
+
+/// Rules for one target.
+#[derive(Debug, Clone)]
+pub struct FieldRule {
+    pub target: Target,
+    pub rules: Vec<Rule>,
+}
+
+impl FieldRule {
+    pub fn property(
+        schema: &'static str,
+        property: &'static str,
+        rules: impl Into<Vec<Rule>>,
+    ) -> Self {
+        Self {
+            target: Target::Property { schema, property },
+            rules: rules.into(),
+        }
+    }
+
+    pub fn schema(schema: &'static str, rules: impl Into<Vec<Rule>>) -> Self {
+        Self {
+            target: Target::Schema(schema),
+            rules: rules.into(),
+        }
+    }
+
+    pub fn param(path: &'static str, name: &'static str, rules: impl Into<Vec<Rule>>) -> Self {
+        Self {
+            target: Target::Param { path, name },
+            rules: rules.into(),
+        }
+    }
+
+    pub fn body(path: &'static str, method: &'static str, rules: impl Into<Vec<Rule>>) -> Self {
+        Self {
+            target: Target::Body { path, method },
+            rules: rules.into(),
+        }
+    }
+}
+
+/// C0 and C1 control characters and DEL, which free text refuses (api.md §1.5:
+/// `validate::normalize_text` refuses every `char::is_control`).
+const CONTROLS: &str = r"\u0000-\u001f\u007f-\u009f";
+/// The same, less tab, LF and CR, which multi-line fields accept.
+const CONTROLS_MULTILINE: &str = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f";
+
+/// The rules of a free-text field read with `validate::Fields::text` and `rule`: its length, no
+/// control characters, and, when it may not be empty, something that is left after trimming.
+pub fn text(rule: crate::validate::Text) -> Vec<Rule> {
+    let controls = if rule.multiline {
+        CONTROLS_MULTILINE
+    } else {
+        CONTROLS
+    };
+    let pattern = if rule.min > 0 {
+        format!(r"^[^{controls}]*[^\s{CONTROLS}][^{controls}]*$")
+    } else {
+        format!("^[^{controls}]*$")
+    };
+    vec![
+        Rule::Length {
+            min: rule.min,
+            max: rule.max,
+        },
+        Rule::Pattern(pattern.into()),
+    ]
+}
+
+/// The email rule of api.md §1.5 (`validate::email`), for its canonical (trimmed) form.
+pub fn email() -> Vec<Rule> {
+    use crate::validate::{EMAIL_LOCAL_MAX, EMAIL_MAX};
+    vec![
+        Rule::Format("email"),
+        Rule::Length {
+            min: 1,
+            max: EMAIL_MAX,
+        },
+        Rule::Pattern(
+            format!(r"^[^\s@{CONTROLS}]{{1,{EMAIL_LOCAL_MAX}}}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+                .into(),
+        ),
+    ]
+}
+
+/// RFC 3339 date-times whose every match parses (days up to 28, years from 1000): `format`
+/// alone is an annotation in JSON Schema 2020-12, which validators and fuzzers do not check.
+pub const DATE_TIME_PATTERN: &str = r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
+/// Plain dates `YYYY-MM-DD` whose every match parses.
+pub const DATE_PATTERN: &str = r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$";
+/// A hyphenated UUID in either letter case (api.md §1.5).
+pub const UUID_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+/// A date-time (api.md §1.6).
+pub fn date_time() -> Vec<Rule> {
+    vec![Rule::Format("date-time"), Rule::pattern(DATE_TIME_PATTERN)]
+}
+
+/// A query date: RFC 3339 date-time or a plain date (api.md §1.5).
+pub fn date_or_date_time() -> Vec<Rule> {
+    vec![Rule::Keywords(serde_json::json!({"anyOf": [
+        {"format": "date-time", "pattern": DATE_TIME_PATTERN},
+        {"format": "date", "pattern": DATE_PATTERN},
+    ]}))]
+}
+
+/// A UUID.
+pub fn uuid() -> Vec<Rule> {
+    vec![Rule::Format("uuid"), Rule::pattern(UUID_PATTERN)]
+}
+
+/// A `validate::token_like` value of at most `max` characters (device ids).
+pub fn token(max: usize) -> Vec<Rule> {
+    vec![
+        Rule::Length { min: 1, max },
+        Rule::pattern(crate::validate::TOKEN_PATTERN),
+    ]
+}
+
+/// A secret taken verbatim (`validate::Fields::secret`).
+pub fn secret(min: usize, max: usize) -> Vec<Rule> {
+    vec![Rule::Format("password"), Rule::Length { min, max }]
+}
+
+/// Concatenates rule lists: `rules([text(NAME), vec![Rule::NotNull]])`.
+pub fn rules<const N: usize>(parts: [Vec<Rule>; N]) -> Vec<Rule> {
+    parts.into_iter().flatten().collect()
+}
+
+/// A service's rule table: patched into its document, so generated clients and fuzzers know
+/// what the handlers accept. A rule that names a schema, property, parameter or body the
+/// document lacks is a problem [`FieldRules::apply`] reports (each service's document test
+/// asserts there is none), so tables cannot rot.
+///
+/// The rules patch the document as JSON, and services serve that JSON: utoipa 6 cannot read
+/// its own output back (a `serde_json::Value` field's schema has no `type`, which its
+/// `Schema` refuses) and has no place for keywords such as `allowEmptyValue` or an `anyOf`
+/// beside an object's properties, so a round trip through its types would fail or drop rules.
+#[derive(Debug, Clone, Default)]
+pub struct FieldRules(pub Vec<FieldRule>);
+
+impl FieldRules {
+    /// Patches the document; returns what could not be applied (the document is patched with
+    /// everything else either way).
+    pub fn apply(&self, doc: &mut Value) -> Result<(), Vec<String>> {
+        let problems: Vec<String> = self
+            .0
+            .iter()
+            .filter_map(|rule| apply_rule(doc, rule).err())
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// api.md §1.5: a query parameter given with an empty value is treated as absent, so every
+/// optional query parameter is marked `allowEmptyValue` and a generated `?status=` is not
+/// "schema-valid but rejected".
+pub fn allow_empty_query_values(doc: &mut Value) {
+    for_each_operation(doc, |_, _, op| {
+        let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
+            return;
+        };
+        for p in params {
+            if p["in"] == "query" && p["required"] != true {
+                p["allowEmptyValue"] = Value::Bool(true);
+            }
+        }
+    });
+}
+
+/// The error answers every operation of a kind can give, added where an operation does not
+/// already document them (with its own wording), so documents list them consistently:
+/// - a request body: 400 `VALIDATION_ERROR`/`INVALID_JSON`, 413, 415 (api.md §1.1, §3.6);
+/// - query or header parameters: 400 `VALIDATION_ERROR` (api.md §1.5);
+/// - a bearer token required: 401 (api.md §2.5);
+/// - a bearer token or a body (the handler reads a database or Redis): 503;
+/// - every operation not in `rate_limit_exempt`: 429 `RATE_LIMIT_EXCEEDED`, answered by the
+///   gateway whose merged document this becomes (api.md §3.3).
+pub struct StandardResponses {
+    pub rate_limit_exempt: &'static [&'static str],
+}
+
+impl StandardResponses {
+    pub fn apply(&self, doc: &mut Value) {
+        for_each_operation(doc, |path, _, op| {
+            let has_body = op.get("requestBody").is_some();
+            let has_params = op["parameters"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["in"] == "query" || p["in"] == "header"));
+            let security = op["security"].as_array();
+            let bearer = security
+                .is_some_and(|s| !s.is_empty() && s.iter().all(|r| r.get("bearerAuth").is_some()));
+            let secured = security.is_some_and(|s| !s.is_empty());
+            let mut add = |status: &str, description: &str| {
+                if let Some(responses) = op["responses"].as_object_mut() {
+                    responses.entry(status).or_insert_with(|| {
+                        serde_json::json!({
+                            "description": description,
+                            "content": {"application/json": {"schema": {"$ref": ERROR_ENVELOPE}}}
+                        })
+                    });
+                }
+            };
+            if has_body {
+                add("400", "VALIDATION_ERROR or INVALID_JSON");
+                add("413", "PAYLOAD_TOO_LARGE");
+                add("415", "UNSUPPORTED_MEDIA_TYPE");
+            } else if has_params {
+                add("400", "VALIDATION_ERROR");
+            }
+            if bearer {
+                add(
+                    "401",
+                    "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED",
+                );
+            }
+            if secured || has_body {
+                add("503", "SERVICE_UNAVAILABLE: a required dependency is down");
+            }
+            if !self.rate_limit_exempt.contains(&path) {
+                add("429", "RATE_LIMIT_EXCEEDED (gateway; Retry-After header)");
+            }
+        });
+    }
+}
+
+/// A service's served document: the generated one with its field rules, empty query values
+/// allowed and the standard responses, in that order. Problems with the rules are returned
+/// beside the document: a service logs them when serving and its test asserts there are none.
+pub fn describe(
+    openapi: &utoipa::openapi::OpenApi,
+    rules: &FieldRules,
+    responses: &StandardResponses,
+) -> (Value, Result<(), Vec<String>>) {
+    let mut doc = match serde_json::to_value(openapi) {
+        Ok(doc) => doc,
+        Err(e) => return (Value::Null, Err(vec![e.to_string()])),
+    };
+    let result = rules.apply(&mut doc);
+    allow_empty_query_values(&mut doc);
+    responses.apply(&mut doc);
+    (doc, result)
+}
+
+fn for_each_operation(doc: &mut Value, mut f: impl FnMut(&str, &str, &mut Value)) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths {
+        for method in &METHODS {
+            let method = method.as_str().to_lowercase();
+            if let Some(op) = item.get_mut(&method) {
+                f(path, &method, op);
+            }
+        }
+    }
+}
+
+fn apply_rule(doc: &mut Value, rule: &FieldRule) -> Result<(), String> {
+    let missing = || format!("{} does not exist", rule.target);
+    match &rule.target {
+        Target::Property { schema, property } => {
+            let object = doc
+                .pointer_mut(&format!("/components/schemas/{schema}"))
+                .filter(|o| o["properties"].get(property).is_some())
+                .ok_or_else(missing)?;
+            for r in &rule.rules {
+                match r {
+                    Rule::Required | Rule::Optional => {
+                        set_required(object, property, matches!(r, Rule::Required));
+                    }
+                    other => patch_schema(&mut object["properties"][property], other)
+                        .map_err(|e| format!("{}: {e}", rule.target))?,
+                }
+            }
+        }
+        Target::Schema(schema) => {
+            let node = doc
+                .pointer_mut(&format!("/components/schemas/{schema}"))
+                .ok_or_else(missing)?;
+            for r in &rule.rules {
+                patch_schema(node, r).map_err(|e| format!("{}: {e}", rule.target))?;
+            }
+        }
+        Target::Param { path, name } => {
+            let item = doc
+                .pointer_mut(&format!(
+                    "/paths/{}",
+                    path.replace('~', "~0").replace('/', "~1")
+                ))
+                .ok_or_else(missing)?;
+            let mut found = false;
+            for method in &METHODS {
+                let Some(params) = item
+                    .get_mut(method.as_str().to_lowercase())
+                    .and_then(|op| op.get_mut("parameters"))
+                    .and_then(Value::as_array_mut)
+                else {
+                    continue;
+                };
+                for p in params.iter_mut().filter(|p| p["name"] == *name) {
+                    found = true;
+                    for r in &rule.rules {
+                        match r {
+                            Rule::Required => p["required"] = Value::Bool(true),
+                            Rule::Optional => p["required"] = Value::Bool(false),
+                            other => patch_schema(&mut p["schema"], other)
+                                .map_err(|e| format!("{}: {e}", rule.target))?,
+                        }
+                    }
+                }
+            }
+            if !found {
+                return Err(missing());
+            }
+        }
+        Target::Body { path, method } => {
+            let body = doc
+                .pointer_mut(&format!(
+                    "/paths/{}/{method}/requestBody",
+                    path.replace('~', "~0").replace('/', "~1")
+                ))
+                .ok_or_else(missing)?;
+            for r in &rule.rules {
+                match r {
+                    Rule::Required => body["required"] = Value::Bool(true),
+                    Rule::Optional => body["required"] = Value::Bool(false),
+                    other => return Err(format!("{}: {other:?} does not apply", rule.target)),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn set_required(object: &mut Value, property: &str, required: bool) {
+    let mut list: Vec<Value> = object["required"].as_array().cloned().unwrap_or_default();
+    list.retain(|p| p != property);
+    if required {
+        list.push(Value::String(property.to_owned()));
+    }
+    if let Some(map) = object.as_object_mut() {
+        if list.is_empty() {
+            map.remove("required");
+        } else {
+            map.insert("required".into(), Value::Array(list));
+        }
+    }
+}
+
+/// Whether a schema admits `null` (`type: [.., "null"]`).
+fn nullable(schema: &Value) -> bool {
+    schema["type"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|x| x == "null"))
+}
+
+fn patch_schema(schema: &mut Value, rule: &Rule) -> Result<(), String> {
+    let is_null_or = |s: &Value| {
+        s["oneOf"]
+            .as_array()
+            .is_some_and(|b| b.len() == 2 && b.iter().any(|x| x["type"] == "null"))
+    };
+    // `Option<Ref>` is `oneOf: [null, $ref]`: only NotNull applies to the wrapper.
+    if is_null_or(schema) {
+        if matches!(rule, Rule::NotNull) {
+            let inner = schema["oneOf"]
+                .as_array()
+                .and_then(|b| b.iter().find(|x| x["type"] != "null"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            *schema = inner;
+            return Ok(());
+        }
+        return Err(format!(
+            "{rule:?} on a nullable reference: patch the referenced schema"
+        ));
+    }
+    let Some(map) = schema.as_object_mut() else {
+        return Err("not a schema object".into());
+    };
+    let null = nullable(&Value::Object(map.clone()));
+    match rule {
+        Rule::Length { min, max } => {
+            if *min > 0 {
+                map.insert("minLength".into(), (*min).into());
+            }
+            map.insert("maxLength".into(), (*max).into());
+        }
+        Rule::Pattern(p) => {
+            map.insert("pattern".into(), Value::String(p.to_string()));
+        }
+        Rule::Format(f) => {
+            map.insert("format".into(), Value::String((*f).to_owned()));
+        }
+        Rule::OneOf(values) => {
+            let mut list: Vec<Value> = values.iter().map(|v| Value::String((*v).into())).collect();
+            if null {
+                list.push(Value::Null);
+            }
+            map.insert("enum".into(), Value::Array(list));
+        }
+        Rule::Range { min, max } => {
+            map.insert("minimum".into(), (*min).into());
+            map.insert("maximum".into(), (*max).into());
+        }
+        Rule::Keywords(Value::Object(k)) => {
+            for (key, value) in k {
+                map.insert(key.clone(), value.clone());
+            }
+        }
+        Rule::Keywords(other) => return Err(format!("keywords must be an object, not {other}")),
+        Rule::NotNull => {
+            if let Some(types) = map.get("type").and_then(Value::as_array) {
+                let kept: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+                let kept = if kept.len() == 1 {
+                    kept[0].clone()
+                } else {
+                    Value::Array(kept)
+                };
+                map.insert("type".into(), kept);
+            }
+            if let Some(Value::Array(values)) = map.get_mut("enum") {
+                values.retain(|v| !v.is_null());
+            }
+        }
+        Rule::Required | Rule::Optional => {
+            return Err(format!("{rule:?} applies to a property, parameter or body"));
+        }
+    }
+    Ok(())
 }
 
 /// The `pagination` object of every list answer (api.md §1.6), as the services' documents
@@ -334,6 +840,85 @@ mod tests {
                 }
             }
         })
+    }
+
+    /// A small utoipa document: one body schema, one operation with a query parameter.
+    fn api() -> utoipa::openapi::OpenApi {
+        #[derive(utoipa::ToSchema)]
+        #[expect(dead_code, reason = "documentation only")]
+        struct Thing {
+            name: String,
+            note: Option<String>,
+        }
+        #[utoipa::path(post, path = "/api/things", request_body = Thing,
+            params(("mode" = Option<String>, Query)),
+            responses((status = 201, description = "created")))]
+        #[expect(dead_code, reason = "documentation only")]
+        fn create() {}
+        #[derive(utoipa::OpenApi)]
+        #[openapi(paths(create))]
+        struct Api;
+        <Api as utoipa::OpenApi>::openapi()
+    }
+
+    fn rules() -> FieldRules {
+        FieldRules(vec![
+            FieldRule::property("Thing", "name", text(crate::validate::Text::len(1, 255))),
+            FieldRule::property("Thing", "note", [Rule::OneOf(&["a", "b"]), Rule::NotNull]),
+            FieldRule::param("/api/things", "mode", [Rule::OneOf(&["x"])]),
+            FieldRule::body("/api/things", "post", [Rule::Optional]),
+        ])
+    }
+
+    #[test]
+    fn field_rules_patch_properties_parameters_and_bodies() {
+        let (v, result) = describe(
+            &api(),
+            &rules(),
+            &StandardResponses {
+                rate_limit_exempt: &[],
+            },
+        );
+        assert_eq!(result, Ok(()));
+        let name = &v["components"]["schemas"]["Thing"]["properties"]["name"];
+        assert_eq!(
+            (&name["minLength"], &name["maxLength"]),
+            (&json!(1), &json!(255))
+        );
+        assert!(name["pattern"].as_str().unwrap().starts_with('^'));
+        let note = &v["components"]["schemas"]["Thing"]["properties"]["note"];
+        assert_eq!(note["type"], "string");
+        assert_eq!(note["enum"], json!(["a", "b"]));
+        let op = &v["paths"]["/api/things"]["post"];
+        assert_eq!(op["requestBody"]["required"], false);
+        assert_eq!(op["parameters"][0]["allowEmptyValue"], true);
+        assert_eq!(op["parameters"][0]["schema"]["enum"], json!(["x"]));
+        for status in ["400", "413", "415", "429", "503"] {
+            assert_eq!(
+                op["responses"][status]["content"]["application/json"]["schema"]["$ref"],
+                ERROR_ENVELOPE,
+                "{status}"
+            );
+        }
+        assert!(op["responses"].get("401").is_none(), "not secured");
+    }
+
+    #[test]
+    fn a_rule_on_something_missing_fails() {
+        for rule in [
+            FieldRule::property("Thing", "nmae", [Rule::NotNull]),
+            FieldRule::property("Thang", "name", [Rule::NotNull]),
+            FieldRule::schema("Thang", [Rule::NotNull]),
+            FieldRule::param("/api/things", "mood", [Rule::NotNull]),
+            FieldRule::param("/api/thongs", "mode", [Rule::NotNull]),
+            FieldRule::body("/api/things", "put", [Rule::Optional]),
+        ] {
+            let target = rule.target.to_string();
+            let mut doc = serde_json::to_value(api()).unwrap();
+            let problems = FieldRules(vec![rule]).apply(&mut doc).unwrap_err();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(problems[0].contains(&target), "{problems:?}");
+        }
     }
 
     #[test]

@@ -7,6 +7,15 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::{ApiError, error::FieldError};
 
+/// The longest email address (api.md §1.5).
+pub const EMAIL_MAX: usize = 255;
+/// The longest local part of an email address.
+pub const EMAIL_LOCAL_MAX: usize = 64;
+/// The longest domain of an email address.
+pub const EMAIL_DOMAIN_MAX: usize = 253;
+/// The device id / request id alphabet [`token_like`] accepts (api.md §1.2, §4.2).
+pub const TOKEN_PATTERN: &str = "^[A-Za-z0-9._:-]+$";
+
 /// Length bounds and line rules for a free-text field.
 #[derive(Debug, Clone, Copy)]
 pub struct Text {
@@ -68,7 +77,7 @@ pub fn email(raw: &str) -> Result<String, &'static str> {
     const MSG: &str = "must be a valid email address";
     let text = raw.trim();
     if text.is_empty()
-        || text.chars().count() > 255
+        || text.chars().count() > EMAIL_MAX
         || text.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(MSG);
@@ -77,8 +86,8 @@ pub fn email(raw: &str) -> Result<String, &'static str> {
     let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
         return Err(MSG);
     };
-    let local_ok = (1..=64).contains(&local.chars().count());
-    let domain_ok = (1..=253).contains(&domain.len())
+    let local_ok = (1..=EMAIL_LOCAL_MAX).contains(&local.chars().count());
+    let domain_ok = (1..=EMAIL_DOMAIN_MAX).contains(&domain.len())
         && domain.contains('.')
         && domain
             .bytes()

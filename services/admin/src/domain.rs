@@ -2,8 +2,36 @@
 //! of registration (api.md §4.4, checked here too so all violations are reported together),
 //! config keys and values (api.md §6.12). Pure.
 
+use payplane_kit::validate::Text;
+
 /// Roles as spelled on the wire.
 pub const ROLES: [&str; 3] = ["ADMIN", "CUSTOMER", "VENDOR"];
+
+/// A user's `name`: 1..255 characters (api.md §6.5, §6.6).
+pub const NAME: Text = Text::len(1, 255);
+/// A status change's `reason`: 1..500, multi-line; empty means absent (api.md §6.8).
+pub const REASON: Text = Text::multiline(1, 500);
+/// The user list's `search`: 1..255 characters (api.md §6.3).
+pub const USER_SEARCH: Text = Text::len(1, 255);
+/// The user list's sort keys (api.md §6.3).
+pub const USER_SORT_KEYS: [&str; 4] = ["createdAt", "email", "name", "role"];
+/// Sort directions.
+pub const ORDERS: [&str; 2] = ["asc", "desc"];
+/// The audit log's `resourceId` filter: 1..255 characters (api.md §6.10).
+pub const RESOURCE_ID: Text = Text::len(1, 255);
+/// The highest `limit` of a list (api.md §1.6).
+pub const LIST_LIMIT_MAX: i64 = 100;
+/// The shortest and longest password of a new user (api.md §4.4).
+pub const PASSWORD_MIN: usize = 12;
+pub const PASSWORD_MAX: usize = 255;
+/// [`password_rule`]'s composition as a pattern, for the OpenAPI document.
+pub const PASSWORD_PATTERN: &str =
+    r"^(?=[\s\S]*[A-Z])(?=[\s\S]*[a-z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])[\s\S]*$";
+/// The longest config key, and the key rule [`config_key_ok`] checks (api.md §6.12).
+pub const CONFIG_KEY_MAX: usize = 128;
+pub const CONFIG_KEY_PATTERN: &str = "^[a-z0-9]+([._-][a-z0-9]+)*$";
+/// A config entry's `description`: 0..500 characters, multi-line.
+pub const CONFIG_DESCRIPTION: Text = Text::multiline(0, 500);
 
 /// A config value: at most 64 KiB compact, 32 levels deep, and storable exactly in `jsonb`
 /// (no NUL, numbers that read back unchanged).
@@ -16,10 +44,10 @@ pub const CONFIG_VALUE_LIMITS: payplane_kit::storable::Limits = payplane_kit::st
 /// character that is not an ASCII letter or digit.
 pub fn password_rule(password: &str) -> Result<(), &'static str> {
     let n = password.chars().count();
-    if n < 12 {
+    if n < PASSWORD_MIN {
         return Err("must be at least 12 characters");
     }
-    if n > 255 {
+    if n > PASSWORD_MAX {
         return Err("must be at most 255 characters");
     }
     let has = |f: fn(&char) -> bool| password.chars().any(|c| f(&c));
@@ -36,7 +64,7 @@ pub fn password_rule(password: &str) -> Result<(), &'static str> {
 
 /// `^[a-z0-9]+([._-][a-z0-9]+)*$`, 1..128 characters.
 pub fn config_key_ok(key: &str) -> bool {
-    if key.is_empty() || key.len() > 128 {
+    if key.is_empty() || key.len() > CONFIG_KEY_MAX {
         return false;
     }
     let mut prev_sep = true;

@@ -19,9 +19,18 @@ use utoipa::{
     },
 };
 
+use payplane_kit::openapi::{
+    FieldRule, FieldRules, Rule, StandardResponses, date_or_date_time, email, rules, secret, text,
+    uuid,
+};
+
 use crate::{
     audit::{ACTIONS, RESOURCE_TYPES},
-    domain::ROLES,
+    domain::{
+        CONFIG_DESCRIPTION, CONFIG_KEY_MAX, CONFIG_KEY_PATTERN, LIST_LIMIT_MAX, NAME, ORDERS,
+        PASSWORD_MAX, PASSWORD_MIN, PASSWORD_PATTERN, REASON, RESOURCE_ID, ROLES, USER_SEARCH,
+        USER_SORT_KEYS,
+    },
 };
 
 /// A string schema limited to `values` (a runtime constant, so not expressible as a derive).
@@ -125,24 +134,18 @@ pub struct UserPage {
 /// `POST /api/admin/users`.
 #[derive(ToSchema)]
 pub struct UserCreate {
-    #[schema(format = "email", max_length = 255)]
     email: String,
     /// 12..255 characters with an upper-case letter, a lower-case letter, a digit and a symbol.
-    #[schema(min_length = 12, max_length = 255)]
     password: String,
     /// 1..255 characters.
-    #[schema(min_length = 1, max_length = 255)]
     name: String,
     role: Role,
 }
 
 /// `PUT /api/admin/users/{id}`: at least one of `name`, `email` (`null` counts as absent).
 #[derive(ToSchema)]
-#[schema(min_properties = 1)]
 pub struct UserUpdate {
-    #[schema(format = "email", max_length = 255)]
     email: Option<String>,
-    #[schema(min_length = 1, max_length = 255)]
     name: Option<String>,
 }
 
@@ -157,8 +160,8 @@ pub struct RoleChange {
 #[serde(rename_all = "camelCase")]
 pub struct StatusChange {
     is_active: bool,
-    /// 1..500 characters (multi-line); kept as the deactivation reason.
-    #[schema(min_length = 1, max_length = 500)]
+    /// 1..500 characters (multi-line); kept as the deactivation reason. Empty or
+    /// whitespace-only is treated as absent.
     reason: Option<String>,
 }
 
@@ -229,16 +232,10 @@ pub struct ConfigList(Vec<ConfigEntry>);
 #[derive(ToSchema)]
 pub struct ConfigCreate {
     /// 1..128 characters of `^[a-z0-9]+([._-][a-z0-9]+)*$`.
-    #[schema(
-        pattern = "^[a-z0-9]+([._-][a-z0-9]+)*$",
-        min_length = 1,
-        max_length = 128
-    )]
     key: String,
     /// Any JSON value (`null` included), at most 65 536 bytes in compact form.
     value: serde_json::Value,
     /// 0..500 characters (multi-line); `null` or absent for none.
-    #[schema(max_length = 500)]
     description: Option<String>,
 }
 
@@ -248,7 +245,6 @@ pub struct ConfigPut {
     /// Any JSON value (`null` included), at most 65 536 bytes in compact form.
     value: serde_json::Value,
     /// 0..500 characters (multi-line); `null` clears it, absent keeps the stored one.
-    #[schema(max_length = 500)]
     description: Option<String>,
 }
 
@@ -437,12 +433,12 @@ pub struct ErrorEnvelope {
 /// List, search and filter users
 #[utoipa::path(get, path = "/api/admin/users", tag = "admin", security(("bearerAuth" = [])),
     params(
-        ("page" = Option<i64>, Query, minimum = 1, description = "≥ 1, default 1"),
-        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1..100, default 10"),
+        ("page" = Option<i64>, Query, description = "≥ 1, default 1"),
+        ("limit" = Option<i64>, Query, description = "1..100, default 10"),
         ("sort" = Option<UserSort>, Query, description = "Default `createdAt`; `email` and `name` ignore case"),
         ("order" = Option<SortOrder>, Query, description = "Default `desc`"),
         ("role" = Option<Role>, Query, description = "Only this role"),
-        ("search" = Option<String>, Query, min_length = 1, max_length = 255, description = "Case-insensitive substring of name or email (`%`, `_` are literal)"),
+        ("search" = Option<String>, Query, description = "Case-insensitive substring of name or email (`%`, `_` are literal)"),
         ("isActive" = Option<bool>, Query, description = "Only active (`true`) or inactive (`false`) users"),
     ),
     responses(
@@ -546,12 +542,12 @@ fn change_status() {}
 /// Audit log, newest first
 #[utoipa::path(get, path = "/api/admin/audit-logs", tag = "admin", security(("bearerAuth" = [])),
     params(
-        ("page" = Option<i64>, Query, minimum = 1, description = "≥ 1, default 1"),
-        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1..100, default 20"),
+        ("page" = Option<i64>, Query, description = "≥ 1, default 1"),
+        ("limit" = Option<i64>, Query, description = "1..100, default 20"),
         ("action" = Option<AuditAction>, Query, description = "Only this action"),
         ("userId" = Option<String>, Query, format = "uuid", description = "Only entries of this acting user"),
         ("resourceType" = Option<ResourceType>, Query, description = "Only this resource type"),
-        ("resourceId" = Option<String>, Query, min_length = 1, max_length = 255, description = "Only this resource id"),
+        ("resourceId" = Option<String>, Query, description = "Only this resource id"),
         ("startDate" = Option<String>, Query, description = "Entries at or after: RFC 3339 with offset or YYYY-MM-DD (UTC); not after `endDate`"),
         ("endDate" = Option<String>, Query, description = "Entries at or before: RFC 3339 with offset, or YYYY-MM-DD (UTC) for the whole day"),
     ),
@@ -597,7 +593,7 @@ fn create_config() {}
 
 /// One config entry
 #[utoipa::path(get, path = "/api/admin/config/{key}", tag = "admin", security(("bearerAuth" = [])),
-    params(("key" = String, Path, pattern = "^[a-z0-9]+([._-][a-z0-9]+)*$", max_length = 128, description = "Config key")),
+    params(("key" = String, Path, description = "Config key")),
     responses(
         (status = 200, description = "The entry", body = ConfigEntryEnvelope),
         (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
@@ -608,7 +604,7 @@ fn get_config() {}
 
 /// Create or replace a config entry
 #[utoipa::path(put, path = "/api/admin/config/{key}", tag = "admin", security(("bearerAuth" = [])),
-    params(("key" = String, Path, pattern = "^[a-z0-9]+([._-][a-z0-9]+)*$", max_length = 128, description = "Config key")),
+    params(("key" = String, Path, description = "Config key")),
     request_body = ConfigPut,
     responses(
         (status = 200, description = "Replaced (unchanged if value and description are the same); a change is audited as SYSTEM_CONFIG_CHANGED and emits admin.config.updated", body = ConfigEntryEnvelope),
@@ -625,7 +621,7 @@ fn put_config() {}
 
 /// Delete a config entry
 #[utoipa::path(delete, path = "/api/admin/config/{key}", tag = "admin", security(("bearerAuth" = [])),
-    params(("key" = String, Path, pattern = "^[a-z0-9]+([._-][a-z0-9]+)*$", max_length = 128, description = "Config key")),
+    params(("key" = String, Path, description = "Config key")),
     responses(
         (status = 204, description = "Deleted; audited as SYSTEM_CONFIG_CHANGED, emits admin.config.updated"),
         (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
@@ -665,9 +661,97 @@ fn dashboard() {}
 )]
 struct AdminApi;
 
-/// The service's OpenAPI document (also what the gateway merges).
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    AdminApi::openapi()
+/// The request rules the handlers enforce, from the constants they validate with.
+pub fn field_rules() -> FieldRules {
+    let key = || {
+        vec![
+            Rule::Length {
+                min: 1,
+                max: CONFIG_KEY_MAX,
+            },
+            Rule::pattern(CONFIG_KEY_PATTERN),
+        ]
+    };
+    let mut table = vec![
+        FieldRule::schema("UserSort", [Rule::OneOf(&USER_SORT_KEYS)]),
+        FieldRule::schema("SortOrder", [Rule::OneOf(&ORDERS)]),
+        FieldRule::property("UserCreate", "email", email()),
+        FieldRule::property(
+            "UserCreate",
+            "password",
+            rules([
+                secret(PASSWORD_MIN, PASSWORD_MAX),
+                vec![Rule::pattern(PASSWORD_PATTERN)],
+            ]),
+        ),
+        FieldRule::property("UserCreate", "name", text(NAME)),
+        // `null` reads as absent, and at least one of them must be given (api.md §6.6).
+        FieldRule::property("UserUpdate", "email", rules([email(), vec![Rule::NotNull]])),
+        FieldRule::property(
+            "UserUpdate",
+            "name",
+            rules([text(NAME), vec![Rule::NotNull]]),
+        ),
+        FieldRule::schema(
+            "UserUpdate",
+            [Rule::Keywords(serde_json::json!({
+                "anyOf": [{"required": ["email"]}, {"required": ["name"]}]
+            }))],
+        ),
+        FieldRule::property("StatusChange", "reason", text(REASON)),
+        FieldRule::property("ConfigCreate", "key", key()),
+        FieldRule::property("ConfigCreate", "description", text(CONFIG_DESCRIPTION)),
+        FieldRule::property("ConfigPut", "description", text(CONFIG_DESCRIPTION)),
+        FieldRule::param("/api/admin/users", "search", text(USER_SEARCH)),
+        FieldRule::param("/api/admin/audit-logs", "resourceId", text(RESOURCE_ID)),
+    ];
+    for path in ["/api/admin/users", "/api/admin/audit-logs"] {
+        table.push(FieldRule::param(
+            path,
+            "page",
+            [Rule::Range {
+                min: 1,
+                max: i64::MAX,
+            }],
+        ));
+        table.push(FieldRule::param(
+            path,
+            "limit",
+            [Rule::Range {
+                min: 1,
+                max: LIST_LIMIT_MAX,
+            }],
+        ));
+    }
+    for name in ["startDate", "endDate"] {
+        table.push(FieldRule::param(
+            "/api/admin/audit-logs",
+            name,
+            date_or_date_time(),
+        ));
+    }
+    table.push(FieldRule::param("/api/admin/audit-logs", "userId", uuid()));
+    // Every operation on the path (get, put, delete) declares `key`.
+    table.push(FieldRule::param("/api/admin/config/{key}", "key", key()));
+    FieldRules(table)
+}
+
+/// Every route of this service counts against the gateway's rate limit (api.md §3.3).
+const RESPONSES: StandardResponses = StandardResponses {
+    rate_limit_exempt: &[],
+};
+
+/// The service's OpenAPI document as served (also what the gateway merges).
+pub fn openapi() -> serde_json::Value {
+    let (doc, result) =
+        payplane_kit::openapi::describe(&AdminApi::openapi(), &field_rules(), &RESPONSES);
+    if let Err(problems) = result {
+        tracing::error!(
+            ?problems,
+            "the OpenAPI field rules do not match the document"
+        );
+    }
+    doc
 }
 
 /// `GET /openapi.json` (raw, not enveloped: api.md §1.3).
@@ -711,6 +795,13 @@ mod tests {
             doc["components"]["securitySchemes"]["bearerAuth"],
             json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
         );
+    }
+
+    #[test]
+    fn every_field_rule_applies() {
+        let (_, result) =
+            payplane_kit::openapi::describe(&AdminApi::openapi(), &field_rules(), &RESPONSES);
+        assert_eq!(result, Ok(()));
     }
 
     #[test]

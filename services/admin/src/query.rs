@@ -108,7 +108,7 @@ impl Query {
     /// `page` (≥ 1) and `limit` (1..=100, default given).
     pub fn pagination(&mut self, default_limit: i64) -> Page {
         let page = self.int("page", 1, 1, i64::MAX);
-        let limit = self.int("limit", default_limit, 1, 100);
+        let limit = self.int("limit", default_limit, 1, crate::domain::LIST_LIMIT_MAX);
         Page { page, limit }
     }
 

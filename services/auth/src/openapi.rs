@@ -6,10 +6,21 @@
 
 use axum::{Json, response::IntoResponse};
 use payplane_kit::{
-    openapi::{BearerAuth, UniqueOperationIds},
+    openapi::{
+        BearerAuth, FieldRule, FieldRules, Rule, StandardResponses, UniqueOperationIds, email,
+        rules, secret, text, token,
+    },
     openapi_envelope as envelope,
 };
 use utoipa::{OpenApi, ToSchema};
+
+use crate::{
+    password::{PASSWORD_MAX, PASSWORD_MIN, PASSWORD_PATTERN},
+    routes::{
+        DEVICE_ID_MAX, DEVICE_NAME, DEVICE_TYPES, LOGOUT_REFRESH_TOKEN_MAX, NAME,
+        REFRESH_TOKEN_MAX, SELF_ROLES,
+    },
+};
 
 /// A user's role.
 #[derive(ToSchema)]
@@ -353,7 +364,7 @@ fn register() {}
         (status = 401, description = "INVALID_CREDENTIALS (details.remainingAttempts after the 3rd and 4th failure)", body = ErrorEnvelope),
         (status = 403, description = "ACCOUNT_DISABLED", body = ErrorEnvelope),
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
-        (status = 429, description = "ACCOUNT_LOCKED (details {lockedUntil?, waitSeconds}, Retry-After header)", body = ErrorEnvelope),
+        (status = 429, description = "ACCOUNT_LOCKED (details {lockedUntil?, waitSeconds}, Retry-After header) or RATE_LIMIT_EXCEEDED (gateway)", body = ErrorEnvelope),
     ))]
 fn login() {}
 
@@ -392,7 +403,7 @@ fn me() {}
         (status = 400, description = "VALIDATION_ERROR, INVALID_JSON, or INVALID_PASSWORD (wrong current password, details.remainingAttempts)", body = ErrorEnvelope),
         (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
-        (status = 429, description = "ACCOUNT_LOCKED (Retry-After header)", body = ErrorEnvelope),
+        (status = 429, description = "ACCOUNT_LOCKED or RATE_LIMIT_EXCEEDED (gateway); Retry-After header", body = ErrorEnvelope),
     ))]
 fn change_password() {}
 
@@ -472,12 +483,105 @@ fn jwks() {}
 )]
 struct AuthApi;
 
-/// The service's OpenAPI document (also what the gateway merges).
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    AuthApi::openapi()
+/// The request rules the handlers enforce, from the constants they validate with.
+pub fn field_rules() -> FieldRules {
+    let new_password = || {
+        rules([
+            secret(PASSWORD_MIN, PASSWORD_MAX),
+            vec![Rule::pattern(PASSWORD_PATTERN)],
+        ])
+    };
+    let device = |schema| {
+        [
+            FieldRule::property(schema, "deviceId", token(DEVICE_ID_MAX)),
+            FieldRule::property(schema, "deviceName", text(DEVICE_NAME)),
+        ]
+    };
+    let mut table = vec![
+        FieldRule::schema("SelfRole", [Rule::OneOf(&SELF_ROLES)]),
+        FieldRule::schema("DeviceType", [Rule::OneOf(&DEVICE_TYPES)]),
+        FieldRule::property("RegisterRequest", "email", email()),
+        FieldRule::property("RegisterRequest", "password", new_password()),
+        FieldRule::property("RegisterRequest", "name", text(NAME)),
+        FieldRule::property("LoginRequest", "email", email()),
+        FieldRule::property("LoginRequest", "password", secret(1, PASSWORD_MAX)),
+        FieldRule::property(
+            "RefreshRequest",
+            "refreshToken",
+            [Rule::Length {
+                min: 1,
+                max: REFRESH_TOKEN_MAX,
+            }],
+        ),
+        FieldRule::property(
+            "LogoutRequest",
+            "refreshToken",
+            [Rule::Length {
+                min: 0,
+                max: LOGOUT_REFRESH_TOKEN_MAX,
+            }],
+        ),
+        FieldRule::property(
+            "PasswordChangeRequest",
+            "currentPassword",
+            secret(1, PASSWORD_MAX),
+        ),
+        FieldRule::property("PasswordChangeRequest", "newPassword", new_password()),
+        FieldRule::property(
+            "LogoutOthersRequest",
+            "currentDeviceId",
+            token(DEVICE_ID_MAX),
+        ),
+        // api.md §1.1: an empty body is `{}`, which these accept.
+        FieldRule::body("/api/auth/logout", "post", [Rule::Optional]),
+        FieldRule::body("/api/auth/devices/logout-others", "post", [Rule::Optional]),
+        FieldRule::param("/api/auth/register", "X-Device-ID", token(DEVICE_ID_MAX)),
+        FieldRule::param("/api/auth/login", "X-Device-ID", token(DEVICE_ID_MAX)),
+        FieldRule::param(
+            "/api/auth/devices/{deviceId}",
+            "deviceId",
+            token(DEVICE_ID_MAX),
+        ),
+        FieldRule::param("/api/auth/admin/lockout/{email}", "email", email()),
+        FieldRule::param("/api/auth/admin/unlock/{email}", "email", email()),
+    ];
+    for schema in ["RegisterRequest", "LoginRequest", "DeviceRegisterRequest"] {
+        table.extend(device(schema));
+    }
+    FieldRules(table)
+}
+
+/// Every route of this service counts against the gateway's rate limit (api.md §3.3).
+const RESPONSES: StandardResponses = StandardResponses {
+    rate_limit_exempt: &[],
+};
+
+/// The service's OpenAPI document as served (also what the gateway merges).
+pub fn openapi() -> serde_json::Value {
+    let (doc, result) =
+        payplane_kit::openapi::describe(&AuthApi::openapi(), &field_rules(), &RESPONSES);
+    if let Err(problems) = result {
+        tracing::error!(
+            ?problems,
+            "the OpenAPI field rules do not match the document"
+        );
+    }
+    doc
 }
 
 /// `GET /openapi.json` (raw, not enveloped: api.md §1.3).
 pub async fn serve() -> impl IntoResponse {
     Json(openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_rule_applies() {
+        let (_, result) =
+            payplane_kit::openapi::describe(&AuthApi::openapi(), &field_rules(), &RESPONSES);
+        assert_eq!(result, Ok(()));
+    }
 }

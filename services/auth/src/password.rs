@@ -18,13 +18,22 @@ pub enum PasswordError {
     Join(#[source] tokio::task::JoinError),
 }
 
+/// The shortest new password (api.md §4.4).
+pub const PASSWORD_MIN: usize = 12;
+/// The longest password, new or presented (api.md §4.4, §4.5, §4.9).
+pub const PASSWORD_MAX: usize = 255;
+/// [`check_rule`]'s composition as a pattern, for the OpenAPI document: an ASCII upper-case
+/// letter, a lower-case letter, a digit and a character that is not an ASCII letter or digit.
+pub const PASSWORD_PATTERN: &str =
+    r"^(?=[\s\S]*[A-Z])(?=[\s\S]*[a-z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])[\s\S]*$";
+
 /// 12..255 characters with an ASCII upper, an ASCII lower, a digit and a non-alphanumeric.
 pub fn check_rule(password: &str) -> Result<(), &'static str> {
     let n = password.chars().count();
-    if n < 12 {
+    if n < PASSWORD_MIN {
         return Err("must be at least 12 characters");
     }
-    if n > 255 {
+    if n > PASSWORD_MAX {
         return Err("must be at most 255 characters");
     }
     let has = |f: fn(&char) -> bool| password.chars().any(|c| f(&c));

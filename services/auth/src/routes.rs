@@ -54,6 +54,19 @@ pub fn table() -> RouteTable<AppState> {
 }
 
 pub const DEVICE_TYPES: [&str; 4] = ["browser", "mobile", "desktop", "other"];
+/// Roles a self-registration may ask for (`ADMIN` is refused, api.md §4.4).
+pub const SELF_ROLES: [&str; 2] = ["CUSTOMER", "VENDOR"];
+/// `deviceId` (and the `X-Device-ID` header): 1..128 of `validate::TOKEN_PATTERN` (api.md §4.2).
+pub const DEVICE_ID_MAX: usize = 128;
+/// `deviceName`: 1..100 characters.
+pub const DEVICE_NAME: Text = Text::len(1, 100);
+/// A user's `name`: 1..255 characters (api.md §4.4).
+pub const NAME: Text = Text::len(1, 255);
+/// `refreshToken` on refresh: 1..512 characters (api.md §4.6).
+pub const REFRESH_TOKEN_MAX: usize = 512;
+/// `refreshToken` on logout: any string up to this length (api.md §4.7 sets no bound; this
+/// one keeps hashing cheap).
+pub const LOGOUT_REFRESH_TOKEN_MAX: usize = 4096;
 
 /// Reads `deviceId`, `deviceName`, `deviceType` (api.md §4.2). Without a `deviceId`, a valid
 /// `X-Device-ID` header is used, else a new UUID.
@@ -62,13 +75,13 @@ pub(crate) fn device_fields(
     header: Option<&str>,
     required: bool,
 ) -> DeviceInput {
-    let device_id = f.token("deviceId", required, 128);
-    let device_name = f.text("deviceName", false, Text::len(1, 100));
+    let device_id = f.token("deviceId", required, DEVICE_ID_MAX);
+    let device_name = f.text("deviceName", false, DEVICE_NAME);
     let device_type = f.one_of("deviceType", false, &DEVICE_TYPES);
     let device_id = device_id
         .or_else(|| {
             header
-                .filter(|h| payplane_kit::validate::token_like(h, 128))
+                .filter(|h| payplane_kit::validate::token_like(h, DEVICE_ID_MAX))
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());

@@ -7,10 +7,25 @@ use std::collections::BTreeMap;
 
 use axum::{Json, response::IntoResponse};
 use payplane_kit::{
-    openapi::{BearerAuth, FieldError, Pagination, UniqueOperationIds},
+    openapi::{
+        BearerAuth, FieldError, FieldRule, FieldRules, Pagination, Rule, StandardResponses,
+        UniqueOperationIds, date_or_date_time, date_time, email, rules, text, uuid,
+    },
     openapi_envelope as envelope,
 };
+use rust_decimal::prelude::ToPrimitive;
+use serde_json::json;
 use utoipa::{OpenApi, ToSchema};
+
+use crate::{
+    domain::{
+        DESCRIPTION, IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN, LIST_LIMIT_MAX, MAX_PAGE,
+        ORDERS, PSP_FAILURE_REASON, PSP_ID, PSP_STATUS, REASON, RECIPIENT_SEARCH,
+        RECIPIENTS_LIMIT_MAX, SORT_KEYS, STATUSES, TYPES,
+        money::{AMOUNT_PATTERN, CURRENCIES, FILTER_AMOUNT_PATTERN, MAX_AMOUNT, MIN_AMOUNT},
+    },
+    routes::webhook::EVENT_TYPES,
+};
 
 /// A payment status.
 #[derive(ToSchema)]
@@ -492,12 +507,157 @@ fn change_status() {}
 )]
 struct PaymentsApi;
 
-/// The service's OpenAPI document (also what the gateway merges).
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    PaymentsApi::openapi()
+/// The request rules the handlers enforce, from the constants they validate with.
+pub fn field_rules() -> FieldRules {
+    let (min, max) = (
+        MIN_AMOUNT.to_f64().unwrap_or(0.01),
+        MAX_AMOUNT.to_f64().unwrap_or(10_000_000.0),
+    );
+    let mut table = vec![
+        FieldRule::schema("PaymentStatus", [Rule::OneOf(&STATUSES)]),
+        FieldRule::schema("PaymentType", [Rule::OneOf(&TYPES)]),
+        FieldRule::schema("WebhookType", [Rule::OneOf(&EVENT_TYPES)]),
+        // A JSON string or a JSON number with at most two fraction digits (api.md §1.6).
+        FieldRule::schema(
+            "MoneyInput",
+            [Rule::Keywords(json!({"oneOf": [
+                {"type": "string", "pattern": AMOUNT_PATTERN, "example": "1000.00"},
+                {"type": "number", "minimum": min, "maximum": max, "multipleOf": 0.01},
+            ]}))],
+        ),
+        FieldRule::param(
+            "/api/payments",
+            "page",
+            [Rule::Range {
+                min: 1,
+                max: MAX_PAGE,
+            }],
+        ),
+        FieldRule::param(
+            "/api/payments",
+            "limit",
+            [Rule::Range {
+                min: 1,
+                max: LIST_LIMIT_MAX,
+            }],
+        ),
+        FieldRule::param("/api/payments", "sort", [Rule::OneOf(&SORT_KEYS)]),
+        FieldRule::param("/api/payments", "order", [Rule::OneOf(&ORDERS)]),
+        FieldRule::param(
+            "/api/payments",
+            "minAmount",
+            [Rule::pattern(FILTER_AMOUNT_PATTERN)],
+        ),
+        FieldRule::param(
+            "/api/payments",
+            "maxAmount",
+            [Rule::pattern(FILTER_AMOUNT_PATTERN)],
+        ),
+        FieldRule::param(
+            "/api/payments",
+            "Idempotency-Key",
+            [
+                Rule::Length {
+                    min: 1,
+                    max: IDEMPOTENCY_KEY_MAX,
+                },
+                Rule::pattern(IDEMPOTENCY_KEY_PATTERN),
+            ],
+        ),
+        FieldRule::param(
+            "/api/payments/recipients",
+            "limit",
+            [Rule::Range {
+                min: 1,
+                max: RECIPIENTS_LIMIT_MAX,
+            }],
+        ),
+        FieldRule::param("/api/payments/recipients", "search", text(RECIPIENT_SEARCH)),
+        FieldRule::param("/api/payments/{id}", "id", uuid()),
+        FieldRule::param("/api/payments/{id}/status", "id", uuid()),
+        FieldRule::property("WebhookEvent", "createdAt", date_time()),
+        FieldRule::property("WebhookData", "paymentId", uuid()),
+        FieldRule::property("StatusChange", "reason", text(REASON)),
+        FieldRule::property("WebhookEvent", "id", text(PSP_ID)),
+        FieldRule::property("WebhookData", "pspTransactionId", text(PSP_ID)),
+        FieldRule::property("WebhookData", "pspStatus", text(PSP_STATUS)),
+        FieldRule::property("WebhookData", "failureReason", text(PSP_FAILURE_REASON)),
+    ];
+    for path in ["/api/payments", "/api/payments/reports"] {
+        for name in ["startDate", "fromDate", "endDate", "toDate"] {
+            table.push(FieldRule::param(path, name, date_or_date_time()));
+        }
+    }
+    for schema in ["CreatePayment", "UpdatePayment"] {
+        table.extend([
+            FieldRule::property(schema, "currency", [Rule::OneOf(&CURRENCIES)]),
+            FieldRule::property(schema, "description", text(DESCRIPTION)),
+            FieldRule::property(schema, "recipientEmail", email()),
+            // `null` reads as absent; a request names its recipient with a value.
+            FieldRule::property(schema, "recipientId", rules([uuid(), vec![Rule::NotNull]])),
+            FieldRule::property(schema, "recipientEmail", [Rule::NotNull]),
+            FieldRule::property(schema, "scheduledFor", date_time()),
+        ]);
+    }
+    // Exactly one of the two recipient fields (both → 400 INVALID_RECIPIENT, api.md §5.8).
+    // `scheduledFor` is required for `scheduled` and not allowed for `instant` (api.md §5.8).
+    // Its window (in the future, at most 365 days ahead) moves with the clock: JSON Schema
+    // cannot state it, the description does.
+    table.push(FieldRule::schema(
+        "CreatePayment",
+        [Rule::Keywords(json!({
+            "oneOf": [{"required": ["recipientId"]}, {"required": ["recipientEmail"]}],
+            "allOf": [
+                {"if": {"properties": {"type": {"const": "scheduled"}}, "required": ["type"]},
+                 "then": {"properties": {"scheduledFor": {"type": "string"}}, "required": ["scheduledFor"]}},
+                {"if": {"properties": {"type": {"const": "instant"}}, "required": ["type"]},
+                 "then": {"properties": {"scheduledFor": {"type": "null"}}}},
+            ],
+        }))],
+    ));
+    // At least one field to change (api.md §5.9); unknown members do not count.
+    let one_of_each: Vec<serde_json::Value> = crate::routes::EDIT_FIELDS
+        .iter()
+        .map(|f| json!({"required": [f]}))
+        .collect();
+    table.push(FieldRule::schema(
+        "UpdatePayment",
+        [Rule::Keywords(json!({"anyOf": one_of_each}))],
+    ));
+    FieldRules(table)
+}
+
+/// The PSP webhook is authenticated by signature instead of being rate limited (api.md §3.3).
+const RESPONSES: StandardResponses = StandardResponses {
+    rate_limit_exempt: &["/api/payments/webhooks/psp"],
+};
+
+/// The service's OpenAPI document as served (also what the gateway merges).
+pub fn openapi() -> serde_json::Value {
+    let (doc, result) =
+        payplane_kit::openapi::describe(&PaymentsApi::openapi(), &field_rules(), &RESPONSES);
+    if let Err(problems) = result {
+        tracing::error!(
+            ?problems,
+            "the OpenAPI field rules do not match the document"
+        );
+    }
+    doc
 }
 
 /// `GET /openapi.json` (raw, not enveloped: api.md §1.3).
 pub async fn serve() -> impl IntoResponse {
     Json(openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_rule_applies() {
+        let (_, result) =
+            payplane_kit::openapi::describe(&PaymentsApi::openapi(), &field_rules(), &RESPONSES);
+        assert_eq!(result, Ok(()));
+    }
 }

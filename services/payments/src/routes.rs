@@ -3,6 +3,7 @@
 
 mod internal;
 mod payments;
+pub use payments::EDIT_FIELDS;
 mod status;
 pub mod webhook;
 

@@ -3,8 +3,20 @@
 //! the wire shapes; the handlers build their JSON from the domain types. No I/O.
 
 use axum::{Json, response::IntoResponse};
-use payplane_kit::openapi::{BearerAuth, FieldError, UniqueOperationIds};
+use payplane_kit::openapi::{
+    BearerAuth, FieldError, FieldRule, FieldRules, Rule, StandardResponses, UniqueOperationIds,
+    text,
+};
+use serde_json::json;
 use utoipa::{OpenApi, ToSchema};
+
+use crate::domain::{
+    edit::{
+        ADDRESS, AVATAR_DATA_PATTERN, AVATAR_URL_PATTERN, BIO, MAX_DATA_URL, MAX_URL, PHONE_MAX,
+        PHONE_MIN, PHONE_PATTERN,
+    },
+    preferences::{CURRENCIES, LANGUAGE_PATTERN, THEMES, timezones},
+};
 
 /// Notification flags.
 #[derive(ToSchema)]
@@ -179,12 +191,100 @@ fn put_preferences() {}
 )]
 struct ProfileApi;
 
-/// The service's OpenAPI document (also what the gateway merges).
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    ProfileApi::openapi()
+/// A string that clears the field: empty or whitespace only (api.md §7.3); `null` does too.
+fn blank() -> serde_json::Value {
+    json!({"type": "string", "pattern": r"^\s*$"})
+}
+
+/// The request rules the handlers enforce, from the constants they validate with.
+pub fn field_rules() -> FieldRules {
+    let phone = json!({"anyOf": [{"type": "null"}, blank(), {
+        "type": "string", "minLength": PHONE_MIN, "maxLength": PHONE_MAX, "pattern": PHONE_PATTERN,
+    }]});
+    let mut address = text(ADDRESS);
+    // Blank clears the address, so its minimum is what is left after trimming.
+    address.retain(|r| !matches!(r, Rule::Length { .. }));
+    address.push(Rule::Length {
+        min: 0,
+        max: ADDRESS.max,
+    });
+    let timezones: Vec<serde_json::Value> = timezones()
+        .into_iter()
+        .map(serde_json::Value::String)
+        .chain([serde_json::Value::Null])
+        .collect();
+    FieldRules(vec![
+        FieldRule::property("ProfileUpdate", "phone", [Rule::Keywords(phone.clone())]),
+        FieldRule::property("ProfileUpdate", "phoneNumber", [Rule::Keywords(phone)]),
+        FieldRule::property("ProfileUpdate", "address", address),
+        FieldRule::property("ProfileUpdate", "bio", text(BIO)),
+        FieldRule::property(
+            "ProfileUpdate",
+            "avatarUrl",
+            [Rule::Keywords(json!({"anyOf": [
+                {"type": "null"},
+                blank(),
+                {"type": "string", "maxLength": MAX_URL, "pattern": AVATAR_URL_PATTERN},
+                {"type": "string", "maxLength": MAX_DATA_URL, "pattern": AVATAR_DATA_PATTERN},
+            ]}))],
+        ),
+        // `phone` and its alias `phoneNumber` may both be sent only with the same value, which
+        // JSON Schema cannot compare: the document asks for one of them.
+        FieldRule::schema(
+            "ProfileUpdate",
+            [Rule::Keywords(
+                json!({"not": {"required": ["phone", "phoneNumber"]}}),
+            )],
+        ),
+        FieldRule::property("PreferencesUpdate", "theme", [Rule::OneOf(&THEMES)]),
+        FieldRule::property(
+            "PreferencesUpdate",
+            "language",
+            [Rule::pattern(LANGUAGE_PATTERN)],
+        ),
+        FieldRule::property("PreferencesUpdate", "currency", [Rule::OneOf(&CURRENCIES)]),
+        FieldRule::property(
+            "PreferencesUpdate",
+            "timezone",
+            [Rule::Keywords(json!({"enum": timezones}))],
+        ),
+        // api.md §1.1: an empty body is `{}`, which both accept (nothing changes).
+        FieldRule::body("/api/profile", "put", [Rule::Optional]),
+        FieldRule::body("/api/profile/preferences", "put", [Rule::Optional]),
+    ])
+}
+
+/// Every route of this service counts against the gateway's rate limit (api.md §3.3).
+const RESPONSES: StandardResponses = StandardResponses {
+    rate_limit_exempt: &[],
+};
+
+/// The service's OpenAPI document as served (also what the gateway merges).
+pub fn openapi() -> serde_json::Value {
+    let (doc, result) =
+        payplane_kit::openapi::describe(&ProfileApi::openapi(), &field_rules(), &RESPONSES);
+    if let Err(problems) = result {
+        tracing::error!(
+            ?problems,
+            "the OpenAPI field rules do not match the document"
+        );
+    }
+    doc
 }
 
 /// `GET /openapi.json` (raw, not enveloped: api.md §1.3).
 pub async fn serve() -> impl IntoResponse {
     Json(openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_rule_applies() {
+        let (_, result) =
+            payplane_kit::openapi::describe(&ProfileApi::openapi(), &field_rules(), &RESPONSES);
+        assert_eq!(result, Ok(()));
+    }
 }

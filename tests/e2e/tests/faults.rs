@@ -46,17 +46,11 @@ async fn revoked_watch(
     }
 }
 
-async fn restart(fault: &str, redis: &mut servers::PrivateRedis) {
+async fn restart(fault: &str, redis: &mut servers::PrivateRedis) -> anyhow::Result<()> {
     match fault {
-        "redis" => redis.restart().unwrap(),
-        "postgres" => tokio::task::spawn_blocking(servers::restart_postgres)
-            .await
-            .unwrap()
-            .unwrap(),
-        _ => tokio::task::spawn_blocking(servers::restart_rabbitmq)
-            .await
-            .unwrap()
-            .unwrap(),
+        "redis" => redis.restart(),
+        "postgres" => tokio::task::spawn_blocking(servers::restart_postgres).await?,
+        _ => tokio::task::spawn_blocking(servers::restart_rabbitmq).await?,
     }
 }
 
@@ -120,7 +114,7 @@ async fn redis_postgres_and_rabbitmq_restarts_under_load_lose_nothing_and_admit_
         tokio::time::sleep(Duration::from_secs(2)).await;
         stream.enter_phase(i + 1).await;
         let started = Instant::now();
-        restart(fault, &mut redis).await;
+        restart(fault, &mut redis).await.unwrap();
         let restarted = started.elapsed();
         // Recovered: new payments are created again after the server is back.
         stream

@@ -25,7 +25,11 @@ pub async fn list(
     let action = q.one_of("action", &ACTIONS);
     let user_id = q.uuid("userId");
     let resource_type = q.one_of("resourceType", &RESOURCE_TYPES);
-    let resource_id = q.text("resourceId", 1, 255);
+    let resource_id = q.text(
+        "resourceId",
+        crate::domain::RESOURCE_ID.min,
+        crate::domain::RESOURCE_ID.max,
+    );
     let (from, to) = q.range("startDate", "endDate");
     q.finish()?;
     let filter = ListFilter {

@@ -26,7 +26,7 @@ use super::Admin;
 use crate::{
     app::AppState,
     audit,
-    domain::{CONFIG_VALUE_LIMITS, config_key_ok},
+    domain::{CONFIG_DESCRIPTION, CONFIG_VALUE_LIMITS, config_key_ok},
     store::{
         Ctx,
         audit::NewEntry,
@@ -69,7 +69,7 @@ fn description(f: &mut Fields<'_>, body: &Map<String, Value>) -> Description {
         None => Description::Keep,
         Some(Value::Null) => Description::Clear,
         Some(Value::String(raw)) => match normalize_text(raw, true) {
-            Ok(text) if text.chars().count() <= 500 => Description::Set(text),
+            Ok(text) if text.chars().count() <= CONFIG_DESCRIPTION.max => Description::Set(text),
             Ok(_) => {
                 f.push("description", "must be at most 500 characters");
                 Description::Keep

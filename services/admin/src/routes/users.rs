@@ -8,10 +8,7 @@ use axum::{
 };
 use http::StatusCode;
 use payplane_kit::{
-    ApiError, Created, Data,
-    context::RequestContext,
-    json::JsonObject,
-    validate::{Fields, Text},
+    ApiError, Created, Data, context::RequestContext, json::JsonObject, validate::Fields,
 };
 use serde_json::{Map, Value, json};
 use sqlx::Acquire;
@@ -21,7 +18,7 @@ use super::Admin;
 use crate::{
     app::AppState,
     audit,
-    domain::{ROLES, password_rule},
+    domain::{NAME, ORDERS, REASON, ROLES, USER_SEARCH, USER_SORT_KEYS, password_rule},
     query::Query,
     store::{
         Ctx,
@@ -45,15 +42,15 @@ pub async fn list(
 ) -> Result<Data<Value>, ApiError> {
     let mut q = Query::parse(raw.as_deref());
     let page = q.pagination(10);
-    let sort = match q.one_of("sort", &["createdAt", "email", "name", "role"]) {
+    let sort = match q.one_of("sort", &USER_SORT_KEYS) {
         Some("email") => "lower(email)",
         Some("name") => "lower(name)",
         Some("role") => "role",
         _ => "created_at",
     };
-    let descending = q.one_of("order", &["asc", "desc"]) != Some("asc");
+    let descending = q.one_of("order", &ORDERS) != Some("asc");
     let role = q.one_of("role", &ROLES);
-    let search = q.text("search", 1, 255);
+    let search = q.text("search", USER_SEARCH.min, USER_SEARCH.max);
     let is_active = q.boolean("isActive");
     q.finish()?;
     let filter = ListFilter {
@@ -152,7 +149,7 @@ pub async fn create(
     if let Some(Err(msg)) = password.as_deref().map(password_rule) {
         f.push("password", msg);
     }
-    let name = f.text("name", true, Text::len(1, 255));
+    let name = f.text("name", true, NAME);
     let role = f.one_of("role", true, &ROLES);
     f.finish()?;
     let request = json!({"email": email, "password": password, "name": name, "role": role});
@@ -175,7 +172,7 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> Result<Data<Value>, ApiError> {
     let mut f = Fields::new(&body);
-    let name = f.text("name", false, Text::len(1, 255));
+    let name = f.text("name", false, NAME);
     let email = f.email("email", false);
     if !f.present("name") && !f.present("email") {
         f.push("body", "at least one of name, email is required");
@@ -253,7 +250,7 @@ pub async fn set_status(
 ) -> Result<Data<Value>, ApiError> {
     let mut f = Fields::new(&body);
     let active = f.boolean("isActive", true);
-    let reason = f.text_or_absent("reason", Text::multiline(1, 500));
+    let reason = f.text_or_absent("reason", REASON);
     f.finish()?;
     let id = user_id(&id)?;
     let before = s.auth.get(&ctx, admin.id, id).await?;

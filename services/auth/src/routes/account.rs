@@ -43,7 +43,7 @@ pub async fn change_password(
     JsonObject(body): JsonObject,
 ) -> Result<Data<Value>, ApiError> {
     let mut f = Fields::new(&body);
-    let current = f.secret("currentPassword", true, 1, 255);
+    let current = f.secret("currentPassword", true, 1, password::PASSWORD_MAX);
     let new = f.secret("newPassword", true, 0, usize::MAX);
     if let Some(Err(msg)) = new.as_deref().map(password::check_rule) {
         f.push("newPassword", msg);

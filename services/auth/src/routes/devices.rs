@@ -14,7 +14,7 @@ use crate::{
     account::{self, Actor, event_context},
     app::AppState,
     error,
-    routes::device_fields,
+    routes::{DEVICE_ID_MAX, device_fields},
     store::{
         Ctx, StoreError,
         sessions::{self, Target},
@@ -101,7 +101,7 @@ pub async fn remove(
     ctx: RequestContext,
     Path(device_id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !payplane_kit::validate::token_like(&device_id, 128) {
+    if !payplane_kit::validate::token_like(&device_id, DEVICE_ID_MAX) {
         return Err(error::device_not_found());
     }
     let now = time::now();
@@ -135,7 +135,7 @@ pub async fn logout_others(
     JsonObject(body): JsonObject,
 ) -> Result<Data<Value>, ApiError> {
     let mut f = Fields::new(&body);
-    let _ = f.token("currentDeviceId", false, 128);
+    let _ = f.token("currentDeviceId", false, DEVICE_ID_MAX);
     f.finish()?;
     let now = time::now();
     let mut tx = s.db.begin().await.map_err(begin_err)?;

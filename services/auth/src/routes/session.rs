@@ -9,10 +9,7 @@ use payplane_events::{
     time,
 };
 use payplane_kit::{
-    ApiError, Created, Data,
-    context::RequestContext,
-    json::JsonObject,
-    validate::{Fields, Text},
+    ApiError, Created, Data, context::RequestContext, json::JsonObject, validate::Fields,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -23,7 +20,7 @@ use crate::{
     error,
     lockout::{self, Failure, Gate},
     password,
-    routes::device_fields,
+    routes::{LOGOUT_REFRESH_TOKEN_MAX, NAME, REFRESH_TOKEN_MAX, SELF_ROLES, device_fields},
     store::{
         Ctx,
         sessions::{self, Target},
@@ -70,8 +67,8 @@ pub async fn register(
     if let Some(Err(msg)) = password.as_deref().map(password::check_rule) {
         f.push("password", msg);
     }
-    let name = f.text("name", true, Text::len(1, 255));
-    let role = f.one_of("role", false, &["CUSTOMER", "VENDOR"]);
+    let name = f.text("name", true, NAME);
+    let role = f.one_of("role", false, &SELF_ROLES);
     let device = device_fields(&mut f, ctx.device_header.as_deref(), false);
     f.finish()?;
     let (email, password, name) = (
@@ -125,7 +122,7 @@ pub async fn login(
 ) -> Result<Data<Value>, ApiError> {
     let mut f = Fields::new(&body);
     let email = f.email("email", true);
-    let password = f.secret("password", true, 1, 255);
+    let password = f.secret("password", true, 1, password::PASSWORD_MAX);
     let device = device_fields(&mut f, ctx.device_header.as_deref(), false);
     f.finish()?;
     let (email, password) = (email.unwrap_or_default(), password.unwrap_or_default());
@@ -220,7 +217,7 @@ pub async fn refresh(
     JsonObject(body): JsonObject,
 ) -> Result<Data<Value>, ApiError> {
     let mut f = Fields::new(&body);
-    let token = f.secret("refreshToken", true, 1, 512);
+    let token = f.secret("refreshToken", true, 1, REFRESH_TOKEN_MAX);
     f.finish()?;
     let hash = tokens::hash_refresh(&token.unwrap_or_default());
     let now = time::now();
@@ -320,7 +317,7 @@ pub async fn logout(
 ) -> Result<Data<Value>, ApiError> {
     let mut f = Fields::new(&body);
     let all = f.boolean("allDevices", false).unwrap_or(false);
-    let refresh = f.secret("refreshToken", false, 0, 4096);
+    let refresh = f.secret("refreshToken", false, 0, LOGOUT_REFRESH_TOKEN_MAX);
     f.finish()?;
     let now = time::now();
     let mut identified = None;

@@ -9,6 +9,15 @@ use rust_decimal::Decimal;
 pub const MIN_AMOUNT: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
 pub const MAX_AMOUNT: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 2);
 
+/// The money text rule (api.md §1.6) as [`Amount::parse`] reads it.
+pub const MONEY_PATTERN: &str = r"^(0|[1-9][0-9]*)(\.[0-9]{1,2})?$";
+/// A payment amount's text within [`MIN_AMOUNT`]..=[`MAX_AMOUNT`] (0.01 to 10 000 000.00), for
+/// the OpenAPI document: [`MONEY_PATTERN`] with the bounds spelled out.
+pub const AMOUNT_PATTERN: &str =
+    r"^(0\.(0[1-9]|[1-9][0-9]?)|[1-9][0-9]{0,6}(\.[0-9]{1,2})?|10000000(\.00?)?)$";
+/// A money filter's text within 0..=[`MAX_AMOUNT`] (filters take any non-negative amount).
+pub const FILTER_AMOUNT_PATTERN: &str = r"^((0|[1-9][0-9]{0,6})(\.[0-9]{1,2})?|10000000(\.00?)?)$";
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
     #[error("must be a decimal number with at most two fraction digits")]

@@ -18,11 +18,7 @@ use payplane_events::{
     time,
 };
 use payplane_kit::{
-    ApiError, Data,
-    context::RequestContext,
-    json::JsonObjectText,
-    storable,
-    validate::{Fields, Text},
+    ApiError, Data, context::RequestContext, json::JsonObjectText, storable, validate::Fields,
 };
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
@@ -34,7 +30,8 @@ use crate::{
     cache::{Cache, Kind, Scope},
     directory::{DirectoryError, Lookup},
     domain::{
-        STATUSES, TYPES,
+        DESCRIPTION, IDEMPOTENCY_KEY_MAX, LIST_LIMIT_MAX, MAX_PAGE, ORDERS, RECIPIENT_SEARCH,
+        RECIPIENTS_LIMIT_MAX, SORT_KEYS, STATUSES, TYPES,
         money::{Amount, Currency},
     },
     error,
@@ -158,12 +155,10 @@ pub async fn list(
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Data<Value>, ApiError> {
     let mut p = query_params(q);
-    let page = p.int("page", 1, i64::from(i32::MAX), 1);
-    let limit = p.int("limit", 1, 100, 10);
-    let sort = p
-        .one_of("sort", &["createdAt", "amount", "status"])
-        .unwrap_or("createdAt");
-    let order = p.one_of("order", &["asc", "desc"]).unwrap_or("desc");
+    let page = p.int("page", 1, MAX_PAGE, 1);
+    let limit = p.int("limit", 1, LIST_LIMIT_MAX, 10);
+    let sort = p.one_of("sort", &SORT_KEYS).unwrap_or("createdAt");
+    let order = p.one_of("order", &ORDERS).unwrap_or("desc");
     let status = p.one_of("status", &STATUSES);
     let payment_type = p.one_of("type", &TYPES);
     let from = p.date("startDate", "fromDate", false);
@@ -242,11 +237,11 @@ pub async fn recipients(
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Data<Value>, ApiError> {
     let mut p = query_params(q);
-    let limit = p.int("limit", 1, 500, 100);
+    let limit = p.int("limit", 1, RECIPIENTS_LIMIT_MAX, 100);
     let search = p.get("search").map(str::trim).map(str::to_owned);
     if let Some(sv) = &search {
         let n = sv.chars().count();
-        if !(1..=100).contains(&n) {
+        if !(RECIPIENT_SEARCH.min..=RECIPIENT_SEARCH.max).contains(&n) {
             p.errors.push(payplane_kit::error::FieldError::new(
                 "search",
                 "must be 1 to 100 characters",
@@ -363,7 +358,8 @@ struct Input {
     scheduled_for: Option<Option<DateTime<Utc>>>,
 }
 
-const EDIT_FIELDS: [&str; 8] = [
+/// The members an edit may change; a body must name at least one (api.md §5.9).
+pub const EDIT_FIELDS: [&str; 8] = [
     "amount",
     "currency",
     "description",
@@ -401,7 +397,7 @@ fn read_input(
         },
         Some(_) => f.push("currency", "must be a string"),
     }
-    input.description = f.text("description", create, Text::multiline(1, 500));
+    input.description = f.text("description", create, DESCRIPTION);
     let rid = f.get("recipientId").map(|v| match v {
         Value::String(s) => Uuid::parse_str(s.trim()).map_err(|_| "must be a UUID"),
         _ => Err("must be a UUID string"),
@@ -464,10 +460,10 @@ fn check_schedule(f: &mut Fields<'_>, ty: &str, scheduled: Option<DateTime<Utc>>
 
 fn idempotency_key(headers: &HeaderMap, f: &mut Fields<'_>) -> Option<String> {
     let raw = headers.get("idempotency-key")?;
-    let ok = raw
-        .to_str()
-        .ok()
-        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+    let ok = raw.to_str().ok().filter(|k| {
+        (1..=IDEMPOTENCY_KEY_MAX).contains(&k.len())
+            && k.bytes().all(|b| (0x21..=0x7e).contains(&b))
+    });
     if ok.is_none() {
         f.push(
             "idempotency-key",

@@ -4,12 +4,7 @@
 use axum::extract::{Path, State};
 use payplane_authn::CurrentUser;
 use payplane_events::ActorType;
-use payplane_kit::{
-    ApiError, Data,
-    context::RequestContext,
-    json::JsonObject,
-    validate::{Fields, Text},
-};
+use payplane_kit::{ApiError, Data, context::RequestContext, json::JsonObject, validate::Fields};
 use serde_json::Value;
 
 use super::payments::{detail_of, event_context, is_admin, parse_id, visible};
@@ -31,7 +26,7 @@ pub async fn change(
 ) -> Result<Data<Value>, ApiError> {
     let mut f = Fields::new(&body);
     let target = f.one_of("status", true, &STATUSES);
-    let reason = f.text_or_absent("reason", Text::multiline(1, 500));
+    let reason = f.text_or_absent("reason", crate::domain::REASON);
     f.finish()?;
     let target = target
         .and_then(PaymentStatus::parse)

@@ -4,11 +4,7 @@
 
 use axum::{body::Bytes, extract::State};
 use http::{HeaderMap, header::CONTENT_TYPE};
-use payplane_kit::{
-    ApiError, Data,
-    context::RequestContext,
-    validate::{Fields, Text},
-};
+use payplane_kit::{ApiError, Data, context::RequestContext, validate::Fields};
 use serde_json::{Map, Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -18,6 +14,7 @@ use crate::{
     app::AppState,
     cache::Cache,
     domain::status::PaymentStatus,
+    domain::{PSP_FAILURE_REASON, PSP_ID, PSP_STATUS},
     error,
     lifecycle::{self, Actor, Change, LifecycleError},
     store::{Ctx, payments},
@@ -84,7 +81,8 @@ fn from_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-const TYPES: [&str; 5] = [
+/// The event types a PSP may send (api.md §5.12).
+pub const EVENT_TYPES: [&str; 5] = [
     "payment.processing",
     "payment.succeeded",
     "payment.failed",
@@ -112,8 +110,8 @@ struct WebhookEvent {
 
 fn validate(body: &Map<String, Value>) -> Result<WebhookEvent, ApiError> {
     let mut f = Fields::new(body);
-    let id = f.text("id", true, Text::len(1, 255));
-    let event_type = f.one_of("type", true, &TYPES);
+    let id = f.text("id", true, PSP_ID);
+    let event_type = f.one_of("type", true, &EVENT_TYPES);
     if let Some(v) = f.get("createdAt")
         && v.as_str().and_then(|s| parse_date(s, false)).is_none()
     {
@@ -139,9 +137,9 @@ fn validate(body: &Map<String, Value>) -> Result<WebhookEvent, ApiError> {
     if payment_id.is_none() {
         f.push("data.paymentId", "must be a UUID");
     }
-    let psp_tx = d.text("pspTransactionId", true, Text::len(1, 255));
-    let psp_status = d.text("pspStatus", false, Text::len(1, 100));
-    let reason = d.text("failureReason", false, Text::multiline(0, 1000));
+    let psp_tx = d.text("pspTransactionId", true, PSP_ID);
+    let psp_status = d.text("pspStatus", false, PSP_STATUS);
+    let reason = d.text("failureReason", false, PSP_FAILURE_REASON);
     if let Err(e) = d.finish()
         && let Some(Value::Array(items)) = e.details
     {

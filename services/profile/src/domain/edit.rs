@@ -5,7 +5,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use payplane_kit::{
     ApiError,
     error::FieldError,
-    validate::{check_len, normalize_text},
+    validate::{Text, check_len, normalize_text},
 };
 use serde_json::{Map, Value};
 
@@ -15,6 +15,23 @@ pub const MAX_URL: usize = 2048;
 /// changelog review 2 — the limit existing clients were built for).
 pub const MAX_DATA_URL: usize = 2_796_220;
 const IMAGE_TYPES: [&str; 4] = ["png", "jpeg", "gif", "webp"];
+/// The phone length range (api.md §7.3).
+pub const PHONE_MIN: usize = 10;
+pub const PHONE_MAX: usize = 20;
+/// [`check_phone`]'s alphabet for the OpenAPI document, first and last character not a space
+/// (the value is trimmed before it is measured).
+pub const PHONE_PATTERN: &str = r"^\+?[0-9().\-/]([0-9 ().\-/]*[0-9().\-/])?$";
+/// `address`: 1..500 characters, multi-line; empty clears it.
+pub const ADDRESS: Text = Text::multiline(1, 500);
+/// `bio`: 0..1000 characters, multi-line.
+pub const BIO: Text = Text::multiline(0, 1000);
+/// [`check_avatar`]'s http(s) form for the OpenAPI document (a plain host and path: every
+/// value it admits parses as an absolute URI).
+pub const AVATAR_URL_PATTERN: &str =
+    r"^https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(/[A-Za-z0-9._~/-]*)?$";
+/// [`check_avatar`]'s data-URL form for the OpenAPI document: an image type and canonical,
+/// padded base64 (what the decoder accepts).
+pub const AVATAR_DATA_PATTERN: &str = r"^data:image/(png|jpeg|gif|webp);base64,(([A-Za-z0-9+/]{4})+|([A-Za-z0-9+/]{4})*([A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=))$";
 
 /// One requested field change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +68,7 @@ pub fn check_phone(text: &str) -> Result<(), &'static str> {
         && body
             .chars()
             .all(|c| c.is_ascii_digit() || c.is_whitespace() || "().-/".contains(c));
-    if !(10..=20).contains(&n) || !alphabet {
+    if !(PHONE_MIN..=PHONE_MAX).contains(&n) || !alphabet {
         Err("must be 10-20 characters of digits, spaces and ( ) . - /, optionally starting with +")
     } else {
         Ok(())
@@ -188,8 +205,12 @@ impl ProfileEdit {
             }
             (a, b) => a.or(b),
         };
-        let address = field(body, "address", true, &mut errors, |t| check_len(t, 1, 500));
-        let bio = field(body, "bio", true, &mut errors, |t| check_len(t, 0, 1000));
+        let address = field(body, "address", true, &mut errors, |t| {
+            check_len(t, ADDRESS.min, ADDRESS.max)
+        });
+        let bio = field(body, "bio", true, &mut errors, |t| {
+            check_len(t, BIO.min, BIO.max)
+        });
         let avatar_url = avatar(body, &mut errors);
         if errors.is_empty() {
             Ok(Self {

@@ -6,6 +6,10 @@ use serde_json::{Map, Value, json};
 use payplane_kit::{ApiError, error::FieldError};
 
 pub const THEMES: [&str; 3] = ["light", "dark", "system"];
+/// The canonical `language` form, after normalisation (api.md §7.1).
+pub const LANGUAGE_PATTERN: &str = "^[a-z]{2}(-[A-Z]{2})?$";
+/// The longest `timezone`.
+pub const TIMEZONE_MAX: usize = 64;
 pub const KEYS: [&str; 5] = ["theme", "language", "currency", "timezone", "notifications"];
 pub const FLAGS: [&str; 3] = ["email", "push", "sms"];
 
@@ -96,11 +100,24 @@ pub fn normalize_language(raw: &str) -> Option<String> {
     Some(out)
 }
 
+/// Every time-zone name [`normalize_timezone`] accepts, in its own spelling, `UTC` first.
+pub fn timezones() -> Vec<String> {
+    let mut names: Vec<String> = jiff::tz::db()
+        .available()
+        .filter_map(|name| normalize_timezone(name.as_str()))
+        .filter(|name| name != "UTC")
+        .collect();
+    names.sort();
+    names.dedup();
+    names.insert(0, "UTC".into());
+    names
+}
+
 /// An IANA time-zone name known to the tz database, or `UTC`, at most 64 characters; returns the
 /// database's own spelling.
 pub fn normalize_timezone(raw: &str) -> Option<String> {
     let raw = raw.trim();
-    if raw.is_empty() || raw.chars().count() > 64 || raw.chars().any(char::is_control) {
+    if raw.is_empty() || raw.chars().count() > TIMEZONE_MAX || raw.chars().any(char::is_control) {
         return None;
     }
     if raw.eq_ignore_ascii_case("utc") {
