@@ -1,6 +1,7 @@
 //! `payplane dev`: the whole platform on this machine, in the foreground, against the local
 //! PostgreSQL, Redis and RabbitMQ — gateway :3000, auth :3001, payments :3002, admin :3003,
-//! profile :3004, each with its own database created and migrated, the demo data seeded.
+//! profile :3004, each with its own database created and migrated, the demo data seeded, and
+//! the web console :3005 (served through the gateway at http://localhost:3000/).
 //! Prints the URLs and demo logins; Ctrl-C stops everything cleanly. `--tls` serves the
 //! gateway over HTTPS with a generated self-signed certificate.
 
@@ -23,13 +24,15 @@ const REDIS_START: &str = "redis-server --daemonize yes --bind 127.0.0.1 -::1 --
 const RABBIT_START: &str = "rabbitmq-server -detached";
 
 /// Service, port. Start order matters: every verifier loads the JWKS from auth, and the
-/// gateway comes last so it is ready when its upstreams are.
-const SERVICES: [(&str, u16); 5] = [
+/// gateway comes after its API upstreams so it is ready when they are; the console (which only
+/// calls the gateway) last.
+const SERVICES: [(&str, u16); 6] = [
     ("auth", 3001),
     ("payments", 3002),
     ("admin", 3003),
     ("profile", 3004),
     ("gateway", 3000),
+    ("console", 3005),
 ];
 
 async fn reachable(addr: &str) -> bool {
@@ -92,6 +95,7 @@ fn service_env(service: &str, port: u16, tls: Option<&(PathBuf, PathBuf)>) -> En
         ("PAYMENTS_URL".into(), "http://127.0.0.1:3002".into()),
         ("ADMIN_URL".into(), "http://127.0.0.1:3003".into()),
         ("PROFILE_URL".into(), "http://127.0.0.1:3004".into()),
+        ("CONSOLE_URL".into(), "http://127.0.0.1:3005".into()),
         (
             "PUBLIC_BASE_URL".into(),
             format!("{scheme}://localhost:3000"),
@@ -100,7 +104,7 @@ fn service_env(service: &str, port: u16, tls: Option<&(PathBuf, PathBuf)>) -> En
     pairs.extend(std::env::vars());
     let process = Env::from_process();
     pairs.push(("LISTEN_ADDR".into(), format!("127.0.0.1:{port}")));
-    if service != "gateway" {
+    if !matches!(service, "gateway" | "console") {
         pairs.push((
             "DATABASE_URL".into(),
             crate::ops::database_url(&process, service),
@@ -132,7 +136,7 @@ fn self_signed() -> anyhow::Result<(PathBuf, PathBuf)> {
 macro_rules! start {
     ($krate:ident, $name:expr, $port:expr, $tls:expr, $tasks:expr) => {{
         let env = service_env($name, $port, $tls);
-        if $name != "gateway" {
+        if !matches!($name, "gateway" | "console") {
             let url = crate::ops::database_url(&Env::from_process(), $name);
             payplane_db::ensure_database(&url)
                 .await
@@ -166,6 +170,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             "payments" => start!(payplane_payments, name, port, tls, tasks),
             "admin" => start!(payplane_admin, name, port, tls, tasks),
             "profile" => start!(payplane_profile, name, port, tls, tasks),
+            "console" => start!(payplane_console, name, port, tls, tasks),
             _ => {
                 // Seed before the gateway opens the door, so the demo logins work at once.
                 let seeded = crate::ops::seed_all(&Env::from_process()).await?;
@@ -194,6 +199,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         "http://localhost:3000"
     };
     println!("payplane dev is running (Ctrl-C stops everything)");
+    println!("  Console    {gateway}/");
     println!(
         "  API        {gateway}/api/…   WebSocket {}/ws",
         gateway.replacen("http", "ws", 1)

@@ -11,7 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{any, get},
 };
-use http::{Method, StatusCode, Uri};
+use http::{StatusCode, Uri};
 use payplane_authn::{Authn, Verifier, jwks::RemoteKeys, verifier::Keys};
 use payplane_kit::{
     ApiError,
@@ -32,7 +32,7 @@ use crate::{
     config::Config,
     docs::{self, Docs},
     edge::{self, ClientIp, EdgeConfig, PeerAddr},
-    proxy::{Proxy, ProxyError},
+    proxy::{Proxy, ProxyError, Upstream},
     ratelimit::{self, RateLimiter},
     tls::{ReloadingCert, TlsError, TlsListener},
     ws::{self, PaymentAccess, WsState, hub::Hub},
@@ -63,6 +63,9 @@ pub enum StartError {
 pub struct AppState {
     pub config: Arc<Config>,
     pub proxy: Proxy,
+    /// The web console: outside `proxy.upstreams`, so it is neither an `/api/{service}` target
+    /// nor a readiness requirement or an OpenAPI source of the gateway.
+    pub console: Arc<Upstream>,
     pub edge: Arc<EdgeConfig>,
     pub limiter: Option<RateLimiter>,
     pub ws: WsState,
@@ -87,6 +90,16 @@ async fn connect_redis(url: &str) -> Result<redis::aio::ConnectionManager, redis
 impl AppState {
     pub async fn connect(config: Config) -> Result<Self, StartError> {
         let proxy = Proxy::new(&config.upstreams, config.upstream)?;
+        // Not polled for readiness (always counted ready); the breaker still guards it.
+        let console_policy = crate::config::UpstreamPolicy {
+            ready_poll: Duration::ZERO,
+            ..config.upstream
+        };
+        let console = Arc::new(Upstream::new(
+            "console",
+            &config.console_url,
+            &console_policy,
+        )?);
         let redis = connect_redis(&config.redis_url)
             .await
             .map_err(StartError::Redis)?;
@@ -139,6 +152,7 @@ impl AppState {
         Ok(Self {
             config: Arc::new(config),
             proxy,
+            console,
             edge,
             limiter,
             ws,
@@ -163,8 +177,31 @@ async fn forward(State(state): State<Arc<AppState>>, req: Request) -> Response {
     state.proxy.forward(&upstream, req, limit).await
 }
 
-async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::route_not_found(&method, uri.path())
+/// Whether a path belongs to the web console: everything except the API (`/api`), GraphQL,
+/// the WebSocket, health, metrics, the API docs and `/internal`.
+pub fn routes_to_console(path: &str) -> bool {
+    let under = |prefix: &str| {
+        path == prefix
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    !(under("/api")
+        || under("/graphql")
+        || under("/ws")
+        || under("/metrics")
+        || under("/internal")
+        || path.starts_with("/health")
+        || path.starts_with("/api-docs"))
+}
+
+/// The fallback: console paths go to the console (same origin), anything else is a 404.
+async fn console_or_not_found(state: Arc<AppState>, req: Request) -> Response {
+    if !routes_to_console(req.uri().path()) {
+        return ApiError::route_not_found(req.method(), req.uri().path()).into_response();
+    }
+    let limit = state.edge.body_limit;
+    state.proxy.forward(&state.console, req, limit).await
 }
 
 /// `/metrics` only for the allow-listed CIDRs, when configured (api.md §3.8).
@@ -241,7 +278,10 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::handler).with_state(Arc::new(ws_state)))
         .merge(docs::router(docs))
         .merge(payplane_kit::health::router(health))
-        .fallback(not_found);
+        .fallback({
+            let state = state.clone();
+            move |req: Request| console_or_not_found(state.clone(), req)
+        });
     let (e1, e2, e3) = (edge.clone(), edge.clone(), edge);
     routes.layer(
         ServiceBuilder::new()
@@ -499,4 +539,38 @@ fn trim_trailing_slash<B>(mut req: http::Request<B>) -> http::Request<B> {
         }
     }
     req
+}
+
+#[cfg(test)]
+mod console_routing_tests {
+    use super::routes_to_console;
+
+    #[test]
+    fn only_non_api_paths_go_to_the_console() {
+        for p in [
+            "/",
+            "/signin",
+            "/payments/abc",
+            "/assets/app.1.css",
+            "/sw.js",
+            "/apis",
+            "/wsx",
+        ] {
+            assert!(routes_to_console(p), "{p}");
+        }
+        for p in [
+            "/api",
+            "/api/payments",
+            "/graphql",
+            "/ws",
+            "/health",
+            "/health/ready",
+            "/metrics",
+            "/api-docs",
+            "/api-docs/openapi.json",
+            "/internal/x",
+        ] {
+            assert!(!routes_to_console(p), "{p}");
+        }
+    }
 }

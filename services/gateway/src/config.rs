@@ -66,6 +66,8 @@ pub struct Config {
     pub listen_addr: SocketAddr,
     /// Base URLs by name (`auth`, `payments`, `admin`, `profile`).
     pub upstreams: Vec<(&'static str, String)>,
+    /// The web console (`CONSOLE_URL`): every path that is not the API's or the gateway's own.
+    pub console_url: String,
     pub public_base_url: String,
     pub cors_origins: Vec<String>,
     pub trusted_proxies: Vec<IpNet>,
@@ -145,6 +147,10 @@ impl Config {
             environment,
             listen_addr: env.listen_addr("0.0.0.0:3000")?,
             upstreams,
+            console_url: env
+                .string("CONSOLE_URL", "http://localhost:3005")
+                .trim_end_matches('/')
+                .to_owned(),
             public_base_url: env
                 .string("PUBLIC_BASE_URL", "http://localhost:3000")
                 .trim_end_matches('/')
@@ -201,6 +207,7 @@ impl Config {
             environment: Environment::Development,
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             upstreams: UPSTREAMS.iter().map(|n| (*n, dead.clone())).collect(),
+            console_url: dead.clone(),
             public_base_url: "http://localhost:3000".into(),
             cors_origins: vec!["http://localhost:4200".into()],
             trusted_proxies: Vec::new(),

@@ -209,16 +209,24 @@ fn apply_security_headers(h: &mut HeaderMap, path: &str, tls: bool) {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    // Console pages keep their own `same-origin`: under `no-referrer` browsers send
+    // `Origin: null` on form posts, which the CORS check (and the console's CSRF check) refuse.
+    let console_page = crate::app::routes_to_console(path);
+    if !(console_page && h.contains_key(header::REFERRER_POLICY)) {
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+    }
     let docs_page =
         path == "/api-docs" || (path.starts_with("/api-docs/") && path != "/api-docs/openapi.json");
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(if docs_page { CSP_DOCS } else { CSP_JSON }),
-    );
+    // The console sets its own (stricter-than-docs) policy for its pages; keep it.
+    if !(console_page && h.contains_key(header::CONTENT_SECURITY_POLICY)) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(if docs_page { CSP_DOCS } else { CSP_JSON }),
+        );
+    }
     if (path == "/api" || path.starts_with("/api/")) && path != "/api/auth/.well-known/jwks.json" {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

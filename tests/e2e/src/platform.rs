@@ -18,8 +18,8 @@ use sqlx::{Connection, PgConnection};
 use tokio::process::{Child, Command};
 
 /// Start order: every verifier loads the JWKS from auth, and the gateway's readiness waits
-/// for its upstreams.
-pub const SERVICES: [&str; 5] = ["auth", "payments", "admin", "profile", "gateway"];
+/// for its upstreams. The console (no database) comes last: it only calls the gateway.
+pub const SERVICES: [&str; 6] = ["auth", "payments", "admin", "profile", "gateway", "console"];
 
 const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -82,7 +82,10 @@ impl Platform {
         }
         let url = |s: &str| format!("http://127.0.0.1:{}", ports[s]);
         let mut databases = BTreeMap::new();
-        for service in SERVICES.into_iter().filter(|s| *s != "gateway") {
+        for service in SERVICES
+            .into_iter()
+            .filter(|s| !matches!(*s, "gateway" | "console"))
+        {
             let name = format!("{run_id}_{service}");
             payplane_db::ensure_database(&database_url(&name))
                 .await
@@ -100,6 +103,7 @@ impl Platform {
             ("ADMIN_URL".into(), url("admin")),
             ("PROFILE_URL".into(), url("profile")),
             ("GATEWAY_URL".into(), url("gateway")),
+            ("CONSOLE_URL".into(), url("console")),
             ("PUBLIC_BASE_URL".into(), url("gateway")),
             // Cheap argon2 keeps logins fast; the cost is not what these journeys test.
             ("ARGON2_MEMORY_KIB".into(), "1024".into()),

@@ -18,7 +18,7 @@ macro_rules! run_service {
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let Some(service) = std::env::args().nth(1) else {
-        bail!("usage: payplane-e2e-node auth|payments|admin|profile|gateway");
+        bail!("usage: payplane-e2e-node auth|payments|admin|profile|gateway|console");
     };
     let _telemetry = payplane_kit::telemetry::init_service(&service)?;
     match service.as_str() {
@@ -27,6 +27,7 @@ async fn main() -> anyhow::Result<()> {
         "admin" => run_service!(payplane_admin, "admin"),
         "profile" => run_service!(payplane_profile, "profile"),
         "gateway" => run_service!(payplane_gateway, "gateway"),
+        "console" => run_service!(payplane_console, "console"),
         other => bail!("unknown service {other:?}"),
     }
     Ok(())

@@ -1,0 +1,144 @@
+//! Building and running the console: state, the router wrapped in the shared stack plus the
+//! console's own layers (sessions and CSRF, security headers, compression), serving.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::Request,
+    middleware::{self, Next},
+    response::Response,
+};
+use http::{HeaderValue, header};
+use payplane_kit::{
+    health::{Check, Health},
+    http::{StackOptions, stack},
+    server::{BindError, Bound},
+};
+use tower_http::compression::CompressionLayer;
+
+use crate::{
+    api::Gateway,
+    config::Config,
+    session::{Refresher, Sealer},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error("serving HTTP")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub gateway: Gateway,
+    pub sealer: Arc<Sealer>,
+    pub refresher: Arc<Refresher>,
+}
+
+impl AppState {
+    pub fn new(config: Config) -> Self {
+        Self {
+            gateway: Gateway::new(&config.gateway_url),
+            sealer: Arc::new(Sealer::new(&config.session_key)),
+            refresher: Arc::new(Refresher::default()),
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// The only origin pages may load from or talk to; no inline script or style at all.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+frame-ancestors 'none'; worker-src 'self'; manifest-src 'self'";
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    // Pages carry personal data: never stored by the browser or a shared cache.
+    if !path.starts_with("/assets/") && !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// The console's routes wrapped in the shared stack.
+pub fn router(state: AppState) -> Router {
+    let gateway = state.gateway.clone();
+    let health = Health::new("console", env!("CARGO_PKG_VERSION"), move || {
+        let gateway = gateway.clone();
+        Box::pin(async move {
+            // Reported, not required: the console still serves its sign-in and offline pages
+            // while the gateway restarts, and the gateway's readiness must not wait on ours.
+            let live = reqwest::Client::new()
+                .get(format!("{}/health/live", gateway.base()))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            vec![Check {
+                name: "gateway",
+                up: live,
+                required: false,
+            }]
+        })
+    });
+    let opts = StackOptions {
+        trusted_proxies: state.config.trusted_proxies.clone(),
+        ..StackOptions::default()
+    };
+    let routes = crate::routes::routes()
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::session::middleware,
+        ))
+        .with_state(state);
+    stack(routes, health, &opts)
+        .layer(middleware::from_fn(security_headers))
+        .layer(CompressionLayer::new())
+}
+
+/// A bound, ready-to-run console; `local_addr`, `state` and `shutdown_token` come from
+/// [`Bound`] through `Deref`.
+pub struct Application(Bound<AppState>);
+
+impl std::ops::Deref for Application {
+    type Target = Bound<AppState>;
+
+    fn deref(&self) -> &Bound<AppState> {
+        &self.0
+    }
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let addr = config.listen_addr;
+        Ok(Self(Bound::bind(addr, AppState::new(config)).await?))
+    }
+
+    /// Serves until SIGINT/SIGTERM or the shutdown token.
+    pub async fn run_until_stopped(self) -> Result<(), StartError> {
+        let (listener, state, shutdown) = self.0.into_parts();
+        payplane_kit::server::serve_until_stopped(listener, router(state), &shutdown)
+            .await
+            .map_err(StartError::Serve)
+    }
+}

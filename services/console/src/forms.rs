@@ -1,0 +1,94 @@
+//! Form plumbing: percent-coding for URLs and form bodies, and the API's field errors keyed
+//! by field so each input can show its own message.
+
+use std::collections::HashMap;
+
+use crate::api::{CallError, FieldError};
+
+/// `application/x-www-form-urlencoded` value → text (`+` is a space).
+pub fn decode_component(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Text → a query-string or path component (unreserved characters kept).
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            use std::fmt::Write;
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// Field errors from a failed call, plus the one-line message for the top of the form.
+#[derive(Debug, Clone, Default)]
+pub struct FormErrors {
+    pub summary: Option<String>,
+    pub fields: HashMap<String, String>,
+}
+
+impl FormErrors {
+    pub fn from_call(err: &CallError) -> Self {
+        let mut fields = HashMap::new();
+        for FieldError { field, message } in err.fields() {
+            fields
+                .entry(field)
+                .and_modify(|m: &mut String| {
+                    m.push_str("; ");
+                    m.push_str(&message);
+                })
+                .or_insert(message);
+        }
+        Self {
+            summary: Some(err.human()),
+            fields,
+        }
+    }
+
+    pub fn message(&self, field: &str) -> Option<&str> {
+        self.fields.get(field).map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.summary.is_none() && self.fields.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        assert_eq!(decode_component("a+b%20c%2Fd%zz"), "a b c/d%zz");
+        assert_eq!(decode_component("100%"), "100%");
+        assert_eq!(
+            encode_component("/payments?status=x y"),
+            "/payments%3Fstatus%3Dx%20y"
+        );
+    }
+}
