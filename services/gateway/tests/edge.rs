@@ -407,8 +407,12 @@ async fn health_docs_and_unknown_routes() {
             .unwrap()
             .contains("script-src 'self'")
     );
-    let res = http.get(gw.url("/nope")).send().await.unwrap();
+    // Under /api an unknown route is the gateway's 404; every other path belongs to the
+    // console (not running here, so the proxy answers 502).
+    let res = http.get(gw.url("/api/nope")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let res = http.get(gw.url("/nope")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
     let res = http.get(gw.url("/ws")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UPGRADE_REQUIRED);
 }
