@@ -2,7 +2,7 @@
 #   docker build --build-arg BIN=payplane-operator -t ghcr.io/payplane/operator:0.1.0 .
 #   docker build --build-arg BIN=payplane-payments -t ghcr.io/payplane/payments:0.1.0 .
 # BIN is one of payplane-operator, payplane-gateway, payplane-auth, payplane-payments,
-# payplane-admin, payplane-profile or payplane (the CLI).
+# payplane-admin, payplane-profile, payplane-console or payplane (the CLI).
 ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-bookworm AS build
@@ -18,5 +18,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /app /usr/local/bin/app
-USER nonroot:nonroot
+# Numeric (distroless's nonroot is 65532): pods set runAsNonRoot, and the kubelet can only
+# verify that for a numeric user. The operator's pods and the chart say the same numbers.
+USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/app"]

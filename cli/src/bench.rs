@@ -8,7 +8,8 @@ use clap::Subcommand;
 pub enum BenchCommand {
     /// Register and login throughput and latency of the auth service (real argon2 cost).
     Auth(auth::AuthBenchArgs),
-    /// Operator convergence time and memory (runs `payplane-operator bench`).
+    /// Operator convergence time and memory on a real control plane for tests (runs
+    /// `payplane-operator bench`, built with `--features testing`).
     Operator,
     /// Outbox → RabbitMQ → consumer throughput and latency against the raw broker ceiling.
     Events {
@@ -38,7 +39,11 @@ pub enum BenchCommand {
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Auth(args) => auth::run(args).await,
-        BenchCommand::Operator => exec_sibling("payplane-operator", &["bench"]),
+        BenchCommand::Operator => exec_sibling_built_with(
+            "payplane-operator",
+            &["bench"],
+            "cargo build --release -p payplane-operator --features testing",
+        ),
         BenchCommand::Events { messages } => {
             let mut opts = payplane_bus::bench::BenchOptions::default();
             if let Some(n) = messages {
@@ -59,13 +64,19 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
 
 /// Runs a binary built next to this one (same cargo target directory).
 fn exec_sibling<S: AsRef<std::ffi::OsStr>>(binary: &str, args: &[S]) -> anyhow::Result<()> {
+    exec_sibling_built_with(binary, args, &format!("cargo build --release -p {binary}"))
+}
+
+/// [`exec_sibling`] for a binary that `build` makes.
+fn exec_sibling_built_with<S: AsRef<std::ffi::OsStr>>(
+    binary: &str,
+    args: &[S],
+    build: &str,
+) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let path = exe.with_file_name(binary);
     if !path.exists() {
-        anyhow::bail!(
-            "{} not found; build it first: cargo build --release -p {binary}",
-            path.display()
-        );
+        anyhow::bail!("{} not found; build it first: {build}", path.display());
     }
     let status = std::process::Command::new(&path).args(args).status()?;
     if !status.success() {

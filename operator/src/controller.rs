@@ -4,6 +4,7 @@
 
 pub mod app_service;
 pub mod database;
+pub mod finalizer;
 pub mod ingress_cert;
 pub mod message_broker;
 pub mod platform;
@@ -52,7 +53,10 @@ pub enum Error {
     /// Certificate generation failed.
     #[error("tls: {0}")]
     Tls(#[from] crate::tls::TlsError),
-    /// The finalizer machinery failed.
+    /// Adding or removing the finalizer failed.
+    #[error("finalizer patch: {0}")]
+    FinalizerPatch(#[source] kube::Error),
+    /// The finalizer machinery failed otherwise.
     #[error("finalizer: {0}")]
     Finalizer(String),
     /// The object has no namespace (all payplane kinds are namespaced).
@@ -64,14 +68,34 @@ impl Error {
     /// Short label for metrics.
     pub fn reason(&self) -> &'static str {
         match self {
+            // Forbidden is its own reason: it means the chart's RBAC lacks a verb, which no
+            // retry fixes (the scenario tests assert there is none).
+            Self::Kube(e) | Self::FinalizerPatch(e) if api_code(e) == Some(403) => "Forbidden",
             Self::Kube(_) => "KubeApi",
             Self::Meta(_) => "Build",
             Self::Sql(_) => "Postgres",
             Self::Broker(_) => "RabbitMQ",
             Self::Tls(_) => "Tls",
-            Self::Finalizer(_) => "Finalizer",
+            Self::FinalizerPatch(_) | Self::Finalizer(_) => "Finalizer",
             Self::NoNamespace => "NoNamespace",
         }
+    }
+}
+
+/// The HTTP status of an API server's error answer.
+fn api_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+/// The metrics reason of a failed API call outside a reconcile.
+fn code_reason(code: Option<u16>) -> &'static str {
+    match code {
+        Some(403) => "Forbidden",
+        Some(410) => "Expired",
+        _ => "KubeApi",
     }
 }
 
@@ -90,6 +114,8 @@ pub struct Ctx {
     pub externals: Externals,
     /// Whether the ServiceMonitor CRD exists.
     pub service_monitor: bool,
+    /// The one namespace the controllers watch, or every namespace when `None`.
+    pub watch_namespace: Option<String>,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -112,7 +138,27 @@ impl Ctx {
             metrics,
             externals,
             service_monitor,
+            watch_namespace: None,
             failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Restricts the controllers to `namespace` (`--watch-namespace`): a team that may not
+    /// grant cluster-wide reads, or one operator per test namespace on a shared API server.
+    #[must_use]
+    pub fn watching(mut self, namespace: Option<String>) -> Self {
+        self.watch_namespace = namespace;
+        self
+    }
+
+    /// The API of `K` over the watched namespaces: what every controller lists and watches.
+    pub fn watched<K>(&self) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        match &self.watch_namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
         }
     }
 
@@ -140,6 +186,7 @@ impl Ctx {
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            self.metrics.api_error("event", code_reason(api_code(&e)));
             tracing::warn!(error = %e, reason, "publishing an event failed");
         }
     }
@@ -151,22 +198,45 @@ pub fn namespace<K: Resource>(obj: &K) -> Result<String> {
 }
 
 /// Server-side applies every child under the operator's field manager and returns the
-/// objects as stored (including their status).
+/// objects as stored (including their status): the Roles first, then the others.
+///
+/// Roles go first, in a wave of their own: without the `bind` verb (which the chart does not
+/// grant) the API server admits a RoleBinding only when the Role it names exists and grants
+/// nothing the operator lacks, so applying both at once fails with "not found" until backoff.
 pub async fn apply_children(
     client: &Client,
     ns: &str,
     children: &[Child],
 ) -> Result<Vec<DynamicObject>> {
     let params = PatchParams::apply(MANAGER).force();
-    let applies = children.iter().map(|child| {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &child.resource);
-        let params = params.clone();
-        async move {
-            api.patch(&child.name, &params, &Patch::Apply(&child.object))
-                .await
-        }
-    });
-    Ok(futures::future::try_join_all(applies).await?)
+    let api = |child: &Child| Api::namespaced_with(client.clone(), ns, &child.resource);
+    let is_role = |child: &&Child| child.resource.kind == "Role";
+    let mut applied = futures::future::try_join_all(
+        children
+            .iter()
+            .filter(is_role)
+            .map(|child| apply_one(api(child), &params, child)),
+    )
+    .await?;
+    applied.extend(
+        futures::future::try_join_all(
+            children
+                .iter()
+                .filter(|c| !is_role(c))
+                .map(|child| apply_one(api(child), &params, child)),
+        )
+        .await?,
+    );
+    Ok(applied)
+}
+
+async fn apply_one(
+    api: Api<DynamicObject>,
+    params: &PatchParams,
+    child: &Child,
+) -> Result<DynamicObject, kube::Error> {
+    api.patch(&child.name, params, &Patch::Apply(&child.object))
+        .await
 }
 
 /// Deletes children of `owner_uid` of the given types that are not in `keep` (`Kind/name`).
@@ -374,15 +444,6 @@ pub fn error_policy<K: Resource<DynamicType = ()>>(
     backoff(&kind, obj.as_ref(), &ctx)
 }
 
-/// Unwraps the reconcile error out of kube's finalizer wrapper.
-pub fn finalizer_error(e: kube::runtime::finalizer::Error<Error>) -> Error {
-    match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    }
-}
-
 /// Exponential backoff per object: 1 s doubling to 5 min.
 fn backoff<K: Resource>(kind: &str, obj: &K, ctx: &Ctx) -> Action {
     let key = format!(
@@ -427,16 +488,58 @@ pub async fn run(
     );
 }
 
-/// Drains a controller stream, logging what failed to reconcile.
-pub async fn drain<S, T, E>(stream: S)
-where
-    S: futures::Stream<Item = std::result::Result<T, E>>,
-    E: std::fmt::Display,
+/// Runs `controller` with `reconcile` and the common error policy until its shutdown signal,
+/// counting what fails in the context's metrics.
+pub async fn run_controller<K, R, Fut>(
+    controller: kube::runtime::Controller<K>,
+    reconcile: R,
+    ctx: Arc<Ctx>,
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    R: FnMut(Arc<K>, Arc<Ctx>) -> Fut,
+    Fut: std::future::Future<Output = Result<Action>> + Send + 'static,
 {
+    drain(
+        ctx.metrics.clone(),
+        controller.run(reconcile, error_policy, ctx),
+    )
+    .await;
+}
+
+/// Drains a controller stream, counting what failed in `metrics`: failed reconciles are
+/// counted by [`instrumented`]; list and watch failures (a missing `list`/`watch` verb shows up
+/// only here) are counted as watch errors by reason.
+async fn drain<S, T>(metrics: Arc<Metrics>, stream: S)
+where
+    S: futures::Stream<
+            Item = std::result::Result<
+                T,
+                kube::runtime::controller::Error<Error, kube::runtime::watcher::Error>,
+            >,
+        >,
+{
+    use kube::runtime::controller::Error as ControllerError;
+    use kube::runtime::watcher::Error as WatchError;
     stream
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "controller event");
+        .for_each(|r| {
+            let metrics = metrics.clone();
+            async move {
+                match r {
+                    Ok(_) | Err(ControllerError::ReconcilerFailed(..)) => {}
+                    Err(ControllerError::QueueError(e)) => {
+                        let code = match &e {
+                            WatchError::InitialListFailed(e)
+                            | WatchError::WatchStartFailed(e)
+                            | WatchError::WatchFailed(e) => api_code(e),
+                            WatchError::WatchError(status) => Some(status.code),
+                            WatchError::NoResourceVersion => None,
+                        };
+                        let reason = code_reason(code);
+                        metrics.api_error("watch", reason);
+                        tracing::warn!(error = %e, reason, "list/watch failed");
+                    }
+                    Err(e) => tracing::debug!(error = %e, "controller event"),
+                }
             }
         })
         .await;

@@ -121,7 +121,7 @@ pub fn all()
 -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
 {
     use kube::CustomResourceExt;
-    vec![
+    let mut crds = vec![
         AppService::crd(),
         Database::crd(),
         IngressCert::crd(),
@@ -129,7 +129,71 @@ pub fn all()
         Platform::crd(),
         PostgresCluster::crd(),
         Queue::crd(),
-    ]
+    ];
+    for crd in &mut crds {
+        for version in &mut crd.spec.versions {
+            if let Some(schema) = version
+                .schema
+                .as_mut()
+                .and_then(|s| s.open_api_v3_schema.as_mut())
+            {
+                allow_null_in_nullable_enums(schema);
+            }
+        }
+    }
+    crds
+}
+
+/// Turns the `enum` of every `nullable` property into an equivalent CEL rule, so that an
+/// explicit `null` ("use the default", as a user or a Helm value writes it) is accepted.
+///
+/// schemars marks an `Option` field `nullable: true`, but kube-apiserver (v1.36) checks an
+/// explicit `null` against the `enum` and refuses it (`Unsupported value: null: supported
+/// values: "1", "3"`) — even with `null` added to the list; without `nullable`, server-side
+/// apply refuses it as the wrong type. CEL rules are not run on a `null` value, so
+/// `self in [1, 3]` keeps the check for every other value, with a message naming the values.
+fn allow_null_in_nullable_enums(
+    schema: &mut k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps,
+) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+        JSONSchemaPropsOrArray, JSONSchemaPropsOrBool, ValidationRule,
+    };
+    if schema.nullable == Some(true)
+        && let Some(values) = schema.enum_.take()
+    {
+        let list = values
+            .iter()
+            .map(|v| v.0.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        schema
+            .x_kubernetes_validations
+            .get_or_insert_with(Vec::new)
+            .push(ValidationRule {
+                rule: format!("self in [{list}]"),
+                message: Some(format!("must be one of {list}")),
+                ..ValidationRule::default()
+            });
+    }
+    for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
+        allow_null_in_nullable_enums(child);
+    }
+    match schema.items.as_mut() {
+        Some(JSONSchemaPropsOrArray::Schema(item)) => allow_null_in_nullable_enums(item),
+        Some(JSONSchemaPropsOrArray::Schemas(items)) => {
+            items.iter_mut().for_each(allow_null_in_nullable_enums);
+        }
+        None => {}
+    }
+    if let Some(JSONSchemaPropsOrBool::Schema(extra)) = schema.additional_properties.as_mut() {
+        allow_null_in_nullable_enums(extra);
+    }
+    for group in [&mut schema.all_of, &mut schema.any_of, &mut schema.one_of]
+        .into_iter()
+        .flatten()
+    {
+        group.iter_mut().for_each(allow_null_in_nullable_enums);
+    }
 }
 
 /// The file name and YAML of each CRD, as committed under `crds/`.

@@ -1,5 +1,6 @@
 //! The payplane Kubernetes operator: custom resource types, pure builders of child objects,
-//! the controllers that apply them, the external systems they manage, and the bench.
+//! the controllers that apply them, the external systems they manage, and (feature
+//! `testing`) the operator on a real control plane for tests and the bench.
 //! See `README.md`.
 
 pub mod conditions;
@@ -10,5 +11,6 @@ pub mod external;
 mod fixtures;
 pub mod meta;
 pub mod metrics;
-pub mod sim;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tls;

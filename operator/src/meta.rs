@@ -16,6 +16,46 @@ pub const OWNER_UID_LABEL: &str = "payplane.dev/owner-uid";
 /// Pod-template annotation with the checksum of the wired Secrets.
 pub const SECRETS_CHECKSUM: &str = "payplane.dev/secrets-checksum";
 
+/// The user of every payplane image: distroless `nonroot` (the Dockerfile's `USER`).
+pub const PAYPLANE_USER: RunAs = RunAs::new(65532, 65532);
+/// The `postgres` user of the official PostgreSQL image (Debian).
+pub const POSTGRES_USER: RunAs = RunAs::new(999, 999);
+/// The `rabbitmq` user of the official RabbitMQ image.
+pub const RABBITMQ_USER: RunAs = RunAs::new(999, 999);
+/// The `redis` user of the official `redis:*-alpine` image (its group is 1000 on Alpine).
+pub const REDIS_USER: RunAs = RunAs::new(999, 1000);
+
+/// The numeric identity a pod runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunAs {
+    /// `runAsUser`.
+    pub user: i64,
+    /// `runAsGroup`, also `fsGroup` so that volumes are writable.
+    pub group: i64,
+}
+
+impl RunAs {
+    /// `user:group`.
+    pub const fn new(user: i64, group: i64) -> Self {
+        Self { user, group }
+    }
+
+    /// A pod `securityContext` that runs as this identity.
+    ///
+    /// The numbers are explicit because `runAsNonRoot` alone makes the kubelet check the
+    /// image's user, and it refuses a non-numeric one ("non-numeric user") even when it is
+    /// not root.
+    pub fn pod_security_context(self) -> Value {
+        serde_json::json!({
+            "runAsNonRoot": true,
+            "runAsUser": self.user,
+            "runAsGroup": self.group,
+            "fsGroup": self.group,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        })
+    }
+}
+
 /// Errors of building child objects.
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {

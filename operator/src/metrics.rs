@@ -20,6 +20,7 @@ struct PerKind {
 #[derive(Default)]
 pub struct Metrics {
     kinds: Mutex<BTreeMap<&'static str, PerKind>>,
+    api_errors: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -38,6 +39,37 @@ impl Metrics {
         if let Some(reason) = error {
             *k.errors.entry(reason.to_owned()).or_default() += 1;
         }
+    }
+
+    /// Records one failed API call outside a reconcile: `source` is `watch` (a controller's
+    /// list or watch) or `event` (publishing an Event).
+    pub fn api_error(&self, source: &'static str, reason: &'static str) {
+        *self
+            .api_errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((source, reason))
+            .or_default() += 1;
+    }
+
+    /// Failed reconciles and other API calls with `reason`, over every kind.
+    pub fn errors_with_reason(&self, reason: &str) -> u64 {
+        let reconciles: u64 = self
+            .kinds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter_map(|k| k.errors.get(reason))
+            .sum();
+        let others: u64 = self
+            .api_errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|((_, r), _)| *r == reason)
+            .map(|(_, n)| n)
+            .sum();
+        reconciles + others
     }
 
     /// Reconciles of `kind` so far.
@@ -90,6 +122,22 @@ impl Metrics {
                     "payplane_operator_reconcile_errors_total{{kind=\"{kind}\",reason=\"{reason}\"}} {n}"
                 );
             }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP payplane_operator_api_errors_total Failed lists, watches and Event writes by reason."
+        );
+        let _ = writeln!(out, "# TYPE payplane_operator_api_errors_total counter");
+        for ((source, reason), n) in self
+            .api_errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "payplane_operator_api_errors_total{{source=\"{source}\",reason=\"{reason}\"}} {n}"
+            );
         }
         let _ = writeln!(
             out,

@@ -1,7 +1,16 @@
-//! The committed `crds/*.yaml` must equal what the Rust types generate (run
-//! `cargo run -p payplane-operator -- crd` after changing a type).
+//! The CRDs: the committed `crds/*.yaml` must equal what the Rust types generate (run
+//! `cargo run -p payplane-operator -- crd` after changing a type), and on a real API server
+//! (`payplane-control-plane`) they install, every example applies with strict server-side
+//! apply, and each CEL rule rejects a bad object with its message.
 
 use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail, ensure};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::Api;
+use payplane_operator::crd::{AppService, Platform, PostgresCluster};
+use payplane_operator::testing::{apply_object, control_plane, repo};
+use serde_json::{Value, json};
 
 fn crds_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crds")
@@ -137,4 +146,567 @@ fn chart_rbac_has_no_wildcards_and_covers_every_kind() -> anyhow::Result<()> {
     }
     assert!(!rbac.contains("cluster-admin"));
     Ok(())
+}
+
+#[tokio::test]
+async fn every_crd_is_installed_and_established_on_the_real_server() -> Result<()> {
+    let cp = control_plane().await?;
+    let crds: Api<CustomResourceDefinition> = Api::all(cp.admin_client()?);
+    for crd in payplane_operator::crd::all() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let served = crds.get(&name).await.with_context(|| name.clone())?;
+        let conditions = served.status.and_then(|s| s.conditions).unwrap_or_default();
+        for wanted in ["Established", "NamesAccepted"] {
+            ensure!(
+                conditions
+                    .iter()
+                    .any(|c| c.type_ == wanted && c.status == "True"),
+                "{name}: {wanted} not True: {conditions:?}"
+            );
+        }
+        // The server kept the schema as generated: no field was dropped on the way in.
+        ensure!(
+            served.spec.versions[0].schema == crd.spec.versions[0].schema,
+            "{name}: the API server changed the schema"
+        );
+    }
+    Ok(())
+}
+
+/// `expected` is contained in `actual`: every field the user wrote is stored with the same
+/// value (the server may add defaults, but must not drop or change anything).
+fn contained(expected: &Value, actual: &Value, path: &str) -> Result<()> {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            for (k, v) in e {
+                let Some(got) = a.get(k) else {
+                    bail!("{path}.{k} was dropped by the server");
+                };
+                contained(v, got, &format!("{path}.{k}"))?;
+            }
+            Ok(())
+        }
+        (Value::Array(e), Value::Array(a)) if e.len() == a.len() => e
+            .iter()
+            .zip(a)
+            .enumerate()
+            .try_for_each(|(i, (e, a))| contained(e, a, &format!("{path}[{i}]"))),
+        _ if expected == actual => Ok(()),
+        _ => bail!("{path}: wrote {expected}, stored {actual}"),
+    }
+}
+
+#[tokio::test]
+async fn every_example_applies_with_strict_server_side_apply() -> Result<()> {
+    let cp = control_plane().await?;
+    let ns = cp.namespace("examples").await?;
+    let admin = cp.admin_client()?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("examples"))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    files.sort();
+    ensure!(files.len() >= 7, "examples/ has {} files", files.len());
+    for file in files {
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&std::fs::read_to_string(&file)?)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        for mut doc in docs.into_iter().filter(|d| !d.is_null()) {
+            doc["metadata"]["namespace"] = json!(ns.name());
+            let what = format!("{} {}", file.display(), doc["metadata"]["name"]);
+            let stored = apply_object(&admin, doc.clone())
+                .await
+                .with_context(|| what.clone())?;
+            contained(&doc["spec"], &stored["spec"], "spec").context(what)?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn autoscaling_cpu_target_is_spelled_as_in_the_hpa_api() -> Result<()> {
+    let cp = control_plane().await?;
+    let ns = cp.namespace("hpa-spelling").await?;
+    let stored = apply_object(
+        &cp.admin_client()?,
+        json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "AppService",
+            "metadata": {"name": "web", "namespace": ns.name()},
+            "spec": {"image": "web:1", "autoscaling":
+                {"minReplicas": 2, "maxReplicas": 4, "targetCPUUtilizationPercentage": 55}}}),
+    )
+    .await?;
+    let app: AppService = serde_json::from_value(stored)?;
+    let target = app
+        .spec
+        .autoscaling
+        .map(|a| a.target_cpu_utilization_percentage);
+    ensure!(target == Some(55), "stored target {target:?}");
+    // What the schema said before is still read (objects written by older tooling).
+    let old: AppService = serde_json::from_value(json!({
+        "apiVersion": "payplane.dev/v1alpha1", "kind": "AppService", "metadata": {"name": "web"},
+        "spec": {"image": "web:1", "autoscaling":
+            {"minReplicas": 2, "maxReplicas": 4, "targetCpuUtilizationPercentage": 60}}}))?;
+    ensure!(
+        old.spec
+            .autoscaling
+            .map(|a| a.target_cpu_utilization_percentage)
+            == Some(60)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn explicit_null_is_accepted_for_nullable_enums() -> Result<()> {
+    let cp = control_plane().await?;
+    let ns = cp.namespace("null-enums").await?;
+    let admin = cp.admin_client()?;
+    let platform = apply_object(
+        &admin,
+        json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "Platform",
+            "metadata": {"name": "pp", "namespace": ns.name()},
+            "spec": {"version": "0.1.0", "domain": "pay.example.com",
+                "broker": {"provider": "builtin", "replicas": null},
+                "postgres": {"provider": "external", "external": {"host": "db", "sslMode": null,
+                    "superuserSecretRef": {"name": "pg", "key": "password"}}}}}),
+    )
+    .await?;
+    let platform: Platform = serde_json::from_value(platform)?;
+    let broker = platform.spec.broker.context("broker")?;
+    ensure!(broker.replicas.is_none(), "{broker:?}");
+    let cluster = apply_object(
+        &admin,
+        json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "PostgresCluster",
+            "metadata": {"name": "pg", "namespace": ns.name()},
+            "spec": {"provider": "external", "external": {"host": "db", "sslMode": null,
+                "superuserSecretRef": {"name": "pg", "key": "password"}}}}),
+    )
+    .await?;
+    let cluster: PostgresCluster = serde_json::from_value(cluster)?;
+    ensure!(
+        cluster
+            .spec
+            .external
+            .context("external")?
+            .ssl_mode
+            .is_none()
+    );
+    // A plain create (what `kubectl create` and client-side apply send) as well.
+    // (Untyped: a typed Platform would not serialize the null at all.)
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        admin,
+        ns.name(),
+        &kube::core::ApiResource::erase::<Platform>(&()),
+    );
+    let created = api
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(
+                json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "Platform",
+                "metadata": {"name": "created"},
+                "spec": {"version": "0.1.0", "domain": "pay.example.com",
+                    "broker": {"provider": "builtin", "replicas": null}}}),
+            )?,
+        )
+        .await?;
+    let created: Platform = serde_json::from_value(serde_json::to_value(created)?)?;
+    ensure!(created.spec.broker.and_then(|b| b.replicas).is_none());
+    Ok(())
+}
+
+/// The rules that replace the `enum` of nullable fields still refuse a value off the list
+/// (one message per field type: the broker's node count and libpq's `sslmode`).
+#[tokio::test]
+async fn cel_nullable_enum_refuses_other_broker_replicas() -> Result<()> {
+    rejected_on_create(
+        "Platform",
+        platform(json!({"broker": {"replicas": 3}})),
+        platform(json!({"broker": {"replicas": 2}})),
+        "must be one of 1, 3",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn cel_nullable_enum_refuses_other_ssl_modes() -> Result<()> {
+    let with = |mode: &str| {
+        json!({"provider": "external", "external": {"host": "db", "sslMode": mode,
+            "superuserSecretRef": {"name": "pg", "key": "password"}}})
+    };
+    rejected_on_create(
+        "PostgresCluster",
+        with("verify-full"),
+        with("sometimes"),
+        r#"must be one of "disable", "prefer", "require", "verify-ca", "verify-full""#,
+    )
+    .await?;
+    rejected_on_create(
+        "Platform",
+        platform(json!({"postgres": with("require")})),
+        platform(json!({"postgres": with("sometimes")})),
+        r#"must be one of "disable", "prefer", "require", "verify-ca", "verify-full""#,
+    )
+    .await
+}
+
+/// A valid object of `kind` with `spec`, applied into a fresh namespace.
+fn object(kind: &str, ns: &str, spec: Value) -> Value {
+    let mut object = json!({"apiVersion": "payplane.dev/v1alpha1", "kind": kind,
+        "metadata": {"name": "x", "namespace": ns}});
+    object["spec"] = spec;
+    object
+}
+
+/// Applying `spec` as a new object fails with the CEL rule's `message`, while `valid` (the
+/// same kind without the mistake) is accepted.
+async fn rejected_on_create(kind: &str, valid: Value, bad: Value, message: &str) -> Result<()> {
+    let cp = control_plane().await?;
+    let ns = cp.namespace(&format!("cel-{kind}")).await?;
+    let admin = cp.admin_client()?;
+    apply_object(&admin, object(kind, ns.name(), valid))
+        .await
+        .context("the valid object must be accepted")?;
+    let mut bad = object(kind, ns.name(), bad);
+    bad["metadata"]["name"] = json!("bad");
+    expect_rejection(apply_object(&admin, bad).await, message)
+}
+
+/// Creating `spec` works; applying `update` over it fails with the CEL rule's `message`.
+async fn rejected_on_update(kind: &str, spec: Value, update: Value, message: &str) -> Result<()> {
+    let cp = control_plane().await?;
+    let ns = cp.namespace(&format!("cel-{kind}")).await?;
+    let admin = cp.admin_client()?;
+    apply_object(&admin, object(kind, ns.name(), spec))
+        .await
+        .context("the first version must be accepted")?;
+    expect_rejection(
+        apply_object(&admin, object(kind, ns.name(), update)).await,
+        message,
+    )
+}
+
+fn expect_rejection(result: Result<Value>, message: &str) -> Result<()> {
+    let Err(e) = result else {
+        bail!("accepted; expected the rule {message:?} to reject it");
+    };
+    let status = e
+        .chain()
+        .find_map(|c| match c.downcast_ref::<kube::Error>() {
+            Some(kube::Error::Api(s)) => Some((s.code, s.message.clone())),
+            _ => None,
+        });
+    let Some((code, text)) = status else {
+        bail!("not an API answer: {e:#}");
+    };
+    ensure!(code == 422, "HTTP {code}: {text}");
+    ensure!(
+        text.contains(message),
+        "rejected, but not by {message:?}: {text}"
+    );
+    Ok(())
+}
+
+fn app(extra: Value) -> Value {
+    let mut spec = json!({"image": "web:1"});
+    if let (Some(s), Value::Object(e)) = (spec.as_object_mut(), extra) {
+        s.extend(e);
+    }
+    spec
+}
+
+#[tokio::test]
+async fn cel_app_service_min_replicas_not_above_max() -> Result<()> {
+    rejected_on_create(
+        "AppService",
+        app(json!({"autoscaling": {"minReplicas": 2, "maxReplicas": 2}})),
+        app(json!({"autoscaling": {"minReplicas": 3, "maxReplicas": 2}})),
+        "autoscaling.minReplicas must not exceed autoscaling.maxReplicas",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn cel_app_service_reloads_are_secret_names() -> Result<()> {
+    rejected_on_create(
+        "AppService",
+        app(json!({"reloads": ["jwt"]})),
+        app(json!({"reloads": ["jwt", ""]})),
+        "reloads entries must be secret names",
+    )
+    .await
+}
+
+fn database(name: &str, owner: &str) -> Value {
+    json!({"clusterRef": {"name": "pg"}, "databaseName": name, "owner": owner})
+}
+
+#[tokio::test]
+async fn cel_database_name_is_immutable() -> Result<()> {
+    rejected_on_update(
+        "Database",
+        database("app_db", "app"),
+        database("other_db", "app"),
+        "databaseName is immutable",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn cel_database_owner_is_immutable() -> Result<()> {
+    rejected_on_update(
+        "Database",
+        database("app_db", "app"),
+        database("app_db", "someone"),
+        "owner is immutable",
+    )
+    .await
+}
+
+fn cert(extra: Value) -> Value {
+    let mut spec = json!({"hosts": ["pay.example.com"], "secretName": "tls"});
+    if let (Some(s), Value::Object(e)) = (spec.as_object_mut(), extra) {
+        s.extend(e);
+    }
+    spec
+}
+
+#[tokio::test]
+async fn cel_ingress_cert_ca_issuer_needs_ca() -> Result<()> {
+    rejected_on_create(
+        "IngressCert",
+        cert(json!({"issuer": "ca", "ca": {"secretRef": {"name": "my-ca"}}})),
+        cert(json!({"issuer": "ca"})),
+        "issuer ca needs the ca block",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn cel_ingress_cert_cert_manager_issuer_needs_cert_manager() -> Result<()> {
+    rejected_on_create(
+        "IngressCert",
+        cert(json!({"issuer": "certManager",
+            "certManager": {"issuerRef": {"kind": "ClusterIssuer", "name": "le"}}})),
+        cert(json!({"issuer": "certManager"})),
+        "issuer certManager needs the certManager block",
+    )
+    .await
+}
+
+fn external_broker() -> Value {
+    json!({"provider": "external", "external": {
+        "amqpUrlSecretRef": {"name": "rmq", "key": "uri"}, "managementUrl": "http://rmq:15672"}})
+}
+
+#[tokio::test]
+async fn cel_message_broker_external_needs_external() -> Result<()> {
+    rejected_on_create(
+        "MessageBroker",
+        external_broker(),
+        json!({"provider": "external"}),
+        "provider external needs the external block",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn cel_message_broker_provider_is_immutable() -> Result<()> {
+    rejected_on_update(
+        "MessageBroker",
+        json!({"provider": "builtin"}),
+        external_broker(),
+        "provider is immutable",
+    )
+    .await
+}
+
+fn platform(extra: Value) -> Value {
+    let mut spec = json!({"version": "0.1.0", "domain": "pay.example.com"});
+    if let (Some(s), Value::Object(e)) = (spec.as_object_mut(), extra) {
+        s.extend(e);
+    }
+    spec
+}
+
+#[tokio::test]
+async fn cel_platform_external_postgres_needs_external() -> Result<()> {
+    rejected_on_create(
+        "Platform",
+        platform(
+            json!({"postgres": {"provider": "external", "external": {"host": "db",
+            "superuserSecretRef": {"name": "pg", "key": "password"}}}}),
+        ),
+        platform(json!({"postgres": {"provider": "external"}})),
+        "postgres.provider external needs postgres.external",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn cel_platform_external_broker_needs_external() -> Result<()> {
+    rejected_on_create(
+        "Platform",
+        platform(json!({"broker": external_broker()})),
+        platform(json!({"broker": {"provider": "external"}})),
+        "broker.provider external needs broker.external",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn cel_platform_external_cache_needs_external() -> Result<()> {
+    rejected_on_create(
+        "Platform",
+        platform(json!({"cache": {"provider": "external",
+            "external": {"urlSecretRef": {"name": "redis", "key": "url"}}}})),
+        platform(json!({"cache": {"provider": "external"}})),
+        "cache.provider external needs cache.external",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn cel_platform_ca_issuer_needs_ca() -> Result<()> {
+    rejected_on_create(
+        "Platform",
+        platform(json!({"tls": {"issuer": "ca", "ca": {"secretRef": {"name": "my-ca"}}}})),
+        platform(json!({"tls": {"issuer": "ca"}})),
+        "tls.issuer ca needs tls.ca",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn cel_platform_cert_manager_issuer_needs_cert_manager() -> Result<()> {
+    rejected_on_create(
+        "Platform",
+        platform(json!({"tls": {"issuer": "certManager",
+            "certManager": {"issuerRef": {"kind": "Issuer", "name": "le"}}}})),
+        platform(json!({"tls": {"issuer": "certManager"}})),
+        "tls.issuer certManager needs tls.certManager",
+    )
+    .await
+}
+
+fn external_postgres() -> Value {
+    json!({"provider": "external", "external": {"host": "db",
+        "superuserSecretRef": {"name": "pg", "key": "password"}}})
+}
+
+#[tokio::test]
+async fn cel_postgres_cluster_external_needs_external() -> Result<()> {
+    rejected_on_create(
+        "PostgresCluster",
+        external_postgres(),
+        json!({"provider": "external"}),
+        "provider external needs the external block",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn cel_postgres_cluster_provider_is_immutable() -> Result<()> {
+    rejected_on_update(
+        "PostgresCluster",
+        json!({"provider": "builtin"}),
+        external_postgres(),
+        "provider is immutable",
+    )
+    .await
+}
+
+fn queue(extra: Value) -> Value {
+    let mut spec = json!({"brokerRef": {"name": "rmq"}, "user": "svc"});
+    if let (Some(s), Value::Object(e)) = (spec.as_object_mut(), extra) {
+        s.extend(e);
+    }
+    spec
+}
+
+#[tokio::test]
+async fn cel_queue_name_is_immutable() -> Result<()> {
+    rejected_on_update(
+        "Queue",
+        queue(json!({"queue": "svc.events"})),
+        queue(json!({"queue": "other.events"})),
+        "queue is immutable",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn cel_queue_user_is_immutable() -> Result<()> {
+    rejected_on_update(
+        "Queue",
+        queue(json!({"publishes": true})),
+        json!({"brokerRef": {"name": "rmq"}, "user": "someone", "publishes": true}),
+        "user is immutable",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn cel_queue_bindings_need_a_queue() -> Result<()> {
+    rejected_on_create(
+        "Queue",
+        queue(json!({"queue": "svc.events", "bindings": ["auth.user.*"]})),
+        queue(json!({"publishes": true, "bindings": ["auth.user.*"]})),
+        "bindings need a queue",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn cel_queue_cannot_gain_or_lose_its_queue() -> Result<()> {
+    rejected_on_update(
+        "Queue",
+        queue(json!({"publishes": true})),
+        queue(json!({"publishes": true, "queue": "svc.events"})),
+        "queue cannot be added or removed",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn cel_queue_must_publish_consume_or_own_exclusive_queues() -> Result<()> {
+    rejected_on_create(
+        "Queue",
+        queue(json!({"publishes": true})),
+        queue(json!({})),
+        "a Queue must publish, consume or own exclusive queues",
+    )
+    .await
+}
+
+/// Every CEL rule of the CRDs has its test above: a rule added without one fails here.
+#[test]
+fn every_cel_rule_has_a_test() -> Result<()> {
+    let tests = include_str!("crds.rs");
+    let mut rules = Vec::new();
+    for crd in payplane_operator::crd::all() {
+        collect_messages(&serde_json::to_value(&crd.spec.versions)?, &mut rules);
+    }
+    ensure!(rules.len() == 23, "{} rules: {rules:?}", rules.len());
+    for message in rules {
+        ensure!(
+            tests.contains(&format!("\"{message}\""))
+                || tests.contains(&format!("r#\"{message}\"#")),
+            "no test for the CEL rule {message:?}"
+        );
+    }
+    Ok(())
+}
+
+fn collect_messages(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::Array(rules)) = m.get("x-kubernetes-validations") {
+                out.extend(
+                    rules
+                        .iter()
+                        .filter_map(|r| r["message"].as_str().map(str::to_owned)),
+                );
+            }
+            m.values().for_each(|v| collect_messages(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| collect_messages(v, out)),
+        _ => {}
+    }
 }

@@ -1,39 +1,41 @@
 //! The SQL and RabbitMQ parts against the real servers on this machine (operator.md test
-//! layer 4), driven by the real Database and Queue controllers on the fake API server with
-//! `external` providers pointed at loopback. Each test uses its own database names / vhost
-//! and cleans up, so they run in parallel.
+//! layer 4), driven by the real Database and Queue controllers on the real control plane
+//! (`support/harness.rs`: as the chart's ServiceAccount) with `external` providers pointed at
+//! loopback. Each test uses its own namespace, database names and vhost and cleans up, so they
+//! run in parallel.
 //! Needs PostgreSQL on 127.0.0.1:5432 (trust, user postgres) and RabbitMQ on 5672 with the
 //! management plugin on 15672 (guest/guest).
 
 use std::time::Duration;
 
-use base64::Engine;
+use anyhow::{Context as _, ensure};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use kube::ResourceExt;
+use kube::api::DeleteParams;
 use lapin::options::{BasicGetOptions, BasicPublishOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
+use payplane_control_plane::eventually;
 use payplane_operator::crd::{Database, Queue};
 use payplane_operator::external::Externals;
-use payplane_operator::sim::{Sim, condition, is_ready, path_of};
+use payplane_operator::testing::{Operator, apply_local_broker, ready};
 use serde_json::{Value, json};
 use sqlx::Connection as _;
-
-const NS: &str = "payments";
-const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn unique() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..10].to_owned()
 }
 
-fn secret_key(sim: &Sim, name: &str, key: &str) -> anyhow::Result<String> {
-    let s = sim
-        .fake
-        .get("v1", "secrets", NS, name)
-        .ok_or_else(|| anyhow::anyhow!("no secret {name}"))?;
-    let b64 = s["data"][key]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("no key {key} in {name}"))?;
-    Ok(String::from_utf8(
-        base64::engine::general_purpose::STANDARD.decode(b64)?,
-    )?)
+async fn secret_key(op: &Operator, name: &str, key: &str) -> anyhow::Result<String> {
+    let s = op
+        .get::<Secret>(name)
+        .await?
+        .with_context(|| format!("no secret {name}"))?;
+    let value = s
+        .data
+        .and_then(|d| d.get(key).cloned())
+        .with_context(|| format!("no key {key} in {name}"))?;
+    Ok(String::from_utf8(value.0)?)
 }
 
 async fn pg() -> anyhow::Result<sqlx::PgConnection> {
@@ -74,50 +76,46 @@ async fn drop_db(name: &str, role: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn external_postgres(sim: &Sim) -> anyhow::Result<()> {
-    sim.create(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pg-admin", "namespace": NS},
-        "data": {"password": ""}}))?;
-    sim.create(json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "PostgresCluster",
-        "metadata": {"name": "local-pg", "namespace": NS},
+async fn external_postgres(op: &Operator) -> anyhow::Result<()> {
+    op.apply(
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pg-admin"},
+        "data": {"password": ""}}),
+    )
+    .await?;
+    op.apply(json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "PostgresCluster",
+        "metadata": {"name": "local-pg"},
         "spec": {"provider": "external", "external": {"host": "127.0.0.1", "port": 5432, "sslMode": "disable",
-            "superuserSecretRef": {"name": "pg-admin", "key": "password"}, "user": "postgres"}}}))?;
+            "superuserSecretRef": {"name": "pg-admin", "key": "password"}, "user": "postgres"}}}))
+        .await?;
     Ok(())
 }
 
-fn database(sim: &Sim, id: &str, reclaim: &str) -> anyhow::Result<(String, String)> {
+async fn database(op: &Operator, id: &str, reclaim: &str) -> anyhow::Result<(String, String)> {
     let (db, role) = (format!("t_{id}_db"), format!("t_{id}"));
-    sim.create(json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "Database",
-        "metadata": {"name": format!("db-{id}"), "namespace": NS},
-        "spec": {"clusterRef": {"name": "local-pg"}, "databaseName": db, "owner": role, "reclaimPolicy": reclaim}}))?;
+    op.apply(json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "Database",
+        "metadata": {"name": format!("db-{id}")},
+        "spec": {"clusterRef": {"name": "local-pg"}, "databaseName": db, "owner": role, "reclaimPolicy": reclaim}}))
+        .await?;
     Ok((db, role))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_role_and_secret_are_created_and_dropped_with_delete() -> anyhow::Result<()> {
-    let sim = Sim::start(Externals::real()).await?;
-    external_postgres(&sim)?;
+    let op = Operator::start("pg-delete", Externals::real()).await?;
+    external_postgres(&op).await?;
     let id = unique();
-    let (db, role) = database(&sim, &id, "Delete")?;
+    let (db, role) = database(&op, &id, "Delete").await?;
     let name = format!("db-{id}");
-    let ready = sim
-        .wait_until(TIMEOUT, false, |s| {
-            s.get::<Database>(NS, &name).is_some_and(|d| is_ready(&d))
-        })
-        .await;
-    let obj = sim.get::<Database>(NS, &name);
-    assert!(
-        ready,
-        "Database not ready: {:?}",
-        obj.as_ref().and_then(|d| condition(d, "Ready"))
-    );
+    op.wait_for::<Database>("Database Ready", &name, ready)
+        .await?;
     assert!(database_exists(&db).await? && role_exists(&role).await?);
     let secret = format!("{name}-credentials");
     for key in ["host", "port", "dbname", "user", "password"] {
-        assert!(!secret_key(&sim, &secret, key)?.is_empty(), "{key}");
+        assert!(!secret_key(&op, &secret, key).await?.is_empty(), "{key}");
     }
-    assert_eq!(secret_key(&sim, &secret, "dbname")?, db);
+    assert_eq!(secret_key(&op, &secret, "dbname").await?, db);
     // The generated credentials log in and own the database.
-    let uri = secret_key(&sim, &secret, "uri")?;
+    let uri = secret_key(&op, &secret, "uri").await?;
     let mut conn = sqlx::PgConnection::connect(&uri).await?;
     let who: String = sqlx::query_scalar("SELECT current_user::text")
         .fetch_one(&mut conn)
@@ -128,69 +126,55 @@ async fn database_role_and_secret_are_created_and_dropped_with_delete() -> anyho
         .await?;
     conn.close().await?;
     // Reconciling again is idempotent (same password in the secret).
-    let password = secret_key(&sim, &secret, "password")?;
-    let (av, plural) = path_of::<Database>();
-    sim.fake.merge_patch(
-        &av,
-        &plural,
-        NS,
-        &name,
-        &json!({"spec": {"extensions": []}}),
-    )?;
-    assert!(
-        sim.wait_until(TIMEOUT, false, |s| s
-            .get::<Database>(NS, &name)
-            .is_some_and(|d| d["metadata"]["generation"] == 2 && is_ready(&d)))
-            .await
-    );
-    assert_eq!(secret_key(&sim, &secret, "password")?, password);
+    let password = secret_key(&op, &secret, "password").await?;
+    op.patch::<Database>(&name, json!({"spec": {"extensions": []}}))
+        .await?;
+    op.wait_for::<Database>("generation 2 Ready", &name, |d| {
+        ready(d)?;
+        match d.and_then(|d| d.metadata.generation) {
+            Some(2) => Ok(()),
+            other => Err(format!("generation {other:?}")),
+        }
+    })
+    .await?;
+    assert_eq!(secret_key(&op, &secret, "password").await?, password);
     // Delete drops them.
-    sim.fake.delete(&av, &plural, NS, &name)?;
-    assert!(
-        sim.wait_until(TIMEOUT, false, |s| s.get::<Database>(NS, &name).is_none())
-            .await,
-        "finalizer not released"
-    );
+    op.api::<Database>()
+        .delete(&name, &DeleteParams::default())
+        .await?;
+    op.wait_gone::<Database>(&name).await?;
     assert!(!database_exists(&db).await?, "database still there");
     assert!(!role_exists(&role).await?, "role still there");
-    sim.stop().await;
+    op.stop().await?;
     drop_db(&db, &role).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_retained_database_keeps_it() -> anyhow::Result<()> {
-    let sim = Sim::start(Externals::real()).await?;
-    external_postgres(&sim)?;
+    let op = Operator::start("pg-retain", Externals::real()).await?;
+    external_postgres(&op).await?;
     let id = unique();
-    let (db, role) = database(&sim, &id, "Retain")?;
+    let (db, role) = database(&op, &id, "Retain").await?;
     let name = format!("db-{id}");
-    assert!(
-        sim.wait_until(TIMEOUT, false, |s| s
-            .get::<Database>(NS, &name)
-            .is_some_and(|d| is_ready(&d)))
-            .await
-    );
-    let d = sim.get::<Database>(NS, &name).unwrap_or(Value::Null);
-    assert_eq!(
-        d["metadata"]["finalizers"],
-        json!(["payplane.dev/database"])
-    );
-    let (av, plural) = path_of::<Database>();
-    sim.fake.delete(&av, &plural, NS, &name)?;
-    assert!(
-        sim.wait_until(TIMEOUT, false, |s| s.get::<Database>(NS, &name).is_none())
-            .await,
-        "finalizer not released"
-    );
+    let d = op
+        .wait_for::<Database>("Database Ready", &name, ready)
+        .await?;
+    assert_eq!(d.finalizers(), ["payplane.dev/database"]);
+    op.api::<Database>()
+        .delete(&name, &DeleteParams::default())
+        .await?;
+    op.wait_gone::<Database>(&name).await?;
     assert!(database_exists(&db).await?, "Retain must keep the database");
     assert!(role_exists(&role).await?, "Retain must keep the role");
     // The retention is announced as an Event.
-    let events = sim.fake.list("events.k8s.io/v1", "events", Some(NS));
+    let events = op.list::<Event>().await?;
     assert!(
-        events.iter().any(|e| e["reason"] == "Retained"),
+        events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Retained")),
         "no Retained event"
     );
-    sim.stop().await;
+    op.stop().await?;
     drop_db(&db, &role).await
 }
 
@@ -205,36 +189,22 @@ async fn mgmt(method: reqwest::Method, path: &str) -> anyhow::Result<reqwest::St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_user_consumes_its_own_queue_and_is_refused_on_another() -> anyhow::Result<()> {
-    let sim = Sim::start(Externals::real()).await?;
+    let op = Operator::start("rmq-users", Externals::real()).await?;
     let id = unique();
     let vhost = format!("test-{id}");
-    sim.create(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "rmq-admin", "namespace": NS},
-        "data": {"uri": base64::engine::general_purpose::STANDARD.encode("amqp://guest:guest@127.0.0.1:5672/")}}))?;
-    sim.create(json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "MessageBroker",
-        "metadata": {"name": "local-rmq", "namespace": NS},
-        "spec": {"provider": "external", "external": {"amqpUrlSecretRef": {"name": "rmq-admin", "key": "uri"},
-            "managementUrl": "http://127.0.0.1:15672"}}}))?;
+    apply_local_broker(&op, "local-rmq").await?;
     for svc in ["pay", "adm"] {
-        sim.create(json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "Queue",
-            "metadata": {"name": format!("{svc}-events"), "namespace": NS},
+        op.apply(json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "Queue",
+            "metadata": {"name": format!("{svc}-events")},
             "spec": {"brokerRef": {"name": "local-rmq"}, "vhost": vhost, "user": format!("{svc}-{id}"),
                 "publishes": true, "queue": format!("{svc}{id}.events"), "bindings": ["auth.user.*"],
-                "reclaimPolicy": "Delete"}}))?;
+                "reclaimPolicy": "Delete"}}))
+            .await?;
     }
-    let ok = sim
-        .wait_until(TIMEOUT, false, |s| {
-            ["pay-events", "adm-events"]
-                .iter()
-                .all(|q| s.get::<Queue>(NS, q).is_some_and(|o| is_ready(&o)))
-        })
-        .await;
-    assert!(
-        ok,
-        "queues not ready: {:?}",
-        sim.get::<Queue>(NS, "pay-events")
-            .and_then(|q| condition(&q, "Ready"))
-    );
-    let uri = secret_key(&sim, "pay-events-amqp", "uri")?;
+    for q in ["pay-events", "adm-events"] {
+        op.wait_for::<Queue>("Queue Ready", q, ready).await?;
+    }
+    let uri = secret_key(&op, "pay-events-amqp", "uri").await?;
     assert!(
         uri.starts_with(&format!("amqp://pay-{id}:")) && uri.ends_with(&format!("/{vhost}")),
         "{uri}"
@@ -273,22 +243,108 @@ async fn queue_user_consumes_its_own_queue_and_is_refused_on_another() -> anyhow
     );
     let _ = conn.close(200, "done".into()).await;
 
-    // Delete removes the users (queues are empty).
-    let (av, plural) = path_of::<Queue>();
-    sim.fake.delete(&av, &plural, NS, "pay-events")?;
-    assert!(
-        sim.wait_until(TIMEOUT, false, |s| s
-            .get::<Queue>(NS, "pay-events")
-            .is_none())
-            .await
-    );
+    // Delete removes the user and the empty queues — the quorum ones too (issue 13: RabbitMQ
+    // refuses `if-empty` for them, and they were left behind).
+    let queues = [own.clone(), format!("{own}.dlq"), format!("{own}.retry.1")];
+    delete_once_counted(&op, "pay-events", &vhost, &own, 0).await?;
     assert_eq!(
         mgmt(reqwest::Method::GET, &format!("users/pay-{id}")).await?,
         reqwest::StatusCode::NOT_FOUND
     );
-    sim.stop().await;
+    for q in &queues {
+        assert_eq!(
+            mgmt(reqwest::Method::GET, &format!("queues/{vhost}/{q}")).await?,
+            reqwest::StatusCode::NOT_FOUND,
+            "queue {q} left behind"
+        );
+    }
+    op.stop().await?;
     let _ = mgmt(reqwest::Method::DELETE, &format!("users/adm-{id}")).await;
     let _ = mgmt(reqwest::Method::DELETE, &format!("users/pay-{id}")).await;
+    mgmt(reqwest::Method::DELETE, &format!("vhosts/{vhost}")).await?;
+    Ok(())
+}
+
+/// Deletes the Queue `name` once the broker counts `messages` in `queue` (its statistics lag a
+/// few seconds behind publishing and consuming; a user deleting would see the same count), and
+/// waits until its finalizer has run.
+async fn delete_once_counted(
+    op: &Operator,
+    name: &str,
+    vhost: &str,
+    queue: &str,
+    messages: u64,
+) -> anyhow::Result<()> {
+    eventually(
+        Duration::from_secs(30),
+        &format!("the broker to count {messages} messages in {queue}"),
+        || async {
+            Ok(match queue_messages(vhost, queue).await? {
+                Some(n) if n == messages => Ok(()),
+                other => Err(format!("{other:?} messages")),
+            })
+        },
+    )
+    .await?;
+    op.api::<Queue>()
+        .delete(name, &DeleteParams::default())
+        .await?;
+    op.wait_gone::<Queue>(name).await
+}
+
+/// A queue's message count as the management API reports it (`None` before its first
+/// statistics).
+async fn queue_messages(vhost: &str, queue: &str) -> anyhow::Result<Option<u64>> {
+    let body: Value = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:15672/api/queues/{vhost}/{queue}"))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(body.get("messages").and_then(Value::as_u64))
+}
+
+/// A non-empty quorum queue stays when its Queue is deleted with `reclaimPolicy: Delete`: its
+/// messages are data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_queue_keeps_a_quorum_queue_with_messages() -> anyhow::Result<()> {
+    let op = Operator::start("rmq-keep", Externals::real()).await?;
+    let id = unique();
+    let vhost = format!("test-{id}");
+    apply_local_broker(&op, "local-rmq").await?;
+    let own = format!("keep{id}.events");
+    op.apply(
+        json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "Queue",
+        "metadata": {"name": "keep-events"},
+        "spec": {"brokerRef": {"name": "local-rmq"}, "vhost": vhost, "user": format!("keep-{id}"),
+            "queue": own, "reclaimPolicy": "Delete"}}),
+    )
+    .await?;
+    op.wait_for::<Queue>("Queue Ready", "keep-events", ready)
+        .await?;
+    let conn = Connection::connect(
+        &format!("amqp://guest:guest@127.0.0.1:5672/{vhost}"),
+        ConnectionProperties::default(),
+    )
+    .await?;
+    let ch = conn.create_channel().await?;
+    ch.basic_publish(
+        "".into(),
+        own.as_str().into(),
+        BasicPublishOptions::default(),
+        b"keep me",
+        BasicProperties::default(),
+    )
+    .await?
+    .await?;
+    let _ = conn.close(200, "done".into()).await;
+    delete_once_counted(&op, "keep-events", &vhost, &own, 1).await?;
+    ensure!(
+        queue_messages(&vhost, &own).await? == Some(1),
+        "the quorum queue with its message must stay"
+    );
+    op.stop().await?;
     mgmt(reqwest::Method::DELETE, &format!("vhosts/{vhost}")).await?;
     Ok(())
 }

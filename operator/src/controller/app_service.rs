@@ -400,17 +400,13 @@ pub async fn controller(
     ctx: Arc<Ctx>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = ctx.client.clone();
-    let ctrl = Controller::new(
-        Api::<AppService>::all(client.clone()),
-        watcher::Config::default(),
-    );
+    let ctrl = Controller::new(ctx.watched::<AppService>(), watcher::Config::default());
     let (s1, s2, s3) = (ctrl.store(), ctrl.store(), ctrl.store());
     let ctrl = ctrl
-        .owns(Api::<Deployment>::all(client.clone()), super::managed())
-        .owns(Api::<Job>::all(client.clone()), super::managed())
+        .owns(ctx.watched::<Deployment>(), super::managed())
+        .owns(ctx.watched::<Job>(), super::managed())
         .watches(
-            Api::<Database>::all(client.clone()),
+            ctx.watched::<Database>(),
             watcher::Config::default(),
             move |db| {
                 let (ns, name) = (db.namespace(), db.name_any());
@@ -425,7 +421,7 @@ pub async fn controller(
             },
         )
         .watches(
-            Api::<Queue>::all(client.clone()),
+            ctx.watched::<Queue>(),
             watcher::Config::default(),
             move |q| {
                 let (ns, name) = (q.namespace(), q.name_any());
@@ -438,7 +434,7 @@ pub async fn controller(
         )
         // Any Secret an app reads (its own or the user's) can change its rollout checksum.
         .watches(
-            Api::<Secret>::all(client),
+            ctx.watched::<Secret>(),
             watcher::Config::default(),
             move |s| {
                 let (ns, name) = (s.namespace(), s.name_any());
@@ -456,5 +452,5 @@ pub async fn controller(
             },
         )
         .graceful_shutdown_on(shutdown);
-    super::drain(ctrl.run(reconcile, super::error_policy, ctx)).await;
+    super::run_controller(ctrl, reconcile, ctx).await;
 }

@@ -10,12 +10,12 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use super::finalizer::{Event as Finalizer, finalizer};
 use super::{Ctx, Result, apply_children, ids, namespace, prune, ready, waiting, write_status};
 use crate::conditions::is_ready;
 use crate::crd::{Database, PostgresCluster, ReclaimPolicy};
@@ -197,7 +197,6 @@ async fn reconcile_inner(db: Arc<Database>, ctx: Arc<Ctx>) -> Result<Action> {
         }
     })
     .await
-    .map_err(super::finalizer_error)
 }
 
 async fn reconcile(db: Arc<Database>, ctx: Arc<Ctx>) -> Result<Action> {
@@ -215,16 +214,12 @@ pub async fn controller(
     ctx: Arc<Ctx>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = ctx.client.clone();
-    let ctrl = Controller::new(
-        Api::<Database>::all(client.clone()),
-        watcher::Config::default(),
-    );
+    let ctrl = Controller::new(ctx.watched::<Database>(), watcher::Config::default());
     let store = ctrl.store();
     let ctrl = ctrl
-        .owns(Api::<Secret>::all(client.clone()), super::managed())
+        .owns(ctx.watched::<Secret>(), super::managed())
         .watches(
-            Api::<PostgresCluster>::all(client),
+            ctx.watched::<PostgresCluster>(),
             watcher::Config::default(),
             move |pg| {
                 let ns = pg.namespace();
@@ -238,5 +233,5 @@ pub async fn controller(
             },
         )
         .graceful_shutdown_on(shutdown);
-    super::drain(ctrl.run(reconcile, super::error_policy, ctx)).await;
+    super::run_controller(ctrl, reconcile, ctx).await;
 }

@@ -275,12 +275,8 @@ pub async fn controller(
     ctx: Arc<Ctx>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = ctx.client.clone();
-    let ctrl = Controller::new(
-        Api::<IngressCert>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .owns(Api::<Secret>::all(client.clone()), super::managed())
-    .graceful_shutdown_on(shutdown);
-    super::drain(ctrl.run(reconcile, super::error_policy, ctx)).await;
+    let ctrl = Controller::new(ctx.watched::<IngressCert>(), watcher::Config::default())
+        .owns(ctx.watched::<Secret>(), super::managed())
+        .graceful_shutdown_on(shutdown);
+    super::run_controller(ctrl, reconcile, ctx).await;
 }

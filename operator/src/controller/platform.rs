@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Secret, Service};
-use kube::api::{Api, DynamicObject};
+use kube::api::DynamicObject;
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
 use kube::runtime::{Controller, watcher};
@@ -158,19 +158,15 @@ pub async fn controller(
     ctx: Arc<Ctx>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = ctx.client.clone();
     let cfg = super::managed();
-    let ctrl = Controller::new(
-        Api::<Platform>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .owns(Api::<AppService>::all(client.clone()), cfg.clone())
-    .owns(Api::<PostgresCluster>::all(client.clone()), cfg.clone())
-    .owns(Api::<Database>::all(client.clone()), cfg.clone())
-    .owns(Api::<MessageBroker>::all(client.clone()), cfg.clone())
-    .owns(Api::<Queue>::all(client.clone()), cfg.clone())
-    .owns(Api::<IngressCert>::all(client.clone()), cfg.clone())
-    .owns(Api::<StatefulSet>::all(client), cfg)
-    .graceful_shutdown_on(shutdown);
-    super::drain(ctrl.run(reconcile, super::error_policy, ctx)).await;
+    let ctrl = Controller::new(ctx.watched::<Platform>(), watcher::Config::default())
+        .owns(ctx.watched::<AppService>(), cfg.clone())
+        .owns(ctx.watched::<PostgresCluster>(), cfg.clone())
+        .owns(ctx.watched::<Database>(), cfg.clone())
+        .owns(ctx.watched::<MessageBroker>(), cfg.clone())
+        .owns(ctx.watched::<Queue>(), cfg.clone())
+        .owns(ctx.watched::<IngressCert>(), cfg.clone())
+        .owns(ctx.watched::<StatefulSet>(), cfg)
+        .graceful_shutdown_on(shutdown);
+    super::run_controller(ctrl, reconcile, ctx).await;
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Secret, Service};
-use kube::api::{Api, DynamicObject};
+use kube::api::DynamicObject;
 use kube::core::ApiResource;
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
@@ -167,12 +167,8 @@ pub async fn controller(
     ctx: Arc<Ctx>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = ctx.client.clone();
-    let ctrl = Controller::new(
-        Api::<PostgresCluster>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .owns(Api::<StatefulSet>::all(client.clone()), super::managed())
-    .graceful_shutdown_on(shutdown);
-    super::drain(ctrl.run(reconcile, super::error_policy, ctx)).await;
+    let ctrl = Controller::new(ctx.watched::<PostgresCluster>(), watcher::Config::default())
+        .owns(ctx.watched::<StatefulSet>(), super::managed())
+        .graceful_shutdown_on(shutdown);
+    super::run_controller(ctrl, reconcile, ctx).await;
 }

@@ -358,3 +358,32 @@ fn every_example_child_has_owner_and_labels() {
         }
     }
 }
+
+/// Issue 13: `runAsNonRoot` without a numeric `runAsUser` makes the kubelet check the image's
+/// user, and it refuses a named one ("non-numeric user"): every pod the operator builds names
+/// its user and group by number, and that user is not root.
+#[test]
+fn every_pod_runs_as_a_numeric_non_root_user() {
+    let mut templates = 0;
+    for (kind, children) in all_children() {
+        for child in children {
+            let Some(pod) = child.object.pointer("/spec/template/spec") else {
+                continue;
+            };
+            templates += 1;
+            let context = &pod["securityContext"];
+            let what = format!("{kind}: {} {}", child.resource.kind, child.name);
+            assert_eq!(context["runAsNonRoot"], true, "{what}");
+            for field in ["runAsUser", "runAsGroup"] {
+                assert!(
+                    context[field].as_i64().is_some_and(|id| id > 0),
+                    "{what}: {field} = {}",
+                    context[field]
+                );
+            }
+        }
+    }
+    // The example AppService's Deployment and the StatefulSets of PostgreSQL, RabbitMQ and
+    // Redis (the Platform's services are AppServices, built by the same code).
+    assert!(templates >= 5, "{templates} pod templates");
+}

@@ -11,12 +11,12 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use super::finalizer::{Event as Finalizer, finalizer};
 use super::message_broker::amqp_host_port;
 use super::{
     Ctx, Result, apply_children, ids, invalid, namespace, prune, ready, waiting, write_status,
@@ -210,7 +210,6 @@ async fn reconcile_inner(q: Arc<Queue>, ctx: Arc<Ctx>) -> Result<Action> {
         }
     })
     .await
-    .map_err(super::finalizer_error)
 }
 
 async fn reconcile(q: Arc<Queue>, ctx: Arc<Ctx>) -> Result<Action> {
@@ -228,16 +227,12 @@ pub async fn controller(
     ctx: Arc<Ctx>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = ctx.client.clone();
-    let ctrl = Controller::new(
-        Api::<Queue>::all(client.clone()),
-        watcher::Config::default(),
-    );
+    let ctrl = Controller::new(ctx.watched::<Queue>(), watcher::Config::default());
     let store = ctrl.store();
     let ctrl = ctrl
-        .owns(Api::<Secret>::all(client.clone()), super::managed())
+        .owns(ctx.watched::<Secret>(), super::managed())
         .watches(
-            Api::<MessageBroker>::all(client),
+            ctx.watched::<MessageBroker>(),
             watcher::Config::default(),
             move |mb| {
                 let ns = mb.namespace();
@@ -251,5 +246,5 @@ pub async fn controller(
             },
         )
         .graceful_shutdown_on(shutdown);
-    super::drain(ctrl.run(reconcile, super::error_policy, ctx)).await;
+    super::run_controller(ctrl, reconcile, ctx).await;
 }

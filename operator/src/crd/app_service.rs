@@ -130,7 +130,13 @@ pub struct Autoscaling {
     #[schemars(range(min = 1))]
     pub max_replicas: i32,
     /// Average CPU utilisation the autoscaler aims for, in percent of the request.
-    #[serde(default = "default_cpu_target")]
+    // Spelled as in the HorizontalPodAutoscaler v1 API, which is what users copy; camelCase of
+    // the Rust name (`targetCpu...`) was the schema's spelling before and is still read.
+    #[serde(
+        default = "default_cpu_target",
+        rename = "targetCPUUtilizationPercentage",
+        alias = "targetCpuUtilizationPercentage"
+    )]
     #[schemars(range(min = 1, max = 100))]
     pub target_cpu_utilization_percentage: i32,
 }

@@ -47,6 +47,14 @@ pub const KEEP_DIR_ENV: &str = "PAYPLANE_CONTROL_PLANE_KEEP";
 /// The annotation and value kwok is told to manage nodes by.
 const KWOK_NODE_ANNOTATION: (&str, &str) = ("kwok.x-k8s.io/node", "fake");
 
+/// A pod with a container whose image ends in this fails (phase `Failed`, exit code 1) once
+/// kwok has made it Running, instead of running on or completing: how a test makes a Job fail
+/// (`kwok/stages.yaml`).
+pub const FAILING_IMAGE_SUFFIX: &str = "-kwok-fails";
+
+/// kwok's pod stages: its defaults plus the failing one of [`FAILING_IMAGE_SUFFIX`].
+const KWOK_STAGES: &str = include_str!("../kwok/stages.yaml");
+
 /// The simulated nodes every control plane gets.
 const NODE_NAMES: [&str; 2] = ["kwok-node-0", "kwok-node-1"];
 
@@ -192,6 +200,43 @@ impl ControlPlane {
         &self.dir
     }
 
+    /// Adds kwok nodes until there are `count` in all (each takes 110 pods, as a kubelet does
+    /// by default), and waits until the scheduler can use them: for tests with many pods.
+    pub async fn ensure_nodes(&self, count: usize) -> Result<()> {
+        let admin = self.admin_client()?;
+        let nodes: Api<Node> = Api::all(admin.clone());
+        let mut names = Vec::new();
+        for i in 0..count {
+            let name = format!("kwok-node-{i}");
+            if nodes.get_opt(&name).await?.is_none() {
+                create_node(&admin, &name).await?;
+            }
+            names.push(name);
+        }
+        eventually(
+            Duration::from_secs(90),
+            "added nodes Ready and untainted",
+            || {
+                let (nodes, names) = (nodes.clone(), names.clone());
+                async move {
+                    for name in names {
+                        let node = nodes.get(&name).await?;
+                        let tainted = node
+                            .spec
+                            .as_ref()
+                            .and_then(|s| s.taints.as_ref())
+                            .is_some_and(|t| !t.is_empty());
+                        if !node_ready(&node) || tainted {
+                            return Ok(Err(format!("{name} not usable yet")));
+                        }
+                    }
+                    Ok(Ok(()))
+                }
+            },
+        )
+        .await
+    }
+
     /// How long the start took, from locating the binaries to Ready nodes.
     pub fn ready_in(&self) -> Duration {
         self.ready_in
@@ -326,6 +371,9 @@ impl Starting {
         let kcm_kubeconfig = kubeconfig("kube-controller-manager", &tokens.controller_manager)?;
         let scheduler_kubeconfig = kubeconfig("kube-scheduler", &tokens.scheduler)?;
         let kwok_kubeconfig = kubeconfig("kwok", &tokens.kwok)?;
+        let kwok_stages = dir.join("kwok-stages.yaml");
+        std::fs::write(&kwok_stages, KWOK_STAGES)
+            .with_context(|| format!("writing {}", kwok_stages.display()))?;
 
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
@@ -435,6 +483,13 @@ impl Starting {
                     "--manage-nodes-with-annotation-selector={}={}",
                     KWOK_NODE_ANNOTATION.0, KWOK_NODE_ANNOTATION.1
                 ),
+                format!("--config={}", kwok_stages.display()),
+                // Renew a Lease per node, as a kubelet does. Without it kwok v0.7.0 picks its
+                // heartbeat-with-lease stage (a node status update every 10 minutes) yet renews
+                // no lease, so the node lifecycle controller marks both nodes NotReady after its
+                // 50 s grace period, and every pod Ready=False with them — for good, since
+                // kwok's pod stages do not make a Running pod Ready again.
+                "--node-lease-duration-seconds=40".into(),
                 // The address the fake nodes report; nothing listens there (no --node-port),
                 // so `kubectl logs` fails fast instead of dialling anywhere off the machine.
                 "--node-ip=127.0.0.1".into(),
@@ -693,30 +748,35 @@ fn node_ready(node: &Node) -> bool {
 }
 
 async fn create_nodes(admin: &kube::Client) -> Result<()> {
-    let nodes: Api<Node> = Api::all(admin.clone());
     for name in NODE_NAMES {
-        let node: Node = serde_json::from_value(json!({
-            "metadata": {
-                "name": name,
-                "annotations": { KWOK_NODE_ANNOTATION.0: KWOK_NODE_ANNOTATION.1 },
-                "labels": {
-                    "type": "kwok",
-                    "kubernetes.io/hostname": name,
-                    "kubernetes.io/os": "linux",
-                    "kubernetes.io/arch": "amd64",
-                },
-            },
-            // What the scheduler fits pods against; kwok keeps a status that is already set.
-            "status": {
-                "allocatable": { "cpu": "32", "memory": "256Gi", "pods": "110" },
-                "capacity": { "cpu": "32", "memory": "256Gi", "pods": "110" },
-            },
-        }))?;
-        nodes
-            .create(&PostParams::default(), &node)
-            .await
-            .with_context(|| format!("creating node {name}"))?;
+        create_node(admin, name).await?;
     }
+    Ok(())
+}
+
+/// Creates one kwok node (110 pods, like a kubelet's default).
+async fn create_node(admin: &kube::Client, name: &str) -> Result<()> {
+    let node: Node = serde_json::from_value(json!({
+        "metadata": {
+            "name": name,
+            "annotations": { KWOK_NODE_ANNOTATION.0: KWOK_NODE_ANNOTATION.1 },
+            "labels": {
+                "type": "kwok",
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+            },
+        },
+        // What the scheduler fits pods against; kwok keeps a status that is already set.
+        "status": {
+            "allocatable": { "cpu": "32", "memory": "256Gi", "pods": "110" },
+            "capacity": { "cpu": "32", "memory": "256Gi", "pods": "110" },
+        },
+    }))?;
+    Api::<Node>::all(admin.clone())
+        .create(&PostParams::default(), &node)
+        .await
+        .with_context(|| format!("creating node {name}"))?;
     Ok(())
 }
 

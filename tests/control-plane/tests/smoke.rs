@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{Job, JobStatus};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::config::KubeConfigOptions;
-use payplane_control_plane::{ControlPlane, eventually};
+use payplane_control_plane::{ControlPlane, FAILING_IMAGE_SUFFIX, eventually};
 use serde_json::json;
 
 /// Generous for 2 shared cores; the happy path takes about a second.
@@ -27,6 +27,21 @@ fn deployment(name: &str, replicas: i32) -> Deployment {
                 // kwok never pulls or runs the image: any name will do.
                 "spec": { "containers": [{ "name": "app", "image": "example.invalid/app:1" }] },
             },
+        },
+    }))
+    .unwrap()
+}
+
+/// A one-pod Job `migrate` that is not retried.
+fn job(image: &str) -> Job {
+    serde_json::from_value(json!({
+        "metadata": { "name": "migrate" },
+        "spec": {
+            "backoffLimit": 0,
+            "template": { "spec": {
+                "restartPolicy": "Never",
+                "containers": [{ "name": "migrate", "image": image }],
+            }},
         },
     }))
     .unwrap()
@@ -112,34 +127,24 @@ async fn deployment_gets_two_running_ready_pods_on_kwok_nodes() {
     .unwrap();
 }
 
-#[tokio::test]
-async fn job_completes() {
+/// Runs `job(image)` in a fresh namespace until its condition `condition` is True; its status.
+async fn job_until(prefix: &str, image: &str, condition: &str) -> JobStatus {
     let cp = ControlPlane::shared().await.unwrap();
-    let ns = cp.namespace("job").await.unwrap();
+    let ns = cp.namespace(prefix).await.unwrap();
     let jobs: Api<Job> = Api::namespaced(cp.admin_client().unwrap(), ns.name());
-    let job: Job = serde_json::from_value(json!({
-        "metadata": { "name": "migrate" },
-        "spec": {
-            "backoffLimit": 0,
-            "template": { "spec": {
-                "restartPolicy": "Never",
-                "containers": [{ "name": "migrate", "image": "example.invalid/migrate:1" }],
-            }},
-        },
-    }))
-    .unwrap();
-    jobs.create(&PostParams::default(), &job).await.unwrap();
-
-    eventually(TIMEOUT, "Job succeeded with condition Complete", || {
+    jobs.create(&PostParams::default(), &job(image))
+        .await
+        .unwrap();
+    eventually(TIMEOUT, &format!("Job with condition {condition}"), || {
         let jobs = jobs.clone();
         async move {
             let status = jobs.get("migrate").await?.status.unwrap_or_default();
-            let complete = status.conditions.as_ref().is_some_and(|c| {
-                c.iter()
-                    .any(|c| c.type_ == "Complete" && c.status == "True")
-            });
-            Ok(if status.succeeded == Some(1) && complete {
-                Ok(())
+            let reached = status
+                .conditions
+                .as_ref()
+                .is_some_and(|c| c.iter().any(|c| c.type_ == condition && c.status == "True"));
+            Ok(if reached {
+                Ok(status)
             } else {
                 Err(format!(
                     "succeeded {:?}, active {:?}, failed {:?}",
@@ -149,7 +154,22 @@ async fn job_completes() {
         }
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// kwok's extra stage: a pod whose image ends in FAILING_IMAGE_SUFFIX fails, so the real Job
+/// controller marks its Job Failed.
+#[tokio::test]
+async fn job_with_a_failing_image_fails() {
+    let image = format!("example.invalid/migrate:2{FAILING_IMAGE_SUFFIX}");
+    let status = job_until("job-fails", &image, "Failed").await;
+    assert_eq!(status.succeeded.unwrap_or(0), 0, "{status:?}");
+}
+
+#[tokio::test]
+async fn job_completes() {
+    let status = job_until("job", "example.invalid/migrate:1", "Complete").await;
+    assert_eq!(status.succeeded, Some(1), "{status:?}");
 }
 
 #[tokio::test]

@@ -120,7 +120,7 @@ fn pod_spec(
     let mut spec = json!({
         "serviceAccountName": owner.name(),
         "automountServiceAccountToken": false,
-        "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": crate::meta::PAYPLANE_USER.pod_security_context(),
         "containers": [container],
         "volumes": volumes,
     });

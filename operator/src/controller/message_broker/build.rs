@@ -108,6 +108,7 @@ pub fn build(mb: &MessageBroker, resolved: &Resolved) -> Result<Vec<Child>, Meta
                 "selector": {"matchLabels": labels},
                 "template": {"metadata": {"labels": labels}, "spec": {
                     "serviceAccountName": if replicas > 1 { name.clone() } else { "default".to_owned() },
+                    "securityContext": crate::meta::RABBITMQ_USER.pod_security_context(),
                     "containers": [{
                         "name": "rabbitmq",
                         "image": builtin.image.as_deref().unwrap_or("rabbitmq:3.13-management"),

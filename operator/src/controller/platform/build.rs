@@ -330,7 +330,9 @@ pub fn build(platform: &Platform, resolved: &Resolved) -> Result<Vec<Child>, Met
                 "selector": {"matchLabels": labels},
                 "template": {
                     "metadata": {"labels": labels},
-                    "spec": {"containers": [{
+                    "spec": {
+                        "securityContext": crate::meta::REDIS_USER.pod_security_context(),
+                        "containers": [{
                         "name": "redis",
                         "image": "redis:7-alpine",
                         "args": ["--save", "", "--appendonly", "no"],

@@ -88,7 +88,10 @@ pub fn build(pg: &PostgresCluster, superuser_password: &str) -> Result<Vec<Child
                 "serviceName": format!("{name}-hl"),
                 "replicas": 1,
                 "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+                "template": {"metadata": {"labels": labels}, "spec": {
+                    "securityContext": crate::meta::POSTGRES_USER.pod_security_context(),
+                    "containers": [container]
+                }},
                 "volumeClaimTemplates": [claim]
             }}),
         ),
