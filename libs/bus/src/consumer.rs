@@ -77,6 +77,11 @@ pub enum Outcome {
         reason: String,
         retries: u32,
     },
+    /// The database could not be reached: keep the delivery, wait for the database, handle it
+    /// again. Never settled as such.
+    Unavailable {
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -89,11 +94,15 @@ impl Outcome {
             Outcome::UnsupportedVersion => "unsupported_version",
             Outcome::Retry { .. } => "retried",
             Outcome::DeadLetter { .. } => "dead_lettered",
+            Outcome::Unavailable { .. } => "database_unavailable",
         }
     }
 
     fn from_error(error: &HandlerError, retry_count: u32) -> Outcome {
         match error {
+            HandlerError::Unavailable(reason) => Outcome::Unavailable {
+                reason: reason.clone(),
+            },
             HandlerError::Permanent(reason) => Outcome::DeadLetter {
                 class: FailureClass::Permanent,
                 reason: reason.clone(),
@@ -242,22 +251,69 @@ pub async fn handle_batch<H: Handler>(
         .iter()
         .map(|msg| prepare(queue, handler, *msg))
         .collect();
-    if let Ok(outcomes) = try_batch(pool, queue, handler, &prepared).await {
-        for (p, o) in prepared.iter().zip(&outcomes) {
-            if let Prepared::Handle(e) = p {
-                record(queue, &e.routing_key, o);
+    match try_batch(pool, queue, handler, &prepared).await {
+        Ok(outcomes) => {
+            for (p, o) in prepared.iter().zip(&outcomes) {
+                if let Prepared::Handle(e) = p {
+                    record(queue, &e.routing_key, o);
+                }
             }
+            return outcomes;
         }
-        return outcomes;
+        // Handling them one by one would only wait for the pool once per message.
+        Err(HandlerError::Unavailable(reason)) => {
+            return unavailable_from(prepared, &reason);
+        }
+        Err(_) => {}
     }
     let mut out = Vec::with_capacity(msgs.len());
+    let mut unavailable = false;
     for (msg, p) in msgs.iter().zip(prepared) {
-        out.push(match p {
+        let outcome = match p {
             Prepared::Done(o) => o,
+            Prepared::Handle(_) if unavailable => Outcome::Unavailable {
+                reason: "database unavailable earlier in this batch".to_owned(),
+            },
             Prepared::Handle(_) => handle_one(pool, queue, handler, *msg).await,
-        });
+        };
+        unavailable |= matches!(outcome, Outcome::Unavailable { .. });
+        out.push(outcome);
     }
     out
+}
+
+fn unavailable_from(prepared: Vec<Prepared>, reason: &str) -> Vec<Outcome> {
+    prepared
+        .into_iter()
+        .map(|p| match p {
+            Prepared::Done(o) => o,
+            Prepared::Handle(_) => Outcome::Unavailable {
+                reason: reason.to_owned(),
+            },
+        })
+        .collect()
+}
+
+/// Waits until the database answers `SELECT 1` (back-off 250 ms doubling to 5 s), or until
+/// `shutdown`; returns whether the database is back.
+async fn wait_for_database(pool: &PgPool, queue: &str, shutdown: &CancellationToken) -> bool {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.cancelled() => return false,
+        }
+        match sqlx::query("SELECT 1").execute(pool).await {
+            Ok(_) => {
+                tracing::info!(%queue, "consumer: database reachable again");
+                return true;
+            }
+            Err(e) => {
+                tracing::debug!(%queue, error = %error_chain(&e), "consumer: database still unavailable");
+            }
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
 }
 
 async fn try_batch<H: Handler>(
@@ -538,7 +594,20 @@ async fn session<H: Handler>(
                 headers: d.properties.headers().as_ref(),
             })
             .collect();
-        let outcomes = handle_batch(pool, &config.queue.name, handler, &raws).await;
+        let mut outcomes = handle_batch(pool, &config.queue.name, handler, &raws).await;
+        // The deliveries stay unacknowledged while the database is away (prefetch bounds how
+        // many); those already applied come back as duplicates. On shutdown they are left
+        // unacknowledged and the broker redelivers them.
+        while let Some(Outcome::Unavailable { reason }) = outcomes
+            .iter()
+            .find(|o| matches!(o, Outcome::Unavailable { .. }))
+        {
+            tracing::warn!(queue = %config.queue.name, error = %reason, "consumer: database unavailable; waiting for it");
+            if !wait_for_database(pool, &config.queue.name, shutdown).await {
+                return Ok(());
+            }
+            outcomes = handle_batch(pool, &config.queue.name, handler, &raws).await;
+        }
         settle(&publisher, &config.queue, &batch, &outcomes).await?;
     }
 }

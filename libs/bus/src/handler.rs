@@ -10,11 +10,17 @@ use serde::de::DeserializeOwned;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{message, relay::error_chain};
+use crate::message;
 
 /// Why a handler failed (events.md §6.2 error classes).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandlerError {
+    /// The database cannot be reached (refused, reset, pool timeout, server shutting down or
+    /// starting). Not the event's fault: the consumer keeps the delivery unacknowledged, waits
+    /// until the database answers and handles it again, without spending its retries — a
+    /// PostgreSQL restart longer than the 1 + 2 + 4 s ladder must not dead-letter events.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// Database unavailable, serialization failure, timeout, a lookup that could not be made…:
     /// retried after 1 s, 2 s, 4 s, then dead-lettered.
     #[error("transient: {0}")]
@@ -32,12 +38,24 @@ impl HandlerError {
     pub fn permanent(e: impl std::fmt::Display) -> Self {
         HandlerError::Permanent(e.to_string())
     }
+
+    /// A failure of the handler's own I/O: [`HandlerError::Unavailable`] when any cause says
+    /// the database cannot be reached, [`HandlerError::Transient`] otherwise. The message keeps
+    /// the whole cause chain.
+    pub fn from_error(e: &(dyn std::error::Error + 'static)) -> Self {
+        let chain = payplane_kit::error::error_chain(e);
+        if payplane_kit::error::dependency_unreachable(e) {
+            HandlerError::Unavailable(chain)
+        } else {
+            HandlerError::Transient(chain)
+        }
+    }
 }
 
-/// Database errors are transient unless the handler decides otherwise.
+/// Database errors are transient (or "unavailable") unless the handler decides otherwise.
 impl From<sqlx::Error> for HandlerError {
     fn from(e: sqlx::Error) -> Self {
-        HandlerError::Transient(error_chain(&e))
+        HandlerError::from_error(&e)
     }
 }
 

@@ -1052,3 +1052,137 @@ async fn late_commit_with_lower_seq_is_read_before_later_events_of_its_aggregate
     );
     Ok(())
 }
+
+/// A TCP forwarder to PostgreSQL that the test can take down (connections refused, open ones
+/// cut) and bring back on the same port: a database outage for one pool only, without
+/// restarting the machine's PostgreSQL under the other tests.
+struct Outage {
+    addr: std::net::SocketAddr,
+    stop: Option<CancellationToken>,
+}
+
+impl Outage {
+    async fn start() -> Result<Outage> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let mut o = Outage { addr, stop: None };
+        o.serve(listener);
+        Ok(o)
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let stop = CancellationToken::new();
+        self.stop = Some(stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    () = stop.cancelled() => return,
+                };
+                let Ok((mut client, _)) = accepted else {
+                    continue;
+                };
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect("127.0.0.1:5432").await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        () = stop.cancelled() => {}
+                    }
+                });
+            }
+        });
+    }
+
+    /// Refuses new connections and cuts the open ones.
+    fn down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.cancel();
+        }
+    }
+
+    async fn up(&mut self) -> Result<()> {
+        let listener = tokio::net::TcpListener::bind(self.addr).await?;
+        self.serve(listener);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_longer_than_the_retry_ladder_is_waited_out_not_dead_lettered() -> Result<()>
+{
+    let sb = setup("bus_outage").await?;
+    let mut outage = Outage::start().await?;
+    let (_, db) = sb.database_url.rsplit_once('/').context("database url")?;
+    let through_proxy = format!("postgres://postgres@{}/{db}", outage.addr);
+    let consumer_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(1))
+        .connect(&through_proxy)
+        .await?;
+    let shutdown = CancellationToken::new();
+    let consumer = consumer::spawn(
+        consumer_pool,
+        consumer_config(&sb),
+        Arc::new(Recorder::new(&sb.pool)),
+        shutdown.clone(),
+    );
+    wait_for("consumer", Duration::from_secs(10), || async {
+        Ok(consumer.broker_connected())
+    })
+    .await?;
+    let relay = Relay::spawn(sb.pool.clone(), relay_config(&sb), shutdown.clone());
+
+    outage.down();
+    let mut tx = sb.pool.begin().await?;
+    let id = outbox::enqueue(
+        &mut tx,
+        &ctx(),
+        "a",
+        &Tick {
+            aggregate: "a".into(),
+            n: 1,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let connection = conn::connect(&sb.amqp_url, "outage-check").await?;
+    let ch = connection.create_channel().await?;
+    wait_for("the relay to publish", Duration::from_secs(10), || async {
+        Ok(count(
+            &sb.pool,
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+        )
+        .await?
+            == 0)
+    })
+    .await?;
+    // Longer than the whole ladder of the old behaviour: 1 + 2 + 4 s of delays plus a 1 s
+    // pool timeout per attempt.
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    assert!(
+        dlq::list(&ch, "admin.events", 10).await?.is_empty(),
+        "dead-lettered during the outage"
+    );
+    assert_eq!(count(&sb.pool, "SELECT count(*) FROM effects").await?, 0);
+
+    outage.up().await?;
+    wait_for(
+        "the event applied after the outage",
+        Duration::from_secs(20),
+        || async { Ok(count(&sb.pool, "SELECT count(*) FROM effects").await? == 1) },
+    )
+    .await?;
+    let applied: Uuid = sqlx::query_scalar("SELECT event_id FROM effects")
+        .fetch_one(&sb.pool)
+        .await?;
+    assert_eq!(applied, id);
+    assert!(dlq::list(&ch, "admin.events", 10).await?.is_empty());
+    shutdown.cancel();
+    relay.join().await;
+    consumer.join().await?;
+    Ok(())
+}

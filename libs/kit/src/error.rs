@@ -146,16 +146,8 @@ impl ApiError {
     /// A dependency that cannot be reached (the database restarting or stopped, a connection
     /// refused or reset) is not a bug: it answers 503 `SERVICE_UNAVAILABLE` with `Retry-After`.
     pub fn internal(err: &(dyn std::error::Error + 'static)) -> Self {
-        let mut chain = err.to_string();
-        let mut unreachable = is_unreachable(err);
-        let mut source = err.source();
-        while let Some(cause) = source {
-            chain.push_str(": ");
-            chain.push_str(&cause.to_string());
-            unreachable |= is_unreachable(cause);
-            source = cause.source();
-        }
-        if unreachable {
+        let chain = error_chain(err);
+        if dependency_unreachable(err) {
             tracing::warn!(error = %chain, "dependency unavailable");
             return Self::unavailable("A dependency is unavailable; retry shortly")
                 .with_header(http::header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER_SECS);
@@ -172,8 +164,33 @@ impl ApiError {
 /// `Retry-After` of a 503 for an unreachable dependency: PostgreSQL restarts in a few seconds.
 const UNAVAILABLE_RETRY_AFTER_SECS: &str = "2";
 
-/// Whether one error of a cause chain means "cannot reach the dependency right now" rather than
-/// "the request or the code is wrong".
+/// An error and its causes as one line, `outer: inner: root`.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    chain
+}
+
+/// Whether any error of the cause chain means "cannot reach the dependency (PostgreSQL, a
+/// socket) right now" rather than "the request or the code is wrong". API handlers answer 503
+/// for it; event consumers wait for the database instead of spending an event's retries.
+pub fn dependency_unreachable(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if is_unreachable(e) {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// Whether this one error (not its causes) means the dependency cannot be reached.
 fn is_unreachable(err: &(dyn std::error::Error + 'static)) -> bool {
     if let Some(e) = err.downcast_ref::<sqlx::Error>() {
         return match e {

@@ -53,7 +53,7 @@ impl From<AuditError> for payplane_bus::consumer::HandlerError {
     fn from(e: AuditError) -> Self {
         match e {
             AuditError::Store(s) => s.into(),
-            AuditError::Outbox(o) => payplane_bus::consumer::HandlerError::transient(o),
+            AuditError::Outbox(o) => payplane_bus::consumer::HandlerError::from_error(&o),
         }
     }
 }

@@ -32,13 +32,6 @@ impl From<StoreError> for payplane_kit::ApiError {
 
 impl From<StoreError> for payplane_bus::consumer::HandlerError {
     fn from(e: StoreError) -> Self {
-        let mut chain = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            chain.push_str(": ");
-            chain.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        payplane_bus::consumer::HandlerError::Transient(chain)
+        payplane_bus::consumer::HandlerError::from_error(&e)
     }
 }

@@ -44,8 +44,8 @@ impl UserEvents {
     }
 }
 
-fn transient(e: impl std::fmt::Display) -> HandlerError {
-    HandlerError::transient(e)
+fn transient(e: impl std::error::Error + 'static) -> HandlerError {
+    HandlerError::from_error(&e)
 }
 
 fn lifecycle_err(e: LifecycleError) -> HandlerError {
@@ -53,7 +53,7 @@ fn lifecycle_err(e: LifecycleError) -> HandlerError {
         LifecycleError::NotAllowed { .. } | LifecycleError::UnknownStatus(_) => {
             HandlerError::permanent(e)
         }
-        other => HandlerError::transient(other),
+        other => HandlerError::from_error(&other),
     }
 }
 

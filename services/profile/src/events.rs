@@ -65,13 +65,13 @@ impl Handler for UserEvents {
                 let data: UserCreated = event.payload()?;
                 profiles::create_if_missing(tx, data.user.user_id)
                     .await
-                    .map_err(|e| HandlerError::transient(format!("{e}: {}", e.source)))?;
+                    .map_err(|e| HandlerError::from_error(&e))?;
             }
             USER_DELETED => {
                 let data: UserDeleted = event.payload()?;
                 profiles::delete_user(tx, data.user_id, data.deleted_at)
                     .await
-                    .map_err(|e| HandlerError::transient(format!("{e}: {}", e.source)))?;
+                    .map_err(|e| HandlerError::from_error(&e))?;
             }
             // No profile field follows account changes in this version (events.md §5.3).
             _ => {}
