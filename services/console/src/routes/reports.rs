@@ -80,7 +80,7 @@ pub async fn show(ctx: Ctx, Query(q): Query<Period>) -> Response {
             }
             div.stats {
                 div.stat { p.stat-label { "Payments" } p.stat-value data-stat="totalPayments" { (report["totalPayments"].as_u64().unwrap_or(0)) } }
-                div.stat { p.stat-label { "Completed" } p.stat-value { (count("byStatus", "completed")) } }
+                div.stat { p.stat-label { "Completed" } p.stat-value data-stat="completed" { (count("byStatus", "completed")) } }
                 div.stat { p.stat-label { "Failed" } p.stat-value { (count("byStatus", "failed")) } }
             }
             div.grid-2 {
