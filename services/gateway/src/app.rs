@@ -32,6 +32,7 @@ use crate::{
     config::Config,
     docs::{self, Docs},
     edge::{self, ClientIp, EdgeConfig, PeerAddr},
+    graphql,
     proxy::{Proxy, ProxyError, Upstream},
     ratelimit::{self, RateLimiter},
     tls::{ReloadingCert, TlsError, TlsListener},
@@ -149,6 +150,7 @@ impl AppState {
             hub,
             authn,
         };
+        let graphiql = !config.environment.is_production();
         Ok(Self {
             config: Arc::new(config),
             proxy,
@@ -156,7 +158,7 @@ impl AppState {
             edge,
             limiter,
             ws,
-            docs: Docs::default(),
+            docs: Docs::default().with_graphiql(graphiql),
             redis,
             http,
             bridge: ws::bridge::BridgeStatus::default(),
@@ -269,6 +271,12 @@ pub fn router(state: AppState) -> Router {
     let limiter = state.limiter.clone();
     let ws_state = state.ws.clone();
     let (docs, health) = (state.docs.clone(), health(&state));
+    let gql = graphql::GraphQl::new(
+        &state.config,
+        state.http.clone(),
+        state.limiter.clone(),
+        state.ws.clone(),
+    );
     // Shared behind one Arc: handlers and middleware clone the state per request.
     let state = Arc::new(state);
     let routes = Router::new()
@@ -276,6 +284,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/{service}/{*rest}", any(forward))
         .with_state(state.clone())
         .route("/ws", get(ws::handler).with_state(Arc::new(ws_state)))
+        .merge(graphql::router(gql))
         .merge(docs::router(docs))
         .merge(payplane_kit::health::router(health))
         .fallback({
@@ -315,6 +324,8 @@ pub fn router(state: AppState) -> Router {
             .layer(middleware::from_fn(edge::security_headers))
             // 7. `/metrics` allow-list, before anything is counted against a bucket.
             .layer(middleware::from_fn_with_state(state, metrics_guard))
+            // 7b. Edge rejections of `/graphql` below in the GraphQL error format (api.md §9.2).
+            .layer(middleware::from_fn(graphql::envelope))
             // 8. CORS before rate limiting (api.md §3.4); preflights end here.
             .layer(middleware::from_fn(move |req, next| edge::cors(e2.clone(), req, next)))
             // 9. Rate limits on the real client IP; 429 never reaches an upstream.

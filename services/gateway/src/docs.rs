@@ -21,11 +21,21 @@ use tokio_util::sync::CancellationToken;
 
 /// The merged document, replaced whole on each refresh.
 #[derive(Clone, Default)]
-pub struct Docs(Arc<RwLock<Value>>);
+pub struct Docs(Arc<RwLock<Value>>, bool);
 
 impl Docs {
+    /// Whether the document's description links GraphiQL (`GET /graphql`, not in production).
+    #[must_use]
+    pub fn with_graphiql(self, on: bool) -> Self {
+        Self(self.0, on)
+    }
+
     pub fn current(&self) -> Value {
-        self.0.read().map_or(Value::Null, |v| v.clone())
+        let mut doc = self.0.read().map_or(Value::Null, |v| v.clone());
+        if let Some(info) = doc.get_mut("info").and_then(Value::as_object_mut) {
+            info.insert("description".into(), Value::String(graphql_note(self.1)));
+        }
+        doc
     }
 
     fn set(&self, doc: Value) {
@@ -86,6 +96,18 @@ impl Docs {
             }
         })
     }
+}
+
+/// The API description's GraphQL paragraph (api.md §9).
+fn graphql_note(graphiql: bool) -> String {
+    let mut text = String::from(
+        "GraphQL: `POST /graphql` (api.md §9), subscriptions over `graphql-transport-ws` on \
+         `GET /graphql`; schema (SDL) at [/graphql/schema.graphql](/graphql/schema.graphql).",
+    );
+    if graphiql {
+        text.push_str(" Explore it in [GraphiQL](/graphql).");
+    }
+    text
 }
 
 fn capitalized(name: &str) -> String {
@@ -160,12 +182,25 @@ pub fn merge(docs: &[(&str, Value)], unavailable: &[&str]) -> Value {
         ("/health/ready", "Upstreams and Redis reachable"),
         ("/metrics", "Prometheus metrics"),
         ("/ws", "WebSocket real-time channel (websocket.md)"),
+        (
+            "/graphql/schema.graphql",
+            "GraphQL schema (SDL, api.md §9.3)",
+        ),
     ] {
         paths.insert(
             path.to_owned(),
             json!({ "get": { "tags": ["gateway"], "summary": summary, "responses": { "200": { "description": "OK" } } } }),
         );
     }
+    paths.insert(
+        "/graphql".to_owned(),
+        json!({
+            "post": { "tags": ["gateway"], "summary": "GraphQL queries and mutations (api.md §9)",
+                      "responses": { "200": { "description": "GraphQL response {data, errors}" } } },
+            "get": { "tags": ["gateway"], "summary": "GraphiQL (not in production); subscriptions with a graphql-transport-ws upgrade",
+                     "responses": { "200": { "description": "HTML" } } }
+        }),
+    );
     json!({
         "openapi": "3.1.0",
         "info": { "title": "payplane API", "version": env!("CARGO_PKG_VERSION") },

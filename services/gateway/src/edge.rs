@@ -220,8 +220,9 @@ fn apply_security_headers(h: &mut HeaderMap, path: &str, tls: bool) {
     }
     let docs_page =
         path == "/api-docs" || (path.starts_with("/api-docs/") && path != "/api-docs/openapi.json");
-    // The console sets its own (stricter-than-docs) policy for its pages; keep it.
-    if !(console_page && h.contains_key(header::CONTENT_SECURITY_POLICY)) {
+    // The console sets its own (stricter-than-docs) policy for its pages, and GraphiQL its
+    // own (`GET /graphql`, outside production); keep them.
+    if !((console_page || path == "/graphql") && h.contains_key(header::CONTENT_SECURITY_POLICY)) {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(if docs_page { CSP_DOCS } else { CSP_JSON }),

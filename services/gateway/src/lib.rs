@@ -1,13 +1,15 @@
 //! The payplane API gateway (api.md §3, websocket.md): the one door clients use. A streaming
 //! reverse proxy to auth, payments, admin and profile; the edge rules (CORS, rate limits,
 //! security headers, body limits, compression, TLS with hot reload, HTTP/2); the WebSocket hub
-//! fed by this replica's broker queue; and the merged API documentation.
+//! fed by this replica's broker queue; GraphQL over the services' REST endpoints (api.md §9);
+//! and the merged API documentation.
 
 pub mod app;
 pub mod breaker;
 pub mod config;
 pub mod docs;
 pub mod edge;
+pub mod graphql;
 pub mod proxy;
 pub mod ratelimit;
 pub mod testing;

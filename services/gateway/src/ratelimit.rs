@@ -61,6 +61,9 @@ pub enum Counted {
     Exempt,
     Api,
     ApiAndAuth,
+    /// The `auth` bucket alone: a GraphQL login/register/refreshToken operation, whose `api`
+    /// token the middleware already took.
+    AuthOnly,
 }
 
 /// Classifies a request (api.md §3.3).
@@ -115,7 +118,10 @@ impl RateLimiter {
     ) -> Result<(bool, Vec<BucketState>), RateLimitError> {
         let prefix = &self.limits.key_prefix;
         let mut buckets = vec![("api", self.limits.api)];
-        if counted == Counted::ApiAndAuth {
+        if counted == Counted::AuthOnly {
+            buckets.clear();
+        }
+        if matches!(counted, Counted::ApiAndAuth | Counted::AuthOnly) {
             buckets.push(("auth", self.limits.auth));
         }
         let mut inv = self.script.prepare_invoke();
@@ -143,6 +149,29 @@ impl RateLimiter {
             })
             .collect();
         Ok((admitted, states))
+    }
+
+    /// Takes one token from the `auth` bucket for `ip` (GraphQL auth mutations, api.md §3.3);
+    /// the 429 error when it is empty. Fails open like the middleware.
+    pub async fn take_auth_only(&self, ip: std::net::IpAddr) -> Option<ApiError> {
+        let key = payplane_kit::client_ip::rate_key(ip);
+        match self.take(&key, Counted::AuthOnly).await {
+            Ok((false, states)) => {
+                metrics::counter!("rate_limit_rejections_total", "bucket" => "auth").increment(1);
+                Some(
+                    ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "RATE_LIMIT_EXCEEDED",
+                        "Too many requests",
+                    )
+                    .with_header(
+                        http::header::RETRY_AFTER,
+                        &format!("{}", retry_after(&states)),
+                    ),
+                )
+            }
+            Ok((true, _)) | Err(_) => None,
+        }
     }
 }
 

@@ -72,7 +72,7 @@ impl PaymentAccess {
     }
 
     /// The sender and recipient of a payment, or `None` when it does not exist.
-    async fn parties(&self, id: Uuid) -> Result<Option<(Uuid, Uuid)>, AccessUnavailable> {
+    pub async fn parties(&self, id: Uuid) -> Result<Option<(Uuid, Uuid)>, AccessUnavailable> {
         if let Ok(cache) = self.cache.lock()
             && let Some((at, v)) = cache.get(&id)
             && at.elapsed() < PARTIES_TTL
