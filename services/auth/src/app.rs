@@ -90,7 +90,7 @@ impl AppState {
         }
         Ok(Self {
             db,
-            hasher: Hasher::new(config.argon2)?,
+            hasher: Hasher::with_limits(config.argon2, config.hash_limits)?,
             authn: Authn { verifier, redis },
             keys: Arc::new(keys),
             markers,

@@ -6,6 +6,8 @@ use ipnet::IpNet;
 use payplane_authn::service::ServiceTokens;
 use payplane_kit::config::{ConfigError, Env, Environment};
 
+use crate::password::HashLimits;
+
 /// Argon2id cost (api.md §4.13).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Argon2Params {
@@ -38,6 +40,8 @@ pub struct Config {
     pub refresh_ttl: Duration,
     pub session_max_lifetime: Duration,
     pub argon2: Argon2Params,
+    /// Concurrent hashes and the wait for a slot (`ARGON2_MAX_CONCURRENT`, `ARGON2_QUEUE_TIMEOUT`).
+    pub hash_limits: HashLimits,
     pub service_tokens: ServiceTokens,
     pub trusted_proxies: Vec<IpNet>,
     /// Whether to run the outbox relay to RabbitMQ in this process.
@@ -82,6 +86,17 @@ impl Config {
                 "argon2 parameters out of range",
             ));
         }
+        let defaults = HashLimits::default();
+        let hash_limits = HashLimits {
+            concurrent: env.parse("ARGON2_MAX_CONCURRENT", defaults.concurrent)?,
+            queue_timeout: env.duration("ARGON2_QUEUE_TIMEOUT", defaults.queue_timeout)?,
+        };
+        if hash_limits.concurrent == 0 {
+            return Err(ConfigError::new(
+                "ARGON2_MAX_CONCURRENT",
+                "must be at least 1",
+            ));
+        }
         Ok(Self {
             environment,
             listen_addr: env.listen_addr("0.0.0.0:3001")?,
@@ -98,6 +113,7 @@ impl Config {
             session_max_lifetime: env
                 .duration("SESSION_MAX_LIFETIME", Duration::from_secs(30 * 86_400))?,
             argon2,
+            hash_limits,
             service_tokens,
             trusted_proxies: env.cidrs("TRUSTED_PROXIES", "127.0.0.0/8,::1/128")?,
             relay_enabled: env.parse("OUTBOX_RELAY", true)?,
@@ -123,6 +139,7 @@ impl Config {
                 iterations: 1,
                 parallelism: 1,
             },
+            hash_limits: HashLimits::default(),
             service_tokens: ServiceTokens::development(),
             trusted_proxies: "127.0.0.0/8".parse().into_iter().collect(),
             relay_enabled: false,

@@ -14,7 +14,16 @@ impl From<StoreError> for ApiError {
 
 impl From<PasswordError> for ApiError {
     fn from(e: PasswordError) -> Self {
-        ApiError::internal(&e)
+        match e {
+            // Overload, not a fault: the client may retry shortly (api.md §1.4).
+            PasswordError::Busy(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVICE_UNAVAILABLE",
+                "Too many sign-ins in progress; try again shortly",
+            )
+            .with_header(RETRY_AFTER, "1"),
+            e => ApiError::internal(&e),
+        }
     }
 }
 

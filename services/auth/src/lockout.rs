@@ -38,7 +38,7 @@ pub fn apply_memory_reset(t: &mut Throttle, now: DateTime<Utc>) -> bool {
 }
 
 /// What the state allows before the password is checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
     Open,
     Locked { until: DateTime<Utc>, wait: i64 },

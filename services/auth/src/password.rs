@@ -1,10 +1,18 @@
 //! Password rules and Argon2id hashing (api.md §4.4, §4.13). Hashing runs on the blocking pool
-//! because it is deliberately slow.
+//! because it is deliberately slow, and at most [`HashLimits::concurrent`] hashes run at once:
+//! each one takes a core and 19 MiB for tens of milliseconds, so a login flood left unbounded
+//! would take every core and a gigabyte of memory from the requests that need neither. Callers
+//! over the bound wait in a queue for at most [`HashLimits::queue_timeout`] and then get
+//! [`PasswordError::Busy`] (503 `SERVICE_UNAVAILABLE`); callers hash outside any database
+//! transaction so a queued login holds no pooled connection.
+
+use std::{sync::Arc, time::Duration};
 
 use argon2::{
     Algorithm, Argon2, Params, Version,
     password_hash::{PasswordHasher, PasswordVerifier},
 };
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Argon2Params;
 
@@ -16,6 +24,26 @@ pub enum PasswordError {
     Hash(#[source] argon2::password_hash::Error),
     #[error("the hashing task failed")]
     Join(#[source] tokio::task::JoinError),
+    /// Every hashing slot stayed taken for the whole queue timeout.
+    #[error("no password hashing slot became free within {0:?}")]
+    Busy(Duration),
+}
+
+/// How many hashes run at once and how long a caller waits for a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashLimits {
+    pub concurrent: usize,
+    pub queue_timeout: Duration,
+}
+
+impl Default for HashLimits {
+    /// One hash per core: more would only time-slice the same cores and multiply the memory.
+    fn default() -> Self {
+        Self {
+            concurrent: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            queue_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// The shortest new password (api.md §4.4).
@@ -47,29 +75,55 @@ pub fn check_rule(password: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Hashes and verifies with the configured cost.
+/// Hashes and verifies with the configured cost, at most [`HashLimits::concurrent`] at a time.
 #[derive(Debug, Clone)]
 pub struct Hasher {
     params: Params,
     /// Verified against for unknown emails so that timing does not reveal registration.
-    dummy: String,
+    dummy: Arc<str>,
+    slots: Arc<Semaphore>,
+    queue_timeout: Duration,
 }
 
 impl Hasher {
+    /// A hasher with [`HashLimits::default`] (commands and tests that hash a few passwords).
     pub fn new(cfg: Argon2Params) -> Result<Self, PasswordError> {
+        Self::with_limits(cfg, HashLimits::default())
+    }
+
+    pub fn with_limits(cfg: Argon2Params, limits: HashLimits) -> Result<Self, PasswordError> {
         let params = Params::new(cfg.memory_kib, cfg.iterations, cfg.parallelism, None)
             .map_err(PasswordError::Params)?;
         let dummy = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
             .hash_password(b"payplane-dummy-password")
             .map_err(PasswordError::Hash)?
             .to_string();
-        Ok(Self { params, dummy })
+        Ok(Self {
+            params,
+            dummy: dummy.into(),
+            slots: Arc::new(Semaphore::new(limits.concurrent.max(1))),
+            queue_timeout: limits.queue_timeout,
+        })
+    }
+
+    /// Waits for a hashing slot, at most the queue timeout. Public so tests can hold every slot.
+    pub async fn slot(&self) -> Result<OwnedSemaphorePermit, PasswordError> {
+        let wait = self.slots.clone().acquire_owned();
+        // The semaphore is never closed; a closed one is as unavailable as a full one.
+        if let Ok(Ok(permit)) = tokio::time::timeout(self.queue_timeout, wait).await {
+            Ok(permit)
+        } else {
+            metrics::counter!("auth_password_hash_rejected_total").increment(1);
+            Err(PasswordError::Busy(self.queue_timeout))
+        }
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
+        let permit = self.slot().await?;
         let params = self.params.clone();
         let password = password.to_owned();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
                 .hash_password(password.as_bytes())
                 .map(|h| h.to_string())
@@ -81,11 +135,13 @@ impl Hasher {
 
     /// Constant-time verification with the parameters stored in `hash` (or the dummy hash).
     pub async fn verify(&self, hash: Option<&str>, password: &str) -> Result<bool, PasswordError> {
-        let hash = hash.unwrap_or(&self.dummy).to_owned();
+        let permit = self.slot().await?;
+        let hash: Arc<str> = hash.map_or_else(|| self.dummy.clone(), Arc::from);
         let password = password.to_owned();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             Argon2::default()
-                .verify_password(password.as_bytes(), hash.as_str())
+                .verify_password(password.as_bytes(), &*hash)
                 .is_ok()
         })
         .await
@@ -111,18 +167,46 @@ mod tests {
         }
     }
 
+    const CHEAP: Argon2Params = Argon2Params {
+        memory_kib: 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
+
     #[tokio::test]
     async fn hashes_verify_and_use_phc_format() {
-        let h = Hasher::new(Argon2Params {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        })
-        .unwrap();
+        let h = Hasher::new(CHEAP).unwrap();
         let hash = h.hash("TestPassword123!").await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
         assert!(h.verify(Some(&hash), "TestPassword123!").await.unwrap());
         assert!(!h.verify(Some(&hash), "TestPassword123?").await.unwrap());
         assert!(!h.verify(None, "TestPassword123!").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn callers_over_the_bound_queue_then_get_busy() {
+        let limits = HashLimits {
+            concurrent: 1,
+            queue_timeout: Duration::from_millis(100),
+        };
+        let h = Hasher::with_limits(CHEAP, limits).unwrap();
+        let held = h.slot().await.unwrap();
+        // The only slot is taken: both operations wait the timeout and give up.
+        assert!(matches!(
+            h.hash("TestPassword123!").await,
+            Err(PasswordError::Busy(_))
+        ));
+        assert!(matches!(
+            h.verify(None, "x").await,
+            Err(PasswordError::Busy(_))
+        ));
+        // A queued caller proceeds as soon as the slot is released within its wait.
+        let queued = tokio::spawn({
+            let h = h.clone();
+            async move { h.hash("TestPassword123!").await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(held);
+        assert!(queued.await.unwrap().is_ok());
     }
 }

@@ -48,9 +48,13 @@ impl Res {
 
 impl Api {
     async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    async fn with(tweak: impl FnOnce(&mut payplane_auth::Config)) -> Self {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         Self {
-            app: TestApp::spawn().await.expect("spawn auth"),
+            app: TestApp::spawn_with(tweak).await.expect("spawn auth"),
             http: reqwest::Client::new(),
         }
     }
@@ -1497,4 +1501,67 @@ async fn housekeeping_removes_only_what_has_aged_out() {
         .unwrap()
         .unwrap();
     assert_eq!(again, payplane_auth::housekeeping::Removed::default());
+}
+
+/// Password hashing is bounded: with every slot taken, a login waits the queue timeout and gets
+/// 503 `SERVICE_UNAVAILABLE`; registering a taken email is refused without hashing at all; and
+/// queued work proceeds once a slot frees.
+#[tokio::test]
+async fn hashing_slots_bound_logins_and_taken_emails_skip_the_hash() {
+    let api = Api::with(|c| {
+        c.hash_limits = payplane_auth::password::HashLimits {
+            concurrent: 1,
+            queue_timeout: Duration::from_millis(300),
+        };
+    })
+    .await;
+    let email = new_email();
+    api.register(&email, "d").await;
+
+    let held = api.app.state.hasher.slot().await.expect("the only slot");
+    let busy = api.login(&email, "d").await;
+    assert_eq!(
+        (busy.status, busy.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
+        "{}",
+        busy.body
+    );
+    assert_eq!(busy.headers["retry-after"], "1");
+    // Not a failed attempt: the throttle did not count it.
+    let row: Option<i32> = sqlx::query_scalar("SELECT failed_count FROM login_throttle")
+        .fetch_optional(&api.app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(row.unwrap_or(0), 0);
+    // A taken email is answered 409 while no hash could run: the check came first.
+    let dup = api
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"email": email, "password": PW, "name": "Test User"}),
+        )
+        .await;
+    assert_eq!(
+        (dup.status, dup.code()),
+        (StatusCode::CONFLICT, "EMAIL_EXISTS")
+    );
+    // A new email does need the hash, so it is refused the same way.
+    let fresh = api
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"email": new_email(), "password": PW, "name": "Test User"}),
+        )
+        .await;
+    assert_eq!(fresh.status, StatusCode::SERVICE_UNAVAILABLE);
+
+    // Queued: a login started while the slot is held completes once it is released.
+    let queued = {
+        let (http, url) = (api.http.clone(), api.app.url("/api/auth/login"));
+        let body = json!({"email": email, "password": PW, "deviceId": "d"});
+        tokio::spawn(async move { http.post(url).json(&body).send().await.unwrap().status() })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(held);
+    assert_eq!(queued.await.unwrap(), StatusCode::OK);
 }

@@ -53,11 +53,39 @@ pub async fn change_password(
     f.finish()?;
     let (current, new) = (current.unwrap_or_default(), new.unwrap_or_default());
 
+    // Phase 1, no transaction: the user's stored hash and a first look at the gate, so a locked
+    // account costs no hash.
+    let (user, early) = {
+        let mut conn = s.db.acquire().await.map_err(|source| StoreError {
+            op: "acquire",
+            source,
+        })?;
+        let user = users::by_id(&mut conn, claims.sub)
+            .await?
+            .ok_or_else(|| error::unauthorized("TOKEN_INVALID", "Account no longer exists"))?;
+        let key = tokens::email_hash(&user.email);
+        let mut state = throttle::get(&mut conn, &key).await?.unwrap_or_default();
+        let now = time::now();
+        lockout::apply_memory_reset(&mut state, now);
+        (user, lockout::gate(&state, now))
+    };
+    if let Some(err) = gate_refusal(early) {
+        return Err(err);
+    }
+    // Phase 2: both hashes outside any transaction, bounded by the hasher's slots.
+    let valid = s.hasher.verify(Some(&user.password_hash), &current).await?;
+    let hash = if valid {
+        Some(s.hasher.hash(&new).await?)
+    } else {
+        None
+    };
+    // Phase 3, under the user and throttle row locks: counted exactly, gate checked again.
     let now = time::now();
     let mut tx = s.db.begin().await.map_err(|source| StoreError {
         op: "begin",
         source,
     })?;
+    let verified_hash = user.password_hash;
     let user = users::lock(&mut tx, claims.sub)
         .await?
         .ok_or_else(|| error::unauthorized("TOKEN_INVALID", "Account no longer exists"))?;
@@ -66,18 +94,11 @@ pub async fn change_password(
     if lockout::apply_memory_reset(&mut state, now) {
         throttle::save(&mut tx, &key, &state, None).await?;
     }
-    match lockout::gate(&state, now) {
-        Gate::Open => {}
-        Gate::Locked { until, wait } => {
-            tx.commit().await.ctx("commit throttle")?;
-            return Err(error::account_locked(wait, Some(time::format(&until))));
-        }
-        Gate::Backoff { wait } => {
-            tx.commit().await.ctx("commit throttle")?;
-            return Err(error::account_locked(wait, None));
-        }
+    if let Some(err) = gate_refusal(lockout::gate(&state, now)) {
+        tx.commit().await.ctx("commit throttle")?;
+        return Err(err);
     }
-    if !s.hasher.verify(Some(&user.password_hash), &current).await? {
+    let Some(hash) = hash else {
         let outcome = lockout::record_failure(&mut state, now);
         throttle::save(&mut tx, &key, &state, ctx.client.ip).await?;
         tx.commit().await.ctx("commit failed password change")?;
@@ -98,9 +119,17 @@ pub async fn change_password(
                 }
             }
         });
+    };
+    if user.password_hash != verified_hash {
+        // Changed by a parallel request while this one hashed: what was checked is no longer
+        // the current password (not counted as a failure: it was right when checked).
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_PASSWORD",
+            "Current password is incorrect",
+        ));
     }
     throttle::clear(&mut tx, &key).await?;
-    let hash = s.hasher.hash(&new).await?;
     users::set_password(&mut tx, user.id, &hash, now).await?;
     let ev = event_context(&ctx);
     let ended = account::end_sessions(
@@ -132,4 +161,15 @@ pub async fn change_password(
     Ok(Data(
         json!({ "message": "Password changed successfully", "revokedSessions": ended.len() }),
     ))
+}
+
+/// The 429 of a closed gate (api.md §4.3), or `None` when the gate is open.
+fn gate_refusal(gate: Gate) -> Option<ApiError> {
+    match gate {
+        Gate::Open => None,
+        Gate::Locked { until, wait } => {
+            Some(error::account_locked(wait, Some(time::format(&until))))
+        }
+        Gate::Backoff { wait } => Some(error::account_locked(wait, None)),
+    }
 }

@@ -90,8 +90,15 @@ pub async fn create(
     let name = f.text("name", true, Text::len(1, 255));
     let role = f.one_of("role", false, &ROLES);
     f.finish()?;
-    let hash = s.hasher.hash(&pw.unwrap_or_default()).await?;
     let (email, name) = (email.unwrap_or_default(), name.unwrap_or_default());
+    // A taken email is answered before the hash (the insert below still settles races).
+    {
+        let mut conn = s.db.acquire().await.map_err(begin_err)?;
+        if users::by_email(&mut conn, &email).await?.is_some() {
+            return Err(error::email_exists());
+        }
+    }
+    let hash = s.hasher.hash(&pw.unwrap_or_default()).await?;
     let now = time::now();
     let mut tx = s.db.begin().await.map_err(begin_err)?;
     let new = users::NewUser {
