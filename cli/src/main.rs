@@ -4,6 +4,7 @@
 mod bench;
 mod dev;
 mod dlq;
+mod import_cmd;
 mod ops;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,9 @@ enum Command {
     /// Dead-letter queue tools.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// Bring over the databases of the system payplane replaces (import.md); exit 3 when rows
+    /// were skipped, 4 when the target holds other data and --merge was not given.
+    Import(import_cmd::ImportArgs),
     /// Benchmarks that print a one-line summary last.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -43,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
         Command::BootstrapAdmin(args) => ops::bootstrap_admin(args).await,
         Command::Migrate(args) => ops::migrate(args).await,
         Command::Dlq(cmd) => dlq::run(cmd).await,
+        Command::Import(args) => import_cmd::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }

@@ -14,6 +14,12 @@ use payplane_kit::validate::Text;
 pub const DESCRIPTION: Text = Text::multiline(1, 500);
 /// `reason` of a status change: 1..500, multi-line; empty means absent (api.md §5.10).
 pub const REASON: Text = Text::multiline(1, 500);
+/// `metadata`: at most 16 KiB compact, 10 levels deep, and storable exactly (no NUL, numbers
+/// that read back unchanged). Also the import's rule for the metadata it brings over.
+pub const METADATA_LIMITS: payplane_kit::storable::Limits = payplane_kit::storable::Limits {
+    max_bytes: 16_384,
+    max_depth: 10,
+};
 /// Sort keys of the payment list (api.md §5.4).
 pub const SORT_KEYS: [&str; 3] = ["createdAt", "amount", "status"];
 /// Sort directions.

@@ -44,13 +44,6 @@ use crate::{
     views,
 };
 
-/// `metadata`: at most 16 KiB compact, 10 levels deep, and storable exactly (no NUL, numbers
-/// that read back unchanged).
-const METADATA_LIMITS: storable::Limits = storable::Limits {
-    max_bytes: 16_384,
-    max_depth: 10,
-};
-
 pub(crate) fn is_admin(u: &CurrentUser) -> bool {
     u.0.role == Role::Admin
 }
@@ -420,7 +413,7 @@ fn read_input(
     if let Some(v) = body.get("metadata") {
         match v {
             Value::Null => input.metadata = Some(None),
-            Value::Object(_) => match storable::check(v, METADATA_LIMITS) {
+            Value::Object(_) => match storable::check(v, crate::domain::METADATA_LIMITS) {
                 Ok(()) => input.metadata = Some(Some(v.clone())),
                 Err(msg) => f.push("metadata", msg),
             },
