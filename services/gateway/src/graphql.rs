@@ -163,6 +163,29 @@ fn walk(doc: &ExecutableDocument, set: &SelectionSet, depth: usize) -> bool {
         })
 }
 
+/// Whether a root selection set (fragments followed, bounded) asks for `__schema`/`__type`.
+fn selects_introspection(doc: &ExecutableDocument, set: &SelectionSet, depth: usize) -> bool {
+    depth < 8
+        && set.items.iter().any(|s| match &s.node {
+            Selection::Field(f) => matches!(f.node.name.node.as_str(), "__schema" | "__type"),
+            Selection::InlineFragment(f) => {
+                selects_introspection(doc, &f.node.selection_set.node, depth + 1)
+            }
+            Selection::FragmentSpread(s) => doc
+                .fragments
+                .get(&s.node.fragment_name.node)
+                .is_some_and(|f| selects_introspection(doc, &f.node.selection_set.node, depth + 1)),
+        })
+}
+
+/// Whether any operation of the document introspects the schema (refused in production
+/// with `GRAPHQL_VALIDATION_FAILED` rather than answered with a silent `null`).
+pub fn uses_introspection(doc: &ExecutableDocument) -> bool {
+    doc.operations
+        .iter()
+        .any(|(_, op)| selects_introspection(doc, &op.node.selection_set.node, 0))
+}
+
 /// Whether the selected operation runs a `login`, `register` or `refreshToken` mutation
 /// (they count against the `auth` bucket too, api.md §3.3).
 pub fn uses_auth_bucket(doc: &ExecutableDocument, operation: Option<&str>) -> bool {
@@ -252,6 +275,13 @@ async fn post_graphql(State(gql): State<Arc<GraphQl>>, req: Request) -> Response
     };
     let operation = request.operation_name.clone();
     let auth_bucket = match request.parsed_query() {
+        Ok(doc) if gql.production && uses_introspection(doc) => {
+            return protocol_error(
+                StatusCode::BAD_REQUEST,
+                "GRAPHQL_VALIDATION_FAILED",
+                "Introspection is disabled",
+            );
+        }
         Ok(doc) => uses_auth_bucket(doc, operation.as_deref()),
         Err(e) => {
             return protocol_error(StatusCode::BAD_REQUEST, "GRAPHQL_PARSE_FAILED", &e.message);
@@ -428,6 +458,11 @@ mod tests {
         ));
         assert!(!uses_auth_bucket(&doc("{ me { id } }"), None));
         assert!(!uses_auth_bucket(&doc("mutation { logout }"), None));
+        assert!(uses_introspection(&doc("{ __schema { types { name } } }")));
+        assert!(uses_introspection(&doc(
+            "query { ...I } fragment I on Query { __type(name: \"User\") { name } }"
+        )));
+        assert!(!uses_introspection(&doc("{ me { __typename id } }")));
         let two = doc(
             "query A { me { id } } mutation B { register(input: {email: \"a\", password: \"b\", name: \"c\"}) { accessToken } }",
         );

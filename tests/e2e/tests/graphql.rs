@@ -64,7 +64,10 @@ async fn gql_at(
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    let res = req.send().await?;
+    let res = req
+        .send()
+        .await
+        .with_context(|| format!("POST /graphql {query}"))?;
     let status = res.status().as_u16();
     let body = res.json().await.unwrap_or(Value::Null);
     Ok(Gql { status, body })
@@ -737,6 +740,46 @@ async fn every_query_and_mutation_through_graphql() {
     assert_eq!(refused.status, 429);
     assert_eq!(refused.code(), "RATE_LIMIT_EXCEEDED");
     limited.stop().await;
+
+    // Production: no GraphiQL (404 in the GraphQL format), no introspection.
+    let mut config = payplane_gateway::Config::for_tests();
+    for s in ["auth", "payments", "admin", "profile"] {
+        config = config.with_upstream(s, &platform.service_url(s));
+    }
+    config.environment = payplane_kit::config::Environment::Production;
+    let prod = payplane_gateway::testing::TestGateway::spawn(config)
+        .await
+        .unwrap();
+    let page = http.get(prod.url("/graphql")).send().await.unwrap();
+    assert_eq!(page.status(), 404);
+    let page: Value = page.json().await.unwrap();
+    assert_eq!(page["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    let intro = gql_at(
+        &prod.base_url,
+        Some(&customer.access_token),
+        "{ __schema { queryType { name } } }",
+        Value::Null,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (intro.status, intro.code()),
+        (400, "GRAPHQL_VALIDATION_FAILED"),
+        "{}",
+        intro.body
+    );
+    let served = gql_at(
+        &prod.base_url,
+        Some(&customer.access_token),
+        "{ me { id } }",
+        Value::Null,
+    )
+    .await
+    .unwrap()
+    .ok()
+    .unwrap();
+    assert_eq!(served.data()["me"]["id"], customer.user_id.as_str());
+    prod.stop().await;
 
     // logout → true; the session's token is then refused.
     let out = gql(c_tok.clone(), "mutation { logout }".into(), Value::Null)
