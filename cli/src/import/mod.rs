@@ -173,7 +173,8 @@ impl Pools {
 struct Run<'a> {
     report: TableReport,
     progress: &'a dyn Progress,
-    dry_run: bool,
+    /// A dry run: count, write nothing.
+    dry: bool,
 }
 
 impl<'a> Run<'a> {
@@ -192,7 +193,7 @@ impl<'a> Run<'a> {
         Ok(Run {
             report: TableReport::new(name),
             progress,
-            dry_run,
+            dry: dry_run,
         })
     }
 
@@ -281,7 +282,9 @@ pub async fn run(
     system_config(&pools, progress, options, &mut report).await?;
     profiles(&pools, progress, options, &skipped_users, &mut report).await?;
     report.seconds = started.elapsed().as_secs_f64();
-    report.rows_per_second = report.rows_read as f64 / report.seconds.max(1e-9);
+    #[expect(clippy::cast_precision_loss, reason = "a rate for people to read")]
+    let rows = report.rows_read as f64;
+    report.rows_per_second = rows / report.seconds.max(1e-9);
     if !options.dry_run {
         write::finish(&pools.auth, &pools.admin, &source_key, &report).await?;
     }

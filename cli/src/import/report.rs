@@ -1,7 +1,7 @@
 //! What an import did, per table: read, imported, already present, skipped by reason — the
 //! JSON report (`--report FILE`), the terminal summary and the exit code (import.md §2).
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, fmt::Write as _};
 
 use serde::Serialize;
 
@@ -85,8 +85,9 @@ impl Report {
                 .iter()
                 .map(|(r, n)| format!("{r} {n}"))
                 .collect();
-            out.push_str(&format!(
-                "{:<22} read {:>9}  imported {:>9}  already there {:>9}  skipped {:>6}{}\n",
+            let _ = writeln!(
+                out,
+                "{:<22} read {:>9}  imported {:>9}  already there {:>9}  skipped {:>6}{}",
                 t.table,
                 t.read,
                 t.imported,
@@ -97,9 +98,10 @@ impl Report {
                 } else {
                     format!(" ({})", reasons.join(", "))
                 }
-            ));
+            );
         }
-        out.push_str(&format!(
+        let _ = write!(
+            out,
             "{} rows read in {:.1} s ({:.0} rows/s){}",
             self.rows_read,
             self.seconds,
@@ -109,7 +111,7 @@ impl Report {
             } else {
                 ""
             }
-        ));
+        );
         out
     }
 }

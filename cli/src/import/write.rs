@@ -42,7 +42,7 @@ pub(super) async fn users(
     if batch.is_empty() {
         return Ok(Vec::new());
     }
-    if run.dry_run {
+    if run.dry {
         run.book_dry(batch.len());
         return Ok(Vec::new());
     }
@@ -126,7 +126,7 @@ pub(super) async fn devices(
     if batch.is_empty() {
         return Ok(());
     }
-    if run.dry_run {
+    if run.dry {
         run.book_dry(batch.len());
         return Ok(());
     }
@@ -175,7 +175,7 @@ pub(super) async fn payments(
     if batch.is_empty() {
         return Ok(Vec::new());
     }
-    if run.dry_run {
+    if run.dry {
         run.book_dry(batch.len());
         return Ok(Vec::new());
     }
@@ -253,7 +253,7 @@ pub(super) async fn transactions(
     if batch.is_empty() {
         return Ok(());
     }
-    if run.dry_run {
+    if run.dry {
         run.book_dry(batch.len());
         return Ok(());
     }
@@ -310,7 +310,7 @@ pub(super) async fn audit(
     if batch.is_empty() {
         return Ok(());
     }
-    if run.dry_run {
+    if run.dry {
         run.book_dry(batch.len());
         return Ok(());
     }
@@ -367,7 +367,7 @@ pub(super) async fn config(
     if batch.is_empty() {
         return Ok(());
     }
-    if run.dry_run {
+    if run.dry {
         run.book_dry(batch.len());
         return Ok(());
     }
@@ -403,7 +403,7 @@ pub(super) async fn profiles(
     if batch.is_empty() {
         return Ok(());
     }
-    if run.dry_run {
+    if run.dry {
         run.book_dry(batch.len());
         return Ok(());
     }

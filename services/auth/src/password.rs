@@ -75,6 +75,19 @@ pub fn check_rule(password: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// What a login's verification found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub valid: bool,
+    /// The Argon2id hash to store instead of a verified legacy (bcrypt) hash.
+    pub upgrade: Option<String>,
+}
+
+/// A bcrypt hash of the earlier system (`$2a$`, `$2b$`, `$2y$`).
+pub fn is_bcrypt(hash: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p))
+}
+
 /// Hashes and verifies with the configured cost, at most [`HashLimits::concurrent`] at a time.
 #[derive(Debug, Clone)]
 pub struct Hasher {
@@ -133,7 +146,49 @@ impl Hasher {
         .map_err(PasswordError::Join)?
     }
 
+    /// Login's verification: like [`Hasher::verify`], and a bcrypt hash brought over by
+    /// `payplane import` (import.md §2) is accepted here — only here — and, when the password
+    /// matches, answered with the Argon2id hash that replaces it in the login's transaction.
+    /// Both steps run in one blocking task under one hashing slot.
+    pub async fn verify_login(
+        &self,
+        hash: Option<&str>,
+        password: &str,
+    ) -> Result<Verified, PasswordError> {
+        match hash {
+            Some(h) if is_bcrypt(h) => {
+                let permit = self.slot().await?;
+                let (hash, password, params) =
+                    (h.to_owned(), password.to_owned(), self.params.clone());
+                tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    if !bcrypt::verify(&password, &hash).unwrap_or(false) {
+                        return Ok(Verified {
+                            valid: false,
+                            upgrade: None,
+                        });
+                    }
+                    let upgraded = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+                        .hash_password(password.as_bytes())
+                        .map_err(PasswordError::Hash)?
+                        .to_string();
+                    Ok(Verified {
+                        valid: true,
+                        upgrade: Some(upgraded),
+                    })
+                })
+                .await
+                .map_err(PasswordError::Join)?
+            }
+            _ => Ok(Verified {
+                valid: self.verify(hash, password).await?,
+                upgrade: None,
+            }),
+        }
+    }
+
     /// Constant-time verification with the parameters stored in `hash` (or the dummy hash).
+    /// Argon2id only: a bcrypt hash never verifies here (password change, account deletion).
     pub async fn verify(&self, hash: Option<&str>, password: &str) -> Result<bool, PasswordError> {
         let permit = self.slot().await?;
         let hash: Arc<str> = hash.map_or_else(|| self.dummy.clone(), Arc::from);
@@ -172,6 +227,50 @@ mod tests {
         iterations: 1,
         parallelism: 1,
     };
+
+    #[tokio::test]
+    async fn bcrypt_verifies_only_at_login_and_comes_back_as_argon2id() {
+        let h = Hasher::new(CHEAP).unwrap();
+        let legacy = bcrypt::hash("Old-System-Pass1!", 4).unwrap();
+        let ok = h
+            .verify_login(Some(&legacy), "Old-System-Pass1!")
+            .await
+            .unwrap();
+        assert!(ok.valid);
+        let upgraded = ok.upgrade.unwrap();
+        assert!(upgraded.starts_with("$argon2id$"));
+        assert!(
+            h.verify(Some(&upgraded), "Old-System-Pass1!")
+                .await
+                .unwrap()
+        );
+        let wrong = h
+            .verify_login(Some(&legacy), "Old-System-Pass2!")
+            .await
+            .unwrap();
+        assert_eq!(
+            wrong,
+            Verified {
+                valid: false,
+                upgrade: None
+            }
+        );
+        assert!(
+            !h.verify(Some(&legacy), "Old-System-Pass1!").await.unwrap(),
+            "no other path"
+        );
+        let argon = h
+            .verify_login(Some(&upgraded), "Old-System-Pass1!")
+            .await
+            .unwrap();
+        assert_eq!(
+            argon,
+            Verified {
+                valid: true,
+                upgrade: None
+            }
+        );
+    }
 
     #[tokio::test]
     async fn hashes_verify_and_use_phc_format() {

@@ -170,10 +170,11 @@ pub async fn login(
     }
     // Phase 2: the hash, outside any transaction and bounded by the hasher's slots (503 when
     // the queue wait runs out), so a login flood holds no pooled connection or row lock.
-    let valid = s
+    let verified = s
         .hasher
-        .verify(user.as_ref().map(|u| u.password_hash.as_str()), &password)
+        .verify_login(user.as_ref().map(|u| u.password_hash.as_str()), &password)
         .await?;
+    let valid = verified.valid;
     // Phase 3, under the throttle row lock: parallel attempts for one email are counted exactly,
     // and an attempt whose account was locked while it hashed learns nothing about its password.
     let now = time::now();
@@ -220,6 +221,11 @@ pub async fn login(
             "Invalid email or password",
         ));
     };
+    // An imported bcrypt hash becomes Argon2id with this login (import.md §2): same password,
+    // so neither password_changed_at nor the token version moves.
+    if let Some(upgrade) = &verified.upgrade {
+        users::upgrade_hash(&mut tx, user.id, upgrade).await?;
+    }
     if !user.is_active {
         tx.commit().await.ctx("commit disabled login")?;
         login_metric("disabled");

@@ -182,6 +182,17 @@ pub async fn set_password(
     Ok(())
 }
 
+/// Replaces a verified legacy hash by its Argon2id equivalent (the password is unchanged).
+pub async fn upgrade_hash(conn: &mut PgConnection, id: Uuid, hash: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(id)
+        .bind(hash)
+        .execute(&mut *conn)
+        .await
+        .ctx("upgrade password hash")?;
+    Ok(())
+}
+
 pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(id)
