@@ -127,6 +127,20 @@ impl ErrorExtensions for RestError {
     }
 }
 
+/// The success envelope `{success, data}`; only `data` is decoded.
+#[derive(serde::Deserialize)]
+struct Envelope<T> {
+    data: T,
+}
+
+/// `data` of a success body (`null` for an empty one, as after a 204).
+fn decode_data<T: DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<T> {
+    if bytes.is_empty() {
+        return serde_json::from_value(Value::Null);
+    }
+    serde_json::from_slice::<Envelope<T>>(bytes).map(|e| e.data)
+}
+
 /// One request's way to the services: shared services plus this caller.
 #[derive(Clone)]
 pub struct Rest {
@@ -158,6 +172,22 @@ impl Rest {
         body: Option<&Value>,
         extra: &[(&'static str, String)],
     ) -> Result<Value, RestError> {
+        let bytes = self
+            .exchange(service, method, path, query, body, extra)
+            .await?;
+        decode_data(&bytes).map_err(|_| RestError::bad_answer(service, &self.caller.request_id))
+    }
+
+    /// Sends one call; the success body (empty for 204), or the REST error.
+    async fn exchange(
+        &self,
+        service: Service,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        extra: &[(&'static str, String)],
+    ) -> Result<bytes::Bytes, RestError> {
         metrics::counter!("graphql_upstream_requests_total", "service" => service.name())
             .increment(1);
         let c = &self.caller;
@@ -201,15 +231,17 @@ impl Rest {
             .map_err(|_| RestError::unavailable(service, &c.request_id))?;
         let status = res.status();
         if status == http::StatusCode::NO_CONTENT {
-            return Ok(Value::Null);
+            return Ok(bytes::Bytes::new());
         }
-        let body: Value = res
-            .json()
+        let bytes = res
+            .bytes()
             .await
-            .map_err(|_| RestError::bad_answer(service, &c.request_id))?;
+            .map_err(|_| RestError::unavailable(service, &c.request_id))?;
         if status.is_success() {
-            return Ok(body.get("data").cloned().unwrap_or(Value::Null));
+            return Ok(bytes);
         }
+        let body: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| RestError::bad_answer(service, &c.request_id))?;
         let err = body.get("error");
         let text = |f: &str| err.and_then(|e| e.get(f)).and_then(Value::as_str);
         let Some(code) = text("code") else {
@@ -233,11 +265,12 @@ impl Rest {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> async_graphql::Result<T> {
-        let data = self
-            .call(service, method, path, query, body, &[])
+        let bytes = self
+            .exchange(service, method, path, query, body, &[])
             .await
             .map_err(|e| e.extend())?;
-        serde_json::from_value(data)
+        // Straight from the body into the GraphQL type: no intermediate JSON tree.
+        decode_data(&bytes)
             .map_err(|_| RestError::bad_answer(service, &self.caller.request_id).extend())
     }
 }

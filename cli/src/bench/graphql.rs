@@ -1,0 +1,280 @@
+//! `payplane bench graphql`: the same read — a customer's 100 payments with both parties, every
+//! field of the REST list item —
+//! through the gateway as REST (`GET /api/payments?limit=100`, streamed through) and as
+//! GraphQL (`payments(limit: 100) { … sender { … } recipient { … } }`, resolved by the gateway
+//! from that same REST call), in one run on one machine: auth and payments in-process on
+//! throwaway databases, the gateway in front. Closed loop with concurrent clients; the last
+//! line compares the two.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::percentile;
+
+const PASSWORD: &str = "BenchPassword123!";
+/// Every field REST's list item has, so both sides carry the same content.
+const QUERY: &str = "{ payments(limit: 100) { payments { id senderId recipientId amount currency status type description metadata pspTransactionId pspStatus failureReason scheduledFor completedAt createdAt updatedAt sender { id email name } recipient { id email name } } pagination { page limit total totalPages } } }";
+
+#[derive(Args, Clone, Copy)]
+pub struct GraphqlBenchArgs {
+    /// Payments in the listed page (1..=100).
+    #[arg(long, default_value_t = 100)]
+    payments: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Length of each measured phase (REST, then GraphQL, after a short warm-up of each).
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+}
+
+struct Phase {
+    ok: usize,
+    failed: usize,
+    elapsed: Duration,
+    latencies_ms: Vec<f64>,
+}
+
+impl Phase {
+    fn rate(&self) -> f64 {
+        #[expect(clippy::cast_precision_loss, reason = "request counts are small")]
+        let ok = self.ok as f64;
+        ok / self.elapsed.as_secs_f64()
+    }
+
+    fn p(&self, q: f64) -> f64 {
+        percentile(&self.latencies_ms, q)
+    }
+
+    fn line(&self, name: &str) -> String {
+        format!(
+            "{name}: {} ok, {} failed in {:.1} s = {:.1} req/s p50 {:.2} ms p99 {:.2} ms",
+            self.ok,
+            self.failed,
+            self.elapsed.as_secs_f64(),
+            self.rate(),
+            self.p(0.50),
+            self.p(0.99)
+        )
+    }
+}
+
+/// One request of a phase: sends it and checks the answer holds the whole page.
+#[derive(Clone)]
+enum Read {
+    Rest,
+    Graphql,
+}
+
+async fn read_once(http: &reqwest::Client, base: &str, token: &str, kind: &Read, n: usize) -> bool {
+    let req = match kind {
+        Read::Rest => http.get(format!("{base}/api/payments?limit=100")),
+        Read::Graphql => http
+            .post(format!("{base}/graphql"))
+            .json(&json!({ "query": QUERY })),
+    };
+    let Ok(res) = req.bearer_auth(token).send().await else {
+        return false;
+    };
+    if !res.status().is_success() {
+        return false;
+    }
+    let Ok(body) = res.json::<Value>().await else {
+        return false;
+    };
+    let list = match kind {
+        Read::Rest => body.pointer("/data/payments"),
+        Read::Graphql => body.pointer("/data/payments/payments"),
+    };
+    list.and_then(Value::as_array)
+        .is_some_and(|l| l.len() == n && l.iter().all(|p| p.pointer("/recipient/name").is_some()))
+}
+
+async fn phase(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    kind: Read,
+    n: usize,
+    concurrency: usize,
+    length: Duration,
+) -> Phase {
+    let deadline = Instant::now() + length;
+    let started = Instant::now();
+    let done = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (http, base, token, kind, done) = (
+                http.clone(),
+                base.to_owned(),
+                token.to_owned(),
+                kind.clone(),
+                done.clone(),
+            );
+            tokio::spawn(async move {
+                let (mut ok, mut failed, mut lat) = (0, 0, Vec::new());
+                while Instant::now() < deadline {
+                    let t0 = Instant::now();
+                    if read_once(&http, &base, &token, &kind, n).await {
+                        ok += 1;
+                        lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+                    } else {
+                        failed += 1;
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                (ok, failed, lat)
+            })
+        })
+        .collect();
+    let mut out = Phase {
+        ok: 0,
+        failed: 0,
+        elapsed: Duration::ZERO,
+        latencies_ms: Vec::new(),
+    };
+    for w in workers {
+        if let Ok((ok, failed, lat)) = w.await {
+            out.ok += ok;
+            out.failed += failed;
+            out.latencies_ms.extend(lat);
+        }
+    }
+    out.elapsed = started.elapsed();
+    out.latencies_ms.sort_by(f64::total_cmp);
+    out
+}
+
+async fn register(
+    http: &reqwest::Client,
+    base: &str,
+    email: &str,
+    role: &str,
+) -> anyhow::Result<(String, String)> {
+    let res: Value = http
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({"email": email, "password": PASSWORD, "name": format!("Bench {role}"), "role": role}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = res
+        .pointer("/data/accessToken")
+        .and_then(Value::as_str)
+        .with_context(|| format!("registering {email}: {res}"))?;
+    let id = res
+        .pointer("/data/user/id")
+        .and_then(Value::as_str)
+        .context("user id")?;
+    Ok((token.to_owned(), id.to_owned()))
+}
+
+pub async fn run(args: GraphqlBenchArgs) -> anyhow::Result<()> {
+    let n = args.payments.clamp(1, 100);
+    let services = payplane_payments::testing::TestApp::spawn().await?;
+    let config = payplane_gateway::Config::for_tests()
+        .with_upstream("auth", &services.auth.base_url)
+        .with_upstream("payments", &services.base_url);
+    let gateway = payplane_gateway::testing::TestGateway::spawn(config).await?;
+    let base = gateway.base_url.clone();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency * 2)
+        .build()?;
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let (token, _) = register(
+        &http,
+        &base,
+        &format!("bench-gql-c-{}@example.com", &run_id[..8]),
+        "CUSTOMER",
+    )
+    .await?;
+    let (_, vendor) = register(
+        &http,
+        &base,
+        &format!("bench-gql-v-{}@example.com", &run_id[..8]),
+        "VENDOR",
+    )
+    .await?;
+    for i in 0..n {
+        let status = http
+            .post(format!("{base}/api/payments"))
+            .bearer_auth(&token)
+            .json(
+                &json!({"type": "instant", "amount": format!("{}.50", i + 1),
+                          "description": format!("Bench payment {i}"), "recipientId": vendor}),
+            )
+            .send()
+            .await?
+            .status();
+        if status.as_u16() != 201 {
+            bail!("creating payment {i}: {status}");
+        }
+    }
+    for kind in [Read::Rest, Read::Graphql] {
+        if !read_once(&http, &base, &token, &kind, n).await {
+            bail!("the list read does not return {n} payments with parties");
+        }
+    }
+    let length = Duration::from_secs(args.seconds.max(1));
+    let warm = Duration::from_secs(1);
+    let _ = phase(&http, &base, &token, Read::Rest, n, args.concurrency, warm).await;
+    let rest = phase(
+        &http,
+        &base,
+        &token,
+        Read::Rest,
+        n,
+        args.concurrency,
+        length,
+    )
+    .await;
+    println!("{}", rest.line("rest"));
+    let _ = phase(
+        &http,
+        &base,
+        &token,
+        Read::Graphql,
+        n,
+        args.concurrency,
+        warm,
+    )
+    .await;
+    let gql = phase(
+        &http,
+        &base,
+        &token,
+        Read::Graphql,
+        n,
+        args.concurrency,
+        length,
+    )
+    .await;
+    println!("{}", gql.line("graphql"));
+    println!(
+        "{n} payments with sender and recipient per read; {} concurrent clients; auth, payments, gateway and load generator share this machine's {} cores",
+        args.concurrency,
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
+    );
+    let ratio = if rest.rate() > 0.0 {
+        gql.rate() / rest.rate()
+    } else {
+        0.0
+    };
+    println!(
+        "graphql: {:.1} req/s p99 {:.2} ms ratio {ratio:.2} of rest",
+        gql.rate(),
+        gql.p(0.99)
+    );
+    gateway.stop().await;
+    services.stop().await;
+    Ok(())
+}
