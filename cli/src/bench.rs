@@ -1,6 +1,7 @@
 //! `payplane bench …`: load generators that print their figures and end with one summary line.
 
 mod auth;
+mod import;
 mod graphql;
 
 use clap::Subcommand;
@@ -33,6 +34,9 @@ pub enum BenchCommand {
     /// The same list of 100 payments with both parties through the gateway as REST and as
     /// GraphQL: req/s, p99 and the GraphQL/REST throughput ratio.
     Graphql(graphql::GraphqlBenchArgs),
+    /// `payplane import` of a generated source (100k users, 1M payments × 3 transactions):
+    /// rows/s, peak memory, total time.
+    Import(import::ImportBenchArgs),
     /// WebSocket fan-out to many sockets of one gateway process (runs `payplane-gateway-bench ws`).
     Ws {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -43,6 +47,7 @@ pub enum BenchCommand {
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Auth(args) => auth::run(args).await,
+        BenchCommand::Import(args) => import::run(args).await,
         BenchCommand::Graphql(args) => graphql::run(args).await,
         BenchCommand::Operator => exec_sibling_built_with(
             "payplane-operator",

@@ -11,12 +11,16 @@ use uuid::Uuid;
 
 use super::{ImportError, Pools, Run, report::Report, rules, write_err};
 
-/// The ids of `ids` that `table` holds.
+/// The ids of `ids` that `table` holds; not asked when the whole batch went in.
 async fn present(
     pool: &PgPool,
     table: &'static str,
     ids: &[Uuid],
+    inserted: &HashSet<Uuid>,
 ) -> Result<HashSet<Uuid>, ImportError> {
+    if inserted.len() == ids.len() {
+        return Ok(HashSet::new());
+    }
     let sql = format!("SELECT id FROM {table} WHERE id = ANY($1)");
     Ok(sqlx::query_scalar::<_, Uuid>(sqlx::AssertSqlSafe(sql))
         .bind(ids)
@@ -76,7 +80,7 @@ pub(super) async fn users(
     .map_err(write_err("users"))?
     .into_iter()
     .collect();
-    let there = present(&pools.auth, "users", &ids).await?;
+    let there = present(&pools.auth, "users", &ids, &inserted).await?;
     let refused = run.book(&ids, &inserted, &there, "email_taken");
     // The directories follow auth: payments resolves parties through its own, admin lists
     // users from its own (data.md §3.1, §5.1). Rebuilt here instead of replaying events.
@@ -160,7 +164,7 @@ pub(super) async fn devices(
     .map_err(write_err("devices"))?
     .into_iter()
     .collect();
-    let there = present(&pools.auth, "devices", &ids).await?;
+    let there = present(&pools.auth, "devices", &ids, &inserted).await?;
     run.book(&ids, &inserted, &there, "user_missing_or_device_taken");
     Ok(())
 }
@@ -236,7 +240,7 @@ pub(super) async fn payments(
     .map_err(write_err("payments"))?
     .into_iter()
     .collect();
-    let there = present(&pools.payments, "payments", &ids).await?;
+    let there = present(&pools.payments, "payments", &ids, &inserted).await?;
     Ok(run.book(
         &ids,
         &inserted,
@@ -297,7 +301,7 @@ pub(super) async fn transactions(
     .map_err(write_err("payment_transactions"))?
     .into_iter()
     .collect();
-    let there = present(&pools.payments, "payment_transactions", &ids).await?;
+    let there = present(&pools.payments, "payment_transactions", &ids, &inserted).await?;
     run.book(&ids, &inserted, &there, "payment_missing");
     Ok(())
 }
@@ -353,7 +357,7 @@ pub(super) async fn audit(
     .map_err(write_err("audit_logs"))?
     .into_iter()
     .collect();
-    let there = present(&pools.admin, "audit_logs", &ids).await?;
+    let there = present(&pools.admin, "audit_logs", &ids, &inserted).await?;
     run.book(&ids, &inserted, &there, "refused_by_target");
     Ok(())
 }
@@ -431,7 +435,7 @@ pub(super) async fn profiles(
         .map_err(write_err("user_profiles"))?
         .into_iter()
         .collect();
-    let there = present(&pools.profile, "user_profiles", &ids).await?;
+    let there = present(&pools.profile, "user_profiles", &ids, &inserted).await?;
     run.book(&ids, &inserted, &there, "profile_of_user_exists");
     Ok(())
 }

@@ -1,0 +1,147 @@
+//! The `payplane import` command line (import.md §2) against real PostgreSQL: a small source
+//! with two accounts differing only in the case of their email, four fresh payplane databases
+//! (the import applies the services' migrations itself), and the command's contract — JSON
+//! lines when standard output is not a terminal, the `--report` file, exit 3 when rows were
+//! skipped, 0 for a clean run, 4 when the target holds another source's data without `--merge`,
+//! and `--dry-run` writing nothing.
+
+use std::process::Command;
+
+use serde_json::Value;
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+
+const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+async fn create(name: &str) -> anyhow::Result<String> {
+    let mut admin = PgConnection::connect(&format!("{SERVER}/postgres")).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut admin)
+        .await?;
+    Ok(format!("{SERVER}/{name}"))
+}
+
+async fn source(name: &str, emails: &[&str]) -> anyhow::Result<String> {
+    let url = create(name).await?;
+    let mut db = PgConnection::connect(&url).await?;
+    sqlx::raw_sql(payplane_cli::import::SOURCE_SCHEMA)
+        .execute(&mut db)
+        .await?;
+    for email in emails {
+        sqlx::query(
+            "INSERT INTO users VALUES ($1, $2, '$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy', \
+             'Someone', 'CUSTOMER', true, '2024-01-01', '2024-01-01')",
+        )
+        .bind(Uuid::new_v4().to_string())
+        .bind(*email)
+        .execute(&mut db)
+        .await?;
+    }
+    Ok(url)
+}
+
+struct Targets([String; 4]);
+
+impl Targets {
+    async fn fresh(tag: &str) -> anyhow::Result<Targets> {
+        let mut urls = Vec::new();
+        for service in ["auth", "payments", "admin", "profile"] {
+            urls.push(create(&format!("cli_import_{service}_{tag}")).await?);
+        }
+        let [a, p, ad, pr]: [String; 4] = urls.try_into().map_err(|_| anyhow::anyhow!("4 urls"))?;
+        Ok(Targets([a, p, ad, pr]))
+    }
+
+    fn import(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        Command::new(env!("CARGO_BIN_EXE_payplane"))
+            .arg("import")
+            .args(args)
+            .env("AUTH_DATABASE_URL", &self.0[0])
+            .env("PAYMENTS_DATABASE_URL", &self.0[1])
+            .env("ADMIN_DATABASE_URL", &self.0[2])
+            .env("PROFILE_DATABASE_URL", &self.0[3])
+            .output()
+            .map_err(Into::into)
+    }
+}
+
+fn lines(out: &std::process::Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_reports_skips_refuses_foreign_data_and_dry_runs() {
+    let tag = Uuid::new_v4().simple().to_string()[..10].to_owned();
+    let src = source(
+        &format!("cli_import_src_{tag}"),
+        &["Ann@example.com", "ann@example.com", "bo@example.com"],
+    )
+    .await
+    .unwrap();
+    let targets = Targets::fresh(&tag).await.unwrap();
+    let report_path = std::env::temp_dir().join(format!("import-report-{tag}.json"));
+
+    let dry = targets.import(&["--source-db", &src, "--dry-run"]).unwrap();
+    assert_eq!(
+        dry.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+
+    let first = targets
+        .import(&[
+            "--source-db",
+            &src,
+            "--report",
+            report_path.to_str().unwrap(),
+        ])
+        .unwrap();
+    assert_eq!(
+        first.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let per_table = lines(&first);
+    let users = per_table
+        .iter()
+        .find(|l| l["table"] == "users")
+        .expect("a JSON line for users");
+    assert_eq!(
+        users["imported"], 1,
+        "the dry run wrote nothing before: {users}"
+    );
+    assert_eq!(users["skippedByReason"]["email_case_duplicate"], 2);
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    assert_eq!(
+        report["tables"][0]["skippedExamples"][0]["reason"],
+        "email_case_duplicate"
+    );
+
+    // Another source into databases that now hold data: refused without --merge.
+    let other = source(&format!("cli_import_other_{tag}"), &["cy@example.com"])
+        .await
+        .unwrap();
+    let refused = targets.import(&["--source-db", &other]).unwrap();
+    assert_eq!(refused.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--merge"));
+    let merged = targets.import(&["--source-db", &other, "--merge"]).unwrap();
+    assert_eq!(
+        merged.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+
+    let mut auth = PgConnection::connect(&targets.0[0]).await.unwrap();
+    let emails: Vec<String> = sqlx::query_scalar("SELECT email FROM users ORDER BY email")
+        .fetch_all(&mut auth)
+        .await
+        .unwrap();
+    assert_eq!(emails, ["bo@example.com", "cy@example.com"]);
+    let _ = std::fs::remove_file(report_path);
+}
