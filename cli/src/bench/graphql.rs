@@ -3,8 +3,8 @@
 //! through the gateway as REST (`GET /api/payments?limit=100`, streamed through) and as
 //! GraphQL (`payments(limit: 100) { … sender { … } recipient { … } }`, resolved by the gateway
 //! from that same REST call), in one run on one machine: auth and payments in-process on
-//! throwaway databases, the gateway in front. Closed loop with concurrent clients; the last
-//! line compares the two.
+//! throwaway databases, the gateway in front. Closed loop with concurrent clients, the two
+//! sides alternating in one-second slices; the last line compares them.
 
 use std::{
     sync::{
@@ -32,8 +32,9 @@ pub struct GraphqlBenchArgs {
     /// Concurrent clients.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
-    /// Length of each measured phase (REST, then GraphQL, after a short warm-up of each).
-    #[arg(long, default_value_t = 5)]
+    /// Measured seconds of each side, taken as alternating one-second slices (after a
+    /// one-second warm-up of each).
+    #[arg(long, default_value_t = 6)]
     seconds: u64,
 }
 
@@ -45,6 +46,22 @@ struct Phase {
 }
 
 impl Phase {
+    fn empty() -> Self {
+        Self {
+            ok: 0,
+            failed: 0,
+            elapsed: Duration::ZERO,
+            latencies_ms: Vec::new(),
+        }
+    }
+
+    fn absorb(&mut self, other: Self) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.elapsed += other.elapsed;
+        self.latencies_ms.extend(other.latencies_ms);
+    }
+
     fn rate(&self) -> f64 {
         #[expect(clippy::cast_precision_loss, reason = "request counts are small")]
         let ok = self.ok as f64;
@@ -136,12 +153,7 @@ async fn phase(
             })
         })
         .collect();
-    let mut out = Phase {
-        ok: 0,
-        failed: 0,
-        elapsed: Duration::ZERO,
-        latencies_ms: Vec::new(),
-    };
+    let mut out = Phase::empty();
     for w in workers {
         if let Ok((ok, failed, lat)) = w.await {
             out.ok += ok;
@@ -224,40 +236,21 @@ pub async fn run(args: GraphqlBenchArgs) -> anyhow::Result<()> {
             bail!("the list read does not return {n} payments with parties");
         }
     }
-    let length = Duration::from_secs(args.seconds.max(1));
-    let warm = Duration::from_secs(1);
-    let _ = phase(&http, &base, &token, Read::Rest, n, args.concurrency, warm).await;
-    let rest = phase(
-        &http,
-        &base,
-        &token,
-        Read::Rest,
-        n,
-        args.concurrency,
-        length,
-    )
-    .await;
+    // Warm-up, then alternating one-second slices of each, so load from anything else on
+    // the machine weighs on both sides alike.
+    let slice = Duration::from_secs(1);
+    let c = args.concurrency;
+    for kind in [Read::Rest, Read::Graphql] {
+        let _ = phase(&http, &base, &token, kind, n, c, slice).await;
+    }
+    let (mut rest, mut gql) = (Phase::empty(), Phase::empty());
+    for _ in 0..args.seconds.max(1) {
+        rest.absorb(phase(&http, &base, &token, Read::Rest, n, c, slice).await);
+        gql.absorb(phase(&http, &base, &token, Read::Graphql, n, c, slice).await);
+    }
+    rest.latencies_ms.sort_by(f64::total_cmp);
+    gql.latencies_ms.sort_by(f64::total_cmp);
     println!("{}", rest.line("rest"));
-    let _ = phase(
-        &http,
-        &base,
-        &token,
-        Read::Graphql,
-        n,
-        args.concurrency,
-        warm,
-    )
-    .await;
-    let gql = phase(
-        &http,
-        &base,
-        &token,
-        Read::Graphql,
-        n,
-        args.concurrency,
-        length,
-    )
-    .await;
     println!("{}", gql.line("graphql"));
     println!(
         "{n} payments with sender and recipient per read; {} concurrent clients; auth, payments, gateway and load generator share this machine's {} cores",
