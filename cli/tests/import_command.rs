@@ -81,6 +81,22 @@ async fn the_command_reports_skips_refuses_foreign_data_and_dry_runs() {
     )
     .await
     .unwrap();
+    // A source without referential integrity: one payment whose sender exists nowhere, next
+    // to a good one in the same batch.
+    let mut db = PgConnection::connect(&src).await.unwrap();
+    sqlx::raw_sql(
+        "ALTER TABLE payments DROP CONSTRAINT payments_sender_id_fkey; \
+         INSERT INTO payments (id, sender_id, recipient_id, amount, currency, status, type, \
+           description, created_at, updated_at) \
+         SELECT gen_random_uuid()::text, s, (SELECT id FROM users WHERE email = 'bo@example.com'), \
+           10, 'USD', 'failed', 'instant', d, '2024-01-01', '2024-01-01' \
+         FROM (VALUES (gen_random_uuid()::text, 'orphan'), \
+                      ((SELECT id FROM users WHERE email = 'Ann@example.com'), 'skipped sender'), \
+                      ((SELECT id FROM users WHERE email = 'bo@example.com'), 'to self')) v(s, d)",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
     let targets = Targets::fresh(&tag).await.unwrap();
     let report_path = std::env::temp_dir().join(format!("import-report-{tag}.json"));
 
@@ -116,6 +132,17 @@ async fn the_command_reports_skips_refuses_foreign_data_and_dry_runs() {
         "the dry run wrote nothing before: {users}"
     );
     assert_eq!(users["skippedByReason"]["email_case_duplicate"], 2);
+    let payments = per_table
+        .iter()
+        .find(|l| l["table"] == "payments")
+        .expect("a JSON line for payments");
+    assert_eq!(payments["read"], 3, "{payments}");
+    assert_eq!(
+        payments["skippedByReason"]["party_missing_or_psp_reference_taken"],
+        1
+    );
+    assert_eq!(payments["skippedByReason"]["party_not_imported"], 1);
+    assert_eq!(payments["skippedByReason"]["sender_is_recipient"], 1);
     let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
     assert_eq!(
         report["tables"][0]["skippedExamples"][0]["reason"],
