@@ -942,6 +942,12 @@ async fn subscriptions_follow_payments_live() {
         .await
         .unwrap();
     assert_eq!(anon.closed().await.unwrap(), 4403);
+    let mut early = Sub::open(&base).await.unwrap();
+    early
+        .send(json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { paymentUpdated { paymentId } }"}}))
+        .await
+        .unwrap();
+    assert_eq!(early.closed().await.unwrap(), 4401);
     let mut bad = Sub::open(&base).await.unwrap();
     bad.send(json!({"type": "connection_init", "payload": {"token": "nope"}}))
         .await

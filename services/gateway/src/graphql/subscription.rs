@@ -191,6 +191,7 @@ fn mapped(code: u16) -> u16 {
 
 fn reason(code: u16) -> &'static str {
     match code {
+        4401 => "Unauthorized",
         4403 => "Forbidden",
         4408 => "Connection initialisation timeout",
         c => crate::ws::hub::close_reason(c),
@@ -287,7 +288,13 @@ pub async fn serve(schema: Schema, ws: WsState, socket: WebSocket) {
                     }
                 }
                 Some(WsMessage::Close(code, _)) => {
-                    let code = match refused.load(Ordering::Acquire) { 0 => code, c => c };
+                    let code = match (refused.load(Ordering::Acquire), code) {
+                        // `subscribe` before an acknowledged `connection_init`: the
+                        // protocol's 4401 Unauthorized.
+                        (0, 1011) => 4401,
+                        (0, c) => c,
+                        (r, _) => r,
+                    };
                     break Some(Some(code));
                 }
                 None => break Some(None),
