@@ -497,3 +497,86 @@ fn decode(r: &Rest, data: Value) -> Result<Payment> {
         .extend()
     })
 }
+
+#[cfg(test)]
+mod cost {
+    //! Where a 100-payment GraphQL read spends the gateway's CPU (run with `--release
+    //! --ignored --nocapture`); the figures are in the gateway README.
+
+    use std::time::Instant;
+
+    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+
+    use super::super::types::PaymentPage;
+
+    struct Canned(PaymentPage);
+
+    #[Object]
+    impl Canned {
+        async fn payments(&self) -> PaymentPage {
+            self.0.clone()
+        }
+    }
+
+    fn page_json(n: usize) -> Vec<u8> {
+        let party = |id: &str, name: &str| serde_json::json!({"id": id, "email": format!("{name}@example.com"), "name": name});
+        let payments: Vec<_> = (0..n)
+            .map(|i| {
+                serde_json::json!({
+                    "id": format!("00000000-0000-4000-8000-{i:012}"),
+                    "senderId": "00000000-0000-4000-8000-00000000000a",
+                    "recipientId": "00000000-0000-4000-8000-00000000000b",
+                    "amount": format!("{i}.50"), "currency": "USD", "status": "completed",
+                    "type": "instant", "description": format!("Bench payment {i}"), "metadata": null,
+                    "pspTransactionId": "sim_123", "pspStatus": "succeeded", "failureReason": null,
+                    "scheduledFor": null, "completedAt": "2026-12-06T10:00:00.000Z",
+                    "createdAt": "2026-12-06T10:00:00.000Z", "updatedAt": "2026-12-06T10:00:00.000Z",
+                    "sender": party("00000000-0000-4000-8000-00000000000a", "Sender"),
+                    "recipient": party("00000000-0000-4000-8000-00000000000b", "Recipient"),
+                })
+            })
+            .collect();
+        serde_json::to_vec(
+            &serde_json::json!({"success": true, "data": {"payments": payments,
+            "pagination": {"page": 1, "limit": 100, "total": n, "totalPages": 1}}}),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    #[ignore = "a measurement, not a check"]
+    async fn cost_of_a_100_payment_read() {
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            data: PaymentPage,
+        }
+        let bytes = page_json(100);
+        let rounds = 300;
+        let t = Instant::now();
+        let mut page = None;
+        for _ in 0..rounds {
+            page = Some(serde_json::from_slice::<Envelope>(&bytes).unwrap().data);
+        }
+        let decode = t.elapsed() / rounds;
+        let schema = Schema::new(Canned(page.unwrap()), EmptyMutation, EmptySubscription);
+        let q = "{ payments { payments { id senderId recipientId amount currency status type description metadata pspTransactionId pspStatus failureReason scheduledFor completedAt createdAt updatedAt sender { id email name } recipient { id email name } } pagination { page limit total totalPages } } }";
+        let t = Instant::now();
+        let mut res = None;
+        for _ in 0..rounds {
+            res = Some(schema.execute(q).await);
+        }
+        let execute = t.elapsed() / rounds;
+        let res = res.unwrap();
+        assert!(res.errors.is_empty());
+        let t = Instant::now();
+        let mut len = 0;
+        for _ in 0..rounds {
+            len = serde_json::to_vec(&res).unwrap().len();
+        }
+        let encode = t.elapsed() / rounds;
+        println!(
+            "100 payments, {} B in, {len} B out: decode {decode:?}, execute {execute:?}, encode {encode:?}",
+            bytes.len()
+        );
+    }
+}
