@@ -8,13 +8,13 @@
 pub mod progress;
 pub mod report;
 pub mod rules;
+mod tables;
 mod write;
 
 use std::{collections::HashSet, time::Instant};
 
-use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use sqlx::{PgPool, Row, postgres::PgRow};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use self::{
@@ -268,10 +268,6 @@ impl<'a> Run<'a> {
     }
 }
 
-fn utc(row: &PgRow, col: &str) -> Result<DateTime<Utc>, sqlx::Error> {
-    row.try_get::<DateTime<Utc>, _>(col)
-}
-
 /// Runs the import; the error is fatal (a connection, the source's shape, a write), skipped
 /// rows are in the report.
 pub async fn run(
@@ -298,14 +294,38 @@ pub async fn run(
         dry_run: options.dry_run,
         ..Report::default()
     };
-    let skipped_users = users(&pools, progress, options, &mut report).await?;
-    devices(&pools, progress, options, &skipped_users, &mut report).await?;
-    let skipped_payments = payments(&pools, progress, options, &skipped_users, &mut report).await?;
-    transactions(&pools, progress, options, &skipped_payments, &mut report).await?;
+    let ctx = Ctx {
+        pools: &pools,
+        progress,
+        dry: options.dry_run,
+    };
+    let case_duplicates: HashSet<String> = sqlx::query_scalar(
+        "SELECT lower(trim(email)) FROM users GROUP BY lower(trim(email)) HAVING count(*) > 1",
+    )
+    .fetch_all(&pools.src_auth)
+    .await
+    .map_err(read_err("users"))?
+    .into_iter()
+    .collect();
+    let skipped_users = ctx
+        .import(&mut tables::Users { case_duplicates }, &mut report)
+        .await?;
+    let skipped = &skipped_users;
+    ctx.import(&mut tables::Devices { skipped }, &mut report)
+        .await?;
+    let skipped_payments = ctx
+        .import(&mut tables::Payments { skipped }, &mut report)
+        .await?;
+    let mut history = tables::Transactions {
+        skipped: &skipped_payments,
+        previous: None,
+    };
+    ctx.import(&mut history, &mut report).await?;
     drop(skipped_payments);
-    audit_logs(&pools, progress, options, &mut report).await?;
-    system_config(&pools, progress, options, &mut report).await?;
-    profiles(&pools, progress, options, &skipped_users, &mut report).await?;
+    ctx.import(&mut tables::AuditLogs, &mut report).await?;
+    ctx.import(&mut tables::SystemConfig, &mut report).await?;
+    ctx.import(&mut tables::Profiles { skipped }, &mut report)
+        .await?;
     report.seconds = started.elapsed().as_secs_f64();
     #[expect(clippy::cast_precision_loss, reason = "a rate for people to read")]
     let rows = report.rows_read as f64;
@@ -353,358 +373,67 @@ async fn check_foreign(
     }
 }
 
-async fn users(
-    pools: &Pools,
-    progress: &dyn Progress,
-    options: Options,
-    report: &mut Report,
-) -> Result<HashSet<Uuid>, ImportError> {
-    const T: &str = "users";
-    let mut run = Run::start(T, &pools.src_auth, progress, options.dry_run).await?;
-    let case_duplicates: HashSet<String> = sqlx::query_scalar(
-        "SELECT lower(trim(email)) FROM users GROUP BY lower(trim(email)) HAVING count(*) > 1",
-    )
-    .fetch_all(&pools.src_auth)
-    .await
-    .map_err(read_err(T))?
-    .into_iter()
-    .collect();
-    let mut skipped: HashSet<Uuid> = HashSet::new();
-    let mut batch: Vec<rules::User> = Vec::with_capacity(BATCH_ROWS);
-    let mut rows = sqlx::query(
-        "SELECT id::text AS id, email, password_hash, name, role::text AS role, email_verified, \
-         created_at AT TIME ZONE 'UTC' AS created_at, updated_at AT TIME ZONE 'UTC' AS updated_at \
-         FROM users",
-    )
-    .fetch(&pools.src_auth);
-    while let Some(row) = rows.try_next().await.map_err(read_err(T))? {
-        run.read();
-        let raw = (|| -> Result<rules::SourceUser, sqlx::Error> {
-            Ok(rules::SourceUser {
-                id: row.try_get("id")?,
-                email: row.try_get("email")?,
-                password_hash: row.try_get("password_hash")?,
-                name: row.try_get("name")?,
-                role: row.try_get("role")?,
-                email_verified: row.try_get("email_verified")?,
-                created_at: utc(&row, "created_at")?,
-                updated_at: utc(&row, "updated_at")?,
-            })
-        })()
-        .map_err(read_err(T))?;
-        let id = raw.id.clone();
-        match rules::user(raw, &case_duplicates) {
-            Ok(u) => batch.push(u),
-            Err(reason) => {
-                if let Ok(uuid) = Uuid::parse_str(id.trim()) {
-                    skipped.insert(uuid);
+/// What every table's import shares: the pools, the progress display, dry or not.
+struct Ctx<'a> {
+    pools: &'a Pools,
+    progress: &'a dyn Progress,
+    dry: bool,
+}
+
+impl Ctx<'_> {
+    /// Streams one source table through its rules into batches and writes them; returns the
+    /// ids that were not imported (by a rule or refused by the target), for the tables that
+    /// refer to them.
+    async fn import<T: tables::Table>(
+        &self,
+        table: &mut T,
+        report: &mut Report,
+    ) -> Result<HashSet<Uuid>, ImportError> {
+        let source = T::source(self.pools);
+        let mut run = Run::start(T::NAME, source, self.progress, self.dry).await?;
+        let mut skipped: HashSet<Uuid> = HashSet::new();
+        let mut batch: Vec<T::Row> = Vec::with_capacity(BATCH_ROWS);
+        let mut weight = 0usize;
+        let mut rows = sqlx::query(T::SQL).fetch(source);
+        while let Some(row) = rows.try_next().await.map_err(read_err(T::NAME))? {
+            run.read();
+            let raw = T::decode(&row).map_err(read_err(T::NAME))?;
+            let id = T::id(&raw);
+            match table.check(raw) {
+                Ok(r) => {
+                    weight += T::weight(&r);
+                    batch.push(r);
                 }
-                run.skip(&id, reason);
-            }
-        }
-        if batch.len() >= BATCH_ROWS {
-            skipped.extend(write::users(pools, &mut run, &batch).await?);
-            batch.clear();
-        }
-    }
-    skipped.extend(write::users(pools, &mut run, &batch).await?);
-    run.finish(report);
-    Ok(skipped)
-}
-
-async fn devices(
-    pools: &Pools,
-    progress: &dyn Progress,
-    options: Options,
-    skipped_users: &HashSet<Uuid>,
-    report: &mut Report,
-) -> Result<(), ImportError> {
-    const T: &str = "devices";
-    let mut run = Run::start(T, &pools.src_auth, progress, options.dry_run).await?;
-    let mut batch = Vec::with_capacity(BATCH_ROWS);
-    let mut rows = sqlx::query(
-        "SELECT id::text AS id, user_id::text AS user_id, device_id, device_name, device_type, \
-         user_agent, created_at AT TIME ZONE 'UTC' AS created_at, \
-         last_active_at AT TIME ZONE 'UTC' AS last_active_at FROM devices",
-    )
-    .fetch(&pools.src_auth);
-    while let Some(row) = rows.try_next().await.map_err(read_err(T))? {
-        run.read();
-        let raw = (|| -> Result<rules::SourceDevice, sqlx::Error> {
-            Ok(rules::SourceDevice {
-                id: row.try_get("id")?,
-                user_id: row.try_get("user_id")?,
-                device_id: row.try_get("device_id")?,
-                device_name: row.try_get("device_name")?,
-                device_type: row.try_get("device_type")?,
-                user_agent: row.try_get("user_agent")?,
-                created_at: utc(&row, "created_at")?,
-                last_active_at: utc(&row, "last_active_at")?,
-            })
-        })()
-        .map_err(read_err(T))?;
-        let id = raw.id.clone();
-        match rules::device(raw, skipped_users) {
-            Ok(d) => batch.push(d),
-            Err(reason) => run.skip(&id, reason),
-        }
-        if batch.len() >= BATCH_ROWS {
-            write::devices(pools, &mut run, &batch).await?;
-            batch.clear();
-        }
-    }
-    write::devices(pools, &mut run, &batch).await?;
-    run.finish(report);
-    Ok(())
-}
-
-async fn payments(
-    pools: &Pools,
-    progress: &dyn Progress,
-    options: Options,
-    skipped_users: &HashSet<Uuid>,
-    report: &mut Report,
-) -> Result<HashSet<Uuid>, ImportError> {
-    const T: &str = "payments";
-    let mut run = Run::start(T, &pools.src_payments, progress, options.dry_run).await?;
-    let mut skipped: HashSet<Uuid> = HashSet::new();
-    let mut batch = Vec::with_capacity(BATCH_ROWS);
-    let mut rows = sqlx::query(
-        "SELECT id::text AS id, sender_id::text AS sender_id, recipient_id::text AS recipient_id, \
-         amount::text AS amount, currency::text AS currency, status::text AS status, \
-         type::text AS kind, description, metadata::text AS metadata, psp_transaction_id, \
-         psp_status, failure_reason, completed_at AT TIME ZONE 'UTC' AS completed_at, \
-         created_at AT TIME ZONE 'UTC' AS created_at, updated_at AT TIME ZONE 'UTC' AS updated_at \
-         FROM payments",
-    )
-    .fetch(&pools.src_payments);
-    while let Some(row) = rows.try_next().await.map_err(read_err(T))? {
-        run.read();
-        let raw = (|| -> Result<rules::SourcePayment, sqlx::Error> {
-            Ok(rules::SourcePayment {
-                id: row.try_get("id")?,
-                sender_id: row.try_get("sender_id")?,
-                recipient_id: row.try_get("recipient_id")?,
-                amount: row.try_get("amount")?,
-                currency: row.try_get("currency")?,
-                status: row.try_get("status")?,
-                kind: row.try_get("kind")?,
-                description: row.try_get("description")?,
-                metadata: row.try_get("metadata")?,
-                psp_transaction_id: row.try_get("psp_transaction_id")?,
-                psp_status: row.try_get("psp_status")?,
-                failure_reason: row.try_get("failure_reason")?,
-                completed_at: row.try_get("completed_at")?,
-                created_at: utc(&row, "created_at")?,
-                updated_at: utc(&row, "updated_at")?,
-            })
-        })()
-        .map_err(read_err(T))?;
-        let id = raw.id.clone();
-        match rules::payment(raw, skipped_users) {
-            Ok(p) => batch.push(p),
-            Err(reason) => {
-                if let Ok(uuid) = Uuid::parse_str(id.trim()) {
-                    skipped.insert(uuid);
+                Err(reason) => {
+                    if let Ok(uuid) = Uuid::parse_str(id.trim()) {
+                        skipped.insert(uuid);
+                    }
+                    run.skip(&id, reason);
                 }
-                run.skip(&id, reason);
+            }
+            if batch.len() >= BATCH_ROWS || weight >= BATCH_BYTES {
+                skipped.extend(self.write::<T>(&mut run, &batch).await?);
+                batch.clear();
+                weight = 0;
             }
         }
-        if batch.len() >= BATCH_ROWS {
-            skipped.extend(write::payments(pools, &mut run, &batch).await?);
-            batch.clear();
-        }
+        skipped.extend(self.write::<T>(&mut run, &batch).await?);
+        run.finish(report);
+        Ok(skipped)
     }
-    skipped.extend(write::payments(pools, &mut run, &batch).await?);
-    run.finish(report);
-    Ok(skipped)
-}
 
-async fn transactions(
-    pools: &Pools,
-    progress: &dyn Progress,
-    options: Options,
-    skipped_payments: &HashSet<Uuid>,
-    report: &mut Report,
-) -> Result<(), ImportError> {
-    const T: &str = "payment_transactions";
-    let mut run = Run::start(T, &pools.src_payments, progress, options.dry_run).await?;
-    let mut batch = Vec::with_capacity(BATCH_ROWS);
-    // In time order per payment, so each row knows the status before it.
-    let mut rows = sqlx::query(
-        "SELECT id::text AS id, payment_id::text AS payment_id, status::text AS status, \
-         status_message, psp_transaction_id, metadata::text AS metadata, \
-         created_at AT TIME ZONE 'UTC' AS created_at \
-         FROM payment_transactions ORDER BY payment_id, created_at, id",
-    )
-    .fetch(&pools.src_payments);
-    let mut previous: Option<(String, String)> = None;
-    while let Some(row) = rows.try_next().await.map_err(read_err(T))? {
-        run.read();
-        let raw = (|| -> Result<rules::SourceTransaction, sqlx::Error> {
-            Ok(rules::SourceTransaction {
-                id: row.try_get("id")?,
-                payment_id: row.try_get("payment_id")?,
-                status: row.try_get("status")?,
-                status_message: row.try_get("status_message")?,
-                psp_transaction_id: row.try_get("psp_transaction_id")?,
-                metadata: row.try_get("metadata")?,
-                created_at: utc(&row, "created_at")?,
-            })
-        })()
-        .map_err(read_err(T))?;
-        let id = raw.id.clone();
-        let before = previous
-            .as_ref()
-            .filter(|(payment, _)| *payment == raw.payment_id)
-            .map(|(_, status)| status.clone());
-        previous = Some((raw.payment_id.clone(), raw.status.clone()));
-        match rules::transaction(raw, before.as_deref(), skipped_payments) {
-            Ok(t) => batch.push(t),
-            Err(reason) => run.skip(&id, reason),
-        }
-        if batch.len() >= BATCH_ROWS {
-            write::transactions(pools, &mut run, &batch).await?;
-            batch.clear();
+    async fn write<T: tables::Table>(
+        &self,
+        run: &mut Run<'_>,
+        batch: &[T::Row],
+    ) -> Result<Vec<Uuid>, ImportError> {
+        if batch.is_empty() {
+            Ok(Vec::new())
+        } else if run.dry {
+            run.book_dry(batch.len());
+            Ok(Vec::new())
+        } else {
+            T::write(self.pools, run, batch).await
         }
     }
-    write::transactions(pools, &mut run, &batch).await?;
-    run.finish(report);
-    Ok(())
-}
-
-async fn audit_logs(
-    pools: &Pools,
-    progress: &dyn Progress,
-    options: Options,
-    report: &mut Report,
-) -> Result<(), ImportError> {
-    const T: &str = "audit_logs";
-    let mut run = Run::start(T, &pools.src_admin, progress, options.dry_run).await?;
-    let mut batch = Vec::with_capacity(BATCH_ROWS);
-    let mut rows = sqlx::query(
-        "SELECT id::text AS id, user_id::text AS user_id, action::text AS action, \
-         resource_type::text AS resource_type, resource_id::text AS resource_id, \
-         details::text AS details, ip_address::text AS ip_address, user_agent, \
-         created_at AT TIME ZONE 'UTC' AS created_at FROM audit_logs",
-    )
-    .fetch(&pools.src_admin);
-    while let Some(row) = rows.try_next().await.map_err(read_err(T))? {
-        run.read();
-        let raw = (|| -> Result<rules::SourceAudit, sqlx::Error> {
-            Ok(rules::SourceAudit {
-                id: row.try_get("id")?,
-                user_id: row.try_get("user_id")?,
-                action: row.try_get("action")?,
-                resource_type: row.try_get("resource_type")?,
-                resource_id: row.try_get("resource_id")?,
-                details: row.try_get("details")?,
-                ip_address: row.try_get("ip_address")?,
-                user_agent: row.try_get("user_agent")?,
-                created_at: utc(&row, "created_at")?,
-            })
-        })()
-        .map_err(read_err(T))?;
-        let id = raw.id.clone();
-        match rules::audit(raw) {
-            Ok(a) => batch.push(a),
-            Err(reason) => run.skip(&id, reason),
-        }
-        if batch.len() >= BATCH_ROWS {
-            write::audit(pools, &mut run, &batch).await?;
-            batch.clear();
-        }
-    }
-    write::audit(pools, &mut run, &batch).await?;
-    run.finish(report);
-    Ok(())
-}
-
-async fn system_config(
-    pools: &Pools,
-    progress: &dyn Progress,
-    options: Options,
-    report: &mut Report,
-) -> Result<(), ImportError> {
-    const T: &str = "system_config";
-    let mut run = Run::start(T, &pools.src_admin, progress, options.dry_run).await?;
-    let mut batch = Vec::new();
-    let mut rows = sqlx::query(
-        "SELECT key, value::text AS value, description, updated_by::text AS updated_by, \
-         updated_at AT TIME ZONE 'UTC' AS updated_at FROM system_config",
-    )
-    .fetch(&pools.src_admin);
-    while let Some(row) = rows.try_next().await.map_err(read_err(T))? {
-        run.read();
-        let raw = (|| -> Result<rules::SourceConfig, sqlx::Error> {
-            Ok(rules::SourceConfig {
-                key: row.try_get("key")?,
-                value: row.try_get("value")?,
-                description: row.try_get("description")?,
-                updated_at: utc(&row, "updated_at")?,
-                updated_by: row.try_get("updated_by")?,
-            })
-        })()
-        .map_err(read_err(T))?;
-        let key = raw.key.clone();
-        match rules::config(raw) {
-            Ok(c) => batch.push(c),
-            Err(reason) => run.skip(&key, reason),
-        }
-    }
-    write::config(pools, &mut run, &batch).await?;
-    run.finish(report);
-    Ok(())
-}
-
-async fn profiles(
-    pools: &Pools,
-    progress: &dyn Progress,
-    options: Options,
-    skipped_users: &HashSet<Uuid>,
-    report: &mut Report,
-) -> Result<(), ImportError> {
-    const T: &str = "user_profiles";
-    let mut run = Run::start(T, &pools.src_profile, progress, options.dry_run).await?;
-    let mut batch = Vec::new();
-    let mut bytes = 0usize;
-    let mut rows = sqlx::query(
-        "SELECT id::text AS id, user_id::text AS user_id, avatar_url, phone, address, bio, \
-         preferences::text AS preferences, created_at AT TIME ZONE 'UTC' AS created_at, \
-         updated_at AT TIME ZONE 'UTC' AS updated_at FROM user_profiles",
-    )
-    .fetch(&pools.src_profile);
-    while let Some(row) = rows.try_next().await.map_err(read_err(T))? {
-        run.read();
-        let raw = (|| -> Result<rules::SourceProfile, sqlx::Error> {
-            Ok(rules::SourceProfile {
-                id: row.try_get("id")?,
-                user_id: row.try_get("user_id")?,
-                avatar_url: row.try_get("avatar_url")?,
-                phone: row.try_get("phone")?,
-                address: row.try_get("address")?,
-                bio: row.try_get("bio")?,
-                preferences: row.try_get("preferences")?,
-                created_at: utc(&row, "created_at")?,
-                updated_at: utc(&row, "updated_at")?,
-            })
-        })()
-        .map_err(read_err(T))?;
-        let id = raw.id.clone();
-        match rules::profile(raw, skipped_users) {
-            Ok(p) => {
-                bytes += p.avatar_url.as_ref().map_or(0, String::len) + 512;
-                batch.push(p);
-            }
-            Err(reason) => run.skip(&id, reason),
-        }
-        if batch.len() >= BATCH_ROWS || bytes >= BATCH_BYTES {
-            write::profiles(pools, &mut run, &batch).await?;
-            batch.clear();
-            bytes = 0;
-        }
-    }
-    write::profiles(pools, &mut run, &batch).await?;
-    run.finish(report);
-    Ok(())
 }

@@ -1,7 +1,7 @@
 //! The import's writes: one multi-row `INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING
 //! RETURNING id` per batch and table (a batch is one transaction), then which of the other ids
 //! the target already holds, so the report tells "imported", "already there" and "refused by
-//! the target" apart.
+//! the target" apart. Batches arrive non-empty and never in a dry run (`Ctx::write`).
 
 use std::collections::HashSet;
 
@@ -34,7 +34,7 @@ async fn present(
 /// SQLSTATE 23503: a row of the batch points at a row the target does not hold.
 fn is_fk_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()
-        .and_then(|d| d.code())
+        .and_then(sqlx::error::DatabaseError::code)
         .is_some_and(|c| c == "23503")
 }
 
@@ -50,13 +50,6 @@ pub(super) async fn users(
     run: &mut Run<'_>,
     batch: &[rules::User],
 ) -> Result<Vec<Uuid>, ImportError> {
-    if batch.is_empty() {
-        return Ok(Vec::new());
-    }
-    if run.dry {
-        run.book_dry(batch.len());
-        return Ok(Vec::new());
-    }
     let ids: Vec<Uuid> = batch.iter().map(|u| u.id).collect();
     let emails: Vec<&str> = batch.iter().map(|u| u.email.as_str()).collect();
     let hashes: Vec<&str> = batch.iter().map(|u| u.password_hash.as_str()).collect();
@@ -134,13 +127,6 @@ pub(super) async fn devices(
     run: &mut Run<'_>,
     batch: &[rules::Device],
 ) -> Result<(), ImportError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    if run.dry {
-        run.book_dry(batch.len());
-        return Ok(());
-    }
     let ids: Vec<Uuid> = batch.iter().map(|d| d.id).collect();
     let users: Vec<Uuid> = batch.iter().map(|d| d.user_id).collect();
     let device_ids: Vec<&str> = batch.iter().map(|d| d.device_id.as_str()).collect();
@@ -183,13 +169,6 @@ pub(super) async fn payments(
     run: &mut Run<'_>,
     batch: &[rules::Payment],
 ) -> Result<Vec<Uuid>, ImportError> {
-    if batch.is_empty() {
-        return Ok(Vec::new());
-    }
-    if run.dry {
-        run.book_dry(batch.len());
-        return Ok(Vec::new());
-    }
     let ids: Vec<Uuid> = batch.iter().map(|p| p.id).collect();
     let senders: Vec<Uuid> = batch.iter().map(|p| p.sender_id).collect();
     let recipients: Vec<Uuid> = batch.iter().map(|p| p.recipient_id).collect();
@@ -272,13 +251,6 @@ pub(super) async fn transactions(
     run: &mut Run<'_>,
     batch: &[rules::Transaction],
 ) -> Result<(), ImportError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    if run.dry {
-        run.book_dry(batch.len());
-        return Ok(());
-    }
     let ids: Vec<Uuid> = batch.iter().map(|t| t.id).collect();
     let payments: Vec<Uuid> = batch.iter().map(|t| t.payment_id).collect();
     let statuses: Vec<&str> = batch.iter().map(|t| t.status.as_str()).collect();
@@ -335,13 +307,6 @@ pub(super) async fn audit(
     run: &mut Run<'_>,
     batch: &[rules::Audit],
 ) -> Result<(), ImportError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    if run.dry {
-        run.book_dry(batch.len());
-        return Ok(());
-    }
     let ids: Vec<Uuid> = batch.iter().map(|a| a.id).collect();
     let users: Vec<Option<Uuid>> = batch.iter().map(|a| a.user_id).collect();
     let actions: Vec<&str> = batch.iter().map(|a| a.action.as_str()).collect();
@@ -392,13 +357,6 @@ pub(super) async fn config(
     run: &mut Run<'_>,
     batch: &[rules::Config],
 ) -> Result<(), ImportError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    if run.dry {
-        run.book_dry(batch.len());
-        return Ok(());
-    }
     for entry in batch {
         let inserted = sqlx::query(
             "INSERT INTO system_config (key, value, description, updated_by, created_at, updated_at) \
@@ -428,13 +386,6 @@ pub(super) async fn profiles(
     run: &mut Run<'_>,
     batch: &[rules::Profile],
 ) -> Result<(), ImportError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    if run.dry {
-        run.book_dry(batch.len());
-        return Ok(());
-    }
     let ids: Vec<Uuid> = batch.iter().map(|p| p.id).collect();
     let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(
         "INSERT INTO user_profiles (id, user_id, avatar_url, phone, address, bio, preferences, \
