@@ -172,3 +172,79 @@ async fn the_command_reports_skips_refuses_foreign_data_and_dry_runs() {
     assert_eq!(emails, ["bo@example.com", "cy@example.com"]);
     let _ = std::fs::remove_file(report_path);
 }
+
+/// A SIGKILLed import (after its users table, in the middle of payments) started again ends
+/// with exactly the source's rows: committed batches are kept, the cut one rolled back and
+/// written by the second run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_import_started_again_ends_with_every_row_once() {
+    use std::io::{BufRead, BufReader};
+    let tag = Uuid::new_v4().simple().to_string()[..10].to_owned();
+    let src = source(&format!("cli_import_kill_{tag}"), &[])
+        .await
+        .unwrap();
+    let mut db = PgConnection::connect(&src).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO users SELECT md5('u' || n)::uuid::text, 'u' || n || '@kill.example', \
+           '$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy', 'U ' || n, 'CUSTOMER', \
+           true, '2024-01-01', '2024-01-01' FROM generate_series(1, 2000) n; \
+         INSERT INTO payments (id, sender_id, recipient_id, amount, currency, status, type, \
+           description, created_at, updated_at) \
+         SELECT md5('p' || n)::uuid::text, md5('u' || (1 + n % 2000))::uuid::text, \
+           md5('u' || (1 + (n + 1) % 2000))::uuid::text, 12.5, 'USD', 'failed', 'instant', \
+           'p' || n, '2024-01-01', '2024-01-01' FROM generate_series(1, 40000) n; \
+         INSERT INTO payment_transactions SELECT md5('t' || n)::uuid::text, \
+           md5('p' || n)::uuid::text, 'failed', NULL, NULL, NULL, '2024-01-01' \
+           FROM generate_series(1, 40000) n;",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let targets = Targets::fresh(&format!("k{tag}")).await.unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_payplane"))
+        .args(["import", "--source-db", &src])
+        .env("AUTH_DATABASE_URL", &targets.0[0])
+        .env("PAYMENTS_DATABASE_URL", &targets.0[1])
+        .env("ADMIN_DATABASE_URL", &targets.0[2])
+        .env("PROFILE_DATABASE_URL", &targets.0[3])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    for line in BufReader::new(stdout).lines() {
+        if line.unwrap().contains(r#""table":"users""#) {
+            break;
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    let mut payments_db = PgConnection::connect(&targets.0[1]).await.unwrap();
+    let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
+    let cut = count("SELECT count(*) FROM payments")
+        .fetch_one(&mut payments_db)
+        .await
+        .unwrap();
+    assert!(cut < 40_000, "killed before the payments were done ({cut})");
+
+    let again = targets.import(&["--source-db", &src]).unwrap();
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let users = lines(&again)
+        .into_iter()
+        .find(|l| l["table"] == "users")
+        .unwrap();
+    assert_eq!(users["alreadyPresent"], 2000, "{users}");
+    for (sql, expected) in [
+        ("SELECT count(*) FROM payments", 40_000),
+        ("SELECT count(*) FROM payment_transactions", 40_000),
+        ("SELECT count(DISTINCT id) FROM payments", 40_000),
+    ] {
+        let n = count(sql).fetch_one(&mut payments_db).await.unwrap();
+        assert_eq!(n, expected, "{sql}");
+    }
+}
