@@ -76,9 +76,19 @@ pub async fn seed_users(
     let ev = system_context();
     for (id, email, name, role) in DEMO_USERS {
         let now = time::now();
-        if let Some(existing) = users::by_email(&mut tx, email).await? {
+        // By email, else by the demo account's fixed id: a demo user whose email was edited
+        // (an admin's PATCH in a dev session) is reset, not a reason to refuse seeding.
+        let found = match users::by_email(&mut tx, email).await? {
+            Some(u) => Some(u),
+            None => users::lock(&mut tx, id).await?,
+        };
+        if let Some(existing) = found {
             let existing = users::lock(&mut tx, existing.id).await?.unwrap_or(existing);
             let mut next = existing.clone();
+            if next.email != email {
+                next.email = email.to_owned();
+                next.token_version += 1;
+            }
             next.name = name.to_owned();
             next.role = role;
             next.is_active = true;
