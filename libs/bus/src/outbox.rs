@@ -20,6 +20,20 @@ pub struct EventContext {
     pub tracestate: Option<String>,
 }
 
+impl EventContext {
+    /// The context of events caused by an API request: its request id as correlation id and
+    /// its trace context (events.md §2.1).
+    pub fn for_request(source: &'static str, ctx: &payplane_kit::context::RequestContext) -> Self {
+        EventContext {
+            source,
+            correlation_id: ctx.request_id.clone(),
+            causation_id: None,
+            traceparent: ctx.trace.traceparent.clone(),
+            tracestate: ctx.trace.tracestate.clone(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
     #[error("serialising the {routing_key} payload")]

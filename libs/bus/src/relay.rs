@@ -735,14 +735,6 @@ pub async fn publish_row(
         .await
 }
 
-/// `error: cause: cause` on one line, for logs and `last_error`.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+/// `error: cause: cause` on one line, for logs and `last_error` (kit's, shared with the API's
+/// error logging).
+pub(crate) use payplane_kit::error::error_chain;

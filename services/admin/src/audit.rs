@@ -60,13 +60,7 @@ impl From<AuditError> for payplane_bus::consumer::HandlerError {
 
 /// The event context of a change caused by an admin API request.
 pub fn request_events(ctx: &RequestContext) -> EventContext {
-    EventContext {
-        source: "admin",
-        correlation_id: ctx.request_id.clone(),
-        causation_id: None,
-        traceparent: ctx.trace.traceparent.clone(),
-        tracestate: ctx.trace.tracestate.clone(),
-    }
+    EventContext::for_request("admin", ctx)
 }
 
 /// The acting admin and client of an API-written entry.

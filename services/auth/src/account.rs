@@ -53,13 +53,7 @@ impl Actor {
 
 /// The event context of a request.
 pub fn event_context(ctx: &RequestContext) -> EventContext {
-    EventContext {
-        source: "auth",
-        correlation_id: ctx.request_id.clone(),
-        causation_id: None,
-        traceparent: ctx.trace.traceparent.clone(),
-        tracestate: ctx.trace.tracestate.clone(),
-    }
+    EventContext::for_request("auth", ctx)
 }
 
 fn to_delta(d: std::time::Duration) -> TimeDelta {

@@ -29,6 +29,7 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
+use payplane_kit::error::error_chain;
 use payplane_kit::{
     ApiError,
     request_id::{RequestId, TraceContext},
@@ -343,17 +344,6 @@ fn gateway_timeout(name: &str) -> Response {
 fn record(upstream: &Upstream, outcome: &'static str) {
     metrics::counter!("upstream_requests_total", "upstream" => upstream.name, "outcome" => outcome)
         .increment(1);
-}
-
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = err.to_string();
-    let mut src = err.source();
-    while let Some(e) = src {
-        s.push_str(": ");
-        s.push_str(&e.to_string());
-        src = e.source();
-    }
-    s
 }
 
 fn is_connect_timeout(err: &(dyn std::error::Error + 'static)) -> bool {

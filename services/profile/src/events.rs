@@ -18,13 +18,7 @@ pub const SOURCE: &str = "profile";
 
 /// The context of events caused by a request.
 pub fn event_context(ctx: &RequestContext) -> EventContext {
-    EventContext {
-        source: SOURCE,
-        correlation_id: ctx.request_id.clone(),
-        causation_id: None,
-        traceparent: ctx.trace.traceparent.clone(),
-        tracestate: ctx.trace.tracestate.clone(),
-    }
+    EventContext::for_request(SOURCE, ctx)
 }
 
 /// The consumer of `profile.events`.

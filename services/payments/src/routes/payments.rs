@@ -53,13 +53,7 @@ pub(crate) fn can_see(u: &CurrentUser, sender: Uuid, recipient: Uuid) -> bool {
 }
 
 pub(crate) fn event_context(ctx: &RequestContext) -> EventContext {
-    EventContext {
-        source: "payments",
-        correlation_id: ctx.request_id.clone(),
-        causation_id: None,
-        traceparent: ctx.trace.traceparent.clone(),
-        tracestate: ctx.trace.tracestate.clone(),
-    }
+    EventContext::for_request("payments", ctx)
 }
 
 pub(crate) fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
