@@ -1,8 +1,9 @@
 //! `payplane bench …`: load generators that print their figures and end with one summary line.
 
 mod auth;
-mod import;
+mod console;
 mod graphql;
+mod import;
 
 use clap::Subcommand;
 
@@ -31,6 +32,9 @@ pub enum BenchCommand {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The web console's payments list and admin dashboard through the gateway: peak pages/s,
+    /// p99 at half of peak, first-load bytes.
+    Console(console::ConsoleBenchArgs),
     /// The same list of 100 payments with both parties through the gateway as REST and as
     /// GraphQL: req/s, p99 and the GraphQL/REST throughput ratio.
     Graphql(graphql::GraphqlBenchArgs),
@@ -49,6 +53,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Auth(args) => auth::run(args).await,
         BenchCommand::Import(args) => import::run(args).await,
         BenchCommand::Graphql(args) => graphql::run(args).await,
+        BenchCommand::Console(args) => console::run(args).await,
         BenchCommand::Operator => exec_sibling_built_with(
             "payplane-operator",
             &["bench"],
