@@ -1,9 +1,11 @@
 //! `payplane-gateway-bench`: measures the gateway.
 //!
-//! * `proxy [--duration S] [--connections N] [--workers W]` — a trivial upstream (own process) measured with
-//!   wrk (a) directly, (b) through the gateway (own process), (c) through nginx (2 workers,
-//!   keep-alive upstream, started here on loopback). Last line:
-//!   `gateway: <n> rps p99 <x> ms ratio <r> of nginx`. Before it, the overhead on a real
+//! * `proxy [--duration S] [--connections N] [--workers W] [--no-callgrind]` — a trivial
+//!   upstream (own process) measured with wrk (a) directly, (b) through the gateway (own
+//!   process), (c) through nginx (2 workers, keep-alive upstream, started here on loopback);
+//!   then the instructions one proxied request costs the gateway and nginx, counted by
+//!   callgrind (repeatable on a busy machine). Last line:
+//!   `gateway: <n> rps p99 <x> ms ratio <r> of nginx, <i> instr/req vs nginx <j>`. Before it, the overhead on a real
 //!   endpoint: the real auth service (own process, throwaway database) answering
 //!   `GET /api/auth/me` with a bearer token, measured directly and through the gateway at the
 //!   same concurrency (`real endpoint GET /api/auth/me: gateway <n> rps vs direct <m> rps ratio <r>`).
@@ -11,6 +13,9 @@
 //!   load-generator processes (this binary re-executed) over 127.0.0.x source addresses, one
 //!   event published to RabbitMQ addressed to all, fan-out latency and gateway RSS per socket.
 //!   Last line: `ws: <n> sockets fanout p99 <x> ms <y> KiB/socket`.
+//!
+//! * `instr` — only the callgrind count of `proxy` (a minute, whatever the machine's load): the
+//!   loop for trying a hot-path change. Last line: `instr/req: gateway <i> nginx <j> (<r>x)`.
 //!
 //! Internal modes used by the above: `serve-upstream`, `serve-auth`, `serve-gateway`,
 //! `ws-clients`.
@@ -60,10 +65,14 @@ fn main() -> anyhow::Result<()> {
     let serving_workers = if mode == "serve-gateway" { workers } else { 1 };
     let rt = payplane_gateway::app::main_runtime(serving_workers, false)?;
     if mode == "proxy" {
-        require_tools(&["nginx", "wrk"]);
+        require_tools(&["nginx", "wrk", "valgrind"]);
+    }
+    if mode == "instr" {
+        require_tools(&["nginx", "valgrind"]);
     }
     match mode {
         "proxy" => proxy(&rest),
+        "instr" => instr(),
         "ws" => rt.block_on(ws(&rest)),
         "serve-upstream" => rt.block_on(serve_upstream(&rest)),
         "serve-gateway" => rt.block_on(serve_gateway(&rest)),
@@ -88,8 +97,21 @@ impl Drop for Server {
 }
 
 fn spawn_self(args: &[&str]) -> anyhow::Result<Server> {
+    spawn_self_under(&[], args)
+}
+
+/// Like [`spawn_self`], with the program run under `wrapper` (e.g. valgrind and its options).
+fn spawn_self_under(wrapper: &[String], args: &[&str]) -> anyhow::Result<Server> {
     let exe = std::env::current_exe()?;
-    let mut child = Command::new(exe)
+    let mut cmd = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let mut child = cmd
         .args(args)
         .stdout(Stdio::piped())
         .stdin(Stdio::piped())
@@ -270,12 +292,22 @@ fn wrk_with(
 }
 
 fn start_nginx(dir: &Path, upstream: SocketAddr) -> anyhow::Result<(Child, SocketAddr)> {
+    start_nginx_under(&[], dir, upstream)
+}
+
+/// nginx as in [`start_nginx`]; with a `wrapper` (valgrind) it runs as one process
+/// (`master_process off`), so the one process measured is the one that proxies.
+fn start_nginx_under(
+    wrapper: &[String],
+    dir: &Path,
+    upstream: SocketAddr,
+) -> anyhow::Result<(Child, SocketAddr)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
     let conf = format!(
         "worker_processes 2;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log warn;\nevents {{ worker_connections 4096; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n  fastcgi_temp_path {dir}/fcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n\
+         http {{\n  access_log off;\n  keepalive_requests 1000000;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n  fastcgi_temp_path {dir}/fcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n\
          upstream up {{ server {upstream}; keepalive 128; }}\n\
          server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}\n}}\n",
         dir = dir.display()
@@ -283,20 +315,33 @@ fn start_nginx(dir: &Path, upstream: SocketAddr) -> anyhow::Result<(Child, Socke
     std::fs::create_dir_all(dir)?;
     let path = dir.join("nginx.conf");
     std::fs::write(&path, conf)?;
-    let child = Command::new("nginx")
+    let mut cmd = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg("nginx");
+            c
+        }
+        None => Command::new("nginx"),
+    };
+    let globals = if wrapper.is_empty() {
+        "daemon off;"
+    } else {
+        "daemon off; master_process off;"
+    };
+    let child = cmd
         .args([
             "-p",
             &dir.display().to_string(),
             "-c",
             &path.display().to_string(),
             "-g",
-            "daemon off;",
+            globals,
         ])
         .stderr(Stdio::inherit())
         .spawn()
         .context("starting nginx (apt-get install -y nginx)")?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(addr).is_err() {
         if Instant::now() > deadline {
             bail!("nginx did not start; see {}/error.log", dir.display());
@@ -361,15 +406,170 @@ fn proxy(args: &[String]) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     drop(gateway);
     let real = real_endpoint(duration, connections, &workers_arg)?;
+    let (gw_instr, nginx_instr) = if args.iter().any(|a| a == "--no-callgrind") {
+        (f64::NAN, f64::NAN)
+    } else {
+        let gw = instructions_per_request(Proxy::Gateway, upstream.addr, path)?;
+        let ngx = instructions_per_request(Proxy::Nginx, upstream.addr, path)?;
+        println!(
+            "instructions per proxied request (callgrind, {CALLGRIND_SMALL} vs {CALLGRIND_LARGE} sequential keep-alive GETs): gateway {gw:.0}, nginx {ngx:.0} ({:.2}x)",
+            gw / ngx
+        );
+        (gw, ngx)
+    };
     let (gw, ngx) = (&results[1], &results[2]);
     println!("{real}");
     println!(
-        "gateway: {:.0} rps p99 {:.2} ms ratio {:.2} of nginx",
+        "gateway: {:.0} rps p99 {:.2} ms ratio {:.2} of nginx, {gw_instr:.0} instr/req vs nginx {nginx_instr:.0}",
         gw.rps,
         gw.p99,
         gw.rps / ngx.rps
     );
     Ok(())
+}
+
+fn instr() -> anyhow::Result<()> {
+    let upstream = spawn_self(&["serve-upstream"])?;
+    let path = "/api/payments/ping";
+    let gw = instructions_per_request(Proxy::Gateway, upstream.addr, path)?;
+    let ngx = instructions_per_request(Proxy::Nginx, upstream.addr, path)?;
+    println!(
+        "instr/req: gateway {gw:.0} nginx {ngx:.0} ({:.2}x)",
+        gw / ngx
+    );
+    Ok(())
+}
+
+/// Requests of the two callgrind runs; their difference is what is counted.
+const CALLGRIND_SMALL: usize = 200;
+const CALLGRIND_LARGE: usize = 2_200;
+
+#[derive(Clone, Copy)]
+enum Proxy {
+    Gateway,
+    Nginx,
+}
+
+/// Instructions one proxied request costs the proxy, counted by callgrind (deterministic,
+/// whatever else the machine runs): the proxy runs under `valgrind --tool=callgrind` twice,
+/// serving [`CALLGRIND_SMALL`] and then [`CALLGRIND_LARGE`] sequential keep-alive requests;
+/// the difference of the totals divided by the difference of the counts leaves out start-up
+/// (for the gateway ~32 M instructions decoding the CA bundle alone) and shutdown.
+fn instructions_per_request(proxy: Proxy, upstream: SocketAddr, path: &str) -> anyhow::Result<f64> {
+    let mut totals = Vec::new();
+    for n in [CALLGRIND_SMALL, CALLGRIND_LARGE] {
+        let dir =
+            std::env::temp_dir().join(format!("payplane-gw-callgrind-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let out = dir.join("callgrind.out");
+        let wrapper: Vec<String> = vec![
+            "valgrind".into(),
+            "--tool=callgrind".into(),
+            format!("--callgrind-out-file={}", out.display()),
+        ];
+        let total = match proxy {
+            Proxy::Gateway => {
+                let mut gw = spawn_self_under(
+                    &wrapper,
+                    &[
+                        "serve-gateway",
+                        "--workers",
+                        "1",
+                        "--upstream",
+                        &format!("http://{upstream}"),
+                    ],
+                )?;
+                sequential_gets(gw.addr, path, n)?;
+                terminate(&mut gw.child)?;
+                callgrind_total(&out)?
+            }
+            Proxy::Nginx => {
+                let (mut nginx, addr) = start_nginx_under(&wrapper, &dir.join("nginx"), upstream)?;
+                if let Err(e) = sequential_gets(addr, path, n) {
+                    // Not left running under valgrind when the count fails.
+                    let _ = nginx.kill();
+                    let _ = nginx.wait();
+                    return Err(e);
+                }
+                terminate(&mut nginx)?;
+                callgrind_total(&out)?
+            }
+        };
+        let _ = std::fs::remove_dir_all(&dir);
+        totals.push(total);
+    }
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "instruction counts fit f64 exactly enough"
+    )]
+    let per =
+        (totals[1].saturating_sub(totals[0])) as f64 / (CALLGRIND_LARGE - CALLGRIND_SMALL) as f64;
+    Ok(per)
+}
+
+/// `n` GETs one after another on one keep-alive connection, each answer read completely.
+fn sequential_gets(addr: SocketAddr, path: &str, n: usize) -> anyhow::Result<()> {
+    use std::io::Read;
+    let mut conn = std::net::TcpStream::connect(addr)?;
+    conn.set_nodelay(true)?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0_u8; 4096];
+    for _ in 0..n {
+        conn.write_all(request.as_bytes())?;
+        buf.clear();
+        // Headers, then exactly Content-Length bytes of body.
+        let (head_end, length) = loop {
+            let read = conn.read(&mut chunk)?;
+            if read == 0 {
+                bail!("the proxy closed the connection");
+            }
+            buf.extend_from_slice(&chunk[..read]);
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .context("answer without Content-Length")?;
+                break (end + 4, length);
+            }
+        };
+        while buf.len() < head_end + length {
+            let read = conn.read(&mut chunk)?;
+            if read == 0 {
+                bail!("the proxy closed the connection mid-body");
+            }
+            buf.extend_from_slice(&chunk[..read]);
+        }
+    }
+    Ok(())
+}
+
+/// SIGTERM (both the gateway and nginx exit cleanly on it, so callgrind writes its totals),
+/// then waits for the exit.
+fn terminate(child: &mut Child) -> anyhow::Result<()> {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    if tokio_free_wait(child, Duration::from_secs(60)).is_none() {
+        let _ = child.kill();
+        bail!("the measured process did not exit on SIGTERM");
+    }
+    Ok(())
+}
+
+/// The `totals:` (or `summary:`) line of a callgrind output file: instructions executed.
+fn callgrind_total(file: &Path) -> anyhow::Result<u64> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("totals:")
+                .or_else(|| l.strip_prefix("summary:"))
+        })
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("no totals in the callgrind output")
 }
 
 /// The gateway's overhead on a real endpoint: auth's `GET /api/auth/me` (bearer token
