@@ -24,12 +24,13 @@ use payplane_operator::testing::{
 };
 use serde_json::json;
 
-const SERVICES: [&str; 5] = [
+const SERVICES: [&str; 6] = [
     "payplane-gateway",
     "payplane-auth",
     "payplane-payments",
     "payplane-admin",
     "payplane-profile",
+    "payplane-console",
 ];
 
 async fn converged_platform(prefix: &str) -> Result<Operator> {
@@ -76,7 +77,7 @@ async fn running_pods(op: &Operator, selector: &str) -> Result<Vec<String>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn platform_converges_with_every_resource_ready_and_pods_running() -> Result<()> {
     let op = converged_platform("converge").await?;
-    ensure!(op.list::<AppService>().await?.len() == 5);
+    ensure!(op.list::<AppService>().await?.len() == 6);
     ensure!(op.list::<Database>().await?.len() == 4);
     ensure!(op.list::<Queue>().await?.len() == 5);
     ensure!(op.list::<PostgresCluster>().await?.len() == 1);

@@ -31,6 +31,16 @@ fn generate_signing_key() -> Result<String> {
     Ok(key.serialize_pem())
 }
 
+/// 32 bytes, base64 (what the console's `CONSOLE_SESSION_KEY` takes), from two v4 UUIDs: 244
+/// random bits, well above what AES-256-GCM sealing needs.
+fn generate_session_key() -> String {
+    use base64::Engine;
+    let mut key = [0u8; 32];
+    key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(key)
+}
+
 async fn resolve(p: &Platform, ctx: &Ctx, ns: &str) -> Result<build::Resolved> {
     let name = p.name_any();
     let jwt =
@@ -50,9 +60,17 @@ async fn resolve(p: &Platform, ctx: &Ctx, ns: &str) -> Result<build::Resolved> {
         .unwrap_or_else(super::generate_password);
         tokens.insert(component.to_owned(), token);
     }
+    let console_session_key =
+        match super::secret_value(&ctx.client, ns, &format!("{name}-console"), "session-key")
+            .await?
+        {
+            Some(k) => k,
+            None => generate_session_key(),
+        };
     Ok(build::Resolved {
         jwt_signing_key: jwt,
         service_tokens: tokens,
+        console_session_key,
     })
 }
 

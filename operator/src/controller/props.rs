@@ -42,10 +42,11 @@ fn objects(children: &[Child]) -> Vec<Value> {
 fn platform_resolved() -> platform::Resolved {
     platform::Resolved {
         jwt_signing_key: "-----BEGIN PRIVATE KEY-----\nfixture\n-----END PRIVATE KEY-----\n".into(),
-        service_tokens: ["gateway", "auth", "payments", "admin", "profile"]
+        service_tokens: ["gateway", "auth", "payments", "admin", "profile", "console"]
             .iter()
             .map(|c| ((*c).to_owned(), format!("token-{c}")))
             .collect(),
+        console_session_key: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(),
     }
 }
 
@@ -337,7 +338,7 @@ proptest! {
         prop_assert_eq!(&first, &second);
         check_invariants("uid-payplane", &first)?;
         let apps: Vec<_> = first.iter().filter(|c| c.resource.kind == "AppService").collect();
-        prop_assert_eq!(apps.len(), 5);
+        prop_assert_eq!(apps.len(), 6);
         let suffix = format!(":{version}");
         for a in apps {
             prop_assert!(a.object["spec"]["image"].as_str().is_some_and(|i| i.ends_with(&suffix)));

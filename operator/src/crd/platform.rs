@@ -20,7 +20,7 @@ use super::{Condition, Provider, SecretKeyRef, StorageSpec};
     namespaced,
     status = "PlatformStatus",
     shortname = "pp",
-    doc = "Platform is the whole payplane payments platform: the operator creates the gateway and the auth, payments, admin and profile AppServices, one PostgresCluster with a Database per service, a MessageBroker with a Queue per service, Redis, an IngressCert and the Ingress to the gateway, and aggregates their status.",
+    doc = "Platform is the whole payplane payments platform: the operator creates the gateway, the auth, payments, admin and profile AppServices and the web console AppService, one PostgresCluster with a Database per service, a MessageBroker with a Queue per service, Redis, an IngressCert and the Ingress to the gateway, and aggregates their status.",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".status.endpoint"}"#,

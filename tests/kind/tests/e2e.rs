@@ -107,6 +107,7 @@ async fn platform_and_every_child_become_ready() -> anyhow::Result<()> {
         "payplane-payments",
         "payplane-admin",
         "payplane-profile",
+        "payplane-console",
     ] {
         let d = deployments.get(name).await?;
         let available = d.status.and_then(|s| s.available_replicas).unwrap_or(0);
@@ -144,6 +145,44 @@ async fn gateway_answers_through_the_tls_ingress() -> anyhow::Result<()> {
                 // 502/503/504 come from the ingress controller when the gateway does not answer.
                 Ok(s) if ![502, 503, 504].contains(&s) => Ok(()),
                 other => Err(format!("{other:?}")),
+            })
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+#[ignore = "needs a kind cluster; run with PAYPLANE_KIND_E2E=1 cargo test -p payplane-kind-tests -- --ignored"]
+async fn console_sign_in_page_through_the_tls_ingress() -> anyhow::Result<()> {
+    if !enabled() {
+        return Ok(());
+    }
+    let c = client().await?;
+    eventually(Duration::from_secs(900), || {
+        let c = c.clone();
+        async move { all_ready::<Platform>(&c).await }
+    })
+    .await?;
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .resolve("payplane.localtest.me", "127.0.0.1:443".parse()?)
+        .build()?;
+    // The gateway routes pages to the console AppService; the sign-in page is its HTML.
+    eventually(Duration::from_secs(120), || {
+        let http = http.clone();
+        async move {
+            let page = match http
+                .get("https://payplane.localtest.me/signin")
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
+                other => return Ok(Err(format!("{:?}", other.map(|r| r.status())))),
+            };
+            Ok(if page.contains("action=\"/signin\"") {
+                Ok(())
+            } else {
+                Err("no sign-in form".to_owned())
             })
         }
     })

@@ -1,6 +1,7 @@
-//! Pure builder of a `Platform`'s children: the five AppServices, the PostgresCluster and
-//! four Databases, the MessageBroker and five Queues, Redis, the IngressCert (with the Ingress
-//! to the gateway) and the generated JWT and service-token Secrets. No I/O.
+//! Pure builder of a `Platform`'s children: the six AppServices (five API components and the
+//! web console), the PostgresCluster and four Databases, the MessageBroker and five Queues,
+//! Redis, the IngressCert (with the Ingress to the gateway) and the generated JWT,
+//! service-token and console session-key Secrets. No I/O.
 
 use std::collections::BTreeMap;
 
@@ -25,14 +26,17 @@ use crate::crd::{
 };
 use crate::meta::{Child, MetaError, Owner, secret_body};
 
-/// The five components and their default listen ports (api.md §11).
-pub const COMPONENTS: [(&str, i32); 5] = [
+/// The components and their default listen ports (api.md §11), the web console last.
+pub const COMPONENTS: [(&str, i32); 6] = [
     ("gateway", 3000),
     ("auth", 3001),
     ("payments", 3002),
     ("admin", 3003),
     ("profile", 3004),
+    ("console", 3005),
 ];
+/// The components that talk to RabbitMQ (the console only calls the gateway over HTTP).
+pub const QUEUE_COMPONENTS: [&str; 5] = ["gateway", "auth", "payments", "admin", "profile"];
 /// The services that own a database.
 pub const SERVICES: [&str; 4] = ["auth", "payments", "admin", "profile"];
 
@@ -43,6 +47,8 @@ pub struct Resolved {
     pub jwt_signing_key: String,
     /// Service token per component name.
     pub service_tokens: BTreeMap<String, String>,
+    /// 32 random bytes, base64: seals the console's session cookie, the same on every replica.
+    pub console_session_key: String,
 }
 
 /// Names of the children of platform `p`.
@@ -141,6 +147,15 @@ fn app_service(platform: &Platform, owner: &Owner, component: &str, port: i32) -
             mount_path: "/etc/payplane/jwt".into(),
         });
     }
+    if component == "console" {
+        // The origin browsers use; https makes the session cookie `Secure` and `__Host-`.
+        env.push(plain("PUBLIC_BASE_URL", format!("https://{}", spec.domain)));
+        env.push(from_secret(
+            "CONSOLE_SESSION_KEY",
+            &format!("{p}-console"),
+            "session-key",
+        ));
+    }
     if component == "gateway" {
         env.push(plain("PUBLIC_BASE_URL", format!("https://{}", spec.domain)));
         env.push(plain(
@@ -160,7 +175,8 @@ fn app_service(platform: &Platform, owner: &Owner, component: &str, port: i32) -
             key: "url".into(),
         }),
     };
-    let is_service = component != "gateway";
+    let is_service = !matches!(component, "gateway" | "console");
+    let uses_broker = component != "console";
     let replicas = ov.and_then(|o| o.replicas).unwrap_or(match spec.profile {
         Profile::Dev => 1,
         Profile::Prod => 2,
@@ -180,10 +196,17 @@ fn app_service(platform: &Platform, owner: &Owner, component: &str, port: i32) -
             database: is_service.then(|| ObjectRef {
                 ref_: database_name(p, component),
             }),
-            queues: vec![ObjectRef {
-                ref_: queue_name(p, component),
-            }],
-            cache: cache_ref.map(|r| CacheRef { url_secret_ref: r }),
+            queues: if uses_broker {
+                vec![ObjectRef {
+                    ref_: queue_name(p, component),
+                }]
+            } else {
+                vec![]
+            },
+            // The console keeps no state of its own (sessions live in the sealed cookie).
+            cache: cache_ref
+                .filter(|_| uses_broker)
+                .map(|r| CacheRef { url_secret_ref: r }),
             files,
             env,
             resources: Some(
@@ -295,7 +318,7 @@ pub fn build(platform: &Platform, resolved: &Resolved) -> Result<Vec<Child>, Met
         },
         status: None,
     })?);
-    for (component, _) in COMPONENTS {
+    for component in QUEUE_COMPONENTS {
         children.push(Child::typed(&queue(&owner, component, &mb_name))?);
     }
 
@@ -373,6 +396,17 @@ pub fn build(platform: &Platform, resolved: &Resolved) -> Result<Vec<Child>, Met
         secret_body(
             "Opaque",
             &BTreeMap::from([("signing.pem".to_owned(), resolved.jwt_signing_key.clone())]),
+        ),
+    ));
+    children.push(owner.child::<Secret>(
+        &format!("{p}-console"),
+        "console",
+        secret_body(
+            "Opaque",
+            &BTreeMap::from([(
+                "session-key".to_owned(),
+                resolved.console_session_key.clone(),
+            )]),
         ),
     ));
     let mut tokens = resolved.service_tokens.clone();
