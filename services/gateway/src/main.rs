@@ -4,6 +4,11 @@ use anyhow::Context;
 use payplane_gateway::{Application, Config};
 use payplane_kit::config::Env;
 
+/// mimalloc instead of glibc malloc: malloc/free were a fifth of the instructions of a proxied
+/// request; see the README's gateway section for the measured difference.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let config = Config::from_env(&Env::from_process())?;

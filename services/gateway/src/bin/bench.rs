@@ -40,6 +40,11 @@ use payplane_authn::{
 use payplane_events::auth::Role;
 use serde_json::json;
 
+/// mimalloc instead of glibc malloc: malloc/free were a fifth of the instructions of a proxied
+/// request; see the README's gateway section for the measured difference.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
     args.iter()
         .position(|a| a == name)
