@@ -119,6 +119,11 @@ pub async fn serve(
     let app = NormalizePathLayer::trim_trailing_slash().layer(router);
     let signalled = Arc::new(Notify::new());
     let notify = signalled.clone();
+    // Without TCP_NODELAY a response body written after its headers waits for the client's
+    // delayed ACK: ~40 ms per request on a kept-alive connection (found by bench console).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = http::serve_http(listener, app, |peer: &SocketAddr| *peer, async move {
         shutdown.await;
         notify.notify_one();
