@@ -37,11 +37,9 @@ pub struct ConsoleBenchArgs {
     /// Length of each phase (peak, then half of peak).
     #[arg(long, default_value_t = 5)]
     seconds: u64,
-    /// Reuse connections as a browser does. Off by default: on a reused connection the
-    /// gateway's answer stalls ~40 ms (its accepted sockets lack TCP_NODELAY, so the body
-    /// written after the headers waits for a delayed ACK), which would hide the console's cost.
+    /// Open a new connection per page instead of reusing connections as a browser does.
     #[arg(long)]
-    keep_alive: bool,
+    new_connections: bool,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -527,10 +525,10 @@ async fn measure(platform: &Platform, args: ConsoleBenchArgs) -> anyhow::Result<
     let base = platform.gateway.clone();
     let http = Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(if args.keep_alive {
-            args.concurrency * 4
-        } else {
+        .pool_max_idle_per_host(if args.new_connections {
             0
+        } else {
+            args.concurrency * 4
         })
         .tcp_nodelay(true)
         .build()?;
@@ -576,10 +574,10 @@ async fn measure(platform: &Platform, args: ConsoleBenchArgs) -> anyhow::Result<
     );
     println!(
         "pages alternate /payments (20 rows, customer) and /admin (admin); {}; all six services, PostgreSQL, Redis, RabbitMQ and the load generator share this machine's {} cores",
-        if args.keep_alive {
-            "connections reused"
-        } else {
+        if args.new_connections {
             "a new connection per page"
+        } else {
+            "connections reused"
         },
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
     );
