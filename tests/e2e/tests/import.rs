@@ -50,7 +50,9 @@ async fn write_source(run: &str) -> anyhow::Result<Source> {
         .await?;
     let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
     let mut db = PgConnection::connect(&url).await?;
-    sqlx::raw_sql(import::SOURCE_SCHEMA).execute(&mut db).await?;
+    sqlx::raw_sql(import::SOURCE_SCHEMA)
+        .execute(&mut db)
+        .await?;
     let hash = bcrypt::hash(OLD_PASSWORD, 10)?;
     let (alice, bob, carol) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     let (dup1, dup2) = (Uuid::new_v4(), Uuid::new_v4());
