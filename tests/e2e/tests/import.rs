@@ -117,81 +117,103 @@ async fn write_source(run: &str) -> anyhow::Result<Source> {
     let from_dup = Uuid::new_v4();
     let payment = "INSERT INTO payments VALUES ($1, $2, $3, $4::numeric, $5, $6::\"PaymentStatus\", \
         'instant', $7, $8::jsonb, $9, NULL, NULL, $10::timestamp, $11::timestamp, $11::timestamp)";
-    // Completed, INR for a user of any country, no description.
-    sqlx::query(payment)
-        .bind(paid.to_string())
-        .bind(alice.to_string())
-        .bind(Some(bob.to_string()))
-        .bind("100.00")
-        .bind("INR")
-        .bind("completed")
-        .bind(None::<String>)
-        .bind(Some(r#"{"order": 42, "tags": ["a", "b"]}"#))
-        .bind(Some(format!("psp_{run}")))
-        .bind(Some("2024-02-01 09:31:00.000"))
-        .bind(t)
-        .execute(&mut db)
-        .await?;
-    // An admin moved it from completed to failed: payplane would refuse that.
-    sqlx::query(payment)
-        .bind(reversed.to_string())
-        .bind(alice.to_string())
-        .bind(Some(bob.to_string()))
-        .bind("5.50")
-        .bind("USD")
-        .bind("failed")
-        .bind(Some("Reversed by an admin"))
-        .bind(None::<String>)
-        .bind(None::<String>)
-        .bind(None::<String>)
-        .bind(t)
-        .execute(&mut db)
-        .await?;
-    // The recipient was deleted (SET NULL).
-    sqlx::query(payment)
-        .bind(no_recipient.to_string())
-        .bind(alice.to_string())
-        .bind(None::<String>)
-        .bind("1.00")
-        .bind("USD")
-        .bind("failed")
-        .bind(Some("to a deleted account"))
-        .bind(None::<String>)
-        .bind(None::<String>)
-        .bind(None::<String>)
-        .bind(t)
-        .execute(&mut db)
-        .await?;
-    // Metadata PostgreSQL holds but payplane would refuse (issue #18's number).
-    sqlx::query(payment)
-        .bind(huge.to_string())
-        .bind(alice.to_string())
-        .bind(Some(carol.to_string()))
-        .bind("2.00")
-        .bind("USD")
-        .bind("pending")
-        .bind(Some("huge number"))
-        .bind(Some(r#"{"x": 1.7976931348623157e308}"#))
-        .bind(None::<String>)
-        .bind(None::<String>)
-        .bind(t)
-        .execute(&mut db)
-        .await?;
-    // Sent by one of the case-duplicate accounts.
-    sqlx::query(payment)
-        .bind(from_dup.to_string())
-        .bind(dup1.to_string())
-        .bind(Some(bob.to_string()))
-        .bind("3.00")
-        .bind("USD")
-        .bind("pending")
-        .bind(Some("from a duplicate"))
-        .bind(None::<String>)
-        .bind(None::<String>)
-        .bind(None::<String>)
-        .bind(t)
-        .execute(&mut db)
-        .await?;
+    let psp = format!("psp_{run}");
+    // (id, sender, recipient, amount, currency, status, description, metadata, psp id, completed)
+    let rows = [
+        // Completed, INR for a user of any country, no description.
+        (
+            paid,
+            alice,
+            Some(bob),
+            "100.00",
+            "INR",
+            "completed",
+            None,
+            Some(r#"{"order": 42, "tags": ["a", "b"]}"#),
+            Some(&psp),
+            Some("2024-02-01 09:31:00.000"),
+        ),
+        // An admin moved it from completed to failed: payplane would refuse that.
+        (
+            reversed,
+            alice,
+            Some(bob),
+            "5.50",
+            "USD",
+            "failed",
+            Some("Reversed by an admin"),
+            None,
+            None,
+            None,
+        ),
+        // The recipient was deleted (SET NULL).
+        (
+            no_recipient,
+            alice,
+            None,
+            "1.00",
+            "USD",
+            "failed",
+            Some("to a deleted account"),
+            None,
+            None,
+            None,
+        ),
+        // Metadata PostgreSQL holds but payplane would refuse (issue #18's number).
+        (
+            huge,
+            alice,
+            Some(carol),
+            "2.00",
+            "USD",
+            "pending",
+            Some("huge number"),
+            Some(r#"{"x": 1.7976931348623157e308}"#),
+            None,
+            None,
+        ),
+        // Sent by one of the case-duplicate accounts.
+        (
+            from_dup,
+            dup1,
+            Some(bob),
+            "3.00",
+            "USD",
+            "pending",
+            Some("from a duplicate"),
+            None,
+            None,
+            None,
+        ),
+    ];
+    for (
+        id,
+        sender,
+        recipient,
+        amount,
+        currency,
+        status,
+        description,
+        metadata,
+        psp_id,
+        completed,
+    ) in rows
+    {
+        sqlx::query(payment)
+            .bind(id.to_string())
+            .bind(sender.to_string())
+            .bind(recipient.map(|r| r.to_string()))
+            .bind(amount)
+            .bind(currency)
+            .bind(status)
+            .bind(description)
+            .bind(metadata)
+            .bind(psp_id)
+            .bind(completed)
+            .bind(t)
+            .execute(&mut db)
+            .await?;
+    }
     let history = [
         (paid, "pending", "2024-02-01 09:30:00.123"),
         (paid, "processing", "2024-02-01 09:30:30.000"),
