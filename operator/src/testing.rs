@@ -25,7 +25,7 @@ use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::Scope;
 use kube::{Client, Resource, ResourceExt};
-use payplane_control_plane::{ControlPlane, TestNamespace, eventually};
+use payplane_control_plane::{ControlPlane, GoModuleFiles, TestNamespace, eventually};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
@@ -85,6 +85,37 @@ async fn install_crds(admin: &Client) -> Result<()> {
             .with_context(|| format!("installing CRD {name}"))?;
         names.push(name);
     }
+    wait_established(&crds, names).await
+}
+
+/// Installs other projects' real CRDs (from their Go modules, see
+/// [`payplane_control_plane::GoModuleFiles`]) on the shared control plane and waits until they
+/// are Established. Idempotent: tests of one binary may call it concurrently. A test binary
+/// that never calls it runs without them (how "provider CRDs missing" is tested).
+pub async fn install_third_party_crds(modules: &[GoModuleFiles]) -> Result<()> {
+    let admin = control_plane().await?.admin_client()?;
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    let mut names = Vec::new();
+    for module in modules {
+        let files = tokio::task::spawn_blocking({
+            let module = *module;
+            move || module.read()
+        })
+        .await??;
+        for (path, text) in files {
+            let crd: CustomResourceDefinition =
+                serde_saphyr::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            let name = crd.name_any();
+            crds.patch(&name, &ssa(), &Patch::Apply(&crd))
+                .await
+                .with_context(|| format!("installing CRD {name} from {}", module.module))?;
+            names.push(name);
+        }
+    }
+    wait_established(&crds, names).await
+}
+
+async fn wait_established(crds: &Api<CustomResourceDefinition>, names: Vec<String>) -> Result<()> {
     eventually(TIMEOUT, "CRDs Established", || {
         let (crds, names) = (crds.clone(), names.clone());
         async move {

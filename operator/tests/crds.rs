@@ -173,6 +173,30 @@ async fn every_crd_is_installed_and_established_on_the_real_server() -> Result<(
     Ok(())
 }
 
+/// Other projects' CRDs (CloudNativePG, the RabbitMQ cluster operator, the Gateway API) come
+/// from their Go modules at pinned versions and are served by the real API server: a provider
+/// test validates our objects against their real schemas.
+#[tokio::test]
+async fn third_party_crds_from_go_modules_are_served() -> Result<()> {
+    use payplane_control_plane::{CLOUDNATIVE_PG, GATEWAY_API, RABBITMQ_CLUSTER_OPERATOR};
+    payplane_operator::testing::install_third_party_crds(&[
+        CLOUDNATIVE_PG,
+        RABBITMQ_CLUSTER_OPERATOR,
+        GATEWAY_API,
+    ])
+    .await?;
+    let crds: Api<CustomResourceDefinition> = Api::all(control_plane().await?.admin_client()?);
+    for name in [
+        "clusters.postgresql.cnpg.io",
+        "rabbitmqclusters.rabbitmq.com",
+        "httproutes.gateway.networking.k8s.io",
+        "gateways.gateway.networking.k8s.io",
+    ] {
+        crds.get(name).await.with_context(|| name.to_string())?;
+    }
+    Ok(())
+}
+
 /// `expected` is contained in `actual`: every field the user wrote is stored with the same
 /// value (the server may add defaults, but must not drop or change anything).
 fn contained(expected: &Value, actual: &Value, path: &str) -> Result<()> {

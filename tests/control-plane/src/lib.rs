@@ -18,6 +18,7 @@
 //! and the temp directory is removed after them.
 
 mod binaries;
+mod go_modules;
 mod launch;
 mod pki;
 
@@ -36,6 +37,7 @@ use serde_json::json;
 use tokio::sync::OnceCell;
 
 pub use binaries::{BIN_DIR_ENV, BUILD_SCRIPT, Binaries};
+pub use go_modules::{CLOUDNATIVE_PG, GATEWAY_API, GoModuleFiles, RABBITMQ_CLUSTER_OPERATOR};
 
 use launch::Component;
 use pki::Pki;
