@@ -31,10 +31,13 @@ use crate::meta::{Owner, sha256_hex};
 const KIND: &str = "AppService";
 
 /// Why the service cannot roll out yet.
-struct Blocked {
-    reason: &'static str,
-    message: String,
-    invalid: bool,
+pub struct Blocked {
+    /// The condition reason.
+    pub reason: &'static str,
+    /// The condition message.
+    pub message: String,
+    /// Whether only a spec change can unblock it.
+    pub invalid: bool,
 }
 
 /// Every Secret name the pods read, for waiting and for the rollout checksum.
@@ -57,7 +60,8 @@ fn referenced_secrets(app: &AppService) -> Vec<String> {
 }
 
 /// Resolves the Database, Queues and Secrets; the first missing or unready one blocks.
-async fn resolve(
+/// Public for `payplane plan`.
+pub async fn resolve(
     app: &AppService,
     ctx: &Ctx,
     ns: &str,
@@ -371,7 +375,9 @@ async fn reconcile_inner(app: Arc<AppService>, ctx: Arc<Ctx>) -> Result<Action> 
     Ok(Action::requeue(requeue))
 }
 
-fn kinds() -> Vec<ApiResource> {
+/// The kinds of an AppService's children, which [`prune`] looks through; public for
+/// `payplane plan`.
+pub fn kinds() -> Vec<ApiResource> {
     vec![
         ApiResource::erase::<ServiceAccount>(&()),
         ApiResource::erase::<ConfigMap>(&()),

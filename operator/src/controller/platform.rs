@@ -41,7 +41,9 @@ fn generate_session_key() -> String {
     base64::engine::general_purpose::STANDARD.encode(key)
 }
 
-async fn resolve(p: &Platform, ctx: &Ctx, ns: &str) -> Result<build::Resolved> {
+/// Reads the generated Secrets back (making any that is missing), for [`build::build`];
+/// public for `payplane plan`.
+pub async fn resolve(p: &Platform, ctx: &Ctx, ns: &str) -> Result<build::Resolved> {
     let name = p.name_any();
     let jwt =
         match super::secret_value(&ctx.client, ns, &format!("{name}-jwt"), "signing.pem").await? {
@@ -147,7 +149,8 @@ async fn reconcile_inner(p: Arc<Platform>, ctx: Arc<Ctx>) -> Result<Action> {
     }
 }
 
-fn kinds() -> Vec<ApiResource> {
+/// The kinds of a Platform's children, which [`prune`] looks through; public for `payplane plan`.
+pub fn kinds() -> Vec<ApiResource> {
     vec![
         ApiResource::erase::<AppService>(&()),
         ApiResource::erase::<PostgresCluster>(&()),
