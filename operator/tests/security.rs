@@ -291,6 +291,34 @@ async fn each_pod_reads_no_other_callers_credential_and_policies_admit_only_real
             seen == want,
             "{c} holds the tokens of {seen:?}, wants {want:?}"
         );
+        // The service itself accepts that environment in production (its required settings
+        // present) and trusts the gateway's pod range.
+        let env = rendered_env(&op, &pod).await?;
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let env = payplane_kit::config::Env::from_pairs(pairs);
+        let trusted = match c {
+            "gateway" => payplane_gateway::Config::from_env(&env)?.trusted_proxies,
+            "auth" => payplane_auth::Config::from_env(&env)?.trusted_proxies,
+            "payments" => {
+                let config = payplane_payments::Config::from_env(&env)?;
+                ensure!(
+                    config.psp_mode == payplane_payments::config::PspMode::External
+                        && config.webhook_secrets == ["whsec-one"],
+                    "{config:?}"
+                );
+                config.trusted_proxies
+            }
+            "admin" => payplane_admin::Config::from_env(&env)?.trusted_proxies,
+            "profile" => payplane_profile::Config::from_env(&env)?.trusted_proxies,
+            _ => payplane_console::Config::from_env(&env)?.trusted_proxies,
+        };
+        let trusted: Vec<String> = trusted.iter().map(ToString::to_string).collect();
+        let want = if c == "gateway" {
+            vec!["127.0.0.2/32"]
+        } else {
+            vec!["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
+        };
+        ensure!(trusted == want, "{c}: {trusted:?}");
     }
 
     // NetworkPolicies as the control plane stores them.
