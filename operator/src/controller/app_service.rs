@@ -29,6 +29,8 @@ use crate::crd::{AppService, Database, Queue};
 use crate::meta::{Owner, sha256_hex};
 
 const KIND: &str = "AppService";
+/// Label selector of the Secrets whose changes the controller watches.
+pub const WATCHED_SECRETS: &str = "app.kubernetes.io/part-of=payplane";
 
 /// Why the service cannot roll out yet.
 pub struct Blocked {
@@ -439,9 +441,12 @@ pub async fn controller(
             },
         )
         // Any Secret an app reads (its own or the user's) can change its rollout checksum.
+        // Only Secrets labelled `app.kubernetes.io/part-of=payplane` are watched (every one
+        // the operator makes, and the user's that should roll pods at once); a change to
+        // another one is picked up by the periodic resync.
         .watches(
             ctx.watched::<Secret>(),
-            watcher::Config::default(),
+            watcher::Config::default().labels(WATCHED_SECRETS),
             move |s| {
                 let (ns, name) = (s.namespace(), s.name_any());
                 s3.state()
