@@ -303,7 +303,11 @@ async fn each_pod_reads_no_other_callers_credential_and_policies_admit_only_real
                 let config = payplane_payments::Config::from_env(&env)?;
                 ensure!(
                     config.psp_mode == payplane_payments::config::PspMode::External
-                        && config.webhook_secrets == ["whsec-one"],
+                        && config
+                            .webhook_secrets
+                            .iter()
+                            .map(secrecy::ExposeSecret::expose_secret)
+                            .eq(["whsec-one"]),
                     "{config:?}"
                 );
                 config.trusted_proxies
