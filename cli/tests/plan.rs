@@ -147,7 +147,9 @@ async fn plan_is_empty_when_converged_and_shows_exactly_an_edited_replica_count(
             == [
                 "Secret/payplane-redis",
                 "Service/payplane-redis",
-                "StatefulSet/payplane-redis"
+                "StatefulSet/payplane-redis",
+                // The built-in Redis's access policy goes with it.
+                "NetworkPolicy/payplane-redis-access"
             ],
         "deletions: {deleted:?}\n{}",
         p.text()
