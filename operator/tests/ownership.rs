@@ -692,3 +692,77 @@ async fn a_queue_password_is_stable_across_resyncs() -> anyhow::Result<()> {
     mgmt(reqwest::Method::DELETE, &format!("vhosts/{vhost}"), None).await?;
     Ok(())
 }
+
+/// Whether `uri` logs in to RabbitMQ (the error when it does not).
+async fn amqp_login(uri: &str) -> Result<(), String> {
+    match lapin::Connection::connect(uri, lapin::ConnectionProperties::default()).await {
+        Ok(conn) => {
+            let _ = conn.close(200, "done".into()).await;
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_rotation_deletes_the_old_user_only_after_the_pods_rolled() -> anyhow::Result<()> {
+    let op = Operator::start_with_resync("rmq-rotate", Externals::real(), RESYNC).await?;
+    apply_local_broker(&op, "local-rmq").await?;
+    let id = unique();
+    let (vhost, user) = (format!("test-{id}"), format!("r-{id}"));
+    queue(
+        &op,
+        "rot",
+        json!({"vhost": vhost, "user": user, "queue": format!("r{id}.events")}),
+    )
+    .await?;
+    let app = |cpu: &str| {
+        json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "AppService",
+            "metadata": {"name": "consumer"},
+            "spec": {"image": "payplane/consumer:1", "port": 8080, "replicas": 1,
+                "queues": [{"ref": "rot"}],
+                "resources": {"requests": {"cpu": cpu}}}})
+    };
+    op.apply(app("10m")).await?;
+    op.wait_for::<AppService>("AppService Ready", "consumer", ready)
+        .await?;
+    let old_uri = secret_key(&op, "rot-amqp", "uri").await?;
+    amqp_login(&old_uri).await.map_err(anyhow::Error::msg)?;
+    op.apply(app("100000")).await?;
+    op.patch::<Queue>(
+        "rot",
+        json!({"metadata": {"annotations": {"payplane.dev/rotate-credentials": "a"}}}),
+    )
+    .await?;
+    let second = format!("{user}-b");
+    eventually(Duration::from_secs(60), "the Secret to hold the second user", || async {
+        let now = secret_key(&op, "rot-amqp", "username").await?;
+        Ok(if now == second { Ok(()) } else { Err(now) })
+    })
+    .await?;
+    let new_uri = secret_key(&op, "rot-amqp", "uri").await?;
+    amqp_login(&new_uri).await.map_err(anyhow::Error::msg)?;
+    tokio::time::sleep(RESYNC * 3).await;
+    amqp_login(&old_uri)
+        .await
+        .map_err(|e| anyhow::anyhow!("the old password before the rollout: {e}"))?;
+
+    op.apply(app("10m")).await?;
+    op.wait_for::<Queue>("the old user retired", "rot", |q| {
+        match q.and_then(|q| q.status.as_ref()).and_then(|s| s.credentials.clone()) {
+            Some(c) if c.retiring.is_none() && c.active == second => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await?;
+    let err = amqp_login(&old_uri).await.err().unwrap_or_default();
+    ensure!(
+        err.contains("ACCESS_REFUSED") || err.contains("auth"),
+        "the old password must be refused: {err:?}"
+    );
+    amqp_login(&new_uri).await.map_err(anyhow::Error::msg)?;
+    op.stop().await?;
+    let _ = mgmt(reqwest::Method::DELETE, &format!("users/{second}"), None).await;
+    mgmt(reqwest::Method::DELETE, &format!("vhosts/{vhost}"), None).await?;
+    Ok(())
+}
