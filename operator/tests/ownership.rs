@@ -119,9 +119,11 @@ async fn external_postgres(
     port: u16,
     password: &str,
 ) -> anyhow::Result<()> {
-    op.apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("{name}-admin")},
-        "stringData": {"password": password}}))
-        .await?;
+    op.apply(
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("{name}-admin")},
+        "stringData": {"password": password}}),
+    )
+    .await?;
     op.apply(json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "PostgresCluster",
         "metadata": {"name": name},
         "spec": {"provider": "external", "external": {"host": "127.0.0.1", "port": port, "sslMode": "disable",
@@ -160,9 +162,23 @@ async fn a_conflicting_database_gets_conflict_and_leaves_the_original_alone() ->
     let postgres_hash = password_hash("postgres").await?;
 
     // Same owner role; same database name with a fresh role; the superuser.
-    database(&op, "same-owner", "local-pg", &format!("o_{id}_other"), &role).await?;
+    database(
+        &op,
+        "same-owner",
+        "local-pg",
+        &format!("o_{id}_other"),
+        &role,
+    )
+    .await?;
     database(&op, "same-db", "local-pg", &db, &format!("o_{id}_c")).await?;
-    database(&op, "superuser", "local-pg", &format!("o_{id}_su"), "postgres").await?;
+    database(
+        &op,
+        "superuser",
+        "local-pg",
+        &format!("o_{id}_su"),
+        "postgres",
+    )
+    .await?;
     for name in ["same-owner", "same-db", "superuser"] {
         let d = op
             .wait_for::<Database>("Conflict", name, not_ready_because("Conflict"))
@@ -183,6 +199,19 @@ async fn a_conflicting_database_gets_conflict_and_leaves_the_original_alone() ->
     ensure!(!database_exists(&format!("o_{id}_other")).await?);
     ensure!(!database_exists(&format!("o_{id}_su")).await?);
 
+    // A Database whose owner is the original's idle second login `<owner>_b` is no conflict
+    // for either: the second login counts only once a rotation uses it.
+    database(
+        &op,
+        "neighbour",
+        "local-pg",
+        &format!("o_{id}_n"),
+        &format!("{role}_b"),
+    )
+    .await?;
+    op.wait_for::<Database>("neighbour Ready", "neighbour", ready)
+        .await?;
+
     // Several resyncs later nothing was reset, the original's nor the superuser's.
     tokio::time::sleep(RESYNC * 4).await;
     ensure!(
@@ -201,9 +230,11 @@ async fn a_conflicting_database_gets_conflict_and_leaves_the_original_alone() ->
 
     // PUBLIC has no CONNECT: another login role is refused; the owner's Secret connects.
     let other = format!("o_{id}_x");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE ROLE \"{other}\" LOGIN")))
-        .execute(&mut shared_pg().await?)
-        .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE \"{other}\" LOGIN"
+    )))
+    .execute(&mut shared_pg().await?)
+    .await?;
     let refused =
         sqlx::PgConnection::connect(&format!("postgres://{other}@127.0.0.1:5432/{db}")).await;
     let err = refused.err().map(|e| e.to_string()).unwrap_or_default();
@@ -215,13 +246,16 @@ async fn a_conflicting_database_gets_conflict_and_leaves_the_original_alone() ->
     sqlx::PgConnection::connect(&uri).await?.close().await?;
 
     // Deleting the copies (reclaimPolicy Delete) drops nothing of the original's.
-    for name in ["same-owner", "same-db", "superuser"] {
+    for name in ["same-owner", "same-db", "superuser", "neighbour"] {
         op.api::<Database>()
             .delete(name, &DeleteParams::default())
             .await?;
         op.wait_gone::<Database>(name).await?;
     }
-    ensure!(database_exists(&db).await?, "the original's database was dropped");
+    ensure!(
+        database_exists(&db).await?,
+        "the original's database was dropped"
+    );
     ensure!(role_exists(&role).await?, "the original's role was dropped");
     ensure!(role_exists("postgres").await?);
     ensure!(password_hash(&role).await? == hash);
@@ -260,7 +294,9 @@ impl PrivatePostgres {
         let password = format!("su{}", unique());
         std::fs::write(dir.join("pw"), &password)?;
         // initdb refuses to run as root: the server runs as the postgres user then.
-        run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir))?;
+        run(Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir))?;
         let pg = Self {
             dir,
             bin,
@@ -268,7 +304,12 @@ impl PrivatePostgres {
             password,
         };
         pg.as_owner(&["initdb", "-D"], &[&pg.data()])
-            .args(["-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256"])
+            .args([
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ])
             .arg(format!("--pwfile={}", pg.dir.join("pw").display()))
             .status()
             .context("initdb")?
@@ -300,7 +341,9 @@ impl PrivatePostgres {
         } else {
             Command::new(program)
         };
-        cmd.args(&program_args[1..]).args(paths).stdout(Stdio::null());
+        cmd.args(&program_args[1..])
+            .args(paths)
+            .stdout(Stdio::null());
         cmd
     }
 
@@ -355,11 +398,7 @@ async fn postgres_stopped_is_degraded_within_a_resync_and_ready_after() -> anyho
     pg.stop_server()?;
     let stopped = std::time::Instant::now();
     let d = op
-        .wait_for::<Database>(
-            "Degraded",
-            "app",
-            not_ready_because("PostgresUnavailable"),
-        )
+        .wait_for::<Database>("Degraded", "app", not_ready_because("PostgresUnavailable"))
         .await?;
     let took = stopped.elapsed();
     eprintln!("Degraded {took:?} after the server stopped");
@@ -420,12 +459,18 @@ async fn a_rotation_keeps_the_old_password_until_the_pods_rolled() -> anyhow::Re
         json!({"metadata": {"annotations": {"payplane.dev/rotate-credentials": "1"}}}),
     )
     .await?;
-    eventually(Duration::from_secs(60), "the Secret to hold pay_b", || async {
-        Ok(match secret_key(&op, "pay-credentials", "user").await?.as_str() {
-            "pay_b" => Ok(()),
-            other => Err(other.to_owned()),
-        })
-    })
+    eventually(
+        Duration::from_secs(60),
+        "the Secret to hold pay_b",
+        || async {
+            Ok(
+                match secret_key(&op, "pay-credentials", "user").await?.as_str() {
+                    "pay_b" => Ok(()),
+                    other => Err(other.to_owned()),
+                },
+            )
+        },
+    )
     .await?;
     let new_uri = secret_key(&op, "pay-credentials", "uri").await?;
     ensure!(new_uri != old_uri);
@@ -445,7 +490,10 @@ async fn a_rotation_keeps_the_old_password_until_the_pods_rolled() -> anyhow::Re
         .await?;
     sqlx::query("SELECT 1").execute(&mut client).await?;
     let d = op.get::<Database>("pay").await?.context("no Database")?;
-    let creds = d.status.and_then(|s| s.credentials).context("no credentials")?;
+    let creds = d
+        .status
+        .and_then(|s| s.credentials)
+        .context("no credentials")?;
     ensure!(creds.retiring.as_deref() == Some("pay"), "{creds:?}");
     ensure!(creds.rollout_from.contains_key("pay"), "{creds:?}");
 
@@ -499,9 +547,11 @@ async fn queue(op: &Operator, name: &str, spec: Value) -> anyhow::Result<()> {
     let mut spec = spec;
     spec["brokerRef"] = json!({"name": "local-rmq"});
     spec["reclaimPolicy"] = json!("Delete");
-    op.apply(json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "Queue",
-        "metadata": {"name": name}, "spec": spec}))
-        .await?;
+    op.apply(
+        json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "Queue",
+        "metadata": {"name": name}, "spec": spec}),
+    )
+    .await?;
     Ok(())
 }
 
@@ -511,7 +561,11 @@ async fn a_conflicting_queue_gets_conflict_and_the_original_password_is_unchange
     let op = Operator::start_with_resync("rmq-conflict", Externals::real(), RESYNC).await?;
     apply_local_broker(&op, "local-rmq").await?;
     let id = unique();
-    let (vhost, user, own) = (format!("test-{id}"), format!("u-{id}"), format!("o{id}.events"));
+    let (vhost, user, own) = (
+        format!("test-{id}"),
+        format!("u-{id}"),
+        format!("o{id}.events"),
+    );
     queue(
         &op,
         "original",
@@ -520,8 +574,8 @@ async fn a_conflicting_queue_gets_conflict_and_the_original_password_is_unchange
     .await?;
     op.wait_for::<Queue>("original Ready", "original", ready)
         .await?;
-    let hash = mgmt(reqwest::Method::GET, &format!("users/{user}"), None).await?["password_hash"]
-        .clone();
+    let hash =
+        mgmt(reqwest::Method::GET, &format!("users/{user}"), None).await?["password_hash"].clone();
     ensure!(hash.is_string(), "{hash}");
     queue(
         &op,
@@ -529,7 +583,12 @@ async fn a_conflicting_queue_gets_conflict_and_the_original_password_is_unchange
         json!({"vhost": vhost, "user": user, "queue": format!("c{id}.events")}),
     )
     .await?;
-    queue(&op, "guest", json!({"vhost": vhost, "user": "guest", "publishes": true})).await?;
+    queue(
+        &op,
+        "guest",
+        json!({"vhost": vhost, "user": "guest", "publishes": true}),
+    )
+    .await?;
     for name in ["copy", "guest"] {
         op.wait_for::<Queue>("Conflict", name, not_ready_because("Conflict"))
             .await?;
@@ -539,19 +598,33 @@ async fn a_conflicting_queue_gets_conflict_and_the_original_password_is_unchange
         );
     }
     // Nothing of the copy was declared.
-    let copy = mgmt(reqwest::Method::GET, &format!("queues/{vhost}/c{id}.events"), None).await?;
-    ensure!(copy.get("name").is_none(), "the copy declared its queue: {copy}");
+    let copy = mgmt(
+        reqwest::Method::GET,
+        &format!("queues/{vhost}/c{id}.events"),
+        None,
+    )
+    .await?;
+    ensure!(
+        copy.get("name").is_none(),
+        "the copy declared its queue: {copy}"
+    );
     // Several resyncs: no password reset, by the copy or by the original.
     tokio::time::sleep(RESYNC * 4).await;
     let now = mgmt(reqwest::Method::GET, &format!("users/{user}"), None).await?;
-    ensure!(now["password_hash"] == hash, "the original's password changed");
+    ensure!(
+        now["password_hash"] == hash,
+        "the original's password changed"
+    );
     // Deleting the copy (reclaimPolicy Delete) removes neither the user nor the queue.
     op.api::<Queue>()
         .delete("copy", &DeleteParams::default())
         .await?;
     op.wait_gone::<Queue>("copy").await?;
     let now = mgmt(reqwest::Method::GET, &format!("users/{user}"), None).await?;
-    ensure!(now["password_hash"] == hash, "the copy's deletion touched the user");
+    ensure!(
+        now["password_hash"] == hash,
+        "the copy's deletion touched the user"
+    );
     let q = mgmt(reqwest::Method::GET, &format!("queues/{vhost}/{own}"), None).await?;
     ensure!(q["name"] == json!(own), "the original's queue is gone: {q}");
     let uri = secret_key(&op, "original-amqp", "uri").await?;
@@ -587,19 +660,33 @@ async fn changed_queue_arguments_say_so_and_recreating_the_queue_recovers() -> a
             not_ready_because("QueueArgumentsChanged"),
         )
         .await?;
-    let message = condition(&q, "Ready").map(|c| c.message.clone()).unwrap_or_default();
+    let message = condition(&q, "Ready")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
     eprintln!("{message}");
     let retry = format!("{own}.retry.1");
     ensure!(
-        message.contains(&format!("queue {retry} has x-message-ttl=1000 on the broker, the spec wants 5000")),
+        message.contains(&format!(
+            "queue {retry} has x-message-ttl=1000 on the broker, the spec wants 5000"
+        )),
         "{message}"
     );
     ensure!(message.contains("delete it on the broker"), "{message}");
     ensure!(condition(&q, "Degraded").is_some_and(|c| c.status == "True"));
     // The documented recreate path: delete the (drained) queue; the operator redeclares it.
-    mgmt(reqwest::Method::DELETE, &format!("queues/{vhost}/{retry}"), None).await?;
+    mgmt(
+        reqwest::Method::DELETE,
+        &format!("queues/{vhost}/{retry}"),
+        None,
+    )
+    .await?;
     op.wait_for::<Queue>("Ready again", "args", ready).await?;
-    let declared = mgmt(reqwest::Method::GET, &format!("queues/{vhost}/{retry}"), None).await?;
+    let declared = mgmt(
+        reqwest::Method::GET,
+        &format!("queues/{vhost}/{retry}"),
+        None,
+    )
+    .await?;
     ensure!(
         declared["arguments"]["x-message-ttl"] == json!(5000),
         "{declared}"
@@ -653,14 +740,18 @@ async fn undeclared_bindings_are_removed() -> anyhow::Result<()> {
     .await?;
     op.patch::<Queue>("bind", json!({"spec": {"bindings": ["auth.user.*"]}}))
         .await?;
-    eventually(Duration::from_secs(60), "only the declared binding", || async {
-        let keys = bound_keys(&vhost, &own).await?;
-        Ok(if keys == ["auth.user.*"] {
-            Ok(())
-        } else {
-            Err(format!("{keys:?}"))
-        })
-    })
+    eventually(
+        Duration::from_secs(60),
+        "only the declared binding",
+        || async {
+            let keys = bound_keys(&vhost, &own).await?;
+            Ok(if keys == ["auth.user.*"] {
+                Ok(())
+            } else {
+                Err(format!("{keys:?}"))
+            })
+        },
+    )
     .await?;
     op.stop().await?;
     let _ = mgmt(reqwest::Method::DELETE, &format!("users/b-{id}"), None).await;
@@ -675,18 +766,26 @@ async fn a_queue_password_is_stable_across_resyncs() -> anyhow::Result<()> {
     apply_local_broker(&op, "local-rmq").await?;
     let id = unique();
     let (vhost, user) = (format!("test-{id}"), format!("s-{id}"));
-    queue(&op, "stable", json!({"vhost": vhost, "user": user, "publishes": true})).await?;
+    queue(
+        &op,
+        "stable",
+        json!({"vhost": vhost, "user": user, "publishes": true}),
+    )
+    .await?;
     op.wait_for::<Queue>("Ready", "stable", ready).await?;
     let before = op.ctx.metrics.total_reconciles();
-    let hash = mgmt(reqwest::Method::GET, &format!("users/{user}"), None).await?["password_hash"]
-        .clone();
+    let hash =
+        mgmt(reqwest::Method::GET, &format!("users/{user}"), None).await?["password_hash"].clone();
     tokio::time::sleep(RESYNC * 4).await;
     ensure!(
         op.ctx.metrics.total_reconciles() >= before + 3,
         "no resync happened"
     );
     let now = mgmt(reqwest::Method::GET, &format!("users/{user}"), None).await?;
-    ensure!(now["password_hash"] == hash, "the password was reset on a resync");
+    ensure!(
+        now["password_hash"] == hash,
+        "the password was reset on a resync"
+    );
     op.stop().await?;
     let _ = mgmt(reqwest::Method::DELETE, &format!("users/{user}"), None).await;
     mgmt(reqwest::Method::DELETE, &format!("vhosts/{vhost}"), None).await?;
@@ -735,10 +834,14 @@ async fn a_queue_rotation_deletes_the_old_user_only_after_the_pods_rolled() -> a
     )
     .await?;
     let second = format!("{user}-b");
-    eventually(Duration::from_secs(60), "the Secret to hold the second user", || async {
-        let now = secret_key(&op, "rot-amqp", "username").await?;
-        Ok(if now == second { Ok(()) } else { Err(now) })
-    })
+    eventually(
+        Duration::from_secs(60),
+        "the Secret to hold the second user",
+        || async {
+            let now = secret_key(&op, "rot-amqp", "username").await?;
+            Ok(if now == second { Ok(()) } else { Err(now) })
+        },
+    )
     .await?;
     let new_uri = secret_key(&op, "rot-amqp", "uri").await?;
     amqp_login(&new_uri).await.map_err(anyhow::Error::msg)?;
@@ -749,7 +852,10 @@ async fn a_queue_rotation_deletes_the_old_user_only_after_the_pods_rolled() -> a
 
     op.apply(app("10m")).await?;
     op.wait_for::<Queue>("the old user retired", "rot", |q| {
-        match q.and_then(|q| q.status.as_ref()).and_then(|s| s.credentials.clone()) {
+        match q
+            .and_then(|q| q.status.as_ref())
+            .and_then(|s| s.credentials.clone())
+        {
             Some(c) if c.retiring.is_none() && c.active == second => Ok(()),
             other => Err(format!("{other:?}")),
         }

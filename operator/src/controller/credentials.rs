@@ -74,6 +74,19 @@ pub fn step(recorded: Option<&Credentials>, token: Option<&str>, pair: (&str, &s
     }
 }
 
+/// Whether the second login of the pair takes part (pure): it is recorded as active or
+/// retiring, the Secret holds it, or this step rotates onto it.
+pub fn uses_second(
+    recorded: Option<&Credentials>,
+    next: &Step,
+    secret_user: Option<&str>,
+    second: &str,
+) -> bool {
+    recorded.is_some_and(|c| c.active == second || c.retiring.as_deref() == Some(second))
+        || matches!(next, Step::Start { to } if to == second)
+        || secret_user == Some(second)
+}
+
 /// Whether a Deployment runs a pod template other than the one with checksum `from`, with
 /// that rollout finished: every replica updated and available, no old pod left (pure).
 pub fn rolled(from: &str, d: &Deployment) -> bool {
@@ -179,6 +192,18 @@ mod tests {
     }
 
     #[test]
+    fn the_second_login_counts_only_once_a_rotation_uses_it() {
+        let c = creds("app", None, Some("1"));
+        assert!(!uses_second(Some(&c), &Step::Steady, Some("app"), "app_b"));
+        assert!(!uses_second(None, &Step::Steady, None, "app_b"));
+        let start = Step::Start { to: "app_b".into() };
+        assert!(uses_second(Some(&c), &start, Some("app"), "app_b"));
+        let c = creds("app_b", Some("app"), Some("2"));
+        assert!(uses_second(Some(&c), &Step::Steady, None, "app_b"));
+        assert!(uses_second(None, &Step::Steady, Some("app_b"), "app_b"));
+    }
+
+    #[test]
     fn a_rotation_in_progress_finishes_before_the_next() {
         let c = creds("app_b", Some("app"), Some("2"));
         assert_eq!(
@@ -187,7 +212,7 @@ mod tests {
         );
     }
 
-    fn deployment(checksum: &str, generation: i64, status: serde_json::Value) -> Deployment {
+    fn deployment(checksum: &str, generation: i64, status: &serde_json::Value) -> Deployment {
         serde_json::from_value(json!({
             "metadata": {"name": "pay", "generation": generation},
             "spec": {"replicas": 2, "selector": {},
@@ -200,13 +225,16 @@ mod tests {
     #[test]
     fn rolled_needs_a_new_template_fully_rolled_out() {
         let done = json!({"observedGeneration": 3, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2});
-        assert!(rolled("old", &deployment("new", 3, done.clone())));
-        assert!(!rolled("new", &deployment("new", 3, done)), "same template");
+        assert!(rolled("old", &deployment("new", 3, &done)));
+        assert!(
+            !rolled("new", &deployment("new", 3, &done)),
+            "same template"
+        );
         let old_pods_left = json!({"observedGeneration": 3, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 2});
-        assert!(!rolled("old", &deployment("new", 3, old_pods_left)));
+        assert!(!rolled("old", &deployment("new", 3, &old_pods_left)));
         let not_observed = json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2});
-        assert!(!rolled("old", &deployment("new", 3, not_observed)));
+        assert!(!rolled("old", &deployment("new", 3, &not_observed)));
         let pending = json!({"observedGeneration": 3, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 2});
-        assert!(!rolled("old", &deployment("new", 3, pending)));
+        assert!(!rolled("old", &deployment("new", 3, &pending)));
     }
 }

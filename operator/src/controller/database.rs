@@ -17,7 +17,9 @@ use kube::runtime::{Controller, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use super::credentials::{ADOPT, ROTATE, Step, annotation, pending, rollout_checksums, step};
+use super::credentials::{
+    ADOPT, ROTATE, Step, annotation, pending, rollout_checksums, step, uses_second,
+};
 use super::finalizer::{Event as Finalizer, finalizer};
 use super::{Ctx, Result, apply_children, ids, namespace, prune, waiting, write_status};
 use crate::conditions::{Cond, Observed, external_conditions, is_ready};
@@ -169,7 +171,7 @@ async fn apply(db: Arc<Database>, ctx: &Ctx) -> Result<Action> {
     let second = build::second_login(&owner);
     let secret = build::secret_name(&name);
     let stored = own_secret(ctx, &ns, &secret, &uid).await?;
-    let observed = match ctx
+    let mut observed = match ctx
         .externals
         .observe_database(
             &target,
@@ -181,6 +183,19 @@ async fn apply(db: Arc<Database>, ctx: &Ctx) -> Result<Action> {
         Ok(o) => o,
         Err(e) => return unavailable(ctx, &db, &e).await,
     };
+    let token = annotation(db.as_ref(), ROTATE);
+    let recorded = db.status.as_ref().and_then(|s| s.credentials.clone());
+    let next = step(recorded.as_ref(), token, (&owner, &second));
+    // The second login matters only once a rotation uses it: until then a resource whose
+    // own name it is (another's `<name>_b`) is no conflict, and it is not touched.
+    if !uses_second(
+        recorded.as_ref(),
+        &next,
+        stored.as_ref().map(|(u, _)| u.as_str()),
+        &second,
+    ) {
+        observed.roles.remove(&second);
+    }
     let adopt = annotation(db.as_ref(), ADOPT) == Some("true")
         || stored
             .as_ref()
@@ -192,8 +207,6 @@ async fn apply(db: Arc<Database>, ctx: &Ctx) -> Result<Action> {
         return Ok(Action::requeue(ctx.resync));
     }
 
-    let token = annotation(db.as_ref(), ROTATE);
-    let recorded = db.status.as_ref().and_then(|s| s.credentials.clone());
     let mut creds = recorded.clone().unwrap_or_else(|| Credentials {
         active: stored
             .as_ref()
@@ -221,7 +234,7 @@ async fn apply(db: Arc<Database>, ctx: &Ctx) -> Result<Action> {
     let mut rotating = None;
     let mut started = false;
     let mut finished = None;
-    match step(recorded.as_ref(), token, (&owner, &second)) {
+    match next {
         Step::Steady => {}
         Step::Start { to } => {
             // Recorded before the Secret changes, so a rollout it causes is never missed.

@@ -21,7 +21,9 @@ use serde_json::json;
 
 use std::collections::BTreeSet;
 
-use super::credentials::{ADOPT, ROTATE, Step, annotation, pending, rollout_checksums, step};
+use super::credentials::{
+    ADOPT, ROTATE, Step, annotation, pending, rollout_checksums, step, uses_second,
+};
 use super::finalizer::{Event as Finalizer, finalizer};
 use super::message_broker::amqp_host_port;
 use super::{Ctx, Result, apply_children, ids, invalid, namespace, prune, waiting, write_status};
@@ -206,7 +208,7 @@ async fn apply(q: Arc<Queue>, ctx: &Ctx) -> Result<Action> {
     let first = q.spec.user.clone();
     let second = build::second_user(&first);
     let stored = own_secret(ctx, &ns, &secret, &uid).await?;
-    let observed = match ctx
+    let mut observed = match ctx
         .externals
         .observe_queue(&target, &q.spec.vhost, &plan.users, &plan.declarations)
         .await
@@ -214,6 +216,19 @@ async fn apply(q: Arc<Queue>, ctx: &Ctx) -> Result<Action> {
         Ok(o) => o,
         Err(e) => return unavailable(ctx, &q, &e).await,
     };
+    let token = annotation(q.as_ref(), ROTATE);
+    let recorded = q.status.as_ref().and_then(|s| s.credentials.clone());
+    let next = step(recorded.as_ref(), token, (&first, &second));
+    // The second login matters only once a rotation uses it: until then a resource whose
+    // own name it is (another's `<name>_b`) is no conflict, and it is not touched.
+    if !uses_second(
+        recorded.as_ref(),
+        &next,
+        stored.as_ref().map(|(u, _)| u.as_str()),
+        &second,
+    ) {
+        observed.users.remove(&second);
+    }
     let adopt = annotation(q.as_ref(), ADOPT) == Some("true")
         || stored
             .as_ref()
@@ -232,8 +247,6 @@ async fn apply(q: Arc<Queue>, ctx: &Ctx) -> Result<Action> {
         }
     }
 
-    let token = annotation(q.as_ref(), ROTATE);
-    let recorded = q.status.as_ref().and_then(|s| s.credentials.clone());
     let mut creds = recorded.clone().unwrap_or_else(|| Credentials {
         active: stored
             .as_ref()
@@ -261,7 +274,7 @@ async fn apply(q: Arc<Queue>, ctx: &Ctx) -> Result<Action> {
     let mut rotating = None;
     let mut started = false;
     let mut finished = None;
-    match step(recorded.as_ref(), token, (&first, &second)) {
+    match next {
         Step::Steady => {}
         Step::Start { to } => {
             // Recorded before the Secret changes, so a rollout it causes is never missed.

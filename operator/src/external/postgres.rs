@@ -320,24 +320,18 @@ pub async fn ensure_database(t: &PgTarget, plan: &DbPlan) -> Result<(), SqlError
     let owner = ident(&plan.owner)?;
     let mark = marker(uid_literal(&plan.uid)?);
     let mut conn = connect(t, "postgres").await?;
-    if !role_exists(&mut conn, owner).await? {
-        // Role and its marker in one transaction: a role of ours never exists unmarked.
-        exec(
-            &mut conn,
-            "creating the owner role",
-            format!(
-                "BEGIN; CREATE ROLE \"{owner}\" NOLOGIN; COMMENT ON ROLE \"{owner}\" IS '{mark}'; COMMIT"
-            ),
-        )
-        .await?;
+    // Role and its marker in one transaction: a role of ours never exists unmarked.
+    let create = if role_exists(&mut conn, owner).await? {
+        String::new()
     } else {
-        exec(
-            &mut conn,
-            "marking the owner role",
-            format!("COMMENT ON ROLE \"{owner}\" IS '{mark}'"),
-        )
-        .await?;
-    }
+        format!("CREATE ROLE \"{owner}\" NOLOGIN; ")
+    };
+    exec(
+        &mut conn,
+        "creating and marking the owner role",
+        format!("BEGIN; {create}COMMENT ON ROLE \"{owner}\" IS '{mark}'; COMMIT"),
+    )
+    .await?;
     for change in &plan.logins {
         match change {
             LoginChange::Enable { name, password: pw } => {
