@@ -872,3 +872,77 @@ async fn a_queue_rotation_deletes_the_old_user_only_after_the_pods_rolled() -> a
     mgmt(reqwest::Method::DELETE, &format!("vhosts/{vhost}"), None).await?;
     Ok(())
 }
+
+/// What an operator before ownership marks made (no comment, no tag, but the resource's own
+/// Secret) is adopted on the next resync without a password change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmarked_objects_of_the_resources_own_secret_are_adopted() -> anyhow::Result<()> {
+    let op = Operator::start_with_resync("adopt", Externals::real(), RESYNC).await?;
+    external_postgres(&op, "local-pg", 5432, "").await?;
+    apply_local_broker(&op, "local-rmq").await?;
+    let id = unique();
+    let (db, role) = (format!("l_{id}_db"), format!("l_{id}"));
+    database(&op, "legacy", "local-pg", &db, &role).await?;
+    let (vhost, user) = (format!("test-{id}"), format!("l-{id}"));
+    queue(
+        &op,
+        "legacy",
+        json!({"vhost": vhost, "user": user, "publishes": true}),
+    )
+    .await?;
+    op.wait_for::<Database>("Ready", "legacy", ready).await?;
+    op.wait_for::<Queue>("Ready", "legacy", ready).await?;
+    let hash = password_hash(&role).await?;
+    let u = mgmt(reqwest::Method::GET, &format!("users/{user}"), None).await?;
+    let user_hash = u["password_hash"].clone();
+
+    // Remove the marks, as if an older operator had made them.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "COMMENT ON ROLE \"{role}\" IS NULL; COMMENT ON DATABASE \"{db}\" IS NULL"
+    )))
+    .execute(&mut shared_pg().await?)
+    .await?;
+    mgmt(
+        reqwest::Method::PUT,
+        &format!("users/{user}"),
+        Some(json!({"password_hash": user_hash, "hashing_algorithm": u["hashing_algorithm"], "tags": ""})),
+    )
+    .await?;
+    eventually(Duration::from_secs(30), "the marks back", || async {
+        let mut c = shared_pg().await?;
+        let comment: Option<String> = sqlx::query_scalar(
+            "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1",
+        )
+        .bind(&role)
+        .fetch_one(&mut c)
+        .await?;
+        let tags =
+            mgmt(reqwest::Method::GET, &format!("users/{user}"), None).await?["tags"].clone();
+        let tagged = tags.as_array().is_some_and(|t| {
+            t.iter()
+                .any(|t| t.as_str().is_some_and(|t| t.starts_with("payplane-owner-")))
+        });
+        Ok(if comment.is_some() && tagged {
+            Ok(())
+        } else {
+            Err(format!("comment {comment:?}, tags {tags}"))
+        })
+    })
+    .await?;
+    ensure!(
+        password_hash(&role).await? == hash,
+        "adoption changed the role's password"
+    );
+    let now = mgmt(reqwest::Method::GET, &format!("users/{user}"), None).await?;
+    ensure!(
+        now["password_hash"] == user_hash,
+        "adoption changed the user's password"
+    );
+    op.wait_for::<Database>("Ready", "legacy", ready).await?;
+    op.wait_for::<Queue>("Ready", "legacy", ready).await?;
+    op.stop().await?;
+    drop_shared(&[&db], &[&role]).await?;
+    let _ = mgmt(reqwest::Method::DELETE, &format!("users/{user}"), None).await;
+    mgmt(reqwest::Method::DELETE, &format!("vhosts/{vhost}"), None).await?;
+    Ok(())
+}
