@@ -1,7 +1,7 @@
 //! Reconciles `IngressCert`: keeps an operator-managed CA (selfSigned) or uses a given CA
 //! Secret (ca) to issue the leaf into a `kubernetes.io/tls` Secret, renewing it at its
-//! renewal time, or creates a cert-manager `Certificate` (certManager); plus the Ingress
-//! (I/O: Kubernetes API).
+//! renewal time, or creates a cert-manager `Certificate` (certManager); plus the Ingress or
+//! the Gateway API `HTTPRoute` (I/O: Kubernetes API).
 
 pub mod build;
 
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::Api;
+use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
 use kube::runtime::{Controller, watcher};
@@ -26,6 +26,53 @@ use crate::crd::ingress_cert::Issuer;
 use crate::tls::{self, Pem};
 
 const KIND: &str = "IngressCert";
+
+/// Whether the API server serves the Gateway API's `HTTPRoute` (its CRDs are installed): a
+/// list in `ns` answers 404 when the type does not exist. Asked at every reconcile that wants
+/// a route, so installing the CRDs later is picked up without restarting the operator.
+async fn gateway_api_served(ctx: &Ctx, ns: &str) -> Result<bool> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), ns, &build::http_route_resource());
+    match api.list_metadata(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The `Ready` message: where the certificate is and, with a route, what the Gateway's
+/// owner must set on the listener (the operator never changes a Gateway it does not own).
+fn ready_message(ic: &IngressCert) -> String {
+    let mut message = format!("certificate in Secret {}", ic.spec.secret_name);
+    if let (Some(route), Some(cert)) = (
+        ic.spec.http_route.as_ref(),
+        build::listener_certificate_ref(ic),
+    ) {
+        let gateway_ns = route
+            .parent_ref
+            .namespace
+            .as_deref()
+            .unwrap_or(&cert.namespace);
+        let listener = route.parent_ref.section_name.as_ref().map_or_else(
+            || "its HTTPS listener".to_owned(),
+            |l| format!("listener {l}"),
+        );
+        message.push_str(&format!(
+            "; HTTPRoute {} attached to Gateway {gateway_ns}/{}: {listener} must list {{kind: Secret, namespace: {}, name: {}}} in tls.certificateRefs",
+            ic.name_any(),
+            route.parent_ref.name,
+            cert.namespace,
+            cert.name,
+        ));
+        if gateway_ns != cert.namespace {
+            message.push_str(&format!(
+                " (ReferenceGrant {} lets namespace {gateway_ns} read it)",
+                build::reference_grant_name(&ic.name_any())
+            ));
+        }
+    }
+    message
+}
 
 async fn secret_data(
     ctx: &Ctx,
@@ -210,11 +257,21 @@ async fn reconcile_inner(ic: Arc<IngressCert>, ctx: Arc<Ctx>) -> Result<Action> 
             resolved.leaf_annotations = annotations;
         }
     }
-    let children = build::build(ic.as_ref(), &resolved)?;
+    let mut children = build::build(ic.as_ref(), &resolved)?;
+    // Without the Gateway API CRDs the route cannot exist; the certificate still can.
+    let gateway_api_missing =
+        ic.spec.http_route.is_some() && !gateway_api_served(&ctx, &ns).await?;
+    if gateway_api_missing {
+        children.retain(|c| c.resource.group != build::GATEWAY_GROUP);
+    }
     let applied = apply_children(&ctx.client, &ns, &children).await?;
     let mut kinds = vec![
         ApiResource::erase::<Secret>(&()),
         ApiResource::erase::<Ingress>(&()),
+        // Pruned whether or not a route is asked for, so switching back to an Ingress removes
+        // them; a cluster without the Gateway API answers 404, which prune skips.
+        build::http_route_resource(),
+        build::reference_grant_resource(),
     ];
     if ic.spec.issuer == Issuer::CertManager {
         kinds.push(build::certificate_resource());
@@ -250,13 +307,28 @@ async fn reconcile_inner(ic: Arc<IngressCert>, ctx: Arc<Ctx>) -> Result<Action> 
             return Ok(Action::requeue(super::WAIT));
         }
     }
-    write_status(
-        &ctx,
-        ic.as_ref(),
-        &ready(&format!("certificate in Secret {}", ic.spec.secret_name)),
-        extra,
-    )
-    .await?;
+    if let (Some(cert), Value::Object(fields)) = (build::listener_certificate_ref(&ic), &mut extra)
+    {
+        fields.insert("listenerCertificateRef".into(), json!(cert));
+    }
+    if gateway_api_missing {
+        write_status(
+            &ctx,
+            ic.as_ref(),
+            &waiting(
+                "GatewayApiMissing",
+                format!(
+                    "spec.httpRoute needs the Gateway API CRDs ({}/v1 HTTPRoute, standard channel) on the cluster; certificate in Secret {}",
+                    build::GATEWAY_GROUP,
+                    ic.spec.secret_name
+                ),
+            ),
+            extra,
+        )
+        .await?;
+        return Ok(Action::requeue(super::WAIT));
+    }
+    write_status(&ctx, ic.as_ref(), &ready(&ready_message(&ic)), extra).await?;
     Ok(Action::requeue(requeue))
 }
 
