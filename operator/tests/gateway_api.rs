@@ -11,10 +11,11 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
-use payplane_control_plane::{GATEWAY_API, eventually};
+use payplane_control_plane::{GATEWAY_API, GoModuleFiles, eventually};
 use payplane_operator::controller::ingress_cert::build::{
-    http_route_resource, reference_grant_resource,
+    http_route_resource, listener_certificate_ref, reference_grant_resource,
 };
+use payplane_operator::controller::platform::build as platform_build;
 use payplane_operator::crd::{IngressCert, Platform};
 use payplane_operator::external::Externals;
 use payplane_operator::testing::{
@@ -22,6 +23,15 @@ use payplane_operator::testing::{
     install_third_party_crds, not_ready, ready,
 };
 use serde_json::{Value, json};
+
+/// Envoy Gateway's `EnvoyProxy` CRD, at the version the kind workflow installs.
+const ENVOY_GATEWAY: GoModuleFiles = GoModuleFiles {
+    module: "github.com/envoyproxy/gateway",
+    version: "v1.9.1",
+    files: &[
+        "charts/gateway-helm/charts/crds/crds/generated/gateway.envoyproxy.io_envoyproxies.yaml",
+    ],
+};
 
 /// A GatewayClass no controller claims: the objects are stored and validated, nothing serves.
 const CLASS: &str = "payplane-test";
@@ -339,4 +349,80 @@ async fn standalone_ingresscert_routes_through_a_gateway_of_its_own_namespace() 
     op.wait_for::<IngressCert>("Ready with the Ingress", "shop", ready)
         .await?;
     op.stop().await
+}
+
+/// The kind workflow's manifests (which only run where Docker is) against the real schemas:
+/// `tests/kind/gateway.yaml` (EnvoyProxy, GatewayClass, Gateway) is accepted with strict
+/// validation, the example Platform with `tests/kind/platform-httproute.yaml` merged in is a
+/// valid Platform, and the Gateway's listener references exactly the Secret that Platform's
+/// IngressCert reports (and grants to the Gateway's namespace).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kind_gateway_manifests_match_the_real_schemas_and_the_operator() -> Result<()> {
+    install_third_party_crds(&[GATEWAY_API, ENVOY_GATEWAY]).await?;
+    let cp = control_plane().await?;
+    let admin = cp.admin_client()?;
+    // Helm creates Envoy Gateway's namespace in the cluster.
+    apply_object(
+        &admin,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "envoy-gateway-system"}}),
+    )
+    .await?;
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(include_str!("../../tests/kind/gateway.yaml"))?;
+    let mut gateway = Value::Null;
+    for doc in docs.into_iter().filter(|d| !d.is_null()) {
+        let stored = apply_object(&admin, doc).await?;
+        if stored["kind"] == "Gateway" {
+            gateway = stored;
+        }
+    }
+    let listener = &gateway["spec"]["listeners"][0];
+    ensure!(listener["name"] == "https", "{gateway}");
+
+    let ns = cp.namespace("kind-platform").await?;
+    let mut platform: Value = serde_saphyr::from_str(EXAMPLE_PLATFORM)?;
+    let patch: Value =
+        serde_saphyr::from_str(include_str!("../../tests/kind/platform-httproute.yaml"))?;
+    json_patch::merge(&mut platform, &patch);
+    let example_ns = platform["metadata"]["namespace"].clone();
+    platform["metadata"]["namespace"] = json!(ns.name());
+    let stored = apply_object(&admin, platform.clone()).await?;
+    ensure!(
+        stored["spec"]["httpRoute"]["parentRef"]
+            == json!({"name": "public", "namespace": gateway["metadata"]["namespace"], "sectionName": "https"})
+            && stored["spec"].get("ingressClassName").is_none(),
+        "{stored}"
+    );
+
+    // What the operator builds for that Platform in the example's namespace (`payments`).
+    platform["metadata"]["namespace"] = example_ns;
+    let mut typed: Platform = serde_json::from_value(platform)?;
+    typed.metadata.uid = Some("uid-payplane".into());
+    let children = platform_build::build(&typed, &platform_build::Resolved::default())?;
+    let ic: IngressCert = children
+        .iter()
+        .find(|c| c.resource.kind == "IngressCert")
+        .map(|c| serde_json::from_value(c.object.clone()))
+        .context("no IngressCert")??;
+    let mut ic = ic;
+    ic.metadata.uid = Some("uid-payplane-tls".into());
+    let wanted = listener_certificate_ref(&ic).context("no listener certificate ref")?;
+    ensure!(
+        listener["tls"]["certificateRefs"] == json!([wanted]),
+        "the kind Gateway references {}, the operator issues {wanted:?}",
+        listener["tls"]["certificateRefs"]
+    );
+    let grant = payplane_operator::controller::ingress_cert::build::build(
+        &ic,
+        &payplane_operator::controller::ingress_cert::build::Resolved::default(),
+    )?
+    .into_iter()
+    .find(|c| c.resource.kind == "ReferenceGrant")
+    .context("no ReferenceGrant for the kind Gateway")?;
+    ensure!(
+        grant.object["spec"]["from"][0]["namespace"] == gateway["metadata"]["namespace"],
+        "{}",
+        grant.object
+    );
+    Ok(())
 }
