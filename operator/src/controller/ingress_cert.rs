@@ -40,40 +40,6 @@ async fn gateway_api_served(ctx: &Ctx, ns: &str) -> Result<bool> {
     }
 }
 
-/// The `Ready` message: where the certificate is and, with a route, what the Gateway's
-/// owner must set on the listener (the operator never changes a Gateway it does not own).
-fn ready_message(ic: &IngressCert) -> String {
-    let mut message = format!("certificate in Secret {}", ic.spec.secret_name);
-    if let (Some(route), Some(cert)) = (
-        ic.spec.http_route.as_ref(),
-        build::listener_certificate_ref(ic),
-    ) {
-        let gateway_ns = route
-            .parent_ref
-            .namespace
-            .as_deref()
-            .unwrap_or(&cert.namespace);
-        let listener = route.parent_ref.section_name.as_ref().map_or_else(
-            || "its HTTPS listener".to_owned(),
-            |l| format!("listener {l}"),
-        );
-        message.push_str(&format!(
-            "; HTTPRoute {} attached to Gateway {gateway_ns}/{}: {listener} must list {{kind: Secret, namespace: {}, name: {}}} in tls.certificateRefs",
-            ic.name_any(),
-            route.parent_ref.name,
-            cert.namespace,
-            cert.name,
-        ));
-        if gateway_ns != cert.namespace {
-            message.push_str(&format!(
-                " (ReferenceGrant {} lets namespace {gateway_ns} read it)",
-                build::reference_grant_name(&ic.name_any())
-            ));
-        }
-    }
-    message
-}
-
 async fn secret_data(
     ctx: &Ctx,
     ns: &str,
@@ -328,7 +294,7 @@ async fn reconcile_inner(ic: Arc<IngressCert>, ctx: Arc<Ctx>) -> Result<Action> 
         .await?;
         return Ok(Action::requeue(super::WAIT));
     }
-    write_status(&ctx, ic.as_ref(), &ready(&ready_message(&ic)), extra).await?;
+    write_status(&ctx, ic.as_ref(), &ready(&build::ready_message(&ic)), extra).await?;
     Ok(Action::requeue(requeue))
 }
 

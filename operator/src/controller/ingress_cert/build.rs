@@ -83,6 +83,38 @@ pub fn listener_certificate_ref(ic: &IngressCert) -> Option<CertificateRef> {
     })
 }
 
+/// The `Ready` message: where the certificate is and, with a route, what the Gateway's owner
+/// must set on the listener (the operator never changes a Gateway it does not own).
+pub fn ready_message(ic: &IngressCert) -> String {
+    let stored = format!("certificate in Secret {}", ic.spec.secret_name);
+    let (Some(route), Some(cert)) = (ic.spec.http_route.as_ref(), listener_certificate_ref(ic))
+    else {
+        return stored;
+    };
+    let name = ic.metadata.name.clone().unwrap_or_default();
+    let gateway_ns = route
+        .parent_ref
+        .namespace
+        .as_deref()
+        .unwrap_or(&cert.namespace);
+    let listener = route.parent_ref.section_name.as_ref().map_or_else(
+        || "its HTTPS listener".to_owned(),
+        |l| format!("listener {l}"),
+    );
+    let grant = if gateway_ns == cert.namespace {
+        String::new()
+    } else {
+        format!(
+            " (ReferenceGrant {} lets namespace {gateway_ns} read it)",
+            reference_grant_name(&name)
+        )
+    };
+    format!(
+        "{stored}; HTTPRoute {name} attached to Gateway {gateway_ns}/{}: {listener} must list {{kind: Secret, namespace: {}, name: {}}} in tls.certificateRefs{grant}",
+        route.parent_ref.name, cert.namespace, cert.name,
+    )
+}
+
 /// The `HTTPRoute` body: every host, every path, to the backend Service, attached to the
 /// named Gateway (and listener).
 fn http_route_body(hosts: &[String], route: &HttpRouteSpec) -> serde_json::Value {
@@ -325,6 +357,23 @@ mod tests {
         let ingress = &of_kind(&children, "Ingress")[0].object;
         assert_eq!(ingress["spec"]["ingressClassName"], "envoy");
         assert_eq!(listener_certificate_ref(&ic), None);
+    }
+
+    #[test]
+    fn ready_message_says_what_the_listener_must_reference() {
+        assert_eq!(
+            ready_message(&cert(Some(gateway(Some("gateway-system"), Some("https"))))),
+            "certificate in Secret pay-tls; HTTPRoute pay attached to Gateway gateway-system/public: \
+             listener https must list {kind: Secret, namespace: payments, name: pay-tls} in \
+             tls.certificateRefs (ReferenceGrant pay-gateway-tls lets namespace gateway-system read it)"
+        );
+        assert_eq!(
+            ready_message(&cert(Some(gateway(None, None)))),
+            "certificate in Secret pay-tls; HTTPRoute pay attached to Gateway payments/public: \
+             its HTTPS listener must list {kind: Secret, namespace: payments, name: pay-tls} in \
+             tls.certificateRefs"
+        );
+        assert_eq!(ready_message(&cert(None)), "certificate in Secret pay-tls");
     }
 
     #[test]
