@@ -3,8 +3,10 @@
 //! an `HTTPRoute` the API server accepts (parentRef, hostnames, backend), the `ReferenceGrant`
 //! a Gateway of another namespace needs for the certificate Secret, the listener's
 //! `certificateRefs` entry in status — which a Gateway accepts as written — and switching back
-//! to an Ingress removes them. The operator never touches the user's Gateway. No Gateway
-//! implementation runs here (no data plane without Docker): the kind workflow covers traffic.
+//! to an Ingress removes them. A refusal written into the route's status (as a Gateway's
+//! controller would) makes the IngressCert `RouteNotAccepted`. The operator never touches the
+//! user's Gateway. No Gateway implementation runs here (no data plane without Docker): the kind
+//! workflow covers traffic.
 
 use anyhow::{Context as _, Result, ensure};
 use k8s_openapi::api::core::v1::Secret;
@@ -332,6 +334,51 @@ async fn standalone_ingresscert_routes_through_a_gateway_of_its_own_namespace() 
         gateway(&ns, "shop.localtest.me", &serde_json::to_value(&cert_ref)?),
     )
     .await?;
+
+    // The Gateway's controller (played here by the admin) refuses the route: Ready=False with
+    // its words, picked up by the operator's re-read (it does not watch routes); accepted
+    // again, Ready again.
+    let routes: Api<DynamicObject> =
+        Api::namespaced_with(op.admin.clone(), &ns, &http_route_resource());
+    let verdict = |accepted: &str, reason: &str| {
+        json!({"status": {"parents": [{
+            "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public"},
+            "controllerName": "payplane.dev/test-no-controller",
+            "conditions": [{"type": "Accepted", "status": accepted, "reason": reason,
+                "message": "listener https does not admit this namespace",
+                "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+        }]}})
+    };
+    routes
+        .patch_status(
+            "shop",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(verdict("False", "NotAllowedByListeners")),
+        )
+        .await?;
+    op.wait_for::<IngressCert>("RouteNotAccepted", "shop", |ic| {
+        match ic.and_then(|ic| condition(ic, "Ready")) {
+            Some(c)
+                if c.status == "False"
+                    && c.reason == "RouteNotAccepted"
+                    && c.message.contains("NotAllowedByListeners")
+                    && c.message.contains("does not admit this namespace") =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await?;
+    routes
+        .patch_status(
+            "shop",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(verdict("True", "Accepted")),
+        )
+        .await?;
+    op.wait_for::<IngressCert>("Ready once accepted", "shop", ready)
+        .await?;
 
     // Switched to an Ingress with a class: the route goes.
     op.patch::<IngressCert>(

@@ -277,6 +277,29 @@ async fn reconcile_inner(ic: Arc<IngressCert>, ctx: Arc<Ctx>) -> Result<Action> 
     {
         fields.insert("listenerCertificateRef".into(), json!(cert));
     }
+    // A Gateway's controller that refuses the route says so in the route's status; without a
+    // verdict yet (or no controller at all) the route is re-read every WAIT, as the operator
+    // does not watch routes (their API may not exist).
+    let verdict = applied
+        .iter()
+        .find(|o| o.types.as_ref().is_some_and(|t| t.kind == "HTTPRoute"))
+        .map(|route| build::route_verdict(&serde_json::to_value(route).unwrap_or_default()));
+    if let Some(build::RouteVerdict::Rejected(why)) = &verdict {
+        write_status(
+            &ctx,
+            ic.as_ref(),
+            &waiting(
+                "RouteNotAccepted",
+                format!("HTTPRoute {name} is not served: {why}"),
+            ),
+            extra,
+        )
+        .await?;
+        return Ok(Action::requeue(super::WAIT));
+    }
+    if verdict == Some(build::RouteVerdict::Unknown) {
+        requeue = requeue.min(super::WAIT);
+    }
     if gateway_api_missing {
         write_status(
             &ctx,

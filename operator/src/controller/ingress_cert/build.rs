@@ -115,6 +115,81 @@ pub fn ready_message(ic: &IngressCert) -> String {
     )
 }
 
+/// What the Gateway controllers say about a route, from its stored `status.parents`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteVerdict {
+    /// No controller has written a verdict yet (none runs, or not yet).
+    Unknown,
+    /// Every controller that answered accepts the route and resolves its backend.
+    Accepted,
+    /// A controller refused the route or could not resolve its references: what it said.
+    Rejected(String),
+}
+
+/// The verdict of the `Accepted` and `ResolvedRefs` conditions in the stored `route`'s
+/// `status.parents` (written by the Gateway's controller, not by the operator). A condition
+/// about an older `metadata.generation` of the route is ignored: the spec it judged is gone.
+pub fn route_verdict(route: &serde_json::Value) -> RouteVerdict {
+    let generation = route
+        .pointer("/metadata/generation")
+        .and_then(serde_json::Value::as_i64);
+    let parents = route
+        .pointer("/status/parents")
+        .and_then(serde_json::Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if parents.is_empty() {
+        return RouteVerdict::Unknown;
+    }
+    let refusals: Vec<String> = parents
+        .iter()
+        .flat_map(|parent| {
+            let gateway = parent["parentRef"]["namespace"].as_str().map_or_else(
+                || {
+                    parent["parentRef"]["name"]
+                        .as_str()
+                        .unwrap_or("?")
+                        .to_owned()
+                },
+                |ns| {
+                    format!(
+                        "{ns}/{}",
+                        parent["parentRef"]["name"].as_str().unwrap_or("?")
+                    )
+                },
+            );
+            parent["conditions"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter(|c| {
+                    (c["type"] == "Accepted" || c["type"] == "ResolvedRefs")
+                        && c["status"] == "False"
+                        && !matches!(
+                            (c["observedGeneration"].as_i64(), generation),
+                            (Some(seen), Some(now)) if seen < now
+                        )
+                })
+                .map(move |c| {
+                    format!(
+                        "Gateway {gateway}: {}={} {}: {}",
+                        c["type"].as_str().unwrap_or_default(),
+                        c["status"].as_str().unwrap_or_default(),
+                        c["reason"].as_str().unwrap_or_default(),
+                        c["message"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if refusals.is_empty() {
+        RouteVerdict::Accepted
+    } else {
+        RouteVerdict::Rejected(refusals.join("; "))
+    }
+}
+
 /// The `HTTPRoute` body: every host, every path, to the backend Service, attached to the
 /// named Gateway (and listener).
 fn http_route_body(hosts: &[String], route: &HttpRouteSpec) -> serde_json::Value {
@@ -374,6 +449,39 @@ mod tests {
              tls.certificateRefs"
         );
         assert_eq!(ready_message(&cert(None)), "certificate in Secret pay-tls");
+    }
+
+    #[test]
+    fn route_verdict_reads_the_gateway_controllers_conditions() {
+        let route = |parents: serde_json::Value| json!({"status": {"parents": parents}});
+        let cond = |t: &str, s: &str, reason: &str| json!({"type": t, "status": s, "reason": reason, "message": format!("{reason} said")});
+        assert_eq!(route_verdict(&json!({"spec": {}})), RouteVerdict::Unknown);
+        assert_eq!(route_verdict(&route(json!([]))), RouteVerdict::Unknown);
+        assert_eq!(
+            route_verdict(&route(json!([{"parentRef": {"name": "public"},
+                "conditions": [cond("Accepted", "True", "Accepted"), cond("ResolvedRefs", "True", "ResolvedRefs")]}]))),
+            RouteVerdict::Accepted
+        );
+        assert_eq!(
+            route_verdict(&route(json!([{"parentRef": {"name": "public", "namespace": "edge"},
+                "conditions": [cond("Accepted", "False", "NotAllowedByListeners"), cond("ResolvedRefs", "True", "ResolvedRefs")]}]))),
+            RouteVerdict::Rejected(
+                "Gateway edge/public: Accepted=False NotAllowedByListeners: NotAllowedByListeners said"
+                    .into()
+            )
+        );
+        // A refusal of an older generation of the route no longer counts.
+        let mut stale = route(json!([{"parentRef": {"name": "public"},
+            "conditions": [cond("Accepted", "False", "NotAllowedByListeners")]}]));
+        stale["metadata"] = json!({"generation": 2});
+        stale["status"]["parents"][0]["conditions"][0]["observedGeneration"] = json!(1);
+        assert_eq!(route_verdict(&stale), RouteVerdict::Accepted);
+        // Accepted, but the backend Service does not resolve: still not serving.
+        assert!(matches!(
+            route_verdict(&route(json!([{"parentRef": {"name": "public"},
+                "conditions": [cond("Accepted", "True", "Accepted"), cond("ResolvedRefs", "False", "BackendNotFound")]}]))),
+            RouteVerdict::Rejected(m) if m.contains("BackendNotFound")
+        ));
     }
 
     #[test]
