@@ -79,6 +79,7 @@ impl Platform {
                     domain: "payplane.localtest.me".into(),
                     tls: None,
                     ingress_class_name: None,
+                    http_route: None,
                     postgres: None,
                     broker: None,
                     cache: None,

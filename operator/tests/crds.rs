@@ -514,6 +514,21 @@ async fn cel_ingress_cert_cert_manager_issuer_needs_cert_manager() -> Result<()>
     .await
 }
 
+#[tokio::test]
+async fn cel_ingress_cert_ingress_and_http_route_exclude_each_other() -> Result<()> {
+    let backend = json!({"serviceName": "web", "port": 80});
+    rejected_on_create(
+        "IngressCert",
+        cert(json!({"httpRoute": {"parentRef": {"name": "public"}, "backend": backend}})),
+        cert(
+            json!({"httpRoute": {"parentRef": {"name": "public"}, "backend": backend},
+            "ingress": {"backend": backend}}),
+        ),
+        "ingress and httpRoute exclude each other: route the hosts one way",
+    )
+    .await
+}
+
 fn external_broker() -> Value {
     json!({"provider": "external", "external": {
         "amqpUrlSecretRef": {"name": "rmq", "key": "uri"}, "managementUrl": "http://rmq:15672"}})
@@ -621,6 +636,18 @@ async fn cel_platform_cert_manager_issuer_needs_cert_manager() -> Result<()> {
     .await
 }
 
+#[tokio::test]
+async fn cel_platform_http_route_replaces_the_ingress_class() -> Result<()> {
+    let route = json!({"parentRef": {"name": "public", "namespace": "edge"}});
+    rejected_on_create(
+        "Platform",
+        platform(json!({"httpRoute": route})),
+        platform(json!({"httpRoute": route, "ingressClassName": "nginx"})),
+        "httpRoute replaces the Ingress: drop ingressClassName",
+    )
+    .await
+}
+
 fn external_postgres() -> Value {
     json!({"provider": "external", "external": {"host": "db",
         "superuserSecretRef": {"name": "pg", "key": "password"}}})
@@ -719,7 +746,7 @@ fn every_cel_rule_has_a_test() -> Result<()> {
     for crd in payplane_operator::crd::all() {
         collect_messages(&serde_json::to_value(&crd.spec.versions)?, &mut rules);
     }
-    ensure!(rules.len() == 24, "{} rules: {rules:?}", rules.len());
+    ensure!(rules.len() == 26, "{} rules: {rules:?}", rules.len());
     for message in rules {
         ensure!(
             tests.contains(&format!("\"{message}\""))

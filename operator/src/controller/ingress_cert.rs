@@ -1,7 +1,7 @@
 //! Reconciles `IngressCert`: keeps an operator-managed CA (selfSigned) or uses a given CA
 //! Secret (ca) to issue the leaf into a `kubernetes.io/tls` Secret, renewing it at its
-//! renewal time, or creates a cert-manager `Certificate` (certManager); plus the Ingress
-//! (I/O: Kubernetes API).
+//! renewal time, or creates a cert-manager `Certificate` (certManager); plus the Ingress or
+//! the Gateway API `HTTPRoute` (I/O: Kubernetes API).
 
 pub mod build;
 
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::Api;
+use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
 use kube::runtime::{Controller, watcher};
@@ -26,6 +26,19 @@ use crate::crd::ingress_cert::Issuer;
 use crate::tls::{self, Pem};
 
 const KIND: &str = "IngressCert";
+
+/// Whether the API server serves the Gateway API's `HTTPRoute` (its CRDs are installed): a
+/// list in `ns` answers 404 when the type does not exist. Asked at every reconcile that wants
+/// a route, so installing the CRDs later is picked up without restarting the operator.
+async fn gateway_api_served(ctx: &Ctx, ns: &str) -> Result<bool> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), ns, &build::http_route_resource());
+    match api.list_metadata(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
 
 async fn secret_data(
     ctx: &Ctx,
@@ -210,11 +223,21 @@ async fn reconcile_inner(ic: Arc<IngressCert>, ctx: Arc<Ctx>) -> Result<Action> 
             resolved.leaf_annotations = annotations;
         }
     }
-    let children = build::build(ic.as_ref(), &resolved)?;
+    let mut children = build::build(ic.as_ref(), &resolved)?;
+    // Without the Gateway API CRDs the route cannot exist; the certificate still can.
+    let gateway_api_missing =
+        ic.spec.http_route.is_some() && !gateway_api_served(&ctx, &ns).await?;
+    if gateway_api_missing {
+        children.retain(|c| c.resource.group != build::GATEWAY_GROUP);
+    }
     let applied = apply_children(&ctx.client, &ns, &children).await?;
     let mut kinds = vec![
         ApiResource::erase::<Secret>(&()),
         ApiResource::erase::<Ingress>(&()),
+        // Pruned whether or not a route is asked for, so switching back to an Ingress removes
+        // them; a cluster without the Gateway API answers 404, which prune skips.
+        build::http_route_resource(),
+        build::reference_grant_resource(),
     ];
     if ic.spec.issuer == Issuer::CertManager {
         kinds.push(build::certificate_resource());
@@ -250,13 +273,51 @@ async fn reconcile_inner(ic: Arc<IngressCert>, ctx: Arc<Ctx>) -> Result<Action> 
             return Ok(Action::requeue(super::WAIT));
         }
     }
-    write_status(
-        &ctx,
-        ic.as_ref(),
-        &ready(&format!("certificate in Secret {}", ic.spec.secret_name)),
-        extra,
-    )
-    .await?;
+    if let (Some(cert), Value::Object(fields)) = (build::listener_certificate_ref(&ic), &mut extra)
+    {
+        fields.insert("listenerCertificateRef".into(), json!(cert));
+    }
+    // A Gateway's controller that refuses the route says so in the route's status; without a
+    // verdict yet (or no controller at all) the route is re-read every WAIT, as the operator
+    // does not watch routes (their API may not exist).
+    let verdict = applied
+        .iter()
+        .find(|o| o.types.as_ref().is_some_and(|t| t.kind == "HTTPRoute"))
+        .map(|route| build::route_verdict(&serde_json::to_value(route).unwrap_or_default()));
+    if let Some(build::RouteVerdict::Rejected(why)) = &verdict {
+        write_status(
+            &ctx,
+            ic.as_ref(),
+            &waiting(
+                "RouteNotAccepted",
+                format!("HTTPRoute {name} is not served: {why}"),
+            ),
+            extra,
+        )
+        .await?;
+        return Ok(Action::requeue(super::WAIT));
+    }
+    if verdict == Some(build::RouteVerdict::Unknown) {
+        requeue = requeue.min(super::WAIT);
+    }
+    if gateway_api_missing {
+        write_status(
+            &ctx,
+            ic.as_ref(),
+            &waiting(
+                "GatewayApiMissing",
+                format!(
+                    "spec.httpRoute needs the Gateway API CRDs ({}/v1 HTTPRoute, standard channel) on the cluster; certificate in Secret {}",
+                    build::GATEWAY_GROUP,
+                    ic.spec.secret_name
+                ),
+            ),
+            extra,
+        )
+        .await?;
+        return Ok(Action::requeue(super::WAIT));
+    }
+    write_status(&ctx, ic.as_ref(), &ready(&build::ready_message(&ic)), extra).await?;
     Ok(Action::requeue(requeue))
 }
 

@@ -1,5 +1,5 @@
-//! The `IngressCert` kind: TLS for hostnames and, optionally, the Ingress that serves them.
-//! Pure data, no I/O.
+//! The `IngressCert` kind: TLS for hostnames and, optionally, the Ingress or the Gateway API
+//! `HTTPRoute` that serves them. Pure data, no I/O.
 
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -16,7 +16,7 @@ use super::{Condition, LocalRef};
     namespaced,
     status = "IngressCertStatus",
     shortname = "icert",
-    doc = "IngressCert is TLS for hostnames: selfSigned (an operator-managed CA), ca (a CA Secret you give) or certManager (a cert-manager Certificate). The certificate lands in a kubernetes.io/tls Secret and is renewed before expiry; an optional Ingress routes the hosts to a backend Service with it.",
+    doc = "IngressCert is TLS for hostnames: selfSigned (an operator-managed CA), ca (a CA Secret you give) or certManager (a cert-manager Certificate). The certificate lands in a kubernetes.io/tls Secret and is renewed before expiry; an optional Ingress, or a Gateway API HTTPRoute attached to a Gateway you run, routes the hosts to a backend Service.",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.notAfter","priority":1}"#,
@@ -26,7 +26,8 @@ use super::{Condition, LocalRef};
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "self.issuer != 'ca' || has(self.ca)", "message": "issuer ca needs the ca block"},
-    {"rule": "self.issuer != 'certManager' || has(self.certManager)", "message": "issuer certManager needs the certManager block"}
+    {"rule": "self.issuer != 'certManager' || has(self.certManager)", "message": "issuer certManager needs the certManager block"},
+    {"rule": "!(has(self.ingress) && has(self.httpRoute))", "message": "ingress and httpRoute exclude each other: route the hosts one way"}
 ]))]
 pub struct IngressCertSpec {
     /// DNS names the certificate is valid for.
@@ -55,6 +56,11 @@ pub struct IngressCertSpec {
     /// The Ingress that serves these hosts with this certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<IngressSpec>,
+    /// The Gateway API `HTTPRoute` that serves these hosts through a Gateway you run (instead
+    /// of `ingress`). The Gateway's HTTPS listener terminates TLS with `secretName`: the
+    /// operator never changes a Gateway, `status.listenerCertificateRef` says what to set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_route: Option<HttpRouteSpec>,
 }
 
 /// Who signs the certificate.
@@ -107,6 +113,39 @@ pub struct IngressSpec {
     pub backend: Backend,
 }
 
+/// The `HTTPRoute` routing the hosts to a Service through a Gateway.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRouteSpec {
+    /// The Gateway the route attaches to.
+    pub parent_ref: GatewayRef,
+    /// The Service that receives the traffic.
+    pub backend: Backend,
+}
+
+/// A Gateway (`gateway.networking.k8s.io/v1`) and, optionally, one of its listeners.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayRef {
+    /// Name of the Gateway.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Namespace of the Gateway; the route's own when absent. From another namespace the
+    /// operator also creates a ReferenceGrant that lets that namespace's Gateways read the
+    /// certificate Secret, and the listener's `allowedRoutes` must admit this namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), pattern("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub namespace: Option<String>,
+    /// Name of the listener (`spec.listeners[].name`) to attach to; every listener that admits
+    /// the route when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        pattern("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub section_name: Option<String>,
+}
+
 /// A Service port.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -141,6 +180,24 @@ pub struct IngressCertStatus {
     /// Serial number of the current certificate (hex).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial: Option<String>,
+    /// With `httpRoute`: the entry the Gateway listener's `tls.certificateRefs` must hold to
+    /// serve this certificate (the operator does not change Gateways it does not own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener_certificate_ref: Option<CertificateRef>,
+}
+
+/// A Gateway listener's `tls.certificateRefs` entry: a Secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateRef {
+    /// `""` (the core API group).
+    pub group: String,
+    /// `Secret`.
+    pub kind: String,
+    /// Name of the Secret (`spec.secretName`).
+    pub name: String,
+    /// Namespace of the Secret (the IngressCert's).
+    pub namespace: String,
 }
 
 super::impl_has_conditions!(IngressCert);

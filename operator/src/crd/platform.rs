@@ -6,7 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::ingress_cert::{CaIssuer, CertManagerIssuer, Issuer};
+use super::ingress_cert::{CaIssuer, CertManagerIssuer, GatewayRef, Issuer};
 use super::message_broker::ExternalBroker;
 use super::postgres_cluster::ExternalPostgres;
 use super::{Condition, Provider, SecretKeyRef, StorageSpec};
@@ -35,7 +35,8 @@ use super::{Condition, Provider, SecretKeyRef, StorageSpec};
     {"rule": "!has(self.cache) || self.cache.provider != 'external' || has(self.cache.external)", "message": "cache.provider external needs cache.external"},
     {"rule": "!has(self.tls) || self.tls.issuer != 'ca' || has(self.tls.ca)", "message": "tls.issuer ca needs tls.ca"},
     {"rule": "!has(self.tls) || self.tls.issuer != 'certManager' || has(self.tls.certManager)", "message": "tls.issuer certManager needs tls.certManager"},
-    {"rule": "!has(self.psp) || self.psp.mode != 'external' || has(self.psp.webhookSecretsRef)", "message": "psp.mode external needs psp.webhookSecretsRef"}
+    {"rule": "!has(self.psp) || self.psp.mode != 'external' || has(self.psp.webhookSecretsRef)", "message": "psp.mode external needs psp.webhookSecretsRef"},
+    {"rule": "!(has(self.httpRoute) && has(self.ingressClassName))", "message": "httpRoute replaces the Ingress: drop ingressClassName"}
 ]))]
 pub struct PlatformSpec {
     /// Tag of every payplane image.
@@ -56,6 +57,10 @@ pub struct PlatformSpec {
     /// IngressClass of the public Ingress; the cluster default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress_class_name: Option<String>,
+    /// Serve the public host through a Gateway API `HTTPRoute` attached to a Gateway you run,
+    /// instead of an Ingress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_route: Option<PlatformHttpRoute>,
     /// The PostgreSQL server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres: Option<PlatformPostgres>,
@@ -104,6 +109,15 @@ pub struct PlatformTls {
     /// cert-manager issuer for `issuer: certManager`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_manager: Option<CertManagerIssuer>,
+}
+
+/// The public host through the Gateway API.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformHttpRoute {
+    /// The Gateway (and listener) the `HTTPRoute` attaches to; its HTTPS listener serves the
+    /// `<platform>-tls` Secret (see the IngressCert's `status.listenerCertificateRef`).
+    pub parent_ref: GatewayRef,
 }
 
 /// The platform's PostgreSQL server.

@@ -1,16 +1,19 @@
-//! End-to-end tests on a real kind cluster with the chart installed and
-//! `examples/platform.yaml` applied (see `.github/workflows/e2e-kind.yml`). Opt-in: the tests
+//! End-to-end tests on a real kind cluster with the chart installed, Envoy Gateway serving the
+//! Gateway `edge/public` (`tests/kind/gateway.yaml`) and `examples/platform.yaml` applied with
+//! `tests/kind/platform-httproute.yaml` (see `.github/workflows/e2e-kind.yml`). Opt-in: the tests
 //! are `#[ignore]` and also skip unless `PAYPLANE_KIND_E2E=1`, so `cargo test` never touches a
 //! kube-context.
 
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::Api;
+use kube::api::{Api, DynamicObject};
+use kube::core::ApiResource;
 use payplane_operator::conditions::is_ready;
 use payplane_operator::crd::{
     AppService, Database, IngressCert, MessageBroker, Platform, PostgresCluster, Queue,
 };
+use serde_json::Value;
 
 const NS: &str = "payments";
 
@@ -118,7 +121,7 @@ async fn platform_and_every_child_become_ready() -> anyhow::Result<()> {
 
 #[tokio::test]
 #[ignore = "needs a kind cluster; run with PAYPLANE_KIND_E2E=1 cargo test -p payplane-kind-tests -- --ignored"]
-async fn gateway_answers_through_the_tls_ingress() -> anyhow::Result<()> {
+async fn gateway_answers_through_the_tls_gateway() -> anyhow::Result<()> {
     if !enabled() {
         return Ok(());
     }
@@ -142,7 +145,7 @@ async fn gateway_answers_through_the_tls_ingress() -> anyhow::Result<()> {
                 .await
                 .map(|r| r.status().as_u16());
             Ok(match status {
-                // 502/503/504 come from the ingress controller when the gateway does not answer.
+                // 502/503/504 come from Envoy when the payplane gateway does not answer.
                 Ok(s) if ![502, 503, 504].contains(&s) => Ok(()),
                 other => Err(format!("{other:?}")),
             })
@@ -153,7 +156,7 @@ async fn gateway_answers_through_the_tls_ingress() -> anyhow::Result<()> {
 
 #[tokio::test]
 #[ignore = "needs a kind cluster; run with PAYPLANE_KIND_E2E=1 cargo test -p payplane-kind-tests -- --ignored"]
-async fn console_sign_in_page_through_the_tls_ingress() -> anyhow::Result<()> {
+async fn console_sign_in_page_through_the_tls_gateway() -> anyhow::Result<()> {
     if !enabled() {
         return Ok(());
     }
@@ -184,6 +187,78 @@ async fn console_sign_in_page_through_the_tls_ingress() -> anyhow::Result<()> {
             } else {
                 Err("no sign-in form".to_owned())
             })
+        }
+    })
+    .await
+}
+
+fn gateway_api(kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: "gateway.networking.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "gateway.networking.k8s.io/v1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+/// `type` is `True` among `conditions`, or what they say instead.
+fn holds(conditions: &Value, type_: &str) -> Result<(), String> {
+    let found = conditions
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_));
+    match found {
+        Some(c) if c["status"] == "True" => Ok(()),
+        other => Err(format!("{type_}: {other:?}")),
+    }
+}
+
+/// Envoy Gateway accepts the operator's HTTPRoute on the `https` listener and resolves its
+/// backend; the listener resolves the certificate Secret of another namespace (through the
+/// operator's ReferenceGrant) and is programmed.
+#[tokio::test]
+#[ignore = "needs a kind cluster; run with PAYPLANE_KIND_E2E=1 cargo test -p payplane-kind-tests -- --ignored"]
+async fn envoy_gateway_accepts_the_route_and_resolves_the_certificate() -> anyhow::Result<()> {
+    if !enabled() {
+        return Ok(());
+    }
+    let c = client().await?;
+    let routes: Api<DynamicObject> =
+        Api::namespaced_with(c.clone(), NS, &gateway_api("HTTPRoute", "httproutes"));
+    let gateways: Api<DynamicObject> =
+        Api::namespaced_with(c.clone(), "edge", &gateway_api("Gateway", "gateways"));
+    eventually(Duration::from_secs(600), || {
+        let (routes, gateways) = (routes.clone(), gateways.clone());
+        async move {
+            let Some(route) = routes.get_opt("payplane-tls").await? else {
+                return Ok(Err("no HTTPRoute payplane-tls".to_owned()));
+            };
+            let route = serde_json::to_value(route)?;
+            let parent = route["status"]["parents"].as_array().and_then(|ps| {
+                ps.iter().find(|p| {
+                    p["controllerName"] == "gateway.envoyproxy.io/gatewayclass-controller"
+                })
+            });
+            let Some(parent) = parent else {
+                return Ok(Err(format!(
+                    "no status from Envoy Gateway: {}",
+                    route["status"]
+                )));
+            };
+            if let Err(e) = holds(&parent["conditions"], "Accepted")
+                .and_then(|()| holds(&parent["conditions"], "ResolvedRefs"))
+            {
+                return Ok(Err(format!("HTTPRoute {e}")));
+            }
+            let gateway = serde_json::to_value(gateways.get("public").await?)?;
+            let listener = gateway["status"]["listeners"]
+                .as_array()
+                .and_then(|ls| ls.iter().find(|l| l["name"] == "https"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            Ok(holds(&listener["conditions"], "ResolvedRefs")
+                .and_then(|()| holds(&listener["conditions"], "Programmed"))
+                .map_err(|e| format!("listener https {e}")))
         }
     })
     .await

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::crd::app_service::{Autoscaling, CacheRef, Migration, ObjectRef, SecretFile};
 use crate::crd::database::Extension;
-use crate::crd::ingress_cert::{Backend, IngressSpec};
+use crate::crd::ingress_cert::{Backend, HttpRouteSpec, IngressSpec};
 use crate::crd::message_broker::BuiltinBroker;
 use crate::crd::platform::{ComponentOverride, Profile};
 use crate::crd::postgres_cluster::BuiltinPostgres;
@@ -383,12 +383,14 @@ pub fn build(platform: &Platform, resolved: &Resolved) -> Result<Vec<Child>, Met
             duration: None,
             renew_before: None,
             secret_name: format!("{p}-tls"),
-            ingress: Some(IngressSpec {
+            // The public host goes through an HTTPRoute when a Gateway is named, else an Ingress.
+            ingress: spec.http_route.is_none().then(|| IngressSpec {
                 class_name: spec.ingress_class_name.clone(),
-                backend: Backend {
-                    service_name: app_name(&p, "gateway"),
-                    port: 80,
-                },
+                backend: public_backend(&p),
+            }),
+            http_route: spec.http_route.as_ref().map(|r| HttpRouteSpec {
+                parent_ref: r.parent_ref.clone(),
+                backend: public_backend(&p),
             }),
         },
         status: None,
@@ -433,4 +435,12 @@ pub fn build(platform: &Platform, resolved: &Resolved) -> Result<Vec<Child>, Met
         children.push(owner.child::<NetworkPolicy>(&policy.name, policy.component, policy.body));
     }
     Ok(children)
+}
+
+/// The gateway Service's port that the public Ingress or HTTPRoute sends traffic to.
+fn public_backend(platform: &str) -> Backend {
+    Backend {
+        service_name: app_name(platform, "gateway"),
+        port: 80,
+    }
 }
