@@ -11,6 +11,7 @@ pub mod external;
 mod fixtures;
 pub mod meta;
 pub mod metrics;
+pub mod process;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tls;

@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
-use axum::Router;
-use axum::http::StatusCode;
-use axum::routing::get;
 use clap::{Parser, Subcommand};
+use payplane_kit::server::shutdown_signal;
 use payplane_operator::controller::{self, Ctx};
 use payplane_operator::external::Externals;
 use payplane_operator::metrics::Metrics;
+use payplane_operator::process;
 
 #[derive(Parser)]
 #[command(
@@ -115,67 +114,16 @@ fn write_crds(out: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_runtime=warn"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(false)
-        .try_init();
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = ctrl_c.await;
-}
-
-async fn serve_http(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
-) -> anyhow::Result<()> {
-    let app = Router::new()
-        .route("/metrics", get(move || async move { metrics.render() }))
-        .route("/livez", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || async move {
-                if ready.load(Ordering::Relaxed) {
-                    (StatusCode::OK, "ok")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "starting")
-                }
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    axum::serve(listener, app).await?;
-    Ok(())
-}
-
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    init_logs();
+    // Kept until exit: dropping it flushes the last exported spans.
+    let _telemetry = payplane_kit::telemetry::init_service("operator")?;
     let client = kube::Client::try_default()
         .await
         .context("building the Kubernetes client")?;
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     let addr: SocketAddr = args.http_addr.parse().context("--http-addr")?;
-    let http = tokio::spawn(serve_http(addr, metrics.clone(), ready.clone()));
+    let ops = tokio::spawn(process::serve_ops(addr, metrics.clone(), ready.clone()));
     let service_monitor = client
         .list_api_group_resources("monitoring.coreos.com/v1")
         .await
@@ -185,50 +133,20 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .watching(args.watch_namespace.clone()),
     );
     ready.store(true, Ordering::Relaxed);
-
-    if args.no_leader_election {
+    let stopped = if args.no_leader_election {
         tracing::info!("starting controllers without leader election");
         // Boxed: seven controllers' state is too large a future for the stack frame.
         Box::pin(controller::run(ctx, shutdown_signal())).await;
-        http.abort();
-        return Ok(());
-    }
-    // Two replicas are safe: only the holder of the Lease runs controllers; a replica that
-    // loses the Lease exits so Kubernetes restarts it as a standby.
-    let manager = kube_lease_manager::LeaseManagerBuilder::new(client, "payplane-operator")
-        .with_namespace(&args.lease_namespace)
-        .with_identity(&args.identity)
-        .with_duration(15)
-        .with_grace(5)
-        .build()
-        .await
-        .context("creating the leader-election lease manager")?;
-    let (mut leader, lease_task) = manager.watch().await;
-    tracing::info!(identity = %args.identity, "waiting for leadership");
-    tokio::select! {
-        r = leader.wait_for(|l| *l) => { r.context("lease watch ended")?; }
-        () = shutdown_signal() => { return Ok(()); }
-    }
-    tracing::info!(identity = %args.identity, "became leader; starting controllers");
-    let mut lost = leader.clone();
-    let lost_leadership = Arc::new(AtomicBool::new(false));
-    let flag = lost_leadership.clone();
-    Box::pin(controller::run(ctx, async move {
-        tokio::select! {
-            _ = lost.wait_for(|l| !*l) => { flag.store(true, Ordering::Relaxed); }
-            () = shutdown_signal() => {}
-        }
-    }))
-    .await;
-    drop(leader);
-    if let Ok(Ok(manager)) = lease_task.await {
-        let _ = manager.release().await;
-    }
-    http.abort();
-    if lost_leadership.load(Ordering::Relaxed) {
-        anyhow::bail!("lost leadership");
-    }
-    Ok(())
+        Ok(())
+    } else {
+        let election = process::Election {
+            namespace: args.lease_namespace,
+            identity: args.identity,
+        };
+        process::run_as_leader(client, &election, ctx, shutdown_signal()).await
+    };
+    ops.abort();
+    Ok(stopped?)
 }
 
 #[cfg(feature = "testing")]
