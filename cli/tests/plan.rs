@@ -5,6 +5,11 @@
 //! deletions; a new version shows the new images and migration Jobs. Once in-process (the library function the binary calls) and once through the
 //! built binary with `--kubeconfig` and `--namespace`. The plan changes nothing.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
+
 use std::process::Command;
 
 use anyhow::{Context as _, Result, ensure};

@@ -8,6 +8,11 @@
 //! user's Gateway. No Gateway implementation runs here (no data plane without Docker): the kind
 //! workflow covers traffic.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
+
 use anyhow::{Context as _, Result, ensure};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;

@@ -6,6 +6,11 @@
 //! port in a temporary directory), so the shared one is never stopped. Each test uses its own
 //! namespace, names and vhost.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -5,6 +5,11 @@
 //! runs those against the real servers). Every test ends with [`Operator::stop`], which fails
 //! on any 403 the operator got.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -4,6 +4,11 @@
 //! other caller's credential; the NetworkPolicies admit only the real callers; the `prod`
 //! profile refuses a payments service without an external PSP.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 

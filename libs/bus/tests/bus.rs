@@ -1,5 +1,10 @@
 //! Integration tests of the event backbone against the real RabbitMQ and PostgreSQL; each test
 //! runs in its own vhost and database (`Sandbox`), so they run in parallel.
+
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
 #![expect(
     clippy::unwrap_used,
     reason = "tests: a poisoned lock or bad conversion is a failure"

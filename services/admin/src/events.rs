@@ -124,119 +124,159 @@ fn status_extra(previous: &str, reason: Option<&String>) -> Map<String, Value> {
 
 /// The audit entries and read-model effect of one event.
 async fn apply(tx: &mut PgConnection, event: &IncomingEvent) -> Result<(), HandlerError> {
+    let entries = match event.routing_key.as_str() {
+        a::USER_CREATED => user_created(tx, event).await?,
+        a::USER_UPDATED => user_updated(tx, event).await?,
+        a::USER_DELETED => user_deleted(tx, event).await?,
+        a::USER_LOGIN => user_login(tx, event).await?,
+        _ => audit_only(event)?,
+    };
+    let ctx = produced_by(event);
+    for en in &entries {
+        audit::record(tx, &ctx, en).await?;
+    }
+    Ok(())
+}
+
+/// `USER_CREATED`: the read model, then its audit entries.
+async fn user_created(
+    tx: &mut PgConnection,
+    event: &IncomingEvent,
+) -> Result<Vec<NewEntry>, HandlerError> {
+    let mut entries = Vec::new();
+    let e: UserCreated = event.payload()?;
+    users::upsert_if_newer(tx, &UserState::from(&e.user)).await?;
+    let user = &e.user;
+    let base = NewEntry {
+        resource_type: Some("user"),
+        resource_id: Some(user.user_id.to_string()),
+        ..NewEntry::default()
+    };
+    match e.origin {
+        Origin::SelfService => entries.push(NewEntry {
+            user_id: Some(user.user_id),
+            details: Some(json!({"email": user.email, "name": user.name, "role": user.role})),
+            ..entry(event, "USER_REGISTERED").with_resource(&base)
+        }),
+        Origin::Seed | Origin::System => {
+            let source = if e.origin == Origin::Seed {
+                "seed"
+            } else {
+                "system"
+            };
+            entries.push(NewEntry {
+                details: Some(json!({"email": user.email, "role": user.role, "source": source})),
+                ..entry(event, "USER_CREATED").with_resource(&base)
+            });
+        }
+        Origin::Admin => {}
+    }
+    Ok(entries)
+}
+
+/// `USER_UPDATED`: the read model, then its audit entries.
+async fn user_updated(
+    tx: &mut PgConnection,
+    event: &IncomingEvent,
+) -> Result<Vec<NewEntry>, HandlerError> {
+    let mut entries = Vec::new();
+    let e: UserUpdated = event.payload()?;
+    users::upsert_if_newer(tx, &UserState::from(&e.user)).await?;
+    if e.origin != Origin::Admin {
+        let base = NewEntry {
+            user_id: e.actor_id,
+            resource_type: Some("user"),
+            resource_id: Some(e.user.user_id.to_string()),
+            ..NewEntry::default()
+        };
+        let changed = |f: &str| e.changed_fields.iter().any(|c| c == f);
+        if changed("role") {
+            entries.push(NewEntry {
+                details: Some(
+                    json!({"previousRole": e.previous.get("role"), "newRole": e.user.role}),
+                ),
+                ..entry(event, "USER_ROLE_CHANGED").with_resource(&base)
+            });
+        }
+        if changed("isActive") {
+            entries.push(NewEntry {
+                details: Some(json!({"isActive": e.user.is_active,
+                        "previousIsActive": e.previous.get("isActive"), "reason": e.reason})),
+                ..entry(event, "USER_STATUS_CHANGED").with_resource(&base)
+            });
+        }
+        let fields: Vec<&String> = e
+            .changed_fields
+            .iter()
+            .filter(|f| *f == "email" || *f == "name")
+            .collect();
+        if !fields.is_empty() {
+            let previous: Map<String, Value> = fields
+                .iter()
+                .filter_map(|f| e.previous.get(*f).map(|v| ((*f).clone(), v.clone())))
+                .collect();
+            entries.push(NewEntry {
+                details: Some(json!({"updatedFields": fields, "previous": previous})),
+                ..entry(event, "USER_UPDATED").with_resource(&base)
+            });
+        }
+    }
+    Ok(entries)
+}
+
+/// `USER_DELETED`: the read model, then its audit entries.
+async fn user_deleted(
+    tx: &mut PgConnection,
+    event: &IncomingEvent,
+) -> Result<Vec<NewEntry>, HandlerError> {
+    let mut entries = Vec::new();
+    let e: UserDeleted = event.payload()?;
+    users::mark_deleted(
+        tx,
+        e.user_id,
+        &e.email,
+        &e.name,
+        e.role.as_str(),
+        e.deleted_at,
+    )
+    .await?;
+    if e.origin != Origin::Admin {
+        entries.push(NewEntry {
+            user_id: e.actor_id,
+            resource_type: Some("user"),
+            resource_id: Some(e.user_id.to_string()),
+            details: Some(json!({"deletedUserEmail": e.email, "role": e.role})),
+            ..entry(event, "USER_DELETED")
+        });
+    }
+    Ok(entries)
+}
+
+/// `USER_LOGIN`: the read model, then its audit entries.
+async fn user_login(
+    tx: &mut PgConnection,
+    event: &IncomingEvent,
+) -> Result<Vec<NewEntry>, HandlerError> {
+    let mut entries = Vec::new();
+    let e: UserLogin = event.payload()?;
+    users::set_last_login(tx, e.user_id, e.login_at).await?;
+    let mut en = NewEntry {
+        user_id: Some(e.user_id),
+        resource_type: Some("user"),
+        resource_id: Some(e.user_id.to_string()),
+        details: Some(json!({"email": e.email, "sessionId": e.session_id,
+                "deviceId": e.device_id, "deviceName": e.device_name, "deviceType": e.device_type})),
+        ..entry(event, "USER_LOGIN")
+    };
+    client(e.ip_address.as_ref(), e.user_agent.as_ref(), &mut en);
+    entries.push(en);
+    Ok(entries)
+}
+
+/// The audit entries of an event that changes no read model (pure).
+fn audit_only(event: &IncomingEvent) -> Result<Vec<NewEntry>, HandlerError> {
     let mut entries = Vec::new();
     match event.routing_key.as_str() {
-        a::USER_CREATED => {
-            let e: UserCreated = event.payload()?;
-            users::upsert_if_newer(tx, &UserState::from(&e.user)).await?;
-            let user = &e.user;
-            let base = NewEntry {
-                resource_type: Some("user"),
-                resource_id: Some(user.user_id.to_string()),
-                ..NewEntry::default()
-            };
-            match e.origin {
-                Origin::SelfService => entries.push(NewEntry {
-                    user_id: Some(user.user_id),
-                    details: Some(
-                        json!({"email": user.email, "name": user.name, "role": user.role}),
-                    ),
-                    ..entry(event, "USER_REGISTERED").with_resource(&base)
-                }),
-                Origin::Seed | Origin::System => {
-                    let source = if e.origin == Origin::Seed {
-                        "seed"
-                    } else {
-                        "system"
-                    };
-                    entries.push(NewEntry {
-                        details: Some(
-                            json!({"email": user.email, "role": user.role, "source": source}),
-                        ),
-                        ..entry(event, "USER_CREATED").with_resource(&base)
-                    });
-                }
-                Origin::Admin => {}
-            }
-        }
-        a::USER_UPDATED => {
-            let e: UserUpdated = event.payload()?;
-            users::upsert_if_newer(tx, &UserState::from(&e.user)).await?;
-            if e.origin != Origin::Admin {
-                let base = NewEntry {
-                    user_id: e.actor_id,
-                    resource_type: Some("user"),
-                    resource_id: Some(e.user.user_id.to_string()),
-                    ..NewEntry::default()
-                };
-                let changed = |f: &str| e.changed_fields.iter().any(|c| c == f);
-                if changed("role") {
-                    entries.push(NewEntry {
-                        details: Some(
-                            json!({"previousRole": e.previous.get("role"), "newRole": e.user.role}),
-                        ),
-                        ..entry(event, "USER_ROLE_CHANGED").with_resource(&base)
-                    });
-                }
-                if changed("isActive") {
-                    entries.push(NewEntry {
-                        details: Some(json!({"isActive": e.user.is_active,
-                            "previousIsActive": e.previous.get("isActive"), "reason": e.reason})),
-                        ..entry(event, "USER_STATUS_CHANGED").with_resource(&base)
-                    });
-                }
-                let fields: Vec<&String> = e
-                    .changed_fields
-                    .iter()
-                    .filter(|f| *f == "email" || *f == "name")
-                    .collect();
-                if !fields.is_empty() {
-                    let previous: Map<String, Value> = fields
-                        .iter()
-                        .filter_map(|f| e.previous.get(*f).map(|v| ((*f).clone(), v.clone())))
-                        .collect();
-                    entries.push(NewEntry {
-                        details: Some(json!({"updatedFields": fields, "previous": previous})),
-                        ..entry(event, "USER_UPDATED").with_resource(&base)
-                    });
-                }
-            }
-        }
-        a::USER_DELETED => {
-            let e: UserDeleted = event.payload()?;
-            users::mark_deleted(
-                tx,
-                e.user_id,
-                &e.email,
-                &e.name,
-                e.role.as_str(),
-                e.deleted_at,
-            )
-            .await?;
-            if e.origin != Origin::Admin {
-                entries.push(NewEntry {
-                    user_id: e.actor_id,
-                    resource_type: Some("user"),
-                    resource_id: Some(e.user_id.to_string()),
-                    details: Some(json!({"deletedUserEmail": e.email, "role": e.role})),
-                    ..entry(event, "USER_DELETED")
-                });
-            }
-        }
-        a::USER_LOGIN => {
-            let e: UserLogin = event.payload()?;
-            users::set_last_login(tx, e.user_id, e.login_at).await?;
-            let mut en = NewEntry {
-                user_id: Some(e.user_id),
-                resource_type: Some("user"),
-                resource_id: Some(e.user_id.to_string()),
-                details: Some(json!({"email": e.email, "sessionId": e.session_id,
-                    "deviceId": e.device_id, "deviceName": e.device_name, "deviceType": e.device_type})),
-                ..entry(event, "USER_LOGIN")
-            };
-            client(e.ip_address.as_ref(), e.user_agent.as_ref(), &mut en);
-            entries.push(en);
-        }
         a::USER_LOGOUT => {
             let e: UserLogout = event.payload()?;
             let mut en = NewEntry {
@@ -277,6 +317,32 @@ async fn apply(tx: &mut PgConnection, event: &IncomingEvent) -> Result<(), Handl
                 });
             }
         }
+        pr::PROFILE_UPDATED => {
+            let e: ProfileUpdated = event.payload()?;
+            entries.push(NewEntry {
+                user_id: Some(e.user_id),
+                resource_type: Some("profile"),
+                resource_id: Some(e.profile_id.to_string()),
+                details: Some(json!({"changedFields": e.changed_fields,
+                    "changedPreferences": e.changed_preferences})),
+                ..entry(event, "PROFILE_UPDATED")
+            });
+        }
+        p::PAYMENT_CREATED
+        | p::PAYMENT_UPDATED
+        | p::PAYMENT_PROCESSING
+        | p::PAYMENT_COMPLETED
+        | p::PAYMENT_FAILED
+        | p::PAYMENT_CANCELLED => return payment_audit(event),
+        _ => {}
+    }
+    Ok(entries)
+}
+
+/// The audit entry of a payment event (pure).
+fn payment_audit(event: &IncomingEvent) -> Result<Vec<NewEntry>, HandlerError> {
+    let mut entries = Vec::new();
+    match event.routing_key.as_str() {
         p::PAYMENT_CREATED => {
             let e: PaymentCreated = event.payload()?;
             entries.push(payment_entry(
@@ -345,24 +411,9 @@ async fn apply(tx: &mut PgConnection, event: &IncomingEvent) -> Result<(), Handl
                 extra,
             ));
         }
-        pr::PROFILE_UPDATED => {
-            let e: ProfileUpdated = event.payload()?;
-            entries.push(NewEntry {
-                user_id: Some(e.user_id),
-                resource_type: Some("profile"),
-                resource_id: Some(e.profile_id.to_string()),
-                details: Some(json!({"changedFields": e.changed_fields,
-                    "changedPreferences": e.changed_preferences})),
-                ..entry(event, "PROFILE_UPDATED")
-            });
-        }
         _ => {}
     }
-    let ctx = produced_by(event);
-    for en in &entries {
-        audit::record(tx, &ctx, en).await?;
-    }
-    Ok(())
+    Ok(entries)
 }
 
 impl NewEntry {

@@ -4,6 +4,11 @@
 //! (the config API) and `admin.audit.created` (the admin API's own entries, and entries derived
 //! from consumed events: auth's through the broker, payments' and profile's catalog examples
 //! through the consumer's handler); then every outbox row is validated.
+
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod support;

@@ -2,6 +2,11 @@
 //! consumer's database step (`handle_one`) with the catalogue's example payloads, on a real
 //! database: read-model effects, one audit entry per auditable event with its
 //! `admin.audit.created` outbox row, duplicates and the ignored keys.
+
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 use payplane_admin::{MIGRATOR, events::AdminEvents};

@@ -1,6 +1,11 @@
 //! Directory queries, the audit log's filters and pagination, system config with its events,
 //! system health and the dashboard (api.md §6.3, §6.10–§6.14), against the real auth service,
 //! PostgreSQL, RabbitMQ and Redis.
+
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod support;

@@ -1,6 +1,11 @@
 //! User management end to end with the real auth service in the same process (api.md §6.2–§6.9):
 //! registration reaches the directory through the broker, and role, status and deletion changes
 //! made through admin take effect in auth (tokens, logins) and in the audit log.
+
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod support;

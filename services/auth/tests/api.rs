@@ -1,5 +1,10 @@
 //! Auth service integration tests against the real PostgreSQL and Redis: each test gets its own
 //! database (dropped afterwards) and its own users (random emails), so they run in parallel.
+
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
 #![expect(
     clippy::unwrap_used,
     clippy::expect_used,

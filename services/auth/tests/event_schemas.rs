@@ -2,6 +2,11 @@
 //! (events.md §7.6). The real service (PostgreSQL, Redis) is driven through each operation that
 //! produces an `auth.*` event, with the variants that change the payload's shape (origins,
 //! actors, revocation reasons, device details); then every outbox row is validated.
+
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use payplane_auth::testing::TestApp;

@@ -1,6 +1,11 @@
 //! Payments service integration tests on the real PostgreSQL and Redis, with a real auth
 //! service in-process for tokens and the internal user endpoint. Each test gets its own
 //! databases and Redis key prefix, so they run in parallel.
+
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::time::Duration;

@@ -1,6 +1,11 @@
 //! The payments service on the real RabbitMQ: auth's relay publishes `auth.user.created` into
 //! a per-test vhost, the payments consumer feeds its directory from `payments.events`, and the
 //! payments relay publishes `payments.payment.*` with publisher confirms.
+
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::time::Duration;

@@ -3,6 +3,11 @@
 //! through each path that produces a `payments.payment.*` event — the API (user and admin), the
 //! PSP webhook, the simulator and the handling of a deleted user — and then every outbox row is
 //! validated.
+
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::time::Duration;

@@ -1,6 +1,11 @@
 //! Profile service integration tests against the real PostgreSQL and Redis, with the real auth
 //! service issuing the tokens (its JWKS is what profile verifies against). Each test has its own
 //! databases and Redis key prefix, so they run in parallel.
+
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 #[path = "support/harness.rs"]

@@ -2,6 +2,11 @@
 //! profile service in one process, sharing one sandbox vhost, so auth's relay publishes the
 //! `auth.user.*` events that profile's consumer applies, and profile's relay publishes
 //! `profile.profile.updated`, which a test queue consumes.
+
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 #[path = "support/harness.rs"]

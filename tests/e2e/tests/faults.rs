@@ -5,6 +5,11 @@
 //! every moment; the outage clients saw is printed per fault. This binary holds one test, so
 //! cargo runs it alone: restarting the machine's PostgreSQL and RabbitMQ disturbs no other test.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
+
 use std::{
     collections::BTreeMap,
     path::Path,

@@ -4,6 +4,11 @@
 //! upstream-call bound of a 100-payment list (counted on the gateway's `/metrics`), and live
 //! subscriptions over `graphql-transport-ws` fed by the gateway's event bridge.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
+
 use std::{fmt::Write as _, path::Path, time::Duration};
 
 use anyhow::{Context, bail};

@@ -5,6 +5,11 @@
 //! avatar, the audit trail and config arrive — and that a run interrupted after its first
 //! table and started again ends the same, and a second run imports nothing.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
+
 use std::{
     collections::HashSet,
     path::Path,

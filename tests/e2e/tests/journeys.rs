@@ -1,6 +1,11 @@
 //! The five user journeys of issue #6, driven only through the gateway (HTTP and WebSocket)
 //! against the whole platform running as processes on the real PostgreSQL, RabbitMQ and Redis.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
+
 use std::{path::Path, time::Duration};
 
 use http::Method;

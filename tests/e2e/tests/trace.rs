@@ -2,6 +2,11 @@
 //! payments, the outbox relay and the admin consumer spans, exported over OTLP to an
 //! in-process receiver.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
+
 use std::{collections::HashMap, path::Path, time::Duration};
 
 use http::Method;
