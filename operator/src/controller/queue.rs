@@ -22,7 +22,8 @@ use super::{
     Ctx, Result, apply_children, ids, invalid, namespace, prune, ready, waiting, write_status,
 };
 use crate::conditions::is_ready;
-use crate::crd::{MessageBroker, Provider, Queue, ReclaimPolicy};
+use crate::crd::message_broker::BrokerProvider;
+use crate::crd::{MessageBroker, Queue, ReclaimPolicy};
 use crate::external::{BrokerTarget, QueuePlan};
 
 const KIND: &str = "Queue";
@@ -53,7 +54,11 @@ async fn broker(q: &Queue, ctx: &Ctx, ns: &str) -> Result<BrokerState> {
     }
     let status = mb.status.clone().unwrap_or_default();
     let key = match (&mb.spec.provider, &mb.spec.external) {
-        (Provider::External, Some(ext)) => ext.amqp_url_secret_ref.key.clone(),
+        (BrokerProvider::External, Some(ext)) => ext.amqp_url_secret_ref.key.clone(),
+        // The cluster operator's default-user Secret has the URI under its own key.
+        (BrokerProvider::RabbitmqClusterOperator, _) => {
+            super::message_broker::rabbitmq_operator::CONNECTION_STRING.to_owned()
+        }
         _ => "uri".to_owned(),
     };
     let (Some(secret), Some(management_url)) =
