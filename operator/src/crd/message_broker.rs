@@ -64,9 +64,10 @@ pub enum BrokerProvider {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct OperatorBroker {
-    /// Nodes: 1, or 3 for a quorum cluster; 3 when absent.
+    /// Nodes; 3 when absent. An odd number keeps a majority for quorum queues through the
+    /// loss of a node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("enum" = [1, 3]))]
+    #[schemars(range(min = 1))]
     pub replicas: Option<i32>,
     /// Broker image; the cluster operator's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
