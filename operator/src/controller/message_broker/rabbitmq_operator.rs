@@ -229,7 +229,9 @@ mod tests {
     }
 
     fn stored(generation: i64, status: Value) -> Value {
-        json!({"metadata": {"name": "payplane-rmq", "generation": generation}, "status": status})
+        let mut cluster = json!({"metadata": {"name": "payplane-rmq", "generation": generation}});
+        cluster["status"] = status;
+        cluster
     }
 
     fn healthy(observed: i64) -> Value {

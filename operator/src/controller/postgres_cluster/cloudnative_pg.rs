@@ -247,7 +247,9 @@ mod tests {
     }
 
     fn stored(status: Value) -> Value {
-        json!({"metadata": {"name": "payplane-pg"}, "status": status})
+        let mut cluster = json!({"metadata": {"name": "payplane-pg"}});
+        cluster["status"] = status;
+        cluster
     }
 
     #[test]
