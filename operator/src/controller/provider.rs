@@ -99,6 +99,54 @@ mod tests {
         );
     }
 
+    /// The spec of the one child of `kind` a Platform with both providers builds.
+    fn provider_child(profile: crate::crd::platform::Profile, kind: &str) -> serde_json::Value {
+        use crate::crd::Platform;
+        use crate::crd::message_broker::BrokerProvider;
+        use crate::crd::platform::{PlatformBroker, PlatformPostgres};
+        use crate::crd::postgres_cluster::PostgresProvider;
+        let mut p = Platform::example();
+        p.spec.profile = profile;
+        p.spec.postgres = Some(PlatformPostgres {
+            provider: PostgresProvider::CloudNativePg,
+            ..PlatformPostgres::default()
+        });
+        p.spec.broker = Some(PlatformBroker {
+            provider: BrokerProvider::RabbitmqClusterOperator,
+            ..PlatformBroker::default()
+        });
+        let resolved = super::super::platform::build::Resolved::default();
+        let children = super::super::platform::build::build(&p, &resolved).unwrap();
+        let mut of_kind = children.iter().filter(|c| c.resource.kind == kind);
+        let child = of_kind.next().unwrap();
+        assert!(of_kind.next().is_none());
+        child.object["spec"].clone()
+    }
+
+    #[test]
+    fn platform_sizes_the_providers_from_its_profile() {
+        use crate::crd::platform::Profile;
+        let dev = provider_child(Profile::Dev, "PostgresCluster");
+        assert_eq!(dev["provider"], "cloudnative-pg");
+        assert!(dev.get("builtin").is_none());
+        assert_eq!(dev["cloudnativePg"]["instances"], 1);
+        assert_eq!(dev["cloudnativePg"]["storage"]["size"], "1Gi");
+        let prod = provider_child(Profile::Prod, "PostgresCluster");
+        assert_eq!(prod["cloudnativePg"]["instances"], 3);
+        assert_eq!(prod["cloudnativePg"]["storage"]["size"], "10Gi");
+        assert_eq!(
+            prod["cloudnativePg"]["resources"]["limits"]["memory"],
+            prod["cloudnativePg"]["resources"]["requests"]["memory"]
+        );
+        let dev = provider_child(Profile::Dev, "MessageBroker");
+        assert_eq!(dev["provider"], "rabbitmq-cluster-operator");
+        assert!(dev.get("builtin").is_none());
+        assert_eq!(dev["rabbitmqClusterOperator"]["replicas"], 1);
+        let prod = provider_child(Profile::Prod, "MessageBroker");
+        assert_eq!(prod["rabbitmqClusterOperator"]["replicas"], 3);
+        assert_eq!(prod["rabbitmqClusterOperator"]["storage"]["size"], "10Gi");
+    }
+
     #[test]
     fn only_a_404_means_not_served() {
         let status = |code| {
