@@ -10,5 +10,5 @@ dev:   ## the whole platform on this machine (PostgreSQL, Redis, RabbitMQ instal
 
 test:  ## every test, against real servers, after clippy with warnings denied
 	.ci/setup tests
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets --all-features -- -D warnings
 	cargo test --workspace

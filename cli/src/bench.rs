@@ -67,22 +67,29 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             println!("{}", payplane_bus::bench::run(opts).await?);
             Ok(())
         }
-        BenchCommand::Payments { args } => exec_sibling("payplane-payments-bench", &args),
-        BenchCommand::Gateway { args } => {
-            exec_sibling("payplane-gateway-bench", &with_mode("proxy", &args))
-        }
-        BenchCommand::Ws { args } => {
-            exec_sibling("payplane-gateway-bench", &with_mode("ws", &args))
-        }
+        BenchCommand::Payments { args } => exec_sibling_built_with(
+            "payplane-payments-bench",
+            &args,
+            "cargo build --release -p payplane-payments --features testing --bins",
+        ),
+        BenchCommand::Gateway { args } => exec_sibling_built_with(
+            "payplane-gateway-bench",
+            &with_mode("proxy", &args),
+            GATEWAY_BENCH_BUILD,
+        ),
+        BenchCommand::Ws { args } => exec_sibling_built_with(
+            "payplane-gateway-bench",
+            &with_mode("ws", &args),
+            GATEWAY_BENCH_BUILD,
+        ),
     }
 }
 
-/// Runs a binary built next to this one (same cargo target directory).
-fn exec_sibling<S: AsRef<std::ffi::OsStr>>(binary: &str, args: &[S]) -> anyhow::Result<()> {
-    exec_sibling_built_with(binary, args, &format!("cargo build --release -p {binary}"))
-}
+/// The gateway's bench binary is behind its `bench` feature (it links a test auth service).
+const GATEWAY_BENCH_BUILD: &str =
+    "cargo build --release -p payplane-gateway --features bench --bins";
 
-/// [`exec_sibling`] for a binary that `build` makes.
+/// Runs a binary built next to this one (same cargo target directory) by `build`.
 fn exec_sibling_built_with<S: AsRef<std::ffi::OsStr>>(
     binary: &str,
     args: &[S],

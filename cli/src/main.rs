@@ -1,5 +1,5 @@
 //! `payplane`: operational commands — the local dev runner, demo seed, first admin,
-//! migrations, dead-letter tools and benchmarks.
+//! migrations, dead-letter tools, the import, `plan` and benchmarks.
 
 mod bench;
 mod dev;
@@ -32,6 +32,10 @@ enum Command {
     /// Bring over the databases of the system payplane replaces (import.md); exit 3 when rows
     /// were skipped, 4 when the target holds other data and --merge was not given.
     Import(import_cmd::ImportArgs),
+    /// Print what the operator would create, change or delete for a Platform file against the
+    /// current cluster, changing nothing; exit 0 no changes, 2 changes, 1 error.
+    #[command(long_about = payplane_cli::plan::LONG_ABOUT)]
+    Plan(payplane_cli::plan::PlanArgs),
     /// Benchmarks that print a one-line summary last.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -48,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate(args) => ops::migrate(args).await,
         Command::Dlq(cmd) => dlq::run(cmd).await,
         Command::Import(args) => import_cmd::run(args).await,
+        Command::Plan(args) => std::process::exit(payplane_cli::plan::run(args).await),
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }

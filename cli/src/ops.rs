@@ -94,9 +94,12 @@ pub async fn seed_all(env: &Env) -> anyhow::Result<Vec<(payplane_auth::store::us
         .collect();
     // Through the profile cache, so a profile cached before the reset is not served stale.
     let redis_url = env.string("REDIS_URL", "redis://127.0.0.1:6379");
-    let redis = payplane_profile::app::connect_redis(&redis_url)
-        .await
-        .with_context(|| format!("connecting to Redis at {redis_url}"))?;
+    let redis = payplane_kit::service::cache::connect_redis(
+        &redis_url,
+        payplane_kit::service::cache::RedisTimeouts::SERVICE,
+    )
+    .await
+    .with_context(|| format!("connecting to Redis at {redis_url}"))?;
     let cache = payplane_profile::cache::Cache::new(redis, env.string("CACHE_KEY_PREFIX", ""));
     payplane_profile::ops::seed_profiles(&profile, Some(&cache), &owners)
         .await

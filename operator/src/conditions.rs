@@ -93,9 +93,115 @@ pub fn ready_reason<K: HasConditions>(obj: &K) -> Option<String> {
         .map(|c| c.reason.clone())
 }
 
+/// What a reconcile of a `Database` or `Queue` found on its server, once its cluster or
+/// broker is reachable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed {
+    /// Everything is declared; `rotating` says what a credential rotation still waits for.
+    Ready {
+        /// What is ready.
+        message: String,
+        /// A rotation in progress: the AppServices that have not rolled yet.
+        rotating: Option<String>,
+    },
+    /// The role, user or database is another resource's (or nobody's and not adoptable).
+    Conflict(String),
+    /// The server failed: unreachable, or it refused a statement or request.
+    Unavailable {
+        /// `PostgresUnavailable` or `BrokerUnavailable`.
+        reason: &'static str,
+        /// The error.
+        message: String,
+    },
+    /// Existing queues have other arguments than the spec asks for.
+    ArgumentsChanged(String),
+}
+
+/// The conditions of a `Database` or `Queue` for what its reconcile found (pure):
+/// `Ready=False` with reason `Conflict` never degrades anything (nothing was touched);
+/// server errors and changed queue arguments set `Degraded=True`.
+pub fn external_conditions(observed: &Observed) -> Vec<Cond> {
+    match observed {
+        Observed::Ready { message, rotating } => vec![
+            Cond::yes("Ready", "Ready", message.clone()),
+            match rotating {
+                Some(waiting) => Cond::yes("Progressing", "RotatingCredentials", waiting.clone()),
+                None => Cond::no("Progressing", "Ready", message.clone()),
+            },
+            Cond::no("Degraded", "AsExpected", ""),
+        ],
+        Observed::Conflict(message) => vec![
+            Cond::no("Ready", "Conflict", message.clone()),
+            Cond::no("Progressing", "Conflict", message.clone()),
+            Cond::no("Degraded", "AsExpected", ""),
+        ],
+        Observed::Unavailable { reason, message } => vec![
+            Cond::no("Ready", *reason, message.clone()),
+            Cond::no("Progressing", *reason, message.clone()),
+            Cond::yes("Degraded", *reason, message.clone()),
+        ],
+        Observed::ArgumentsChanged(message) => vec![
+            Cond::no("Ready", "QueueArgumentsChanged", message.clone()),
+            Cond::no("Progressing", "QueueArgumentsChanged", message.clone()),
+            Cond::yes("Degraded", "QueueArgumentsChanged", message.clone()),
+        ],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn get<'a>(conds: &'a [Cond], t: &str) -> &'a Cond {
+        conds
+            .iter()
+            .find(|c| c.type_ == t)
+            .unwrap_or_else(|| panic!("no {t}"))
+    }
+
+    #[test]
+    fn a_server_error_is_degraded_and_not_ready() {
+        let c = external_conditions(&Observed::Unavailable {
+            reason: "PostgresUnavailable",
+            message: "connection refused".into(),
+        });
+        assert!(!get(&c, "Ready").status);
+        assert_eq!(get(&c, "Ready").reason, "PostgresUnavailable");
+        assert!(get(&c, "Degraded").status);
+        assert_eq!(get(&c, "Degraded").message, "connection refused");
+    }
+
+    #[test]
+    fn a_conflict_is_not_ready_but_not_degraded() {
+        let c = external_conditions(&Observed::Conflict("role x is owned by another".into()));
+        assert_eq!(get(&c, "Ready").reason, "Conflict");
+        assert!(!get(&c, "Ready").status);
+        assert!(!get(&c, "Degraded").status);
+    }
+
+    #[test]
+    fn ready_clears_degraded_and_shows_a_rotation_as_progress() {
+        let c = external_conditions(&Observed::Ready {
+            message: "ok".into(),
+            rotating: None,
+        });
+        assert!(get(&c, "Ready").status && !get(&c, "Degraded").status);
+        assert!(!get(&c, "Progressing").status);
+        let c = external_conditions(&Observed::Ready {
+            message: "ok".into(),
+            rotating: Some("waiting for payments".into()),
+        });
+        assert!(get(&c, "Ready").status);
+        assert_eq!(get(&c, "Progressing").reason, "RotatingCredentials");
+        assert!(get(&c, "Progressing").status);
+    }
+
+    #[test]
+    fn changed_queue_arguments_name_their_reason() {
+        let c = external_conditions(&Observed::ArgumentsChanged("queue q.retry.1".into()));
+        assert_eq!(get(&c, "Ready").reason, "QueueArgumentsChanged");
+        assert!(get(&c, "Degraded").status);
+    }
 
     #[test]
     fn unchanged_status_keeps_transition_time() {

@@ -3,6 +3,7 @@
 //! [`run`] that starts one `kube_runtime::Controller` per kind (I/O: Kubernetes API).
 
 pub mod app_service;
+pub mod credentials;
 pub mod database;
 pub mod finalizer;
 pub mod ingress_cert;
@@ -117,6 +118,8 @@ pub struct Ctx {
     pub service_monitor: bool,
     /// The one namespace the controllers watch, or every namespace when `None`.
     pub watch_namespace: Option<String>,
+    /// How often a Database or Queue re-checks its server without a trigger ([`RESYNC`]).
+    pub resync: Duration,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -140,6 +143,7 @@ impl Ctx {
             externals,
             service_monitor,
             watch_namespace: None,
+            resync: RESYNC,
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -149,6 +153,13 @@ impl Ctx {
     #[must_use]
     pub fn watching(mut self, namespace: Option<String>) -> Self {
         self.watch_namespace = namespace;
+        self
+    }
+
+    /// Re-checks Databases and Queues every `resync` (the tests shorten it).
+    #[must_use]
+    pub fn with_resync(mut self, resync: Duration) -> Self {
+        self.resync = resync;
         self
     }
 

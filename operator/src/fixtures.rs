@@ -25,6 +25,7 @@ impl AppService {
                 autoscaling: None,
                 probes: None,
                 reloads: vec![],
+                allow_from: None,
             },
             status: None,
         }
@@ -82,6 +83,8 @@ impl Platform {
                     broker: None,
                     cache: None,
                     components: None,
+                    network: None,
+                    psp: None,
                 },
                 status: None,
             });

@@ -303,6 +303,16 @@ impl Operator {
     /// A fresh namespace named after `prefix` and every controller watching it, as the
     /// chart's ServiceAccount, with `externals` for PostgreSQL and RabbitMQ.
     pub async fn start(prefix: &str, externals: Externals) -> Result<Self> {
+        Self::start_with_resync(prefix, externals, controller::RESYNC).await
+    }
+
+    /// [`Operator::start`] with Databases and Queues re-checking their servers every
+    /// `resync`.
+    pub async fn start_with_resync(
+        prefix: &str,
+        externals: Externals,
+        resync: Duration,
+    ) -> Result<Self> {
         let cp = control_plane().await?;
         let ns = cp.namespace(prefix).await?;
         let client = cp
@@ -310,7 +320,8 @@ impl Operator {
             .await?;
         let ctx = Arc::new(
             Ctx::new(client, externals, Arc::new(Metrics::default()), false)
-                .watching(Some(ns.name().to_owned())),
+                .watching(Some(ns.name().to_owned()))
+                .with_resync(resync),
         );
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(controller::run(ctx.clone(), async move {

@@ -587,6 +587,18 @@ async fn cel_platform_external_cache_needs_external() -> Result<()> {
 }
 
 #[tokio::test]
+async fn cel_platform_external_psp_needs_webhook_secrets() -> Result<()> {
+    rejected_on_create(
+        "Platform",
+        platform(json!({"psp": {"mode": "external",
+            "webhookSecretsRef": {"name": "psp", "key": "webhook-secrets"}}})),
+        platform(json!({"psp": {"mode": "external"}})),
+        "psp.mode external needs psp.webhookSecretsRef",
+    )
+    .await
+}
+
+#[tokio::test]
 async fn cel_platform_ca_issuer_needs_ca() -> Result<()> {
     rejected_on_create(
         "Platform",
@@ -707,7 +719,7 @@ fn every_cel_rule_has_a_test() -> Result<()> {
     for crd in payplane_operator::crd::all() {
         collect_messages(&serde_json::to_value(&crd.spec.versions)?, &mut rules);
     }
-    ensure!(rules.len() == 23, "{} rules: {rules:?}", rules.len());
+    ensure!(rules.len() == 24, "{} rules: {rules:?}", rules.len());
     for message in rules {
         ensure!(
             tests.contains(&format!("\"{message}\""))

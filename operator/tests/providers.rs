@@ -190,6 +190,12 @@ async fn secret_text(op: &Operator, name: &str, key: &str) -> Result<String> {
 async fn cloudnative_pg_and_rabbitmq_operator_platform_converges() -> Result<()> {
     install_third_party_crds(&[CLOUDNATIVE_PG, RABBITMQ_CLUSTER_OPERATOR]).await?;
     let op = Operator::start("providers", Externals::simulated()).await?;
+    // What the example's comment asks to create first.
+    op.apply(
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "psp-webhook"},
+        "stringData": {"secrets": "whsec-test"}}),
+    )
+    .await?;
     op.apply(prod_platform()?).await?;
     let (cnpg, rmq) = (cloudnative_pg::resource(), rabbitmq_operator::resource());
 

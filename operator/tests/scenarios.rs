@@ -210,7 +210,8 @@ async fn spec_change_rolls_the_deployment_through_the_replicaset_controller() ->
 async fn standalone_app(op: &Operator) -> Result<()> {
     op.apply(json!({
         "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "web-env"},
+        // The label makes the controller watch it (a change then rolls the pods at once).
+        "metadata": {"name": "web-env", "labels": {"app.kubernetes.io/part-of": "payplane"}},
         "data": {"token": "c2VjcmV0"}
     }))
     .await?;

@@ -20,6 +20,7 @@ use clap::Args;
 use payplane_auth::{config::Argon2Params, password::Hasher};
 use payplane_bus::sandbox::Sandbox;
 use payplane_kit::config::Env;
+use payplane_kit::service::Service as _;
 use reqwest::{Client, header};
 use serde_json::{Value, json};
 

@@ -5,18 +5,56 @@ use std::{collections::HashMap, sync::Arc};
 
 use axum::extract::{FromRef, FromRequestParts};
 use http::{StatusCode, request::Parts};
-use payplane_kit::{ApiError, config::ConfigError};
+use payplane_kit::{
+    ApiError,
+    config::{ConfigError, Env, Environment},
+};
+use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-/// The secrets of the callers a service accepts (`INTERNAL_SERVICE_TOKENS`).
-#[derive(Debug, Clone, Default)]
-pub struct ServiceTokens(pub Arc<HashMap<String, String>>);
+/// The secrets of the callers a service accepts (`INTERNAL_SERVICE_TOKENS`). `Debug` shows the
+/// callers' names only.
+#[derive(Clone, Default)]
+pub struct ServiceTokens(Arc<HashMap<String, SecretString>>);
+
+impl std::fmt::Debug for ServiceTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ServiceTokens")
+            .field(&self.callers())
+            .finish()
+    }
+}
 
 /// The development default: every known caller with `dev-service-token`.
 pub const DEV_SERVICE_TOKEN: &str = "dev-service-token";
 
+/// This service's own outgoing secret (`SERVICE_TOKEN`): required in production, the
+/// development token otherwise.
+pub fn own_token(env: &Env, environment: Environment) -> Result<SecretString, ConfigError> {
+    match env.opt("SERVICE_TOKEN") {
+        Some(token) => Ok(token.into()),
+        None if environment.is_production() => Err(ConfigError::new(
+            "SERVICE_TOKEN",
+            "is required in production",
+        )),
+        None => Ok(DEV_SERVICE_TOKEN.into()),
+    }
+}
+
 impl ServiceTokens {
+    /// `INTERNAL_SERVICE_TOKENS`: required in production, the development tokens otherwise.
+    pub fn from_env(env: &Env, environment: Environment) -> Result<Self, ConfigError> {
+        const VAR: &str = "INTERNAL_SERVICE_TOKENS";
+        match env.opt(VAR) {
+            Some(raw) => Self::parse(VAR, &raw),
+            None if environment.is_production() => {
+                Err(ConfigError::new(VAR, "is required in production"))
+            }
+            None => Ok(Self::development()),
+        }
+    }
+
     /// Parses `name=secret` pairs, comma-separated.
     pub fn parse(var: &str, raw: &str) -> Result<Self, ConfigError> {
         let mut map = HashMap::new();
@@ -24,8 +62,9 @@ impl ServiceTokens {
             let (name, secret) = pair
                 .split_once('=')
                 .filter(|(n, s)| !n.trim().is_empty() && !s.trim().is_empty())
-                .ok_or_else(|| ConfigError::new(var, format!("{pair:?} is not name=secret")))?;
-            map.insert(name.trim().to_owned(), secret.trim().to_owned());
+                // Never quotes the entry: it may hold a secret.
+                .ok_or_else(|| ConfigError::new(var, "an entry is not name=secret"))?;
+            map.insert(name.trim().to_owned(), secret.trim().into());
         }
         Ok(Self(Arc::new(map)))
     }
@@ -34,15 +73,22 @@ impl ServiceTokens {
         Self(Arc::new(
             ["gateway", "admin", "payments"]
                 .iter()
-                .map(|n| ((*n).to_owned(), DEV_SERVICE_TOKEN.to_owned()))
+                .map(|n| ((*n).to_owned(), DEV_SERVICE_TOKEN.into()))
                 .collect(),
         ))
     }
 
+    /// The callers accepted, sorted.
+    pub fn callers(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
     fn check(&self, name: &str, token: &str) -> bool {
-        self.0
-            .get(name)
-            .is_some_and(|secret| bool::from(secret.as_bytes().ct_eq(token.as_bytes())))
+        self.0.get(name).is_some_and(|secret| {
+            bool::from(secret.expose_secret().as_bytes().ct_eq(token.as_bytes()))
+        })
     }
 }
 
@@ -120,5 +166,29 @@ mod tests {
         assert!(!t.check("admin", "s2"));
         assert!(!t.check("gateway", "s1"));
         assert_eq!(ServiceTokens::parse("V", "admin").unwrap_err().var, "V");
+    }
+
+    /// Configs are logged with `{:?}` at start-up; the secrets must not be in it, nor in the
+    /// error a malformed variable gives.
+    #[test]
+    fn secrets_never_show_in_debug_or_errors() {
+        let t = ServiceTokens::parse("V", "payments=tok-p, admin=tok-a").unwrap();
+        assert_eq!(format!("{t:?}"), r#"ServiceTokens(["admin", "payments"])"#);
+        let err = ServiceTokens::parse("V", "admin=ok,tok-leak").unwrap_err();
+        assert!(!err.to_string().contains("tok-leak"), "{err}");
+        let env = Env::from_pairs([("SERVICE_TOKEN", "tok-own")]);
+        let own = own_token(&env, Environment::Production).unwrap();
+        assert!(!format!("{own:?}").contains("tok-own"));
+        let none = Env::from_pairs([]);
+        assert_eq!(
+            own_token(&none, Environment::Production).unwrap_err().var,
+            "SERVICE_TOKEN"
+        );
+        assert_eq!(
+            ServiceTokens::from_env(&none, Environment::Production)
+                .unwrap_err()
+                .var,
+            "INTERNAL_SERVICE_TOKENS"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! transactions, the relay that publishes it, topology declaration, the consumer runtime with
 //! retries and dead-lettering, DLQ operations and the throughput bench.
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod conn;
 pub mod consumer;
@@ -11,5 +12,6 @@ pub mod message;
 pub mod metrics;
 pub mod outbox;
 pub mod relay;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod topology;

@@ -110,6 +110,14 @@ pub async fn migrate(pool: &PgPool, migrator: &Migrator) -> Result<(), DbError> 
         .map_err(|source| DbError::Migrate { database, source })
 }
 
+/// `<service> migrate`: connects with one connection, applies the migrations, disconnects.
+pub async fn migrate_only(url: &str, migrator: &Migrator) -> Result<(), DbError> {
+    let pool = connect(url, 1).await?;
+    let applied = migrate(&pool, migrator).await;
+    pool.close().await;
+    applied
+}
+
 /// Ready = the database answers and every embedded migration is applied.
 pub async fn ready(pool: &PgPool, migrator: &Migrator) -> bool {
     let expected = migrator

@@ -29,12 +29,17 @@ use crate::crd::{AppService, Database, Queue};
 use crate::meta::{Owner, sha256_hex};
 
 const KIND: &str = "AppService";
+/// Label selector of the Secrets whose changes the controller watches.
+pub const WATCHED_SECRETS: &str = "app.kubernetes.io/part-of=payplane";
 
 /// Why the service cannot roll out yet.
-struct Blocked {
-    reason: &'static str,
-    message: String,
-    invalid: bool,
+pub struct Blocked {
+    /// The condition reason.
+    pub reason: &'static str,
+    /// The condition message.
+    pub message: String,
+    /// Whether only a spec change can unblock it.
+    pub invalid: bool,
 }
 
 /// Every Secret name the pods read, for waiting and for the rollout checksum.
@@ -57,7 +62,8 @@ fn referenced_secrets(app: &AppService) -> Vec<String> {
 }
 
 /// Resolves the Database, Queues and Secrets; the first missing or unready one blocks.
-async fn resolve(
+/// Public for `payplane plan`.
+pub async fn resolve(
     app: &AppService,
     ctx: &Ctx,
     ns: &str,
@@ -371,7 +377,9 @@ async fn reconcile_inner(app: Arc<AppService>, ctx: Arc<Ctx>) -> Result<Action> 
     Ok(Action::requeue(requeue))
 }
 
-fn kinds() -> Vec<ApiResource> {
+/// The kinds of an AppService's children, which [`prune`] looks through; public for
+/// `payplane plan`.
+pub fn kinds() -> Vec<ApiResource> {
     vec![
         ApiResource::erase::<ServiceAccount>(&()),
         ApiResource::erase::<ConfigMap>(&()),
@@ -433,9 +441,12 @@ pub async fn controller(
             },
         )
         // Any Secret an app reads (its own or the user's) can change its rollout checksum.
+        // Only Secrets labelled `app.kubernetes.io/part-of=payplane` are watched (every one
+        // the operator makes, and the user's that should roll pods at once); a change to
+        // another one is picked up by the periodic resync.
         .watches(
             ctx.watched::<Secret>(),
-            watcher::Config::default(),
+            watcher::Config::default().labels(WATCHED_SECRETS),
             move |s| {
                 let (ns, name) = (s.namespace(), s.name_any());
                 s3.state()

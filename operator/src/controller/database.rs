@@ -1,6 +1,8 @@
-//! Reconciles `Database`: waits for its PostgresCluster, creates the role and database over
-//! SQL, writes the connection Secret, and on deletion drops them only with
-//! `reclaimPolicy: Delete` (I/O: Kubernetes API, PostgreSQL).
+//! Reconciles `Database`: waits for its PostgresCluster, checks that the role and database
+//! are its own (marked with its uid) or free, creates them over SQL, rotates the password
+//! blue/green on request (`credentials.rs`), writes the connection Secret, reports SQL
+//! errors as `Degraded`, and on deletion drops what it owns only with `reclaimPolicy:
+//! Delete` (I/O: Kubernetes API, PostgreSQL).
 
 pub mod build;
 
@@ -15,11 +17,17 @@ use kube::runtime::{Controller, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use super::credentials::{
+    ADOPT, ROTATE, Step, annotation, pending, rollout_checksums, step, uses_second,
+};
 use super::finalizer::{Event as Finalizer, finalizer};
-use super::{Ctx, Result, apply_children, ids, namespace, prune, ready, waiting, write_status};
-use crate::conditions::is_ready;
-use crate::crd::{Database, PostgresCluster, ReclaimPolicy};
-use crate::external::{DbPlan, PgTarget};
+use super::{Ctx, Result, apply_children, ids, namespace, prune, waiting, write_status};
+use crate::conditions::{Cond, Observed, external_conditions, is_ready};
+use crate::crd::database::Credentials;
+use crate::crd::{AppService, Database, PostgresCluster, ReclaimPolicy};
+use crate::external::postgres::check_ownership;
+use crate::external::{DbPlan, LoginChange, PgTarget};
+use crate::meta::OWNER_UID_LABEL;
 
 const KIND: &str = "Database";
 /// Finalizer guarding the role and database in PostgreSQL.
@@ -78,50 +86,204 @@ async fn cluster(db: &Database, ctx: &Ctx, ns: &str) -> Result<ClusterState> {
     })
 }
 
-fn plan(db: &Database, password: String) -> DbPlan {
+fn plan(db: &Database, logins: Vec<LoginChange>) -> DbPlan {
     DbPlan {
         database: db.spec.database_name.clone(),
         owner: db.spec.owner.clone(),
-        password,
+        uid: db.meta().uid.clone().unwrap_or_default(),
+        logins,
         extensions: db.spec.extensions.iter().map(|e| e.0.clone()).collect(),
     }
+}
+
+/// The `user` and `password` of the Secret `name` when it is this resource's (labelled with
+/// its uid): a Secret someone else wrote never lets a Database adopt a role.
+async fn own_secret(
+    ctx: &Ctx,
+    ns: &str,
+    name: &str,
+    uid: &str,
+) -> Result<Option<(String, String)>> {
+    let Some(secret) = Api::<Secret>::namespaced(ctx.client.clone(), ns)
+        .get_opt(name)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if secret.labels().get(OWNER_UID_LABEL).map(String::as_str) != Some(uid) {
+        return Ok(None);
+    }
+    let data = secret.data.unwrap_or_default();
+    let get = |k: &str| {
+        data.get(k)
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+    };
+    Ok(get("user").zip(get("password")))
+}
+
+/// Writes the status with `conds`, keeping the Secret name and the credentials record
+/// (a status apply without them would remove them).
+async fn status(
+    ctx: &Ctx,
+    db: &Database,
+    conds: &[Cond],
+    secret: Option<&str>,
+    creds: Option<&Credentials>,
+) -> Result<()> {
+    let prev = db.status.clone().unwrap_or_default();
+    let mut extra = serde_json::Map::new();
+    if let Some(s) = secret.map(str::to_owned).or(prev.secret_name) {
+        extra.insert("secretName".into(), json!(s));
+    }
+    if let Some(c) = creds.cloned().or(prev.credentials) {
+        extra.insert(
+            "credentials".into(),
+            serde_json::to_value(c).unwrap_or_default(),
+        );
+    }
+    write_status(ctx, db, conds, serde_json::Value::Object(extra)).await
 }
 
 async fn apply(db: Arc<Database>, ctx: &Ctx) -> Result<Action> {
     let ns = namespace(db.as_ref())?;
     let name = db.name_any();
+    let uid = db.meta().uid.clone().unwrap_or_default();
     let (target, host, port) = match cluster(&db, ctx, &ns).await? {
         ClusterState::Missing => {
             let msg = format!("PostgresCluster {} not found", db.spec.cluster_ref.name);
-            write_status(
+            status(
                 ctx,
-                db.as_ref(),
+                &db,
                 &super::invalid("ClusterNotFound", msg),
-                json!({}),
+                None,
+                None,
             )
             .await?;
             return Ok(Action::await_change());
         }
         ClusterState::NotReady(msg) => {
-            write_status(
-                ctx,
-                db.as_ref(),
-                &waiting("WaitingForCluster", msg),
-                json!({}),
-            )
-            .await?;
+            status(ctx, &db, &waiting("WaitingForCluster", msg), None, None).await?;
             return Ok(Action::requeue(super::WAIT));
         }
         ClusterState::Ready { target, host, port } => (target, host, port),
     };
+    let owner = db.spec.owner.clone();
+    let second = build::second_login(&owner);
     let secret = build::secret_name(&name);
-    let password = super::secret_value(&ctx.client, &ns, &secret, "password")
-        .await?
-        .unwrap_or_else(super::generate_password);
-    ctx.externals
-        .ensure_database(&target, &plan(&db, password.clone()))
-        .await?;
-    let children = build::build(
+    let stored = own_secret(ctx, &ns, &secret, &uid).await?;
+    let mut observed = match ctx
+        .externals
+        .observe_database(
+            &target,
+            &[owner.clone(), second.clone()],
+            &db.spec.database_name,
+        )
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => return unavailable(ctx, &db, &e).await,
+    };
+    let token = annotation(db.as_ref(), ROTATE);
+    let recorded = db.status.as_ref().and_then(|s| s.credentials.clone());
+    let next = step(recorded.as_ref(), token, (&owner, &second));
+    // The second login matters only once a rotation uses it: until then a resource whose
+    // own name it is (another's `<name>_b`) is no conflict, and it is not touched.
+    if !uses_second(
+        recorded.as_ref(),
+        &next,
+        stored.as_ref().map(|(u, _)| u.as_str()),
+        &second,
+    ) {
+        observed.roles.remove(&second);
+    }
+    let adopt = annotation(db.as_ref(), ADOPT) == Some("true")
+        || stored
+            .as_ref()
+            .is_some_and(|(user, _)| *user == owner || *user == second);
+    if let Err(conflict) = check_ownership(&observed, &uid, &owner, adopt) {
+        // Nothing is touched: no password, no database, no Secret.
+        let conds = external_conditions(&Observed::Conflict(conflict.to_string()));
+        status(ctx, &db, &conds, None, None).await?;
+        return Ok(Action::requeue(ctx.resync));
+    }
+
+    let mut creds = recorded.clone().unwrap_or_else(|| Credentials {
+        active: stored
+            .as_ref()
+            .map(|(user, _)| user.clone())
+            .filter(|u| *u == second)
+            .unwrap_or_else(|| owner.clone()),
+        rotation: token.map(str::to_owned),
+        ..Credentials::default()
+    });
+    let mut logins = Vec::new();
+    // The password changes only when the role is new, the Secret was lost, or a rotation.
+    let active_usable = observed.roles.get(&creds.active).is_some_and(|r| r.login);
+    let mut password = match &stored {
+        Some((user, pw)) if *user == creds.active && active_usable => pw.clone(),
+        _ => {
+            let pw = super::generate_password();
+            logins.push(LoginChange::Enable {
+                name: creds.active.clone(),
+                password: pw.clone(),
+            });
+            pw
+        }
+    };
+    let uses = |a: &AppService| a.spec.database.as_ref().is_some_and(|d| d.ref_ == name);
+    let mut rotating = None;
+    let mut started = false;
+    let mut finished = None;
+    match next {
+        Step::Steady => {}
+        Step::Start { to } => {
+            // Recorded before the Secret changes, so a rollout it causes is never missed.
+            let from = rollout_checksums(&ctx.client, &ns, &secret, uses).await?;
+            password = super::generate_password();
+            logins.push(LoginChange::Enable {
+                name: to.clone(),
+                password: password.clone(),
+            });
+            rotating = Some(waiting_message(from.keys()));
+            creds = Credentials {
+                retiring: Some(creds.active.clone()),
+                active: to,
+                rotation: token.map(str::to_owned),
+                rollout_from: from,
+            };
+            started = true;
+        }
+        Step::Retiring { old } => {
+            let left = pending(&ctx.client, &ns, &creds.rollout_from).await?;
+            if left.is_empty() {
+                logins.push(LoginChange::Disable { name: old.clone() });
+                creds.retiring = None;
+                creds.rollout_from.clear();
+                finished = Some(old);
+            } else {
+                rotating = Some(waiting_message(left.iter()));
+            }
+        }
+    }
+    if let Err(e) = ctx
+        .externals
+        .ensure_database(&target, &plan(&db, logins))
+        .await
+    {
+        return unavailable(ctx, &db, &e).await;
+    }
+    let message = format!(
+        "database {} owned by {}, login {}",
+        db.spec.database_name, db.spec.owner, creds.active
+    );
+    if started {
+        let conds = external_conditions(&Observed::Ready {
+            message: message.clone(),
+            rotating: rotating.clone(),
+        });
+        status(ctx, &db, &conds, Some(&secret), Some(&creds)).await?;
+    }
+    let children = build::build_for(
         db.as_ref(),
         &build::Connection {
             host,
@@ -129,9 +291,9 @@ async fn apply(db: Arc<Database>, ctx: &Ctx) -> Result<Action> {
             password,
             ssl_mode: target.ssl_mode.clone(),
         },
+        &creds.active,
     )?;
     apply_children(&ctx.client, &ns, &children).await?;
-    let uid = db.meta().uid.clone().unwrap_or_default();
     prune(
         &ctx.client,
         &ns,
@@ -140,17 +302,44 @@ async fn apply(db: Arc<Database>, ctx: &Ctx) -> Result<Action> {
         &ids(&children),
     )
     .await?;
-    write_status(
-        ctx,
-        db.as_ref(),
-        &ready(&format!(
-            "database {} owned by {}",
-            db.spec.database_name, db.spec.owner
-        )),
-        json!({"secretName": secret}),
-    )
-    .await?;
-    Ok(Action::requeue(super::RESYNC))
+    if let Some(old) = finished {
+        let note = format!("login {old} disabled; the Secret holds {}", creds.active);
+        ctx.event(db.as_ref(), false, "CredentialsRotated", note)
+            .await;
+    }
+    let requeue = if rotating.is_some() {
+        ROTATION_POLL
+    } else {
+        ctx.resync
+    };
+    let conds = external_conditions(&Observed::Ready { message, rotating });
+    status(ctx, &db, &conds, Some(&secret), Some(&creds)).await?;
+    Ok(Action::requeue(requeue))
+}
+
+/// How often a rotation looks at the rollouts it waits for.
+const ROTATION_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn waiting_message<'a>(apps: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<&str> = apps.map(String::as_str).collect();
+    if names.is_empty() {
+        "retiring the old login".to_owned()
+    } else {
+        format!(
+            "waiting for {} to roll onto the new credentials",
+            names.join(", ")
+        )
+    }
+}
+
+/// `Ready=False`, `Degraded=True` with the SQL error, a Warning Event; retried with backoff.
+async fn unavailable(ctx: &Ctx, db: &Database, e: &crate::external::SqlError) -> Result<Action> {
+    let conds = external_conditions(&Observed::Unavailable {
+        reason: "PostgresUnavailable",
+        message: e.to_string(),
+    });
+    status(ctx, db, &conds, None, None).await?;
+    Ok(Action::requeue(ctx.resync.min(super::WAIT)))
 }
 
 async fn cleanup(db: Arc<Database>, ctx: &Ctx) -> Result<Action> {
@@ -165,11 +354,14 @@ async fn cleanup(db: Arc<Database>, ctx: &Ctx) -> Result<Action> {
         }
         ReclaimPolicy::Delete => match cluster(&db, ctx, &ns).await? {
             ClusterState::Ready { target, .. } => {
+                let logins = [build::second_login(&db.spec.owner)];
+                // Only what carries this resource's mark is dropped: a conflicting copy
+                // drops nothing.
                 ctx.externals
-                    .drop_database(&target, &plan(&db, String::new()))
+                    .drop_database(&target, &plan(&db, Vec::new()), &logins)
                     .await?;
                 let note = format!(
-                    "dropped database {} and role {}",
+                    "dropped database {} and role {} where this Database owned them",
                     db.spec.database_name, db.spec.owner
                 );
                 ctx.event(db.as_ref(), false, "Deleted", note).await;

@@ -3,12 +3,14 @@
 //! readiness into one status (I/O: Kubernetes API).
 
 pub mod build;
+pub mod security;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::DynamicObject;
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
@@ -17,7 +19,9 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::postgres_cluster::statefulset_ready;
-use super::{Ctx, Result, apply_children, ids, namespace, prune, ready, waiting, write_status};
+use super::{
+    Ctx, Result, apply_children, ids, invalid, namespace, prune, ready, waiting, write_status,
+};
 use crate::crd::{
     AppService, Database, IngressCert, MessageBroker, Platform, PostgresCluster, Queue,
 };
@@ -41,7 +45,9 @@ fn generate_session_key() -> String {
     base64::engine::general_purpose::STANDARD.encode(key)
 }
 
-async fn resolve(p: &Platform, ctx: &Ctx, ns: &str) -> Result<build::Resolved> {
+/// Reads the generated Secrets back (making any that is missing), for [`build::build`];
+/// public for `payplane plan`.
+pub async fn resolve(p: &Platform, ctx: &Ctx, ns: &str) -> Result<build::Resolved> {
     let name = p.name_any();
     let jwt =
         match super::secret_value(&ctx.client, ns, &format!("{name}-jwt"), "signing.pem").await? {
@@ -96,6 +102,17 @@ fn child_readiness(obj: &DynamicObject) -> (bool, Option<String>) {
 async fn reconcile_inner(p: Arc<Platform>, ctx: Arc<Ctx>) -> Result<Action> {
     let ns = namespace(p.as_ref())?;
     let uid = p.meta().uid.clone().unwrap_or_default();
+    // Refused before anything is applied: the children already running keep their spec.
+    if let Err(e) = security::validate(&p) {
+        write_status(
+            &ctx,
+            p.as_ref(),
+            &invalid("InvalidSpec", e.to_string()),
+            json!({}),
+        )
+        .await?;
+        return Ok(Action::await_change());
+    }
     let resolved = resolve(&p, &ctx, &ns).await?;
     let children = build::build(&p, &resolved)?;
     let applied = apply_children(&ctx.client, &ns, &children).await?;
@@ -113,7 +130,7 @@ async fn reconcile_inner(p: Arc<Platform>, ctx: Arc<Ctx>) -> Result<Action> {
                 let r = statefulset_ready(obj);
                 (r, (!r).then(|| "StatefulSetNotReady".to_owned()))
             }
-            "Secret" | "Service" => continue,
+            "Secret" | "Service" | "NetworkPolicy" => continue,
             _ => child_readiness(obj),
         };
         components
@@ -147,7 +164,8 @@ async fn reconcile_inner(p: Arc<Platform>, ctx: Arc<Ctx>) -> Result<Action> {
     }
 }
 
-fn kinds() -> Vec<ApiResource> {
+/// The kinds of a Platform's children, which [`prune`] looks through; public for `payplane plan`.
+pub fn kinds() -> Vec<ApiResource> {
     vec![
         ApiResource::erase::<AppService>(&()),
         ApiResource::erase::<PostgresCluster>(&()),
@@ -158,6 +176,7 @@ fn kinds() -> Vec<ApiResource> {
         ApiResource::erase::<Secret>(&()),
         ApiResource::erase::<Service>(&()),
         ApiResource::erase::<StatefulSet>(&()),
+        ApiResource::erase::<NetworkPolicy>(&()),
     ]
 }
 

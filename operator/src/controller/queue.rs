@@ -1,7 +1,10 @@
-//! Reconciles `Queue`: waits for its MessageBroker, declares the service's topology and
-//! creates its least-privilege user over the management API, writes the Secret with `uri`,
-//! and on deletion removes the user and empty queues only with `reclaimPolicy: Delete`
-//! (I/O: Kubernetes API, RabbitMQ management API).
+//! Reconciles `Queue`: waits for its MessageBroker, checks that its user is its own (tagged
+//! with its uid) or free, declares the service's topology (reporting queues whose arguments
+//! changed instead of looping on PRECONDITION_FAILED, removing undeclared bindings), creates
+//! its least-privilege user over the management API, rotates it blue/green on request
+//! (`credentials.rs`), writes the Secret with `uri`, reports broker errors as `Degraded`, and
+//! on deletion removes what it owns only with `reclaimPolicy: Delete` (I/O: Kubernetes API,
+//! RabbitMQ management API).
 
 pub mod build;
 
@@ -16,15 +19,23 @@ use kube::runtime::{Controller, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use std::collections::BTreeSet;
+
+use super::credentials::{
+    ADOPT, ROTATE, Step, annotation, pending, rollout_checksums, step, uses_second,
+};
 use super::finalizer::{Event as Finalizer, finalizer};
 use super::message_broker::amqp_host_port;
-use super::{
-    Ctx, Result, apply_children, ids, invalid, namespace, prune, ready, waiting, write_status,
-};
-use crate::conditions::is_ready;
+use super::{Ctx, Result, apply_children, ids, invalid, namespace, prune, waiting, write_status};
+use crate::conditions::{Cond, Observed, external_conditions, is_ready};
+use crate::crd::database::Credentials;
 use crate::crd::message_broker::BrokerProvider;
-use crate::crd::{MessageBroker, Queue, ReclaimPolicy};
+use crate::crd::{AppService, MessageBroker, Queue, ReclaimPolicy};
+use crate::external::rabbitmq::{
+    ArgumentChange, UserChange, argument_changes, check_ownership, owner_tag, stale_bindings,
+};
 use crate::external::{BrokerTarget, QueuePlan};
+use crate::meta::OWNER_UID_LABEL;
 
 const KIND: &str = "Queue";
 /// Finalizer guarding the broker user and queues.
@@ -88,58 +99,247 @@ async fn broker(q: &Queue, ctx: &Ctx, ns: &str) -> Result<BrokerState> {
     })
 }
 
-fn plan(q: &Queue, password: String) -> std::result::Result<QueuePlan, build::PlanError> {
+/// The plan of `q` with nothing to change yet: declarations, permissions, both users.
+fn plan(q: &Queue) -> std::result::Result<QueuePlan, build::PlanError> {
     Ok(QueuePlan {
         vhost: q.spec.vhost.clone(),
-        user: q.spec.user.clone(),
-        password,
+        uid: q.meta().uid.clone().unwrap_or_default(),
+        users: vec![q.spec.user.clone(), build::second_user(&q.spec.user)],
+        user_changes: Vec::new(),
         declarations: build::declarations(q)?,
         permissions: build::permissions(q),
+        skip_queues: BTreeSet::new(),
+        remove_bindings: Vec::new(),
     })
+}
+
+/// The `username` and `password` of the Secret `name` when it is this resource's.
+async fn own_secret(
+    ctx: &Ctx,
+    ns: &str,
+    name: &str,
+    uid: &str,
+) -> Result<Option<(String, String)>> {
+    let Some(secret) = Api::<Secret>::namespaced(ctx.client.clone(), ns)
+        .get_opt(name)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if secret.labels().get(OWNER_UID_LABEL).map(String::as_str) != Some(uid) {
+        return Ok(None);
+    }
+    let data = secret.data.unwrap_or_default();
+    let get = |k: &str| {
+        data.get(k)
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+    };
+    Ok(get("username").zip(get("password")))
+}
+
+/// Writes the status with `conds`, keeping the Secret name and the credentials record.
+async fn status(
+    ctx: &Ctx,
+    q: &Queue,
+    conds: &[Cond],
+    secret: Option<&str>,
+    creds: Option<&Credentials>,
+) -> Result<()> {
+    let prev = q.status.clone().unwrap_or_default();
+    let mut extra = serde_json::Map::new();
+    if let Some(s) = secret.map(str::to_owned).or(prev.secret_name) {
+        extra.insert("secretName".into(), json!(s));
+    }
+    if let Some(c) = creds.cloned().or(prev.credentials) {
+        extra.insert(
+            "credentials".into(),
+            serde_json::to_value(c).unwrap_or_default(),
+        );
+    }
+    write_status(ctx, q, conds, serde_json::Value::Object(extra)).await
+}
+
+/// `Ready=False`, `Degraded=True` with the broker's error, a Warning Event; retried.
+async fn unavailable(ctx: &Ctx, q: &Queue, e: &crate::external::BrokerError) -> Result<Action> {
+    let conds = external_conditions(&Observed::Unavailable {
+        reason: "BrokerUnavailable",
+        message: e.to_string(),
+    });
+    status(ctx, q, &conds, None, None).await?;
+    Ok(Action::requeue(ctx.resync.min(super::WAIT)))
+}
+
+/// How often a rotation looks at the rollouts it waits for.
+const ROTATION_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The condition message for queues whose arguments changed, with the recreate path.
+pub fn arguments_message(vhost: &str, changes: &[ArgumentChange]) -> String {
+    let what: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    let queues: BTreeSet<&str> = changes.iter().map(|c| c.queue.as_str()).collect();
+    format!(
+        "{}; RabbitMQ cannot change the arguments of an existing queue (PRECONDITION_FAILED). \
+         To recreate: stop its consumers, drain it, delete it on the broker (rabbitmqadmin \
+         --vhost={vhost} delete queue name=<queue>) for {}; the operator declares it with \
+         the new arguments at its next reconcile",
+        what.join("; "),
+        queues.into_iter().collect::<Vec<_>>().join(", ")
+    )
 }
 
 async fn apply(q: Arc<Queue>, ctx: &Ctx) -> Result<Action> {
     let ns = namespace(q.as_ref())?;
     let name = q.name_any();
+    let uid = q.meta().uid.clone().unwrap_or_default();
     let secret = build::secret_name(&name);
-    let password = super::secret_value(&ctx.client, &ns, &secret, "password")
-        .await?
-        .unwrap_or_else(super::generate_password);
-    let plan = match plan(&q, password.clone()) {
+    let mut plan = match plan(&q) {
         Ok(p) => p,
         Err(e) => {
-            write_status(
-                ctx,
-                q.as_ref(),
-                &invalid("InvalidSpec", e.to_string()),
-                json!({}),
-            )
-            .await?;
+            status(ctx, &q, &invalid("InvalidSpec", e.to_string()), None, None).await?;
             return Ok(Action::await_change());
         }
     };
     let (target, host_port) = match broker(&q, ctx, &ns).await? {
         BrokerState::Missing => {
             let msg = format!("MessageBroker {} not found", q.spec.broker_ref.name);
-            write_status(ctx, q.as_ref(), &invalid("BrokerNotFound", msg), json!({})).await?;
+            status(ctx, &q, &invalid("BrokerNotFound", msg), None, None).await?;
             return Ok(Action::await_change());
         }
         BrokerState::NotReady(msg) => {
-            write_status(
-                ctx,
-                q.as_ref(),
-                &waiting("WaitingForBroker", msg),
-                json!({}),
-            )
-            .await?;
+            status(ctx, &q, &waiting("WaitingForBroker", msg), None, None).await?;
             return Ok(Action::requeue(super::WAIT));
         }
         BrokerState::Ready { target, host_port } => (target, host_port),
     };
-    ctx.externals.ensure_queue(&target, &plan).await?;
-    let children = build::build(q.as_ref(), &password, &host_port)?;
+    let first = q.spec.user.clone();
+    let second = build::second_user(&first);
+    let stored = own_secret(ctx, &ns, &secret, &uid).await?;
+    let mut observed = match ctx
+        .externals
+        .observe_queue(&target, &q.spec.vhost, &plan.users, &plan.declarations)
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => return unavailable(ctx, &q, &e).await,
+    };
+    let token = annotation(q.as_ref(), ROTATE);
+    let recorded = q.status.as_ref().and_then(|s| s.credentials.clone());
+    let next = step(recorded.as_ref(), token, (&first, &second));
+    // The second login matters only once a rotation uses it: until then a resource whose
+    // own name it is (another's `<name>_b`) is no conflict, and it is not touched.
+    if !uses_second(
+        recorded.as_ref(),
+        &next,
+        stored.as_ref().map(|(u, _)| u.as_str()),
+        &second,
+    ) {
+        observed.users.remove(&second);
+    }
+    let adopt = annotation(q.as_ref(), ADOPT) == Some("true")
+        || stored
+            .as_ref()
+            .is_some_and(|(user, _)| *user == first || *user == second);
+    if let Err(conflict) = check_ownership(&observed, &uid, adopt) {
+        // Nothing is touched: no password, no declaration, no Secret.
+        let conds = external_conditions(&Observed::Conflict(conflict.to_string()));
+        status(ctx, &q, &conds, None, None).await?;
+        return Ok(Action::requeue(ctx.resync));
+    }
+    let tag = owner_tag(&uid);
+    for (user, info) in &observed.users {
+        if !info.tags.contains(&tag) {
+            plan.user_changes
+                .push(UserChange::Adopt { name: user.clone() });
+        }
+    }
+
+    let mut creds = recorded.clone().unwrap_or_else(|| Credentials {
+        active: stored
+            .as_ref()
+            .map(|(user, _)| user.clone())
+            .filter(|u| *u == second)
+            .unwrap_or_else(|| first.clone()),
+        rotation: token.map(str::to_owned),
+        ..Credentials::default()
+    });
+    // The password changes only when the user is new, the Secret was lost, or a rotation.
+    let mut password = match &stored {
+        Some((user, pw)) if *user == creds.active && observed.users.contains_key(user) => {
+            pw.clone()
+        }
+        _ => {
+            let pw = super::generate_password();
+            plan.user_changes.push(UserChange::Enable {
+                name: creds.active.clone(),
+                password: pw.clone(),
+            });
+            pw
+        }
+    };
+    let uses = |a: &AppService| a.spec.queues.iter().any(|r| r.ref_ == name);
+    let mut rotating = None;
+    let mut started = false;
+    let mut finished = None;
+    match next {
+        Step::Steady => {}
+        Step::Start { to } => {
+            // Recorded before the Secret changes, so a rollout it causes is never missed.
+            let from = rollout_checksums(&ctx.client, &ns, &secret, uses).await?;
+            password = super::generate_password();
+            plan.user_changes.push(UserChange::Enable {
+                name: to.clone(),
+                password: password.clone(),
+            });
+            rotating = Some(waiting_message(from.keys()));
+            creds = Credentials {
+                retiring: Some(creds.active.clone()),
+                active: to,
+                rotation: token.map(str::to_owned),
+                rollout_from: from,
+            };
+            started = true;
+        }
+        Step::Retiring { old } => {
+            let left = pending(&ctx.client, &ns, &creds.rollout_from).await?;
+            if left.is_empty() {
+                plan.user_changes
+                    .push(UserChange::Disable { name: old.clone() });
+                creds.retiring = None;
+                creds.rollout_from.clear();
+                finished = Some(old);
+            } else {
+                rotating = Some(waiting_message(left.iter()));
+            }
+        }
+    }
+    plan.users = std::iter::once(creds.active.clone())
+        .chain(creds.retiring.clone())
+        .collect();
+    let changes = argument_changes(&plan.declarations, &observed);
+    plan.skip_queues = changes.iter().map(|c| c.queue.clone()).collect();
+    plan.remove_bindings = stale_bindings(&plan.declarations, &observed);
+    if let Err(e) = ctx.externals.ensure_queue(&target, &plan).await {
+        return unavailable(ctx, &q, &e).await;
+    }
+    for b in &plan.remove_bindings {
+        let note = format!(
+            "removed the undeclared binding of {} to {} with {}",
+            b.queue, b.source, b.routing_key
+        );
+        ctx.event(q.as_ref(), false, "BindingRemoved", note).await;
+    }
+    let what = q.spec.queue.as_deref().map_or_else(
+        || format!("user {}", creds.active),
+        |queue| format!("queue {queue} for user {}", creds.active),
+    );
+    if started {
+        let conds = external_conditions(&Observed::Ready {
+            message: what.clone(),
+            rotating: rotating.clone(),
+        });
+        status(ctx, &q, &conds, Some(&secret), Some(&creds)).await?;
+    }
+    let children = build::build_for(q.as_ref(), &creds.active, &password, &host_port)?;
     apply_children(&ctx.client, &ns, &children).await?;
-    let uid = q.meta().uid.clone().unwrap_or_default();
     prune(
         &ctx.client,
         &ns,
@@ -148,18 +348,51 @@ async fn apply(q: Arc<Queue>, ctx: &Ctx) -> Result<Action> {
         &ids(&children),
     )
     .await?;
-    let what = q.spec.queue.as_deref().map_or_else(
-        || format!("user {}", q.spec.user),
-        |queue| format!("queue {queue} for user {}", q.spec.user),
-    );
-    write_status(
+    if let Some(old) = finished {
+        let note = format!("user {old} deleted; the Secret holds {}", creds.active);
+        ctx.event(q.as_ref(), false, "CredentialsRotated", note)
+            .await;
+    }
+    let (observed_now, requeue) = if changes.is_empty() {
+        let requeue = if rotating.is_some() {
+            ROTATION_POLL
+        } else {
+            ctx.resync
+        };
+        (
+            Observed::Ready {
+                message: what,
+                rotating,
+            },
+            requeue,
+        )
+    } else {
+        (
+            Observed::ArgumentsChanged(arguments_message(&q.spec.vhost, &changes)),
+            ctx.resync.min(super::WAIT),
+        )
+    };
+    status(
         ctx,
-        q.as_ref(),
-        &ready(&what),
-        json!({"secretName": secret}),
+        &q,
+        &external_conditions(&observed_now),
+        Some(&secret),
+        Some(&creds),
     )
     .await?;
-    Ok(Action::requeue(super::RESYNC))
+    Ok(Action::requeue(requeue))
+}
+
+fn waiting_message<'a>(apps: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<&str> = apps.map(String::as_str).collect();
+    if names.is_empty() {
+        "retiring the old user".to_owned()
+    } else {
+        format!(
+            "waiting for {} to roll onto the new credentials",
+            names.join(", ")
+        )
+    }
 }
 
 async fn cleanup(q: Arc<Queue>, ctx: &Ctx) -> Result<Action> {
@@ -177,14 +410,19 @@ async fn cleanup(q: Arc<Queue>, ctx: &Ctx) -> Result<Action> {
             )
             .await;
         }
-        ReclaimPolicy::Delete => match (broker(&q, ctx, &ns).await?, plan(&q, String::new())) {
+        ReclaimPolicy::Delete => match (broker(&q, ctx, &ns).await?, plan(&q)) {
             (BrokerState::Ready { target, .. }, Ok(plan)) => {
+                // Only users carrying this resource's tag are deleted, and queues only
+                // when one was: a conflicting copy deletes nothing.
                 ctx.externals.delete_queue(&target, &plan).await?;
                 ctx.event(
                     q.as_ref(),
                     false,
                     "Deleted",
-                    format!("deleted broker user {} and its empty queues", q.spec.user),
+                    format!(
+                        "deleted broker user {} and its empty queues where this Queue owned them",
+                        q.spec.user
+                    ),
                 )
                 .await;
             }

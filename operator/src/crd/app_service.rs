@@ -1,6 +1,7 @@
 //! The `AppService` kind: one payplane axum service and what it is wired to. Pure data, no I/O.
 
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -77,6 +78,9 @@ pub struct AppServiceSpec {
     /// Names of Secrets the service re-reads itself: a change to them does not roll the pods.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reloads: Vec<String>,
+    /// Sources the NetworkPolicy lets reach the port; any source when absent, none when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_from: Option<Vec<NetworkPolicyPeer>>,
 }
 
 fn default_port() -> i32 {

@@ -1,5 +1,7 @@
 //! The `Database` kind: a logical PostgreSQL database and its owner role. Pure data, no I/O.
 
+use std::collections::BTreeMap;
+
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -66,6 +68,30 @@ pub struct DatabaseStatus {
     /// The connection Secret (keys `host`, `port`, `dbname`, `user`, `password`, `uri`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
+    /// The login the Secret holds and the state of a credential rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Credentials>,
+}
+
+/// Which login (PostgreSQL role or RabbitMQ user) the Secret holds, and what a rotation
+/// (annotation `payplane.dev/rotate-credentials`) waits for before it retires the old one.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Credentials {
+    /// The login the Secret holds.
+    pub active: String,
+    /// The previous login, still accepted until every AppService using the Secret has
+    /// rolled onto the new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retiring: Option<String>,
+    /// The last value of the `payplane.dev/rotate-credentials` annotation acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<String>,
+    /// The pod-template `payplane.dev/secrets-checksum` of each using AppService's
+    /// Deployment when the rotation began: it has rolled once that changed and the rollout
+    /// finished.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rollout_from: BTreeMap<String, String>,
 }
 
 super::impl_has_conditions!(Database);

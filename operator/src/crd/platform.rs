@@ -1,6 +1,7 @@
 //! The `Platform` kind: the whole payments platform in one resource. Pure data, no I/O.
 
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -33,7 +34,8 @@ use super::{Condition, Provider, SecretKeyRef, StorageSpec};
     {"rule": "!has(self.broker) || self.broker.provider != 'external' || has(self.broker.external)", "message": "broker.provider external needs broker.external"},
     {"rule": "!has(self.cache) || self.cache.provider != 'external' || has(self.cache.external)", "message": "cache.provider external needs cache.external"},
     {"rule": "!has(self.tls) || self.tls.issuer != 'ca' || has(self.tls.ca)", "message": "tls.issuer ca needs tls.ca"},
-    {"rule": "!has(self.tls) || self.tls.issuer != 'certManager' || has(self.tls.certManager)", "message": "tls.issuer certManager needs tls.certManager"}
+    {"rule": "!has(self.tls) || self.tls.issuer != 'certManager' || has(self.tls.certManager)", "message": "tls.issuer certManager needs tls.certManager"},
+    {"rule": "!has(self.psp) || self.psp.mode != 'external' || has(self.psp.webhookSecretsRef)", "message": "psp.mode external needs psp.webhookSecretsRef"}
 ]))]
 pub struct PlatformSpec {
     /// Tag of every payplane image.
@@ -66,6 +68,12 @@ pub struct PlatformSpec {
     /// Per-component overrides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub components: Option<Components>,
+    /// Trusted proxies, metrics access and who may reach what (operator README, "Security").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<PlatformNetwork>,
+    /// The payment service provider; the `prod` profile needs `mode: external`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psp: Option<PlatformPsp>,
 }
 
 fn default_repository() -> String {
@@ -224,6 +232,57 @@ pub struct ComponentStatus {
     /// Reason of its `Ready` condition when not ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// Network trust and reachability of the platform's pods.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformNetwork {
+    /// CIDRs of the cluster's pod network, where the gateway's pods run: the services and the
+    /// console trust `X-Forwarded-For` from these (`TRUSTED_PROXIES`). Default: the private
+    /// ranges `10.0.0.0/8`, `172.16.0.0/12`, `192.168.0.0/16` and `fc00::/7`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pod_cidrs: Vec<String>,
+    /// CIDRs of the proxies in front of the gateway (the ingress controller's pods, a load
+    /// balancer): the gateway's `TRUSTED_PROXIES`. Default: the pod CIDRs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Clients allowed to read the gateway's `/metrics` (`METRICS_ALLOWED_CIDRS`). Default: the
+    /// pod CIDRs (in-cluster Prometheus); internet clients behind the ingress are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_allowed_cidrs: Option<Vec<String>>,
+    /// Pods that scrape `/metrics` (Prometheus). Default: pods labelled
+    /// `app.kubernetes.io/name: prometheus` in any namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_from: Option<Vec<NetworkPolicyPeer>>,
+    /// Sources allowed to reach the gateway (the ingress controller); the gateway is the
+    /// public entry point, so any source when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_from: Option<Vec<NetworkPolicyPeer>>,
+}
+
+/// The payment service provider of the payments service.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformPsp {
+    /// `simulator` (payments complete by themselves; development only) or `external`.
+    #[serde(default)]
+    pub mode: PspMode,
+    /// Secret key holding the webhook signing secrets (`PSP_WEBHOOK_SECRETS`, one or two,
+    /// comma-separated); required with `mode: external`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secrets_ref: Option<SecretKeyRef>,
+}
+
+/// `PSP_MODE` of the payments service.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum PspMode {
+    /// The built-in simulator.
+    #[default]
+    Simulator,
+    /// A real provider, calling the signed webhook.
+    External,
 }
 
 super::impl_has_conditions!(Platform);

@@ -104,6 +104,9 @@ pub struct QueueStatus {
     /// The Secret with `uri` (the service's `AMQP_URL`), `username` and `password`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
+    /// The user the Secret holds and the state of a credential rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<super::database::Credentials>,
 }
 
 super::impl_has_conditions!(Queue);

@@ -1,6 +1,7 @@
 //! Declares a Queue's topology and creates its least-privilege user through the RabbitMQ
 //! management HTTP API (I/O: HTTP). Every call is an idempotent PUT or a set-like POST.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use payplane_events::topology::{ArgValue, Declarations, Permissions};
@@ -46,19 +47,202 @@ pub struct BrokerTarget {
     pub admin_password: String,
 }
 
+/// A change to one broker user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserChange {
+    /// Create the user, or set its password, with the ownership tag.
+    Enable {
+        /// User name.
+        name: String,
+        /// New password.
+        password: String,
+    },
+    /// Add the ownership tag to an existing user, keeping its password (its hash is sent back).
+    Adopt {
+        /// User name.
+        name: String,
+    },
+    /// Delete the user: its password is refused from now on.
+    Disable {
+        /// User name.
+        name: String,
+    },
+}
+
 /// What to declare and whom to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuePlan {
     /// Virtual host.
     pub vhost: String,
-    /// The service's user.
-    pub user: String,
-    /// Its password.
-    pub password: String,
+    /// Uid of the owning resource, carried as a user tag ([`owner_tag`]).
+    pub uid: String,
+    /// Users given the permissions: the active one and one being retired by a rotation.
+    pub users: Vec<String>,
+    /// Password changes: only on creation, a lost Secret, or a rotation.
+    pub user_changes: Vec<UserChange>,
     /// Exchanges, queues and bindings.
     pub declarations: Declarations,
-    /// The user's permission regexes on `vhost`.
+    /// The users' permission regexes on `vhost`.
     pub permissions: Permissions,
+    /// Queues not to declare: their arguments on the broker differ (PRECONDITION_FAILED).
+    pub skip_queues: BTreeSet<String>,
+    /// Bindings on the plan's queues that the spec does not declare.
+    pub remove_bindings: Vec<Binding>,
+}
+
+/// A binding found on the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// Source exchange.
+    pub source: String,
+    /// Destination queue.
+    pub queue: String,
+    /// Routing key.
+    pub routing_key: String,
+    /// The management API's key for it (routing key and arguments).
+    pub properties_key: String,
+}
+
+/// A broker user as the management API reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    /// Tags (`administrator`, the ownership tag, ...).
+    pub tags: Vec<String>,
+}
+
+/// What the broker has of a Queue's users, queues and their bindings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerObserved {
+    /// Users by name; absent when they do not exist.
+    pub users: BTreeMap<String, UserInfo>,
+    /// Arguments of each declared queue that exists.
+    pub queue_arguments: BTreeMap<String, Map<String, Value>>,
+    /// Bindings whose destination is one of the declared queues (default exchange excluded).
+    pub bindings: Vec<Binding>,
+}
+
+/// The user tag that marks a broker user as created (owned) by the resource with `uid`.
+pub fn owner_tag(uid: &str) -> String {
+    format!("payplane-owner-{uid}")
+}
+
+/// Why a `Queue` may not touch its user: it belongs to something else.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerConflict {
+    /// An administrator or management user is never managed.
+    #[error("user {0} has management tags; a Queue never manages it")]
+    Privileged(String),
+    /// Tagged by another resource.
+    #[error("user {name} is owned by another resource ({tag})")]
+    OwnedByOther {
+        /// The user.
+        name: String,
+        /// The other owner's tag.
+        tag: String,
+    },
+    /// Exists untagged and this resource may not adopt it.
+    #[error(
+        "user {0} already exists and was not created by this Queue (annotate payplane.dev/adopt=true to take it over)"
+    )]
+    Unmarked(String),
+}
+
+/// Decides whether the resource with `uid` may manage the users of `obs` (pure): its own
+/// tag, or no payplane tag when `adopt` holds; never a user with management tags.
+pub fn check_ownership(obs: &BrokerObserved, uid: &str, adopt: bool) -> Result<(), BrokerConflict> {
+    let ours = owner_tag(uid);
+    for (name, user) in &obs.users {
+        if user.tags.iter().any(|t| t == &ours) {
+            continue;
+        }
+        if user.tags.iter().any(|t| {
+            ["administrator", "monitoring", "policymaker", "management"].contains(&t.as_str())
+        }) {
+            return Err(BrokerConflict::Privileged(name.clone()));
+        }
+        if let Some(tag) = user.tags.iter().find(|t| t.starts_with("payplane-owner-")) {
+            return Err(BrokerConflict::OwnedByOther {
+                name: name.clone(),
+                tag: tag.clone(),
+            });
+        }
+        if !adopt {
+            return Err(BrokerConflict::Unmarked(name.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// One argument of an existing queue that differs from its declaration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgumentChange {
+    /// The queue.
+    pub queue: String,
+    /// The argument.
+    pub key: String,
+    /// Its value on the broker.
+    pub broker: Option<Value>,
+    /// The value the spec asks for.
+    pub wanted: Option<Value>,
+}
+
+impl std::fmt::Display for ArgumentChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |v: &Option<Value>| {
+            v.as_ref()
+                .map_or_else(|| "unset".to_owned(), Value::to_string)
+        };
+        write!(
+            f,
+            "queue {} has {}={} on the broker, the spec wants {}",
+            self.queue,
+            self.key,
+            show(&self.broker),
+            show(&self.wanted)
+        )
+    }
+}
+
+/// The arguments of existing queues that differ from their declarations (pure): RabbitMQ
+/// refuses such a redeclaration with `PRECONDITION_FAILED`, so these queues need recreating.
+pub fn argument_changes(decls: &Declarations, obs: &BrokerObserved) -> Vec<ArgumentChange> {
+    let mut changes = Vec::new();
+    for q in &decls.queues {
+        let Some(have) = obs.queue_arguments.get(&q.name) else {
+            continue;
+        };
+        let Value::Object(want) = args(&q.arguments) else {
+            continue;
+        };
+        let keys: BTreeSet<&String> = want.keys().chain(have.keys()).collect();
+        for key in keys {
+            let (b, w) = (have.get(key), want.get(key));
+            // The broker reports no type for a classic queue declared without one.
+            let classic = |v: Option<&Value>| v.is_none_or(|v| v == "classic");
+            if b != w && !(key == "x-queue-type" && classic(b) && classic(w)) {
+                changes.push(ArgumentChange {
+                    queue: q.name.clone(),
+                    key: key.clone(),
+                    broker: b.cloned(),
+                    wanted: w.cloned(),
+                });
+            }
+        }
+    }
+    changes
+}
+
+/// Bindings on the declared queues that the declarations do not contain (pure).
+pub fn stale_bindings(decls: &Declarations, obs: &BrokerObserved) -> Vec<Binding> {
+    obs.bindings
+        .iter()
+        .filter(|b| {
+            !decls.bindings.iter().any(|d| {
+                d.exchange == b.source && d.queue == b.queue && d.routing_key == b.routing_key
+            })
+        })
+        .cloned()
+        .collect()
 }
 
 /// Percent-encodes one path segment (vhost `/` becomes `%2F`).
@@ -119,7 +303,113 @@ async fn call(
     Ok(status)
 }
 
-/// Declares the plan's vhost, exchanges, queues and bindings, then its user and permissions.
+/// GETs `path` as JSON; `None` on 404.
+async fn get_json(
+    http: &reqwest::Client,
+    t: &BrokerTarget,
+    path: &str,
+    what: &str,
+) -> Result<Option<Value>, BrokerError> {
+    let url = format!("{}/api/{path}", t.management_url.trim_end_matches('/'));
+    let resp = http
+        .get(url)
+        .basic_auth(&t.admin_user, Some(&t.admin_password))
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|source| BrokerError::Http {
+            what: what.to_owned(),
+            source,
+        })?;
+    let status = resp.status().as_u16();
+    if status == 404 {
+        return Ok(None);
+    }
+    let body = resp.text().await.map_err(|source| BrokerError::Http {
+        what: what.to_owned(),
+        source,
+    })?;
+    if status >= 400 {
+        return Err(BrokerError::Status {
+            what: what.to_owned(),
+            status,
+            body,
+        });
+    }
+    Ok(Some(serde_json::from_str(&body).unwrap_or(Value::Null)))
+}
+
+/// Tags of a user as the management API reports them (a list, or a comma-separated string
+/// on older brokers).
+fn tags_of(user: &Value) -> Vec<String> {
+    match user.get("tags") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Reads `users`, the arguments of the declared queues, and the bindings on them.
+pub async fn observe(
+    http: &reqwest::Client,
+    t: &BrokerTarget,
+    vhost: &str,
+    users: &[String],
+    decls: &Declarations,
+) -> Result<BrokerObserved, BrokerError> {
+    let vh = segment(vhost);
+    let mut obs = BrokerObserved::default();
+    for name in users {
+        let what = format!("reading user {name}");
+        if let Some(u) = get_json(http, t, &format!("users/{}", segment(name)), &what).await? {
+            obs.users
+                .insert(name.clone(), UserInfo { tags: tags_of(&u) });
+        }
+    }
+    // A vhost that does not exist yet has no queues (the queue GETs answer 404).
+    for q in &decls.queues {
+        let path = format!("queues/{vh}/{}", segment(&q.name));
+        let what = format!("reading queue {}", q.name);
+        let Some(found) = get_json(http, t, &path, &what).await? else {
+            continue;
+        };
+        let arguments = found
+            .get("arguments")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        obs.queue_arguments.insert(q.name.clone(), arguments);
+        let what = format!("reading the bindings of {}", q.name);
+        let bindings = get_json(http, t, &format!("{path}/bindings"), &what)
+            .await?
+            .unwrap_or(Value::Null);
+        for b in bindings.as_array().into_iter().flatten() {
+            let field = |k: &str| b.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+            if field("source").is_empty() {
+                continue;
+            }
+            obs.bindings.push(Binding {
+                source: field("source"),
+                queue: q.name.clone(),
+                routing_key: field("routing_key"),
+                properties_key: field("properties_key"),
+            });
+        }
+    }
+    Ok(obs)
+}
+
+/// Declares the plan's vhost, exchanges, queues (except `skip_queues`) and bindings, removes
+/// `remove_bindings`, applies the user changes and sets the users' permissions.
 pub async fn ensure(
     http: &reqwest::Client,
     t: &BrokerTarget,
@@ -148,6 +438,9 @@ pub async fn ensure(
         .await?;
     }
     for q in &plan.declarations.queues {
+        if plan.skip_queues.contains(&q.name) {
+            continue;
+        }
         call(
             http,
             t,
@@ -159,6 +452,9 @@ pub async fn ensure(
         .await?;
     }
     for b in &plan.declarations.bindings {
+        if plan.skip_queues.contains(&b.queue) {
+            continue;
+        }
         call(
             http,
             t,
@@ -176,28 +472,104 @@ pub async fn ensure(
         )
         .await?;
     }
-    call(
-        http,
-        t,
-        Method::PUT,
-        &format!("users/{}", segment(&plan.user)),
-        Some(json!({"password": plan.password, "tags": ""})),
-        &format!("creating user {}", plan.user),
-    )
-    .await?;
-    call(
-        http,
-        t,
-        Method::PUT,
-        &format!("permissions/{vh}/{}", segment(&plan.user)),
-        Some(json!({"configure": plan.permissions.configure, "write": plan.permissions.write, "read": plan.permissions.read})),
-        &format!("setting permissions of {}", plan.user),
-    )
-    .await?;
+    for b in &plan.remove_bindings {
+        match call(
+            http,
+            t,
+            Method::DELETE,
+            &format!(
+                "bindings/{vh}/e/{}/q/{}/{}",
+                segment(&b.source),
+                segment(&b.queue),
+                segment(&b.properties_key)
+            ),
+            None,
+            &format!(
+                "removing the undeclared binding of {} to {} with {}",
+                b.queue, b.source, b.routing_key
+            ),
+        )
+        .await
+        {
+            Ok(_) | Err(BrokerError::Status { status: 404, .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let tag = owner_tag(&plan.uid);
+    for change in &plan.user_changes {
+        match change {
+            UserChange::Enable { name, password } => {
+                call(
+                    http,
+                    t,
+                    Method::PUT,
+                    &format!("users/{}", segment(name)),
+                    Some(json!({"password": password, "tags": tag})),
+                    &format!("creating user {name}"),
+                )
+                .await?;
+            }
+            UserChange::Adopt { name } => {
+                let what = format!("reading user {name}");
+                let path = format!("users/{}", segment(name));
+                if let Some(u) = get_json(http, t, &path, &what).await? {
+                    let mut tags = tags_of(&u);
+                    tags.push(tag.clone());
+                    call(
+                        http,
+                        t,
+                        Method::PUT,
+                        &path,
+                        Some(json!({
+                            "password_hash": u.get("password_hash").cloned().unwrap_or(Value::Null),
+                            "hashing_algorithm": u.get("hashing_algorithm").cloned().unwrap_or(Value::Null),
+                            "tags": tags.join(","),
+                        })),
+                        &format!("tagging user {name}"),
+                    )
+                    .await?;
+                }
+            }
+            UserChange::Disable { name } => {
+                match call(
+                    http,
+                    t,
+                    Method::DELETE,
+                    &format!("users/{}", segment(name)),
+                    None,
+                    &format!("deleting user {name}"),
+                )
+                .await
+                {
+                    Ok(_) | Err(BrokerError::Status { status: 404, .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    let disabled: BTreeSet<&String> = plan
+        .user_changes
+        .iter()
+        .filter_map(|c| match c {
+            UserChange::Disable { name } => Some(name),
+            _ => None,
+        })
+        .collect();
+    for user in plan.users.iter().filter(|u| !disabled.contains(u)) {
+        call(
+            http,
+            t,
+            Method::PUT,
+            &format!("permissions/{vh}/{}", segment(user)),
+            Some(json!({"configure": plan.permissions.configure, "write": plan.permissions.write, "read": plan.permissions.read})),
+            &format!("setting permissions of {user}"),
+        )
+        .await?;
+    }
     Ok(())
 }
 
-/// Deletes the plan's user, and its queues only when they are empty.
+/// Deletes the plan's users that carry its tag, and its queues only when they are empty.
 pub async fn delete(
     http: &reqwest::Client,
     t: &BrokerTarget,
@@ -205,18 +577,26 @@ pub async fn delete(
 ) -> Result<(), BrokerError> {
     use reqwest::Method;
     let vh = segment(&plan.vhost);
-    match call(
-        http,
-        t,
-        Method::DELETE,
-        &format!("users/{}", segment(&plan.user)),
-        None,
-        "deleting the user",
-    )
-    .await
-    {
-        Ok(_) | Err(BrokerError::Status { status: 404, .. }) => {}
-        Err(e) => return Err(e),
+    let tag = owner_tag(&plan.uid);
+    let mut any_ours = false;
+    for name in &plan.users {
+        let what = format!("reading user {name}");
+        let path = format!("users/{}", segment(name));
+        let ours = get_json(http, t, &path, &what)
+            .await?
+            .is_some_and(|u| tags_of(&u).contains(&tag));
+        if !ours {
+            continue;
+        }
+        any_ours = true;
+        match call(http, t, Method::DELETE, &path, None, "deleting the user").await {
+            Ok(_) | Err(BrokerError::Status { status: 404, .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // A Queue that never owned its user (a conflicting copy) declared nothing either.
+    if !any_ours {
+        return Ok(());
     }
     for q in &plan.declarations.queues {
         if is_quorum(&q.arguments) {
@@ -314,5 +694,103 @@ async fn delete_quorum_queue_if_empty(
     {
         Ok(_) | Err(BrokerError::Status { status: 404, .. }) => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use payplane_events::topology::{BindingDecl, QueueDecl};
+
+    fn user(tags: &[&str]) -> UserInfo {
+        UserInfo {
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        }
+    }
+
+    fn with_users(users: &[(&str, UserInfo)]) -> BrokerObserved {
+        BrokerObserved {
+            users: users
+                .iter()
+                .map(|(n, u)| ((*n).to_owned(), u.clone()))
+                .collect(),
+            ..BrokerObserved::default()
+        }
+    }
+
+    #[test]
+    fn users_of_another_resource_or_admins_conflict() {
+        let ours = owner_tag("u1");
+        assert_eq!(check_ownership(&with_users(&[]), "u1", false), Ok(()));
+        let obs = with_users(&[("pay", user(&[&ours]))]);
+        assert_eq!(check_ownership(&obs, "u1", false), Ok(()));
+        let obs = with_users(&[("pay", user(&[&owner_tag("u2")]))]);
+        assert!(matches!(
+            check_ownership(&obs, "u1", true),
+            Err(BrokerConflict::OwnedByOther { .. })
+        ));
+        let obs = with_users(&[("guest", user(&["administrator"]))]);
+        assert_eq!(
+            check_ownership(&obs, "u1", true),
+            Err(BrokerConflict::Privileged("guest".into()))
+        );
+        let obs = with_users(&[("pay", user(&[]))]);
+        assert!(check_ownership(&obs, "u1", false).is_err());
+        assert_eq!(check_ownership(&obs, "u1", true), Ok(()));
+    }
+
+    fn decls() -> Declarations {
+        Declarations {
+            queues: vec![QueueDecl {
+                name: "pay.events.retry.1".into(),
+                durable: true,
+                exclusive: false,
+                auto_delete: false,
+                arguments: vec![("x-message-ttl", ArgValue::Int(1000))],
+            }],
+            bindings: vec![BindingDecl {
+                exchange: "events",
+                queue: "pay.events.retry.1".into(),
+                routing_key: "auth.user.*".into(),
+            }],
+            ..Declarations::default()
+        }
+    }
+
+    #[test]
+    fn changed_arguments_are_named_and_missing_queues_are_not_changes() {
+        let mut obs = BrokerObserved::default();
+        assert!(argument_changes(&decls(), &obs).is_empty());
+        let mut have = Map::new();
+        have.insert("x-message-ttl".into(), json!(5000));
+        obs.queue_arguments
+            .insert("pay.events.retry.1".into(), have);
+        let changes = argument_changes(&decls(), &obs);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(
+            changes[0].to_string(),
+            "queue pay.events.retry.1 has x-message-ttl=5000 on the broker, the spec wants 1000"
+        );
+        let mut same = Map::new();
+        same.insert("x-message-ttl".into(), json!(1000));
+        same.insert("x-queue-type".into(), json!("classic"));
+        obs.queue_arguments
+            .insert("pay.events.retry.1".into(), same);
+        assert!(argument_changes(&decls(), &obs).is_empty());
+    }
+
+    #[test]
+    fn only_undeclared_bindings_are_stale() {
+        let binding = |key: &str| Binding {
+            source: "events".into(),
+            queue: "pay.events.retry.1".into(),
+            routing_key: key.into(),
+            properties_key: key.into(),
+        };
+        let obs = BrokerObserved {
+            bindings: vec![binding("auth.user.*"), binding("admin.#")],
+            ..BrokerObserved::default()
+        };
+        assert_eq!(stale_bindings(&decls(), &obs), vec![binding("admin.#")]);
     }
 }

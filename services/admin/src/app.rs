@@ -1,7 +1,7 @@
 //! Building and running the admin service: state, router, background tasks (relay, the
 //! `admin.events` consumer, housekeeping), serving.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use axum::{Router, extract::FromRef};
 use payplane_authn::{Authn, Verifier, jwks::RemoteKeys, verifier::Keys};
@@ -11,9 +11,14 @@ use payplane_bus::{
 };
 use payplane_events::topology::ADMIN_EVENTS;
 use payplane_kit::{
+    config::{ConfigError, Env},
     health::{Check, Health},
     http::{StackOptions, stack},
     server::{BindError, Bound},
+    service::{
+        Service,
+        cache::{RedisTimeouts, connect_redis},
+    },
 };
 use sqlx::{PgPool, migrate::Migrator};
 
@@ -51,22 +56,12 @@ impl FromRef<AppState> for Authn {
     }
 }
 
-/// Connects Redis with a bounded wait so a stopped Redis fails start-up clearly.
-async fn connect_redis(url: &str) -> Result<redis::aio::ConnectionManager, redis::RedisError> {
-    let client = redis::Client::open(url)?;
-    let cfg = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(3)))
-        .set_response_timeout(Some(Duration::from_secs(3)))
-        .set_number_of_retries(2);
-    redis::aio::ConnectionManager::new_with_config(client, cfg).await
-}
-
 impl AppState {
     /// Connects to PostgreSQL (applying migrations) and Redis; starts loading auth's JWKS.
     pub async fn connect(config: Config) -> Result<Self, StartError> {
         let db = payplane_db::connect(&config.database_url, 20).await?;
         payplane_db::migrate(&db, &MIGRATOR).await?;
-        let redis = connect_redis(&config.redis_url)
+        let redis = connect_redis(&config.redis_url, RedisTimeouts::SERVICE)
             .await
             .map_err(StartError::Redis)?;
         let keys = RemoteKeys::new(&config.auth_url);
@@ -130,15 +125,32 @@ impl std::ops::Deref for Application {
     }
 }
 
-impl Application {
-    pub async fn build(config: Config) -> Result<Self, StartError> {
+impl Service for Application {
+    const NAME: &'static str = "admin";
+    type Config = Config;
+    type Error = StartError;
+
+    fn config(env: &Env) -> Result<Config, ConfigError> {
+        Config::from_env(env)
+    }
+
+    fn migrate(config: &Config) -> Option<impl Future<Output = Result<(), StartError>> + Send> {
+        let url = config.database_url.clone();
+        Some(async move { Ok(payplane_db::migrate_only(&url, &MIGRATOR).await?) })
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        self.0.local_addr()
+    }
+
+    async fn build(config: Config) -> Result<Self, StartError> {
         let addr = config.listen_addr;
         let state = AppState::connect(config).await?;
         Ok(Self(Bound::bind(addr, state).await?))
     }
 
     /// Serves until SIGINT/SIGTERM or the shutdown token, with the background tasks running.
-    pub async fn run_until_stopped(self) -> Result<(), StartError> {
+    async fn run_until_stopped(self) -> Result<(), StartError> {
         let (listener, state, shutdown) = self.0.into_parts();
         let housekeeping = crate::housekeeping::spawn(state.db.clone(), shutdown.clone());
         let relay = state.config.relay_enabled.then(|| {

@@ -2,6 +2,7 @@
 //! credentials and the acting admin. Auth's error answers are passed through with their
 //! status, code and details (api.md §6.2); auth unreachable → 503. Does network I/O.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -48,7 +49,7 @@ impl From<AuthClientError> for ApiError {
 #[derive(Debug, Clone)]
 pub struct AuthClient {
     base: String,
-    token: String,
+    token: SecretString,
     http: reqwest::Client,
 }
 
@@ -90,10 +91,10 @@ fn passed_through(status: StatusCode, body: &Value) -> Option<ApiError> {
 }
 
 impl AuthClient {
-    pub fn new(base: &str, token: &str) -> Self {
+    pub fn new(base: &str, token: &SecretString) -> Self {
         Self {
             base: base.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
+            token: token.clone(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .connect_timeout(Duration::from_secs(3))
@@ -115,7 +116,7 @@ impl AuthClient {
             .http
             .request(method, &url)
             .header("x-service-name", "admin")
-            .header("x-service-token", &self.token)
+            .header("x-service-token", self.token.expose_secret())
             .header("x-actor-id", actor.to_string())
             .header("x-request-id", &ctx.request_id);
         if let Some(tp) = &ctx.trace.traceparent {

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use ipnet::IpNet;
 use payplane_authn::service::DEV_SERVICE_TOKEN;
 use payplane_kit::config::{ConfigError, Env, Environment};
+use secrecy::SecretString;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -23,7 +24,7 @@ pub struct Config {
     /// Gateway: liveness probe.
     pub gateway_url: String,
     /// This service's own secret for `/internal/*` calls (`SERVICE_TOKEN`).
-    pub service_token: String,
+    pub service_token: SecretString,
     pub trusted_proxies: Vec<IpNet>,
     /// Whether to run the outbox relay to RabbitMQ in this process.
     pub relay_enabled: bool,
@@ -34,16 +35,7 @@ pub struct Config {
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let environment = env.environment()?;
-        let service_token = match env.opt("SERVICE_TOKEN") {
-            Some(t) => t,
-            None if environment.is_production() => {
-                return Err(ConfigError::new(
-                    "SERVICE_TOKEN",
-                    "is required in production",
-                ));
-            }
-            None => DEV_SERVICE_TOKEN.to_owned(),
-        };
+        let service_token = payplane_authn::service::own_token(env, environment)?;
         Ok(Self {
             environment,
             listen_addr: env.listen_addr("0.0.0.0:3003")?,
@@ -80,7 +72,7 @@ impl Config {
             payments_url: "http://127.0.0.1:9".into(),
             profile_url: "http://127.0.0.1:9".into(),
             gateway_url: "http://127.0.0.1:9".into(),
-            service_token: DEV_SERVICE_TOKEN.to_owned(),
+            service_token: DEV_SERVICE_TOKEN.into(),
             trusted_proxies: "127.0.0.0/8".parse().into_iter().collect(),
             relay_enabled: true,
             consumer_enabled: true,
@@ -90,6 +82,8 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     #[test]
@@ -97,7 +91,12 @@ mod tests {
         let c = Config::from_env(&Env::from_pairs([])).unwrap();
         assert_eq!(c.listen_addr.port(), 3003);
         assert_eq!(c.auth_url, "http://localhost:3001");
-        assert_eq!(c.service_token, DEV_SERVICE_TOKEN);
+        assert_eq!(c.service_token.expose_secret(), DEV_SERVICE_TOKEN);
+        let c = Config::from_env(&Env::from_pairs([("SERVICE_TOKEN", "s3cret-admin")])).unwrap();
+        assert!(
+            !format!("{c:?}").contains("s3cret-admin"),
+            "Debug shows the token"
+        );
         let err = Config::from_env(&Env::from_pairs([("ENVIRONMENT", "production")])).unwrap_err();
         assert_eq!(err.var, "SERVICE_TOKEN");
         let err = Config::from_env(&Env::from_pairs([("OUTBOX_RELAY", "maybe")])).unwrap_err();

@@ -11,7 +11,6 @@ pub mod events;
 pub mod housekeeping;
 pub mod openapi;
 pub mod probes;
-pub mod query;
 pub mod routes;
 pub mod seed;
 pub mod store;

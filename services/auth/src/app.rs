@@ -1,14 +1,17 @@
 //! Building and running the auth service: state, router, background tasks, serving.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, extract::FromRef};
 use payplane_authn::{Authn, Verifier, service::ServiceTokens, verifier::Keys};
 use payplane_bus::relay::{Relay, RelayConfig, RelayHandle};
 use payplane_kit::{
+    config::{ConfigError, Env},
     health::{Check, Health},
     http::{StackOptions, stack},
     server::{BindError, Bound},
+    service::Service,
+    service::cache::{RedisTimeouts, connect_redis},
 };
 use sqlx::{PgPool, migrate::Migrator};
 
@@ -55,22 +58,12 @@ impl FromRef<AppState> for ServiceTokens {
     }
 }
 
-/// Connects Redis with a bounded wait so a stopped Redis fails start-up clearly.
-pub async fn connect_redis(url: &str) -> Result<redis::aio::ConnectionManager, redis::RedisError> {
-    let client = redis::Client::open(url)?;
-    let cfg = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(3)))
-        .set_response_timeout(Some(Duration::from_secs(3)))
-        .set_number_of_retries(2);
-    redis::aio::ConnectionManager::new_with_config(client, cfg).await
-}
-
 impl AppState {
     /// Connects to PostgreSQL (applying migrations) and Redis, and loads the signing keys.
     pub async fn connect(config: Config) -> Result<Self, StartError> {
         let db = payplane_db::connect(&config.database_url, 20).await?;
         payplane_db::migrate(&db, &MIGRATOR).await?;
-        let redis = connect_redis(&config.redis_url)
+        let redis = connect_redis(&config.redis_url, RedisTimeouts::SERVICE)
             .await
             .map_err(StartError::Redis)?;
         let keys = if config.signing_keys.is_empty() {
@@ -160,15 +153,32 @@ impl std::ops::Deref for Application {
     }
 }
 
-impl Application {
-    pub async fn build(config: Config) -> Result<Self, StartError> {
+impl Service for Application {
+    const NAME: &'static str = "auth";
+    type Config = Config;
+    type Error = StartError;
+
+    fn config(env: &Env) -> Result<Config, ConfigError> {
+        Config::from_env(env)
+    }
+
+    fn migrate(config: &Config) -> Option<impl Future<Output = Result<(), StartError>> + Send> {
+        let url = config.database_url.clone();
+        Some(async move { Ok(payplane_db::migrate_only(&url, &MIGRATOR).await?) })
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        self.0.local_addr()
+    }
+
+    async fn build(config: Config) -> Result<Self, StartError> {
         let addr = config.listen_addr;
         let state = AppState::connect(config).await?;
         Ok(Self(Bound::bind(addr, state).await?))
     }
 
     /// Serves until SIGINT/SIGTERM or the shutdown token, with the background tasks running.
-    pub async fn run_until_stopped(self) -> Result<(), StartError> {
+    async fn run_until_stopped(self) -> Result<(), StartError> {
         let (listener, state, shutdown) = self.0.into_parts();
         let reconciler = state
             .markers

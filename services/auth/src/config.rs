@@ -62,16 +62,7 @@ impl Config {
                 "is required in production",
             ));
         }
-        let service_tokens = match env.opt("INTERNAL_SERVICE_TOKENS") {
-            Some(raw) => ServiceTokens::parse("INTERNAL_SERVICE_TOKENS", &raw)?,
-            None if environment.is_production() => {
-                return Err(ConfigError::new(
-                    "INTERNAL_SERVICE_TOKENS",
-                    "is required in production",
-                ));
-            }
-            None => ServiceTokens::development(),
-        };
+        let service_tokens = ServiceTokens::from_env(env, environment)?;
         let argon2 = Argon2Params {
             memory_kib: env.parse("ARGON2_MEMORY_KIB", 19_456)?,
             iterations: env.parse("ARGON2_ITERATIONS", 2)?,

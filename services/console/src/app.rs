@@ -1,7 +1,7 @@
 //! Building and running the console: state, the router wrapped in the shared stack plus the
 //! console's own layers (sessions and CSRF, security headers, compression), serving.
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -11,10 +11,13 @@ use axum::{
 };
 use http::{HeaderValue, header};
 use payplane_kit::{
+    config::{ConfigError, Env},
     health::{Check, Health},
     http::{StackOptions, stack},
     server::{BindError, Bound},
+    service::Service,
 };
+use secrecy::ExposeSecret;
 use tower_http::compression::CompressionLayer;
 
 use crate::{
@@ -44,7 +47,7 @@ impl AppState {
     pub fn new(config: Config) -> Self {
         Self {
             gateway: Gateway::new(&config.gateway_url),
-            sealer: Arc::new(Sealer::new(&config.session_key)),
+            sealer: Arc::new(Sealer::new(&config.session_key.expose_secret().0)),
             refresher: Arc::new(Refresher::default()),
             config: Arc::new(config),
         }
@@ -128,14 +131,26 @@ impl std::ops::Deref for Application {
     }
 }
 
-impl Application {
-    pub async fn build(config: Config) -> Result<Self, StartError> {
+impl Service for Application {
+    const NAME: &'static str = "console";
+    type Config = Config;
+    type Error = StartError;
+
+    fn config(env: &Env) -> Result<Config, ConfigError> {
+        Config::from_env(env)
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        self.0.local_addr()
+    }
+
+    async fn build(config: Config) -> Result<Self, StartError> {
         let addr = config.listen_addr;
         Ok(Self(Bound::bind(addr, AppState::new(config)).await?))
     }
 
     /// Serves until SIGINT/SIGTERM or the shutdown token.
-    pub async fn run_until_stopped(self) -> Result<(), StartError> {
+    async fn run_until_stopped(self) -> Result<(), StartError> {
         let (listener, state, shutdown) = self.0.into_parts();
         payplane_kit::server::serve_until_stopped(listener, router(state), &shutdown)
             .await

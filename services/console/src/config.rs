@@ -5,6 +5,19 @@ use std::net::SocketAddr;
 use base64::Engine;
 use ipnet::IpNet;
 use payplane_kit::config::{ConfigError, Env, Environment};
+use secrecy::{CloneableSecret, SecretBox, zeroize::Zeroize};
+
+/// The 32 bytes that seal session cookies: zeroed when dropped, never printed.
+#[derive(Clone)]
+pub struct SessionKey(pub [u8; 32]);
+
+impl Zeroize for SessionKey {
+    fn zeroize(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl CloneableSecret for SessionKey {}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -18,7 +31,7 @@ pub struct Config {
     /// 32 bytes that seal the session cookie (`CONSOLE_SESSION_KEY`, base64). Every replica
     /// needs the same key; without one, development makes a random key per process (sessions
     /// then end when the console restarts) and production refuses to start.
-    pub session_key: [u8; 32],
+    pub session_key: SecretBox<SessionKey>,
     pub trusted_proxies: Vec<IpNet>,
 }
 
@@ -53,7 +66,7 @@ impl Config {
                 .trim_end_matches('/')
                 .to_owned(),
             public_base_url,
-            session_key,
+            session_key: SecretBox::new(Box::new(SessionKey(session_key))),
             trusted_proxies: env.cidrs("TRUSTED_PROXIES", "127.0.0.0/8,::1/128")?,
         })
     }

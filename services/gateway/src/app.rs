@@ -15,9 +15,12 @@ use http::{StatusCode, Uri};
 use payplane_authn::{Authn, Verifier, jwks::RemoteKeys, verifier::Keys};
 use payplane_kit::{
     ApiError,
+    config::{ConfigError, Env},
     health::{Check, Health},
     request_id::RequestId,
     server::http::serve_http,
+    service::Service,
+    service::cache::{RedisTimeouts, connect_redis},
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -78,16 +81,6 @@ pub struct AppState {
     pub bridge: ws::bridge::BridgeStatus,
 }
 
-/// Connects Redis with a bounded wait so a stopped Redis fails start-up clearly.
-async fn connect_redis(url: &str) -> Result<redis::aio::ConnectionManager, redis::RedisError> {
-    let client = redis::Client::open(url)?;
-    let cfg = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(3)))
-        .set_response_timeout(Some(Duration::from_secs(2)))
-        .set_number_of_retries(1);
-    redis::aio::ConnectionManager::new_with_config(client, cfg).await
-}
-
 impl AppState {
     pub async fn connect(config: Config) -> Result<Self, StartError> {
         let proxy = Proxy::new(&config.upstreams, config.upstream)?;
@@ -101,7 +94,7 @@ impl AppState {
             &config.console_url,
             &console_policy,
         )?);
-        let redis = connect_redis(&config.redis_url)
+        let redis = connect_redis(&config.redis_url, RedisTimeouts::EDGE)
             .await
             .map_err(StartError::Redis)?;
         let auth_url = config
@@ -363,8 +356,16 @@ pub struct Application {
     tls: Option<Arc<ReloadingCert>>,
 }
 
-impl Application {
-    pub async fn build(config: Config) -> Result<Self, StartError> {
+impl Service for Application {
+    const NAME: &'static str = "gateway";
+    type Config = Config;
+    type Error = StartError;
+
+    fn config(env: &Env) -> Result<Config, ConfigError> {
+        Config::from_env(env)
+    }
+
+    async fn build(config: Config) -> Result<Self, StartError> {
         let addr = config.listen_addr;
         let tls = match &config.tls {
             Some((cert, key)) => Some(ReloadingCert::load(cert, key)?),
@@ -395,21 +396,12 @@ impl Application {
         })
     }
 
-    pub fn local_addr(&self) -> Option<SocketAddr> {
+    fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.local_addr().ok()
     }
 
-    pub fn state(&self) -> &AppState {
-        &self.state
-    }
-
-    /// Cancelling it stops the gateway gracefully (tests and the dev runner use this).
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
-    }
-
     /// Serves until SIGINT/SIGTERM or the shutdown token.
-    pub async fn run_until_stopped(self) -> Result<(), StartError> {
+    async fn run_until_stopped(self) -> Result<(), StartError> {
         let Self {
             listener,
             extra,
@@ -520,6 +512,17 @@ impl Application {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
         res.map_err(StartError::Serve)
+    }
+}
+
+impl Application {
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Cancelling it stops the gateway gracefully (tests and the dev runner use this).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
     }
 }
 

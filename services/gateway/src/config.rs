@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use ipnet::IpNet;
 use payplane_kit::config::{ConfigError, Env, Environment};
+use secrecy::SecretString;
 
 /// The four upstream services by name, in the order of the routing table (api.md §3.1).
 pub const UPSTREAMS: [&str; 4] = ["auth", "payments", "admin", "profile"];
@@ -80,7 +81,7 @@ pub struct Config {
     pub instance_id: String,
     pub issuer: String,
     /// Own secret for `/internal/payments/{id}/parties` (api.md §2.6).
-    pub service_token: String,
+    pub service_token: SecretString,
     pub rate_limits: RateLimits,
     pub upstream: UpstreamPolicy,
     /// Body limits of api.md §3.6 (`/api/profile/**` has its own).
@@ -133,16 +134,7 @@ impl Config {
                 ));
             }
         };
-        let service_token = match env.opt("SERVICE_TOKEN") {
-            Some(t) => t,
-            None if environment.is_production() => {
-                return Err(ConfigError::new(
-                    "SERVICE_TOKEN",
-                    "is required in production",
-                ));
-            }
-            None => payplane_authn::service::DEV_SERVICE_TOKEN.to_owned(),
-        };
+        let service_token = payplane_authn::service::own_token(env, environment)?;
         Ok(Self {
             environment,
             listen_addr: env.listen_addr("0.0.0.0:3000")?,
@@ -218,7 +210,7 @@ impl Config {
             events_enabled: false,
             instance_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
             issuer: "payplane".into(),
-            service_token: payplane_authn::service::DEV_SERVICE_TOKEN.to_owned(),
+            service_token: payplane_authn::service::DEV_SERVICE_TOKEN.into(),
             rate_limits: RateLimits {
                 enabled: false,
                 api: Bucket {

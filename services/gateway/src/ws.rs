@@ -6,6 +6,7 @@ pub mod bridge;
 pub mod hub;
 pub mod mapping;
 
+use secrecy::{ExposeSecret, SecretString};
 use std::{
     collections::HashMap,
     sync::Arc,
@@ -48,7 +49,7 @@ const PARTIES_TTL: Duration = Duration::from_secs(60);
 pub struct PaymentAccess {
     http: reqwest::Client,
     payments_url: String,
-    service_token: String,
+    service_token: SecretString,
     cache: PartiesCache,
 }
 
@@ -60,13 +61,13 @@ impl PaymentAccess {
     pub fn new(
         http: reqwest::Client,
         payments_url: &str,
-        service_token: &str,
+        service_token: &SecretString,
         cache: PartiesCache,
     ) -> Self {
         Self {
             http,
             payments_url: payments_url.trim_end_matches('/').to_owned(),
-            service_token: service_token.to_owned(),
+            service_token: service_token.clone(),
             cache,
         }
     }
@@ -86,7 +87,7 @@ impl PaymentAccess {
                 self.payments_url
             ))
             .header("x-service-name", "gateway")
-            .header("x-service-token", &self.service_token)
+            .header("x-service-token", self.service_token.expose_secret())
             .timeout(Duration::from_secs(3))
             .send()
             .await

@@ -1,7 +1,7 @@
 //! Building and running the payments service: state, router, background tasks (relay,
 //! `auth.user.*` consumer, PSP simulator, housekeeping), serving.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, extract::FromRef};
 use payplane_authn::{Authn, Verifier, jwks::RemoteKeys, service::ServiceTokens, verifier::Keys};
@@ -10,9 +10,12 @@ use payplane_bus::{
     relay::{Relay, RelayConfig, RelayHandle},
 };
 use payplane_kit::{
+    config::{ConfigError, Env},
     health::{Check, Health},
     http::{StackOptions, stack},
     server::{BindError, Bound},
+    service::Service,
+    service::cache::{RedisTimeouts, connect_redis},
 };
 use sqlx::{PgPool, migrate::Migrator};
 
@@ -60,16 +63,6 @@ impl FromRef<AppState> for ServiceTokens {
     }
 }
 
-/// Connects Redis with a bounded wait so a stopped Redis fails start-up clearly.
-pub async fn connect_redis(url: &str) -> Result<redis::aio::ConnectionManager, redis::RedisError> {
-    let client = redis::Client::open(url)?;
-    let cfg = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(3)))
-        .set_response_timeout(Some(Duration::from_secs(3)))
-        .set_number_of_retries(2);
-    redis::aio::ConnectionManager::new_with_config(client, cfg).await
-}
-
 impl AppState {
     /// Connects to PostgreSQL (applying migrations) and Redis; tokens are verified with
     /// auth's JWKS (`AUTH_URL`).
@@ -83,7 +76,7 @@ impl AppState {
         payplane_db::ensure_database(&config.database_url).await?;
         let db = payplane_db::connect(&config.database_url, config.db_pool_size).await?;
         payplane_db::migrate(&db, &MIGRATOR).await?;
-        let redis = connect_redis(&config.redis_url)
+        let redis = connect_redis(&config.redis_url, RedisTimeouts::SERVICE)
             .await
             .map_err(StartError::Redis)?;
         let verifier = Verifier::new(config.issuer.clone(), keys);
@@ -171,11 +164,6 @@ impl std::ops::Deref for Application {
 }
 
 impl Application {
-    pub async fn build(config: Config) -> Result<Self, StartError> {
-        let state = AppState::connect(config).await?;
-        Self::from_state(state).await
-    }
-
     /// With verification keys given directly (tests that hold auth's keys).
     pub async fn build_with_keys(config: Config, keys: Keys) -> Result<Self, StartError> {
         let state = AppState::connect_with_keys(config, keys).await?;
@@ -186,9 +174,33 @@ impl Application {
         let addr = state.config.listen_addr;
         Ok(Self(Bound::bind(addr, state).await?))
     }
+}
+
+impl Service for Application {
+    const NAME: &'static str = "payments";
+    type Config = Config;
+    type Error = StartError;
+
+    fn config(env: &Env) -> Result<Config, ConfigError> {
+        Config::from_env(env)
+    }
+
+    fn migrate(config: &Config) -> Option<impl Future<Output = Result<(), StartError>> + Send> {
+        let url = config.database_url.clone();
+        Some(async move { Ok(payplane_db::migrate_only(&url, &MIGRATOR).await?) })
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        self.0.local_addr()
+    }
+
+    async fn build(config: Config) -> Result<Self, StartError> {
+        let state = AppState::connect(config).await?;
+        Self::from_state(state).await
+    }
 
     /// Serves until SIGINT/SIGTERM or the shutdown token, with the background tasks running.
-    pub async fn run_until_stopped(self) -> Result<(), StartError> {
+    async fn run_until_stopped(self) -> Result<(), StartError> {
         let (listener, state, shutdown) = self.0.into_parts();
         let cfg = Arc::clone(&state.config);
         let simulator = (cfg.psp_mode == PspMode::Simulator)

@@ -5,6 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 use ipnet::IpNet;
 use payplane_authn::service::{DEV_SERVICE_TOKEN, ServiceTokens};
 use payplane_kit::config::{ConfigError, Env, Environment};
+use secrecy::SecretString;
 
 /// Who drives payment status (api.md §5.11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +25,7 @@ pub struct Config {
     pub auth_url: String,
     pub issuer: String,
     /// Our own secret for calls to auth (`SERVICE_TOKEN`).
-    pub service_token: String,
+    pub service_token: SecretString,
     /// Secrets of callers of our `/internal/*` endpoints (`INTERNAL_SERVICE_TOKENS`).
     pub service_tokens: ServiceTokens,
     pub trusted_proxies: Vec<IpNet>,
@@ -34,7 +35,7 @@ pub struct Config {
     /// How often the simulator polls (500 ms by the contract).
     pub sim_poll_interval: Duration,
     /// `PSP_WEBHOOK_SECRETS`: up to two; empty = every webhook is refused.
-    pub webhook_secrets: Vec<String>,
+    pub webhook_secrets: Vec<SecretString>,
     /// Prefix of every Redis cache key (tests use one per test).
     pub cache_prefix: String,
     /// Whether to run the outbox relay in this process.
@@ -48,26 +49,8 @@ impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let environment = env.environment()?;
         let prod = environment.is_production();
-        let service_token = match env.opt("SERVICE_TOKEN") {
-            Some(t) => t,
-            None if prod => {
-                return Err(ConfigError::new(
-                    "SERVICE_TOKEN",
-                    "is required in production",
-                ));
-            }
-            None => DEV_SERVICE_TOKEN.to_owned(),
-        };
-        let service_tokens = match env.opt("INTERNAL_SERVICE_TOKENS") {
-            Some(raw) => ServiceTokens::parse("INTERNAL_SERVICE_TOKENS", &raw)?,
-            None if prod => {
-                return Err(ConfigError::new(
-                    "INTERNAL_SERVICE_TOKENS",
-                    "is required in production",
-                ));
-            }
-            None => ServiceTokens::development(),
-        };
+        let service_token = payplane_authn::service::own_token(env, environment)?;
+        let service_tokens = ServiceTokens::from_env(env, environment)?;
         let psp_mode = match env
             .string("PSP_MODE", "simulator")
             .to_ascii_lowercase()
@@ -82,7 +65,11 @@ impl Config {
                 ));
             }
         };
-        let webhook_secrets = env.list("PSP_WEBHOOK_SECRETS", "");
+        let webhook_secrets: Vec<SecretString> = env
+            .list("PSP_WEBHOOK_SECRETS", "")
+            .into_iter()
+            .map(SecretString::from)
+            .collect();
         if webhook_secrets.len() > 2 {
             return Err(ConfigError::new(
                 "PSP_WEBHOOK_SECRETS",
@@ -133,14 +120,14 @@ impl Config {
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             auth_url: auth_url.to_owned(),
             issuer: "payplane".into(),
-            service_token: DEV_SERVICE_TOKEN.to_owned(),
+            service_token: DEV_SERVICE_TOKEN.into(),
             service_tokens: ServiceTokens::development(),
             trusted_proxies: "127.0.0.0/8".parse().into_iter().collect(),
             psp_mode: PspMode::Simulator,
             pickup_delay: Duration::from_millis(1000),
             settle_delay: Duration::from_millis(2000),
             sim_poll_interval: Duration::from_millis(100),
-            webhook_secrets: vec!["whsec_test".into()],
+            webhook_secrets: vec![SecretString::from("whsec_test")],
             cache_prefix: format!(
                 "paytest{}",
                 &uuid::Uuid::new_v4().simple().to_string()[..12]

@@ -1,6 +1,7 @@
 //! Resolving users for payments (api.md §5.8 step 3): the local directory first; on a miss,
 //! auth's internal endpoint (§8.1) with our service credential, and the answer is stored.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -53,11 +54,11 @@ struct Envelope {
 pub struct Directory {
     http: reqwest::Client,
     auth_url: String,
-    service_token: String,
+    service_token: SecretString,
 }
 
 impl Directory {
-    pub fn new(auth_url: &str, service_token: &str) -> Self {
+    pub fn new(auth_url: &str, service_token: &SecretString) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -65,7 +66,7 @@ impl Directory {
         Self {
             http,
             auth_url: auth_url.trim_end_matches('/').to_owned(),
-            service_token: service_token.to_owned(),
+            service_token: service_token.clone(),
         }
     }
 
@@ -82,7 +83,7 @@ impl Directory {
         };
         let res = req
             .header("x-service-name", "payments")
-            .header("x-service-token", &self.service_token)
+            .header("x-service-token", self.service_token.expose_secret())
             .send()
             .await
             .map_err(DirectoryError::AuthUnavailable)?;

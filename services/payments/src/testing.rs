@@ -6,27 +6,22 @@ use std::net::SocketAddr;
 
 use payplane_auth::testing::TestApp as AuthApp;
 use payplane_db::testing::TestDatabase;
-use tokio_util::sync::CancellationToken;
+use payplane_kit::service::{Service as _, testing::Running};
 
 use crate::{AppState, Application, Config, MIGRATOR, app::StartError};
 
-/// A running payments service with its auth service.
+/// A running payments service (address, state, stop) with its database and its auth service.
 pub struct TestApp {
-    pub addr: SocketAddr,
-    pub base_url: String,
-    pub state: AppState,
     pub db: TestDatabase,
     pub auth: AuthApp,
-    shutdown: StopOnDrop,
-    task: Option<tokio::task::JoinHandle<()>>,
+    running: Running<AppState>,
 }
 
-/// Stops the service when the test app goes away, also when a test fails.
-struct StopOnDrop(CancellationToken);
+impl std::ops::Deref for TestApp {
+    type Target = Running<AppState>;
 
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
+    fn deref(&self) -> &Running<AppState> {
+        &self.running
     }
 }
 
@@ -60,10 +55,7 @@ impl TestApp {
 
     /// Restarts on the same database (simulator restart tests).
     pub async fn restart(mut self, tweak: impl FnOnce(&mut Config)) -> Result<Self, TestAppError> {
-        self.shutdown.0.cancel();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+        self.running.stop().await;
         let mut config = (*self.state.config).clone();
         config.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         tweak(&mut config);
@@ -73,36 +65,13 @@ impl TestApp {
     }
 
     fn run(app: Application, db: TestDatabase, auth: AuthApp) -> Self {
-        let addr = app
-            .local_addr()
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let state = app.state().clone();
-        let shutdown = app.shutdown_token();
-        let task = tokio::spawn(async move {
-            if let Err(e) = app.run_until_stopped().await {
-                tracing::error!(error = %e, "test payments service stopped with an error");
-            }
-        });
-        Self {
-            addr,
-            base_url: format!("http://{addr}"),
-            state,
-            db,
-            auth,
-            shutdown: StopOnDrop(shutdown),
-            task: Some(task),
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base_url)
+        let (addr, state, shutdown) = (app.local_addr(), app.state().clone(), app.shutdown_token());
+        let running = Running::spawn("payments", addr, state, shutdown, app.run_until_stopped());
+        Self { db, auth, running }
     }
 
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
-        self.shutdown.0.cancel();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+        self.running.stop().await;
     }
 }

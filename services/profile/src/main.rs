@@ -1,25 +1,8 @@
 //! `payplane-profile`: runs the profile service, or applies its migrations (`migrate`).
 
-use anyhow::Context;
-use payplane_kit::config::Env;
-use payplane_profile::{Application, Config, MIGRATOR};
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    // Kept until exit: dropping it flushes the last exported spans.
-    let _telemetry = payplane_kit::telemetry::init_service("profile")?;
-    let config = Config::from_env(&Env::from_process())?;
-    if std::env::args().nth(1).as_deref() == Some("migrate") {
-        let pool = payplane_db::connect(&config.database_url, 1).await?;
-        payplane_db::migrate(&pool, &MIGRATOR).await?;
-        tracing::info!("migrations applied");
-        return Ok(());
-    }
-    let app = Application::build(config)
-        .await
-        .context("starting the profile service")?;
-    tracing::info!(addr = ?app.local_addr(), "profile service listening");
-    app.run_until_stopped().await?;
+    payplane_kit::service::main::<payplane_profile::Application>().await?;
     Ok(())
 }

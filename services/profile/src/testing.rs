@@ -2,21 +2,25 @@
 //! database that is dropped afterwards and a random Redis key prefix, so tests run in parallel
 //! on the real PostgreSQL, Redis and RabbitMQ.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use payplane_db::testing::TestDatabase;
-use tokio_util::sync::CancellationToken;
+use payplane_kit::service::{Service as _, testing::Running};
 
 use crate::{AppState, Application, Config, MIGRATOR, app::StartError};
 
-/// A running profile service.
+/// A running profile service (address, state, stop) with its own database.
 pub struct TestApp {
-    pub addr: SocketAddr,
-    pub base_url: String,
-    pub state: AppState,
     pub db: TestDatabase,
-    shutdown: CancellationToken,
-    task: Option<tokio::task::JoinHandle<()>>,
+    running: Running<AppState>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Running<AppState>;
+
+    fn deref(&self) -> &Running<AppState> {
+        &self.running
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,24 +60,9 @@ impl TestApp {
         let mut config = Config::for_tests(&db.url, auth_url);
         tweak(&mut config);
         let app = Application::build(config).await?;
-        let addr = app
-            .local_addr()
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let state = app.state().clone();
-        let shutdown = app.shutdown_token();
-        let task = tokio::spawn(async move {
-            if let Err(e) = app.run_until_stopped().await {
-                tracing::error!(error = %e, "test profile service stopped with an error");
-            }
-        });
-        Ok(Self {
-            addr,
-            base_url: format!("http://{addr}"),
-            state,
-            db,
-            shutdown,
-            task: Some(task),
-        })
+        let (addr, state, shutdown) = (app.local_addr(), app.state().clone(), app.shutdown_token());
+        let running = Running::spawn("profile", addr, state, shutdown, app.run_until_stopped());
+        Ok(Self { db, running })
     }
 
     /// Polls `/health/ready` until the broker check is up.
@@ -92,21 +81,8 @@ impl TestApp {
         Err(TestAppError::BrokerNotReady)
     }
 
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base_url)
-    }
-
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+        self.running.stop().await;
     }
 }

@@ -139,6 +139,17 @@ pub fn migration_job_name(app: &AppService, owner: &Owner, resolved: &Resolved) 
     Some(format!("{}-migrate-{}", owner.name(), &hash[..10]))
 }
 
+/// The NetworkPolicy's ingress rules: the port from `allowFrom`'s sources, from any source
+/// when absent. An empty `from` would admit every source, so an empty `allowFrom` is no rule.
+fn ingress_rules(app: &AppService) -> Value {
+    let port = json!([{"port": PORT_NAME, "protocol": "TCP"}]);
+    match &app.spec.allow_from {
+        None => json!([{"ports": port}]),
+        Some(peers) if peers.is_empty() => json!([]),
+        Some(peers) => json!([{"from": peers, "ports": port}]),
+    }
+}
+
 /// The children of `app` for `resolved`.
 pub fn build(app: &AppService, resolved: &Resolved) -> Result<Vec<Child>, MetaError> {
     let owner = Owner::of(app)?;
@@ -242,7 +253,7 @@ pub fn build(app: &AppService, resolved: &Resolved) -> Result<Vec<Child>, MetaEr
         json!({"spec": {
             "podSelector": {"matchLabels": selector(&owner)},
             "policyTypes": ["Ingress"],
-            "ingress": [{"ports": [{"port": PORT_NAME, "protocol": "TCP"}]}],
+            "ingress": ingress_rules(app),
         }}),
     ));
     if resolved.service_monitor {
@@ -267,4 +278,46 @@ pub fn service_monitor_resource() -> kube::core::ApiResource {
         "ServiceMonitor",
         "servicemonitors",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+    use super::*;
+
+    fn policy(app: &AppService) -> Value {
+        build(app, &Resolved::default())
+            .expect("build")
+            .into_iter()
+            .find(|c| c.resource.kind == "NetworkPolicy")
+            .map(|c| c.object["spec"]["ingress"].clone())
+            .expect("NetworkPolicy")
+    }
+
+    #[test]
+    fn allow_from_restricts_the_port_to_the_named_sources() {
+        let mut app = AppService::test("web");
+        assert_eq!(
+            policy(&app),
+            json!([{"ports": [{"port": "http", "protocol": "TCP"}]}])
+        );
+        let peer = NetworkPolicyPeer {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some([("app.kubernetes.io/name".to_owned(), "gw".to_owned())].into()),
+                match_expressions: None,
+            }),
+            ..NetworkPolicyPeer::default()
+        };
+        app.spec.allow_from = Some(vec![peer]);
+        assert_eq!(
+            policy(&app),
+            json!([{"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gw"}}}],
+                    "ports": [{"port": "http", "protocol": "TCP"}]}])
+        );
+        // Empty: nothing may connect (an empty `from` would admit everyone).
+        app.spec.allow_from = Some(vec![]);
+        assert_eq!(policy(&app), json!([]));
+    }
 }

@@ -9,6 +9,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
     EnvVar, EnvVarSource, ResourceRequirements, Secret, SecretKeySelector, Service,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::json;
 
@@ -25,6 +26,8 @@ use crate::crd::{
     Queue, QueueSpec, ReclaimPolicy, SecretKeyRef,
 };
 use crate::meta::{Child, MetaError, Owner, secret_body};
+
+use super::security;
 
 /// The components and their default listen ports (api.md §11), the web console last.
 pub const COMPONENTS: [(&str, i32); 6] = [
@@ -150,7 +153,6 @@ fn app_service(platform: &Platform, owner: &Owner, component: &str, port: i32) -
     let p = owner.name();
     let spec = &platform.spec;
     let ov = override_for(platform, component);
-    let tokens = format!("{p}-service-tokens");
     let mut env = vec![
         plain(
             "ENVIRONMENT",
@@ -168,8 +170,9 @@ fn app_service(platform: &Platform, owner: &Owner, component: &str, port: i32) -
             format!("http://{}", app_name(p, other)),
         ));
     }
-    env.push(from_secret("SERVICE_TOKEN", &tokens, component));
-    env.push(from_secret("INTERNAL_SERVICE_TOKENS", &tokens, "internal"));
+    // Only its own token and the callers it accepts, never another caller's (api.md §2.6).
+    env.extend(security::credential_env(p, component));
+    env.extend(security::security_env(platform, component));
     let mut files = Vec::new();
     if component == "auth" {
         env.push(plain("AUTH_SIGNING_KEYS", "/etc/payplane/jwt/signing.pem"));
@@ -251,6 +254,7 @@ fn app_service(platform: &Platform, owner: &Owner, component: &str, port: i32) -
             }),
             probes: None,
             reloads: vec![],
+            allow_from: security::allow_from(platform, p, component),
         },
         status: None,
     }
@@ -465,18 +469,24 @@ pub fn build(platform: &Platform, resolved: &Resolved) -> Result<Vec<Child>, Met
             )]),
         ),
     ));
-    let mut tokens = resolved.service_tokens.clone();
-    // Callees accept every caller's own token (api.md §2.6).
-    let internal = ["gateway", "admin", "payments"]
-        .iter()
-        .filter_map(|c| resolved.service_tokens.get(*c).map(|t| format!("{c}={t}")))
-        .collect::<Vec<_>>()
-        .join(",");
-    tokens.insert("internal".into(), internal);
+    // The store of generated tokens; no pod reads it, each reads its own credential Secret.
     children.push(owner.child::<Secret>(
         &format!("{p}-service-tokens"),
         "platform",
-        secret_body("Opaque", &tokens),
+        secret_body("Opaque", &resolved.service_tokens),
     ));
+    for (component, _) in COMPONENTS {
+        let data = security::credentials_data(component, &resolved.service_tokens);
+        if !data.is_empty() {
+            children.push(owner.child::<Secret>(
+                &security::credentials_secret(&p, component),
+                component,
+                secret_body("Opaque", &data),
+            ));
+        }
+    }
+    for policy in security::backing_policies(platform, &p) {
+        children.push(owner.child::<NetworkPolicy>(&policy.name, policy.component, policy.body));
+    }
     Ok(children)
 }

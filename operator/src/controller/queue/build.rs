@@ -156,15 +156,30 @@ pub fn amqp_uri(user: &str, password: &str, host_port: &str, vhost: &str) -> Str
     )
 }
 
+/// The second user of the blue/green pair `<user>`, `<user>-b`.
+pub fn second_user(user: &str) -> String {
+    format!("{user}-b")
+}
+
 /// The Secret of `q` for the user's password and the broker's `host:port`.
 pub fn build(q: &Queue, password: &str, host_port: &str) -> Result<Vec<Child>, MetaError> {
+    build_for(q, &q.spec.user, password, host_port)
+}
+
+/// The Secret of `q` for `user` (after a rotation, `<user>-b`).
+pub fn build_for(
+    q: &Queue,
+    user: &str,
+    password: &str,
+    host_port: &str,
+) -> Result<Vec<Child>, MetaError> {
     let owner = Owner::of(q)?;
     let data = BTreeMap::from([
-        ("username".to_owned(), q.spec.user.clone()),
+        ("username".to_owned(), user.to_owned()),
         ("password".to_owned(), password.to_owned()),
         (
             "uri".to_owned(),
-            amqp_uri(&q.spec.user, password, host_port, &q.spec.vhost),
+            amqp_uri(user, password, host_port, &q.spec.vhost),
         ),
     ]);
     Ok(vec![owner.child::<Secret>(

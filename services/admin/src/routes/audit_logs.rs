@@ -1,14 +1,13 @@
 //! The audit log (api.md §6.10–§6.11): filtered, newest-first pages and the action list.
 
 use axum::extract::{RawQuery, State};
-use payplane_kit::{ApiError, Data};
+use payplane_kit::{ApiError, Data, query::QueryParams};
 use serde_json::{Value, json};
 
 use super::Admin;
 use crate::{
     app::AppState,
     audit::{ACTIONS, RESOURCE_TYPES},
-    query::Query,
     store::{
         Ctx,
         audit::{self, ListFilter},
@@ -20,8 +19,8 @@ pub async fn list(
     State(s): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Data<Value>, ApiError> {
-    let mut q = Query::parse(raw.as_deref());
-    let page = q.pagination(20);
+    let mut q = QueryParams::parse(raw.as_deref());
+    let page = q.pagination(20, crate::domain::LIST_LIMIT_MAX);
     let action = q.one_of("action", &ACTIONS);
     let user_id = q.uuid("userId");
     let resource_type = q.one_of("resourceType", &RESOURCE_TYPES);
@@ -30,7 +29,7 @@ pub async fn list(
         crate::domain::RESOURCE_ID.min,
         crate::domain::RESOURCE_ID.max,
     );
-    let (from, to) = q.range("startDate", "endDate");
+    let (from, to) = q.range(&["startDate"], &["endDate"]);
     q.finish()?;
     let filter = ListFilter {
         action,

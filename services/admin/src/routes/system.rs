@@ -1,5 +1,6 @@
 //! `GET /api/admin/health` (api.md §6.13) and `GET /api/admin/dashboard` (§6.14).
 
+use secrecy::ExposeSecret;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -88,7 +89,7 @@ async fn payment_stats(s: &AppState) -> Option<Value> {
             .http()
             .get(&url)
             .header("x-service-name", "admin")
-            .header("x-service-token", &s.config.service_token)
+            .header("x-service-token", s.config.service_token.expose_secret())
             .send()
             .await
             .ok()?;

@@ -8,7 +8,8 @@ use axum::{
 };
 use http::StatusCode;
 use payplane_kit::{
-    ApiError, Created, Data, context::RequestContext, json::JsonObject, validate::Fields,
+    ApiError, Created, Data, context::RequestContext, json::JsonObject, query::QueryParams,
+    validate::Fields,
 };
 use serde_json::{Map, Value, json};
 use sqlx::Acquire;
@@ -19,7 +20,6 @@ use crate::{
     app::AppState,
     audit,
     domain::{NAME, ORDERS, REASON, ROLES, USER_SEARCH, USER_SORT_KEYS, password_rule},
-    query::Query,
     store::{
         Ctx,
         audit::NewEntry,
@@ -40,8 +40,8 @@ pub async fn list(
     State(s): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Data<Value>, ApiError> {
-    let mut q = Query::parse(raw.as_deref());
-    let page = q.pagination(10);
+    let mut q = QueryParams::parse(raw.as_deref());
+    let page = q.pagination(10, crate::domain::LIST_LIMIT_MAX);
     let sort = match q.one_of("sort", &USER_SORT_KEYS) {
         Some("email") => "lower(email)",
         Some("name") => "lower(name)",

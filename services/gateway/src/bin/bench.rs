@@ -38,6 +38,7 @@ use payplane_authn::{
     jwks::{Jwk, JwkSet},
 };
 use payplane_events::auth::Role;
+use payplane_kit::service::Service as _;
 use serde_json::json;
 
 /// mimalloc instead of glibc malloc: malloc/free were a fifth of the instructions of a proxied

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::{
     body::Body,
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{Path, RawQuery, State},
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Duration, Utc};
@@ -18,13 +18,18 @@ use payplane_events::{
     time,
 };
 use payplane_kit::{
-    ApiError, Data, context::RequestContext, json::JsonObjectText, storable, validate::Fields,
+    ApiError, Data,
+    context::RequestContext,
+    json::JsonObjectText,
+    query::{DateBound, QueryParams, parse_date},
+    storable,
+    validate::Fields,
 };
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::{Params, money_value, parse_date};
+use super::{money_param, money_value};
 use crate::{
     app::AppState,
     cache::{Cache, Kind, Scope},
@@ -58,19 +63,6 @@ pub(crate) fn event_context(ctx: &RequestContext) -> EventContext {
 
 pub(crate) fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| error::payment_not_found())
-}
-
-fn query_params(q: Result<Query<Vec<(String, String)>>, QueryRejection>) -> Params {
-    if let Ok(Query(pairs)) = q {
-        Params::new(pairs)
-    } else {
-        let mut p = Params::default();
-        p.errors.push(payplane_kit::error::FieldError::new(
-            "query",
-            "is not a valid query string",
-        ));
-        p
-    }
 }
 
 fn begin_err(source: sqlx::Error) -> crate::store::StoreError {
@@ -139,43 +131,31 @@ pub async fn show(
 pub async fn list(
     State(s): State<AppState>,
     user: CurrentUser,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Data<Value>, ApiError> {
-    let mut p = query_params(q);
-    let page = p.int("page", 1, MAX_PAGE, 1);
-    let limit = p.int("limit", 1, LIST_LIMIT_MAX, 10);
+    let mut p = QueryParams::parse(raw.as_deref());
+    let page = p.int("page", 1..=MAX_PAGE, 1);
+    let limit = p.int("limit", 1..=LIST_LIMIT_MAX, 10);
     let sort = p.one_of("sort", &SORT_KEYS).unwrap_or("createdAt");
     let order = p.one_of("order", &ORDERS).unwrap_or("desc");
     let status = p.one_of("status", &STATUSES);
     let payment_type = p.one_of("type", &TYPES);
-    let from = p.date("startDate", "fromDate", false);
-    let to = p.date("endDate", "toDate", true);
-    let min = p.money("minAmount");
-    let max = p.money("maxAmount");
-    if let (Some((a, _)), Some((b, excl))) = (from, to)
-        && (a > b || (excl && a >= b))
-    {
-        p.errors.push(payplane_kit::error::FieldError::new(
-            "startDate",
-            "must not be after endDate",
-        ));
-    }
+    let (from, to) = p.range(&["startDate", "fromDate"], &["endDate", "toDate"]);
+    let min = money_param(&mut p, "minAmount");
+    let max = money_param(&mut p, "maxAmount");
     if let (Some(a), Some(b)) = (min, max)
         && a > b
     {
-        p.errors.push(payplane_kit::error::FieldError::new(
-            "minAmount",
-            "must not be greater than maxAmount",
-        ));
+        p.push("minAmount", "must not be greater than maxAmount");
     }
     p.finish()?;
     let filter = ListFilter {
         party: (!is_admin(&user)).then_some(user.0.sub),
         status,
         payment_type,
-        from: from.map(|f| f.0),
-        to: to.map(|t| t.0),
-        end_exclusive: to.is_some_and(|t| t.1),
+        from,
+        to,
+        end_exclusive: true,
         min_amount: min,
         max_amount: max,
         sort: match sort {
@@ -221,18 +201,15 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 pub async fn recipients(
     State(s): State<AppState>,
     user: CurrentUser,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Data<Value>, ApiError> {
-    let mut p = query_params(q);
-    let limit = p.int("limit", 1, RECIPIENTS_LIMIT_MAX, 100);
+    let mut p = QueryParams::parse(raw.as_deref());
+    let limit = p.int("limit", 1..=RECIPIENTS_LIMIT_MAX, 100);
     let search = p.get("search").map(str::trim).map(str::to_owned);
     if let Some(sv) = &search {
         let n = sv.chars().count();
         if !(RECIPIENT_SEARCH.min..=RECIPIENT_SEARCH.max).contains(&n) {
-            p.errors.push(payplane_kit::error::FieldError::new(
-                "search",
-                "must be 1 to 100 characters",
-            ));
+            p.push("search", "must be 1 to 100 characters");
         }
     }
     p.finish()?;
@@ -249,24 +226,17 @@ pub async fn recipients(
 pub async fn reports(
     State(s): State<AppState>,
     user: CurrentUser,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Data<Value>, ApiError> {
     user.require(&[Role::Vendor, Role::Admin])?;
-    let mut p = query_params(q);
-    let from = p.date("startDate", "fromDate", false);
-    let to = p.date("endDate", "toDate", true);
-    let end = to.map_or_else(time::now, |t| t.0);
-    // A date-time end is inclusive: the exclusive bound is one millisecond later.
-    let end_exclusive = match to {
-        Some((_, true)) => end,
-        _ => end + Duration::milliseconds(1),
-    };
-    let start = from.map_or_else(|| end - Duration::days(30), |f| f.0);
+    let mut p = QueryParams::parse(raw.as_deref());
+    let from = p.date(&["startDate", "fromDate"], false);
+    let to = p.date(&["endDate", "toDate"], true);
+    let end = to.map_or_else(time::now, |t| t.at);
+    let end_exclusive = to.map_or(end + Duration::milliseconds(1), DateBound::exclusive_end);
+    let start = from.map_or_else(|| end - Duration::days(30), |f| f.at);
     if start > end {
-        p.errors.push(payplane_kit::error::FieldError::new(
-            "startDate",
-            "must not be after endDate",
-        ));
+        p.push("startDate", "must not be after endDate");
     }
     p.finish()?;
     let party = (!is_admin(&user)).then_some(user.0.sub);
@@ -417,8 +387,8 @@ fn read_input(
     if let Some(v) = body.get("scheduledFor") {
         match v {
             Value::Null => input.scheduled_for = Some(None),
-            Value::String(s) => match parse_date(s.trim(), false) {
-                Some((at, _)) => {
+            Value::String(s) => match parse_date(s, false) {
+                Some(DateBound { at, .. }) => {
                     let now = Utc::now();
                     if at <= now {
                         f.push("scheduledFor", "must be in the future");

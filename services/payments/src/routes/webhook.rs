@@ -4,12 +4,13 @@
 
 use axum::{body::Bytes, extract::State};
 use http::{HeaderMap, header::CONTENT_TYPE};
-use payplane_kit::{ApiError, Data, context::RequestContext, validate::Fields};
+use payplane_kit::{ApiError, Data, context::RequestContext, query::parse_date, validate::Fields};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{parse_date, payments::event_context};
+use super::payments::event_context;
 use crate::{
     app::AppState,
     cache::Cache,
@@ -24,7 +25,12 @@ use crate::{
 pub const MAX_SKEW_SECS: u64 = 300;
 
 /// Checks `Psp-Signature: t=<unix>,v1=<hex>[,v1=<hex>…]` against every secret.
-pub fn verify_signature(header: Option<&str>, body: &[u8], secrets: &[String], now: i64) -> bool {
+pub fn verify_signature(
+    header: Option<&str>,
+    body: &[u8],
+    secrets: &[SecretString],
+    now: i64,
+) -> bool {
     let Some(header) = header else { return false };
     let mut t: Option<&str> = None;
     let mut sigs: Vec<Vec<u8>> = Vec::new();
@@ -55,7 +61,10 @@ pub fn verify_signature(header: Option<&str>, body: &[u8], secrets: &[String], n
     signed.push(b'.');
     signed.extend_from_slice(body);
     secrets.iter().any(|secret| {
-        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
+        let key = aws_lc_rs::hmac::Key::new(
+            aws_lc_rs::hmac::HMAC_SHA256,
+            secret.expose_secret().as_bytes(),
+        );
         sigs.iter()
             .any(|sig| aws_lc_rs::hmac::verify(&key, &signed, sig).is_ok())
     })
@@ -354,7 +363,7 @@ mod tests {
 
     #[test]
     fn signature_rules() {
-        let secrets = vec!["old".to_owned(), "new".to_owned()];
+        let secrets = vec![SecretString::from("old"), SecretString::from("new")];
         let body = br#"{"id":"evt_1"}"#;
         let header = sign("new", 1_000, body);
         assert!(verify_signature(Some(&header), body, &secrets, 1_000));
@@ -377,7 +386,7 @@ mod tests {
     /// An extreme timestamp is refused, not an overflow panic (`(now - t).abs()` before).
     #[test]
     fn extreme_timestamps_are_refused_without_overflow() {
-        let secrets = vec!["s".to_owned()];
+        let secrets = vec![SecretString::from("s")];
         let body = b"{}";
         for (t, now) in [
             (i64::MIN, 1_000),

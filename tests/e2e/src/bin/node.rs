@@ -3,6 +3,7 @@
 
 use anyhow::{Context, bail};
 use payplane_kit::config::Env;
+use payplane_kit::service::Service as _;
 
 macro_rules! run_service {
     ($krate:ident, $name:literal) => {{

@@ -1,0 +1,43 @@
+//! The Redis connection every service opens the same way: bounded waits, so a stopped Redis
+//! fails start-up (and each later command) clearly instead of hanging.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+/// How long to wait for Redis, and how often to retry a dropped connection.
+#[derive(Debug, Clone, Copy)]
+pub struct RedisTimeouts {
+    pub connect: Duration,
+    pub response: Duration,
+    pub retries: usize,
+}
+
+impl RedisTimeouts {
+    /// The services behind the gateway: a slow Redis is waited for a little.
+    pub const SERVICE: Self = Self {
+        connect: Duration::from_secs(3),
+        response: Duration::from_secs(3),
+        retries: 2,
+    };
+    /// The gateway answers every request at the edge, so it gives up sooner and fails open
+    /// or closed per its own rules.
+    pub const EDGE: Self = Self {
+        connect: Duration::from_secs(3),
+        response: Duration::from_secs(2),
+        retries: 1,
+    };
+}
+
+/// Opens a managed (reconnecting) connection to `url` (`REDIS_URL`).
+pub async fn connect_redis(
+    url: &str,
+    timeouts: RedisTimeouts,
+) -> Result<ConnectionManager, redis::RedisError> {
+    let client = redis::Client::open(url)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeouts.connect))
+        .set_response_timeout(Some(timeouts.response))
+        .set_number_of_retries(timeouts.retries);
+    ConnectionManager::new_with_config(client, config).await
+}
