@@ -12,6 +12,7 @@ pub mod platform;
 pub mod postgres_cluster;
 #[cfg(test)]
 mod props;
+pub mod provider;
 pub mod queue;
 
 use std::collections::{BTreeSet, HashMap};

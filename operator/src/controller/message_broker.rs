@@ -1,8 +1,9 @@
 //! Reconciles `MessageBroker`: the built-in RabbitMQ StatefulSet with Services, config and
-//! generated Secrets, or the check of an external broker's Secret; status carries the
-//! endpoints (I/O: Kubernetes API).
+//! generated Secrets, the check of an external broker's Secret, or a `RabbitmqCluster` whose
+//! status and default-user Secret it reads; status carries the endpoints (I/O: Kubernetes API).
 
 pub mod build;
+pub mod rabbitmq_operator;
 
 use std::sync::Arc;
 
@@ -17,10 +18,12 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::postgres_cluster::statefulset_ready;
+use super::provider::{self, NOT_READY};
 use super::{
     Ctx, Result, apply_children, ids, invalid, namespace, prune, ready, waiting, write_status,
 };
-use crate::crd::{MessageBroker, Provider};
+use crate::crd::MessageBroker;
+use crate::crd::message_broker::BrokerProvider;
 
 const KIND: &str = "MessageBroker";
 
@@ -45,7 +48,10 @@ async fn reconcile_inner(mb: Arc<MessageBroker>, ctx: Arc<Ctx>) -> Result<Action
     let name = mb.name_any();
     let uid = mb.meta().uid.clone().unwrap_or_default();
     match mb.spec.provider {
-        Provider::External => {
+        BrokerProvider::RabbitmqClusterOperator => {
+            reconcile_rabbitmq_operator(&mb, &ctx, &ns, &uid).await
+        }
+        BrokerProvider::External => {
             let Some(ext) = &mb.spec.external else {
                 write_status(
                     &ctx,
@@ -112,7 +118,7 @@ async fn reconcile_inner(mb: Arc<MessageBroker>, ctx: Arc<Ctx>) -> Result<Action
             .await?;
             Ok(Action::requeue(super::RESYNC))
         }
-        Provider::Builtin => {
+        BrokerProvider::Builtin => {
             let admin = build::admin_secret(&name);
             let resolved = build::Resolved {
                 admin_password: super::secret_value(&ctx.client, &ns, &admin, "password")
@@ -158,6 +164,61 @@ async fn reconcile_inner(mb: Arc<MessageBroker>, ctx: Arc<Ctx>) -> Result<Action
     }
 }
 
+/// Provider `rabbitmq-cluster-operator`: applies the RabbitmqCluster and mirrors its status;
+/// Ready once every node is ready and its default-user Secret has the connection string the
+/// Queue controller administers the broker with.
+async fn reconcile_rabbitmq_operator(
+    mb: &MessageBroker,
+    ctx: &Ctx,
+    ns: &str,
+    uid: &str,
+) -> Result<Action> {
+    let children = rabbitmq_operator::build(mb)?;
+    let applied = match apply_children(&ctx.client, ns, &children).await {
+        Ok(applied) => applied,
+        Err(e) if provider::is_not_served(&e) => {
+            write_status(ctx, mb, &rabbitmq_operator::PROVIDER.missing(), json!({})).await?;
+            return Ok(Action::requeue(super::WAIT));
+        }
+        Err(e) => return Err(e),
+    };
+    prune(
+        &ctx.client,
+        ns,
+        uid,
+        &[rabbitmq_operator::resource()],
+        &ids(&children),
+    )
+    .await?;
+    let stored = applied
+        .first()
+        .and_then(|o| serde_json::to_value(o).ok())
+        .unwrap_or_default();
+    let observed = rabbitmq_operator::observe(&stored);
+    let extra = rabbitmq_operator::status_fields(ns, &observed);
+    let Some(secret) = observed.secret.clone().filter(|_| observed.ready) else {
+        write_status(ctx, mb, &waiting(NOT_READY, observed.message), extra).await?;
+        return Ok(Action::requeue(super::WAIT));
+    };
+    let uri = super::secret_value(
+        &ctx.client,
+        ns,
+        &secret,
+        rabbitmq_operator::CONNECTION_STRING,
+    )
+    .await?;
+    if uri.as_deref().and_then(amqp_host_port).is_none() {
+        let msg = format!(
+            "default-user Secret {secret} has no usable {} yet",
+            rabbitmq_operator::CONNECTION_STRING
+        );
+        write_status(ctx, mb, &waiting("WaitingForSecret", msg), extra).await?;
+        return Ok(Action::requeue(super::WAIT));
+    }
+    write_status(ctx, mb, &ready(&observed.message), extra).await?;
+    Ok(Action::requeue(super::RESYNC))
+}
+
 fn kinds() -> Vec<ApiResource> {
     vec![
         ApiResource::erase::<Secret>(&()),
@@ -185,9 +246,13 @@ pub async fn controller(
     ctx: Arc<Ctx>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let ctrl = Controller::new(ctx.watched::<MessageBroker>(), watcher::Config::default())
-        .owns(ctx.watched::<StatefulSet>(), super::managed())
-        .graceful_shutdown_on(shutdown);
+    let mut ctrl = Controller::new(ctx.watched::<MessageBroker>(), watcher::Config::default())
+        .owns(ctx.watched::<StatefulSet>(), super::managed());
+    let cluster = rabbitmq_operator::resource();
+    if provider::served(&ctx, &cluster).await {
+        ctrl = ctrl.owns_with(provider::watched(&ctx, &cluster), cluster, super::managed());
+    }
+    let ctrl = ctrl.graceful_shutdown_on(shutdown);
     super::run_controller(ctrl, reconcile, ctx).await;
 }
 

@@ -1,8 +1,9 @@
 //! Reconciles `PostgresCluster`: the built-in StatefulSet with its Services and superuser
-//! Secret, or the check of an external server's Secret; status carries the endpoint
-//! (I/O: Kubernetes API).
+//! Secret, the check of an external server's Secret, or a CloudNativePG `Cluster` whose status
+//! and superuser Secret it reads; status carries the endpoint (I/O: Kubernetes API).
 
 pub mod build;
+pub mod cloudnative_pg;
 
 use std::sync::Arc;
 
@@ -16,10 +17,12 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use super::provider::{self, NOT_READY};
 use super::{
     Ctx, Result, apply_children, ids, invalid, namespace, prune, ready, waiting, write_status,
 };
-use crate::crd::{PostgresCluster, Provider};
+use crate::crd::PostgresCluster;
+use crate::crd::postgres_cluster::PostgresProvider;
 
 const KIND: &str = "PostgresCluster";
 
@@ -47,7 +50,8 @@ async fn reconcile_inner(pg: Arc<PostgresCluster>, ctx: Arc<Ctx>) -> Result<Acti
     let name = pg.name_any();
     let uid = pg.meta().uid.clone().unwrap_or_default();
     match pg.spec.provider {
-        Provider::External => {
+        PostgresProvider::CloudNativePg => reconcile_cloudnative_pg(&pg, &ctx, &ns, &uid).await,
+        PostgresProvider::External => {
             let Some(ext) = &pg.spec.external else {
                 write_status(
                     &ctx,
@@ -100,7 +104,7 @@ async fn reconcile_inner(pg: Arc<PostgresCluster>, ctx: Arc<Ctx>) -> Result<Acti
             .await?;
             Ok(Action::requeue(super::RESYNC))
         }
-        Provider::Builtin => {
+        PostgresProvider::Builtin => {
             let password = match super::secret_value(
                 &ctx.client,
                 &ns,
@@ -144,6 +148,55 @@ async fn reconcile_inner(pg: Arc<PostgresCluster>, ctx: Arc<Ctx>) -> Result<Acti
     }
 }
 
+/// Provider `cloudnative-pg`: applies the Cluster and mirrors its status; Ready once the
+/// Cluster is healthy with every instance and its superuser Secret exists.
+async fn reconcile_cloudnative_pg(
+    pg: &PostgresCluster,
+    ctx: &Ctx,
+    ns: &str,
+    uid: &str,
+) -> Result<Action> {
+    let name = pg.name_any();
+    let children = cloudnative_pg::build(pg)?;
+    let applied = match apply_children(&ctx.client, ns, &children).await {
+        Ok(applied) => applied,
+        Err(e) if provider::is_not_served(&e) => {
+            write_status(ctx, pg, &cloudnative_pg::PROVIDER.missing(), json!({})).await?;
+            return Ok(Action::requeue(super::WAIT));
+        }
+        Err(e) => return Err(e),
+    };
+    prune(
+        &ctx.client,
+        ns,
+        uid,
+        &[cloudnative_pg::resource()],
+        &ids(&children),
+    )
+    .await?;
+    let stored = applied
+        .first()
+        .and_then(|o| serde_json::to_value(o).ok())
+        .unwrap_or_default();
+    let observed = cloudnative_pg::observe(&stored, cloudnative_pg::instances(pg));
+    let extra = cloudnative_pg::status_fields(&name, ns, &observed);
+    if !observed.ready {
+        write_status(ctx, pg, &waiting(NOT_READY, observed.message), extra).await?;
+        return Ok(Action::requeue(super::WAIT));
+    }
+    let secret = cloudnative_pg::superuser_secret(&name);
+    if super::secret_value(&ctx.client, ns, &secret, "password")
+        .await?
+        .is_none()
+    {
+        let msg = format!("CloudNativePG has not created the superuser Secret {secret} yet");
+        write_status(ctx, pg, &waiting("WaitingForSecret", msg), extra).await?;
+        return Ok(Action::requeue(super::WAIT));
+    }
+    write_status(ctx, pg, &ready(&observed.message), extra).await?;
+    Ok(Action::requeue(super::RESYNC))
+}
+
 fn kinds() -> Vec<ApiResource> {
     vec![
         ApiResource::erase::<Secret>(&()),
@@ -167,8 +220,12 @@ pub async fn controller(
     ctx: Arc<Ctx>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let ctrl = Controller::new(ctx.watched::<PostgresCluster>(), watcher::Config::default())
-        .owns(ctx.watched::<StatefulSet>(), super::managed())
-        .graceful_shutdown_on(shutdown);
+    let mut ctrl = Controller::new(ctx.watched::<PostgresCluster>(), watcher::Config::default())
+        .owns(ctx.watched::<StatefulSet>(), super::managed());
+    let cluster = cloudnative_pg::resource();
+    if provider::served(&ctx, &cluster).await {
+        ctrl = ctrl.owns_with(provider::watched(&ctx, &cluster), cluster, super::managed());
+    }
+    let ctrl = ctrl.graceful_shutdown_on(shutdown);
     super::run_controller(ctrl, reconcile, ctx).await;
 }

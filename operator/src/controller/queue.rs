@@ -29,7 +29,8 @@ use super::message_broker::amqp_host_port;
 use super::{Ctx, Result, apply_children, ids, invalid, namespace, prune, waiting, write_status};
 use crate::conditions::{Cond, Observed, external_conditions, is_ready};
 use crate::crd::database::Credentials;
-use crate::crd::{AppService, MessageBroker, Provider, Queue, ReclaimPolicy};
+use crate::crd::message_broker::BrokerProvider;
+use crate::crd::{AppService, MessageBroker, Queue, ReclaimPolicy};
 use crate::external::rabbitmq::{
     ArgumentChange, UserChange, argument_changes, check_ownership, owner_tag, stale_bindings,
 };
@@ -64,7 +65,11 @@ async fn broker(q: &Queue, ctx: &Ctx, ns: &str) -> Result<BrokerState> {
     }
     let status = mb.status.clone().unwrap_or_default();
     let key = match (&mb.spec.provider, &mb.spec.external) {
-        (Provider::External, Some(ext)) => ext.amqp_url_secret_ref.key.clone(),
+        (BrokerProvider::External, Some(ext)) => ext.amqp_url_secret_ref.key.clone(),
+        // The cluster operator's default-user Secret has the URI under its own key.
+        (BrokerProvider::RabbitmqClusterOperator, _) => {
+            super::message_broker::rabbitmq_operator::CONNECTION_STRING.to_owned()
+        }
         _ => "uri".to_owned(),
     };
     let (Some(secret), Some(management_url)) =

@@ -5,7 +5,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, Provider, SecretKeyRef, StorageSpec};
+use super::{Condition, SecretKeyRef, StorageSpec};
 
 /// A RabbitMQ server that `Queue`s are declared on.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -16,7 +16,7 @@ use super::{Condition, Provider, SecretKeyRef, StorageSpec};
     namespaced,
     status = "MessageBrokerStatus",
     shortname = "mb",
-    doc = "MessageBroker is a RabbitMQ server: provider builtin runs a StatefulSet (1 or 3 nodes, Kubernetes peer discovery, quorum queues) with Services, admin and Erlang-cookie Secrets; provider external points at an existing broker.",
+    doc = "MessageBroker is a RabbitMQ server: provider builtin runs a StatefulSet (1 or 3 nodes, Kubernetes peer discovery, quorum queues) with Services, admin and Erlang-cookie Secrets; provider external points at an existing broker; provider rabbitmq-cluster-operator creates a RabbitmqCluster and uses its default-user Secret.",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.provider","priority":1}"#,
@@ -29,15 +29,55 @@ use super::{Condition, Provider, SecretKeyRef, StorageSpec};
     {"rule": "self.provider == oldSelf.provider", "message": "provider is immutable"}
 ]))]
 pub struct MessageBrokerSpec {
-    /// `builtin` (a StatefulSet) or `external` (an existing broker); immutable.
+    /// `builtin` (a StatefulSet), `external` (an existing broker) or
+    /// `rabbitmq-cluster-operator` (a `RabbitmqCluster`); immutable.
     #[serde(default)]
-    pub provider: Provider,
+    pub provider: BrokerProvider,
     /// Settings of the built-in broker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub builtin: Option<BuiltinBroker>,
     /// Connection to an external broker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalBroker>,
+    /// Settings of the `RabbitmqCluster`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rabbitmq_cluster_operator: Option<OperatorBroker>,
+}
+
+/// Who runs the RabbitMQ broker.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum BrokerProvider {
+    /// A StatefulSet managed by the operator.
+    #[default]
+    #[serde(rename = "builtin")]
+    Builtin,
+    /// An existing broker outside the cluster.
+    #[serde(rename = "external")]
+    External,
+    /// A `RabbitmqCluster` (`rabbitmq.com/v1beta1`) run by the RabbitMQ cluster operator, which
+    /// must be installed.
+    #[serde(rename = "rabbitmq-cluster-operator")]
+    RabbitmqClusterOperator,
+}
+
+/// The `RabbitmqCluster` of provider `rabbitmq-cluster-operator`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct OperatorBroker {
+    /// Nodes; 3 when absent. An odd number keeps a majority for quorum queues through the
+    /// loss of a node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub replicas: Option<i32>,
+    /// Broker image; the cluster operator's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Data volume of each node; 1Gi when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+    /// Requests and limits of each node's container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
 }
 
 /// The built-in RabbitMQ StatefulSet.
@@ -91,7 +131,9 @@ pub struct MessageBrokerStatus {
     /// Base URL of the management API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub management_endpoint: Option<String>,
-    /// Secret with the administrator's `username`, `password` and `uri`.
+    /// Secret with the administrator's `username`, `password` and `uri` (for
+    /// `rabbitmq-cluster-operator`: its default-user Secret, `connection_string` in place of
+    /// `uri`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_secret_name: Option<String>,
 }

@@ -7,8 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::ingress_cert::{CaIssuer, CertManagerIssuer, GatewayRef, Issuer};
-use super::message_broker::ExternalBroker;
-use super::postgres_cluster::ExternalPostgres;
+use super::message_broker::{BrokerProvider, ExternalBroker};
+use super::postgres_cluster::{ExternalPostgres, PostgresProvider};
 use super::{Condition, Provider, SecretKeyRef, StorageSpec};
 
 /// The payments platform: gateway, four services, their databases, the broker with the event
@@ -124,12 +124,16 @@ pub struct PlatformHttpRoute {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PlatformPostgres {
-    /// `builtin` or `external`.
+    /// `builtin`, `external` or `cloudnative-pg`.
     #[serde(default)]
-    pub provider: Provider,
-    /// Volume of the built-in server.
+    pub provider: PostgresProvider,
+    /// Volume of the built-in server (of each instance for `cloudnative-pg`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSpec>,
+    /// Instances of a `cloudnative-pg` cluster; 1 for `dev`, 3 for `prod` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub instances: Option<i32>,
     /// The external server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalPostgres>,
@@ -139,10 +143,11 @@ pub struct PlatformPostgres {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PlatformBroker {
-    /// `builtin` or `external`.
+    /// `builtin`, `external` or `rabbitmq-cluster-operator`.
     #[serde(default)]
-    pub provider: Provider,
-    /// Nodes of the built-in broker (1 or 3); 1 for `dev`, 3 for `prod` when absent.
+    pub provider: BrokerProvider,
+    /// Nodes of the built-in or `rabbitmq-cluster-operator` broker (1 or 3); 1 for `dev`, 3
+    /// for `prod` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = [1, 3]))]
     pub replicas: Option<i32>,

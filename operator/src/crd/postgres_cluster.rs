@@ -5,7 +5,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, Provider, SecretKeyRef, StorageSpec};
+use super::{Condition, SecretKeyRef, StorageSpec};
 
 /// A PostgreSQL server that `Database`s live on.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -16,7 +16,7 @@ use super::{Condition, Provider, SecretKeyRef, StorageSpec};
     namespaced,
     status = "PostgresClusterStatus",
     shortname = "pgc",
-    doc = "PostgresCluster is a PostgreSQL server: provider builtin runs a StatefulSet with headless and client Services and a generated superuser Secret; provider external points at an existing server.",
+    doc = "PostgresCluster is a PostgreSQL server: provider builtin runs a StatefulSet with headless and client Services and a generated superuser Secret; provider external points at an existing server; provider cloudnative-pg creates a CloudNativePG Cluster and reads its status and Secrets.",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.provider","priority":1}"#,
@@ -29,15 +29,54 @@ use super::{Condition, Provider, SecretKeyRef, StorageSpec};
     {"rule": "self.provider == oldSelf.provider", "message": "provider is immutable"}
 ]))]
 pub struct PostgresClusterSpec {
-    /// `builtin` (a StatefulSet) or `external` (an existing server); immutable.
+    /// `builtin` (a StatefulSet), `external` (an existing server) or `cloudnative-pg` (a
+    /// CloudNativePG `Cluster`); immutable.
     #[serde(default)]
-    pub provider: Provider,
+    pub provider: PostgresProvider,
     /// Settings of the built-in server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub builtin: Option<BuiltinPostgres>,
     /// Connection to an external server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalPostgres>,
+    /// Settings of the CloudNativePG `Cluster`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudnative_pg: Option<CloudNativePgPostgres>,
+}
+
+/// Who runs the PostgreSQL server.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum PostgresProvider {
+    /// A single-instance StatefulSet managed by the operator (dev and small installs).
+    #[default]
+    #[serde(rename = "builtin")]
+    Builtin,
+    /// An existing server outside the cluster.
+    #[serde(rename = "external")]
+    External,
+    /// A CloudNativePG `Cluster` (failover, backups, upgrades by CloudNativePG, which must be
+    /// installed).
+    #[serde(rename = "cloudnative-pg")]
+    CloudNativePg,
+}
+
+/// The CloudNativePG `Cluster` (`postgresql.cnpg.io/v1`) of provider `cloudnative-pg`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudNativePgPostgres {
+    /// PostgreSQL instances: one primary, the rest streaming replicas; 3 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub instances: Option<i32>,
+    /// Operand image (`imageName`); CloudNativePG's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_name: Option<String>,
+    /// Data volume of each instance; 1Gi in the default StorageClass when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+    /// Requests and limits of each instance's container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
 }
 
 /// The built-in PostgreSQL StatefulSet.
@@ -116,6 +155,15 @@ pub struct PostgresClusterStatus {
     /// libpq `sslmode` for connections to this server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssl_mode: Option<String>,
+    /// Instances the provider runs (`cloudnative-pg`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<i32>,
+    /// Instances ready (`cloudnative-pg`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_instances: Option<i32>,
+    /// Pod of the current primary (`cloudnative-pg`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_primary: Option<String>,
 }
 
 super::impl_has_conditions!(PostgresCluster);

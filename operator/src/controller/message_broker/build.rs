@@ -1,6 +1,7 @@
 //! Pure builder of a built-in `MessageBroker`: admin and Erlang-cookie Secrets, config,
 //! StatefulSet, client and headless Services, and (for 3 nodes) the RBAC of Kubernetes peer
-//! discovery. An external broker has no children. No I/O.
+//! discovery. An external broker has no children; a `rabbitmq-cluster-operator` one has its
+//! `RabbitmqCluster` (see [`super::rabbitmq_operator`]). No I/O.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -10,7 +11,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use serde_json::json;
 
-use crate::crd::{MessageBroker, Provider};
+use crate::crd::MessageBroker;
+use crate::crd::message_broker::BrokerProvider;
 use crate::meta::{Child, MetaError, Owner, secret_body};
 
 /// Generated secrets of a built-in broker.
@@ -30,8 +32,10 @@ pub fn admin_secret(broker: &str) -> String {
 /// The children of `mb`.
 pub fn build(mb: &MessageBroker, resolved: &Resolved) -> Result<Vec<Child>, MetaError> {
     let owner = Owner::of(mb)?;
-    if mb.spec.provider == Provider::External {
-        return Ok(Vec::new());
+    match mb.spec.provider {
+        BrokerProvider::External => return Ok(Vec::new()),
+        BrokerProvider::RabbitmqClusterOperator => return super::rabbitmq_operator::build(mb),
+        BrokerProvider::Builtin => {}
     }
     let name = owner.name().to_owned();
     let ns = owner.namespace().to_owned();

@@ -16,9 +16,9 @@ use serde_json::json;
 use crate::crd::app_service::{Autoscaling, CacheRef, Migration, ObjectRef, SecretFile};
 use crate::crd::database::Extension;
 use crate::crd::ingress_cert::{Backend, HttpRouteSpec, IngressSpec};
-use crate::crd::message_broker::BuiltinBroker;
+use crate::crd::message_broker::{BrokerProvider, BuiltinBroker, OperatorBroker};
 use crate::crd::platform::{ComponentOverride, Profile};
-use crate::crd::postgres_cluster::BuiltinPostgres;
+use crate::crd::postgres_cluster::{BuiltinPostgres, CloudNativePgPostgres, PostgresProvider};
 use crate::crd::queue::Duration;
 use crate::crd::{
     AppService, AppServiceSpec, Database, DatabaseSpec, IngressCert, IngressCertSpec, LocalRef,
@@ -114,6 +114,37 @@ fn resources(profile: Profile) -> ResourceRequirements {
             ("memory".into(), q(mem)),
         ])),
         limits: Some(BTreeMap::from([("memory".into(), q(limit))])),
+        ..ResourceRequirements::default()
+    }
+}
+
+/// Volume of each CloudNativePG instance or RabbitMQ node the profile asks for.
+fn provider_storage(profile: Profile) -> crate::crd::StorageSpec {
+    crate::crd::StorageSpec {
+        size: match profile {
+            Profile::Dev => "1Gi",
+            Profile::Prod => "10Gi",
+        }
+        .into(),
+        storage_class_name: None,
+    }
+}
+
+/// Requests and limits of each CloudNativePG instance or RabbitMQ node: memory limit equal to
+/// the request, since both size their caches from it (PostgreSQL's `shared_buffers`, RabbitMQ's
+/// memory high watermark) and should not be OOM-killed for using what they were promised.
+fn provider_resources(profile: Profile) -> ResourceRequirements {
+    let q = |s: &str| Quantity(s.into());
+    let (cpu, mem) = match profile {
+        Profile::Dev => ("100m", "512Mi"),
+        Profile::Prod => ("500m", "2Gi"),
+    };
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".into(), q(cpu)),
+            ("memory".into(), q(mem)),
+        ])),
+        limits: Some(BTreeMap::from([("memory".into(), q(mem))])),
         ..ResourceRequirements::default()
     }
 }
@@ -278,12 +309,27 @@ pub fn build(platform: &Platform, resolved: &Resolved) -> Result<Vec<Child>, Met
         metadata: owner.child_meta(&pg_name, "postgres"),
         spec: PostgresClusterSpec {
             provider: pg.provider,
-            builtin: (pg.provider == Provider::Builtin).then(|| BuiltinPostgres {
+            builtin: (pg.provider == PostgresProvider::Builtin).then(|| BuiltinPostgres {
                 image: None,
                 storage: pg.storage.clone(),
                 resources: None,
             }),
             external: pg.external.clone(),
+            cloudnative_pg: (pg.provider == PostgresProvider::CloudNativePg).then(|| {
+                CloudNativePgPostgres {
+                    instances: Some(pg.instances.unwrap_or(match spec.profile {
+                        Profile::Dev => 1,
+                        Profile::Prod => 3,
+                    })),
+                    image_name: None,
+                    storage: Some(
+                        pg.storage
+                            .clone()
+                            .unwrap_or_else(|| provider_storage(spec.profile)),
+                    ),
+                    resources: Some(provider_resources(spec.profile)),
+                }
+            }),
         },
         status: None,
     })?);
@@ -309,7 +355,17 @@ pub fn build(platform: &Platform, resolved: &Resolved) -> Result<Vec<Child>, Met
         metadata: owner.child_meta(&mb_name, "rabbitmq"),
         spec: MessageBrokerSpec {
             provider: broker.provider,
-            builtin: (broker.provider == Provider::Builtin).then(|| BuiltinBroker {
+            rabbitmq_cluster_operator: (broker.provider == BrokerProvider::RabbitmqClusterOperator)
+                .then(|| OperatorBroker {
+                    replicas: Some(broker.replicas.unwrap_or(match spec.profile {
+                        Profile::Dev => 1,
+                        Profile::Prod => 3,
+                    })),
+                    image: None,
+                    storage: Some(provider_storage(spec.profile)),
+                    resources: Some(provider_resources(spec.profile)),
+                }),
+            builtin: (broker.provider == BrokerProvider::Builtin).then(|| BuiltinBroker {
                 image: None,
                 replicas: broker.replicas.unwrap_or(match spec.profile {
                     Profile::Dev => 1,

@@ -12,7 +12,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{Value, json};
 
 use super::build::{QUEUE_COMPONENTS, SERVICES, app_name};
+use crate::crd::message_broker::BrokerProvider;
 use crate::crd::platform::{Profile, PspMode};
+use crate::crd::postgres_cluster::PostgresProvider;
 use crate::crd::{Platform, Provider};
 
 /// The pod network when the Platform names none: the private IPv4 ranges and IPv6 unique
@@ -339,7 +341,13 @@ pub fn backing_policies(platform: &Platform, p: &str) -> Vec<BackingPolicy> {
         v
     };
     let mut out = Vec::new();
-    if builtin(spec.postgres.as_ref().map(|x| x.provider)) {
+    // CloudNativePG's and the RabbitMQ cluster operator's pods are fenced by those projects'
+    // own rules (replication, their operators' status probes), not by these.
+    if spec
+        .postgres
+        .as_ref()
+        .is_none_or(|x| x.provider == PostgresProvider::Builtin)
+    {
         let pg = format!("{p}-pg");
         out.push(BackingPolicy {
             name: format!("{p}-postgres-access"),
@@ -350,7 +358,11 @@ pub fn backing_policies(platform: &Platform, p: &str) -> Vec<BackingPolicy> {
             ),
         });
     }
-    if builtin(spec.broker.as_ref().map(|x| x.provider)) {
+    if spec
+        .broker
+        .as_ref()
+        .is_none_or(|x| x.provider == BrokerProvider::Builtin)
+    {
         let rmq = format!("{p}-rmq");
         let nodes =
             json!({"app.kubernetes.io/name": "rabbitmq", "app.kubernetes.io/instance": rmq});
@@ -689,7 +701,7 @@ mod tests {
     fn external_backing_services_get_no_policy() {
         let mut p = Platform::example();
         p.spec.postgres = Some(crate::crd::platform::PlatformPostgres {
-            provider: Provider::External,
+            provider: PostgresProvider::External,
             ..Default::default()
         });
         let names: Vec<_> = backing_policies(&p, "pp")

@@ -1,5 +1,6 @@
 //! Pure builder of a built-in `PostgresCluster`: superuser Secret, StatefulSet, headless and
-//! client Services. An external cluster has no children. No I/O.
+//! client Services. An external cluster has no children; a `cloudnative-pg` one has its
+//! CloudNativePG `Cluster` (see [`super::cloudnative_pg`]). No I/O.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,8 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use serde_json::json;
 
-use crate::crd::{PostgresCluster, Provider};
+use crate::crd::PostgresCluster;
+use crate::crd::postgres_cluster::PostgresProvider;
 use crate::meta::{Child, MetaError, Owner, secret_body};
 
 /// Name of the generated superuser Secret.
@@ -23,8 +25,10 @@ pub fn rw_service(cluster: &str) -> String {
 /// The children of `pg`; `superuser_password` is the existing or newly generated password.
 pub fn build(pg: &PostgresCluster, superuser_password: &str) -> Result<Vec<Child>, MetaError> {
     let owner = Owner::of(pg)?;
-    if pg.spec.provider == Provider::External {
-        return Ok(Vec::new());
+    match pg.spec.provider {
+        PostgresProvider::External => return Ok(Vec::new()),
+        PostgresProvider::CloudNativePg => return super::cloudnative_pg::build(pg),
+        PostgresProvider::Builtin => {}
     }
     let name = owner.name().to_owned();
     let builtin = pg.spec.builtin.clone().unwrap_or_default();

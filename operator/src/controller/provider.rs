@@ -1,0 +1,161 @@
+//! What the provider-backed kinds share: the conditions of a provider whose CRD is not
+//! installed, telling that case apart from other API errors, and whether the API server
+//! serves a provider's kind (so its objects are watched only when they can exist)
+//! (I/O: Kubernetes API in [`served`]).
+
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::core::ApiResource;
+
+use super::{Ctx, Error};
+use crate::conditions::Cond;
+
+/// Reason of `Ready=False` and `Degraded=True` when the provider's CRD is not installed.
+pub const MISSING: &str = "ProviderMissing";
+/// Reason of `Ready=False` while the provider's object is not ready yet.
+pub const NOT_READY: &str = "ProviderNotReady";
+
+/// A provider that another project implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Provider {
+    /// Its value of `spec.provider`.
+    pub name: &'static str,
+    /// Name of the CRD it needs (`<plural>.<group>`).
+    pub crd: &'static str,
+    /// The project that ships that CRD and runs its controller.
+    pub project: &'static str,
+}
+
+impl Provider {
+    /// `Ready=False`, `Progressing=False`, `Degraded=True`, all naming the CRD to install.
+    ///
+    /// Nothing progresses until someone installs the project; the reconcile still re-checks
+    /// now and then, so installing it heals the resource without an edit.
+    pub fn missing(&self) -> Vec<Cond> {
+        let message = format!(
+            "provider {} needs the CRD {} (install {}); it is not served by this cluster",
+            self.name, self.crd, self.project
+        );
+        vec![
+            Cond::no("Ready", MISSING, message.clone()),
+            Cond::no("Progressing", MISSING, message.clone()),
+            Cond::yes("Degraded", MISSING, message),
+        ]
+    }
+}
+
+/// The API of a provider's kind over the watched namespaces.
+pub fn watched(ctx: &Ctx, resource: &ApiResource) -> Api<DynamicObject> {
+    match &ctx.watch_namespace {
+        Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, resource),
+        None => Api::all_with(ctx.client.clone(), resource),
+    }
+}
+
+/// Whether `e` is the API server's 404 for a resource type it does not serve.
+pub fn is_not_served(e: &Error) -> bool {
+    matches!(e, Error::Kube(kube::Error::Api(status)) if status.code == 404)
+}
+
+/// Whether the API server serves `resource` where the controllers watch: decides, once at
+/// start, whether the provider's objects are watched (a watch on a type that does not exist
+/// only fails and retries). Without the watch the reconcile's periodic re-check still sees
+/// their status.
+pub async fn served(ctx: &Ctx, resource: &ApiResource) -> bool {
+    match watched(ctx, resource)
+        .list_metadata(&ListParams::default().limit(1))
+        .await
+    {
+        Ok(_) => true,
+        Err(kube::Error::Api(status)) if status.code == 404 => false,
+        Err(e) => {
+            tracing::warn!(error = %e, kind = %resource.kind, "checking whether the provider's kind is served failed");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_provider_names_the_crd_and_is_degraded() {
+        let p = Provider {
+            name: "cloudnative-pg",
+            crd: "clusters.postgresql.cnpg.io",
+            project: "CloudNativePG",
+        };
+        let conds = p.missing();
+        let ready = conds.iter().find(|c| c.type_ == "Ready");
+        assert!(ready.is_some_and(|c| !c.status && c.reason == MISSING));
+        assert!(
+            ready.is_some_and(|c| c.message.contains("clusters.postgresql.cnpg.io")
+                && c.message.contains("CloudNativePG"))
+        );
+        assert!(
+            conds
+                .iter()
+                .any(|c| c.type_ == "Degraded" && c.status && c.reason == MISSING)
+        );
+    }
+
+    /// The spec of the one child of `kind` a Platform with both providers builds.
+    fn provider_child(profile: crate::crd::platform::Profile, kind: &str) -> serde_json::Value {
+        use crate::crd::Platform;
+        use crate::crd::message_broker::BrokerProvider;
+        use crate::crd::platform::{PlatformBroker, PlatformPostgres};
+        use crate::crd::postgres_cluster::PostgresProvider;
+        let mut p = Platform::example();
+        p.spec.profile = profile;
+        p.spec.postgres = Some(PlatformPostgres {
+            provider: PostgresProvider::CloudNativePg,
+            ..PlatformPostgres::default()
+        });
+        p.spec.broker = Some(PlatformBroker {
+            provider: BrokerProvider::RabbitmqClusterOperator,
+            ..PlatformBroker::default()
+        });
+        let resolved = super::super::platform::build::Resolved::default();
+        let children = super::super::platform::build::build(&p, &resolved).unwrap();
+        let mut of_kind = children.iter().filter(|c| c.resource.kind == kind);
+        let child = of_kind.next().unwrap();
+        assert!(of_kind.next().is_none());
+        child.object["spec"].clone()
+    }
+
+    #[test]
+    fn platform_sizes_the_providers_from_its_profile() {
+        use crate::crd::platform::Profile;
+        let dev = provider_child(Profile::Dev, "PostgresCluster");
+        assert_eq!(dev["provider"], "cloudnative-pg");
+        assert!(dev.get("builtin").is_none());
+        assert_eq!(dev["cloudnativePg"]["instances"], 1);
+        assert_eq!(dev["cloudnativePg"]["storage"]["size"], "1Gi");
+        let prod = provider_child(Profile::Prod, "PostgresCluster");
+        assert_eq!(prod["cloudnativePg"]["instances"], 3);
+        assert_eq!(prod["cloudnativePg"]["storage"]["size"], "10Gi");
+        assert_eq!(
+            prod["cloudnativePg"]["resources"]["limits"]["memory"],
+            prod["cloudnativePg"]["resources"]["requests"]["memory"]
+        );
+        let dev = provider_child(Profile::Dev, "MessageBroker");
+        assert_eq!(dev["provider"], "rabbitmq-cluster-operator");
+        assert!(dev.get("builtin").is_none());
+        assert_eq!(dev["rabbitmqClusterOperator"]["replicas"], 1);
+        let prod = provider_child(Profile::Prod, "MessageBroker");
+        assert_eq!(prod["rabbitmqClusterOperator"]["replicas"], 3);
+        assert_eq!(prod["rabbitmqClusterOperator"]["storage"]["size"], "10Gi");
+    }
+
+    #[test]
+    fn only_a_404_means_not_served() {
+        let status = |code| {
+            Error::Kube(kube::Error::Api(Box::new(
+                kube::core::Status::failure("x", "NotFound").with_code(code),
+            )))
+        };
+        assert!(is_not_served(&status(404)));
+        assert!(!is_not_served(&status(403)));
+        assert!(!is_not_served(&Error::NoNamespace));
+    }
+}
