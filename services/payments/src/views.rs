@@ -84,14 +84,3 @@ pub fn snapshot(p: &PaymentRow) -> PaymentSnapshot {
         updated_at: p.updated_at,
     }
 }
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}

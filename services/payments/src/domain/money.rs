@@ -94,6 +94,9 @@ pub const CURRENCIES: [&str; 40] = [
 pub struct Currency(&'static str);
 
 impl Currency {
+    /// The default currency of a payment.
+    pub const USD: Currency = Currency("USD");
+
     pub fn parse(text: &str) -> Result<Self, MoneyError> {
         let upper = text.trim().to_ascii_uppercase();
         CURRENCIES

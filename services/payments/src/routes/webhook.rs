@@ -4,13 +4,13 @@
 
 use axum::{body::Bytes, extract::State};
 use http::{HeaderMap, header::CONTENT_TYPE};
+use payplane_bus::outbox::EventContext;
 use payplane_kit::{ApiError, Data, context::RequestContext, query::parse_date, validate::Fields};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::payments::event_context;
 use crate::{
     app::AppState,
     cache::Cache,
@@ -18,7 +18,7 @@ use crate::{
     domain::{PSP_FAILURE_REASON, PSP_ID, PSP_STATUS},
     error,
     lifecycle::{self, Actor, Change, LifecycleError},
-    store::{Ctx, payments},
+    store::{Ctx, payments, webhook_events},
 };
 
 /// Allowed clock skew between the PSP and us.
@@ -77,7 +77,7 @@ pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
     signed.push(b'.');
     signed.extend_from_slice(body);
     let tag = aws_lc_rs::hmac::sign(&key, &signed);
-    format!("t={t},v1={}", crate::views::hex(tag.as_ref()))
+    format!("t={t},v1={}", crate::digest::hex(tag.as_ref()))
 }
 
 fn from_hex(s: &str) -> Option<Vec<u8>> {
@@ -177,10 +177,6 @@ fn validate(body: &Map<String, Value>) -> Result<WebhookEvent, ApiError> {
     })
 }
 
-async fn current_status(conn: &mut PgConnection, id: Uuid) -> Result<Option<String>, ApiError> {
-    Ok(payments::get(conn, id).await?.map(|p| p.status))
-}
-
 pub async fn receive(
     State(s): State<AppState>,
     ctx: RequestContext,
@@ -196,40 +192,18 @@ pub async fn receive(
     let obj = payplane_kit::json::parse_object(content_type, &body)?;
     let ev = validate(&obj)?;
     let mut tx = s.db.begin().await.ctx("begin webhook")?;
-    // Claiming the event id first serialises concurrent deliveries of the same event.
-    let inserted = sqlx::query(
-        "INSERT INTO psp_webhook_events (event_id, event_type, payment_id, payload, applied, outcome) \
-         VALUES ($1, $2, $3, $4, false, 'payment_not_found') ON CONFLICT (event_id) DO NOTHING",
+    if !webhook_events::record(
+        &mut tx,
+        &ev.id,
+        ev.event_type,
+        ev.payment_id,
+        &Value::Object(obj),
     )
-    .bind(&ev.id)
-    .bind(ev.event_type)
-    .bind(ev.payment_id)
-    .bind(Value::Object(obj.clone()))
-    .execute(&mut *tx)
-    .await
-    .ctx("record webhook event")?
-    .rows_affected();
-    if inserted == 0 {
-        let (applied, outcome, payment_id): (bool, String, Option<Uuid>) = sqlx::query_as(
-            "SELECT applied, outcome, payment_id FROM psp_webhook_events WHERE event_id = $1",
-        )
-        .bind(&ev.id)
-        .fetch_one(&mut *tx)
-        .await
-        .ctx("read webhook event")?;
-        let status = match payment_id {
-            Some(pid) => current_status(&mut tx, pid).await?,
-            None => None,
-        };
+    .await?
+    {
+        let v = duplicate(&mut tx, &ev.id).await?;
         tx.commit().await.ctx("commit webhook duplicate")?;
-        return Ok(Data(answer(
-            &ev.id,
-            true,
-            applied,
-            payment_id,
-            status.as_deref(),
-            &outcome,
-        )));
+        return Ok(Data(v));
     }
     let Some(mut p) = payments::lock(&mut tx, ev.payment_id).await? else {
         tx.commit().await.ctx("commit webhook")?;
@@ -242,50 +216,9 @@ pub async fn receive(
             "payment_not_found",
         )));
     };
-    let target = target_of(ev.event_type);
-    let from = lifecycle::status_of(&p).map_err(|e| ApiError::internal(&e))?;
-    let ectx = event_context(&ctx);
-    // A PSP reference is unique across payments (data.md §3.2). One that already belongs to
-    // another payment is a PSP-side mix-up: recorded for reconciliation, never a 500 that the
-    // PSP would retry forever.
-    let held_elsewhere: Option<Uuid> =
-        sqlx::query_scalar("SELECT id FROM payments WHERE psp_transaction_id = $1 AND id <> $2")
-            .bind(&ev.psp_transaction_id)
-            .bind(p.id)
-            .fetch_optional(&mut *tx)
-            .await
-            .ctx("check psp transaction id")?;
-    let outcome = if from == target {
-        "already_in_status"
-    } else if let Some(other) = held_elsewhere {
-        tracing::warn!(payment_id = %p.id, other_payment_id = %other, event_id = %ev.id,
-            "PSP transaction id already belongs to another payment; left for reconciliation");
-        "psp_transaction_conflict"
-    } else if from == PaymentStatus::Pending && target == PaymentStatus::Completed {
-        let step = Change {
-            psp_transaction_id: Some(ev.psp_transaction_id.clone()),
-            psp_status: Some("processing".into()),
-            ..Change::default()
-        };
-        apply(&mut tx, &ectx, &mut p, PaymentStatus::Processing, step).await?;
-        apply(&mut tx, &ectx, &mut p, target, change_for(&ev, target)).await?;
-        "applied"
-    } else if from.can_become(target) {
-        apply(&mut tx, &ectx, &mut p, target, change_for(&ev, target)).await?;
-        "applied"
-    } else {
-        tracing::warn!(payment_id = %p.id, from = %from, to = %target, event_id = %ev.id,
-            "PSP event does not fit the payment's status; left for reconciliation");
-        "invalid_transition"
-    };
+    let outcome = apply_event(&mut tx, &lifecycle::event_context(&ctx), &mut p, &ev).await?;
     let applied = outcome == "applied";
-    sqlx::query("UPDATE psp_webhook_events SET applied = $2, outcome = $3 WHERE event_id = $1")
-        .bind(&ev.id)
-        .bind(applied)
-        .bind(outcome)
-        .execute(&mut *tx)
-        .await
-        .ctx("record webhook outcome")?;
+    webhook_events::set_outcome(&mut tx, &ev.id, applied, outcome).await?;
     tx.commit().await.ctx("commit webhook")?;
     if applied {
         s.cache
@@ -300,6 +233,61 @@ pub async fn receive(
         Some(&p.status),
         outcome,
     )))
+}
+
+/// The answer to a redelivered event: its first outcome and the payment's current status.
+async fn duplicate(conn: &mut PgConnection, event_id: &str) -> Result<Value, ApiError> {
+    let first = webhook_events::get(conn, event_id).await?;
+    let status = match first.payment_id {
+        Some(pid) => payments::get(conn, pid).await?.map(|p| p.status),
+        None => None,
+    };
+    Ok(answer(
+        event_id,
+        true,
+        first.applied,
+        first.payment_id,
+        status.as_deref(),
+        &first.outcome,
+    ))
+}
+
+/// Applies the event to the locked payment through the lifecycle; returns the outcome.
+async fn apply_event(
+    conn: &mut PgConnection,
+    ectx: &EventContext,
+    p: &mut payments::PaymentRow,
+    ev: &WebhookEvent,
+) -> Result<&'static str, ApiError> {
+    let target = target_of(ev.event_type);
+    let from = lifecycle::status_of(p).map_err(|e| ApiError::internal(&e))?;
+    // A PSP reference is unique across payments (data.md §3.2). One that already belongs to
+    // another payment is a PSP-side mix-up: recorded for reconciliation, never a 500 that the
+    // PSP would retry forever.
+    let held_elsewhere = payments::psp_reference_holder(conn, &ev.psp_transaction_id, p.id).await?;
+    Ok(if from == target {
+        "already_in_status"
+    } else if let Some(other) = held_elsewhere {
+        tracing::warn!(payment_id = %p.id, other_payment_id = %other, event_id = %ev.id,
+            "PSP transaction id already belongs to another payment; left for reconciliation");
+        "psp_transaction_conflict"
+    } else if from == PaymentStatus::Pending && target == PaymentStatus::Completed {
+        let step = Change {
+            psp_transaction_id: Some(ev.psp_transaction_id.clone()),
+            psp_status: Some("processing".into()),
+            ..Change::default()
+        };
+        apply(conn, ectx, p, PaymentStatus::Processing, step).await?;
+        apply(conn, ectx, p, target, change_for(ev, target)).await?;
+        "applied"
+    } else if from.can_become(target) {
+        apply(conn, ectx, p, target, change_for(ev, target)).await?;
+        "applied"
+    } else {
+        tracing::warn!(payment_id = %p.id, from = %from, to = %target, event_id = %ev.id,
+            "PSP event does not fit the payment's status; left for reconciliation");
+        "invalid_transition"
+    })
 }
 
 fn change_for(ev: &WebhookEvent, target: PaymentStatus) -> Change {
@@ -326,7 +314,7 @@ fn change_for(ev: &WebhookEvent, target: PaymentStatus) -> Change {
 
 async fn apply(
     conn: &mut PgConnection,
-    ctx: &payplane_bus::outbox::EventContext,
+    ctx: &EventContext,
     p: &mut payments::PaymentRow,
     to: PaymentStatus,
     change: Change,

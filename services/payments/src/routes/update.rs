@@ -1,0 +1,209 @@
+//! `PUT /api/payments/{id}` (api.md §5.9): the sender (or an administrator) edits a pending
+//! payment; the edit is saved through the lifecycle.
+
+use axum::extract::{Path, State};
+use payplane_authn::CurrentUser;
+use payplane_events::time;
+use payplane_kit::{
+    ApiError, Data, context::RequestContext, json::JsonObjectText, validate::Fields,
+};
+use serde_json::{Map, Value, json};
+
+use super::parse_id;
+use crate::{
+    access,
+    app::AppState,
+    cache::{Cache, Scope},
+    detail,
+    domain::{
+        TYPES,
+        input::{self, EDIT_FIELDS, Input},
+        status::PaymentStatus,
+    },
+    error,
+    lifecycle::{self, Edit},
+    store::{
+        Ctx,
+        payments::{self, PaymentRow},
+        users::DirUser,
+    },
+    views,
+};
+
+pub async fn update(
+    State(s): State<AppState>,
+    user: CurrentUser,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    json: JsonObjectText,
+) -> Result<Data<Value>, ApiError> {
+    let body = &json.body;
+    let mut f = Fields::new(body);
+    let input = input::read(body, json.member_text("amount").as_deref(), false, &mut f);
+    if !EDIT_FIELDS.iter().any(|k| body.contains_key(*k)) {
+        f.push("body", "must contain at least one field to change");
+    }
+    f.finish()?;
+    let id = parse_id(&id)?;
+    let current = access::visible(&s, &user, id).await?;
+    if !access::is_admin(&user) && current.sender_id != user.0.sub {
+        return Err(ApiError::forbidden("Only the sender may edit this payment"));
+    }
+    if !is_pending(&current) {
+        return Err(error::invalid_status());
+    }
+    let new_recipient = new_recipient(&s, &input, &current).await?;
+    let mut tx = s.db.begin().await.ctx("begin payment edit")?;
+    let mut p = payments::lock(&mut tx, id)
+        .await?
+        .ok_or_else(error::payment_not_found)?;
+    if !is_pending(&p) {
+        return Err(error::invalid_status());
+    }
+    let before_recipient = p.recipient_id;
+    let edit = apply(&mut p, input, new_recipient)?;
+    if edit.changed.is_empty() {
+        let v = detail::of(&mut tx, &p).await?;
+        tx.commit().await.ctx("commit no-op edit")?;
+        return Ok(Data(v));
+    }
+    let ectx = lifecycle::event_context(&ctx);
+    lifecycle::edit(&mut tx, &ectx, &mut p, edit, access::actor(&user))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let v = detail::of(&mut tx, &p).await?;
+    tx.commit().await.ctx("commit payment edit")?;
+    let mut scopes = Cache::payment_scopes(p.id, p.sender_id, p.recipient_id);
+    if before_recipient != p.recipient_id {
+        scopes.push(Scope::User(before_recipient));
+    }
+    s.cache.bump(&scopes).await;
+    Ok(Data(v))
+}
+
+fn is_pending(p: &PaymentRow) -> bool {
+    PaymentStatus::parse(&p.status) == Some(PaymentStatus::Pending)
+}
+
+/// Resolves a new recipient named by the edit, if any.
+async fn new_recipient(
+    s: &AppState,
+    input: &Input,
+    current: &PaymentRow,
+) -> Result<Option<DirUser>, ApiError> {
+    if input.both_recipients {
+        return Err(error::invalid_recipient(
+            "Give either recipientId or recipientEmail, not both",
+        ));
+    }
+    let Some(lookup) = &input.recipient else {
+        return Ok(None);
+    };
+    let r = s
+        .directory
+        .resolve(&s.db, lookup)
+        .await
+        .map_err(error::directory)?
+        .ok_or_else(error::recipient_not_found)?;
+    if r.id == current.sender_id {
+        return Err(error::invalid_recipient(
+            "The sender cannot be the recipient",
+        ));
+    }
+    if !r.is_active {
+        return Err(error::invalid_recipient("Recipient account is deactivated"));
+    }
+    Ok(Some(r))
+}
+
+/// Applies the edit to the locked row `p`: the fields that change, with their previous values.
+fn apply(
+    p: &mut PaymentRow,
+    input: Input,
+    new_recipient: Option<DirUser>,
+) -> Result<Edit, ApiError> {
+    let mut edit = Edit::default();
+    if let Some(a) = input.amount
+        && a.value() != p.amount
+    {
+        edit.previous
+            .insert("amount".into(), json!(views::money(p.amount)));
+        p.amount = a.value();
+        edit.changed.push("amount");
+    }
+    if let Some(c) = input.currency
+        && c.code() != p.currency
+    {
+        edit.previous.insert("currency".into(), json!(p.currency));
+        c.code().clone_into(&mut p.currency);
+        edit.changed.push("currency");
+    }
+    if let Some(d) = input.description
+        && d != p.description
+    {
+        edit.previous
+            .insert("description".into(), json!(p.description));
+        p.description = d;
+        edit.changed.push("description");
+    }
+    if let Some(r) = new_recipient
+        && r.id != p.recipient_id
+    {
+        edit.previous
+            .insert("recipientId".into(), json!(p.recipient_id));
+        p.recipient_id = r.id;
+        p.recipient_email = r.email;
+        p.recipient_name = r.name;
+        edit.changed.push("recipientId");
+    }
+    if let Some(m) = input.metadata
+        && m != p.metadata
+    {
+        p.metadata = m;
+        edit.changed.push("metadata");
+    }
+    apply_schedule(p, input.payment_type, input.scheduled_for, &mut edit)?;
+    Ok(edit)
+}
+
+/// The `type`/`scheduledFor` part of an edit, checked as a whole (an instant payment drops
+/// its schedule).
+#[expect(clippy::option_option, reason = "absent, null and a value")]
+fn apply_schedule(
+    p: &mut PaymentRow,
+    new_type: Option<&'static str>,
+    scheduled_for: Option<Option<chrono::DateTime<chrono::Utc>>>,
+    edit: &mut Edit,
+) -> Result<(), ApiError> {
+    let new_type = new_type.unwrap_or(
+        TYPES
+            .iter()
+            .find(|t| **t == p.payment_type)
+            .copied()
+            .unwrap_or("instant"),
+    );
+    let new_sched = match scheduled_for {
+        Some(v) => v,
+        None if new_type == "instant" => None,
+        None => p.scheduled_for,
+    };
+    let empty = Map::new();
+    let mut f = Fields::new(&empty);
+    input::check_schedule(&mut f, new_type, new_sched);
+    f.finish()?;
+    if new_type != p.payment_type {
+        edit.previous.insert("type".into(), json!(p.payment_type));
+        p.payment_type = new_type.to_owned();
+        edit.changed.push("type");
+    }
+    if new_sched != p.scheduled_for {
+        edit.previous.insert(
+            "scheduledFor".into(),
+            p.scheduled_for
+                .map_or(Value::Null, |t| Value::String(time::format(&t))),
+        );
+        p.scheduled_for = new_sched;
+        edit.changed.push("scheduledFor");
+    }
+    Ok(())
+}
