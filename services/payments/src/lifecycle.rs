@@ -38,8 +38,6 @@ pub enum LifecycleError {
         from: PaymentStatus,
         to: PaymentStatus,
     },
-    #[error("payment {0} has an unknown status")]
-    UnknownStatus(Uuid),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -89,10 +87,6 @@ pub struct Change {
     pub psp_status: Option<String>,
 }
 
-pub fn status_of(p: &PaymentRow) -> Result<PaymentStatus, LifecycleError> {
-    PaymentStatus::parse(&p.status).ok_or(LifecycleError::UnknownStatus(p.id))
-}
-
 /// Applies `to` to the locked payment `p` (updated in place).
 pub async fn transition(
     conn: &mut PgConnection,
@@ -102,12 +96,12 @@ pub async fn transition(
     change: Change,
     actor: Actor,
 ) -> Result<(), LifecycleError> {
-    let from = status_of(p)?;
+    let from = p.status;
     if !from.can_become(to) {
         return Err(LifecycleError::NotAllowed { from, to });
     }
     let now = time::now();
-    to.as_str().clone_into(&mut p.status);
+    p.status = to;
     p.updated_at = now;
     if let Some(tx_id) = change.psp_transaction_id {
         p.psp_transaction_id = Some(tx_id);
@@ -304,7 +298,7 @@ fn created_row(id: Uuid, d: Draft, now: DateTime<Utc>) -> PaymentRow {
         recipient_id: d.recipient.id,
         amount: d.amount.value(),
         currency: d.currency.code().to_owned(),
-        status: PaymentStatus::Pending.as_str().to_owned(),
+        status: PaymentStatus::Pending,
         payment_type: d.payment_type.to_owned(),
         description: d.description,
         metadata: d.metadata,

@@ -27,7 +27,7 @@ pub async fn parties(
         .await?
         .ok_or_else(error::payment_not_found)?;
     Ok(Data(json!({
-        "id": p.id, "senderId": p.sender_id, "recipientId": p.recipient_id, "status": p.status,
+        "id": p.id, "senderId": p.sender_id, "recipientId": p.recipient_id, "status": p.status.as_str(),
     })))
 }
 

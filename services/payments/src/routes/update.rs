@@ -82,7 +82,7 @@ pub async fn update(
 }
 
 fn is_pending(p: &PaymentRow) -> bool {
-    PaymentStatus::parse(&p.status) == Some(PaymentStatus::Pending)
+    p.status == PaymentStatus::Pending
 }
 
 /// Resolves a new recipient named by the edit, if any.

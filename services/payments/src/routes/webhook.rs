@@ -230,7 +230,7 @@ pub async fn receive(
         false,
         applied,
         Some(p.id),
-        Some(&p.status),
+        Some(p.status.as_str()),
         outcome,
     )))
 }
@@ -247,7 +247,7 @@ async fn duplicate(conn: &mut PgConnection, event_id: &str) -> Result<Value, Api
         true,
         first.applied,
         first.payment_id,
-        status.as_deref(),
+        status.map(PaymentStatus::as_str),
         &first.outcome,
     ))
 }
@@ -260,7 +260,7 @@ async fn apply_event(
     ev: &WebhookEvent,
 ) -> Result<&'static str, ApiError> {
     let target = target_of(ev.event_type);
-    let from = lifecycle::status_of(p).map_err(|e| ApiError::internal(&e))?;
+    let from = p.status;
     // A PSP reference is unique across payments (data.md §3.2). One that already belongs to
     // another payment is a PSP-side mix-up: recorded for reconciliation, never a 500 that the
     // PSP would retry forever.

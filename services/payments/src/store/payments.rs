@@ -20,7 +20,8 @@ pub struct PaymentRow {
     pub recipient_id: Uuid,
     pub amount: Decimal,
     pub currency: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: PaymentStatus,
     #[sqlx(rename = "type")]
     pub payment_type: String,
     pub description: String,
@@ -177,7 +178,7 @@ pub async fn save(conn: &mut PgConnection, p: &PaymentRow) -> Result<(), StoreEr
     .bind(p.recipient_id)
     .bind(p.amount)
     .bind(&p.currency)
-    .bind(&p.status)
+    .bind(p.status.as_str())
     .bind(&p.payment_type)
     .bind(&p.description)
     .bind(&p.metadata)
