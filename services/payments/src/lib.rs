@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod lifecycle;
 pub mod openapi;
 pub mod ops;
+pub mod psp;
 pub mod reports;
 pub mod routes;
 pub mod simulator;

@@ -24,7 +24,7 @@ use crate::{
         RECIPIENTS_LIMIT_MAX, SORT_KEYS, STATUSES, TYPES,
         money::{AMOUNT_PATTERN, CURRENCIES, FILTER_AMOUNT_PATTERN, MAX_AMOUNT, MIN_AMOUNT},
     },
-    routes::webhook::EVENT_TYPES,
+    psp::EVENT_TYPES,
 };
 
 /// A payment status.
