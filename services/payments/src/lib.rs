@@ -10,6 +10,7 @@ pub mod detail;
 pub mod digest;
 pub mod directory;
 pub mod domain;
+pub mod edit;
 pub mod error;
 pub mod events;
 pub mod idempotency;

@@ -3,11 +3,10 @@
 
 use axum::extract::{Path, State};
 use payplane_authn::CurrentUser;
-use payplane_events::time;
 use payplane_kit::{
     ApiError, Data, context::RequestContext, json::JsonObjectText, validate::Fields,
 };
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::parse_id;
 use crate::{
@@ -16,18 +15,15 @@ use crate::{
     cache::{Cache, Scope},
     detail,
     domain::{
-        TYPES,
         input::{self, EDIT_FIELDS, Input},
         status::PaymentStatus,
     },
-    error,
-    lifecycle::{self, Edit},
+    edit, error, lifecycle,
     store::{
         Ctx,
         payments::{self, PaymentRow},
         users::DirUser,
     },
-    views,
 };
 
 pub async fn update(
@@ -61,7 +57,7 @@ pub async fn update(
         return Err(error::invalid_status());
     }
     let before_recipient = p.recipient_id;
-    let edit = apply(&mut p, input, new_recipient)?;
+    let edit = edit::apply(&mut p, input, new_recipient)?;
     if edit.changed.is_empty() {
         let v = detail::of(&mut tx, &p).await?;
         tx.commit().await.ctx("commit no-op edit")?;
@@ -114,96 +110,4 @@ async fn new_recipient(
         return Err(error::invalid_recipient("Recipient account is deactivated"));
     }
     Ok(Some(r))
-}
-
-/// Applies the edit to the locked row `p`: the fields that change, with their previous values.
-fn apply(
-    p: &mut PaymentRow,
-    input: Input,
-    new_recipient: Option<DirUser>,
-) -> Result<Edit, ApiError> {
-    let mut edit = Edit::default();
-    if let Some(a) = input.amount
-        && a.value() != p.amount
-    {
-        edit.previous
-            .insert("amount".into(), json!(views::money(p.amount)));
-        p.amount = a.value();
-        edit.changed.push("amount");
-    }
-    if let Some(c) = input.currency
-        && c.code() != p.currency
-    {
-        edit.previous.insert("currency".into(), json!(p.currency));
-        c.code().clone_into(&mut p.currency);
-        edit.changed.push("currency");
-    }
-    if let Some(d) = input.description
-        && d != p.description
-    {
-        edit.previous
-            .insert("description".into(), json!(p.description));
-        p.description = d;
-        edit.changed.push("description");
-    }
-    if let Some(r) = new_recipient
-        && r.id != p.recipient_id
-    {
-        edit.previous
-            .insert("recipientId".into(), json!(p.recipient_id));
-        p.recipient_id = r.id;
-        p.recipient_email = r.email;
-        p.recipient_name = r.name;
-        edit.changed.push("recipientId");
-    }
-    if let Some(m) = input.metadata
-        && m != p.metadata
-    {
-        p.metadata = m;
-        edit.changed.push("metadata");
-    }
-    apply_schedule(p, input.payment_type, input.scheduled_for, &mut edit)?;
-    Ok(edit)
-}
-
-/// The `type`/`scheduledFor` part of an edit, checked as a whole (an instant payment drops
-/// its schedule).
-#[expect(clippy::option_option, reason = "absent, null and a value")]
-fn apply_schedule(
-    p: &mut PaymentRow,
-    new_type: Option<&'static str>,
-    scheduled_for: Option<Option<chrono::DateTime<chrono::Utc>>>,
-    edit: &mut Edit,
-) -> Result<(), ApiError> {
-    let new_type = new_type.unwrap_or(
-        TYPES
-            .iter()
-            .find(|t| **t == p.payment_type)
-            .copied()
-            .unwrap_or("instant"),
-    );
-    let new_sched = match scheduled_for {
-        Some(v) => v,
-        None if new_type == "instant" => None,
-        None => p.scheduled_for,
-    };
-    let empty = Map::new();
-    let mut f = Fields::new(&empty);
-    input::check_schedule(&mut f, new_type, new_sched);
-    f.finish()?;
-    if new_type != p.payment_type {
-        edit.previous.insert("type".into(), json!(p.payment_type));
-        p.payment_type = new_type.to_owned();
-        edit.changed.push("type");
-    }
-    if new_sched != p.scheduled_for {
-        edit.previous.insert(
-            "scheduledFor".into(),
-            p.scheduled_for
-                .map_or(Value::Null, |t| Value::String(time::format(&t))),
-        );
-        p.scheduled_for = new_sched;
-        edit.changed.push("scheduledFor");
-    }
-    Ok(())
 }
