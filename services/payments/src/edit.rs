@@ -13,7 +13,6 @@ use crate::{
     },
     lifecycle::Edit,
     store::{payments::PaymentRow, users::DirUser},
-    views,
 };
 
 /// Applies the edit to the locked row `p`: the fields that change, with their previous values.
@@ -24,11 +23,11 @@ pub fn apply(
 ) -> Result<Edit, ApiError> {
     let mut edit = Edit::default();
     if let Some(a) = input.amount
-        && a.value() != p.amount
+        && a != p.amount
     {
         edit.previous
-            .insert("amount".into(), json!(views::money(p.amount)));
-        p.amount = a.value();
+            .insert("amount".into(), json!(p.amount.to_string()));
+        p.amount = a;
         edit.changed.push("amount");
     }
     if let Some(c) = input.currency
@@ -111,7 +110,6 @@ fn apply_schedule(
 #[cfg(test)]
 mod tests {
     use chrono::Duration;
-    use rust_decimal::Decimal;
     use uuid::Uuid;
 
     use super::*;
@@ -126,7 +124,7 @@ mod tests {
             id: Uuid::new_v4(),
             sender_id: Uuid::new_v4(),
             recipient_id: Uuid::new_v4(),
-            amount: Decimal::new(1000, 2),
+            amount: Amount::from_cents(1000).unwrap_or(Amount::MIN),
             currency: "USD".into(),
             status: PaymentStatus::Pending,
             payment_type: "scheduled".into(),
@@ -189,7 +187,7 @@ mod tests {
         assert_eq!(edit.previous["currency"], json!("USD"));
         assert_eq!(edit.previous["recipientId"], json!(old_recipient));
         assert!(!edit.previous.contains_key("metadata"));
-        assert_eq!(p.amount, Decimal::new(1250, 2));
+        assert_eq!(p.amount.to_string(), "12.50");
         assert_eq!(p.recipient_id, recipient.id);
         assert_eq!(p.recipient_email, "n@example.com");
     }

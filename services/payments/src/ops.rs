@@ -3,12 +3,11 @@
 
 use chrono::{DateTime, Duration, Utc};
 use payplane_events::{ActorType, time};
-use rust_decimal::Decimal;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::status::PaymentStatus;
+use crate::domain::{money::Amount, status::PaymentStatus};
 use crate::store::{
     Ctx, StoreError,
     payments::{self, NewPayment, NewTx},
@@ -94,7 +93,7 @@ async fn seed_instant(
             id: SAMPLE_INSTANT,
             sender_id: customer,
             recipient_id: vendor,
-            amount: Decimal::new(100_000, 2),
+            amount: Amount::from_cents(100_000).unwrap_or(Amount::MIN),
             currency: "USD",
             payment_type: "instant",
             description: "Sample instant payment",
@@ -162,7 +161,7 @@ async fn seed_scheduled(
             id: SAMPLE_SCHEDULED,
             sender_id: vendor,
             recipient_id: customer,
-            amount: Decimal::new(50_000, 2),
+            amount: Amount::from_cents(50_000).unwrap_or(Amount::MIN),
             currency: "USD",
             payment_type: "scheduled",
             description: "Sample scheduled payment",

@@ -11,14 +11,15 @@ use uuid::Uuid;
 use payplane_events::ActorType;
 
 use super::{Ctx, StoreError};
-use crate::domain::status::PaymentStatus;
+use crate::domain::{money::Amount, status::PaymentStatus};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PaymentRow {
     pub id: Uuid,
     pub sender_id: Uuid,
     pub recipient_id: Uuid,
-    pub amount: Decimal,
+    #[sqlx(try_from = "Decimal")]
+    pub amount: Amount,
     pub currency: String,
     #[sqlx(try_from = "String")]
     pub status: PaymentStatus,
@@ -102,7 +103,7 @@ pub struct NewPayment<'a> {
     pub id: Uuid,
     pub sender_id: Uuid,
     pub recipient_id: Uuid,
-    pub amount: Decimal,
+    pub amount: Amount,
     pub currency: &'a str,
     pub payment_type: &'a str,
     pub description: &'a str,
@@ -128,7 +129,7 @@ pub async fn insert(conn: &mut PgConnection, p: &NewPayment<'_>) -> Result<(), S
     .bind(p.id)
     .bind(p.sender_id)
     .bind(p.recipient_id)
-    .bind(p.amount)
+    .bind(p.amount.value())
     .bind(p.currency)
     .bind(p.status.as_str())
     .bind(p.payment_type)
@@ -176,7 +177,7 @@ pub async fn save(conn: &mut PgConnection, p: &PaymentRow) -> Result<(), StoreEr
     )
     .bind(p.id)
     .bind(p.recipient_id)
-    .bind(p.amount)
+    .bind(p.amount.value())
     .bind(&p.currency)
     .bind(p.status.as_str())
     .bind(&p.payment_type)
