@@ -27,7 +27,7 @@ pub enum DirectoryError {
 }
 
 /// How the caller names a user.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
     Id(Uuid),
     Email(String),

@@ -1,5 +1,6 @@
 //! Payment domain types that validate when constructed. Pure, no I/O.
 
+pub mod input;
 pub mod money;
 pub mod status;
 

@@ -3,7 +3,7 @@
 use http::{StatusCode, header::RETRY_AFTER};
 use payplane_kit::ApiError;
 
-use crate::store::StoreError;
+use crate::{directory::DirectoryError, store::StoreError};
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
@@ -70,4 +70,15 @@ pub fn invalid_signature() -> ApiError {
         "INVALID_SIGNATURE",
         "Webhook signature is missing, invalid or stale",
     )
+}
+
+/// A failed directory lookup: 503 when auth cannot be asked, 500 otherwise.
+pub fn directory(e: DirectoryError) -> ApiError {
+    match e {
+        DirectoryError::AuthUnavailable(_) | DirectoryError::AuthStatus(_) => {
+            tracing::warn!(error = %e, "auth lookup failed");
+            ApiError::unavailable("Auth service is unavailable")
+        }
+        other => ApiError::internal(&other),
+    }
 }

@@ -50,9 +50,7 @@ fn transient(e: impl std::error::Error + 'static) -> HandlerError {
 
 fn lifecycle_err(e: LifecycleError) -> HandlerError {
     match e {
-        LifecycleError::NotAllowed { .. } | LifecycleError::UnknownStatus(_) => {
-            HandlerError::permanent(e)
-        }
+        LifecycleError::NotAllowed { .. } => HandlerError::permanent(e),
         other => HandlerError::from_error(&other),
     }
 }

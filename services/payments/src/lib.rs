@@ -2,16 +2,23 @@
 //! idempotent creation, the status machine shared by the API, the PSP simulator and the PSP
 //! webhook, the user directory fed by `auth.user.*`, and the versioned Redis read cache.
 
+pub mod access;
 pub mod app;
 pub mod cache;
 pub mod config;
+pub mod detail;
+pub mod digest;
 pub mod directory;
 pub mod domain;
+pub mod edit;
 pub mod error;
 pub mod events;
+pub mod idempotency;
 pub mod lifecycle;
 pub mod openapi;
 pub mod ops;
+pub mod psp;
+pub mod reports;
 pub mod routes;
 pub mod simulator;
 pub mod store;

@@ -24,7 +24,7 @@ use crate::{
         RECIPIENTS_LIMIT_MAX, SORT_KEYS, STATUSES, TYPES,
         money::{AMOUNT_PATTERN, CURRENCIES, FILTER_AMOUNT_PATTERN, MAX_AMOUNT, MIN_AMOUNT},
     },
-    routes::webhook::EVENT_TYPES,
+    psp::EVENT_TYPES,
 };
 
 /// A payment status.
@@ -509,11 +509,25 @@ struct PaymentsApi;
 
 /// The request rules the handlers enforce, from the constants they validate with.
 pub fn field_rules() -> FieldRules {
+    let mut table = value_rules();
+    table.extend(param_rules());
+    table.extend(property_rules());
+    for path in ["/api/payments", "/api/payments/reports"] {
+        for name in ["startDate", "fromDate", "endDate", "toDate"] {
+            table.push(FieldRule::param(path, name, date_or_date_time()));
+        }
+    }
+    table.extend(body_rules());
+    FieldRules(table)
+}
+
+/// The enumerations and the money input.
+fn value_rules() -> Vec<FieldRule> {
     let (min, max) = (
         MIN_AMOUNT.to_f64().unwrap_or(0.01),
         MAX_AMOUNT.to_f64().unwrap_or(10_000_000.0),
     );
-    let mut table = vec![
+    vec![
         FieldRule::schema("PaymentStatus", [Rule::OneOf(&STATUSES)]),
         FieldRule::schema("PaymentType", [Rule::OneOf(&TYPES)]),
         FieldRule::schema("WebhookType", [Rule::OneOf(&EVENT_TYPES)]),
@@ -525,6 +539,12 @@ pub fn field_rules() -> FieldRules {
                 {"type": "number", "minimum": min, "maximum": max, "multipleOf": 0.01},
             ]}))],
         ),
+    ]
+}
+
+/// Query, header and path parameters.
+fn param_rules() -> Vec<FieldRule> {
+    vec![
         FieldRule::param(
             "/api/payments",
             "page",
@@ -575,6 +595,12 @@ pub fn field_rules() -> FieldRules {
         FieldRule::param("/api/payments/recipients", "search", text(RECIPIENT_SEARCH)),
         FieldRule::param("/api/payments/{id}", "id", uuid()),
         FieldRule::param("/api/payments/{id}/status", "id", uuid()),
+    ]
+}
+
+/// Members of the webhook event and the status change.
+fn property_rules() -> Vec<FieldRule> {
+    vec![
         FieldRule::property("WebhookEvent", "createdAt", date_time()),
         FieldRule::property("WebhookData", "paymentId", uuid()),
         FieldRule::property("StatusChange", "reason", text(REASON)),
@@ -582,12 +608,12 @@ pub fn field_rules() -> FieldRules {
         FieldRule::property("WebhookData", "pspTransactionId", text(PSP_ID)),
         FieldRule::property("WebhookData", "pspStatus", text(PSP_STATUS)),
         FieldRule::property("WebhookData", "failureReason", text(PSP_FAILURE_REASON)),
-    ];
-    for path in ["/api/payments", "/api/payments/reports"] {
-        for name in ["startDate", "fromDate", "endDate", "toDate"] {
-            table.push(FieldRule::param(path, name, date_or_date_time()));
-        }
-    }
+    ]
+}
+
+/// The create and edit bodies.
+fn body_rules() -> Vec<FieldRule> {
+    let mut table = Vec::new();
     for schema in ["CreatePayment", "UpdatePayment"] {
         table.extend([
             FieldRule::property(schema, "currency", [Rule::OneOf(&CURRENCIES)]),
@@ -624,7 +650,7 @@ pub fn field_rules() -> FieldRules {
         "UpdatePayment",
         [Rule::Keywords(json!({"anyOf": one_of_each}))],
     ));
-    FieldRules(table)
+    table
 }
 
 /// The PSP webhook is authenticated by signature instead of being rate limited (api.md §3.3).

@@ -1,13 +1,13 @@
 //! Operator commands on the payments database: the demo seed (api.md §10). Used by the
 //! `payplane` CLI and `payplane dev`.
 
-use chrono::Duration;
-use payplane_events::time;
-use rust_decimal::Decimal;
+use chrono::{DateTime, Duration, Utc};
+use payplane_events::{ActorType, time};
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::{money::Amount, status::PaymentStatus};
 use crate::store::{
     Ctx, StoreError,
     payments::{self, NewPayment, NewTx},
@@ -69,98 +69,128 @@ pub async fn seed_demo(pool: &PgPool, demo_users: &[SeedUser<'_>]) -> Result<u32
     };
     let mut created = 0;
     if payments::get(&mut tx, SAMPLE_INSTANT).await?.is_none() {
-        payments::insert(
-            &mut tx,
-            &NewPayment {
-                id: SAMPLE_INSTANT,
-                sender_id: customer.0,
-                recipient_id: vendor.0,
-                amount: Decimal::new(100_000, 2),
-                currency: "USD",
-                payment_type: "instant",
-                description: "Sample instant payment",
-                metadata: None,
-                scheduled_for: None,
-                idempotency_key: None,
-                idempotency_since: None,
-                status: "completed",
-                psp_transaction_id: Some("PSP_TX_123"),
-                psp_status: Some("succeeded"),
-                completed_at: Some(now),
-                now,
-            },
-        )
-        .await?;
-        for (i, (status, prev, msg)) in [
-            ("pending", None, "Payment created"),
-            (
-                "processing",
-                Some("pending"),
-                "Submitted to payment processor",
-            ),
-            ("completed", Some("processing"), "Payment completed"),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            payments::insert_tx(
-                &mut tx,
-                &NewTx {
-                    payment_id: SAMPLE_INSTANT,
-                    status,
-                    previous_status: prev,
-                    status_message: msg,
-                    psp_transaction_id: (i > 0).then_some("PSP_TX_123"),
-                    actor_id: (i == 0).then_some(customer.0),
-                    actor_type: if i == 0 { "user" } else { "system" },
-                    metadata: None,
-                    at: now,
-                },
-            )
-            .await?;
-        }
+        seed_instant(&mut tx, customer.0, vendor.0, now).await?;
         created += 1;
     }
     if payments::get(&mut tx, SAMPLE_SCHEDULED).await?.is_none() {
-        payments::insert(
-            &mut tx,
-            &NewPayment {
-                id: SAMPLE_SCHEDULED,
-                sender_id: vendor.0,
-                recipient_id: customer.0,
-                amount: Decimal::new(50_000, 2),
-                currency: "USD",
-                payment_type: "scheduled",
-                description: "Sample scheduled payment",
-                metadata: None,
-                scheduled_for: Some(now + Duration::days(7)),
-                idempotency_key: None,
-                idempotency_since: None,
-                status: "pending",
-                psp_transaction_id: None,
-                psp_status: None,
-                completed_at: None,
-                now,
-            },
-        )
-        .await?;
-        payments::insert_tx(
-            &mut tx,
-            &NewTx {
-                payment_id: SAMPLE_SCHEDULED,
-                status: "pending",
-                previous_status: None,
-                status_message: "Payment created",
-                psp_transaction_id: None,
-                actor_id: Some(vendor.0),
-                actor_type: "user",
-                metadata: Some(json!({ "pspReference": "PSP_TX_456" })),
-                at: now,
-            },
-        )
-        .await?;
+        seed_scheduled(&mut tx, customer.0, vendor.0, now).await?;
         created += 1;
     }
     tx.commit().await.ctx("commit payments seed")?;
     Ok(created)
+}
+
+/// The completed sample payment with its three transactions.
+async fn seed_instant(
+    conn: &mut PgConnection,
+    customer: Uuid,
+    vendor: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    payments::insert(
+        &mut *conn,
+        &NewPayment {
+            id: SAMPLE_INSTANT,
+            sender_id: customer,
+            recipient_id: vendor,
+            amount: Amount::from_cents(100_000).unwrap_or(Amount::MIN),
+            currency: "USD",
+            payment_type: "instant",
+            description: "Sample instant payment",
+            metadata: None,
+            scheduled_for: None,
+            idempotency_key: None,
+            idempotency_since: None,
+            status: PaymentStatus::Completed,
+            psp_transaction_id: Some("PSP_TX_123"),
+            psp_status: Some("succeeded"),
+            completed_at: Some(now),
+            now,
+        },
+    )
+    .await?;
+    for (i, (status, prev, msg)) in [
+        (PaymentStatus::Pending, None, "Payment created"),
+        (
+            PaymentStatus::Processing,
+            Some(PaymentStatus::Pending),
+            "Submitted to payment processor",
+        ),
+        (
+            PaymentStatus::Completed,
+            Some(PaymentStatus::Processing),
+            "Payment completed",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        payments::insert_tx(
+            &mut *conn,
+            &NewTx {
+                payment_id: SAMPLE_INSTANT,
+                status,
+                previous_status: prev,
+                status_message: msg,
+                psp_transaction_id: (i > 0).then_some("PSP_TX_123"),
+                actor_id: (i == 0).then_some(customer),
+                actor_type: if i == 0 {
+                    ActorType::User
+                } else {
+                    ActorType::System
+                },
+                metadata: None,
+                at: now,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The pending scheduled sample payment.
+async fn seed_scheduled(
+    conn: &mut PgConnection,
+    customer: Uuid,
+    vendor: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    payments::insert(
+        &mut *conn,
+        &NewPayment {
+            id: SAMPLE_SCHEDULED,
+            sender_id: vendor,
+            recipient_id: customer,
+            amount: Amount::from_cents(50_000).unwrap_or(Amount::MIN),
+            currency: "USD",
+            payment_type: "scheduled",
+            description: "Sample scheduled payment",
+            metadata: None,
+            scheduled_for: Some(now + Duration::days(7)),
+            idempotency_key: None,
+            idempotency_since: None,
+            status: PaymentStatus::Pending,
+            psp_transaction_id: None,
+            psp_status: None,
+            completed_at: None,
+            now,
+        },
+    )
+    .await?;
+    payments::insert_tx(
+        &mut *conn,
+        &NewTx {
+            payment_id: SAMPLE_SCHEDULED,
+            status: PaymentStatus::Pending,
+            previous_status: None,
+            status_message: "Payment created",
+            psp_transaction_id: None,
+            actor_id: Some(vendor),
+            actor_type: ActorType::User,
+            metadata: Some(json!({ "pspReference": "PSP_TX_456" })),
+            at: now,
+        },
+    )
+    .await?;
+    Ok(())
 }

@@ -32,7 +32,7 @@ fn sim_reference() -> String {
     if aws_lc_rs::rand::fill(&mut bytes).is_err() {
         bytes = *uuid::Uuid::new_v4().as_bytes();
     }
-    format!("sim_{}", crate::views::hex(&bytes))
+    format!("sim_{}", crate::digest::hex(&bytes))
 }
 
 fn timer_context() -> EventContext {

@@ -4,6 +4,7 @@
 pub mod idempotency;
 pub mod payments;
 pub mod users;
+pub mod webhook_events;
 
 /// A failed statement, named by what it was doing.
 #[derive(Debug, thiserror::Error)]

@@ -20,9 +20,9 @@ pub fn payment(p: &PaymentRow) -> Value {
         "id": p.id,
         "senderId": p.sender_id,
         "recipientId": p.recipient_id,
-        "amount": money(p.amount),
+        "amount": p.amount.to_string(),
         "currency": p.currency,
-        "status": p.status,
+        "status": p.status.as_str(),
         "type": p.payment_type,
         "description": p.description,
         "metadata": p.metadata,
@@ -70,9 +70,9 @@ pub fn snapshot(p: &PaymentRow) -> PaymentSnapshot {
         payment_id: p.id,
         sender_id: p.sender_id,
         recipient_id: p.recipient_id,
-        amount: money(p.amount),
+        amount: p.amount.to_string(),
         currency: p.currency.clone(),
-        status: p.status.clone(),
+        status: p.status.as_str().to_owned(),
         payment_type: p.payment_type.clone(),
         description: p.description.clone(),
         scheduled_for: p.scheduled_for,
@@ -83,15 +83,4 @@ pub fn snapshot(p: &PaymentRow) -> PaymentSnapshot {
         created_at: p.created_at,
         updated_at: p.updated_at,
     }
-}
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }

@@ -10,14 +10,15 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use payplane_bus::outbox::{self, EventContext};
-use payplane_events::{ActorType, payments::PaymentCreated, time};
+use payplane_bus::outbox::EventContext;
+use payplane_events::ActorType;
 use payplane_payments::{
     config::PspMode,
-    store::payments::{self as store, NewPayment, NewTx},
+    domain::money::{Amount, Currency},
+    lifecycle::{self, Actor, ClaimRef, Draft},
+    store::users::DirUser,
     testing::TestApp,
 };
-use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::sync::Mutex;
@@ -129,6 +130,18 @@ async fn create(
 }
 
 /// The same database work as one create, without HTTP, auth or validation.
+/// A directory row for the benchmark's parties (only the id is stored).
+fn bench_user(id: Uuid) -> DirUser {
+    DirUser {
+        id,
+        email: format!("{id}@bench.invalid"),
+        name: "bench".into(),
+        role: "CUSTOMER".into(),
+        is_active: true,
+        deleted_at: None,
+    }
+}
+
 async fn raw_create(pool: &PgPool, sender: Uuid, recipient: Uuid) -> anyhow::Result<f64> {
     let start = Instant::now();
     let key = Uuid::new_v4().to_string();
@@ -145,59 +158,16 @@ async fn raw_create(pool: &PgPool, sender: Uuid, recipient: Uuid) -> anyhow::Res
     .fetch_one(pool)
     .await?;
     let owner = payplane_payments::store::idempotency::Owner { token, since };
-    let now = time::now();
-    let id = Uuid::new_v4();
     let mut tx = pool.begin().await?;
-    let new = NewPayment {
-        id,
-        sender_id: sender,
-        recipient_id: recipient,
-        amount: Decimal::new(1234, 2),
-        currency: "USD",
+    let draft = Draft {
+        sender: bench_user(sender),
+        recipient: bench_user(recipient),
+        amount: Amount::parse("12.34")?,
+        currency: Currency::USD,
         payment_type: "instant",
-        description: "bench",
+        description: "bench".into(),
         metadata: None,
         scheduled_for: None,
-        idempotency_key: Some(&key),
-        idempotency_since: Some(since),
-        status: "pending",
-        psp_transaction_id: None,
-        psp_status: None,
-        completed_at: None,
-        now,
-    };
-    store::insert(&mut tx, &new).await?;
-    store::insert_tx(
-        &mut tx,
-        &NewTx {
-            payment_id: id,
-            status: "pending",
-            previous_status: None,
-            status_message: "Payment created",
-            psp_transaction_id: None,
-            actor_id: Some(sender),
-            actor_type: "user",
-            metadata: None,
-            at: now,
-        },
-    )
-    .await?;
-    let snapshot = payplane_events::payments::PaymentSnapshot {
-        payment_id: id,
-        sender_id: sender,
-        recipient_id: recipient,
-        amount: "12.34".into(),
-        currency: "USD".into(),
-        status: "pending".into(),
-        payment_type: "instant".into(),
-        description: "bench".into(),
-        scheduled_for: None,
-        psp_transaction_id: None,
-        psp_status: None,
-        failure_reason: None,
-        completed_at: None,
-        created_at: now,
-        updated_at: now,
     };
     let ctx = EventContext {
         source: "payments",
@@ -206,17 +176,13 @@ async fn raw_create(pool: &PgPool, sender: Uuid, recipient: Uuid) -> anyhow::Res
         traceparent: None,
         tracestate: None,
     };
-    outbox::enqueue(
-        &mut tx,
-        &ctx,
-        &id.to_string(),
-        &PaymentCreated {
-            payment: snapshot,
-            actor_id: Some(sender),
-            actor_type: ActorType::User,
-        },
-    )
-    .await?;
+    let actor = Actor {
+        id: Some(sender),
+        kind: ActorType::User,
+    };
+    let claim = ClaimRef { key: &key, since };
+    let (row, _) = lifecycle::create(&mut tx, &ctx, draft, Some(claim), actor).await?;
+    let id = row.id;
     payplane_payments::store::idempotency::finish(
         &mut tx,
         sender,

@@ -35,6 +35,9 @@ pub enum MoneyError {
 pub struct Amount(Decimal);
 
 impl Amount {
+    /// The smallest payment amount, 0.01.
+    pub const MIN: Amount = Amount(MIN_AMOUNT);
+
     /// Parses the decimal text of a JSON string or number: `^(0|[1-9][0-9]*)(\.[0-9]{1,2})?$`,
     /// no sign, no exponent, then checks the bounds.
     pub fn parse(text: &str) -> Result<Self, MoneyError> {
@@ -69,8 +72,26 @@ impl Amount {
         Ok(Self(v))
     }
 
+    /// An amount given in cents; `None` outside 1..=1 000 000 000 cents.
+    pub const fn from_cents(cents: u32) -> Option<Self> {
+        if cents == 0 || cents > 1_000_000_000 {
+            None
+        } else {
+            Some(Self(Decimal::from_parts(cents, 0, 0, false, 2)))
+        }
+    }
+
     pub fn value(self) -> Decimal {
         self.0
+    }
+}
+
+/// Reads a stored amount (the store's `amount` column).
+impl TryFrom<Decimal> for Amount {
+    type Error = MoneyError;
+
+    fn try_from(value: Decimal) -> Result<Self, Self::Error> {
+        Self::new(value)
     }
 }
 
@@ -94,6 +115,9 @@ pub const CURRENCIES: [&str; 40] = [
 pub struct Currency(&'static str);
 
 impl Currency {
+    /// The default currency of a payment.
+    pub const USD: Currency = Currency("USD");
+
     pub fn parse(text: &str) -> Result<Self, MoneyError> {
         let upper = text.trim().to_ascii_uppercase();
         CURRENCIES
@@ -134,6 +158,21 @@ mod tests {
         assert_eq!(Amount::parse("0"), Err(MoneyError::TooSmall));
         assert_eq!(Amount::parse("0.00"), Err(MoneyError::TooSmall));
         assert_eq!(Amount::parse("10000000.01"), Err(MoneyError::TooLarge));
+    }
+
+    #[test]
+    fn cents_and_stored_values() {
+        assert_eq!(
+            Amount::from_cents(1).map(|a| a.to_string()).as_deref(),
+            Some("0.01")
+        );
+        assert_eq!(Amount::from_cents(0), None);
+        assert_eq!(Amount::from_cents(1_000_000_001), None);
+        assert_eq!(
+            Amount::try_from(Decimal::new(5, 0)).map(|a| a.to_string()),
+            Ok("5.00".into())
+        );
+        assert_eq!(Amount::try_from(Decimal::ZERO), Err(MoneyError::TooSmall));
     }
 
     #[test]

@@ -58,6 +58,20 @@ impl PaymentStatus {
     }
 }
 
+/// A stored status that is none of the five.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown payment status {0:?}")]
+pub struct UnknownStatus(pub String);
+
+/// Reads a stored status (the store's `status` column).
+impl TryFrom<String> for PaymentStatus {
+    type Error = UnknownStatus;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        PaymentStatus::parse(&text).ok_or(UnknownStatus(text))
+    }
+}
+
 impl fmt::Display for PaymentStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -94,5 +108,16 @@ mod tests {
     fn parses_case_insensitively() {
         assert_eq!(PaymentStatus::parse("PENDING"), Some(Pending));
         assert_eq!(PaymentStatus::parse("done"), None);
+    }
+
+    #[test]
+    fn reads_stored_statuses() {
+        for s in ALL {
+            assert_eq!(PaymentStatus::try_from(s.as_str().to_owned()), Ok(s));
+        }
+        assert_eq!(
+            PaymentStatus::try_from("done".to_owned()),
+            Err(UnknownStatus("done".into()))
+        );
     }
 }

@@ -3,17 +3,18 @@
 
 use axum::extract::{Path, State};
 use payplane_authn::CurrentUser;
-use payplane_events::ActorType;
 use payplane_kit::{ApiError, Data, context::RequestContext, json::JsonObject, validate::Fields};
 use serde_json::Value;
 
-use super::payments::{detail_of, event_context, is_admin, parse_id, visible};
+use super::parse_id;
 use crate::{
+    access,
     app::AppState,
     cache::Cache,
+    detail,
     domain::{STATUSES, status::PaymentStatus},
     error,
-    lifecycle::{self, Actor, Change, LifecycleError},
+    lifecycle::{self, Change, LifecycleError},
     store::{Ctx, payments},
 };
 
@@ -32,9 +33,8 @@ pub async fn change(
         .and_then(PaymentStatus::parse)
         .ok_or_else(|| ApiError::field("status", "is required"))?;
     let id = parse_id(&id)?;
-    let current = visible(&s, &user, id).await?;
-    let admin = is_admin(&user);
-    if !admin {
+    let current = access::visible(&s, &user, id).await?;
+    if !access::is_admin(&user) {
         if current.sender_id != user.0.sub {
             return Err(ApiError::forbidden(
                 "Only the sender or an administrator may change this payment",
@@ -48,20 +48,21 @@ pub async fn change(
     let mut p = payments::lock(&mut tx, id)
         .await?
         .ok_or_else(error::payment_not_found)?;
-    let actor = Actor {
-        id: Some(user.0.sub),
-        kind: if admin {
-            ActorType::Admin
-        } else {
-            ActorType::User
-        },
-    };
+    let actor = access::actor(&user);
     let change = Change {
         message: reason.clone(),
         failure_reason: reason,
         ..Change::default()
     };
-    match lifecycle::transition(&mut tx, &event_context(&ctx), &mut p, target, change, actor).await
+    match lifecycle::transition(
+        &mut tx,
+        &lifecycle::event_context(&ctx),
+        &mut p,
+        target,
+        change,
+        actor,
+    )
+    .await
     {
         Ok(()) => {}
         Err(LifecycleError::NotAllowed { from, to }) => {
@@ -69,7 +70,7 @@ pub async fn change(
         }
         Err(e) => return Err(ApiError::internal(&e)),
     }
-    let v = detail_of(&mut tx, &p).await?;
+    let v = detail::of(&mut tx, &p).await?;
     tx.commit().await.ctx("commit status change")?;
     s.cache
         .bump(&Cache::payment_scopes(p.id, p.sender_id, p.recipient_id))

@@ -8,16 +8,21 @@ use serde_json::Value;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use payplane_events::ActorType;
+
 use super::{Ctx, StoreError};
+use crate::domain::{money::Amount, status::PaymentStatus};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PaymentRow {
     pub id: Uuid,
     pub sender_id: Uuid,
     pub recipient_id: Uuid,
-    pub amount: Decimal,
+    #[sqlx(try_from = "Decimal")]
+    pub amount: Amount,
     pub currency: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: PaymentStatus,
     #[sqlx(rename = "type")]
     pub payment_type: String,
     pub description: String,
@@ -98,7 +103,7 @@ pub struct NewPayment<'a> {
     pub id: Uuid,
     pub sender_id: Uuid,
     pub recipient_id: Uuid,
-    pub amount: Decimal,
+    pub amount: Amount,
     pub currency: &'a str,
     pub payment_type: &'a str,
     pub description: &'a str,
@@ -107,7 +112,7 @@ pub struct NewPayment<'a> {
     pub idempotency_key: Option<&'a str>,
     /// The idempotency claim's generation (unique with sender and key).
     pub idempotency_since: Option<DateTime<Utc>>,
-    pub status: &'a str,
+    pub status: PaymentStatus,
     pub psp_transaction_id: Option<&'a str>,
     pub psp_status: Option<&'a str>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -124,9 +129,9 @@ pub async fn insert(conn: &mut PgConnection, p: &NewPayment<'_>) -> Result<(), S
     .bind(p.id)
     .bind(p.sender_id)
     .bind(p.recipient_id)
-    .bind(p.amount)
+    .bind(p.amount.value())
     .bind(p.currency)
-    .bind(p.status)
+    .bind(p.status.as_str())
     .bind(p.payment_type)
     .bind(p.description)
     .bind(p.metadata)
@@ -172,9 +177,9 @@ pub async fn save(conn: &mut PgConnection, p: &PaymentRow) -> Result<(), StoreEr
     )
     .bind(p.id)
     .bind(p.recipient_id)
-    .bind(p.amount)
+    .bind(p.amount.value())
     .bind(&p.currency)
-    .bind(&p.status)
+    .bind(p.status.as_str())
     .bind(&p.payment_type)
     .bind(&p.description)
     .bind(&p.metadata)
@@ -193,12 +198,12 @@ pub async fn save(conn: &mut PgConnection, p: &PaymentRow) -> Result<(), StoreEr
 #[derive(Debug, Clone)]
 pub struct NewTx<'a> {
     pub payment_id: Uuid,
-    pub status: &'a str,
-    pub previous_status: Option<&'a str>,
+    pub status: PaymentStatus,
+    pub previous_status: Option<PaymentStatus>,
     pub status_message: &'a str,
     pub psp_transaction_id: Option<&'a str>,
     pub actor_id: Option<Uuid>,
-    pub actor_type: &'a str,
+    pub actor_type: ActorType,
     pub metadata: Option<Value>,
     pub at: DateTime<Utc>,
 }
@@ -206,6 +211,9 @@ pub struct NewTx<'a> {
 /// Appends a Transaction row and returns it as stored.
 pub async fn insert_tx(conn: &mut PgConnection, t: &NewTx<'_>) -> Result<TxRow, StoreError> {
     let id = Uuid::new_v4();
+    let status = t.status.as_str();
+    let previous_status = t.previous_status.map(PaymentStatus::as_str);
+    let actor_type = actor_type_str(t.actor_type);
     sqlx::query(
         "INSERT INTO payment_transactions (id, payment_id, status, previous_status, \
            status_message, psp_transaction_id, actor_id, actor_type, metadata, created_at) \
@@ -213,12 +221,12 @@ pub async fn insert_tx(conn: &mut PgConnection, t: &NewTx<'_>) -> Result<TxRow, 
     )
     .bind(id)
     .bind(t.payment_id)
-    .bind(t.status)
-    .bind(t.previous_status)
+    .bind(status)
+    .bind(previous_status)
     .bind(t.status_message)
     .bind(t.psp_transaction_id)
     .bind(t.actor_id)
-    .bind(t.actor_type)
+    .bind(actor_type)
     .bind(&t.metadata)
     .bind(t.at)
     .execute(conn)
@@ -227,15 +235,25 @@ pub async fn insert_tx(conn: &mut PgConnection, t: &NewTx<'_>) -> Result<TxRow, 
     Ok(TxRow {
         id,
         payment_id: t.payment_id,
-        status: t.status.to_owned(),
-        previous_status: t.previous_status.map(str::to_owned),
+        status: status.to_owned(),
+        previous_status: previous_status.map(str::to_owned),
         status_message: Some(t.status_message.to_owned()),
         psp_transaction_id: t.psp_transaction_id.map(str::to_owned),
         actor_id: t.actor_id,
-        actor_type: t.actor_type.to_owned(),
+        actor_type: actor_type.to_owned(),
         metadata: t.metadata.clone(),
         created_at: t.at,
     })
+}
+
+/// The stored spelling of an actor type.
+pub fn actor_type_str(kind: ActorType) -> &'static str {
+    match kind {
+        ActorType::User => "user",
+        ActorType::Admin => "admin",
+        ActorType::System => "system",
+        ActorType::Psp => "psp",
+    }
 }
 
 pub async fn transactions(conn: &mut PgConnection, id: Uuid) -> Result<Vec<TxRow>, StoreError> {
@@ -381,4 +399,59 @@ pub async fn lock_pending_of_user(
     .fetch_all(conn)
     .await
     .ctx("lock pending payments of a user")
+}
+
+/// The payment other than `except` that holds the PSP reference `psp_transaction_id`, if any.
+pub async fn psp_reference_holder(
+    conn: &mut PgConnection,
+    psp_transaction_id: &str,
+    except: Uuid,
+) -> Result<Option<Uuid>, StoreError> {
+    sqlx::query_scalar("SELECT id FROM payments WHERE psp_transaction_id = $1 AND id <> $2")
+        .bind(psp_transaction_id)
+        .bind(except)
+        .fetch_optional(conn)
+        .await
+        .ctx("check psp transaction id")
+}
+
+/// Sum of completed amounts per currency, ordered by currency; with `last_24h`, of the
+/// payments completed in the last 24 hours.
+pub async fn completed_volume(
+    conn: &mut PgConnection,
+    last_24h: bool,
+) -> Result<Vec<(String, Decimal)>, StoreError> {
+    let sql = if last_24h {
+        "SELECT currency::text, sum(amount) FROM payments \
+         WHERE completed_at >= now() - interval '24 hours' GROUP BY currency ORDER BY currency"
+    } else {
+        "SELECT currency::text, sum(amount) FROM payments WHERE status = 'completed' \
+         GROUP BY currency ORDER BY currency"
+    };
+    sqlx::query_as(sql).fetch_all(conn).await.ctx(if last_24h {
+        "last 24h volume"
+    } else {
+        "completed volume"
+    })
+}
+
+/// Payments created, completed and failed in the last 24 hours.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct Last24h {
+    pub created: i64,
+    pub completed: i64,
+    pub failed: i64,
+}
+
+pub async fn last_24h(conn: &mut PgConnection) -> Result<Last24h, StoreError> {
+    sqlx::query_as(
+        "SELECT \
+           count(*) FILTER (WHERE created_at >= now() - interval '24 hours') AS created, \
+           count(*) FILTER (WHERE completed_at >= now() - interval '24 hours') AS completed, \
+           count(*) FILTER (WHERE status = 'failed' AND updated_at >= now() - interval '24 hours') AS failed \
+         FROM payments",
+    )
+    .fetch_one(conn)
+    .await
+    .ctx("last 24h counts")
 }
