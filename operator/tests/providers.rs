@@ -6,6 +6,11 @@
 //! chart's ServiceAccount) reads that status into ours. PostgreSQL and RabbitMQ behind them
 //! are simulated, as in `scenarios.rs`.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test reads top to bottom as one scenario"
+)]
+
 use anyhow::{Context as _, Result, bail, ensure};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};

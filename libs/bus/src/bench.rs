@@ -809,6 +809,10 @@ fn take_latencies(handler: &BenchHandler) -> Vec<u64> {
         .unwrap_or_default()
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "a bench reads as one procedure: set up, load, measure, report"
+)]
 async fn e2e_phases(
     sandbox: &Sandbox,
     opts: &BenchOptions,

@@ -223,6 +223,10 @@ fn deployment_available(d: &DynamicObject, image: &str) -> (bool, i64) {
     )
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "reconcile steps still inline: the per-kind validate/build/apply/status pipeline (issue #17, open) splits it"
+)]
 async fn reconcile_inner(app: Arc<AppService>, ctx: Arc<Ctx>) -> Result<Action> {
     let ns = namespace(app.as_ref())?;
     let name = app.name_any();

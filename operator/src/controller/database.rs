@@ -144,6 +144,10 @@ async fn status(
     write_status(ctx, db, conds, serde_json::Value::Object(extra)).await
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "reconcile steps still inline: the per-kind validate/build/apply/status pipeline (issue #17, open) splits it"
+)]
 async fn apply(db: Arc<Database>, ctx: &Ctx) -> Result<Action> {
     let ns = namespace(db.as_ref())?;
     let name = db.name_any();

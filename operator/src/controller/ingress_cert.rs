@@ -75,6 +75,10 @@ fn leaf_is_current(
         && renewal.is_some_and(|r| now < r)
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "reconcile steps still inline: the per-kind validate/build/apply/status pipeline (issue #17, open) splits it"
+)]
 async fn reconcile_inner(ic: Arc<IngressCert>, ctx: Arc<Ctx>) -> Result<Action> {
     let ns = namespace(ic.as_ref())?;
     let name = ic.name_any();

@@ -45,6 +45,10 @@ pub fn statefulset_ready(obj: &DynamicObject) -> bool {
     observed == Some(generation) && ready >= want
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "reconcile steps still inline: the per-kind validate/build/apply/status pipeline (issue #17, open) splits it"
+)]
 async fn reconcile_inner(pg: Arc<PostgresCluster>, ctx: Arc<Ctx>) -> Result<Action> {
     let ns = namespace(pg.as_ref())?;
     let name = pg.name_any();

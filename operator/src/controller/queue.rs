@@ -186,6 +186,10 @@ pub fn arguments_message(vhost: &str, changes: &[ArgumentChange]) -> String {
     )
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "reconcile steps still inline: the per-kind validate/build/apply/status pipeline (issue #17, open) splits it"
+)]
 async fn apply(q: Arc<Queue>, ctx: &Ctx) -> Result<Action> {
     let ns = namespace(q.as_ref())?;
     let name = q.name_any();

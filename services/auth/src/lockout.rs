@@ -64,7 +64,7 @@ pub fn gate(t: &Throttle, now: DateTime<Utc>) -> Gate {
 }
 
 /// The answer to a wrong password.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
     /// `remaining` only after the third and fourth failures.
     Counted {

@@ -413,21 +413,7 @@ impl Service for Application {
         let config = state.config.clone();
         // Readiness polls (api.md §3.7).
         if !config.upstream.ready_poll.is_zero() {
-            let (proxy, http, stop, every) = (
-                state.proxy.clone(),
-                state.http.clone(),
-                tasks.clone(),
-                config.upstream.ready_poll,
-            );
-            tokio::spawn(async move {
-                loop {
-                    proxy.poll_ready(&http).await;
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        () = tokio::time::sleep(every) => {}
-                    }
-                }
-            });
+            spawn_ready_poll(&state, tasks.clone(), config.upstream.ready_poll);
         }
         let docs_task = state.docs.spawn_refresh(
             config.upstreams.clone(),
@@ -459,31 +445,7 @@ impl Service for Application {
         };
         let proxy = state.proxy.clone();
         let app = tower::util::MapRequestLayer::new(trim_trailing_slash).layer(router(state));
-        let mut threads = Vec::with_capacity(extra.len());
-        for (i, std_listener) in extra.into_iter().enumerate() {
-            let (app, proxy, stop) = (app.clone(), proxy.clone(), stop_workers.clone());
-            let thread = std::thread::Builder::new()
-                .name(format!("gateway-worker-{}", i + 1))
-                .spawn(move || -> std::io::Result<()> {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()?;
-                    proxy.use_thread_client();
-                    rt.block_on(async move {
-                        let listener = TcpListener::from_std(std_listener)?;
-                        serve_http(
-                            nodelay(listener),
-                            app,
-                            PeerAddr::plain,
-                            stop.cancelled_owned(),
-                        )
-                        .await;
-                        Ok(())
-                    })
-                })
-                .map_err(StartError::Serve)?;
-            threads.push(thread);
-        }
+        let threads = spawn_workers(extra, &app, &proxy, &stop_workers)?;
         if let Some(cert) = tls {
             let watch = cert.spawn_watch(config.tls_poll, tasks.clone());
             let listener = TlsListener::new(listener, cert.server_config(), tasks.clone())
@@ -524,6 +486,63 @@ impl Application {
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
     }
+}
+
+/// Polls every upstream's readiness every `every` until `stop`.
+fn spawn_ready_poll(state: &AppState, stop: CancellationToken, every: Duration) {
+    let (proxy, http) = (state.proxy.clone(), state.http.clone());
+    tokio::spawn(async move {
+        loop {
+            proxy.poll_ready(&http).await;
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    });
+}
+
+/// One thread with its own single-threaded runtime per extra `SO_REUSEPORT` listener, each
+/// serving `app` until `stop`.
+fn spawn_workers<A>(
+    extra: Vec<std::net::TcpListener>,
+    app: &A,
+    proxy: &Proxy,
+    stop: &CancellationToken,
+) -> Result<Vec<std::thread::JoinHandle<std::io::Result<()>>>, StartError>
+where
+    A: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    A::Future: Send,
+{
+    let mut threads = Vec::with_capacity(extra.len());
+    for (i, std_listener) in extra.into_iter().enumerate() {
+        let (app, proxy, stop) = (app.clone(), proxy.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("gateway-worker-{}", i + 1))
+            .spawn(move || -> std::io::Result<()> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                proxy.use_thread_client();
+                rt.block_on(async move {
+                    let listener = TcpListener::from_std(std_listener)?;
+                    serve_http(
+                        nodelay(listener),
+                        app,
+                        PeerAddr::plain,
+                        stop.cancelled_owned(),
+                    )
+                    .await;
+                    Ok(())
+                })
+            })
+            .map_err(StartError::Serve)?;
+        threads.push(thread);
+    }
+    Ok(threads)
 }
 
 /// A listener that shares its port with the other workers' (`SO_REUSEPORT`: the kernel

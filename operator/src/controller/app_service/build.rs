@@ -151,6 +151,10 @@ fn ingress_rules(app: &AppService) -> Value {
 }
 
 /// The children of `app` for `resolved`.
+#[expect(
+    clippy::too_many_lines,
+    reason = "a builder writes one object tree top to bottom, in the order of the YAML it produces"
+)]
 pub fn build(app: &AppService, resolved: &Resolved) -> Result<Vec<Child>, MetaError> {
     let owner = Owner::of(app)?;
     let name = owner.name().to_owned();

@@ -212,6 +212,10 @@ fn http_route_body(hosts: &[String], route: &HttpRouteSpec) -> serde_json::Value
 }
 
 /// The children of `ic`.
+#[expect(
+    clippy::too_many_lines,
+    reason = "a builder writes one object tree top to bottom, in the order of the YAML it produces"
+)]
 pub fn build(ic: &IngressCert, resolved: &Resolved) -> Result<Vec<Child>, MetaError> {
     let owner = Owner::of(ic)?;
     let name = owner.name().to_owned();

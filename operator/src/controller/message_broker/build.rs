@@ -30,6 +30,10 @@ pub fn admin_secret(broker: &str) -> String {
 }
 
 /// The children of `mb`.
+#[expect(
+    clippy::too_many_lines,
+    reason = "a builder writes one object tree top to bottom, in the order of the YAML it produces"
+)]
 pub fn build(mb: &MessageBroker, resolved: &Resolved) -> Result<Vec<Child>, MetaError> {
     let owner = Owner::of(mb)?;
     match mb.spec.provider {

@@ -149,6 +149,10 @@ fn provider_resources(profile: Profile) -> ResourceRequirements {
     }
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "a builder writes one object tree top to bottom, in the order of the YAML it produces"
+)]
 fn app_service(platform: &Platform, owner: &Owner, component: &str, port: i32) -> AppService {
     let p = owner.name();
     let spec = &platform.spec;
@@ -291,6 +295,10 @@ fn queue(owner: &Owner, component: &str, broker: &str) -> Queue {
 }
 
 /// The children of `platform` for `resolved`.
+#[expect(
+    clippy::too_many_lines,
+    reason = "a builder writes one object tree top to bottom, in the order of the YAML it produces"
+)]
 pub fn build(platform: &Platform, resolved: &Resolved) -> Result<Vec<Child>, MetaError> {
     let owner = Owner::of(platform)?;
     let p = owner.name().to_owned();

@@ -1,6 +1,7 @@
 //! `GET /api/auth/me` and `POST /api/auth/password` (api.md §4.8, §4.9).
 
 use axum::extract::State;
+use chrono::{DateTime, Utc};
 use http::StatusCode;
 use payplane_authn::CurrentUser;
 use payplane_bus::outbox;
@@ -34,6 +35,28 @@ pub async fn me(
         .await?
         .ok_or_else(|| error::unauthorized("TOKEN_INVALID", "Account no longer exists"))?;
     Ok(Data(public_user(&user)))
+}
+
+fn invalid_password() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "INVALID_PASSWORD",
+        "Current password is incorrect",
+    )
+}
+
+/// The answer to a wrong current password: locked now (with the wait), or counted.
+fn wrong_current_password(outcome: Failure, now: DateTime<Utc>) -> ApiError {
+    match outcome {
+        Failure::LockedNow { until } => error::account_locked(
+            lockout::wait_seconds(until, now),
+            Some(time::format(&until)),
+        ),
+        Failure::Counted { remaining } => match remaining {
+            Some(n) => invalid_password().with_details(json!({ "remainingAttempts": n })),
+            None => invalid_password(),
+        },
+    }
 }
 
 pub async fn change_password(
@@ -102,32 +125,12 @@ pub async fn change_password(
         let outcome = lockout::record_failure(&mut state, now);
         throttle::save(&mut tx, &key, &state, ctx.client.ip).await?;
         tx.commit().await.ctx("commit failed password change")?;
-        return Err(match outcome {
-            Failure::LockedNow { until } => error::account_locked(
-                lockout::wait_seconds(until, now),
-                Some(time::format(&until)),
-            ),
-            Failure::Counted { remaining } => {
-                let err = ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "INVALID_PASSWORD",
-                    "Current password is incorrect",
-                );
-                match remaining {
-                    Some(n) => err.with_details(json!({ "remainingAttempts": n })),
-                    None => err,
-                }
-            }
-        });
+        return Err(wrong_current_password(outcome, now));
     };
     if user.password_hash != verified_hash {
         // Changed by a parallel request while this one hashed: what was checked is no longer
         // the current password (not counted as a failure: it was right when checked).
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_PASSWORD",
-            "Current password is incorrect",
-        ));
+        return Err(invalid_password());
     }
     throttle::clear(&mut tx, &key).await?;
     users::set_password(&mut tx, user.id, &hash, now).await?;

@@ -1,6 +1,7 @@
 //! Register, login, refresh and logout (api.md §4.4–§4.7).
 
 use axum::extract::State;
+use chrono::{DateTime, Utc};
 use payplane_authn::extract::bearer_from_headers;
 use payplane_bus::outbox;
 use payplane_events::{
@@ -137,6 +138,28 @@ fn gate_refusal(gate: Gate) -> Option<ApiError> {
     }
 }
 
+/// The answer to a wrong password: locked now (with the wait), or counted (with the attempts
+/// left when the contract shows them).
+fn failed_login(outcome: Failure, now: DateTime<Utc>) -> ApiError {
+    match outcome {
+        Failure::LockedNow { until } => {
+            login_metric("locked");
+            error::account_locked(
+                lockout::wait_seconds(until, now),
+                Some(time::format(&until)),
+            )
+        }
+        Failure::Counted { remaining } => {
+            login_metric("invalid_credentials");
+            let err = error::unauthorized("INVALID_CREDENTIALS", "Invalid email or password");
+            match remaining {
+                Some(n) => err.with_details(json!({ "remainingAttempts": n })),
+                None => err,
+            }
+        }
+    }
+}
+
 /// `POST /api/auth/login` with the throttle of api.md §4.3.
 pub async fn login(
     State(s): State<AppState>,
@@ -191,23 +214,7 @@ pub async fn login(
         let outcome = lockout::record_failure(&mut state, now);
         throttle::save(&mut tx, &key, &state, ctx.client.ip).await?;
         tx.commit().await.ctx("commit failed login")?;
-        return Err(match outcome {
-            Failure::LockedNow { until } => {
-                login_metric("locked");
-                error::account_locked(
-                    lockout::wait_seconds(until, now),
-                    Some(time::format(&until)),
-                )
-            }
-            Failure::Counted { remaining } => {
-                login_metric("invalid_credentials");
-                let err = error::unauthorized("INVALID_CREDENTIALS", "Invalid email or password");
-                match remaining {
-                    Some(n) => err.with_details(json!({ "remainingAttempts": n })),
-                    None => err,
-                }
-            }
-        });
+        return Err(failed_login(outcome, now));
     };
     let verified_hash = user.password_hash;
     throttle::clear(&mut tx, &key).await?;

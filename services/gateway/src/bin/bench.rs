@@ -691,6 +691,10 @@ fn now_micros() -> u128 {
         .map_or(0, |d| d.as_micros())
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "a bench reads as one procedure: set up, load, measure, report"
+)]
 async fn ws(args: &[String]) -> anyhow::Result<()> {
     let sockets: usize = arg(args, "--sockets", 19_000);
     let procs: usize = arg(args, "--procs", 2).max(1);
