@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::ApiResource;
-use payplane_control_plane::{CLOUDNATIVE_PG, RABBITMQ_CLUSTER_OPERATOR, eventually};
+use payplane_control_plane::{CLOUDNATIVE_PG, GATEWAY_API, RABBITMQ_CLUSTER_OPERATOR, eventually};
 use payplane_operator::controller::message_broker::rabbitmq_operator;
 use payplane_operator::controller::postgres_cluster::cloudnative_pg;
 use payplane_operator::crd::{MessageBroker, Platform, PostgresCluster};
@@ -193,7 +193,7 @@ async fn secret_text(op: &Operator, name: &str, key: &str) -> Result<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cloudnative_pg_and_rabbitmq_operator_platform_converges() -> Result<()> {
-    install_third_party_crds(&[CLOUDNATIVE_PG, RABBITMQ_CLUSTER_OPERATOR]).await?;
+    install_third_party_crds(&[CLOUDNATIVE_PG, RABBITMQ_CLUSTER_OPERATOR, GATEWAY_API]).await?;
     let op = Operator::start("providers", Externals::simulated()).await?;
     // What the example's comment asks to create first.
     op.apply(
