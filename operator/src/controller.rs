@@ -500,22 +500,53 @@ pub async fn run(
     );
 }
 
-/// Runs `controller` with `reconcile` and the common error policy until its shutdown signal,
-/// counting what fails in the context's metrics.
+/// The one controller runner: runs `controller` with `reconcile` wrapped in [`instrumented`]
+/// (metrics, logs, backoff bookkeeping under `kind`) and the common error policy until its
+/// shutdown signal, counting list/watch failures in the context's metrics.
 pub async fn run_controller<K, R, Fut>(
+    kind: &'static str,
     controller: kube::runtime::Controller<K>,
     reconcile: R,
     ctx: Arc<Ctx>,
 ) where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    R: FnMut(Arc<K>, Arc<Ctx>) -> Fut,
+    R: Fn(Arc<K>, Arc<Ctx>) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<Action>> + Send + 'static,
 {
+    let reconcile = Arc::new(reconcile);
+    let instrumented_reconcile = move |obj: Arc<K>, ctx: Arc<Ctx>| {
+        let reconcile = reconcile.clone();
+        async move {
+            let fut = reconcile(obj.clone(), ctx.clone());
+            instrumented(kind, obj.as_ref(), &ctx, fut).await
+        }
+    };
     drain(
         ctx.metrics.clone(),
-        controller.run(reconcile, error_policy, ctx),
+        controller.run(instrumented_reconcile, error_policy, ctx),
     )
     .await;
+}
+
+/// The mapper of a `watches` on a referenced kind `P`: every `K` of the same namespace whose
+/// reference (`points_at`) names the changed object, so a change there reconciles its users.
+pub fn referrers<K, P>(
+    store: kube::runtime::reflector::Store<K>,
+    points_at: fn(&K) -> &str,
+) -> impl Fn(P) -> Vec<kube::runtime::reflector::ObjectRef<K>> + Send + Sync + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+    P: Resource,
+{
+    move |referenced: P| {
+        let (ns, name) = (referenced.namespace(), referenced.name_any());
+        store
+            .state()
+            .into_iter()
+            .filter(|k| k.namespace() == ns && points_at(k) == name)
+            .map(|k| kube::runtime::reflector::ObjectRef::from_obj(k.as_ref()))
+            .collect()
+    }
 }
 
 /// Drains a controller stream, counting what failed in `metrics`: failed reconciles are

@@ -227,7 +227,7 @@ fn deployment_available(d: &DynamicObject, image: &str) -> (bool, i64) {
     clippy::too_many_lines,
     reason = "reconcile steps still inline: the per-kind validate/build/apply/status pipeline (issue #17, open) splits it"
 )]
-async fn reconcile_inner(app: Arc<AppService>, ctx: Arc<Ctx>) -> Result<Action> {
+async fn reconcile(app: Arc<AppService>, ctx: Arc<Ctx>) -> Result<Action> {
     let ns = namespace(app.as_ref())?;
     let name = app.name_any();
     let owner = Owner::of(app.as_ref())?;
@@ -397,16 +397,6 @@ pub fn kinds() -> Vec<ApiResource> {
     ]
 }
 
-async fn reconcile(app: Arc<AppService>, ctx: Arc<Ctx>) -> Result<Action> {
-    super::instrumented(
-        KIND,
-        app.as_ref(),
-        &ctx,
-        reconcile_inner(app.clone(), ctx.clone()),
-    )
-    .await
-}
-
 /// Runs the AppService controller until `shutdown`.
 pub async fn controller(
     ctx: Arc<Ctx>,
@@ -467,5 +457,5 @@ pub async fn controller(
             },
         )
         .graceful_shutdown_on(shutdown);
-    super::run_controller(ctrl, reconcile, ctx).await;
+    super::run_controller(KIND, ctrl, reconcile, ctx).await;
 }

@@ -12,7 +12,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -383,7 +382,7 @@ async fn cleanup(db: Arc<Database>, ctx: &Ctx) -> Result<Action> {
     Ok(Action::await_change())
 }
 
-async fn reconcile_inner(db: Arc<Database>, ctx: Arc<Ctx>) -> Result<Action> {
+async fn reconcile(db: Arc<Database>, ctx: Arc<Ctx>) -> Result<Action> {
     let ns = namespace(db.as_ref())?;
     let api: Api<Database> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, db, |event| async {
@@ -395,39 +394,22 @@ async fn reconcile_inner(db: Arc<Database>, ctx: Arc<Ctx>) -> Result<Action> {
     .await
 }
 
-async fn reconcile(db: Arc<Database>, ctx: Arc<Ctx>) -> Result<Action> {
-    super::instrumented(
-        KIND,
-        db.as_ref(),
-        &ctx,
-        reconcile_inner(db.clone(), ctx.clone()),
-    )
-    .await
-}
-
 /// Runs the Database controller until `shutdown`.
 pub async fn controller(
     ctx: Arc<Ctx>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let ctrl = Controller::new(ctx.watched::<Database>(), watcher::Config::default());
-    let store = ctrl.store();
+    let by_reference = super::referrers(ctrl.store(), |db: &Database| {
+        db.spec.cluster_ref.name.as_str()
+    });
     let ctrl = ctrl
         .owns(ctx.watched::<Secret>(), super::managed())
         .watches(
             ctx.watched::<PostgresCluster>(),
             watcher::Config::default(),
-            move |pg| {
-                let ns = pg.namespace();
-                let name = pg.name_any();
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|db| db.namespace() == ns && db.spec.cluster_ref.name == name)
-                    .map(|db| ObjectRef::from_obj(db.as_ref()))
-                    .collect::<Vec<_>>()
-            },
+            by_reference,
         )
         .graceful_shutdown_on(shutdown);
-    super::run_controller(ctrl, reconcile, ctx).await;
+    super::run_controller(KIND, ctrl, reconcile, ctx).await;
 }

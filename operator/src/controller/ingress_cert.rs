@@ -79,7 +79,7 @@ fn leaf_is_current(
     clippy::too_many_lines,
     reason = "reconcile steps still inline: the per-kind validate/build/apply/status pipeline (issue #17, open) splits it"
 )]
-async fn reconcile_inner(ic: Arc<IngressCert>, ctx: Arc<Ctx>) -> Result<Action> {
+async fn reconcile(ic: Arc<IngressCert>, ctx: Arc<Ctx>) -> Result<Action> {
     let ns = namespace(ic.as_ref())?;
     let name = ic.name_any();
     let uid = ic.meta().uid.clone().unwrap_or_default();
@@ -325,16 +325,6 @@ async fn reconcile_inner(ic: Arc<IngressCert>, ctx: Arc<Ctx>) -> Result<Action> 
     Ok(Action::requeue(requeue))
 }
 
-async fn reconcile(ic: Arc<IngressCert>, ctx: Arc<Ctx>) -> Result<Action> {
-    super::instrumented(
-        KIND,
-        ic.as_ref(),
-        &ctx,
-        reconcile_inner(ic.clone(), ctx.clone()),
-    )
-    .await
-}
-
 /// Runs the IngressCert controller until `shutdown`.
 pub async fn controller(
     ctx: Arc<Ctx>,
@@ -343,5 +333,5 @@ pub async fn controller(
     let ctrl = Controller::new(ctx.watched::<IngressCert>(), watcher::Config::default())
         .owns(ctx.watched::<Secret>(), super::managed())
         .graceful_shutdown_on(shutdown);
-    super::run_controller(ctrl, reconcile, ctx).await;
+    super::run_controller(KIND, ctrl, reconcile, ctx).await;
 }

@@ -47,7 +47,7 @@ pub fn amqp_host_port(uri: &str) -> Option<(String, String, String)> {
     clippy::too_many_lines,
     reason = "reconcile steps still inline: the per-kind validate/build/apply/status pipeline (issue #17, open) splits it"
 )]
-async fn reconcile_inner(mb: Arc<MessageBroker>, ctx: Arc<Ctx>) -> Result<Action> {
+async fn reconcile(mb: Arc<MessageBroker>, ctx: Arc<Ctx>) -> Result<Action> {
     let ns = namespace(mb.as_ref())?;
     let name = mb.name_any();
     let uid = mb.meta().uid.clone().unwrap_or_default();
@@ -235,16 +235,6 @@ fn kinds() -> Vec<ApiResource> {
     ]
 }
 
-async fn reconcile(mb: Arc<MessageBroker>, ctx: Arc<Ctx>) -> Result<Action> {
-    super::instrumented(
-        KIND,
-        mb.as_ref(),
-        &ctx,
-        reconcile_inner(mb.clone(), ctx.clone()),
-    )
-    .await
-}
-
 /// Runs the MessageBroker controller until `shutdown`.
 pub async fn controller(
     ctx: Arc<Ctx>,
@@ -257,7 +247,7 @@ pub async fn controller(
         ctrl = ctrl.owns_with(provider::watched(&ctx, &cluster), cluster, super::managed());
     }
     let ctrl = ctrl.graceful_shutdown_on(shutdown);
-    super::run_controller(ctrl, reconcile, ctx).await;
+    super::run_controller(KIND, ctrl, reconcile, ctx).await;
 }
 
 #[cfg(test)]

@@ -99,7 +99,7 @@ fn child_readiness(obj: &DynamicObject) -> (bool, Option<String>) {
     (is_ready, if is_ready { None } else { reason })
 }
 
-async fn reconcile_inner(p: Arc<Platform>, ctx: Arc<Ctx>) -> Result<Action> {
+async fn reconcile(p: Arc<Platform>, ctx: Arc<Ctx>) -> Result<Action> {
     let ns = namespace(p.as_ref())?;
     let uid = p.meta().uid.clone().unwrap_or_default();
     // Refused before anything is applied: the children already running keep their spec.
@@ -180,16 +180,6 @@ pub fn kinds() -> Vec<ApiResource> {
     ]
 }
 
-async fn reconcile(p: Arc<Platform>, ctx: Arc<Ctx>) -> Result<Action> {
-    super::instrumented(
-        KIND,
-        p.as_ref(),
-        &ctx,
-        reconcile_inner(p.clone(), ctx.clone()),
-    )
-    .await
-}
-
 /// Runs the Platform controller until `shutdown`.
 pub async fn controller(
     ctx: Arc<Ctx>,
@@ -205,5 +195,5 @@ pub async fn controller(
         .owns(ctx.watched::<IngressCert>(), cfg.clone())
         .owns(ctx.watched::<StatefulSet>(), cfg)
         .graceful_shutdown_on(shutdown);
-    super::run_controller(ctrl, reconcile, ctx).await;
+    super::run_controller(KIND, ctrl, reconcile, ctx).await;
 }

@@ -49,7 +49,7 @@ pub fn statefulset_ready(obj: &DynamicObject) -> bool {
     clippy::too_many_lines,
     reason = "reconcile steps still inline: the per-kind validate/build/apply/status pipeline (issue #17, open) splits it"
 )]
-async fn reconcile_inner(pg: Arc<PostgresCluster>, ctx: Arc<Ctx>) -> Result<Action> {
+async fn reconcile(pg: Arc<PostgresCluster>, ctx: Arc<Ctx>) -> Result<Action> {
     let ns = namespace(pg.as_ref())?;
     let name = pg.name_any();
     let uid = pg.meta().uid.clone().unwrap_or_default();
@@ -209,16 +209,6 @@ fn kinds() -> Vec<ApiResource> {
     ]
 }
 
-async fn reconcile(pg: Arc<PostgresCluster>, ctx: Arc<Ctx>) -> Result<Action> {
-    super::instrumented(
-        KIND,
-        pg.as_ref(),
-        &ctx,
-        reconcile_inner(pg.clone(), ctx.clone()),
-    )
-    .await
-}
-
 /// Runs the PostgresCluster controller until `shutdown`.
 pub async fn controller(
     ctx: Arc<Ctx>,
@@ -231,5 +221,5 @@ pub async fn controller(
         ctrl = ctrl.owns_with(provider::watched(&ctx, &cluster), cluster, super::managed());
     }
     let ctrl = ctrl.graceful_shutdown_on(shutdown);
-    super::run_controller(ctrl, reconcile, ctx).await;
+    super::run_controller(KIND, ctrl, reconcile, ctx).await;
 }

@@ -14,7 +14,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -447,7 +446,7 @@ async fn cleanup(q: Arc<Queue>, ctx: &Ctx) -> Result<Action> {
     Ok(Action::await_change())
 }
 
-async fn reconcile_inner(q: Arc<Queue>, ctx: Arc<Ctx>) -> Result<Action> {
+async fn reconcile(q: Arc<Queue>, ctx: Arc<Ctx>) -> Result<Action> {
     let ns = namespace(q.as_ref())?;
     let api: Api<Queue> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, q, |event| async {
@@ -459,39 +458,20 @@ async fn reconcile_inner(q: Arc<Queue>, ctx: Arc<Ctx>) -> Result<Action> {
     .await
 }
 
-async fn reconcile(q: Arc<Queue>, ctx: Arc<Ctx>) -> Result<Action> {
-    super::instrumented(
-        KIND,
-        q.as_ref(),
-        &ctx,
-        reconcile_inner(q.clone(), ctx.clone()),
-    )
-    .await
-}
-
 /// Runs the Queue controller until `shutdown`.
 pub async fn controller(
     ctx: Arc<Ctx>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let ctrl = Controller::new(ctx.watched::<Queue>(), watcher::Config::default());
-    let store = ctrl.store();
+    let by_reference = super::referrers(ctrl.store(), |q: &Queue| q.spec.broker_ref.name.as_str());
     let ctrl = ctrl
         .owns(ctx.watched::<Secret>(), super::managed())
         .watches(
             ctx.watched::<MessageBroker>(),
             watcher::Config::default(),
-            move |mb| {
-                let ns = mb.namespace();
-                let name = mb.name_any();
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|q| q.namespace() == ns && q.spec.broker_ref.name == name)
-                    .map(|q| ObjectRef::from_obj(q.as_ref()))
-                    .collect::<Vec<_>>()
-            },
+            by_reference,
         )
         .graceful_shutdown_on(shutdown);
-    super::run_controller(ctrl, reconcile, ctx).await;
+    super::run_controller(KIND, ctrl, reconcile, ctx).await;
 }
