@@ -250,22 +250,7 @@ pub fn api_resource(group: &str, version: &str, kind: &str, plural: &str) -> Api
     }
 }
 
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            use std::fmt::Write;
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-/// Hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex(&sha2::Sha256::digest(bytes))
-}
+pub use payplane_kit::digest::{hex, sha256_hex};
 
 /// A test-only uid-bearing metadata, so builders can be tested without an API server.
 #[cfg(test)]

@@ -5,6 +5,7 @@
 pub mod client_ip;
 pub mod config;
 pub mod context;
+pub mod digest;
 pub mod duration;
 pub mod error;
 pub mod health;

@@ -7,7 +7,7 @@ pub mod app;
 pub mod cache;
 pub mod config;
 pub mod detail;
-pub mod digest;
+pub use payplane_kit::digest;
 pub mod directory;
 pub mod domain;
 pub mod edit;

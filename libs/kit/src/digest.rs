@@ -1,5 +1,5 @@
-//! The service's one SHA-256 and hex helper (idempotency fingerprints, cache keys, PSP
-//! signatures, simulator references).
+//! The one SHA-256 and hex helper of the tree (payments' idempotency fingerprints, cache keys,
+//! PSP signatures; the operator's content hashes and owner marks).
 
 use std::fmt::Write;
 
