@@ -8,13 +8,14 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource, ResourceExt};
 
 use super::Result;
 use crate::crd::AppService;
 use crate::crd::database::Credentials;
-use crate::meta::SECRETS_CHECKSUM;
+use crate::meta::{OWNER_UID_LABEL, SECRETS_CHECKSUM};
 
 /// Annotation whose every new value starts one rotation (`kubectl annotate pgdb/x
 /// payplane.dev/rotate-credentials=$(date +%s) --overwrite`).
@@ -159,6 +160,53 @@ pub async fn pending(
     Ok(out)
 }
 
+/// The login (under `user_key`) and `password` of the Secret `name` when it is this resource's
+/// (labelled with its uid): a Secret someone else wrote never lets a resource adopt a login.
+pub async fn own_secret(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    uid: &str,
+    user_key: &str,
+) -> Result<Option<(String, String)>> {
+    let Some(secret) = Api::<Secret>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if secret.labels().get(OWNER_UID_LABEL).map(String::as_str) != Some(uid) {
+        return Ok(None);
+    }
+    let data = secret.data.unwrap_or_default();
+    let get = |k: &str| {
+        data.get(k)
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+    };
+    Ok(get(user_key).zip(get("password")))
+}
+
+/// The status fields beside the conditions: the Secret name and the credentials record, the
+/// new ones or else the previous ones (a status apply without them would remove them).
+pub fn status_extra(
+    secret: Option<&str>,
+    creds: Option<&Credentials>,
+    prev_secret: Option<String>,
+    prev_creds: Option<Credentials>,
+) -> serde_json::Value {
+    let mut extra = serde_json::Map::new();
+    if let Some(s) = secret.map(str::to_owned).or(prev_secret) {
+        extra.insert("secretName".into(), serde_json::json!(s));
+    }
+    if let Some(c) = creds.cloned().or(prev_creds) {
+        extra.insert(
+            "credentials".into(),
+            serde_json::to_value(c).unwrap_or_default(),
+        );
+    }
+    serde_json::Value::Object(extra)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +284,17 @@ mod tests {
         assert!(!rolled("old", &deployment("new", 3, &not_observed)));
         let pending = json!({"observedGeneration": 3, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 2});
         assert!(!rolled("old", &deployment("new", 3, &pending)));
+    }
+
+    #[test]
+    fn status_extra_keeps_what_it_is_not_given() {
+        let creds = Credentials::default();
+        let fresh = status_extra(Some("s-new"), Some(&creds), Some("s-old".into()), None);
+        assert_eq!(fresh["secretName"], "s-new");
+        assert!(fresh.get("credentials").is_some());
+        let kept = status_extra(None, None, Some("s-old".into()), Some(creds));
+        assert_eq!(kept["secretName"], "s-old");
+        assert!(kept.get("credentials").is_some());
+        assert_eq!(status_extra(None, None, None, None), serde_json::json!({}));
     }
 }

@@ -14,10 +14,9 @@ use kube::core::ApiResource;
 use kube::runtime::controller::Action;
 use kube::runtime::{Controller, watcher};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
 use super::credentials::{
-    ADOPT, ROTATE, Step, annotation, pending, rollout_checksums, step, uses_second,
+    self, ADOPT, ROTATE, Step, annotation, pending, rollout_checksums, step, uses_second,
 };
 use super::finalizer::{Event as Finalizer, finalizer};
 use super::{Ctx, Result, apply_children, ids, namespace, prune, waiting, write_status};
@@ -26,7 +25,6 @@ use crate::crd::database::Credentials;
 use crate::crd::{AppService, Database, PostgresCluster, ReclaimPolicy};
 use crate::external::postgres::check_ownership;
 use crate::external::{DbPlan, LoginChange, PgTarget};
-use crate::meta::OWNER_UID_LABEL;
 
 const KIND: &str = "Database";
 /// Finalizer guarding the role and database in PostgreSQL.
@@ -95,33 +93,7 @@ fn plan(db: &Database, logins: Vec<LoginChange>) -> DbPlan {
     }
 }
 
-/// The `user` and `password` of the Secret `name` when it is this resource's (labelled with
-/// its uid): a Secret someone else wrote never lets a Database adopt a role.
-async fn own_secret(
-    ctx: &Ctx,
-    ns: &str,
-    name: &str,
-    uid: &str,
-) -> Result<Option<(String, String)>> {
-    let Some(secret) = Api::<Secret>::namespaced(ctx.client.clone(), ns)
-        .get_opt(name)
-        .await?
-    else {
-        return Ok(None);
-    };
-    if secret.labels().get(OWNER_UID_LABEL).map(String::as_str) != Some(uid) {
-        return Ok(None);
-    }
-    let data = secret.data.unwrap_or_default();
-    let get = |k: &str| {
-        data.get(k)
-            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-    };
-    Ok(get("user").zip(get("password")))
-}
-
-/// Writes the status with `conds`, keeping the Secret name and the credentials record
-/// (a status apply without them would remove them).
+/// Writes the status with `conds`, keeping the Secret name and the credentials record.
 async fn status(
     ctx: &Ctx,
     db: &Database,
@@ -130,17 +102,8 @@ async fn status(
     creds: Option<&Credentials>,
 ) -> Result<()> {
     let prev = db.status.clone().unwrap_or_default();
-    let mut extra = serde_json::Map::new();
-    if let Some(s) = secret.map(str::to_owned).or(prev.secret_name) {
-        extra.insert("secretName".into(), json!(s));
-    }
-    if let Some(c) = creds.cloned().or(prev.credentials) {
-        extra.insert(
-            "credentials".into(),
-            serde_json::to_value(c).unwrap_or_default(),
-        );
-    }
-    write_status(ctx, db, conds, serde_json::Value::Object(extra)).await
+    let extra = credentials::status_extra(secret, creds, prev.secret_name, prev.credentials);
+    write_status(ctx, db, conds, extra).await
 }
 
 #[expect(
@@ -173,7 +136,7 @@ async fn apply(db: Arc<Database>, ctx: &Ctx) -> Result<Action> {
     let owner = db.spec.owner.clone();
     let second = build::second_login(&owner);
     let secret = build::secret_name(&name);
-    let stored = own_secret(ctx, &ns, &secret, &uid).await?;
+    let stored = credentials::own_secret(&ctx.client, &ns, &secret, &uid, "user").await?;
     let mut observed = match ctx
         .externals
         .observe_database(

@@ -178,26 +178,12 @@ async fn reconcile_rabbitmq_operator(
     uid: &str,
 ) -> Result<Action> {
     let children = rabbitmq_operator::build(mb)?;
-    let applied = match apply_children(&ctx.client, ns, &children).await {
-        Ok(applied) => applied,
-        Err(e) if provider::is_not_served(&e) => {
-            write_status(ctx, mb, &rabbitmq_operator::PROVIDER.missing(), json!({})).await?;
-            return Ok(Action::requeue(super::WAIT));
-        }
-        Err(e) => return Err(e),
+    let resource = rabbitmq_operator::resource();
+    let provider = &rabbitmq_operator::PROVIDER;
+    let Some(stored) = provider::apply(ctx, mb, (ns, uid), provider, resource, &children).await?
+    else {
+        return Ok(Action::requeue(super::WAIT));
     };
-    prune(
-        &ctx.client,
-        ns,
-        uid,
-        &[rabbitmq_operator::resource()],
-        &ids(&children),
-    )
-    .await?;
-    let stored = applied
-        .first()
-        .and_then(|o| serde_json::to_value(o).ok())
-        .unwrap_or_default();
     let observed = rabbitmq_operator::observe(&stored);
     let extra = rabbitmq_operator::status_fields(ns, &observed);
     let Some(secret) = observed.secret.clone().filter(|_| observed.ready) else {

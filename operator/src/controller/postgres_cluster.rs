@@ -162,26 +162,12 @@ async fn reconcile_cloudnative_pg(
 ) -> Result<Action> {
     let name = pg.name_any();
     let children = cloudnative_pg::build(pg)?;
-    let applied = match apply_children(&ctx.client, ns, &children).await {
-        Ok(applied) => applied,
-        Err(e) if provider::is_not_served(&e) => {
-            write_status(ctx, pg, &cloudnative_pg::PROVIDER.missing(), json!({})).await?;
-            return Ok(Action::requeue(super::WAIT));
-        }
-        Err(e) => return Err(e),
+    let resource = cloudnative_pg::resource();
+    let provider = &cloudnative_pg::PROVIDER;
+    let Some(stored) = provider::apply(ctx, pg, (ns, uid), provider, resource, &children).await?
+    else {
+        return Ok(Action::requeue(super::WAIT));
     };
-    prune(
-        &ctx.client,
-        ns,
-        uid,
-        &[cloudnative_pg::resource()],
-        &ids(&children),
-    )
-    .await?;
-    let stored = applied
-        .first()
-        .and_then(|o| serde_json::to_value(o).ok())
-        .unwrap_or_default();
     let observed = cloudnative_pg::observe(&stored, cloudnative_pg::instances(pg));
     let extra = cloudnative_pg::status_fields(&name, ns, &observed);
     if !observed.ready {

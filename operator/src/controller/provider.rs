@@ -1,13 +1,21 @@
 //! What the provider-backed kinds share: the conditions of a provider whose CRD is not
 //! installed, telling that case apart from other API errors, and whether the API server
 //! serves a provider's kind (so its objects are watched only when they can exist)
-//! (I/O: Kubernetes API in [`served`]).
+//! (I/O: Kubernetes API in [`served`] and [`apply`]).
 
+use std::fmt::Debug;
+
+use kube::Resource;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::ApiResource;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 
-use super::{Ctx, Error};
+use super::{Ctx, Error, Result, apply_children, ids, prune, write_status};
 use crate::conditions::Cond;
+use crate::crd::HasConditions;
+use crate::meta::Child;
 
 /// Reason of `Ready=False` and `Degraded=True` when the provider's CRD is not installed.
 pub const MISSING: &str = "ProviderMissing";
@@ -41,6 +49,43 @@ impl Provider {
             Cond::yes("Degraded", MISSING, message),
         ]
     }
+}
+
+/// Applies `owner`'s provider objects (`children`, all of kind `resource`) and prunes those
+/// it no longer builds. Returns the first stored object as JSON for reading its status, or
+/// `None` when the provider's CRD is not served: the owner's status then says so
+/// ([`Provider::missing`]) and the caller re-checks later.
+pub async fn apply<K>(
+    ctx: &Ctx,
+    owner: &K,
+    (ns, uid): (&str, &str),
+    provider: &Provider,
+    resource: ApiResource,
+    children: &[Child],
+) -> Result<Option<Value>>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + HasConditions
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + Debug,
+{
+    let applied = match apply_children(&ctx.client, ns, children).await {
+        Ok(applied) => applied,
+        Err(e) if is_not_served(&e) => {
+            write_status(ctx, owner, &provider.missing(), json!({})).await?;
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    prune(&ctx.client, ns, uid, &[resource], &ids(children)).await?;
+    Ok(Some(
+        applied
+            .first()
+            .and_then(|o| serde_json::to_value(o).ok())
+            .unwrap_or_default(),
+    ))
 }
 
 /// The API of a provider's kind over the watched namespaces.

@@ -16,12 +16,11 @@ use kube::core::ApiResource;
 use kube::runtime::controller::Action;
 use kube::runtime::{Controller, watcher};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
 use std::collections::BTreeSet;
 
 use super::credentials::{
-    ADOPT, ROTATE, Step, annotation, pending, rollout_checksums, step, uses_second,
+    self, ADOPT, ROTATE, Step, annotation, pending, rollout_checksums, step, uses_second,
 };
 use super::finalizer::{Event as Finalizer, finalizer};
 use super::message_broker::amqp_host_port;
@@ -34,7 +33,6 @@ use crate::external::rabbitmq::{
     ArgumentChange, UserChange, argument_changes, check_ownership, owner_tag, stale_bindings,
 };
 use crate::external::{BrokerTarget, QueuePlan};
-use crate::meta::OWNER_UID_LABEL;
 
 const KIND: &str = "Queue";
 /// Finalizer guarding the broker user and queues.
@@ -112,30 +110,6 @@ fn plan(q: &Queue) -> std::result::Result<QueuePlan, build::PlanError> {
     })
 }
 
-/// The `username` and `password` of the Secret `name` when it is this resource's.
-async fn own_secret(
-    ctx: &Ctx,
-    ns: &str,
-    name: &str,
-    uid: &str,
-) -> Result<Option<(String, String)>> {
-    let Some(secret) = Api::<Secret>::namespaced(ctx.client.clone(), ns)
-        .get_opt(name)
-        .await?
-    else {
-        return Ok(None);
-    };
-    if secret.labels().get(OWNER_UID_LABEL).map(String::as_str) != Some(uid) {
-        return Ok(None);
-    }
-    let data = secret.data.unwrap_or_default();
-    let get = |k: &str| {
-        data.get(k)
-            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-    };
-    Ok(get("username").zip(get("password")))
-}
-
 /// Writes the status with `conds`, keeping the Secret name and the credentials record.
 async fn status(
     ctx: &Ctx,
@@ -145,17 +119,8 @@ async fn status(
     creds: Option<&Credentials>,
 ) -> Result<()> {
     let prev = q.status.clone().unwrap_or_default();
-    let mut extra = serde_json::Map::new();
-    if let Some(s) = secret.map(str::to_owned).or(prev.secret_name) {
-        extra.insert("secretName".into(), json!(s));
-    }
-    if let Some(c) = creds.cloned().or(prev.credentials) {
-        extra.insert(
-            "credentials".into(),
-            serde_json::to_value(c).unwrap_or_default(),
-        );
-    }
-    write_status(ctx, q, conds, serde_json::Value::Object(extra)).await
+    let extra = credentials::status_extra(secret, creds, prev.secret_name, prev.credentials);
+    write_status(ctx, q, conds, extra).await
 }
 
 /// `Ready=False`, `Degraded=True` with the broker's error, a Warning Event; retried.
@@ -215,7 +180,7 @@ async fn apply(q: Arc<Queue>, ctx: &Ctx) -> Result<Action> {
     };
     let first = q.spec.user.clone();
     let second = build::second_user(&first);
-    let stored = own_secret(ctx, &ns, &secret, &uid).await?;
+    let stored = credentials::own_secret(&ctx.client, &ns, &secret, &uid, "username").await?;
     let mut observed = match ctx
         .externals
         .observe_queue(&target, &q.spec.vhost, &plan.users, &plan.declarations)
