@@ -15,26 +15,11 @@ use std::process::Command;
 use anyhow::{Context as _, Result, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use payplane_cli::plan::{self, Change, FieldChange, Plan};
-use payplane_control_plane::eventually;
 use payplane_operator::crd::Platform;
-use payplane_operator::external::Externals;
-use payplane_operator::testing::{EXAMPLE_PLATFORM, Operator, TIMEOUT, control_plane, not_ready};
+use payplane_operator::testing::{
+    EXAMPLE_PLATFORM, Operator, TIMEOUT, control_plane, converged_example,
+};
 use serde_json::{Value, json};
-
-async fn converged(prefix: &str) -> Result<Operator> {
-    let op = Operator::start(prefix, Externals::simulated()).await?;
-    op.apply_yaml(EXAMPLE_PLATFORM).await?;
-    eventually(TIMEOUT, "every payplane resource Ready", || async {
-        let pending = not_ready(&op).await?;
-        Ok(if pending.is_empty() {
-            Ok(())
-        } else {
-            Err(pending.join("; "))
-        })
-    })
-    .await?;
-    Ok(op)
-}
 
 fn example() -> Result<Value> {
     Ok(plan::platform_document(
@@ -79,7 +64,7 @@ fn replicas(path: &str, old: i64, new: i64) -> FieldChange {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_is_empty_when_converged_and_shows_exactly_an_edited_replica_count() -> Result<()> {
-    let op = converged("plan").await?;
+    let op = converged_example("plan").await?;
     let before = op
         .get::<Platform>("payplane")
         .await?

@@ -396,6 +396,19 @@ impl Operator {
             .await?)
     }
 
+    /// The text of `key` in the Secret `name` of the test's namespace.
+    pub async fn secret_text(&self, name: &str, key: &str) -> Result<String> {
+        let secret = self
+            .get::<k8s_openapi::api::core::v1::Secret>(name)
+            .await?
+            .with_context(|| format!("no Secret {name}"))?;
+        let value = secret
+            .data
+            .and_then(|d| d.get(key).cloned())
+            .with_context(|| format!("no key {key} in Secret {name}"))?;
+        Ok(String::from_utf8(value.0)?)
+    }
+
     /// Waits until `probe` holds for the object `K/name`; `probe` gets `None` while it does
     /// not exist and says what it saw when not satisfied.
     pub async fn wait_for<K>(
@@ -623,6 +636,28 @@ pub async fn not_ready(op: &Operator) -> Result<Vec<String>> {
 
 /// The example Platform (`examples/platform.yaml`).
 pub const EXAMPLE_PLATFORM: &str = include_str!("../../examples/platform.yaml");
+
+/// Waits (with [`TIMEOUT`]) until every payplane resource of the namespace is `Ready`.
+pub async fn all_ready(op: &Operator) -> Result<()> {
+    eventually(TIMEOUT, "every payplane resource Ready", || async {
+        let pending = not_ready(op).await?;
+        Ok(if pending.is_empty() {
+            Ok(())
+        } else {
+            Err(pending.join("; "))
+        })
+    })
+    .await
+}
+
+/// An operator in a fresh namespace (`prefix`) with the example Platform applied and every
+/// resource `Ready`; PostgreSQL and RabbitMQ simulated.
+pub async fn converged_example(prefix: &str) -> Result<Operator> {
+    let op = Operator::start(prefix, Externals::simulated()).await?;
+    op.apply_yaml(EXAMPLE_PLATFORM).await?;
+    all_ready(&op).await?;
+    Ok(op)
+}
 
 /// What `payplane bench operator` measured.
 #[derive(Debug, Clone, Copy)]

@@ -8,8 +8,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context as _, ensure};
-use k8s_openapi::api::core::v1::Secret;
+use anyhow::ensure;
 use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::DeleteParams;
@@ -24,18 +23,6 @@ use sqlx::Connection as _;
 
 fn unique() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..10].to_owned()
-}
-
-async fn secret_key(op: &Operator, name: &str, key: &str) -> anyhow::Result<String> {
-    let s = op
-        .get::<Secret>(name)
-        .await?
-        .with_context(|| format!("no secret {name}"))?;
-    let value = s
-        .data
-        .and_then(|d| d.get(key).cloned())
-        .with_context(|| format!("no key {key} in {name}"))?;
-    Ok(String::from_utf8(value.0)?)
 }
 
 async fn pg() -> anyhow::Result<sqlx::PgConnection> {
@@ -111,11 +98,11 @@ async fn database_role_and_secret_are_created_and_dropped_with_delete() -> anyho
     assert!(database_exists(&db).await? && role_exists(&role).await?);
     let secret = format!("{name}-credentials");
     for key in ["host", "port", "dbname", "user", "password"] {
-        assert!(!secret_key(&op, &secret, key).await?.is_empty(), "{key}");
+        assert!(!op.secret_text(&secret, key).await?.is_empty(), "{key}");
     }
-    assert_eq!(secret_key(&op, &secret, "dbname").await?, db);
+    assert_eq!(op.secret_text(&secret, "dbname").await?, db);
     // The generated credentials log in and own the database.
-    let uri = secret_key(&op, &secret, "uri").await?;
+    let uri = op.secret_text(&secret, "uri").await?;
     let mut conn = sqlx::PgConnection::connect(&uri).await?;
     let who: String = sqlx::query_scalar("SELECT current_user::text")
         .fetch_one(&mut conn)
@@ -126,7 +113,7 @@ async fn database_role_and_secret_are_created_and_dropped_with_delete() -> anyho
         .await?;
     conn.close().await?;
     // Reconciling again is idempotent (same password in the secret).
-    let password = secret_key(&op, &secret, "password").await?;
+    let password = op.secret_text(&secret, "password").await?;
     op.patch::<Database>(&name, json!({"spec": {"extensions": []}}))
         .await?;
     op.wait_for::<Database>("generation 2 Ready", &name, |d| {
@@ -137,7 +124,7 @@ async fn database_role_and_secret_are_created_and_dropped_with_delete() -> anyho
         }
     })
     .await?;
-    assert_eq!(secret_key(&op, &secret, "password").await?, password);
+    assert_eq!(op.secret_text(&secret, "password").await?, password);
     // Delete drops them.
     op.api::<Database>()
         .delete(&name, &DeleteParams::default())
@@ -204,7 +191,7 @@ async fn queue_user_consumes_its_own_queue_and_is_refused_on_another() -> anyhow
     for q in ["pay-events", "adm-events"] {
         op.wait_for::<Queue>("Queue Ready", q, ready).await?;
     }
-    let uri = secret_key(&op, "pay-events-amqp", "uri").await?;
+    let uri = op.secret_text("pay-events-amqp", "uri").await?;
     assert!(
         uri.starts_with(&format!("amqp://pay-{id}:")) && uri.ends_with(&format!("/{vhost}")),
         "{uri}"

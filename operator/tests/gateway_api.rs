@@ -26,8 +26,8 @@ use payplane_operator::controller::platform::build as platform_build;
 use payplane_operator::crd::{IngressCert, Platform};
 use payplane_operator::external::Externals;
 use payplane_operator::testing::{
-    EXAMPLE_PLATFORM, Operator, TIMEOUT, apply_object, condition, control_plane,
-    install_third_party_crds, not_ready, ready,
+    EXAMPLE_PLATFORM, Operator, TIMEOUT, all_ready, apply_object, condition, control_plane,
+    install_third_party_crds, ready,
 };
 use serde_json::{Value, json};
 
@@ -136,15 +136,7 @@ async fn platform_routes_its_domain_through_the_named_gateway_and_back_to_an_ing
         json!({"parentRef": {"name": "public", "namespace": edge.name(), "sectionName": "https"}}),
     );
     op.apply(platform).await?;
-    eventually(TIMEOUT, "every payplane resource Ready", || async {
-        let pending = not_ready(&op).await?;
-        Ok(if pending.is_empty() {
-            Ok(())
-        } else {
-            Err(pending.join("; "))
-        })
-    })
-    .await?;
+    all_ready(&op).await?;
 
     let route = get_dynamic(&op, &ns, &http_route_resource(), "payplane-tls")
         .await?

@@ -33,18 +33,6 @@ fn unique() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..10].to_owned()
 }
 
-async fn secret_key(op: &Operator, name: &str, key: &str) -> anyhow::Result<String> {
-    let s = op
-        .get::<Secret>(name)
-        .await?
-        .with_context(|| format!("no secret {name}"))?;
-    let value = s
-        .data
-        .and_then(|d| d.get(key).cloned())
-        .with_context(|| format!("no key {key} in {name}"))?;
-    Ok(String::from_utf8(value.0)?)
-}
-
 /// `Ready=False` with `reason`.
 fn not_ready_because<K: HasConditions + kube::Resource>(
     reason: &'static str,
@@ -163,7 +151,7 @@ async fn a_conflicting_database_gets_conflict_and_leaves_the_original_alone() ->
         .await?;
     let hash = password_hash(&role).await?;
     ensure!(hash.is_some(), "the owner has a password");
-    let secret = secret_key(&op, "original-credentials", "password").await?;
+    let secret = op.secret_text("original-credentials", "password").await?;
     let postgres_hash = password_hash("postgres").await?;
 
     // Same owner role; same database name with a fresh role; the superuser.
@@ -227,7 +215,7 @@ async fn a_conflicting_database_gets_conflict_and_leaves_the_original_alone() ->
         password_hash("postgres").await? == postgres_hash,
         "the superuser's password changed"
     );
-    ensure!(secret_key(&op, "original-credentials", "password").await? == secret);
+    ensure!(op.secret_text("original-credentials", "password").await? == secret);
     let d = op
         .wait_for::<Database>("original still Ready", "original", ready)
         .await?;
@@ -247,7 +235,7 @@ async fn a_conflicting_database_gets_conflict_and_leaves_the_original_alone() ->
         err.contains("permission denied for database"),
         "another role must not connect: {err:?}"
     );
-    let uri = secret_key(&op, "original-credentials", "uri").await?;
+    let uri = op.secret_text("original-credentials", "uri").await?;
     sqlx::PgConnection::connect(&uri).await?.close().await?;
 
     // Deleting the copies (reclaimPolicy Delete) drops nothing of the original's.
@@ -398,7 +386,7 @@ async fn postgres_stopped_is_degraded_within_a_resync_and_ready_after() -> anyho
     external_postgres(&op, "private-pg", pg.port, &pg.password).await?;
     database(&op, "app", "private-pg", "app_db", "app").await?;
     op.wait_for::<Database>("Ready", "app", ready).await?;
-    let password = secret_key(&op, "app-credentials", "password").await?;
+    let password = op.secret_text("app-credentials", "password").await?;
 
     pg.stop_server()?;
     let stopped = std::time::Instant::now();
@@ -425,7 +413,7 @@ async fn postgres_stopped_is_degraded_within_a_resync_and_ready_after() -> anyho
     let d = op.wait_for::<Database>("Ready again", "app", ready).await?;
     ensure!(condition(&d, "Degraded").is_some_and(|c| c.status == "False"));
     ensure!(
-        secret_key(&op, "app-credentials", "password").await? == password,
+        op.secret_text("app-credentials", "password").await? == password,
         "the outage changed the password"
     );
     let uri = pg.url("app", &password, "app_db");
@@ -449,8 +437,8 @@ async fn a_rotation_keeps_the_old_password_until_the_pods_rolled() -> anyhow::Re
     op.apply(app("10m")).await?;
     op.wait_for::<AppService>("AppService Ready", "pay", ready)
         .await?;
-    let old_uri = secret_key(&op, "pay-credentials", "uri").await?;
-    ensure!(secret_key(&op, "pay-credentials", "user").await? == "pay");
+    let old_uri = op.secret_text("pay-credentials", "uri").await?;
+    ensure!(op.secret_text("pay-credentials", "user").await? == "pay");
     // The test client: a connection opened with the old password, and new ones.
     let mut client = sqlx::PgConnection::connect(&old_uri).await?;
     sqlx::raw_sql("CREATE TABLE t (id int); INSERT INTO t VALUES (1)")
@@ -469,7 +457,7 @@ async fn a_rotation_keeps_the_old_password_until_the_pods_rolled() -> anyhow::Re
         "the Secret to hold pay_b",
         || async {
             Ok(
-                match secret_key(&op, "pay-credentials", "user").await?.as_str() {
+                match op.secret_text("pay-credentials", "user").await?.as_str() {
                     "pay_b" => Ok(()),
                     other => Err(other.to_owned()),
                 },
@@ -477,7 +465,7 @@ async fn a_rotation_keeps_the_old_password_until_the_pods_rolled() -> anyhow::Re
         },
     )
     .await?;
-    let new_uri = secret_key(&op, "pay-credentials", "uri").await?;
+    let new_uri = op.secret_text("pay-credentials", "uri").await?;
     ensure!(new_uri != old_uri);
     // The new login sees the owner's data.
     let mut fresh = sqlx::PgConnection::connect(&new_uri).await?;
@@ -632,7 +620,7 @@ async fn a_conflicting_queue_gets_conflict_and_the_original_password_is_unchange
     );
     let q = mgmt(reqwest::Method::GET, &format!("queues/{vhost}/{own}"), None).await?;
     ensure!(q["name"] == json!(own), "the original's queue is gone: {q}");
-    let uri = secret_key(&op, "original-amqp", "uri").await?;
+    let uri = op.secret_text("original-amqp", "uri").await?;
     let conn = lapin::Connection::connect(&uri, lapin::ConnectionProperties::default()).await?;
     let _ = conn.close(200, "done".into()).await;
     op.stop().await?;
@@ -830,7 +818,7 @@ async fn a_queue_rotation_deletes_the_old_user_only_after_the_pods_rolled() -> a
     op.apply(app("10m")).await?;
     op.wait_for::<AppService>("AppService Ready", "consumer", ready)
         .await?;
-    let old_uri = secret_key(&op, "rot-amqp", "uri").await?;
+    let old_uri = op.secret_text("rot-amqp", "uri").await?;
     amqp_login(&old_uri).await.map_err(anyhow::Error::msg)?;
     op.apply(app("100000")).await?;
     op.patch::<Queue>(
@@ -843,12 +831,12 @@ async fn a_queue_rotation_deletes_the_old_user_only_after_the_pods_rolled() -> a
         Duration::from_secs(60),
         "the Secret to hold the second user",
         || async {
-            let now = secret_key(&op, "rot-amqp", "username").await?;
+            let now = op.secret_text("rot-amqp", "username").await?;
             Ok(if now == second { Ok(()) } else { Err(now) })
         },
     )
     .await?;
-    let new_uri = secret_key(&op, "rot-amqp", "uri").await?;
+    let new_uri = op.secret_text("rot-amqp", "uri").await?;
     amqp_login(&new_uri).await.map_err(anyhow::Error::msg)?;
     tokio::time::sleep(RESYNC * 3).await;
     amqp_login(&old_uri)

@@ -12,7 +12,6 @@
 )]
 
 use anyhow::{Context as _, Result, bail, ensure};
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::ApiResource;
 use payplane_control_plane::{CLOUDNATIVE_PG, GATEWAY_API, RABBITMQ_CLUSTER_OPERATOR, eventually};
@@ -21,7 +20,7 @@ use payplane_operator::controller::postgres_cluster::cloudnative_pg;
 use payplane_operator::crd::{MessageBroker, Platform, PostgresCluster};
 use payplane_operator::external::Externals;
 use payplane_operator::testing::{
-    Operator, TIMEOUT, condition, install_third_party_crds, not_ready, ready, repo,
+    Operator, TIMEOUT, all_ready, condition, install_third_party_crds, ready, repo,
 };
 use serde_json::{Value, json};
 
@@ -179,18 +178,6 @@ fn rabbitmq_status(op: &Operator, generation: i64, replicas_ready: bool) -> Valu
     })
 }
 
-async fn secret_text(op: &Operator, name: &str, key: &str) -> Result<String> {
-    let s = op
-        .get::<Secret>(name)
-        .await?
-        .with_context(|| format!("Secret {name}"))?;
-    let v = s
-        .data
-        .and_then(|d| d.get(key).cloned())
-        .with_context(|| format!("Secret {name} has no {key}"))?;
-    Ok(String::from_utf8(v.0)?)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cloudnative_pg_and_rabbitmq_operator_platform_converges() -> Result<()> {
     install_third_party_crds(&[CLOUDNATIVE_PG, RABBITMQ_CLUSTER_OPERATOR, GATEWAY_API]).await?;
@@ -323,16 +310,10 @@ async fn cloudnative_pg_and_rabbitmq_operator_platform_converges() -> Result<()>
 
     // Everything converges on top: Databases through the superuser Secret, Queues through the
     // default user, and the Platform.
-    eventually(TIMEOUT, "every payplane resource Ready", || async {
-        let pending = not_ready(&op).await?;
-        Ok(if pending.is_empty() {
-            Ok(())
-        } else {
-            Err(pending.join("; "))
-        })
-    })
-    .await?;
-    let uri = secret_text(&op, "payplane-payments-db-credentials", "uri").await?;
+    all_ready(&op).await?;
+    let uri = op
+        .secret_text("payplane-payments-db-credentials", "uri")
+        .await?;
     ensure!(
         uri.contains(&format!(
             "@payplane-pg-rw.{}.svc:5432/payments_db?sslmode=require",
@@ -340,7 +321,9 @@ async fn cloudnative_pg_and_rabbitmq_operator_platform_converges() -> Result<()>
         )),
         "{uri}"
     );
-    let amqp = secret_text(&op, "payplane-payments-events-amqp", "uri").await?;
+    let amqp = op
+        .secret_text("payplane-payments-events-amqp", "uri")
+        .await?;
     ensure!(
         amqp.contains(&format!("@payplane-rmq.{}.svc:5672", op.ns())),
         "{amqp}"

@@ -25,7 +25,7 @@ use payplane_operator::crd::{
 };
 use payplane_operator::external::Externals;
 use payplane_operator::testing::{
-    EXAMPLE_PLATFORM, Operator, TIMEOUT, apply_local_broker, condition, not_ready, ready,
+    Operator, TIMEOUT, apply_local_broker, condition, converged_example, ready,
 };
 use serde_json::json;
 
@@ -37,21 +37,6 @@ const SERVICES: [&str; 6] = [
     "payplane-profile",
     "payplane-console",
 ];
-
-async fn converged_platform(prefix: &str) -> Result<Operator> {
-    let op = Operator::start(prefix, Externals::simulated()).await?;
-    op.apply_yaml(EXAMPLE_PLATFORM).await?;
-    eventually(TIMEOUT, "every payplane resource Ready", || async {
-        let pending = not_ready(&op).await?;
-        Ok(if pending.is_empty() {
-            Ok(())
-        } else {
-            Err(pending.join("; "))
-        })
-    })
-    .await?;
-    Ok(op)
-}
 
 /// The serving pods of the AppService `app` (not its migration Job's).
 fn app_pods(app: &str) -> String {
@@ -81,7 +66,7 @@ async fn running_pods(op: &Operator, selector: &str) -> Result<Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn platform_converges_with_every_resource_ready_and_pods_running() -> Result<()> {
-    let op = converged_platform("converge").await?;
+    let op = converged_example("converge").await?;
     ensure!(op.list::<AppService>().await?.len() == 6);
     ensure!(op.list::<Database>().await?.len() == 4);
     ensure!(op.list::<Queue>().await?.len() == 5);
@@ -146,7 +131,7 @@ async fn platform_converges_with_every_resource_ready_and_pods_running() -> Resu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spec_change_rolls_the_deployment_through_the_replicaset_controller() -> Result<()> {
-    let op = converged_platform("rollout").await?;
+    let op = converged_example("rollout").await?;
     let before = op
         .get::<AppService>("payplane-auth")
         .await?
@@ -333,7 +318,7 @@ async fn changed_secret_rolls_the_pods() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_the_platform_removes_every_child_through_the_garbage_collector() -> Result<()> {
-    let op = converged_platform("delete").await?;
+    let op = converged_example("delete").await?;
     ensure!(!op.list::<Deployment>().await?.is_empty());
     op.api::<Platform>()
         .delete("payplane", &DeleteParams::background())
@@ -566,7 +551,7 @@ async fn versions(op: &Operator) -> Result<BTreeMap<String, String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_controllers_do_not_hot_loop() -> Result<()> {
-    let op = converged_platform("idle").await?;
+    let op = converged_example("idle").await?;
     // Let the last status writes and their watch events drain.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = op.ctx.metrics.total_reconciles();
