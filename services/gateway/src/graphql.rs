@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use async_graphql::{
     ServerError,
-    dataloader::DataLoader,
+    dataloader::{DataLoader, HashMapCache},
     parser::types::{
         DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
     },
@@ -321,7 +321,13 @@ async fn post_graphql(State(gql): State<Arc<GraphQl>>, req: Request) -> Response
         services: gql.services.clone(),
         caller: Arc::new(caller),
     };
-    let loader = DataLoader::new(DetailLoader(rest.clone()), tokio::spawn);
+    // Cached for this request only: a payment asked for twice (aliases, fragments) whose loads
+    // land in different batches under load is still fetched once.
+    let loader = DataLoader::with_cache(
+        DetailLoader(rest.clone()),
+        tokio::spawn,
+        HashMapCache::default(),
+    );
     let request = request.data(rest).data(loader);
     let mut res = gql.schema.execute(request).await;
     let validation = is_validation_failure(&res);

@@ -7,7 +7,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::{
     ComplexObject, Context, ErrorExtensions, ID, MaybeUndefined, Object, Result,
-    dataloader::{DataLoader, Loader},
+    dataloader::{DataLoader, HashMapCache, Loader},
 };
 use futures::{StreamExt, stream};
 use http::Method;
@@ -95,7 +95,7 @@ impl Payment {
         if let Some(t) = &self.inline_transactions {
             return Ok(t.clone());
         }
-        let loader = ctx.data::<DataLoader<DetailLoader>>()?;
+        let loader = ctx.data::<DataLoader<DetailLoader, HashMapCache>>()?;
         match loader.load_one(self.id.to_string()).await {
             Ok(p) => Ok(p.and_then(|p| p.inline_transactions).unwrap_or_default()),
             Err(e) => Err(e.extend()),
