@@ -1019,6 +1019,12 @@ async fn subscriptions_follow_payments_live() {
         .expect_status(201)
         .unwrap();
     let watched = pending.data()["id"].as_str().unwrap().to_owned();
+    // Its creation event has reached this gateway's hub before the by-id watch below starts:
+    // on a loaded machine the event can otherwise arrive just after, and (rightly) be
+    // delivered to the new subscription.
+    let ev = mine.event("mine").await.unwrap();
+    assert_eq!(ev["data"]["paymentUpdated"]["paymentId"], watched.as_str());
+    assert_eq!(ev["data"]["paymentUpdated"]["eventType"], "payment:created");
     let by_id =
         format!("subscription {{ paymentUpdated(paymentId: \"{watched}\") {{ {EVENT_FIELDS} }} }}");
     outsider
