@@ -7,7 +7,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use axum::{
     Router,
     extract::{Request, State},
-    middleware::{self, Next},
+    middleware,
     response::{IntoResponse, Response},
     routing::{any, get},
 };
@@ -34,10 +34,10 @@ use tower_http::{
 use crate::{
     config::Config,
     docs::{self, Docs},
-    edge::{self, ClientIp, EdgeConfig, PeerAddr},
+    edge::{EdgeConfig, PeerAddr, layer::EdgeLayer},
     graphql,
     proxy::{Proxy, ProxyError, Upstream},
-    ratelimit::{self, RateLimiter},
+    ratelimit::RateLimiter,
     tls::{ReloadingCert, TlsError, TlsListener},
     ws::{self, PaymentAccess, WsState, hub::Hub},
 };
@@ -199,21 +199,6 @@ async fn console_or_not_found(state: Arc<AppState>, req: Request) -> Response {
     state.proxy.forward(&state.console, req, limit).await
 }
 
-/// `/metrics` only for the allow-listed CIDRs, when configured (api.md §3.8).
-async fn metrics_guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let allowed = &state.config.metrics_allowed;
-    if req.uri().path() == "/metrics" && !allowed.is_empty() {
-        let ip = req
-            .extensions()
-            .get::<ClientIp>()
-            .map(|c| c.0.to_canonical());
-        if !ip.is_some_and(|ip| allowed.iter().any(|n| n.contains(&ip))) {
-            return ApiError::route_not_found(req.method(), "/metrics").into_response();
-        }
-    }
-    next.run(req).await
-}
-
 fn health(state: &AppState) -> Health {
     let proxy = state.proxy.clone();
     let redis = state.redis.clone();
@@ -261,7 +246,6 @@ pub fn router(state: AppState) -> Router {
     // Install the recorder before the first request is counted.
     let _ = payplane_kit::metrics::handle();
     let edge = state.edge.clone();
-    let limiter = state.limiter.clone();
     let ws_state = state.ws.clone();
     let (docs, health) = (state.docs.clone(), health(&state));
     let gql = graphql::GraphQl::new(
@@ -284,7 +268,6 @@ pub fn router(state: AppState) -> Router {
             let state = state.clone();
             move |req: Request| console_or_not_found(state.clone(), req)
         });
-    let (e1, e2, e3) = (edge.clone(), edge.clone(), edge);
     routes.layer(
         ServiceBuilder::new()
             // 1. Request id first: every later layer's log line and error envelope names the request.
@@ -311,22 +294,14 @@ pub fn router(state: AppState) -> Router {
             .layer(CatchPanicLayer::custom(|_| {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "An unexpected error occurred").into_response()
             }))
-            // 5. Client IP and TLS flag once, for CORS/HSTS/rate limits/X-Forwarded-*.
-            .layer(middleware::from_fn(move |req, next| edge::client_info(e1.clone(), req, next)))
-            // 6. Security headers on every response, rejections included.
-            .layer(middleware::from_fn(edge::security_headers))
-            // 7. `/metrics` allow-list, before anything is counted against a bucket.
-            .layer(middleware::from_fn_with_state(state, metrics_guard))
-            // 7b. Edge rejections of `/graphql` below in the GraphQL error format (api.md §9.2).
-            .layer(middleware::from_fn(graphql::envelope))
-            // 8. CORS before rate limiting (api.md §3.4); preflights end here.
-            .layer(middleware::from_fn(move |req, next| edge::cors(e2.clone(), req, next)))
-            // 9. Rate limits on the real client IP; 429 never reaches an upstream.
-            .layer(middleware::from_fn(move |req, next| ratelimit::limit(limiter.clone(), req, next)))
+            // 5.–9., 11. The edge steps, in this order (see `edge::layer`): client IP and TLS
+            // flag; security headers on every response; the `/metrics` allow-list; edge
+            // rejections of `/graphql` in the GraphQL error format (api.md §9.2); CORS with its
+            // preflights; rate limits (429 never reaches an upstream); a declared oversized
+            // body refused before any byte is read.
+            .layer(EdgeLayer::new(edge, state.limiter.clone(), state.config.metrics_allowed.clone()))
             // 10. gzip/br for JSON answers (upstream bodies stay streamed).
-            .layer(CompressionLayer::new().compress_when(json_only()))
-            // 11. A declared oversized body is refused before any byte is read or forwarded.
-            .layer(middleware::from_fn(move |req, next| edge::declared_body_limit(e3.clone(), req, next))),
+            .layer(CompressionLayer::new().compress_when(json_only())),
     )
 }
 

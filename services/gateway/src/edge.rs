@@ -9,12 +9,14 @@ use std::{
 
 use axum::{
     extract::{ConnectInfo, Request},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
+
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use ipnet::IpNet;
 use payplane_kit::{ApiError, client_ip};
+
+pub mod layer;
 
 /// The TCP peer and whether the connection is TLS, recorded per connection.
 #[derive(Debug, Clone, Copy)]
@@ -73,8 +75,9 @@ impl EdgeConfig {
     }
 }
 
-/// Settles the client IP and TLS flag once, for everything after it.
-pub async fn client_info(cfg: Arc<EdgeConfig>, mut req: Request, next: Next) -> Response {
+/// Settles the client IP and TLS flag once, for everything after it (step 5); returns the
+/// TLS flag.
+pub fn settle_client(cfg: &EdgeConfig, req: &mut Request) -> bool {
     let peer = req
         .extensions()
         .get::<ConnectInfo<PeerAddr>>()
@@ -106,12 +109,29 @@ pub async fn client_info(cfg: Arc<EdgeConfig>, mut req: Request, next: Next) -> 
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    let tls = peer.tls || forwarded_https;
     req.extensions_mut().insert(ClientIp(ip));
-    req.extensions_mut()
-        .insert(IsTls(peer.tls || forwarded_https));
+    req.extensions_mut().insert(IsTls(tls));
     req.extensions_mut()
         .insert(client_ip::TrustedProxies(cfg.trusted_proxies.clone()));
-    next.run(req).await
+    tls
+}
+
+/// `/metrics` only for the allow-listed CIDRs, when configured (api.md §3.8; step 7): the 404
+/// a caller outside them gets.
+pub fn metrics_denied(allowed: &[IpNet], req: &Request) -> Option<Response> {
+    if req.uri().path() != "/metrics" || allowed.is_empty() {
+        return None;
+    }
+    let ip = req
+        .extensions()
+        .get::<ClientIp>()
+        .map(|c| c.0.to_canonical());
+    if ip.is_some_and(|ip| allowed.iter().any(|n| n.contains(&ip))) {
+        None
+    } else {
+        Some(ApiError::route_not_found(req.method(), "/metrics").into_response())
+    }
 }
 
 const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
@@ -135,19 +155,30 @@ pub fn is_preflight(req: &Request) -> bool {
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
-/// CORS (api.md §3.4): a disallowed origin is a 403 envelope, preflights are answered with 204.
-pub async fn cors(cfg: Arc<EdgeConfig>, req: Request, next: Next) -> Response {
-    let Some(origin) = req.headers().get(header::ORIGIN).cloned() else {
-        return next.run(req).await;
-    };
-    let allowed = origin.to_str().is_ok_and(|o| cfg.origin_allowed(o));
-    if !allowed {
-        let mut res = origin_not_allowed().into_response();
-        res.headers_mut()
-            .insert(header::VARY, HeaderValue::from_static("Origin"));
-        return res;
-    }
-    if is_preflight(&req) {
+/// What CORS (api.md §3.4, step 8) makes of a request.
+pub enum Cors {
+    /// No `Origin`: not a CORS request.
+    NotCors,
+    /// Answered here: a disallowed origin's 403 envelope, or a preflight's 204.
+    Answered(Response),
+    /// An allowed origin: its answer gets [`Cors::decorate`]'s headers.
+    Allowed(HeaderValue),
+}
+
+impl Cors {
+    pub fn check(cfg: &EdgeConfig, req: &Request) -> Self {
+        let Some(origin) = req.headers().get(header::ORIGIN).cloned() else {
+            return Self::NotCors;
+        };
+        if !origin.to_str().is_ok_and(|o| cfg.origin_allowed(o)) {
+            let mut res = origin_not_allowed().into_response();
+            res.headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("Origin"));
+            return Self::Answered(res);
+        }
+        if !is_preflight(req) {
+            return Self::Allowed(origin);
+        }
         let mut res = StatusCode::NO_CONTENT.into_response();
         let h = res.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
@@ -168,86 +199,108 @@ pub async fn cors(cfg: Arc<EdgeConfig>, req: Request, next: Next) -> Response {
             HeaderValue::from_static("3600"),
         );
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
-        return res;
+        Self::Answered(res)
     }
-    let mut res = next.run(req).await;
-    let h = res.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-        HeaderValue::from_static("true"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static(EXPOSE_HEADERS),
-    );
-    h.append(header::VARY, HeaderValue::from_static("Origin"));
-    res
+
+    /// The CORS headers of an allowed origin's answer.
+    pub fn decorate(self, h: &mut HeaderMap) {
+        let Self::Allowed(origin) = self else {
+            return;
+        };
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(EXPOSE_HEADERS),
+        );
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
 }
 
 const CSP_JSON: &str = "default-src 'none'; frame-ancestors 'none'";
 const CSP_DOCS: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
-/// Security headers of api.md §3.5 on every response.
-pub async fn security_headers(req: Request, next: Next) -> Response {
-    let path = req.uri().path().to_owned();
-    let tls = req.extensions().get::<IsTls>().is_some_and(|t| t.0);
-    let mut res = next.run(req).await;
-    apply_security_headers(res.headers_mut(), &path, tls);
-    res
+/// Which of api.md §3.5's security headers a response gets, settled from the request path
+/// before the request moves on (so the path is not copied to be looked at afterwards).
+#[derive(Debug, Clone, Copy)]
+pub struct SecurityHeaders {
+    tls: bool,
+    console_page: bool,
+    docs_page: bool,
+    graphql: bool,
+    no_store: bool,
 }
 
-fn apply_security_headers(h: &mut HeaderMap, path: &str, tls: bool) {
-    if tls {
+impl SecurityHeaders {
+    pub fn for_request(path: &str, tls: bool) -> Self {
+        Self {
+            tls,
+            console_page: crate::app::routes_to_console(path),
+            docs_page: path == "/api-docs"
+                || (path.starts_with("/api-docs/") && path != "/api-docs/openapi.json"),
+            graphql: path == "/graphql",
+            no_store: (path == "/api" || path.starts_with("/api/"))
+                && path != "/api/auth/.well-known/jwks.json",
+        }
+    }
+
+    /// Security headers of api.md §3.5 on every response (step 6).
+    pub fn apply(self, h: &mut HeaderMap) {
+        if self.tls {
+            h.insert(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            );
+        }
         h.insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
         );
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        // Console pages keep their own `same-origin`: under `no-referrer` browsers send
+        // `Origin: null` on form posts, which the CORS check (and the console's CSRF check) refuse.
+        if !(self.console_page && h.contains_key(header::REFERRER_POLICY)) {
+            h.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
+        }
+        // The console sets its own (stricter-than-docs) policy for its pages, and GraphiQL its
+        // own (`GET /graphql`, outside production); keep them.
+        if !((self.console_page || self.graphql) && h.contains_key(header::CONTENT_SECURITY_POLICY))
+        {
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(if self.docs_page { CSP_DOCS } else { CSP_JSON }),
+            );
+        }
+        if self.no_store {
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        if h.contains_key(header::SERVER) {
+            h.remove(header::SERVER);
+        }
+        if h.contains_key("x-powered-by") {
+            h.remove("x-powered-by");
+        }
     }
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    // Console pages keep their own `same-origin`: under `no-referrer` browsers send
-    // `Origin: null` on form posts, which the CORS check (and the console's CSRF check) refuse.
-    let console_page = crate::app::routes_to_console(path);
-    if !(console_page && h.contains_key(header::REFERRER_POLICY)) {
-        h.insert(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        );
-    }
-    let docs_page =
-        path == "/api-docs" || (path.starts_with("/api-docs/") && path != "/api-docs/openapi.json");
-    // The console sets its own (stricter-than-docs) policy for its pages, and GraphiQL its
-    // own (`GET /graphql`, outside production); keep them.
-    if !((console_page || path == "/graphql") && h.contains_key(header::CONTENT_SECURITY_POLICY)) {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(if docs_page { CSP_DOCS } else { CSP_JSON }),
-        );
-    }
-    if (path == "/api" || path.starts_with("/api/")) && path != "/api/auth/.well-known/jwks.json" {
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    h.remove(header::SERVER);
-    h.remove("x-powered-by");
 }
 
-/// A declared `Content-Length` above the route's limit is refused before reading (api.md §3.6);
-/// chunked bodies are counted by the proxy while streaming.
-pub async fn declared_body_limit(cfg: Arc<EdgeConfig>, req: Request, next: Next) -> Response {
+/// A declared `Content-Length` above the route's limit is refused before reading (api.md §3.6,
+/// step 11); chunked bodies are counted by the proxy while streaming.
+pub fn declared_too_large(cfg: &EdgeConfig, req: &Request) -> Option<Response> {
     let limit = cfg.limit_for(req.uri().path());
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return ApiError::payload_too_large(limit).into_response();
-    }
-    next.run(req).await
+    declared
+        .is_some_and(|n| n > limit as u64)
+        .then(|| ApiError::payload_too_large(limit).into_response())
 }
 
 #[cfg(test)]
@@ -256,6 +309,9 @@ mod tests {
 
     #[test]
     fn docs_pages_get_their_own_csp_and_api_is_not_cached() {
+        let apply_security_headers = |h: &mut HeaderMap, path: &str, tls: bool| {
+            SecurityHeaders::for_request(path, tls).apply(h);
+        };
         let mut h = HeaderMap::new();
         apply_security_headers(&mut h, "/api-docs/index.html", false);
         assert_eq!(h[header::CONTENT_SECURITY_POLICY], CSP_DOCS);

@@ -26,7 +26,6 @@ use axum::{
         ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
     },
     http::{HeaderValue, StatusCode, header},
-    middleware::Next,
     response::{Html, IntoResponse, Response},
     routing::get,
 };
@@ -403,14 +402,10 @@ async fn get_sdl(State(gql): State<Arc<GraphQl>>) -> Response {
     res
 }
 
-/// Middleware for the gateway stack: an edge rejection of `POST /graphql` (403 origin, 413,
-/// 415, 429, …), written in the REST envelope by the edge layers, is rewritten into the
-/// GraphQL error format (§9.2). Other paths and GraphQL answers pass untouched.
-pub async fn envelope(req: Request, next: Next) -> Response {
-    if req.uri().path() != "/graphql" {
-        return next.run(req).await;
-    }
-    let res = next.run(req).await;
+/// For the gateway's edge layer: an edge rejection of `POST /graphql` (403 origin, 413, 415,
+/// 429, …), written in the REST envelope by the edge steps, is rewritten into the GraphQL error
+/// format (§9.2). GraphQL answers pass untouched.
+pub async fn edge_rejection(res: Response) -> Response {
     if res.status().is_success() || res.status() == StatusCode::SWITCHING_PROTOCOLS {
         return res;
     }

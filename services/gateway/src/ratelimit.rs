@@ -7,7 +7,6 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     extract::Request,
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -81,7 +80,8 @@ pub fn classify(method: &Method, path: &str) -> Counted {
     Counted::Exempt
 }
 
-struct BucketState {
+/// Tokens left in one bucket once a request was counted.
+pub struct BucketState {
     bucket: Bucket,
     tokens: f64,
 }
@@ -210,28 +210,49 @@ fn retry_after(states: &[BucketState]) -> f64 {
         .fold(1.0, f64::max)
 }
 
-/// The middleware: counts the request, answers 429 when a bucket is empty, and puts the
-/// headers of the most constrained bucket on every counted response.
-pub async fn limit(limiter: Option<RateLimiter>, req: Request, next: Next) -> Response {
-    let Some(limiter) = limiter else {
-        return next.run(req).await;
-    };
-    let counted = classify(req.method(), req.uri().path());
-    if counted == Counted::Exempt || is_preflight(&req) {
-        return next.run(req).await;
+/// What the rate limiter decided for one request.
+pub enum Admission {
+    /// Not counted (exempt path, preflight, limits off) or the limiter was unreachable
+    /// (fail open).
+    Uncounted,
+    /// Counted and admitted: the most constrained bucket's headers go on the answer.
+    Admitted(Vec<BucketState>),
+    /// The 429 answer, with its headers; the request never reaches an upstream.
+    Refused(Response),
+}
+
+impl Admission {
+    /// Puts the `RateLimit-*` headers of a counted, admitted request on its answer.
+    pub fn decorate(&self, h: &mut HeaderMap) {
+        if let Self::Admitted(states) = self {
+            headers_for(states, h);
+        }
     }
-    let Some(ClientIp(ip)) = req.extensions().get::<ClientIp>().copied() else {
-        return next.run(req).await;
-    };
+}
+
+/// Which buckets a request counts against and whose they are; `None` when it is not counted
+/// (limits off, exempt path, preflight, no client IP). Read before any await: the request
+/// itself is not `Sync`, so it is not borrowed across the Redis call.
+pub fn counting<'a>(
+    limiter: Option<&'a RateLimiter>,
+    req: &Request,
+) -> Option<(&'a RateLimiter, Counted, std::net::IpAddr)> {
+    let limiter = limiter?;
+    let counted = classify(req.method(), req.uri().path());
+    if counted == Counted::Exempt || is_preflight(req) {
+        return None;
+    }
+    let ClientIp(ip) = req.extensions().get::<ClientIp>().copied()?;
+    Some((limiter, counted, ip))
+}
+
+/// Counts a request against its buckets (step 9 of the gateway stack).
+pub async fn admit(limiter: &RateLimiter, counted: Counted, ip: std::net::IpAddr) -> Admission {
     match limiter
         .take(&payplane_kit::client_ip::rate_key(ip), counted)
         .await
     {
-        Ok((true, states)) => {
-            let mut res = next.run(req).await;
-            headers_for(&states, res.headers_mut());
-            res
-        }
+        Ok((true, states)) => Admission::Admitted(states),
         Ok((false, states)) => {
             let bucket = if states.len() > 1 && states[1].tokens < 1.0 {
                 "auth"
@@ -250,12 +271,12 @@ pub async fn limit(limiter: Option<RateLimiter>, req: Request, next: Next) -> Re
             )
             .into_response();
             headers_for(&states, res.headers_mut());
-            res
+            Admission::Refused(res)
         }
         Err(e) => {
             tracing::warn!(error = %e, "rate limiter unavailable; letting the request through");
             metrics::counter!("rate_limit_errors_total").increment(1);
-            next.run(req).await
+            Admission::Uncounted
         }
     }
 }
