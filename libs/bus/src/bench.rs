@@ -35,6 +35,8 @@ use crate::{
     topology,
 };
 
+mod bare_chain;
+
 const ROUTING_KEY: &str = "bench.tick.happened";
 const RAW_KEY: &str = "raw.tick.happened";
 
@@ -65,6 +67,8 @@ pub struct BenchOptions {
     /// Confirms in flight for the raw publisher.
     pub raw_in_flight: usize,
     pub sandbox: SandboxConfig,
+    /// Experiment: producers do not `NOTIFY outbox` and the relay polls every this many ms.
+    pub poll_without_notify_ms: Option<u64>,
 }
 
 impl Default for BenchOptions {
@@ -82,6 +86,7 @@ impl Default for BenchOptions {
             consumer_batch: 250,
             raw_in_flight: 1000,
             sandbox: SandboxConfig::default(),
+            poll_without_notify_ms: None,
         }
     }
 }
@@ -207,6 +212,9 @@ pub struct BenchReport {
     pub offered_relay: Latency,
     pub offered_handled: Latency,
     pub offered_cpu: CpuShare,
+    /// The same three durable steps done bare at the offered rate (producer commit, confirmed
+    /// publish, consumer commit; no outbox, relay or `processed_events`), sent → committed.
+    pub bare_chain: Latency,
     pub order_violations: u64,
 }
 
@@ -214,6 +222,15 @@ impl BenchReport {
     pub fn ratio(&self) -> f64 {
         if self.raw_rate > 0.0 {
             self.e2e_rate / self.raw_rate
+        } else {
+            0.0
+        }
+    }
+
+    /// End-to-end p95 at the offered rate over the bare chain's p95 (goal ≤ 1.5).
+    pub fn offered_over_bare(&self) -> f64 {
+        if self.bare_chain.p95 > 0.0 {
+            self.offered_latency.p95 / self.bare_chain.p95
         } else {
             0.0
         }
@@ -270,16 +287,25 @@ impl fmt::Display for BenchReport {
         writeln!(f, "  {}", self.offered_cpu)?;
         writeln!(
             f,
+            "bare chain at {} msg/s offered (producer commit -> confirmed publish -> consumer commit, no outbox): p50 {:.2} ms p95 {:.2} ms p99 {:.2} ms",
+            self.offered_rate, self.bare_chain.p50, self.bare_chain.p95, self.bare_chain.p99
+        )?;
+        writeln!(
+            f,
             "per-aggregate order violations: {}",
             self.order_violations
         )?;
         write!(
             f,
-            "events: {:.0} msg/s p50 {:.2} ms p99 {:.2} ms ratio {:.2} of raw",
+            "events: {:.0} msg/s p50 {:.2} ms p99 {:.2} ms ratio {:.2} of raw, offered {}/s p95 {:.2} ms vs bare chain {:.2} ms ({:.2}x)",
             self.e2e_rate,
             self.offered_latency.p50,
             self.offered_latency.p99,
-            self.ratio()
+            self.ratio(),
+            self.offered_rate,
+            self.offered_latency.p95,
+            self.bare_chain.p95,
+            self.offered_over_bare()
         )
     }
 }
@@ -400,6 +426,8 @@ pub async fn run(mut opts: BenchOptions) -> Result<BenchReport, BenchError> {
     report.raw_cpu = cpu;
     report.raw_offered_latency = raw_latency_phase(&sandbox, &opts, &sample).await?;
     e2e_phases(&sandbox, &opts, &mut report).await?;
+    // Right after the pipeline's offered-load phase, so both see the same neighbours' load.
+    report.bare_chain = bare_chain::run(&sandbox, &opts).await?;
     Ok(report)
 }
 
@@ -669,16 +697,19 @@ impl Handler for BenchHandler {
     }
 }
 
-async fn insert_batch(pool: &PgPool, rows: &[Row]) -> Result<(), sqlx::Error> {
+async fn insert_batch(pool: &PgPool, rows: &[Row], notify: bool) -> Result<(), sqlx::Error> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let aggs: Vec<&str> = rows.iter().map(|r| r.aggregate.as_str()).collect();
     let envs: Vec<&str> = rows.iter().map(|r| r.envelope.as_str()).collect();
     let mut tx = pool.begin().await?;
-    sqlx::query(
+    sqlx::query(if notify {
         "WITH ins AS (INSERT INTO outbox (id, aggregate_type, aggregate_id, routing_key, envelope) \
          SELECT t.id, 'tick', t.agg, $4, t.env::jsonb FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(id, agg, env)) \
-         SELECT pg_notify('outbox', '')",
-    )
+         SELECT pg_notify('outbox', '')"
+    } else {
+        "INSERT INTO outbox (id, aggregate_type, aggregate_id, routing_key, envelope) \
+         SELECT t.id, 'tick', t.agg, $4, t.env::jsonb FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(id, agg, env)"
+    })
     .bind(&ids)
     .bind(&aggs)
     .bind(&envs)
@@ -739,12 +770,13 @@ impl Producers {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Row>();
             let pool = pool.clone();
             let max = opts.producer_batch.max(1);
+            let notify = opts.poll_without_notify_ms.is_none();
             let committed = Arc::clone(&committed);
             lanes.push(tx);
             tasks.push(tokio::spawn(async move {
                 let mut rows = Vec::with_capacity(max);
                 while rx.recv_many(&mut rows, max).await > 0 {
-                    insert_batch(&pool, &rows).await?;
+                    insert_batch(&pool, &rows, notify).await?;
                     let now = now_micros();
                     if let Ok(mut c) = committed.lock() {
                         c.extend(rows.iter().map(|r| (r.id, now)));
@@ -835,6 +867,9 @@ async fn e2e_phases(
     let mut rc = RelayConfig::new(&sandbox.amqp_url);
     rc.batch_size = opts.relay_batch;
     rc.pipeline_depth = opts.relay_depth;
+    if let Some(ms) = opts.poll_without_notify_ms {
+        rc.poll_interval = Duration::from_millis(ms);
+    }
     let relay = Relay::spawn(sandbox.pool.clone(), rc, shutdown.clone());
     let ready_by = Instant::now() + Duration::from_secs(15);
     while !(consumer.broker_connected() && relay.broker_connected()) && Instant::now() < ready_by {
