@@ -33,9 +33,6 @@ async fn main() -> anyhow::Result<()> {
     if let Some(v) = knob("BENCH_CONSUMER_BATCH") {
         opts.consumer_batch = v;
     }
-    if let Some(v) = knob("BENCH_POLL_WITHOUT_NOTIFY_MS") {
-        opts.poll_without_notify_ms = Some(u64::try_from(v)?);
-    }
     let report = bench::run(opts).await?;
     println!("{report}");
     Ok(())

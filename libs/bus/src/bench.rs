@@ -67,8 +67,6 @@ pub struct BenchOptions {
     /// Confirms in flight for the raw publisher.
     pub raw_in_flight: usize,
     pub sandbox: SandboxConfig,
-    /// Experiment: producers do not `NOTIFY outbox` and the relay polls every this many ms.
-    pub poll_without_notify_ms: Option<u64>,
 }
 
 impl Default for BenchOptions {
@@ -86,7 +84,6 @@ impl Default for BenchOptions {
             consumer_batch: 250,
             raw_in_flight: 1000,
             sandbox: SandboxConfig::default(),
-            poll_without_notify_ms: None,
         }
     }
 }
@@ -496,30 +493,36 @@ async fn raw_phase(
     let meter = CpuMeter::start(&sandbox.name);
     let started = Instant::now();
     let mut in_flight = FuturesOrdered::new();
-    for i in 0..total {
-        let props = message::properties(message::EventMeta {
-            id: &i.to_string(),
-            routing_key: RAW_KEY,
-            source: "payments",
-            correlation_id: "bench",
-            timestamp_secs: 0,
-            headers: FieldTable::default(),
-        });
-        let confirm = ch
-            .basic_publish(
-                EVENTS_EXCHANGE.into(),
-                RAW_KEY.into(),
-                BasicPublishOptions::default(),
-                body,
-                props,
-            )
-            .await?;
-        in_flight.push_back(confirm);
-        if in_flight.len() >= opts.raw_in_flight
-            && let Some(c) = in_flight.next().await
-            && !c?.is_ack()
-        {
-            return Err(BenchError::Nacked);
+    // Chunks of a quarter of the confirms in flight, each queued whole before its writes are
+    // awaited, as the relay sends its batches.
+    let chunk = (opts.raw_in_flight / 4).max(1);
+    let mut next = 0;
+    while next < total {
+        let end = (next + chunk).min(total);
+        let confirms = publish_all(
+            &ch,
+            RAW_KEY,
+            (next..end).map(|i| {
+                message::properties(message::EventMeta {
+                    id: &i.to_string(),
+                    routing_key: RAW_KEY,
+                    source: "payments",
+                    correlation_id: "bench",
+                    timestamp_secs: 0,
+                    headers: FieldTable::default(),
+                })
+            }),
+            body,
+        )
+        .await?;
+        in_flight.extend(confirms);
+        next = end;
+        while in_flight.len() > opts.raw_in_flight {
+            if let Some(c) = in_flight.next().await
+                && !c?.is_ack()
+            {
+                return Err(BenchError::Nacked);
+            }
         }
     }
     while let Some(c) = in_flight.next().await {
@@ -540,6 +543,37 @@ async fn raw_phase(
     #[expect(clippy::cast_precision_loss, reason = "message counts")]
     let rate = total as f64 / finished.duration_since(started).as_secs_f64();
     Ok((rate, cpu))
+}
+
+/// Publishes one message per item of `props` with the same body, queueing every publish's
+/// frames (first poll, in order) before awaiting any write, as the relay does (awaiting each
+/// write first costs a task wake-up and a socket write per message); returns the confirms.
+async fn publish_all(
+    ch: &lapin::Channel,
+    routing_key: &str,
+    props: impl Iterator<Item = lapin::BasicProperties>,
+    body: &[u8],
+) -> Result<Vec<lapin::PublisherConfirm>, lapin::Error> {
+    let mut writes = Vec::new();
+    for p in props {
+        let mut publish = Box::pin(ch.basic_publish(
+            EVENTS_EXCHANGE.into(),
+            routing_key.into(),
+            BasicPublishOptions::default(),
+            body,
+            p,
+        ));
+        let first = futures::poll!(publish.as_mut());
+        writes.push((first, publish));
+    }
+    let mut confirms = Vec::with_capacity(writes.len());
+    for (first, publish) in writes {
+        confirms.push(match first {
+            std::task::Poll::Ready(result) => result?,
+            std::task::Poll::Pending => publish.await?,
+        });
+    }
+    Ok(confirms)
 }
 
 /// The broker's own latency floor: events at the offered rate, the send time in the message id.
@@ -598,26 +632,26 @@ async fn raw_latency_phase(
         )
         .unwrap_or(usize::MAX)
         .min(total);
-        while sent < due {
-            let props = message::properties(message::EventMeta {
-                id: &now_micros().to_string(),
-                routing_key: "rawlat.tick.happened",
-                source: "payments",
-                correlation_id: "bench",
-                timestamp_secs: 0,
-                headers: FieldTable::default(),
-            });
-            confirms.push_back(
-                ch.basic_publish(
-                    EVENTS_EXCHANGE.into(),
-                    "rawlat.tick.happened".into(),
-                    BasicPublishOptions::default(),
+        if sent < due {
+            confirms.extend(
+                publish_all(
+                    &ch,
+                    "rawlat.tick.happened",
+                    (sent..due).map(|_| {
+                        message::properties(message::EventMeta {
+                            id: &now_micros().to_string(),
+                            routing_key: "rawlat.tick.happened",
+                            source: "payments",
+                            correlation_id: "bench",
+                            timestamp_secs: 0,
+                            headers: FieldTable::default(),
+                        })
+                    }),
                     body,
-                    props,
                 )
                 .await?,
             );
-            sent += 1;
+            sent = due;
         }
         while let Some(c) = confirms.next().now_or_never().flatten() {
             if !c?.is_ack() {
@@ -697,19 +731,16 @@ impl Handler for BenchHandler {
     }
 }
 
-async fn insert_batch(pool: &PgPool, rows: &[Row], notify: bool) -> Result<(), sqlx::Error> {
+async fn insert_batch(pool: &PgPool, rows: &[Row]) -> Result<(), sqlx::Error> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let aggs: Vec<&str> = rows.iter().map(|r| r.aggregate.as_str()).collect();
     let envs: Vec<&str> = rows.iter().map(|r| r.envelope.as_str()).collect();
     let mut tx = pool.begin().await?;
-    sqlx::query(if notify {
+    sqlx::query(
         "WITH ins AS (INSERT INTO outbox (id, aggregate_type, aggregate_id, routing_key, envelope) \
          SELECT t.id, 'tick', t.agg, $4, t.env::jsonb FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(id, agg, env)) \
-         SELECT pg_notify('outbox', '')"
-    } else {
-        "INSERT INTO outbox (id, aggregate_type, aggregate_id, routing_key, envelope) \
-         SELECT t.id, 'tick', t.agg, $4, t.env::jsonb FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(id, agg, env)"
-    })
+         SELECT pg_notify('outbox', '')",
+    )
     .bind(&ids)
     .bind(&aggs)
     .bind(&envs)
@@ -770,13 +801,12 @@ impl Producers {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Row>();
             let pool = pool.clone();
             let max = opts.producer_batch.max(1);
-            let notify = opts.poll_without_notify_ms.is_none();
             let committed = Arc::clone(&committed);
             lanes.push(tx);
             tasks.push(tokio::spawn(async move {
                 let mut rows = Vec::with_capacity(max);
                 while rx.recv_many(&mut rows, max).await > 0 {
-                    insert_batch(&pool, &rows, notify).await?;
+                    insert_batch(&pool, &rows).await?;
                     let now = now_micros();
                     if let Ok(mut c) = committed.lock() {
                         c.extend(rows.iter().map(|r| (r.id, now)));
@@ -867,9 +897,6 @@ async fn e2e_phases(
     let mut rc = RelayConfig::new(&sandbox.amqp_url);
     rc.batch_size = opts.relay_batch;
     rc.pipeline_depth = opts.relay_depth;
-    if let Some(ms) = opts.poll_without_notify_ms {
-        rc.poll_interval = Duration::from_millis(ms);
-    }
     let relay = Relay::spawn(sandbox.pool.clone(), rc, shutdown.clone());
     let ready_by = Instant::now() + Duration::from_secs(15);
     while !(consumer.broker_connected() && relay.broker_connected()) && Instant::now() < ready_by {

@@ -137,8 +137,9 @@ async fn produce(
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        let mut pending: Vec<PublisherConfirm> = Vec::with_capacity(rows.len());
-        for row in rows.drain(..) {
+        // Bodies differ per row, so each publish is queued here the way `publish_all` does.
+        let mut writes = Vec::with_capacity(rows.len());
+        for row in &rows {
             let mut headers = FieldTable::default();
             headers.insert(
                 SENT_HEADER.into(),
@@ -152,17 +153,24 @@ async fn produce(
                 timestamp_secs: 0,
                 headers,
             });
-            pending.push(
-                ch.basic_publish(
-                    EVENTS_EXCHANGE.into(),
-                    BARE_KEY.into(),
-                    BasicPublishOptions::default(),
-                    row.envelope.as_bytes(),
-                    props,
-                )
-                .await?,
-            );
+            let mut publish = Box::pin(ch.basic_publish(
+                EVENTS_EXCHANGE.into(),
+                BARE_KEY.into(),
+                BasicPublishOptions::default(),
+                row.envelope.as_bytes(),
+                props,
+            ));
+            let first = futures::poll!(publish.as_mut());
+            writes.push((first, publish));
         }
+        let mut pending: Vec<PublisherConfirm> = Vec::with_capacity(writes.len());
+        for (first, publish) in writes {
+            pending.push(match first {
+                std::task::Poll::Ready(result) => result?,
+                std::task::Poll::Pending => publish.await?,
+            });
+        }
+        rows.clear();
         confirms.push(tokio::spawn(async move {
             for c in pending {
                 if !c.await?.is_ack() {
