@@ -1,7 +1,7 @@
 //! Building and running the console: state, the router wrapped in the shared stack plus the
 //! console's own layers (sessions and CSRF, security headers, compression), serving.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -11,11 +11,10 @@ use axum::{
 };
 use http::{HeaderValue, header};
 use payplane_kit::{
-    config::{ConfigError, Env},
     health::{Check, Health},
     http::{StackOptions, stack},
     server::{BindError, Bound},
-    service::Service,
+    service::ServiceState,
 };
 use secrecy::ExposeSecret;
 use tower_http::compression::CompressionLayer;
@@ -97,11 +96,7 @@ pub fn router(state: AppState) -> Router {
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success());
-            vec![Check {
-                name: "gateway",
-                up: live,
-                required: false,
-            }]
+            vec![Check::optional("gateway", live)]
         })
     });
     let opts = StackOptions {
@@ -119,39 +114,21 @@ pub fn router(state: AppState) -> Router {
         .layer(CompressionLayer::new())
 }
 
-/// A bound, ready-to-run console; `local_addr`, `state` and `shutdown_token` come from
-/// [`Bound`] through `Deref`.
-pub struct Application(Bound<AppState>);
+/// A bound, ready-to-run console (`local_addr`, `state`, `shutdown_token`).
+pub type Application = Bound<AppState>;
 
-impl std::ops::Deref for Application {
-    type Target = Bound<AppState>;
-
-    fn deref(&self) -> &Bound<AppState> {
-        &self.0
-    }
-}
-
-impl Service for Application {
+impl ServiceState for AppState {
     const NAME: &'static str = "console";
     type Config = Config;
     type Error = StartError;
 
-    fn config(env: &Env) -> Result<Config, ConfigError> {
-        Config::from_env(env)
-    }
-
-    fn local_addr(&self) -> Option<SocketAddr> {
-        self.0.local_addr()
-    }
-
-    async fn build(config: Config) -> Result<Self, StartError> {
-        let addr = config.listen_addr;
-        Ok(Self(Bound::bind(addr, AppState::new(config)).await?))
+    async fn connect(config: Config) -> Result<Self, StartError> {
+        Ok(Self::new(config))
     }
 
     /// Serves until SIGINT/SIGTERM or the shutdown token.
-    async fn run_until_stopped(self) -> Result<(), StartError> {
-        let (listener, state, shutdown) = self.0.into_parts();
+    async fn serve(bound: Application) -> Result<(), StartError> {
+        let (listener, state, shutdown) = bound.into_parts();
         payplane_kit::server::serve_until_stopped(listener, router(state), &shutdown)
             .await
             .map_err(StartError::Serve)
