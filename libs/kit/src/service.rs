@@ -9,9 +9,17 @@ pub mod cache;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-use std::{error::Error as StdError, future::Future, net::SocketAddr};
+use std::{
+    error::Error as StdError,
+    fmt::{Debug, Display},
+    future::Future,
+    net::SocketAddr,
+    time::Duration,
+};
 
 use sqlx::migrate::Migrator;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::{ConfigError, Env, ServiceConfig},
@@ -95,6 +103,38 @@ impl<S: ServiceState> Service for Bound<S> {
     fn run_until_stopped(self) -> impl Future<Output = Result<(), S::Error>> + Send {
         S::serve(self)
     }
+}
+
+/// Runs `pass` every `period` until `shutdown`, the first time after `first`: a periodic job
+/// such as housekeeping. What a pass did (`Some`) is logged at info, a failure as a warning,
+/// and the next tick runs again either way.
+pub fn spawn_every<F, Fut, T, E>(
+    job: &'static str,
+    first: Duration,
+    period: Duration,
+    shutdown: CancellationToken,
+    mut pass: F,
+) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Option<T>, E>> + Send,
+    T: Debug,
+    E: Display,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, period);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match pass().await {
+                Ok(Some(done)) => tracing::info!(?done, "{job} pass"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "{job} failed"),
+            }
+        }
+    })
 }
 
 /// Why a service's `main` ended with an error.
