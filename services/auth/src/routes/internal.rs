@@ -3,7 +3,7 @@
 //! `auth.user.*` events in the same transaction.
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Path, RawQuery, State},
     response::IntoResponse,
 };
 use http::StatusCode;
@@ -18,6 +18,7 @@ use payplane_kit::{
     ApiError, Created, Data,
     context::RequestContext,
     json::JsonObject,
+    query::QueryParams,
     validate::{Fields, Text},
 };
 use serde_json::{Map, Value, json};
@@ -61,11 +62,16 @@ pub async fn show(
 pub async fn by_email(
     State(s): State<AppState>,
     caller: ServiceCaller,
-    Query(q): Query<std::collections::HashMap<String, String>>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Data<Value>, ApiError> {
     caller.allow(&["payments", "admin"])?;
-    let raw = q.get("email").map(String::as_str).unwrap_or_default();
-    let email = payplane_kit::validate::email(raw).map_err(|msg| ApiError::field("email", msg))?;
+    let mut q = QueryParams::parse(raw.as_deref());
+    let email = q.email("email", true);
+    q.finish()?;
+    let Some(email) = email else {
+        // Not reached: a required email that is not returned was refused by `finish`.
+        return Err(ApiError::field("email", "must be a valid email address"));
+    };
     let mut conn = s.db.acquire().await.map_err(begin_err)?;
     let user = users::by_email(&mut conn, &email)
         .await?
