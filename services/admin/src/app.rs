@@ -16,7 +16,7 @@ use payplane_kit::{
     server::{BindError, Bound},
     service::{
         ServiceState,
-        cache::{RedisTimeouts, connect_redis},
+        cache::{ConnectError, connect_stores},
     },
 };
 use sqlx::{PgPool, migrate::Migrator};
@@ -28,9 +28,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Db(#[from] payplane_db::DbError),
-    #[error("connecting to Redis at REDIS_URL")]
-    Redis(#[source] redis::RedisError),
+    Connect(#[from] ConnectError),
     #[error(transparent)]
     Bind(#[from] BindError),
     #[error("serving HTTP")]
@@ -70,10 +68,7 @@ pub fn router(state: AppState) -> Router {
             ]
         })
     });
-    let opts = StackOptions {
-        trusted_proxies: state.config.trusted_proxies.clone(),
-        ..StackOptions::default()
-    };
+    let opts = StackOptions::trusting(state.config.trusted_proxies.clone());
     stack(crate::routes::routes().with_state(state), health, &opts)
 }
 
@@ -88,11 +83,8 @@ impl ServiceState for AppState {
 
     /// Connects to PostgreSQL (applying migrations) and Redis; starts loading auth's JWKS.
     async fn connect(config: Config) -> Result<Self, StartError> {
-        let db = payplane_db::connect(&config.database_url, 20).await?;
-        payplane_db::migrate(&db, &MIGRATOR).await?;
-        let redis = connect_redis(&config.redis_url, RedisTimeouts::SERVICE)
-            .await
-            .map_err(StartError::Redis)?;
+        let (db, redis) =
+            connect_stores(&config.database_url, 20, &MIGRATOR, &config.redis_url).await?;
         let keys = RemoteKeys::new(&config.auth_url);
         // Retries until auth answers, then refreshes every 5 minutes (api.md §2.2).
         let _refresher = keys.spawn_refresh();

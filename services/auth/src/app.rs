@@ -11,7 +11,7 @@ use payplane_kit::{
     server::{BindError, Bound},
     service::{
         ServiceState,
-        cache::{RedisTimeouts, connect_redis, database_and_cache},
+        cache::{ConnectError, connect_stores, database_and_cache},
     },
 };
 use sqlx::{PgPool, migrate::Migrator};
@@ -23,13 +23,11 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Db(#[from] payplane_db::DbError),
+    Connect(#[from] ConnectError),
     #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),
     #[error(transparent)]
     Password(#[from] crate::password::PasswordError),
-    #[error("connecting to Redis at REDIS_URL")]
-    Redis(#[source] redis::RedisError),
     #[error(transparent)]
     Bind(#[from] BindError),
     #[error("serving HTTP")]
@@ -80,10 +78,7 @@ pub fn router_with_relay(state: AppState, relay: Option<Arc<RelayHandle>>) -> Ro
             checks
         })
     });
-    let opts = StackOptions {
-        trusted_proxies: state.config.trusted_proxies.clone(),
-        ..StackOptions::default()
-    };
+    let opts = StackOptions::trusting(state.config.trusted_proxies.clone());
     stack(crate::routes::routes().with_state(state), health, &opts)
 }
 
@@ -98,11 +93,8 @@ impl ServiceState for AppState {
 
     /// Connects to PostgreSQL (applying migrations) and Redis, and loads the signing keys.
     async fn connect(config: Config) -> Result<Self, StartError> {
-        let db = payplane_db::connect(&config.database_url, 20).await?;
-        payplane_db::migrate(&db, &MIGRATOR).await?;
-        let redis = connect_redis(&config.redis_url, RedisTimeouts::SERVICE)
-            .await
-            .map_err(StartError::Redis)?;
+        let (db, redis) =
+            connect_stores(&config.database_url, 20, &MIGRATOR, &config.redis_url).await?;
         let keys = if config.signing_keys.is_empty() {
             tracing::warn!(
                 "AUTH_SIGNING_KEYS not set: using an ephemeral key; tokens will not survive a restart"

@@ -99,10 +99,7 @@ pub fn router(state: AppState) -> Router {
             vec![Check::optional("gateway", live)]
         })
     });
-    let opts = StackOptions {
-        trusted_proxies: state.config.trusted_proxies.clone(),
-        ..StackOptions::default()
-    };
+    let opts = StackOptions::trusting(state.config.trusted_proxies.clone());
     let routes = crate::routes::routes()
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -15,7 +15,7 @@ use payplane_kit::{
     server::{BindError, Bound},
     service::{
         ServiceState,
-        cache::{RedisTimeouts, connect_redis, database_and_cache},
+        cache::{ConnectError, connect_stores, database_and_cache},
     },
 };
 use sqlx::{PgPool, migrate::Migrator};
@@ -32,8 +32,8 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 pub enum StartError {
     #[error(transparent)]
     Db(#[from] payplane_db::DbError),
-    #[error("connecting to Redis at REDIS_URL")]
-    Redis(#[source] redis::RedisError),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     #[error(transparent)]
     Bind(#[from] BindError),
     #[error("serving HTTP")]
@@ -69,11 +69,13 @@ impl AppState {
     /// auth's keys).
     pub async fn connect_with_keys(config: Config, keys: Keys) -> Result<Self, StartError> {
         payplane_db::ensure_database(&config.database_url).await?;
-        let db = payplane_db::connect(&config.database_url, config.db_pool_size).await?;
-        payplane_db::migrate(&db, &MIGRATOR).await?;
-        let redis = connect_redis(&config.redis_url, RedisTimeouts::SERVICE)
-            .await
-            .map_err(StartError::Redis)?;
+        let (db, redis) = connect_stores(
+            &config.database_url,
+            config.db_pool_size,
+            &MIGRATOR,
+            &config.redis_url,
+        )
+        .await?;
         let verifier = Verifier::new(config.issuer.clone(), keys);
         Ok(Self {
             db,
@@ -117,10 +119,7 @@ pub fn router_with_bus(
             checks
         })
     });
-    let opts = StackOptions {
-        trusted_proxies: state.config.trusted_proxies.clone(),
-        ..StackOptions::default()
-    };
+    let opts = StackOptions::trusting(state.config.trusted_proxies.clone());
     stack(crate::routes::routes().with_state(state), health, &opts)
 }
 

@@ -16,7 +16,7 @@ use payplane_kit::{
     server::{BindError, Bound},
     service::{
         ServiceState,
-        cache::{RedisTimeouts, connect_redis, database_and_cache},
+        cache::{ConnectError, connect_stores, database_and_cache},
     },
 };
 use sqlx::{PgPool, migrate::Migrator};
@@ -31,9 +31,7 @@ pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Db(#[from] payplane_db::DbError),
-    #[error("connecting to Redis at REDIS_URL")]
-    Redis(#[source] redis::RedisError),
+    Connect(#[from] ConnectError),
     #[error(transparent)]
     Bind(#[from] BindError),
     #[error("consuming {queue}")]
@@ -117,11 +115,8 @@ impl ServiceState for AppState {
 
     /// Connects to PostgreSQL (applying migrations) and Redis; keys come from auth's JWKS.
     async fn connect(config: Config) -> Result<Self, StartError> {
-        let db = payplane_db::connect(&config.database_url, 20).await?;
-        payplane_db::migrate(&db, &MIGRATOR).await?;
-        let redis = connect_redis(&config.redis_url, RedisTimeouts::SERVICE)
-            .await
-            .map_err(StartError::Redis)?;
+        let (db, redis) =
+            connect_stores(&config.database_url, 20, &MIGRATOR, &config.redis_url).await?;
         let verifier = Verifier::new(
             config.issuer.clone(),
             Keys::Remote(RemoteKeys::new(&config.auth_url)),
