@@ -75,13 +75,28 @@ pub trait ServiceState: Sized + Send + 'static {
     /// [`Service::MIGRATOR`].
     const MIGRATOR: Option<&'static Migrator> = None;
     type Config: ServiceConfig;
-    type Error: StdError + From<BindError> + Send + Sync + 'static;
+    type Error: StdError + From<ServiceError> + Send + Sync + 'static;
 
     /// Connects what the handlers need (database, cache, peers), before the port is bound.
     fn connect(config: Self::Config) -> impl Future<Output = Result<Self, Self::Error>> + Send;
 
     /// Serves `bound` until SIGINT/SIGTERM or its shutdown token, background tasks included.
     fn serve(bound: Bound<Self>) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// What fails the same way in every [`ServiceState`] service: reaching its own database or
+/// Redis, binding, serving. A service's own error wraps it beside what is its own.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Db(#[from] payplane_db::DbError),
+    #[cfg(feature = "redis")]
+    #[error("connecting to Redis at REDIS_URL")]
+    Redis(#[source] redis::RedisError),
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error("serving HTTP")]
+    Serve(#[source] std::io::Error),
 }
 
 impl<S: ServiceState> Service for Bound<S> {
@@ -93,7 +108,7 @@ impl<S: ServiceState> Service for Bound<S> {
     async fn build(config: S::Config) -> Result<Self, S::Error> {
         let addr = config.listen_addr();
         let state = S::connect(config).await?;
-        Ok(Bound::bind(addr, state).await?)
+        Ok(Bound::bind(addr, state).await.map_err(ServiceError::from)?)
     }
 
     fn local_addr(&self) -> Option<SocketAddr> {

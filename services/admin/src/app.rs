@@ -13,11 +13,8 @@ use payplane_events::topology::ADMIN_EVENTS;
 use payplane_kit::{
     health::{Check, Health},
     http::{StackOptions, stack},
-    server::{BindError, Bound},
-    service::{
-        ServiceState,
-        cache::{ConnectError, connect_stores},
-    },
+    server::Bound,
+    service::{ServiceError, ServiceState, cache::connect_stores},
 };
 use sqlx::{PgPool, migrate::Migrator};
 
@@ -28,11 +25,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Connect(#[from] ConnectError),
-    #[error(transparent)]
-    Bind(#[from] BindError),
-    #[error("serving HTTP")]
-    Serve(#[source] std::io::Error),
+    Service(#[from] ServiceError),
     #[error(transparent)]
     Consumer(#[from] payplane_bus::consumer::ConsumerError),
 }
@@ -133,6 +126,6 @@ impl ServiceState for AppState {
         if let Some(consumer) = consumer {
             consumer.join().await?;
         }
-        res.map_err(StartError::Serve)
+        res.map_err(|e| ServiceError::Serve(e).into())
     }
 }

@@ -8,10 +8,10 @@ use payplane_bus::relay::{Relay, RelayConfig, RelayHandle};
 use payplane_kit::{
     health::{Check, Health},
     http::{StackOptions, stack},
-    server::{BindError, Bound},
+    server::Bound,
     service::{
-        ServiceState,
-        cache::{ConnectError, connect_stores, database_and_cache},
+        ServiceError, ServiceState,
+        cache::{connect_stores, database_and_cache},
     },
 };
 use sqlx::{PgPool, migrate::Migrator};
@@ -23,15 +23,11 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Connect(#[from] ConnectError),
+    Service(#[from] ServiceError),
     #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),
     #[error(transparent)]
     Password(#[from] crate::password::PasswordError),
-    #[error(transparent)]
-    Bind(#[from] BindError),
-    #[error("serving HTTP")]
-    Serve(#[source] std::io::Error),
 }
 
 /// Shared state of every handler.
@@ -142,6 +138,6 @@ impl ServiceState for AppState {
         if let Some(relay) = relay.and_then(|r| Arc::try_unwrap(r).ok()) {
             relay.join().await;
         }
-        res.map_err(StartError::Serve)
+        res.map_err(|e| ServiceError::Serve(e).into())
     }
 }

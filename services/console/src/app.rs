@@ -13,8 +13,8 @@ use http::{HeaderValue, header};
 use payplane_kit::{
     health::{Check, Health},
     http::{StackOptions, stack},
-    server::{BindError, Bound},
-    service::ServiceState,
+    server::Bound,
+    service::{ServiceError, ServiceState},
 };
 use secrecy::ExposeSecret;
 use tower_http::compression::CompressionLayer;
@@ -24,14 +24,6 @@ use crate::{
     config::Config,
     session::{Refresher, Sealer},
 };
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Bind(#[from] BindError),
-    #[error("serving HTTP")]
-    Serve(#[source] std::io::Error),
-}
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -117,17 +109,17 @@ pub type Application = Bound<AppState>;
 impl ServiceState for AppState {
     const NAME: &'static str = "console";
     type Config = Config;
-    type Error = StartError;
+    type Error = ServiceError;
 
-    async fn connect(config: Config) -> Result<Self, StartError> {
+    async fn connect(config: Config) -> Result<Self, ServiceError> {
         Ok(Self::new(config))
     }
 
     /// Serves until SIGINT/SIGTERM or the shutdown token.
-    async fn serve(bound: Application) -> Result<(), StartError> {
+    async fn serve(bound: Application) -> Result<(), ServiceError> {
         let (listener, state, shutdown) = bound.into_parts();
         payplane_kit::server::serve_until_stopped(listener, router(state), &shutdown)
             .await
-            .map_err(StartError::Serve)
+            .map_err(ServiceError::Serve)
     }
 }

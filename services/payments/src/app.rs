@@ -12,10 +12,10 @@ use payplane_bus::{
 use payplane_kit::{
     health::{Check, Health},
     http::{StackOptions, stack},
-    server::{BindError, Bound},
+    server::Bound,
     service::{
-        ServiceState,
-        cache::{ConnectError, connect_stores, database_and_cache},
+        ServiceError, ServiceState,
+        cache::{connect_stores, database_and_cache},
     },
 };
 use sqlx::{PgPool, migrate::Migrator};
@@ -31,13 +31,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Db(#[from] payplane_db::DbError),
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
-    #[error(transparent)]
-    Bind(#[from] BindError),
-    #[error("serving HTTP")]
-    Serve(#[source] std::io::Error),
+    Service(#[from] ServiceError),
     #[error(transparent)]
     Consumer(#[from] payplane_bus::consumer::ConsumerError),
 }
@@ -68,7 +62,9 @@ impl AppState {
     /// As [`ServiceState::connect`], with verification keys given directly (tests that hold
     /// auth's keys).
     pub async fn connect_with_keys(config: Config, keys: Keys) -> Result<Self, StartError> {
-        payplane_db::ensure_database(&config.database_url).await?;
+        payplane_db::ensure_database(&config.database_url)
+            .await
+            .map_err(ServiceError::from)?;
         let (db, redis) = connect_stores(
             &config.database_url,
             config.db_pool_size,
@@ -179,6 +175,6 @@ impl ServiceState for AppState {
         if let Some(consumer) = consumer.and_then(|c| Arc::try_unwrap(c).ok()) {
             consumer.join().await?;
         }
-        res.map_err(StartError::Serve)
+        res.map_err(|e| ServiceError::Serve(e).into())
     }
 }

@@ -13,10 +13,10 @@ use payplane_events::topology::PROFILE_EVENTS;
 use payplane_kit::{
     health::{Check, Health},
     http::{StackOptions, stack},
-    server::{BindError, Bound},
+    server::Bound,
     service::{
-        ServiceState,
-        cache::{ConnectError, connect_stores, database_and_cache},
+        ServiceError, ServiceState,
+        cache::{connect_stores, database_and_cache},
     },
 };
 use sqlx::{PgPool, migrate::Migrator};
@@ -31,17 +31,13 @@ pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Connect(#[from] ConnectError),
-    #[error(transparent)]
-    Bind(#[from] BindError),
+    Service(#[from] ServiceError),
     #[error("consuming {queue}")]
     Consumer {
         queue: &'static str,
         #[source]
         source: consumer::ConsumerError,
     },
-    #[error("serving HTTP")]
-    Serve(#[source] std::io::Error),
 }
 
 /// Shared state of every handler.
@@ -178,6 +174,6 @@ impl ServiceState for AppState {
                 source,
             });
         }
-        res.map_err(StartError::Serve)
+        res.map_err(|e| ServiceError::Serve(e).into())
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sqlx::{PgPool, migrate::Migrator};
 
+use super::ServiceError;
 use crate::health::Check;
 
 /// How long to wait for Redis, and how often to retry a dropped connection.
@@ -46,27 +47,18 @@ pub async fn connect_redis(
     ConnectionManager::new_with_config(client, config).await
 }
 
-/// Why a service's own database or its Redis could not be reached at start-up.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    #[error(transparent)]
-    Db(#[from] payplane_db::DbError),
-    #[error("connecting to Redis at REDIS_URL")]
-    Redis(#[source] redis::RedisError),
-}
-
 /// A service's own database (a pool of `pool_size`, `migrator` applied) and its Redis.
 pub async fn connect_stores(
     database_url: &str,
     pool_size: u32,
     migrator: &Migrator,
     redis_url: &str,
-) -> Result<(PgPool, ConnectionManager), ConnectError> {
+) -> Result<(PgPool, ConnectionManager), ServiceError> {
     let db = payplane_db::connect(database_url, pool_size).await?;
     payplane_db::migrate(&db, migrator).await?;
     let redis = connect_redis(redis_url, RedisTimeouts::SERVICE)
         .await
-        .map_err(ConnectError::Redis)?;
+        .map_err(ServiceError::Redis)?;
     Ok((db, redis))
 }
 
