@@ -9,7 +9,7 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use payplane_kit::config::Env;
+use payplane_kit::config::{Env, ServiceConfig as _};
 use payplane_kit::service::Service as _;
 use tokio::net::TcpStream;
 

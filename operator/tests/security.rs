@@ -17,6 +17,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PodSpec, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use payplane_control_plane::eventually;
+use payplane_kit::config::ServiceConfig as _;
 use payplane_operator::crd::{AppService, Platform};
 use payplane_operator::external::Externals;
 use payplane_operator::testing::{EXAMPLE_PLATFORM, Operator, TIMEOUT, condition};

@@ -19,7 +19,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use payplane_auth::{config::Argon2Params, password::Hasher};
 use payplane_bus::sandbox::Sandbox;
-use payplane_kit::config::Env;
+use payplane_kit::config::{Env, ServiceConfig as _};
 use payplane_kit::service::Service as _;
 use reqwest::{Client, header};
 use serde_json::{Value, json};

@@ -1,6 +1,7 @@
 //! PostgreSQL plumbing for every service: connecting a pool, creating a database that is
-//! missing (dev runner), applying embedded migrations under sqlx's advisory lock, readiness,
-//! and (feature `testing`) a brand-new database per test. All functions do I/O.
+//! missing (dev runner), applying embedded migrations under sqlx's advisory lock, readiness, a
+//! transaction that one replica at a time holds, and (feature `testing`) a brand-new database
+//! per test. All functions do I/O.
 
 pub mod json;
 #[cfg(feature = "testing")]
@@ -9,7 +10,7 @@ pub mod testing;
 use std::time::Duration;
 
 use sqlx::{
-    ConnectOptions, Connection, PgConnection, PgPool,
+    ConnectOptions, Connection, PgConnection, PgPool, Postgres, Transaction,
     migrate::Migrator,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
@@ -129,4 +130,18 @@ pub async fn ready(pool: &PgPool, migrator: &Migrator) -> bool {
             .fetch_one(pool)
             .await;
     matches!(applied, Ok(n) if usize::try_from(n).is_ok_and(|n| n >= expected))
+}
+
+/// Begins a transaction holding the advisory lock `key` until it ends, so one replica at a time
+/// runs a periodic job; `None` when another session holds it.
+pub async fn begin_locked(
+    pool: &PgPool,
+    key: i64,
+) -> Result<Option<Transaction<'static, Postgres>>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(key)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(locked.then_some(tx))
 }

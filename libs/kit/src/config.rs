@@ -23,6 +23,21 @@ impl ConfigError {
     }
 }
 
+/// What the service skeleton ([`crate::service`]) needs of a service's typed configuration:
+/// how to read it, where to listen, and which database `<binary> migrate` applies to.
+pub trait ServiceConfig: Sized + Send {
+    /// Reads every variable once; the error names the first bad or missing one.
+    fn from_env(env: &Env) -> Result<Self, ConfigError>;
+
+    /// `LISTEN_ADDR`.
+    fn listen_addr(&self) -> SocketAddr;
+
+    /// `DATABASE_URL` of the service's own PostgreSQL database; `None`: it has none.
+    fn database_url(&self) -> Option<&str> {
+        None
+    }
+}
+
 /// `ENVIRONMENT`: development relaxes required settings; production enforces them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {

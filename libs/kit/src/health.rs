@@ -17,6 +17,26 @@ pub struct Check {
     pub required: bool,
 }
 
+impl Check {
+    /// A dependency readiness waits for.
+    pub fn required(name: &'static str, up: bool) -> Self {
+        Self {
+            name,
+            up,
+            required: true,
+        }
+    }
+
+    /// A dependency reported but not waited for.
+    pub fn optional(name: &'static str, up: bool) -> Self {
+        Self {
+            name,
+            up,
+            required: false,
+        }
+    }
+}
+
 pub type ReadyFuture = Pin<Box<dyn Future<Output = Vec<Check>> + Send>>;
 
 /// What a service tells the health endpoints about itself.

@@ -32,6 +32,16 @@ pub struct StackOptions {
     pub trusted_proxies: Vec<IpNet>,
 }
 
+impl StackOptions {
+    /// The default body limit, with `X-Forwarded-For` believed from `trusted_proxies` only.
+    pub fn trusting(trusted_proxies: Vec<IpNet>) -> Self {
+        Self {
+            trusted_proxies,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for StackOptions {
     fn default() -> Self {
         Self {

@@ -315,6 +315,11 @@ pub struct StandardResponses {
 }
 
 impl StandardResponses {
+    /// Every route counts against the gateway's rate limit (api.md §3.3).
+    pub const RATE_LIMITED: Self = Self {
+        rate_limit_exempt: &[],
+    };
+
     pub fn apply(&self, doc: &mut Value) {
         for_each_operation(doc, |path, _, op| {
             let has_body = op.get("requestBody").is_some();
@@ -356,6 +361,23 @@ impl StandardResponses {
             }
         });
     }
+}
+
+/// [`describe`] as served at `/openapi.json` (and merged by the gateway): problems with the
+/// field rules are logged, and the document is served regardless.
+pub fn document(
+    openapi: &utoipa::openapi::OpenApi,
+    rules: &FieldRules,
+    responses: &StandardResponses,
+) -> Value {
+    let (doc, result) = describe(openapi, rules, responses);
+    if let Err(problems) = result {
+        tracing::error!(
+            ?problems,
+            "the OpenAPI field rules do not match the document"
+        );
+    }
+    doc
 }
 
 /// A service's served document: the generated one with its field rules, empty query values

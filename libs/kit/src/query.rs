@@ -206,6 +206,19 @@ impl QueryParams {
         parsed
     }
 
+    /// An email address (api.md §1.4: trimmed, lower-cased). A required one that is absent is
+    /// refused with the same message as an invalid one.
+    pub fn email(&mut self, name: &str, required: bool) -> Option<String> {
+        let raw = self.get(name).or(required.then_some(""))?;
+        match crate::validate::email(raw) {
+            Ok(email) => Some(email),
+            Err(msg) => {
+                self.push(name, msg);
+                None
+            }
+        }
+    }
+
     /// Free text: trimmed, NFC, no control characters, length in `min..=max` characters.
     pub fn text(&mut self, name: &str, min: usize, max: usize) -> Option<String> {
         let raw = self.get(name)?.to_owned();
@@ -309,6 +322,16 @@ mod tests {
         assert_eq!(q.text("search", 1, 255).as_deref(), Some("a b c"));
         assert_eq!(q.get("x"), None, "a refused parameter is not read");
         assert_eq!(fields(q), ["x"]);
+    }
+
+    #[test]
+    fn emails_are_lower_cased_and_a_required_absent_one_is_refused() {
+        let mut q = QueryParams::parse(Some("email=Ann%40Example.COM&bad=nope"));
+        assert_eq!(q.email("email", true).as_deref(), Some("ann@example.com"));
+        assert_eq!(q.email("other", false), None);
+        assert_eq!(q.email("bad", false), None);
+        assert_eq!(q.email("missing", true), None);
+        assert_eq!(fields(q), ["bad", "missing"]);
     }
 
     #[test]

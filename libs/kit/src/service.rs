@@ -9,9 +9,22 @@ pub mod cache;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-use std::{error::Error as StdError, future::Future, net::SocketAddr};
+use std::{
+    error::Error as StdError,
+    fmt::{Debug, Display},
+    future::Future,
+    net::SocketAddr,
+    time::Duration,
+};
 
-use crate::config::{ConfigError, Env};
+use sqlx::migrate::Migrator;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::{ConfigError, Env, ServiceConfig},
+    server::{BindError, Bound},
+};
 
 type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -19,19 +32,28 @@ type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 pub trait Service: Sized + Send {
     /// Its name in logs, traces and metrics (`admin`, `payments`, …).
     const NAME: &'static str;
-    type Config: Send;
+    /// The embedded migrations `<binary> migrate` applies to the config's `database_url`;
+    /// `None`: the service has no database.
+    const MIGRATOR: Option<&'static Migrator> = None;
+    type Config: ServiceConfig;
     type Error: StdError + Send + Sync + 'static;
 
     /// Reads the typed configuration (errors name the variable).
-    fn config(env: &Env) -> Result<Self::Config, ConfigError>;
+    fn config(env: &Env) -> Result<Self::Config, ConfigError> {
+        Self::Config::from_env(env)
+    }
 
     /// Applies the service's migrations and returns (`<binary> migrate`, the operator's
-    /// migration Job). `None`: the service has no database.
-    fn migrate(
-        config: &Self::Config,
-    ) -> Option<impl Future<Output = Result<(), Self::Error>> + Send> {
-        let _ = config;
-        None::<std::future::Ready<Result<(), Self::Error>>>
+    /// migration Job): [`Self::MIGRATOR`] on one connection to the config's `database_url`.
+    /// `None`: the service has no database.
+    fn migrate(config: &Self::Config) -> Option<impl Future<Output = Result<(), BoxError>> + Send> {
+        let migrator = Self::MIGRATOR?;
+        let url = config.database_url()?.to_owned();
+        Some(async move {
+            payplane_db::migrate_only(&url, migrator)
+                .await
+                .map_err(BoxError::from)
+        })
     }
 
     /// Connects what it needs and binds its listen address.
@@ -41,6 +63,93 @@ pub trait Service: Sized + Send {
 
     /// Serves until SIGINT/SIGTERM or its shutdown token, background tasks included.
     fn run_until_stopped(self) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// A service whose `Application` is its state bound to its listen address (`Bound<Self>`):
+/// every service but the gateway, which binds several listeners. It says how its state
+/// connects and how it serves; binding, migrating and the rest of [`Service`] are the same
+/// for all of them.
+pub trait ServiceState: Sized + Send + 'static {
+    /// [`Service::NAME`].
+    const NAME: &'static str;
+    /// [`Service::MIGRATOR`].
+    const MIGRATOR: Option<&'static Migrator> = None;
+    type Config: ServiceConfig;
+    type Error: StdError + From<ServiceError> + Send + Sync + 'static;
+
+    /// Connects what the handlers need (database, cache, peers), before the port is bound.
+    fn connect(config: Self::Config) -> impl Future<Output = Result<Self, Self::Error>> + Send;
+
+    /// Serves `bound` until SIGINT/SIGTERM or its shutdown token, background tasks included.
+    fn serve(bound: Bound<Self>) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// What fails the same way in every [`ServiceState`] service: reaching its own database or
+/// Redis, binding, serving. A service's own error wraps it beside what is its own.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Db(#[from] payplane_db::DbError),
+    #[cfg(feature = "redis")]
+    #[error("connecting to Redis at REDIS_URL")]
+    Redis(#[source] redis::RedisError),
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error("serving HTTP")]
+    Serve(#[source] std::io::Error),
+}
+
+impl<S: ServiceState> Service for Bound<S> {
+    const NAME: &'static str = S::NAME;
+    const MIGRATOR: Option<&'static Migrator> = S::MIGRATOR;
+    type Config = S::Config;
+    type Error = S::Error;
+
+    async fn build(config: S::Config) -> Result<Self, S::Error> {
+        let addr = config.listen_addr();
+        let state = S::connect(config).await?;
+        Ok(Bound::bind(addr, state).await.map_err(ServiceError::from)?)
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        Bound::local_addr(self)
+    }
+
+    fn run_until_stopped(self) -> impl Future<Output = Result<(), S::Error>> + Send {
+        S::serve(self)
+    }
+}
+
+/// Runs `pass` every `period` until `shutdown`, the first time after `first`: a periodic job
+/// such as housekeeping. What a pass did (`Some`) is logged at info, a failure as a warning,
+/// and the next tick runs again either way.
+pub fn spawn_every<F, Fut, T, E>(
+    job: &'static str,
+    first: Duration,
+    period: Duration,
+    shutdown: CancellationToken,
+    mut pass: F,
+) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Option<T>, E>> + Send,
+    T: Debug,
+    E: Display,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, period);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match pass().await {
+                Ok(Some(done)) => tracing::info!(?done, "{job} pass"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "{job} failed"),
+            }
+        }
+    })
 }
 
 /// Why a service's `main` ended with an error.
@@ -110,7 +219,7 @@ pub async fn run<S: Service>(config: S::Config, command: Command) -> Result<(), 
         let migrate = S::migrate(&config).ok_or(ServiceMainError::NoMigrations(S::NAME))?;
         migrate
             .await
-            .map_err(|e| ServiceMainError::Migrate(S::NAME, Box::new(e)))?;
+            .map_err(|e| ServiceMainError::Migrate(S::NAME, e))?;
         tracing::info!(service = S::NAME, "migrations applied");
         return Ok(());
     }
@@ -163,27 +272,36 @@ mod tests {
     /// A service whose steps only count themselves.
     struct Counted;
 
+    /// No variables to read.
+    struct NoConfig;
+
+    impl ServiceConfig for NoConfig {
+        fn from_env(_: &Env) -> Result<Self, ConfigError> {
+            Ok(Self)
+        }
+
+        fn listen_addr(&self) -> SocketAddr {
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        }
+    }
+
     #[derive(Debug, thiserror::Error)]
     #[error("never")]
     struct Never;
 
     impl Service for Counted {
         const NAME: &'static str = "counted";
-        type Config = ();
+        type Config = NoConfig;
         type Error = Never;
 
-        fn config(_: &Env) -> Result<(), ConfigError> {
-            Ok(())
-        }
-
-        fn migrate((): &()) -> Option<impl Future<Output = Result<(), Never>> + Send> {
+        fn migrate(_: &NoConfig) -> Option<impl Future<Output = Result<(), BoxError>> + Send> {
             Some(async {
                 MIGRATED.fetch_add(1, Ordering::SeqCst);
                 Ok(())
             })
         }
 
-        async fn build((): ()) -> Result<Self, Never> {
+        async fn build(_: NoConfig) -> Result<Self, Never> {
             BUILT.fetch_add(1, Ordering::SeqCst);
             Ok(Self)
         }
@@ -203,14 +321,10 @@ mod tests {
 
     impl Service for Stateless {
         const NAME: &'static str = "stateless";
-        type Config = ();
+        type Config = NoConfig;
         type Error = Never;
 
-        fn config(_: &Env) -> Result<(), ConfigError> {
-            Ok(())
-        }
-
-        async fn build((): ()) -> Result<Self, Never> {
+        async fn build(_: NoConfig) -> Result<Self, Never> {
             Ok(Self)
         }
 
@@ -225,7 +339,7 @@ mod tests {
 
     #[tokio::test]
     async fn migrate_applies_migrations_without_serving_and_serve_does_not_migrate() {
-        run::<Counted>((), Command::Migrate).await.unwrap();
+        run::<Counted>(NoConfig, Command::Migrate).await.unwrap();
         assert_eq!(
             (
                 MIGRATED.load(Ordering::SeqCst),
@@ -233,12 +347,14 @@ mod tests {
             ),
             (1, 0)
         );
-        run::<Counted>((), Command::Serve).await.unwrap();
+        run::<Counted>(NoConfig, Command::Serve).await.unwrap();
         assert_eq!(
             [&MIGRATED, &BUILT, &SERVED].map(|c| c.load(Ordering::SeqCst)),
             [1, 1, 1]
         );
-        let err = run::<Stateless>((), Command::Migrate).await.unwrap_err();
+        let err = run::<Stateless>(NoConfig, Command::Migrate)
+            .await
+            .unwrap_err();
         assert!(
             matches!(err, ServiceMainError::NoMigrations("stateless")),
             "{err}"

@@ -1,7 +1,7 @@
 //! Building and running the admin service: state, router, background tasks (relay, the
 //! `admin.events` consumer, housekeeping), serving.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
 use axum::{Router, extract::FromRef};
 use payplane_authn::{Authn, Verifier, jwks::RemoteKeys, verifier::Keys};
@@ -11,14 +11,10 @@ use payplane_bus::{
 };
 use payplane_events::topology::ADMIN_EVENTS;
 use payplane_kit::{
-    config::{ConfigError, Env},
     health::{Check, Health},
     http::{StackOptions, stack},
-    server::{BindError, Bound},
-    service::{
-        Service,
-        cache::{RedisTimeouts, connect_redis},
-    },
+    server::Bound,
+    service::{ServiceError, ServiceState, cache::connect_stores},
 };
 use sqlx::{PgPool, migrate::Migrator};
 
@@ -29,13 +25,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Db(#[from] payplane_db::DbError),
-    #[error("connecting to Redis at REDIS_URL")]
-    Redis(#[source] redis::RedisError),
-    #[error(transparent)]
-    Bind(#[from] BindError),
-    #[error("serving HTTP")]
-    Serve(#[source] std::io::Error),
+    Service(#[from] ServiceError),
     #[error(transparent)]
     Consumer(#[from] payplane_bus::consumer::ConsumerError),
 }
@@ -56,14 +46,38 @@ impl FromRef<AppState> for Authn {
     }
 }
 
-impl AppState {
+/// The service's routes wrapped in the shared stack.
+pub fn router(state: AppState) -> Router {
+    let probes = state.probes.clone();
+    let health = Health::new("admin", env!("CARGO_PKG_VERSION"), move || {
+        let probes = probes.clone();
+        Box::pin(async move {
+            let (database, cache) = probes.own_readiness().await;
+            let broker = probes.broker().await.is_ok();
+            vec![
+                Check::required("database", database),
+                Check::required("cache", cache),
+                Check::optional("broker", broker),
+            ]
+        })
+    });
+    let opts = StackOptions::trusting(state.config.trusted_proxies.clone());
+    stack(crate::routes::routes().with_state(state), health, &opts)
+}
+
+/// A bound, ready-to-run service (`local_addr`, `state`, `shutdown_token`).
+pub type Application = Bound<AppState>;
+
+impl ServiceState for AppState {
+    const NAME: &'static str = "admin";
+    const MIGRATOR: Option<&'static Migrator> = Some(&MIGRATOR);
+    type Config = Config;
+    type Error = StartError;
+
     /// Connects to PostgreSQL (applying migrations) and Redis; starts loading auth's JWKS.
-    pub async fn connect(config: Config) -> Result<Self, StartError> {
-        let db = payplane_db::connect(&config.database_url, 20).await?;
-        payplane_db::migrate(&db, &MIGRATOR).await?;
-        let redis = connect_redis(&config.redis_url, RedisTimeouts::SERVICE)
-            .await
-            .map_err(StartError::Redis)?;
+    async fn connect(config: Config) -> Result<Self, StartError> {
+        let (db, redis) =
+            connect_stores(&config.database_url, 20, &MIGRATOR, &config.redis_url).await?;
         let keys = RemoteKeys::new(&config.auth_url);
         // Retries until auth answers, then refreshes every 5 minutes (api.md §2.2).
         let _refresher = keys.spawn_refresh();
@@ -77,81 +91,10 @@ impl AppState {
             config: Arc::new(config),
         })
     }
-}
-
-/// The service's routes wrapped in the shared stack.
-pub fn router(state: AppState) -> Router {
-    let probes = state.probes.clone();
-    let health = Health::new("admin", env!("CARGO_PKG_VERSION"), move || {
-        let probes = probes.clone();
-        Box::pin(async move {
-            let (database, cache) = probes.own_readiness().await;
-            let broker = probes.broker().await.is_ok();
-            vec![
-                Check {
-                    name: "database",
-                    up: database,
-                    required: true,
-                },
-                Check {
-                    name: "cache",
-                    up: cache,
-                    required: true,
-                },
-                Check {
-                    name: "broker",
-                    up: broker,
-                    required: false,
-                },
-            ]
-        })
-    });
-    let opts = StackOptions {
-        trusted_proxies: state.config.trusted_proxies.clone(),
-        ..StackOptions::default()
-    };
-    stack(crate::routes::routes().with_state(state), health, &opts)
-}
-
-/// A bound, ready-to-run service; `local_addr`, `state` and `shutdown_token` come from
-/// [`Bound`] through `Deref`.
-pub struct Application(Bound<AppState>);
-
-impl std::ops::Deref for Application {
-    type Target = Bound<AppState>;
-
-    fn deref(&self) -> &Bound<AppState> {
-        &self.0
-    }
-}
-
-impl Service for Application {
-    const NAME: &'static str = "admin";
-    type Config = Config;
-    type Error = StartError;
-
-    fn config(env: &Env) -> Result<Config, ConfigError> {
-        Config::from_env(env)
-    }
-
-    fn migrate(config: &Config) -> Option<impl Future<Output = Result<(), StartError>> + Send> {
-        let url = config.database_url.clone();
-        Some(async move { Ok(payplane_db::migrate_only(&url, &MIGRATOR).await?) })
-    }
-
-    fn local_addr(&self) -> Option<SocketAddr> {
-        self.0.local_addr()
-    }
-
-    async fn build(config: Config) -> Result<Self, StartError> {
-        let addr = config.listen_addr;
-        let state = AppState::connect(config).await?;
-        Ok(Self(Bound::bind(addr, state).await?))
-    }
 
     /// Serves until SIGINT/SIGTERM or the shutdown token, with the background tasks running.
-    async fn run_until_stopped(self) -> Result<(), StartError> {
-        let (listener, state, shutdown) = self.0.into_parts();
+    async fn serve(bound: Application) -> Result<(), StartError> {
+        let (listener, state, shutdown) = bound.into_parts();
         let housekeeping = crate::housekeeping::spawn(state.db.clone(), shutdown.clone());
         let relay = state.config.relay_enabled.then(|| {
             let config = RelayConfig {
@@ -183,6 +126,6 @@ impl Service for Application {
         if let Some(consumer) = consumer {
             consumer.join().await?;
         }
-        res.map_err(StartError::Serve)
+        res.map_err(|e| ServiceError::Serve(e).into())
     }
 }

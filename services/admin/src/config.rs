@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use ipnet::IpNet;
 use payplane_authn::service::DEV_SERVICE_TOKEN;
-use payplane_kit::config::{ConfigError, Env, Environment};
+use payplane_kit::config::{ConfigError, Env, Environment, ServiceConfig};
 use secrecy::SecretString;
 
 #[derive(Debug, Clone)]
@@ -32,8 +32,8 @@ pub struct Config {
     pub consumer_enabled: bool,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let environment = env.environment()?;
         let service_token = payplane_authn::service::own_token(env, environment)?;
         Ok(Self {
@@ -57,6 +57,16 @@ impl Config {
         })
     }
 
+    fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    fn database_url(&self) -> Option<&str> {
+        Some(&self.database_url)
+    }
+}
+
+impl Config {
     /// A configuration for tests and benches: given database and auth, local Redis and
     /// RabbitMQ, relay and consumer on. Set the other service URLs as the test needs.
     pub fn for_tests(database_url: &str, auth_url: &str, amqp_url: &str) -> Self {

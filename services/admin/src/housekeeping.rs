@@ -15,15 +15,10 @@ const LOCK_KEY: i64 = 0x6164_6d69_6e2d_686b;
 /// One pass; returns `(outbox rows, processed_events rows)` removed, `None` when another
 /// replica holds the lock.
 pub async fn run_once(pool: &PgPool) -> Result<Option<(u64, u64)>, StoreError> {
-    let mut tx = pool.begin().await.ctx("begin housekeeping")?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(LOCK_KEY)
-        .fetch_one(&mut *tx)
-        .await
-        .ctx("housekeeping lock")?;
-    if !locked {
+    let locked = payplane_db::begin_locked(pool, LOCK_KEY).await;
+    let Some(mut tx) = locked.ctx("begin housekeeping under its lock")? else {
         return Ok(None);
-    }
+    };
     let outbox = payplane_bus::outbox::delete_published_older_than(&mut tx, 7)
         .await
         .ctx("delete published outbox rows")?;
@@ -34,17 +29,11 @@ pub async fn run_once(pool: &PgPool) -> Result<Option<(u64, u64)>, StoreError> {
     Ok(Some((outbox, processed)))
 }
 
-/// Runs [`run_once`] every hour until `shutdown`.
+/// Runs [`run_once`] every hour, the first an hour after start, until `shutdown`.
 pub fn spawn(pool: PgPool, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(3600)) => {}
-            }
-            if let Err(e) = run_once(&pool).await {
-                tracing::warn!(error = %e, "admin housekeeping failed");
-            }
-        }
+    let hour = Duration::from_secs(3600);
+    payplane_kit::service::spawn_every("admin housekeeping", hour, hour, shutdown, move || {
+        let pool = pool.clone();
+        async move { run_once(&pool).await }
     })
 }

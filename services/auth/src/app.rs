@@ -1,17 +1,18 @@
 //! Building and running the auth service: state, router, background tasks, serving.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use axum::{Router, extract::FromRef};
 use payplane_authn::{Authn, Verifier, service::ServiceTokens, verifier::Keys};
 use payplane_bus::relay::{Relay, RelayConfig, RelayHandle};
 use payplane_kit::{
-    config::{ConfigError, Env},
     health::{Check, Health},
     http::{StackOptions, stack},
-    server::{BindError, Bound},
-    service::Service,
-    service::cache::{RedisTimeouts, connect_redis},
+    server::Bound,
+    service::{
+        ServiceError, ServiceState,
+        cache::{connect_stores, database_and_cache},
+    },
 };
 use sqlx::{PgPool, migrate::Migrator};
 
@@ -22,17 +23,11 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Db(#[from] payplane_db::DbError),
+    Service(#[from] ServiceError),
     #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),
     #[error(transparent)]
     Password(#[from] crate::password::PasswordError),
-    #[error("connecting to Redis at REDIS_URL")]
-    Redis(#[source] redis::RedisError),
-    #[error(transparent)]
-    Bind(#[from] BindError),
-    #[error("serving HTTP")]
-    Serve(#[source] std::io::Error),
 }
 
 /// Shared state of every handler.
@@ -58,14 +53,44 @@ impl FromRef<AppState> for ServiceTokens {
     }
 }
 
-impl AppState {
+/// The service's routes wrapped in the shared stack.
+pub fn router(state: AppState) -> Router {
+    router_with_relay(state, None)
+}
+
+/// As [`router`], with readiness also reporting the relay's broker connection (not required:
+/// the outbox holds events while the broker is away, api.md §8.3).
+pub fn router_with_relay(state: AppState, relay: Option<Arc<RelayHandle>>) -> Router {
+    let db = state.db.clone();
+    let redis = state.authn.redis.clone();
+    let health = Health::new("auth", env!("CARGO_PKG_VERSION"), move || {
+        let (db, redis, relay) = (db.clone(), redis.clone(), relay.clone());
+        Box::pin(async move {
+            let mut checks = database_and_cache(&db, &MIGRATOR, &redis).await;
+            if let Some(relay) = &relay {
+                let up = relay.broker_connected() || !relay.is_active();
+                checks.push(Check::optional("broker", up));
+            }
+            checks
+        })
+    });
+    let opts = StackOptions::trusting(state.config.trusted_proxies.clone());
+    stack(crate::routes::routes().with_state(state), health, &opts)
+}
+
+/// A bound, ready-to-run service (`local_addr`, `state`, `shutdown_token`).
+pub type Application = Bound<AppState>;
+
+impl ServiceState for AppState {
+    const NAME: &'static str = "auth";
+    const MIGRATOR: Option<&'static Migrator> = Some(&MIGRATOR);
+    type Config = Config;
+    type Error = StartError;
+
     /// Connects to PostgreSQL (applying migrations) and Redis, and loads the signing keys.
-    pub async fn connect(config: Config) -> Result<Self, StartError> {
-        let db = payplane_db::connect(&config.database_url, 20).await?;
-        payplane_db::migrate(&db, &MIGRATOR).await?;
-        let redis = connect_redis(&config.redis_url, RedisTimeouts::SERVICE)
-            .await
-            .map_err(StartError::Redis)?;
+    async fn connect(config: Config) -> Result<Self, StartError> {
+        let (db, redis) =
+            connect_stores(&config.database_url, 20, &MIGRATOR, &config.redis_url).await?;
         let keys = if config.signing_keys.is_empty() {
             tracing::warn!(
                 "AUTH_SIGNING_KEYS not set: using an ephemeral key; tokens will not survive a restart"
@@ -90,96 +115,10 @@ impl AppState {
             config: Arc::new(config),
         })
     }
-}
-
-/// The service's routes wrapped in the shared stack.
-pub fn router(state: AppState) -> Router {
-    router_with_relay(state, None)
-}
-
-/// As [`router`], with readiness also reporting the relay's broker connection (not required:
-/// the outbox holds events while the broker is away, api.md §8.3).
-pub fn router_with_relay(state: AppState, relay: Option<Arc<RelayHandle>>) -> Router {
-    let db = state.db.clone();
-    let redis = state.authn.redis.clone();
-    let health = Health::new("auth", env!("CARGO_PKG_VERSION"), move || {
-        let (db, mut redis, relay) = (db.clone(), redis.clone(), relay.clone());
-        Box::pin(async move {
-            let database = payplane_db::ready(&db, &MIGRATOR).await;
-            let cache = tokio::time::timeout(
-                Duration::from_secs(2),
-                redis::cmd("PING").query_async::<String>(&mut redis),
-            )
-            .await
-            .is_ok_and(|r| r.is_ok());
-            let mut checks = vec![
-                Check {
-                    name: "database",
-                    up: database,
-                    required: true,
-                },
-                Check {
-                    name: "cache",
-                    up: cache,
-                    required: true,
-                },
-            ];
-            if let Some(relay) = &relay {
-                checks.push(Check {
-                    name: "broker",
-                    up: relay.broker_connected() || !relay.is_active(),
-                    required: false,
-                });
-            }
-            checks
-        })
-    });
-    let opts = StackOptions {
-        trusted_proxies: state.config.trusted_proxies.clone(),
-        ..StackOptions::default()
-    };
-    stack(crate::routes::routes().with_state(state), health, &opts)
-}
-
-/// A bound, ready-to-run service; `local_addr`, `state` and `shutdown_token` come from
-/// [`Bound`] through `Deref`.
-pub struct Application(Bound<AppState>);
-
-impl std::ops::Deref for Application {
-    type Target = Bound<AppState>;
-
-    fn deref(&self) -> &Bound<AppState> {
-        &self.0
-    }
-}
-
-impl Service for Application {
-    const NAME: &'static str = "auth";
-    type Config = Config;
-    type Error = StartError;
-
-    fn config(env: &Env) -> Result<Config, ConfigError> {
-        Config::from_env(env)
-    }
-
-    fn migrate(config: &Config) -> Option<impl Future<Output = Result<(), StartError>> + Send> {
-        let url = config.database_url.clone();
-        Some(async move { Ok(payplane_db::migrate_only(&url, &MIGRATOR).await?) })
-    }
-
-    fn local_addr(&self) -> Option<SocketAddr> {
-        self.0.local_addr()
-    }
-
-    async fn build(config: Config) -> Result<Self, StartError> {
-        let addr = config.listen_addr;
-        let state = AppState::connect(config).await?;
-        Ok(Self(Bound::bind(addr, state).await?))
-    }
 
     /// Serves until SIGINT/SIGTERM or the shutdown token, with the background tasks running.
-    async fn run_until_stopped(self) -> Result<(), StartError> {
-        let (listener, state, shutdown) = self.0.into_parts();
+    async fn serve(bound: Application) -> Result<(), StartError> {
+        let (listener, state, shutdown) = bound.into_parts();
         let reconciler = state
             .markers
             .clone()
@@ -199,6 +138,6 @@ impl Service for Application {
         if let Some(relay) = relay.and_then(|r| Arc::try_unwrap(r).ok()) {
             relay.join().await;
         }
-        res.map_err(StartError::Serve)
+        res.map_err(|e| ServiceError::Serve(e).into())
     }
 }

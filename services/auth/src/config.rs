@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use ipnet::IpNet;
 use payplane_authn::service::ServiceTokens;
-use payplane_kit::config::{ConfigError, Env, Environment};
+use payplane_kit::config::{ConfigError, Env, Environment, ServiceConfig};
 
 use crate::password::HashLimits;
 
@@ -48,8 +48,8 @@ pub struct Config {
     pub relay_enabled: bool,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let environment = env.environment()?;
         let signing_keys: Vec<PathBuf> = env
             .list("AUTH_SIGNING_KEYS", "")
@@ -111,6 +111,16 @@ impl Config {
         })
     }
 
+    fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    fn database_url(&self) -> Option<&str> {
+        Some(&self.database_url)
+    }
+}
+
+impl Config {
     /// A configuration for tests and benches: given database, local Redis, cheap argon2.
     pub fn for_tests(database_url: &str) -> Self {
         Self {

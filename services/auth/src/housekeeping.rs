@@ -25,15 +25,10 @@ pub struct Removed {
 
 /// One pass; `None` when another replica holds the lock.
 pub async fn run_once(pool: &PgPool) -> Result<Option<Removed>, StoreError> {
-    let mut tx = pool.begin().await.ctx("begin housekeeping")?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(LOCK_KEY)
-        .fetch_one(&mut *tx)
-        .await
-        .ctx("housekeeping lock")?;
-    if !locked {
+    let locked = payplane_db::begin_locked(pool, LOCK_KEY).await;
+    let Some(mut tx) = locked.ctx("begin housekeeping under its lock")? else {
         return Ok(None);
-    }
+    };
     let sessions = sqlx::query(
         "DELETE FROM sessions WHERE COALESCE(revoked_at, expires_at) < now() - interval '30 days'",
     )
@@ -71,18 +66,11 @@ pub async fn run_once(pool: &PgPool) -> Result<Option<Removed>, StoreError> {
     }))
 }
 
+/// Runs [`run_once`] every hour, the first right away, until `shutdown`.
 pub fn spawn(pool: PgPool, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                _ = tick.tick() => match run_once(&pool).await {
-                    Ok(Some(removed)) => tracing::info!(?removed, "housekeeping pass"),
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
-                },
-            }
-        }
+    let hour = Duration::from_secs(3600);
+    payplane_kit::service::spawn_every("housekeeping", Duration::ZERO, hour, shutdown, move || {
+        let pool = pool.clone();
+        async move { run_once(&pool).await }
     })
 }

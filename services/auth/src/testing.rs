@@ -39,9 +39,7 @@ impl TestApp {
         let db = TestDatabase::create(&MIGRATOR).await?;
         let mut config = Config::for_tests(&db.url);
         tweak(&mut config);
-        let app = Application::build(config).await?;
-        let (addr, state, shutdown) = (app.local_addr(), app.state().clone(), app.shutdown_token());
-        let running = Running::spawn("auth", addr, state, shutdown, app.run_until_stopped());
+        let running = Running::start(Application::build(config).await?);
         Ok(Self { db, running })
     }
 

@@ -1,7 +1,7 @@
 //! Building and running the console: state, the router wrapped in the shared stack plus the
 //! console's own layers (sessions and CSRF, security headers, compression), serving.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -11,11 +11,10 @@ use axum::{
 };
 use http::{HeaderValue, header};
 use payplane_kit::{
-    config::{ConfigError, Env},
     health::{Check, Health},
     http::{StackOptions, stack},
-    server::{BindError, Bound},
-    service::Service,
+    server::Bound,
+    service::{ServiceError, ServiceState},
 };
 use secrecy::ExposeSecret;
 use tower_http::compression::CompressionLayer;
@@ -25,14 +24,6 @@ use crate::{
     config::Config,
     session::{Refresher, Sealer},
 };
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Bind(#[from] BindError),
-    #[error("serving HTTP")]
-    Serve(#[source] std::io::Error),
-}
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -97,17 +88,10 @@ pub fn router(state: AppState) -> Router {
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success());
-            vec![Check {
-                name: "gateway",
-                up: live,
-                required: false,
-            }]
+            vec![Check::optional("gateway", live)]
         })
     });
-    let opts = StackOptions {
-        trusted_proxies: state.config.trusted_proxies.clone(),
-        ..StackOptions::default()
-    };
+    let opts = StackOptions::trusting(state.config.trusted_proxies.clone());
     let routes = crate::routes::routes()
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -119,41 +103,23 @@ pub fn router(state: AppState) -> Router {
         .layer(CompressionLayer::new())
 }
 
-/// A bound, ready-to-run console; `local_addr`, `state` and `shutdown_token` come from
-/// [`Bound`] through `Deref`.
-pub struct Application(Bound<AppState>);
+/// A bound, ready-to-run console (`local_addr`, `state`, `shutdown_token`).
+pub type Application = Bound<AppState>;
 
-impl std::ops::Deref for Application {
-    type Target = Bound<AppState>;
-
-    fn deref(&self) -> &Bound<AppState> {
-        &self.0
-    }
-}
-
-impl Service for Application {
+impl ServiceState for AppState {
     const NAME: &'static str = "console";
     type Config = Config;
-    type Error = StartError;
+    type Error = ServiceError;
 
-    fn config(env: &Env) -> Result<Config, ConfigError> {
-        Config::from_env(env)
-    }
-
-    fn local_addr(&self) -> Option<SocketAddr> {
-        self.0.local_addr()
-    }
-
-    async fn build(config: Config) -> Result<Self, StartError> {
-        let addr = config.listen_addr;
-        Ok(Self(Bound::bind(addr, AppState::new(config)).await?))
+    async fn connect(config: Config) -> Result<Self, ServiceError> {
+        Ok(Self::new(config))
     }
 
     /// Serves until SIGINT/SIGTERM or the shutdown token.
-    async fn run_until_stopped(self) -> Result<(), StartError> {
-        let (listener, state, shutdown) = self.0.into_parts();
+    async fn serve(bound: Application) -> Result<(), ServiceError> {
+        let (listener, state, shutdown) = bound.into_parts();
         payplane_kit::server::serve_until_stopped(listener, router(state), &shutdown)
             .await
-            .map_err(StartError::Serve)
+            .map_err(ServiceError::Serve)
     }
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use base64::Engine;
 use ipnet::IpNet;
-use payplane_kit::config::{ConfigError, Env, Environment};
+use payplane_kit::config::{ConfigError, Env, Environment, ServiceConfig};
 use secrecy::{CloneableSecret, SecretBox, zeroize::Zeroize};
 
 /// The 32 bytes that seal session cookies: zeroed when dropped, never printed.
@@ -35,8 +35,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let environment = env.environment()?;
         let public_base_url = env
             .string("PUBLIC_BASE_URL", "http://localhost:3000")
@@ -71,6 +71,12 @@ impl Config {
         })
     }
 
+    fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+}
+
+impl Config {
     /// Whether cookies carry `Secure` (the browser reaches us over TLS).
     pub fn secure_cookies(&self) -> bool {
         self.public_base_url.starts_with("https://")

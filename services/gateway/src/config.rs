@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use ipnet::IpNet;
-use payplane_kit::config::{ConfigError, Env, Environment};
+use payplane_kit::config::{ConfigError, Env, Environment, ServiceConfig};
 use secrecy::SecretString;
 
 /// The four upstream services by name, in the order of the routing table (api.md §3.1).
@@ -101,7 +101,20 @@ pub struct Config {
     pub workers: usize,
 }
 
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        // The inherent function below (inherent functions win over trait ones).
+        Config::from_env(env)
+    }
+
+    fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+}
+
 impl Config {
+    /// Also [`ServiceConfig::from_env`]; kept inherent because `app.rs` and the operator's
+    /// tests call it without the trait in scope.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let environment = env.environment()?;
         let upstreams = [

@@ -12,6 +12,7 @@ pub mod edge;
 pub mod graphql;
 pub mod proxy;
 pub mod ratelimit;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod tls;
 pub mod ws;

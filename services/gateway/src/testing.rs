@@ -1,5 +1,5 @@
-//! Test and bench support: the gateway on a random loopback port with a given configuration,
-//! stopped when dropped.
+//! Test and bench support (feature `testing`): the gateway on a random loopback port with a
+//! given configuration, stopped when dropped.
 
 use payplane_kit::service::{Service as _, testing::Running};
 

@@ -1,7 +1,7 @@
 //! Building and running the payments service: state, router, background tasks (relay,
 //! `auth.user.*` consumer, PSP simulator, housekeeping), serving.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use axum::{Router, extract::FromRef};
 use payplane_authn::{Authn, Verifier, jwks::RemoteKeys, service::ServiceTokens, verifier::Keys};
@@ -10,12 +10,13 @@ use payplane_bus::{
     relay::{Relay, RelayConfig, RelayHandle},
 };
 use payplane_kit::{
-    config::{ConfigError, Env},
     health::{Check, Health},
     http::{StackOptions, stack},
-    server::{BindError, Bound},
-    service::Service,
-    service::cache::{RedisTimeouts, connect_redis},
+    server::Bound,
+    service::{
+        ServiceError, ServiceState,
+        cache::{connect_stores, database_and_cache},
+    },
 };
 use sqlx::{PgPool, migrate::Migrator};
 
@@ -30,13 +31,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Db(#[from] payplane_db::DbError),
-    #[error("connecting to Redis at REDIS_URL")]
-    Redis(#[source] redis::RedisError),
-    #[error(transparent)]
-    Bind(#[from] BindError),
-    #[error("serving HTTP")]
-    Serve(#[source] std::io::Error),
+    Service(#[from] ServiceError),
     #[error(transparent)]
     Consumer(#[from] payplane_bus::consumer::ConsumerError),
 }
@@ -64,21 +59,19 @@ impl FromRef<AppState> for ServiceTokens {
 }
 
 impl AppState {
-    /// Connects to PostgreSQL (applying migrations) and Redis; tokens are verified with
-    /// auth's JWKS (`AUTH_URL`).
-    pub async fn connect(config: Config) -> Result<Self, StartError> {
-        let remote = RemoteKeys::new(&config.auth_url);
-        let _refresh = remote.spawn_refresh();
-        Self::connect_with_keys(config, Keys::Remote(remote)).await
-    }
-
+    /// As [`ServiceState::connect`], with verification keys given directly (tests that hold
+    /// auth's keys).
     pub async fn connect_with_keys(config: Config, keys: Keys) -> Result<Self, StartError> {
-        payplane_db::ensure_database(&config.database_url).await?;
-        let db = payplane_db::connect(&config.database_url, config.db_pool_size).await?;
-        payplane_db::migrate(&db, &MIGRATOR).await?;
-        let redis = connect_redis(&config.redis_url, RedisTimeouts::SERVICE)
+        payplane_db::ensure_database(&config.database_url)
             .await
-            .map_err(StartError::Redis)?;
+            .map_err(ServiceError::from)?;
+        let (db, redis) = connect_stores(
+            &config.database_url,
+            config.db_pool_size,
+            &MIGRATOR,
+            &config.redis_url,
+        )
+        .await?;
         let verifier = Verifier::new(config.issuer.clone(), keys);
         Ok(Self {
             db,
@@ -108,100 +101,44 @@ pub fn router_with_bus(
     let db = state.db.clone();
     let redis = state.authn.redis.clone();
     let health = Health::new("payments", env!("CARGO_PKG_VERSION"), move || {
-        let (db, mut redis, relay, consumer) =
+        let (db, redis, relay, consumer) =
             (db.clone(), redis.clone(), relay.clone(), consumer.clone());
         Box::pin(async move {
-            let database = payplane_db::ready(&db, &MIGRATOR).await;
-            let cache = tokio::time::timeout(
-                Duration::from_secs(2),
-                redis::cmd("PING").query_async::<String>(&mut redis),
-            )
-            .await
-            .is_ok_and(|r| r.is_ok());
-            let mut checks = vec![
-                Check {
-                    name: "database",
-                    up: database,
-                    required: true,
-                },
-                Check {
-                    name: "cache",
-                    up: cache,
-                    required: true,
-                },
-            ];
+            let mut checks = database_and_cache(&db, &MIGRATOR, &redis).await;
             if relay.is_some() || consumer.is_some() {
                 let relay_up = relay
                     .as_ref()
                     .is_none_or(|r| r.broker_connected() || !r.is_active());
                 let consumer_up = consumer.as_ref().is_none_or(|c| c.broker_connected());
-                checks.push(Check {
-                    name: "broker",
-                    up: relay_up && consumer_up,
-                    required: false,
-                });
+                checks.push(Check::optional("broker", relay_up && consumer_up));
             }
             checks
         })
     });
-    let opts = StackOptions {
-        trusted_proxies: state.config.trusted_proxies.clone(),
-        ..StackOptions::default()
-    };
+    let opts = StackOptions::trusting(state.config.trusted_proxies.clone());
     stack(crate::routes::routes().with_state(state), health, &opts)
 }
 
-/// A bound, ready-to-run service; `local_addr`, `state` and `shutdown_token` come from
-/// [`Bound`] through `Deref`.
-pub struct Application(Bound<AppState>);
+/// A bound, ready-to-run service (`local_addr`, `state`, `shutdown_token`).
+pub type Application = Bound<AppState>;
 
-impl std::ops::Deref for Application {
-    type Target = Bound<AppState>;
-
-    fn deref(&self) -> &Bound<AppState> {
-        &self.0
-    }
-}
-
-impl Application {
-    /// With verification keys given directly (tests that hold auth's keys).
-    pub async fn build_with_keys(config: Config, keys: Keys) -> Result<Self, StartError> {
-        let state = AppState::connect_with_keys(config, keys).await?;
-        Self::from_state(state).await
-    }
-
-    async fn from_state(state: AppState) -> Result<Self, StartError> {
-        let addr = state.config.listen_addr;
-        Ok(Self(Bound::bind(addr, state).await?))
-    }
-}
-
-impl Service for Application {
+impl ServiceState for AppState {
     const NAME: &'static str = "payments";
+    const MIGRATOR: Option<&'static Migrator> = Some(&MIGRATOR);
     type Config = Config;
     type Error = StartError;
 
-    fn config(env: &Env) -> Result<Config, ConfigError> {
-        Config::from_env(env)
-    }
-
-    fn migrate(config: &Config) -> Option<impl Future<Output = Result<(), StartError>> + Send> {
-        let url = config.database_url.clone();
-        Some(async move { Ok(payplane_db::migrate_only(&url, &MIGRATOR).await?) })
-    }
-
-    fn local_addr(&self) -> Option<SocketAddr> {
-        self.0.local_addr()
-    }
-
-    async fn build(config: Config) -> Result<Self, StartError> {
-        let state = AppState::connect(config).await?;
-        Self::from_state(state).await
+    /// Connects to PostgreSQL (applying migrations) and Redis; tokens are verified with
+    /// auth's JWKS (`AUTH_URL`).
+    async fn connect(config: Config) -> Result<Self, StartError> {
+        let remote = RemoteKeys::new(&config.auth_url);
+        let _refresh = remote.spawn_refresh();
+        Self::connect_with_keys(config, Keys::Remote(remote)).await
     }
 
     /// Serves until SIGINT/SIGTERM or the shutdown token, with the background tasks running.
-    async fn run_until_stopped(self) -> Result<(), StartError> {
-        let (listener, state, shutdown) = self.0.into_parts();
+    async fn serve(bound: Application) -> Result<(), StartError> {
+        let (listener, state, shutdown) = bound.into_parts();
         let cfg = Arc::clone(&state.config);
         let simulator = (cfg.psp_mode == PspMode::Simulator)
             .then(|| crate::simulator::spawn(state.clone(), shutdown.clone()));
@@ -238,6 +175,6 @@ impl Service for Application {
         if let Some(consumer) = consumer.and_then(|c| Arc::try_unwrap(c).ok()) {
             consumer.join().await?;
         }
-        res.map_err(StartError::Serve)
+        res.map_err(|e| ServiceError::Serve(e).into())
     }
 }

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use ipnet::IpNet;
 use payplane_authn::service::{DEV_SERVICE_TOKEN, ServiceTokens};
-use payplane_kit::config::{ConfigError, Env, Environment};
+use payplane_kit::config::{ConfigError, Env, Environment, ServiceConfig};
 use secrecy::SecretString;
 
 /// Who drives payment status (api.md §5.11).
@@ -45,8 +45,8 @@ pub struct Config {
     pub db_pool_size: u32,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let environment = env.environment()?;
         let prod = environment.is_production();
         let service_token = payplane_authn::service::own_token(env, environment)?;
@@ -108,6 +108,16 @@ impl Config {
         })
     }
 
+    fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    fn database_url(&self) -> Option<&str> {
+        Some(&self.database_url)
+    }
+}
+
+impl Config {
     /// A configuration for tests and benches: given database and auth, local Redis with a
     /// random key prefix, fast simulator, no relay or consumer (tests turn them on).
     pub fn for_tests(database_url: &str, auth_url: &str) -> Self {

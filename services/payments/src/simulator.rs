@@ -154,28 +154,25 @@ pub fn spawn(state: AppState, shutdown: CancellationToken) -> JoinHandle<()> {
 
 /// Hourly cleanup under an advisory lock so one replica runs it (data.md §8).
 pub fn spawn_housekeeping(db: PgPool, shutdown: CancellationToken) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            if let Err(e) = housekeep(&db).await {
-                tracing::warn!(error = %e, "payments housekeeping failed");
-            }
-        }
-    })
+    let hour = Duration::from_secs(3600);
+    let pass = move || {
+        let db = db.clone();
+        // Nothing to report from a pass: only failures are logged.
+        async move { housekeep(&db).await.map(|()| None::<()>) }
+    };
+    payplane_kit::service::spawn_every(
+        "payments housekeeping",
+        Duration::ZERO,
+        hour,
+        shutdown,
+        pass,
+    )
 }
 
 async fn housekeep(db: &PgPool) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(7002001)")
-        .fetch_one(&mut *tx)
-        .await?;
-    if !locked {
+    let Some(mut tx) = payplane_db::begin_locked(db, 7_002_001).await? else {
         return Ok(());
-    }
+    };
     sqlx::query("DELETE FROM idempotency_keys WHERE expires_at < now() - interval '1 hour'")
         .execute(&mut *tx)
         .await?;

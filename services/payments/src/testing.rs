@@ -65,8 +65,7 @@ impl TestApp {
     }
 
     fn run(app: Application, db: TestDatabase, auth: AuthApp) -> Self {
-        let (addr, state, shutdown) = (app.local_addr(), app.state().clone(), app.shutdown_token());
-        let running = Running::spawn("payments", addr, state, shutdown, app.run_until_stopped());
+        let running = Running::start(app);
         Self { db, auth, running }
     }
 

@@ -1,7 +1,7 @@
 //! Building and running the profile service: state, router, background tasks (JWKS refresh,
 //! outbox relay, `profile.events` consumer, housekeeping), serving.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use axum::{Router, extract::FromRef};
 use payplane_authn::{Authn, Verifier, jwks::RemoteKeys, verifier::Keys};
@@ -11,12 +11,13 @@ use payplane_bus::{
 };
 use payplane_events::topology::PROFILE_EVENTS;
 use payplane_kit::{
-    config::{ConfigError, Env},
     health::{Check, Health},
     http::{StackOptions, stack},
-    server::{BindError, Bound},
-    service::Service,
-    service::cache::{RedisTimeouts, connect_redis},
+    server::Bound,
+    service::{
+        ServiceError, ServiceState,
+        cache::{connect_stores, database_and_cache},
+    },
 };
 use sqlx::{PgPool, migrate::Migrator};
 
@@ -30,19 +31,13 @@ pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Db(#[from] payplane_db::DbError),
-    #[error("connecting to Redis at REDIS_URL")]
-    Redis(#[source] redis::RedisError),
-    #[error(transparent)]
-    Bind(#[from] BindError),
+    Service(#[from] ServiceError),
     #[error("consuming {queue}")]
     Consumer {
         queue: &'static str,
         #[source]
         source: consumer::ConsumerError,
     },
-    #[error("serving HTTP")]
-    Serve(#[source] std::io::Error),
 }
 
 /// Shared state of every handler.
@@ -57,27 +52,6 @@ pub struct AppState {
 impl FromRef<AppState> for Authn {
     fn from_ref(s: &AppState) -> Self {
         s.authn.clone()
-    }
-}
-
-impl AppState {
-    /// Connects to PostgreSQL (applying migrations) and Redis; keys come from auth's JWKS.
-    pub async fn connect(config: Config) -> Result<Self, StartError> {
-        let db = payplane_db::connect(&config.database_url, 20).await?;
-        payplane_db::migrate(&db, &MIGRATOR).await?;
-        let redis = connect_redis(&config.redis_url, RedisTimeouts::SERVICE)
-            .await
-            .map_err(StartError::Redis)?;
-        let verifier = Verifier::new(
-            config.issuer.clone(),
-            Keys::Remote(RemoteKeys::new(&config.auth_url)),
-        );
-        Ok(Self {
-            db,
-            cache: Cache::new(redis.clone(), config.cache_prefix.clone()),
-            authn: Authn { verifier, redis },
-            config: Arc::new(config),
-        })
     }
 }
 
@@ -110,33 +84,11 @@ pub fn router_with_broker(state: AppState, broker: BrokerTasks) -> Router {
     let db = state.db.clone();
     let redis = state.authn.redis.clone();
     let health = Health::new("profile", env!("CARGO_PKG_VERSION"), move || {
-        let (db, mut redis, broker) = (db.clone(), redis.clone(), broker.clone());
+        let (db, redis, broker) = (db.clone(), redis.clone(), broker.clone());
         Box::pin(async move {
-            let database = payplane_db::ready(&db, &MIGRATOR).await;
-            let cache = tokio::time::timeout(
-                Duration::from_secs(2),
-                redis::cmd("PING").query_async::<String>(&mut redis),
-            )
-            .await
-            .is_ok_and(|r| r.is_ok());
-            let mut checks = vec![
-                Check {
-                    name: "database",
-                    up: database,
-                    required: true,
-                },
-                Check {
-                    name: "cache",
-                    up: cache,
-                    required: true,
-                },
-            ];
+            let mut checks = database_and_cache(&db, &MIGRATOR, &redis).await;
             if broker.relay.is_some() || broker.consumer.is_some() {
-                checks.push(Check {
-                    name: "broker",
-                    up: broker.connected(),
-                    required: false,
-                });
+                checks.push(Check::optional("broker", broker.connected()));
             }
             checks
         })
@@ -148,45 +100,34 @@ pub fn router_with_broker(state: AppState, broker: BrokerTasks) -> Router {
     stack(crate::routes::routes().with_state(state), health, &opts)
 }
 
-/// A bound, ready-to-run service; `local_addr`, `state` and `shutdown_token` come from
-/// [`Bound`] through `Deref`.
-pub struct Application(Bound<AppState>);
+/// A bound, ready-to-run service (`local_addr`, `state`, `shutdown_token`).
+pub type Application = Bound<AppState>;
 
-impl std::ops::Deref for Application {
-    type Target = Bound<AppState>;
-
-    fn deref(&self) -> &Bound<AppState> {
-        &self.0
-    }
-}
-
-impl Service for Application {
+impl ServiceState for AppState {
     const NAME: &'static str = "profile";
+    const MIGRATOR: Option<&'static Migrator> = Some(&MIGRATOR);
     type Config = Config;
     type Error = StartError;
 
-    fn config(env: &Env) -> Result<Config, ConfigError> {
-        Config::from_env(env)
-    }
-
-    fn migrate(config: &Config) -> Option<impl Future<Output = Result<(), StartError>> + Send> {
-        let url = config.database_url.clone();
-        Some(async move { Ok(payplane_db::migrate_only(&url, &MIGRATOR).await?) })
-    }
-
-    fn local_addr(&self) -> Option<SocketAddr> {
-        self.0.local_addr()
-    }
-
-    async fn build(config: Config) -> Result<Self, StartError> {
-        let addr = config.listen_addr;
-        let state = AppState::connect(config).await?;
-        Ok(Self(Bound::bind(addr, state).await?))
+    /// Connects to PostgreSQL (applying migrations) and Redis; keys come from auth's JWKS.
+    async fn connect(config: Config) -> Result<Self, StartError> {
+        let (db, redis) =
+            connect_stores(&config.database_url, 20, &MIGRATOR, &config.redis_url).await?;
+        let verifier = Verifier::new(
+            config.issuer.clone(),
+            Keys::Remote(RemoteKeys::new(&config.auth_url)),
+        );
+        Ok(Self {
+            db,
+            cache: Cache::new(redis.clone(), config.cache_prefix.clone()),
+            authn: Authn { verifier, redis },
+            config: Arc::new(config),
+        })
     }
 
     /// Serves until SIGINT/SIGTERM or the shutdown token, with the background tasks running.
-    async fn run_until_stopped(self) -> Result<(), StartError> {
-        let (listener, state, shutdown) = self.0.into_parts();
+    async fn serve(bound: Application) -> Result<(), StartError> {
+        let (listener, state, shutdown) = bound.into_parts();
         if let Keys::Remote(remote) = state.authn.verifier.keys() {
             let refresh = remote.spawn_refresh();
             let stop = shutdown.clone();
@@ -233,6 +174,6 @@ impl Service for Application {
                 source,
             });
         }
-        res.map_err(StartError::Serve)
+        res.map_err(|e| ServiceError::Serve(e).into())
     }
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use ipnet::IpNet;
-use payplane_kit::config::{ConfigError, Env, Environment};
+use payplane_kit::config::{ConfigError, Env, Environment, ServiceConfig};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -25,8 +25,8 @@ pub struct Config {
     pub consumer_enabled: bool,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             environment: env.environment()?,
             listen_addr: env.listen_addr("0.0.0.0:3004")?,
@@ -45,6 +45,16 @@ impl Config {
         })
     }
 
+    fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    fn database_url(&self) -> Option<&str> {
+        Some(&self.database_url)
+    }
+}
+
+impl Config {
     /// A configuration for tests and benches: given database and auth service, local Redis
     /// with a random key prefix, no relay or consumer unless a test turns them on.
     pub fn for_tests(database_url: &str, auth_url: &str) -> Self {

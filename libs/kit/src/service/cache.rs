@@ -1,9 +1,14 @@
 //! The Redis connection every service opens the same way: bounded waits, so a stopped Redis
-//! fails start-up (and each later command) clearly instead of hanging.
+//! fails start-up (and each later command) clearly instead of hanging; and the readiness checks
+//! of a service with its own database and Redis.
 
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use sqlx::{PgPool, migrate::Migrator};
+
+use super::ServiceError;
+use crate::health::Check;
 
 /// How long to wait for Redis, and how often to retry a dropped connection.
 #[derive(Debug, Clone, Copy)]
@@ -40,4 +45,44 @@ pub async fn connect_redis(
         .set_response_timeout(Some(timeouts.response))
         .set_number_of_retries(timeouts.retries);
     ConnectionManager::new_with_config(client, config).await
+}
+
+/// A service's own database (a pool of `pool_size`, `migrator` applied) and its Redis.
+pub async fn connect_stores(
+    database_url: &str,
+    pool_size: u32,
+    migrator: &Migrator,
+    redis_url: &str,
+) -> Result<(PgPool, ConnectionManager), ServiceError> {
+    let db = payplane_db::connect(database_url, pool_size).await?;
+    payplane_db::migrate(&db, migrator).await?;
+    let redis = connect_redis(redis_url, RedisTimeouts::SERVICE)
+        .await
+        .map_err(ServiceError::Redis)?;
+    Ok((db, redis))
+}
+
+/// Redis answers `PING` within 2 s.
+pub async fn redis_up(redis: &ConnectionManager) -> bool {
+    let mut redis = redis.clone();
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        redis::cmd("PING").query_async::<String>(&mut redis),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok())
+}
+
+/// The readiness checks of a service with its own database and Redis, both required: the
+/// database answers with every embedded migration applied, and Redis answers `PING`.
+pub async fn database_and_cache(
+    db: &PgPool,
+    migrator: &Migrator,
+    redis: &ConnectionManager,
+) -> Vec<Check> {
+    let (database, cache) = tokio::join!(payplane_db::ready(db, migrator), redis_up(redis));
+    vec![
+        Check::required("database", database),
+        Check::required("cache", cache),
+    ]
 }

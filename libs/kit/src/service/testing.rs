@@ -7,6 +7,9 @@ use std::{fmt::Display, future::Future, net::SocketAddr};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::{Service, ServiceState};
+use crate::server::Bound;
+
 /// A spawned service: where it listens, its state, and how to stop it.
 pub struct Running<S> {
     pub addr: SocketAddr,
@@ -39,6 +42,15 @@ impl<S> Running<S> {
             shutdown,
             task: Some(task),
         }
+    }
+
+    /// Runs a built [`ServiceState`] service: its address, a clone of its state, its token.
+    pub fn start(app: Bound<S>) -> Self
+    where
+        S: ServiceState + Clone,
+    {
+        let (addr, state, shutdown) = (app.local_addr(), app.state().clone(), app.shutdown_token());
+        Self::spawn(S::NAME, addr, state, shutdown, app.run_until_stopped())
     }
 
     pub fn url(&self, path: &str) -> String {

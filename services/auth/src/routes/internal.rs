@@ -3,7 +3,7 @@
 //! `auth.user.*` events in the same transaction.
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Path, RawQuery, State},
     response::IntoResponse,
 };
 use http::StatusCode;
@@ -18,6 +18,7 @@ use payplane_kit::{
     ApiError, Created, Data,
     context::RequestContext,
     json::JsonObject,
+    query::QueryParams,
     validate::{Fields, Text},
 };
 use serde_json::{Map, Value, json};
@@ -44,6 +45,26 @@ fn user_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| error::user_not_found())
 }
 
+/// What every admin-only change of a user starts from: the caller is admin, and the acting
+/// admin (`X-Actor-Id`) and the target user's id.
+fn admin_change(caller: &ServiceCaller, raw_id: &str) -> Result<(Uuid, Uuid), ApiError> {
+    caller.allow(&["admin"])?;
+    let actor = caller.actor_id()?;
+    Ok((actor, user_id(raw_id)?))
+}
+
+/// Begins the change's transaction with the user `id` locked; 404 when there is none.
+async fn lock_user(
+    s: &AppState,
+    id: Uuid,
+) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, users::User), ApiError> {
+    let mut tx = s.db.begin().await.map_err(begin_err)?;
+    let user = users::lock(&mut tx, id)
+        .await?
+        .ok_or_else(error::user_not_found)?;
+    Ok((tx, user))
+}
+
 pub async fn show(
     State(s): State<AppState>,
     caller: ServiceCaller,
@@ -61,11 +82,16 @@ pub async fn show(
 pub async fn by_email(
     State(s): State<AppState>,
     caller: ServiceCaller,
-    Query(q): Query<std::collections::HashMap<String, String>>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Data<Value>, ApiError> {
     caller.allow(&["payments", "admin"])?;
-    let raw = q.get("email").map(String::as_str).unwrap_or_default();
-    let email = payplane_kit::validate::email(raw).map_err(|msg| ApiError::field("email", msg))?;
+    let mut q = QueryParams::parse(raw.as_deref());
+    let email = q.email("email", true);
+    q.finish()?;
+    let Some(email) = email else {
+        // Not reached: a required email that is not returned was refused by `finish`.
+        return Err(ApiError::field("email", "must be a valid email address"));
+    };
     let mut conn = s.db.acquire().await.map_err(begin_err)?;
     let user = users::by_email(&mut conn, &email)
         .await?
@@ -231,9 +257,7 @@ pub async fn update(
     Path(id): Path<String>,
     JsonObject(body): JsonObject,
 ) -> Result<Data<Value>, ApiError> {
-    caller.allow(&["admin"])?;
-    let actor = caller.actor_id()?;
-    let id = user_id(&id)?;
+    let (actor, id) = admin_change(&caller, &id)?;
     let mut f = Fields::new(&body);
     let name = f.text("name", false, Text::len(1, 255));
     let email = f.email("email", false);
@@ -241,10 +265,7 @@ pub async fn update(
         f.push("body", "at least one of name, email is required");
     }
     f.finish()?;
-    let mut tx = s.db.begin().await.map_err(begin_err)?;
-    let before = users::lock(&mut tx, id)
-        .await?
-        .ok_or_else(error::user_not_found)?;
+    let (tx, before) = lock_user(&s, id).await?;
     let mut after = before.clone();
     after.name = name.unwrap_or_else(|| before.name.clone());
     after.email = email.unwrap_or_else(|| before.email.clone());
@@ -261,17 +282,12 @@ pub async fn set_role(
     Path(id): Path<String>,
     JsonObject(body): JsonObject,
 ) -> Result<Data<Value>, ApiError> {
-    caller.allow(&["admin"])?;
-    let actor = caller.actor_id()?;
-    let id = user_id(&id)?;
+    let (actor, id) = admin_change(&caller, &id)?;
     let mut f = Fields::new(&body);
     let role = f.one_of("role", true, &ROLES);
     f.finish()?;
     let role = role.and_then(Role::parse).unwrap_or(Role::Customer);
-    let mut tx = s.db.begin().await.map_err(begin_err)?;
-    let before = users::lock(&mut tx, id)
-        .await?
-        .ok_or_else(error::user_not_found)?;
+    let (mut tx, before) = lock_user(&s, id).await?;
     if before.role == role {
         return Ok(Data(internal_user(&before)));
     }
@@ -289,19 +305,14 @@ pub async fn set_status(
     Path(id): Path<String>,
     JsonObject(body): JsonObject,
 ) -> Result<Data<Value>, ApiError> {
-    caller.allow(&["admin"])?;
-    let actor = caller.actor_id()?;
-    let id = user_id(&id)?;
+    let (actor, id) = admin_change(&caller, &id)?;
     let mut f = Fields::new(&body);
     let active = f.boolean("isActive", true);
     let reason = f.text("reason", false, Text::multiline(1, 500));
     f.finish()?;
     let active = active.unwrap_or(true);
     let now = time::now();
-    let mut tx = s.db.begin().await.map_err(begin_err)?;
-    let before = users::lock(&mut tx, id)
-        .await?
-        .ok_or_else(error::user_not_found)?;
+    let (mut tx, before) = lock_user(&s, id).await?;
     if before.is_active == active {
         return Ok(Data(internal_user(&before)));
     }
@@ -335,14 +346,9 @@ pub async fn remove(
     ctx: RequestContext,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.allow(&["admin"])?;
-    let actor = caller.actor_id()?;
-    let id = user_id(&id)?;
+    let (actor, id) = admin_change(&caller, &id)?;
     let now = time::now();
-    let mut tx = s.db.begin().await.map_err(begin_err)?;
-    let user = users::lock(&mut tx, id)
-        .await?
-        .ok_or_else(error::user_not_found)?;
+    let (mut tx, user) = lock_user(&s, id).await?;
     guard_self(actor, id)?;
     guard_last_admin(&mut tx, &user).await?;
     let ev = event_context(&ctx);

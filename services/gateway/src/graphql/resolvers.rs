@@ -11,6 +11,7 @@ use async_graphql::{
 };
 use futures::{StreamExt, stream};
 use http::Method;
+use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
 use super::{
@@ -27,24 +28,53 @@ use super::{
 /// At most this many detail calls of one request in flight at once.
 const DETAIL_CONCURRENCY: usize = 16;
 
-fn rest<'a>(ctx: &Context<'a>) -> Result<&'a Rest> {
-    ctx.data::<Rest>()
+/// One REST call decoded into a GraphQL type; a REST error becomes the field's error (§9.2).
+async fn call<T: DeserializeOwned>(
+    ctx: &Context<'_>,
+    service: Service,
+    method: Method,
+    path: &str,
+    query: &[(&str, String)],
+    body: Option<&Value>,
+) -> Result<T> {
+    ctx.data::<Rest>()?
+        .call(service, method, path, query, body, &[])
+        .await
+        .map_err(|e| e.extend())
 }
 
-/// `page` and `limit` when given (explicit `null` leaves REST's default).
-fn paging(page: Option<i32>, limit: Option<i32>) -> Vec<(&'static str, String)> {
-    let mut q = Vec::with_capacity(10);
-    if let Some(p) = page {
-        q.push(("page", p.to_string()));
-    }
-    if let Some(l) = limit {
-        q.push(("limit", l.to_string()));
-    }
-    q
+/// `GET path` of `service`.
+async fn get<T: DeserializeOwned>(ctx: &Context<'_>, service: Service, path: &str) -> Result<T> {
+    call(ctx, service, Method::GET, path, &[], None).await
 }
 
-fn body<T: serde::Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
+/// `method path` of `service` with `input` as the JSON body.
+async fn send<T: DeserializeOwned>(
+    ctx: &Context<'_>,
+    service: Service,
+    method: Method,
+    path: &str,
+    input: &impl Serialize,
+) -> Result<T> {
+    let body = serde_json::to_value(input).unwrap_or(Value::Null);
+    call(ctx, service, method, path, &[], Some(&body)).await
+}
+
+/// `page` and `limit`, then each filter, in that order, when given (explicit `null` leaves
+/// REST's default).
+fn query<const N: usize>(
+    page: Option<i32>,
+    limit: Option<i32>,
+    filters: [(&'static str, Option<String>); N],
+) -> Vec<(&'static str, String)> {
+    [
+        ("page", page.map(|p| p.to_string())),
+        ("limit", limit.map(|l| l.to_string())),
+    ]
+    .into_iter()
+    .chain(filters)
+    .filter_map(|(name, v)| Some((name, v?)))
+    .collect()
 }
 
 /// Loads payment details (with transactions) by id for one request.
@@ -63,7 +93,7 @@ impl Loader<String> for DetailLoader {
             .map(|id| async move {
                 let path = format!("/api/payments/{}", segment(&id));
                 let r = rest
-                    .call(Service::Payments, Method::GET, &path, &[], None, &[])
+                    .call::<Value>(Service::Payments, Method::GET, &path, &[], None, &[])
                     .await;
                 (id, r)
             })
@@ -108,17 +138,12 @@ pub struct Query;
 #[Object]
 impl Query {
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
-        rest(ctx)?
-            .typed(Service::Auth, Method::GET, "/api/auth/me", &[], None)
-            .await
+        get(ctx, Service::Auth, "/api/auth/me").await
     }
 
     async fn payment(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Payment>> {
         let path = format!("/api/payments/{}", segment(&id));
-        let p: Payment = rest(ctx)?
-            .typed(Service::Payments, Method::GET, &path, &[], None)
-            .await?;
-        Ok(Some(p))
+        get(ctx, Service::Payments, &path).await.map(Some)
     }
 
     #[expect(clippy::too_many_arguments, reason = "the arguments of api.md §9.3")]
@@ -138,42 +163,34 @@ impl Query {
         min_amount: Option<Decimal>,
         max_amount: Option<Decimal>,
     ) -> Result<PaymentPage> {
-        let mut q = paging(page, limit);
-        if let Some(s) = sort {
-            q.push(("sort", rest_value(&s)));
-        }
-        if let Some(o) = order {
-            q.push(("order", rest_value(&o)));
-        }
-        if let Some(s) = status {
-            q.push(("status", rest_value(&s)));
-        }
-        if let Some(t) = kind {
-            q.push(("type", rest_value(&t)));
-        }
-        if let Some(d) = start_date {
-            q.push(("startDate", d.0));
-        }
-        if let Some(d) = end_date {
-            q.push(("endDate", d.0));
-        }
-        for (name, v) in [("minAmount", min_amount), ("maxAmount", max_amount)] {
-            if let Some(Decimal(v)) = v {
-                q.push((
-                    name,
-                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
-                ));
-            }
-        }
-        rest(ctx)?
-            .typed(Service::Payments, Method::GET, "/api/payments", &q, None)
-            .await
+        let amount = |Decimal(v): Decimal| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+        let q = query(
+            page,
+            limit,
+            [
+                ("sort", sort.map(|s| rest_value(&s))),
+                ("order", order.map(|o| rest_value(&o))),
+                ("status", status.map(|s| rest_value(&s))),
+                ("type", kind.map(|t| rest_value(&t))),
+                ("startDate", start_date.map(|d| d.0)),
+                ("endDate", end_date.map(|d| d.0)),
+                ("minAmount", min_amount.map(amount)),
+                ("maxAmount", max_amount.map(amount)),
+            ],
+        );
+        call(
+            ctx,
+            Service::Payments,
+            Method::GET,
+            "/api/payments",
+            &q,
+            None,
+        )
+        .await
     }
 
     async fn profile(&self, ctx: &Context<'_>) -> Result<Profile> {
-        rest(ctx)?
-            .typed(Service::Profile, Method::GET, "/api/profile", &[], None)
-            .await
+        get(ctx, Service::Profile, "/api/profile").await
     }
 
     /// ADMIN only.
@@ -189,34 +206,32 @@ impl Query {
         search: Option<String>,
         is_active: Option<bool>,
     ) -> Result<ManagedUserPage> {
-        let mut q = paging(page, limit);
-        if let Some(s) = sort {
-            q.push(("sort", rest_value(&s)));
-        }
-        if let Some(o) = order {
-            q.push(("order", rest_value(&o)));
-        }
-        if let Some(r) = role {
-            q.push(("role", rest_value(&r)));
-        }
-        if let Some(s) = search {
-            q.push(("search", s));
-        }
-        if let Some(a) = is_active {
-            q.push(("isActive", a.to_string()));
-        }
-        rest(ctx)?
-            .typed(Service::Admin, Method::GET, "/api/admin/users", &q, None)
-            .await
+        let q = query(
+            page,
+            limit,
+            [
+                ("sort", sort.map(|s| rest_value(&s))),
+                ("order", order.map(|o| rest_value(&o))),
+                ("role", role.map(|r| rest_value(&r))),
+                ("search", search),
+                ("isActive", is_active.map(|a| a.to_string())),
+            ],
+        );
+        call(
+            ctx,
+            Service::Admin,
+            Method::GET,
+            "/api/admin/users",
+            &q,
+            None,
+        )
+        .await
     }
 
     /// ADMIN only.
     async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ManagedUser>> {
         let path = format!("/api/admin/users/{}", segment(&id));
-        let u: ManagedUser = rest(ctx)?
-            .typed(Service::Admin, Method::GET, &path, &[], None)
-            .await?;
-        Ok(Some(u))
+        get(ctx, Service::Admin, &path).await.map(Some)
     }
 
     /// ADMIN only.
@@ -233,44 +248,31 @@ impl Query {
         start_date: Option<DateTime>,
         end_date: Option<DateTime>,
     ) -> Result<AuditLogPage> {
-        let mut q = paging(page, limit);
-        for (name, v) in [
-            ("action", action),
-            ("userId", user_id.map(|i| i.0)),
-            ("resourceType", resource_type),
-            ("resourceId", resource_id),
-            ("startDate", start_date.map(|d| d.0)),
-            ("endDate", end_date.map(|d| d.0)),
-        ] {
-            if let Some(v) = v {
-                q.push((name, v));
-            }
-        }
-        rest(ctx)?
-            .typed(
-                Service::Admin,
-                Method::GET,
-                "/api/admin/audit-logs",
-                &q,
-                None,
-            )
-            .await
+        let q = query(
+            page,
+            limit,
+            [
+                ("action", action),
+                ("userId", user_id.map(|i| i.0)),
+                ("resourceType", resource_type),
+                ("resourceId", resource_id),
+                ("startDate", start_date.map(|d| d.0)),
+                ("endDate", end_date.map(|d| d.0)),
+            ],
+        );
+        let path = "/api/admin/audit-logs";
+        call(ctx, Service::Admin, Method::GET, path, &q, None).await
     }
 
     /// ADMIN only.
     async fn system_config(&self, ctx: &Context<'_>, key: String) -> Result<Option<SystemConfig>> {
         let path = format!("/api/admin/config/{}", segment(&key));
-        let c: SystemConfig = rest(ctx)?
-            .typed(Service::Admin, Method::GET, &path, &[], None)
-            .await?;
-        Ok(Some(c))
+        get(ctx, Service::Admin, &path).await.map(Some)
     }
 
     /// ADMIN only.
     async fn system_configs(&self, ctx: &Context<'_>) -> Result<Vec<SystemConfig>> {
-        rest(ctx)?
-            .typed(Service::Admin, Method::GET, "/api/admin/config", &[], None)
-            .await
+        get(ctx, Service::Admin, "/api/admin/config").await
     }
 }
 
@@ -279,27 +281,18 @@ pub struct Mutation;
 #[Object]
 impl Mutation {
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
-        rest(ctx)?
-            .typed(
-                Service::Auth,
-                Method::POST,
-                "/api/auth/login",
-                &[],
-                Some(&body(&input)),
-            )
-            .await
+        send(ctx, Service::Auth, Method::POST, "/api/auth/login", &input).await
     }
 
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
-        rest(ctx)?
-            .typed(
-                Service::Auth,
-                Method::POST,
-                "/api/auth/register",
-                &[],
-                Some(&body(&input)),
-            )
-            .await
+        send(
+            ctx,
+            Service::Auth,
+            Method::POST,
+            "/api/auth/register",
+            &input,
+        )
+        .await
     }
 
     async fn logout(
@@ -307,30 +300,15 @@ impl Mutation {
         ctx: &Context<'_>,
         #[graphql(default_with = "Some(false)")] all_devices: Option<bool>,
     ) -> Result<bool> {
-        rest(ctx)?
-            .call(
-                Service::Auth,
-                Method::POST,
-                "/api/auth/logout",
-                &[],
-                Some(&json!({ "allDevices": all_devices.unwrap_or(false) })),
-                &[],
-            )
-            .await
-            .map_err(|e| e.extend())?;
+        let body = json!({ "allDevices": all_devices.unwrap_or(false) });
+        // Whatever the answer's `data`, success is `true`.
+        let _: Value = send(ctx, Service::Auth, Method::POST, "/api/auth/logout", &body).await?;
         Ok(true)
     }
 
     async fn refresh_token(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
-        rest(ctx)?
-            .typed(
-                Service::Auth,
-                Method::POST,
-                "/api/auth/refresh",
-                &[],
-                Some(&json!({ "refreshToken": refresh_token })),
-            )
-            .await
+        let body = json!({ "refreshToken": refresh_token });
+        send(ctx, Service::Auth, Method::POST, "/api/auth/refresh", &body).await
     }
 
     async fn create_payment(
@@ -343,19 +321,18 @@ impl Mutation {
             .map(|k| ("idempotency-key", k))
             .into_iter()
             .collect();
-        let r = rest(ctx)?;
-        let data = r
+        let body = serde_json::to_value(&input).unwrap_or(Value::Null);
+        ctx.data::<Rest>()?
             .call(
                 Service::Payments,
                 Method::POST,
                 "/api/payments",
                 &[],
-                Some(&body(&input)),
+                Some(&body),
                 &extra,
             )
             .await
-            .map_err(|e| e.extend())?;
-        decode(r, data)
+            .map_err(|e| e.extend())
     }
 
     async fn update_payment(
@@ -365,15 +342,7 @@ impl Mutation {
         input: UpdatePaymentInput,
     ) -> Result<Payment> {
         let path = format!("/api/payments/{}", segment(&id));
-        rest(ctx)?
-            .typed(
-                Service::Payments,
-                Method::PUT,
-                &path,
-                &[],
-                Some(&body(&input)),
-            )
-            .await
+        send(ctx, Service::Payments, Method::PUT, &path, &input).await
     }
 
     async fn update_payment_status(
@@ -388,9 +357,7 @@ impl Mutation {
         if let Some(r) = reason {
             b["reason"] = Value::String(r);
         }
-        rest(ctx)?
-            .typed(Service::Payments, Method::PATCH, &path, &[], Some(&b))
-            .await
+        send(ctx, Service::Payments, Method::PATCH, &path, &b).await
     }
 
     async fn update_profile(
@@ -398,15 +365,7 @@ impl Mutation {
         ctx: &Context<'_>,
         input: UpdateProfileInput,
     ) -> Result<Profile> {
-        rest(ctx)?
-            .typed(
-                Service::Profile,
-                Method::PUT,
-                "/api/profile",
-                &[],
-                Some(&body(&input)),
-            )
-            .await
+        send(ctx, Service::Profile, Method::PUT, "/api/profile", &input).await
     }
 
     async fn update_preferences(
@@ -414,15 +373,8 @@ impl Mutation {
         ctx: &Context<'_>,
         input: UpdatePreferencesInput,
     ) -> Result<Preferences> {
-        rest(ctx)?
-            .typed(
-                Service::Profile,
-                Method::PUT,
-                "/api/profile/preferences",
-                &[],
-                Some(&body(&input)),
-            )
-            .await
+        let path = "/api/profile/preferences";
+        send(ctx, Service::Profile, Method::PUT, path, &input).await
     }
 
     /// ADMIN only.
@@ -433,15 +385,8 @@ impl Mutation {
         role: UserRole,
     ) -> Result<ManagedUser> {
         let path = format!("/api/admin/users/{}/role", segment(&id));
-        rest(ctx)?
-            .typed(
-                Service::Admin,
-                Method::PUT,
-                &path,
-                &[],
-                Some(&json!({ "role": rest_value(&role) })),
-            )
-            .await
+        let body = json!({ "role": rest_value(&role) });
+        send(ctx, Service::Admin, Method::PUT, &path, &body).await
     }
 
     /// ADMIN only. `value` must be given (JSON `null` is a value); absent → REST's
@@ -455,47 +400,17 @@ impl Mutation {
     ) -> Result<SystemConfig> {
         let path = format!("/api/admin/config/{}", segment(&key));
         let mut b = serde_json::Map::new();
-        match value {
-            MaybeUndefined::Value(v) => {
-                b.insert("value".into(), v.0);
+        // Absent stays absent; explicit `null` is sent as null.
+        for (name, v) in [
+            ("value", value.map_value(|v| v.0)),
+            ("description", description.map_value(Value::String)),
+        ] {
+            if let Some(v) = Option::<Option<Value>>::from(v) {
+                b.insert(name.into(), v.unwrap_or(Value::Null));
             }
-            MaybeUndefined::Null => {
-                b.insert("value".into(), Value::Null);
-            }
-            MaybeUndefined::Undefined => {}
         }
-        match description {
-            MaybeUndefined::Value(d) => {
-                b.insert("description".into(), Value::String(d));
-            }
-            MaybeUndefined::Null => {
-                b.insert("description".into(), Value::Null);
-            }
-            MaybeUndefined::Undefined => {}
-        }
-        rest(ctx)?
-            .typed(
-                Service::Admin,
-                Method::PUT,
-                &path,
-                &[],
-                Some(&Value::Object(b)),
-            )
-            .await
+        send(ctx, Service::Admin, Method::PUT, &path, &Value::Object(b)).await
     }
-}
-
-fn decode(r: &Rest, data: Value) -> Result<Payment> {
-    serde_json::from_value(data).map_err(|_| {
-        RestError {
-            status: 502,
-            code: "BAD_GATEWAY".into(),
-            message: "The payments service gave an unexpected answer".into(),
-            details: None,
-            request_id: r.caller.request_id.clone(),
-        }
-        .extend()
-    })
 }
 
 #[cfg(test)]

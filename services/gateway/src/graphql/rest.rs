@@ -162,8 +162,9 @@ pub fn segment(s: &str) -> String {
 }
 
 impl Rest {
-    /// Sends one call and returns the envelope's `data`, or the REST error.
-    pub async fn call(
+    /// Sends one call and decodes the envelope's `data` straight from the body into `T` (no
+    /// intermediate JSON tree; `null` for 204), or returns the REST error.
+    pub async fn call<T: DeserializeOwned>(
         &self,
         service: Service,
         method: Method,
@@ -171,23 +172,7 @@ impl Rest {
         query: &[(&str, String)],
         body: Option<&Value>,
         extra: &[(&'static str, String)],
-    ) -> Result<Value, RestError> {
-        let bytes = self
-            .exchange(service, method, path, query, body, extra)
-            .await?;
-        decode_data(&bytes).map_err(|_| RestError::bad_answer(service, &self.caller.request_id))
-    }
-
-    /// Sends one call; the success body (empty for 204), or the REST error.
-    async fn exchange(
-        &self,
-        service: Service,
-        method: Method,
-        path: &str,
-        query: &[(&str, String)],
-        body: Option<&Value>,
-        extra: &[(&'static str, String)],
-    ) -> Result<bytes::Bytes, RestError> {
+    ) -> Result<T, RestError> {
         metrics::counter!("graphql_upstream_requests_total", "service" => service.name())
             .increment(1);
         let c = &self.caller;
@@ -230,15 +215,18 @@ impl Rest {
             .await
             .map_err(|_| RestError::unavailable(service, &c.request_id))?;
         let status = res.status();
+        let decode = |bytes: &[u8]| {
+            decode_data(bytes).map_err(|_| RestError::bad_answer(service, &c.request_id))
+        };
         if status == http::StatusCode::NO_CONTENT {
-            return Ok(bytes::Bytes::new());
+            return decode(&[]);
         }
         let bytes = res
             .bytes()
             .await
             .map_err(|_| RestError::unavailable(service, &c.request_id))?;
         if status.is_success() {
-            return Ok(bytes);
+            return decode(&bytes);
         }
         let body: Value = serde_json::from_slice(&bytes)
             .map_err(|_| RestError::bad_answer(service, &c.request_id))?;
@@ -254,23 +242,5 @@ impl Rest {
             details: err.and_then(|e| e.get("details")).cloned(),
             request_id: text("requestId").unwrap_or(&c.request_id).to_owned(),
         })
-    }
-
-    /// [`Rest::call`] decoded into a GraphQL type.
-    pub async fn typed<T: DeserializeOwned>(
-        &self,
-        service: Service,
-        method: Method,
-        path: &str,
-        query: &[(&str, String)],
-        body: Option<&Value>,
-    ) -> async_graphql::Result<T> {
-        let bytes = self
-            .exchange(service, method, path, query, body, &[])
-            .await
-            .map_err(|e| e.extend())?;
-        // Straight from the body into the GraphQL type: no intermediate JSON tree.
-        decode_data(&bytes)
-            .map_err(|_| RestError::bad_answer(service, &self.caller.request_id).extend())
     }
 }

@@ -2,7 +2,7 @@
 //! as its own binary does, so the end-to-end suite can start, kill and restart each one.
 
 use anyhow::{Context, bail};
-use payplane_kit::config::Env;
+use payplane_kit::config::{Env, ServiceConfig as _};
 use payplane_kit::service::Service as _;
 
 macro_rules! run_service {
