@@ -15,7 +15,6 @@ use http::{StatusCode, Uri};
 use payplane_authn::{Authn, Verifier, jwks::RemoteKeys, verifier::Keys};
 use payplane_kit::{
     ApiError,
-    config::{ConfigError, Env},
     health::{Check, Health},
     request_id::RequestId,
     server::http::serve_http,
@@ -335,10 +334,6 @@ impl Service for Application {
     const NAME: &'static str = "gateway";
     type Config = Config;
     type Error = StartError;
-
-    fn config(env: &Env) -> Result<Config, ConfigError> {
-        Config::from_env(env)
-    }
 
     async fn build(config: Config) -> Result<Self, StartError> {
         let addr = config.listen_addr;

@@ -102,20 +102,11 @@ pub struct Config {
 }
 
 impl ServiceConfig for Config {
-    fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        // The inherent function below (inherent functions win over trait ones).
-        Config::from_env(env)
-    }
-
     fn listen_addr(&self) -> SocketAddr {
         self.listen_addr
     }
-}
 
-impl Config {
-    /// Also [`ServiceConfig::from_env`]; kept inherent because `app.rs` and the operator's
-    /// tests call it without the trait in scope.
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let environment = env.environment()?;
         let upstreams = [
             ("auth", "AUTH_URL", "http://localhost:3001"),
@@ -203,7 +194,9 @@ impl Config {
             workers: env.parse("GATEWAY_WORKERS", 1_usize)?.max(1),
         })
     }
+}
 
+impl Config {
     /// Loopback, no TLS, no broker consumer, upstreams all pointing at an unused port; tests
     /// replace what they need.
     pub fn for_tests() -> Self {
