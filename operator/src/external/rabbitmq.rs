@@ -69,6 +69,15 @@ pub enum UserChange {
     },
 }
 
+impl From<super::LoginChange> for UserChange {
+    fn from(change: super::LoginChange) -> Self {
+        match change {
+            super::LoginChange::Enable { name, password } => Self::Enable { name, password },
+            super::LoginChange::Disable { name } => Self::Disable { name },
+        }
+    }
+}
+
 /// What to declare and whom to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuePlan {
