@@ -94,23 +94,19 @@ pub fn of_kind<'a>(applied: &'a [DynamicObject], kind: &str) -> Option<&'a Dynam
         .find(|o| o.types.as_ref().is_some_and(|t| t.kind == kind))
 }
 
+/// The `status` of an object as returned by apply, when it describes the current generation.
+pub fn current_status(obj: &DynamicObject) -> Option<&Value> {
+    let status = obj.data.get("status")?;
+    let observed = status.get("observedGeneration").and_then(Value::as_i64);
+    (observed == Some(obj.metadata.generation.unwrap_or(0))).then_some(status)
+}
+
 /// Whether a StatefulSet (as returned by apply) has all replicas of its generation ready.
 pub fn statefulset_ready(obj: &DynamicObject) -> bool {
-    let generation = obj.metadata.generation.unwrap_or(0);
-    let status = obj.data.get("status");
-    let observed = status
-        .and_then(|s| s.get("observedGeneration"))
-        .and_then(Value::as_i64);
-    let want = obj
-        .data
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
-    let ready = status
-        .and_then(|s| s.get("readyReplicas"))
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    observed == Some(generation) && ready >= want
+    let want = obj.data.pointer("/spec/replicas").and_then(Value::as_i64);
+    current_status(obj).is_some_and(|s| {
+        s.get("readyReplicas").and_then(Value::as_i64).unwrap_or(0) >= want.unwrap_or(1)
+    })
 }
 
 /// The reason of the `Ready` condition, if any.

@@ -5,26 +5,22 @@ use kube::api::DynamicObject;
 use serde_json::{Value, json};
 
 use super::super::{RESYNC, Report};
-use crate::conditions::statefulset_ready;
+use crate::conditions::{current_status, statefulset_ready};
 use crate::crd::Platform;
 
 /// Ready and reason of an applied payplane child, from its status as returned by apply.
 fn child_readiness(obj: &DynamicObject) -> (bool, Option<String>) {
-    let generation = obj.metadata.generation.unwrap_or(0);
-    let status = obj.data.get("status");
-    let observed = status
-        .and_then(|s| s.get("observedGeneration"))
-        .and_then(Value::as_i64);
-    let ready = status
-        .and_then(|s| s.get("conditions"))
-        .and_then(Value::as_array)
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready").cloned());
-    let is_ready =
-        observed == Some(generation) && ready.as_ref().is_some_and(|c| c["status"] == "True");
-    let reason = ready
-        .and_then(|c| c.get("reason").and_then(Value::as_str).map(str::to_owned))
-        .or_else(|| Some("Pending".to_owned()));
-    (is_ready, if is_ready { None } else { reason })
+    let ready = (obj
+        .data
+        .pointer("/status/conditions")
+        .and_then(Value::as_array))
+    .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"));
+    let is_ready = current_status(obj).is_some() && ready.is_some_and(|c| c["status"] == "True");
+    let reason = ready.and_then(|c| c.get("reason").and_then(Value::as_str));
+    (
+        is_ready,
+        (!is_ready).then(|| reason.unwrap_or("Pending").to_owned()),
+    )
 }
 
 /// The report of `p` from its applied children: each component (not the Secrets, Services and
