@@ -3,6 +3,8 @@
 //! dependencies. Pure, no I/O.
 
 use kube::Resource;
+use kube::api::DynamicObject;
+use serde_json::Value;
 
 use crate::crd::{Condition, HasConditions};
 
@@ -83,6 +85,28 @@ pub fn is_ready<K: HasConditions + Resource>(obj: &K) -> bool {
         && obj.conditions().iter().any(|c| {
             c.type_ == "Ready" && c.status == "True" && c.observed_generation == generation
         })
+}
+
+/// The first object of `kind` among the applied ones.
+pub fn of_kind<'a>(applied: &'a [DynamicObject], kind: &str) -> Option<&'a DynamicObject> {
+    applied
+        .iter()
+        .find(|o| o.types.as_ref().is_some_and(|t| t.kind == kind))
+}
+
+/// The `status` of an object as returned by apply, when it describes the current generation.
+pub fn current_status(obj: &DynamicObject) -> Option<&Value> {
+    let status = obj.data.get("status")?;
+    let observed = status.get("observedGeneration").and_then(Value::as_i64);
+    (observed == Some(obj.metadata.generation.unwrap_or(0))).then_some(status)
+}
+
+/// Whether a StatefulSet (as returned by apply) has all replicas of its generation ready.
+pub fn statefulset_ready(obj: &DynamicObject) -> bool {
+    let want = obj.data.pointer("/spec/replicas").and_then(Value::as_i64);
+    current_status(obj).is_some_and(|s| {
+        s.get("readyReplicas").and_then(Value::as_i64).unwrap_or(0) >= want.unwrap_or(1)
+    })
 }
 
 /// The reason of the `Ready` condition, if any.

@@ -1,6 +1,12 @@
 //! The controllers: shared context, server-side apply of children, removal of orphans by
 //! label, status writing with conditions and Events, error classification and backoff, and
 //! [`run`] that starts one `kube_runtime::Controller` per kind (I/O: Kubernetes API).
+//!
+//! Each kind is one pipeline in its own folder: `validate` (pure: the spec, or why it cannot
+//! work), `build` (pure: the children), `apply` (the only part that talks to the API server,
+//! PostgreSQL or RabbitMQ) and `status` (pure: a [`Report`] from what was observed). A step
+//! may end the pipeline early with a report ([`Stop`]); [`finish`] writes whichever report
+//! the pipeline ended with.
 
 pub mod app_service;
 pub mod credentials;
@@ -37,51 +43,76 @@ use crate::external::Externals;
 use crate::meta::{Child, MANAGER, MetaError, OWNER_UID_LABEL};
 use crate::metrics::Metrics;
 
-/// Reconcile failures. Each maps to a metrics reason; all are retried with backoff.
+/// Reconcile failures, named after what failed; each carries which object or name it was
+/// about and its cause, maps to a metrics reason ([`Error::reason`]) and is retried with
+/// backoff.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The Kubernetes API failed.
-    #[error("kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+    /// Reading an object (a referenced resource, a Secret, a Deployment) failed.
+    #[error("reading {0}: {1}")]
+    Read(String, #[source] kube::Error),
+    /// Server-side applying a child (`Kind/name`) failed.
+    #[error("applying {0}: {1}")]
+    Apply(String, #[source] kube::Error),
+    /// Listing or deleting the children an object no longer builds failed.
+    #[error("pruning {0}: {1}")]
+    Prune(String, #[source] kube::Error),
+    /// Writing an object's status failed.
+    #[error("writing the status of {0}: {1}")]
+    WriteStatus(String, #[source] kube::Error),
+    /// Adding or removing a finalizer failed.
+    #[error("{0}: {1}")]
+    Finalizer(String, #[source] kube::Error),
     /// A child could not be built.
     #[error(transparent)]
-    Meta(#[from] MetaError),
-    /// PostgreSQL failed.
-    #[error("postgres: {0}")]
-    Sql(#[from] crate::external::SqlError),
-    /// RabbitMQ failed.
-    #[error("rabbitmq: {0}")]
-    Broker(#[from] crate::external::BrokerError),
-    /// Certificate generation failed.
-    #[error("tls: {0}")]
-    Tls(#[from] crate::tls::TlsError),
-    /// Adding or removing the finalizer failed.
-    #[error("finalizer patch: {0}")]
-    FinalizerPatch(#[source] kube::Error),
-    /// The finalizer machinery failed otherwise.
-    #[error("finalizer: {0}")]
-    Finalizer(String),
-    /// The object has no namespace (all payplane kinds are namespaced).
-    #[error("object has no namespace")]
-    NoNamespace,
+    Build(#[from] MetaError),
+    /// Dropping a Database's database and roles on its server failed.
+    #[error("dropping {0}: {1}")]
+    DropDatabase(String, #[source] Box<crate::external::SqlError>),
+    /// Deleting a Queue's users and queues on its broker failed.
+    #[error("deleting {0}: {1}")]
+    DeleteQueue(String, #[source] Box<crate::external::BrokerError>),
+    /// Generating a key or issuing a certificate failed.
+    #[error("{0}: {1}")]
+    Issue(String, #[source] crate::tls::TlsError),
+    /// The object (`Kind/name`) has no namespace (all payplane kinds are namespaced).
+    #[error("{0} has no namespace")]
+    NoNamespace(String),
 }
 
 impl Error {
+    /// The HTTP status of the API server's answer behind this failure, if it is one.
+    pub fn api_code(&self) -> Option<u16> {
+        match self {
+            Self::Read(_, e)
+            | Self::Apply(_, e)
+            | Self::Prune(_, e)
+            | Self::WriteStatus(_, e)
+            | Self::Finalizer(_, e) => api_code(e),
+            _ => None,
+        }
+    }
+
     /// Short label for metrics.
     pub fn reason(&self) -> &'static str {
         match self {
             // Forbidden is its own reason: it means the chart's RBAC lacks a verb, which no
             // retry fixes (the scenario tests assert there is none).
-            Self::Kube(e) | Self::FinalizerPatch(e) if api_code(e) == Some(403) => "Forbidden",
-            Self::Kube(_) => "KubeApi",
-            Self::Meta(_) => "Build",
-            Self::Sql(_) => "Postgres",
-            Self::Broker(_) => "RabbitMQ",
-            Self::Tls(_) => "Tls",
-            Self::FinalizerPatch(_) | Self::Finalizer(_) => "Finalizer",
-            Self::NoNamespace => "NoNamespace",
+            _ if self.api_code() == Some(403) => "Forbidden",
+            Self::Read(..) | Self::Apply(..) | Self::Prune(..) | Self::WriteStatus(..) => "KubeApi",
+            Self::Build(_) => "Build",
+            Self::DropDatabase(..) => "Postgres",
+            Self::DeleteQueue(..) => "RabbitMQ",
+            Self::Issue(..) => "Tls",
+            Self::Finalizer(..) => "Finalizer",
+            Self::NoNamespace(_) => "NoNamespace",
         }
     }
+}
+
+/// A reader's error: reading `what` failed.
+pub fn reading(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    move |e| Error::Read(what.into(), e)
 }
 
 /// The HTTP status of an API server's error answer.
@@ -204,9 +235,47 @@ impl Ctx {
     }
 }
 
+/// A payplane kind as the controllers see it: namespaced, with conditions in its status.
+pub trait Reconciled:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + HasConditions
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + Debug
+{
+}
+
+impl<K> Reconciled for K where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + HasConditions
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + Debug
+{
+}
+
 /// Namespace of a namespaced object.
-pub fn namespace<K: Resource>(obj: &K) -> Result<String> {
-    obj.meta().namespace.clone().ok_or(Error::NoNamespace)
+pub fn namespace<K: Resource<DynamicType = ()>>(obj: &K) -> Result<String> {
+    obj.meta()
+        .namespace
+        .clone()
+        .ok_or_else(|| Error::NoNamespace(format!("{}/{}", K::kind(&()), obj.name_any())))
+}
+
+/// Reads `name` of kind `K` in `ns`; `None` when it does not exist.
+pub async fn get<K>(client: &Client, ns: &str, name: &str) -> Result<Option<K>>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    Api::<K>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .map_err(reading(format!("{} {ns}/{name}", K::kind(&()))))
 }
 
 /// Server-side applies every child under the operator's field manager and returns the
@@ -246,9 +315,22 @@ async fn apply_one(
     api: Api<DynamicObject>,
     params: &PatchParams,
     child: &Child,
-) -> Result<DynamicObject, kube::Error> {
+) -> Result<DynamicObject> {
     api.patch(&child.name, params, &Patch::Apply(&child.object))
         .await
+        .map_err(|e| Error::Apply(child.id(), e))
+}
+
+/// Applies `children` and prunes what `owner_uid` owns of `kinds` that they no longer hold.
+pub async fn sync_children(
+    client: &Client,
+    (ns, owner_uid): (&str, &str),
+    children: &[Child],
+    kinds: &[ApiResource],
+) -> Result<Vec<DynamicObject>> {
+    let applied = apply_children(client, ns, children).await?;
+    prune(client, ns, owner_uid, kinds, &ids(children)).await?;
+    Ok(applied)
 }
 
 /// Deletes children of `owner_uid` of the given types that are not in `keep` (`Kind/name`).
@@ -269,7 +351,7 @@ pub async fn prune(
             let list = match api.list_metadata(&lp).await {
                 Ok(l) => l,
                 Err(kube::Error::Api(e)) if e.code == 404 => return Ok(Vec::new()),
-                Err(e) => return Err(Error::from(e)),
+                Err(e) => return Err(Error::Prune(format!("{} children", ar.kind), e)),
             };
             let mut deleted = Vec::new();
             for item in list.items {
@@ -281,7 +363,7 @@ pub async fn prune(
                 match api.delete(&name, &DeleteParams::background()).await {
                     Ok(_) => deleted.push(id),
                     Err(kube::Error::Api(e)) if e.code == 404 => {}
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(Error::Prune(id, e)),
                 }
             }
             Ok(deleted)
@@ -301,15 +383,12 @@ pub fn ids(children: &[Child]) -> BTreeSet<String> {
 
 /// Writes `.status` with `observedGeneration`, merged conditions and `extra` fields, and
 /// publishes an Event when the `Ready` condition changes.
-pub async fn write_status<K>(ctx: &Ctx, obj: &K, conds: &[Cond], extra: Value) -> Result<()>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + HasConditions
-        + Clone
-        + DeserializeOwned
-        + Serialize
-        + Debug,
-{
+pub async fn write_status<K: Reconciled>(
+    ctx: &Ctx,
+    obj: &K,
+    conds: &[Cond],
+    extra: Value,
+) -> Result<()> {
     let ns = namespace(obj)?;
     let generation = obj.meta().generation.unwrap_or(0);
     let merged = conditions::merge(
@@ -324,12 +403,14 @@ where
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
     let body = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
+    let name = obj.name_any();
     api.patch_status(
-        &obj.name_any(),
+        &name,
         &PatchParams::apply(MANAGER).force(),
         &Patch::Apply(&body),
     )
-    .await?;
+    .await
+    .map_err(|e| Error::WriteStatus(format!("{} {ns}/{name}", K::kind(&())), e))?;
     let before = obj
         .conditions()
         .iter()
@@ -358,28 +439,146 @@ where
     Ok(())
 }
 
-/// A `Ready=False` condition plus `Progressing=True`: waiting on something.
-pub fn waiting(reason: &str, message: String) -> Vec<Cond> {
-    vec![
-        Cond::no("Ready", reason, message.clone()),
-        Cond::yes("Progressing", reason, message),
-    ]
+/// What a reconcile tells about an object: its conditions, the status fields beside them and
+/// when to look again. The `status` step of every kind computes one from what was observed
+/// (pure); [`finish`] writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// The conditions.
+    pub conds: Vec<Cond>,
+    /// Status fields beside the conditions.
+    pub extra: Value,
+    /// When to reconcile again without a trigger.
+    pub action: Action,
 }
 
-/// A `Ready=False` condition for a spec that cannot work; no progress until it changes.
-pub fn invalid(reason: &str, message: String) -> Vec<Cond> {
-    vec![
-        Cond::no("Ready", reason, message.clone()),
-        Cond::no("Progressing", reason, message),
-    ]
+impl Report {
+    /// `Ready=True` with `message`, looked at again after `resync`.
+    pub fn ready(message: &str, extra: Value, resync: Duration) -> Self {
+        let conds = vec![
+            Cond::yes("Ready", "Ready", message),
+            Cond::no("Progressing", "Ready", message),
+        ];
+        Self::new(conds, extra, Action::requeue(resync))
+    }
+
+    /// `Ready=False` and `Progressing=True`: waiting on something, re-checked after [`WAIT`].
+    pub fn waiting(reason: &str, message: String, extra: Value) -> Self {
+        let conds = vec![
+            Cond::no("Ready", reason, message.clone()),
+            Cond::yes("Progressing", reason, message),
+        ];
+        Self::new(conds, extra, Action::requeue(WAIT))
+    }
+
+    /// `Ready=False` for a spec that cannot work; no progress until it changes.
+    pub fn invalid(reason: &str, message: String) -> Self {
+        let conds = vec![
+            Cond::no("Ready", reason, message.clone()),
+            Cond::no("Progressing", reason, message),
+        ];
+        Self::new(conds, json!({}), Action::await_change())
+    }
+
+    /// A built-in server run by a StatefulSet `name` among the `applied` objects: `Ready` with
+    /// `running` once every replica is ready, else waiting on it.
+    pub fn statefulset(applied: &[DynamicObject], name: &str, running: &str, extra: Value) -> Self {
+        let is_sts = |o: &&DynamicObject| o.types.as_ref().is_some_and(|t| t.kind == "StatefulSet");
+        if applied
+            .iter()
+            .filter(is_sts)
+            .any(conditions::statefulset_ready)
+        {
+            Self::ready(running, extra, RESYNC)
+        } else {
+            let why = format!("StatefulSet {name} is not ready");
+            Self::waiting("StatefulSetNotReady", why, extra)
+        }
+    }
+
+    /// A report of `conds` and `extra`, reconciled again as `action` says.
+    pub fn new(conds: Vec<Cond>, extra: Value, action: Action) -> Self {
+        Self {
+            conds,
+            extra,
+            action,
+        }
+    }
+
+    /// The condition `type_` (tests).
+    #[cfg(test)]
+    pub fn cond(&self, type_: &str) -> &Cond {
+        let found = self.conds.iter().find(|c| c.type_ == type_);
+        found.unwrap_or_else(|| panic!("no condition {type_}"))
+    }
+
+    /// Status, reason and message of `Ready` (tests).
+    #[cfg(test)]
+    pub fn readiness(&self) -> (bool, &str, &str) {
+        let c = self.cond("Ready");
+        (c.status, c.reason.as_str(), c.message.as_str())
+    }
+
+    /// The same report with the status fields `extra`.
+    #[must_use]
+    pub fn with_extra(mut self, extra: Value) -> Self {
+        self.extra = extra;
+        self
+    }
 }
 
-/// `Ready=True`.
-pub fn ready(message: &str) -> Vec<Cond> {
-    vec![
-        Cond::yes("Ready", "Ready", message),
-        Cond::no("Progressing", "Ready", message),
-    ]
+/// A spec the `validate` step refuses: reported as `Ready=False`, reason `InvalidSpec`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSpec(pub String);
+
+/// Why a pipeline ends before its `status` step: a report to write now (an invalid spec, a
+/// dependency not ready yet) or a failure, retried with backoff.
+#[derive(Debug)]
+pub enum Stop {
+    /// Write this status and stop.
+    Report(Report),
+    /// Fail the reconcile.
+    Failed(Error),
+}
+
+impl From<Report> for Stop {
+    fn from(r: Report) -> Self {
+        Self::Report(r)
+    }
+}
+
+impl From<InvalidSpec> for Stop {
+    fn from(e: InvalidSpec) -> Self {
+        Self::Report(Report::invalid("InvalidSpec", e.0))
+    }
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Self {
+        Self::Failed(e)
+    }
+}
+
+impl From<MetaError> for Stop {
+    fn from(e: MetaError) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+/// The result of a pipeline step: its output, or why the pipeline stops.
+pub type Flow<T> = std::result::Result<T, Stop>;
+
+/// The end of every pipeline: writes the report (the last step's, or the one a step stopped
+/// with) as the status of `obj` and says when to look again; a failure goes to backoff.
+pub async fn finish<K: Reconciled>(ctx: &Ctx, obj: &K, flow: Flow<Report>) -> Result<Action> {
+    match flow {
+        Ok(report) | Err(Stop::Report(report)) => {
+            write_status(ctx, obj, &report.conds, report.extra).await?;
+            Ok(report.action)
+        }
+        Err(Stop::Failed(e)) => Err(e),
+    }
 }
 
 /// Reads one key of a Secret, if the Secret and key exist.
@@ -389,8 +588,7 @@ pub async fn secret_value(
     name: &str,
     key: &str,
 ) -> Result<Option<String>> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    Ok(api.get_opt(name).await?.and_then(|s| {
+    Ok(get::<Secret>(client, ns, name).await?.and_then(|s| {
         s.data
             .and_then(|d| {
                 d.get(key)
@@ -528,11 +726,11 @@ pub async fn run_controller<K, R, Fut>(
     .await;
 }
 
-/// The mapper of a `watches` on a referenced kind `P`: every `K` of the same namespace whose
-/// reference (`points_at`) names the changed object, so a change there reconciles its users.
+/// The mapper of a `watches` on a referenced kind `P`: every `K` of the same namespace that
+/// `refers` to the changed object by name, so a change there reconciles its users.
 pub fn referrers<K, P>(
     store: kube::runtime::reflector::Store<K>,
-    points_at: fn(&K) -> &str,
+    refers: fn(&K, &str) -> bool,
 ) -> impl Fn(P) -> Vec<kube::runtime::reflector::ObjectRef<K>> + Send + Sync + 'static
 where
     K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
@@ -543,7 +741,7 @@ where
         store
             .state()
             .into_iter()
-            .filter(|k| k.namespace() == ns && points_at(k) == name)
+            .filter(|k| k.namespace() == ns && refers(k, &name))
             .map(|k| kube::runtime::reflector::ObjectRef::from_obj(k.as_ref()))
             .collect()
     }

@@ -5,6 +5,24 @@ use crate::crd::app_service::{Autoscaling, Migration, ObjectRef};
 use crate::crd::{AppService, AppServiceSpec, Platform, PlatformSpec};
 use crate::meta::test_meta;
 
+/// A `K` with `spec`, as stored: named `name` in `payments`, uid `uid-<name>`, generation 1.
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "callers write `json!` in place"
+)]
+pub fn stored<K>(name: &str, spec: serde_json::Value) -> K
+where
+    K: serde::de::DeserializeOwned + kube::Resource<DynamicType = ()>,
+{
+    let object = serde_json::json!({
+        "apiVersion": K::api_version(&()), "kind": K::kind(&()), "metadata": {}, "spec": spec,
+    });
+    let mut k: K = serde_json::from_value(object)
+        .unwrap_or_else(|e| panic!("fixture {} {name}: {e}", K::kind(&())));
+    *k.meta_mut() = test_meta(name, &format!("uid-{name}"));
+    k
+}
+
 impl AppService {
     /// A minimal stored AppService named `name` running `<name>:1`.
     pub fn test(name: &str) -> Self {
@@ -91,6 +109,24 @@ impl Platform {
             });
         p.metadata.uid = Some("uid-payplane".into());
         p.metadata.generation = Some(1);
+        p
+    }
+
+    /// The example as a `prod` Platform with an external PSP and no payments override.
+    pub fn prod_with_psp() -> Self {
+        let mut p = Self::example();
+        p.spec.profile = crate::crd::platform::Profile::Prod;
+        // The example's override pins the simulator.
+        if let Some(o) = p.spec.components.as_mut().and_then(|c| c.payments.as_mut()) {
+            o.env.clear();
+        }
+        p.spec.psp = Some(crate::crd::platform::PlatformPsp {
+            mode: crate::crd::platform::PspMode::External,
+            webhook_secrets_ref: Some(crate::crd::SecretKeyRef {
+                name: "psp".into(),
+                key: "webhook".into(),
+            }),
+        });
         p
     }
 }

@@ -2,20 +2,30 @@
 //! roles acting as the owner role, or RabbitMQ users with the same permissions) take turns.
 //! A new value of the annotation [`ROTATE`] enables the idle one with a new password and
 //! points the Secret at it; the old one keeps working until every AppService using the
-//! Secret has rolled onto it, then it is disabled. The decisions are pure; reading the
-//! AppServices and Deployments is I/O (Kubernetes API).
+//! Secret has rolled onto it, then it is disabled. The decisions ([`Logins::decide`],
+//! [`rotate`]) and the reports are pure; reading the Secret, AppServices and Deployments and
+//! publishing the Secret is I/O (Kubernetes API).
 
 use std::collections::BTreeMap;
+use std::fmt::{Debug, Display};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
+use kube::core::ApiResource;
+use kube::runtime::controller::Action;
 use kube::{Client, Resource, ResourceExt};
 
-use super::Result;
+use super::{Ctx, Report, Result, WAIT, get, reading, sync_children, write_status};
+use crate::conditions::{Observed, external_conditions};
 use crate::crd::AppService;
 use crate::crd::database::Credentials;
-use crate::meta::{OWNER_UID_LABEL, SECRETS_CHECKSUM};
+use crate::external::LoginChange;
+use crate::meta::{Child, OWNER_UID_LABEL, SECRETS_CHECKSUM};
+
+/// How often a rotation looks at the rollouts it waits for.
+pub const ROTATION_POLL: Duration = Duration::from_secs(2);
 
 /// Annotation whose every new value starts one rotation (`kubectl annotate pgdb/x
 /// payplane.dev/rotate-credentials=$(date +%s) --overwrite`).
@@ -119,15 +129,15 @@ pub async fn rollout_checksums(
 ) -> Result<BTreeMap<String, String>> {
     let apps = Api::<AppService>::namespaced(client.clone(), ns)
         .list(&ListParams::default())
-        .await?;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+        .await
+        .map_err(reading(format!("the AppServices of {ns}")))?;
     let mut out = BTreeMap::new();
     for app in apps.items.iter().filter(|a| uses(a)) {
         if app.spec.reloads.iter().any(|r| r == secret) {
             continue;
         }
         let name = app.name_any();
-        if let Some(d) = deployments.get_opt(&name).await? {
+        if let Some(d) = get::<Deployment>(client, ns, &name).await? {
             let checksum = d
                 .spec
                 .as_ref()
@@ -148,10 +158,9 @@ pub async fn pending(
     ns: &str,
     from: &BTreeMap<String, String>,
 ) -> Result<Vec<String>> {
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let mut out = Vec::new();
     for (name, checksum) in from {
-        if let Some(d) = deployments.get_opt(name).await?
+        if let Some(d) = get::<Deployment>(client, ns, name).await?
             && !rolled(checksum, &d)
         {
             out.push(name.clone());
@@ -169,10 +178,7 @@ pub async fn own_secret(
     uid: &str,
     user_key: &str,
 ) -> Result<Option<(String, String)>> {
-    let Some(secret) = Api::<Secret>::namespaced(client.clone(), ns)
-        .get_opt(name)
-        .await?
-    else {
+    let Some(secret) = get::<Secret>(client, ns, name).await? else {
         return Ok(None);
     };
     if secret.labels().get(OWNER_UID_LABEL).map(String::as_str) != Some(uid) {
@@ -205,6 +211,273 @@ pub fn status_extra(
         );
     }
     serde_json::Value::Object(extra)
+}
+
+/// The logins of one reconcile, decided from the recorded credentials, the annotations and
+/// the resource's own Secret (pure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logins {
+    /// The pair `(first, second)` that takes turns.
+    pub pair: (String, String),
+    /// The value of [`ROTATE`].
+    pub token: Option<String>,
+    /// The credentials the status recorded.
+    pub recorded: Option<Credentials>,
+    /// The login and password the resource's own Secret holds.
+    pub stored: Option<(String, String)>,
+    /// What this reconcile does about the credentials.
+    pub next: Step,
+    /// Whether the second login takes part: until a rotation uses it, a resource whose own
+    /// name it is (another's `<name>_b`) is no conflict, and it is not touched.
+    pub uses_second: bool,
+    /// Whether logins and objects without this resource's mark may be taken over: asked for
+    /// with [`ADOPT`], or the Secret already holds one of the pair.
+    pub adopt: bool,
+}
+
+impl Logins {
+    /// Decides the logins of `obj` (pure).
+    pub fn decide<K: Resource>(
+        obj: &K,
+        recorded: Option<Credentials>,
+        pair: (String, String),
+        stored: Option<(String, String)>,
+    ) -> Self {
+        let token = annotation(obj, ROTATE).map(str::to_owned);
+        let next = step(recorded.as_ref(), token.as_deref(), (&pair.0, &pair.1));
+        let secret_user = stored.as_ref().map(|(u, _)| u.as_str());
+        let uses_second = uses_second(recorded.as_ref(), &next, secret_user, &pair.1);
+        let adopt = annotation(obj, ADOPT) == Some("true")
+            || secret_user.is_some_and(|u| u == pair.0 || u == pair.1);
+        Self {
+            pair,
+            token,
+            recorded,
+            stored,
+            next,
+            uses_second,
+            adopt,
+        }
+    }
+
+    /// The credentials before this reconcile: the recorded ones, or a first record of the
+    /// login the Secret holds.
+    fn current(&self) -> Credentials {
+        self.recorded.clone().unwrap_or_else(|| Credentials {
+            active: self
+                .stored
+                .as_ref()
+                .map(|(user, _)| user.clone())
+                .filter(|u| *u == self.pair.1)
+                .unwrap_or_else(|| self.pair.0.clone()),
+            rotation: self.token.clone(),
+            ..Credentials::default()
+        })
+    }
+}
+
+/// The step with what it waits for, read from the cluster ([`rollout`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rollout {
+    /// Keep the active login.
+    Steady,
+    /// Rotate onto `to`; `from` holds the checksums of the Deployments that must roll.
+    Start {
+        /// The login taking over.
+        to: String,
+        /// Deployment name to its pod template's Secrets checksum.
+        from: BTreeMap<String, String>,
+    },
+    /// Retire `old` once the AppServices in `left` have rolled.
+    Retire {
+        /// The login being retired.
+        old: String,
+        /// The AppServices that have not rolled yet.
+        left: Vec<String>,
+    },
+}
+
+/// Reads what the step of `logins` waits for (I/O): the rollouts a starting rotation will
+/// wait for (recorded before the Secret changes, so a rollout it causes is never missed), or
+/// those a retiring one still waits for.
+pub async fn rollout(
+    client: &Client,
+    ns: &str,
+    secret: &str,
+    logins: &Logins,
+    uses: impl Fn(&AppService) -> bool,
+) -> Result<Rollout> {
+    Ok(match &logins.next {
+        Step::Steady => Rollout::Steady,
+        Step::Start { to } => Rollout::Start {
+            to: to.clone(),
+            from: rollout_checksums(client, ns, secret, uses).await?,
+        },
+        Step::Retiring { old } => Rollout::Retire {
+            old: old.clone(),
+            left: pending(client, ns, &logins.current().rollout_from).await?,
+        },
+    })
+}
+
+/// The credentials after this reconcile and the login changes that get there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// The record to store in the status.
+    pub creds: Credentials,
+    /// The password of the active login, for the Secret.
+    pub password: String,
+    /// Logins to enable (with their new password) or disable on the server.
+    pub changes: Vec<LoginChange>,
+    /// What a rotation in progress waits for.
+    pub rotating: Option<String>,
+    /// A rotation starts in this reconcile.
+    pub started: bool,
+    /// The login a rotation retired in this reconcile.
+    pub finished: Option<String>,
+}
+
+/// Decides the credentials (pure but for `new_password`). The password changes only when the
+/// login is new or unusable (`usable` says whether the server has it enabled), the Secret was
+/// lost, or a rotation starts. `noun` names a login in messages (`login`, `user`).
+pub fn rotate(
+    logins: &Logins,
+    usable: impl Fn(&str) -> bool,
+    rollout: Rollout,
+    noun: &str,
+    mut new_password: impl FnMut() -> String,
+) -> Rotation {
+    let mut creds = logins.current();
+    let mut changes = Vec::new();
+    let mut enable = |name: &str, changes: &mut Vec<LoginChange>| {
+        let password = new_password();
+        changes.push(LoginChange::Enable {
+            name: name.to_owned(),
+            password: password.clone(),
+        });
+        password
+    };
+    let mut password = match &logins.stored {
+        Some((user, pw)) if *user == creds.active && usable(user) => pw.clone(),
+        _ => enable(&creds.active, &mut changes),
+    };
+    let (mut rotating, mut started, mut finished) = (None, false, None);
+    let waiting = |apps: Vec<&String>| {
+        if apps.is_empty() {
+            format!("retiring the old {noun}")
+        } else {
+            let names: Vec<&str> = apps.into_iter().map(String::as_str).collect();
+            format!(
+                "waiting for {} to roll onto the new credentials",
+                names.join(", ")
+            )
+        }
+    };
+    match rollout {
+        Rollout::Steady => {}
+        Rollout::Start { to, from } => {
+            password = enable(&to, &mut changes);
+            rotating = Some(waiting(from.keys().collect()));
+            creds = Credentials {
+                retiring: Some(creds.active.clone()),
+                active: to,
+                rotation: logins.token.clone(),
+                rollout_from: from,
+            };
+            started = true;
+        }
+        Rollout::Retire { old, left } if left.is_empty() => {
+            changes.push(LoginChange::Disable { name: old.clone() });
+            creds.retiring = None;
+            creds.rollout_from.clear();
+            finished = Some(old);
+        }
+        Rollout::Retire { left, .. } => rotating = Some(waiting(left.iter().collect())),
+    }
+    Rotation {
+        creds,
+        password,
+        changes,
+        rotating,
+        started,
+        finished,
+    }
+}
+
+/// Moves the Secret onto the active login (I/O): a rotation that starts is recorded in the
+/// status first (`started`), so a rollout the new Secret causes is never missed; then the
+/// Secret is applied and the resource's other Secrets pruned, and a finished rotation is told
+/// in an Event (`finished`).
+pub async fn publish<K: super::Reconciled>(
+    ctx: &Ctx,
+    obj: &K,
+    owner: (&str, &str),
+    children: &[Child],
+    started: Option<Report>,
+    finished: Option<String>,
+) -> Result<()> {
+    if let Some(r) = started {
+        write_status(ctx, obj, &r.conds, r.extra).await?;
+    }
+    let secrets = [ApiResource::erase::<Secret>(&())];
+    sync_children(&ctx.client, owner, children, &secrets).await?;
+    if let Some(note) = finished {
+        ctx.event(obj, false, "CredentialsRotated", note).await;
+    }
+    Ok(())
+}
+
+/// `Ready=False`, `Degraded=True` with the server's error (reason `PostgresUnavailable` or
+/// `BrokerUnavailable`); retried within [`WAIT`].
+pub fn unavailable(
+    reason: &'static str,
+    e: &impl Display,
+    fields: serde_json::Value,
+    resync: Duration,
+) -> Report {
+    let observed = Observed::Unavailable {
+        reason,
+        message: e.to_string(),
+    };
+    Report::new(
+        external_conditions(&observed),
+        fields,
+        Action::requeue(resync.min(WAIT)),
+    )
+}
+
+/// `Ready=False`, reason `Conflict`: a login or object is another's; nothing was touched.
+pub fn conflict(e: &impl Display, fields: serde_json::Value, resync: Duration) -> Report {
+    let observed = Observed::Conflict(e.to_string());
+    Report::new(
+        external_conditions(&observed),
+        fields,
+        Action::requeue(resync),
+    )
+}
+
+/// `Ready=True` with `message`, and `Progressing=True` while `rotation` waits for rollouts,
+/// which are then looked at every [`ROTATION_POLL`].
+pub fn ready(
+    message: String,
+    rotation: &Rotation,
+    fields: serde_json::Value,
+    resync: Duration,
+) -> Report {
+    let requeue = if rotation.rotating.is_some() {
+        ROTATION_POLL
+    } else {
+        resync
+    };
+    let observed = Observed::Ready {
+        message,
+        rotating: rotation.rotating.clone(),
+    };
+    Report::new(
+        external_conditions(&observed),
+        fields,
+        Action::requeue(requeue),
+    )
 }
 
 #[cfg(test)]
@@ -249,6 +522,141 @@ mod tests {
         let c = creds("app_b", Some("app"), Some("2"));
         assert!(uses_second(Some(&c), &Step::Steady, None, "app_b"));
         assert!(uses_second(None, &Step::Steady, Some("app_b"), "app_b"));
+    }
+
+    fn db(annotations: serde_json::Value) -> crate::crd::Database {
+        let spec = json!({"clusterRef": {"name": "pg"}, "databaseName": "app", "owner": "app"});
+        let mut db: crate::crd::Database = crate::fixtures::stored("app-db", spec);
+        db.metadata.annotations = serde_json::from_value(annotations).ok();
+        db
+    }
+
+    fn pair() -> (String, String) {
+        ("app".into(), "app_b".into())
+    }
+
+    #[test]
+    fn logins_follow_the_annotations_and_the_secret() {
+        let stored = |u: &str| Some((u.to_owned(), "pw".to_owned()));
+        let l = Logins::decide(&db(json!({})), None, pair(), None);
+        assert_eq!(
+            (l.next.clone(), l.uses_second, l.adopt),
+            (Step::Steady, false, false)
+        );
+        let l = Logins::decide(&db(json!({ADOPT: "true"})), None, pair(), stored("other"));
+        assert!(l.adopt && !l.uses_second);
+        let l = Logins::decide(&db(json!({})), None, pair(), stored("app_b"));
+        assert!(l.adopt && l.uses_second);
+        assert_eq!(l.current().active, "app_b");
+        let recorded = creds("app", None, Some("1"));
+        let l = Logins::decide(
+            &db(json!({ROTATE: "2"})),
+            Some(recorded),
+            pair(),
+            stored("app"),
+        );
+        assert_eq!(l.next, Step::Start { to: "app_b".into() });
+        assert!(l.uses_second && l.adopt);
+        assert_eq!(l.token.as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn rotate_changes_passwords_only_when_needed() {
+        let mut n = 0;
+        let mut new_password = || {
+            n += 1;
+            format!("new{n}")
+        };
+        let enable = |name: &str, pw: &str| LoginChange::Enable {
+            name: name.into(),
+            password: pw.into(),
+        };
+        let fresh = Logins::decide(&db(json!({})), None, pair(), None);
+        let r = rotate(
+            &fresh,
+            |_| true,
+            Rollout::Steady,
+            "login",
+            &mut new_password,
+        );
+        assert_eq!(
+            (r.creds.active.as_str(), r.password.as_str()),
+            ("app", "new1")
+        );
+        assert_eq!(r.changes, [enable("app", "new1")]);
+        let kept = Logins::decide(
+            &db(json!({})),
+            None,
+            pair(),
+            Some(("app".into(), "pw".into())),
+        );
+        let r = rotate(&kept, |_| true, Rollout::Steady, "login", &mut new_password);
+        assert_eq!((r.password.as_str(), r.changes.len()), ("pw", 0));
+        let r = rotate(
+            &kept,
+            |_| false,
+            Rollout::Steady,
+            "login",
+            &mut new_password,
+        );
+        assert_eq!(
+            r.changes,
+            [enable("app", "new2")],
+            "a disabled login gets a password"
+        );
+
+        let from = BTreeMap::from([("pay".to_owned(), "c1".to_owned())]);
+        let start = Rollout::Start {
+            to: "app_b".into(),
+            from: from.clone(),
+        };
+        let r = rotate(&kept, |_| true, start, "login", &mut new_password);
+        assert_eq!(r.changes, [enable("app_b", "new3")]);
+        assert_eq!(
+            (r.creds.active.as_str(), r.creds.retiring.as_deref()),
+            ("app_b", Some("app"))
+        );
+        assert_eq!(r.creds.rollout_from, from);
+        assert_eq!(
+            r.rotating.as_deref(),
+            Some("waiting for pay to roll onto the new credentials")
+        );
+        assert!(r.started && r.finished.is_none());
+        let start = Rollout::Start {
+            to: "app_b".into(),
+            from: BTreeMap::new(),
+        };
+        let r = rotate(&kept, |_| true, start, "user", &mut new_password);
+        assert_eq!(r.rotating.as_deref(), Some("retiring the old user"));
+
+        let retiring = Logins::decide(
+            &db(json!({})),
+            Some(creds("app_b", Some("app"), Some("2"))),
+            pair(),
+            Some(("app_b".into(), "pw".into())),
+        );
+        let left = Rollout::Retire {
+            old: "app".into(),
+            left: vec!["pay".into()],
+        };
+        let r = rotate(&retiring, |_| true, left, "login", &mut new_password);
+        assert!(r.changes.is_empty() && r.finished.is_none());
+        assert_eq!(r.creds.retiring.as_deref(), Some("app"));
+        assert_eq!(
+            r.rotating.as_deref(),
+            Some("waiting for pay to roll onto the new credentials")
+        );
+        let done = Rollout::Retire {
+            old: "app".into(),
+            left: Vec::new(),
+        };
+        let r = rotate(&retiring, |_| true, done, "login", &mut new_password);
+        assert_eq!(r.changes, [LoginChange::Disable { name: "app".into() }]);
+        assert_eq!(
+            (r.creds.retiring, r.finished.as_deref()),
+            (None, Some("app"))
+        );
+        assert_eq!(r.password, "pw");
     }
 
     #[test]

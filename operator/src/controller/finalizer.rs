@@ -51,7 +51,9 @@ where
     match (deleting, has) {
         (false, true) => reconcile(Event::Apply(obj)).await,
         (false, false) => {
-            apply_finalizers(api, &name, &[finalizer]).await?;
+            apply_finalizers(api, &name, &[finalizer])
+                .await
+                .map_err(failed::<K>("adding", finalizer, &name))?;
             // The patch is a change of the object: its watch event brings the next reconcile.
             Ok(Action::await_change())
         }
@@ -65,8 +67,22 @@ where
     }
 }
 
+/// The error of `action` (adding, removing) on `finalizer` of the `K` named `name`.
+fn failed<K: Resource<DynamicType = ()>>(
+    action: &'static str,
+    finalizer: &str,
+    name: &str,
+) -> impl FnOnce(kube::Error) -> Error {
+    let what = format!("{action} finalizer {finalizer} of {}/{name}", K::kind(&()));
+    move |e| Error::Finalizer(what, e)
+}
+
 /// Server-side applies exactly `finalizers` as the finalizer manager's, returning the object.
-async fn apply_finalizers<K>(api: &Api<K>, name: &str, finalizers: &[&str]) -> Result<K>
+async fn apply_finalizers<K>(
+    api: &Api<K>,
+    name: &str,
+    finalizers: &[&str],
+) -> std::result::Result<K, kube::Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug,
 {
@@ -81,7 +97,6 @@ where
         &Patch::Apply(&body),
     )
     .await
-    .map_err(Error::FinalizerPatch)
 }
 
 async fn remove<K>(api: &Api<K>, name: &str, finalizer: &str) -> Result<()>
@@ -92,17 +107,22 @@ where
     let stored = match apply_finalizers(api, name, &[]).await {
         Ok(stored) => stored,
         // Gone already: the finalizer was the last thing keeping it.
-        Err(Error::FinalizerPatch(kube::Error::Api(s))) if s.code == 404 => return Ok(()),
-        Err(e) => return Err(e),
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(e) => return Err(failed::<K>("removing", finalizer, name)(e)),
     };
     // Added by an operator version that patched finalizers as "payplane-operator" (not with
     // server-side apply): remove that entry by index, tested against the fresh object.
     if let Some(i) = stored.finalizers().iter().position(|f| f == finalizer) {
-        let patch: json_patch::Patch = serde_json::from_value(json!([
-            {"op": "test", "path": format!("/metadata/finalizers/{i}"), "value": finalizer},
-            {"op": "remove", "path": format!("/metadata/finalizers/{i}")},
-        ]))
-        .map_err(|e| Error::Finalizer(format!("building the removal patch: {e}")))?;
+        use json_patch::{PatchOperation, RemoveOperation, TestOperation, jsonptr::PointerBuf};
+        let path =
+            PointerBuf::from_tokens(["metadata".to_owned(), "finalizers".into(), i.to_string()]);
+        let patch = json_patch::Patch(vec![
+            PatchOperation::Test(TestOperation {
+                path: path.clone(),
+                value: json!(finalizer),
+            }),
+            PatchOperation::Remove(RemoveOperation { path }),
+        ]);
         api.patch(
             name,
             &PatchParams {
@@ -112,7 +132,7 @@ where
             &Patch::<()>::Json(patch),
         )
         .await
-        .map_err(Error::FinalizerPatch)?;
+        .map_err(failed::<K>("removing", finalizer, name))?;
     }
     Ok(())
 }

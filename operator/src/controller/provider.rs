@@ -3,18 +3,13 @@
 //! serves a provider's kind (so its objects are watched only when they can exist)
 //! (I/O: Kubernetes API in [`served`] and [`apply`]).
 
-use std::fmt::Debug;
-
-use kube::Resource;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::ApiResource;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
-use super::{Ctx, Error, Result, apply_children, ids, prune, write_status};
+use super::{Ctx, Error, Flow, Report, WAIT, apply_children, ids, prune};
 use crate::conditions::Cond;
-use crate::crd::HasConditions;
 use crate::meta::Child;
 
 /// Reason of `Ready=False` and `Degraded=True` when the provider's CRD is not installed.
@@ -51,41 +46,30 @@ impl Provider {
     }
 }
 
-/// Applies `owner`'s provider objects (`children`, all of kind `resource`) and prunes those
+/// Applies an owner's provider objects (`children`, all of kind `resource`) and prunes those
 /// it no longer builds. Returns the first stored object as JSON for reading its status, or
-/// `None` when the provider's CRD is not served: the owner's status then says so
-/// ([`Provider::missing`]) and the caller re-checks later.
-pub async fn apply<K>(
+/// stops with [`Provider::missing`] when the provider's CRD is not served, re-checked after
+/// [`WAIT`].
+pub async fn apply(
     ctx: &Ctx,
-    owner: &K,
     (ns, uid): (&str, &str),
     provider: &Provider,
     resource: ApiResource,
     children: &[Child],
-) -> Result<Option<Value>>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + HasConditions
-        + Clone
-        + DeserializeOwned
-        + Serialize
-        + Debug,
-{
+) -> Flow<Value> {
     let applied = match apply_children(&ctx.client, ns, children).await {
         Ok(applied) => applied,
         Err(e) if is_not_served(&e) => {
-            write_status(ctx, owner, &provider.missing(), json!({})).await?;
-            return Ok(None);
+            let missing = Report::new(provider.missing(), json!({}), Action::requeue(WAIT));
+            return Err(missing.into());
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     prune(&ctx.client, ns, uid, &[resource], &ids(children)).await?;
-    Ok(Some(
-        applied
-            .first()
-            .and_then(|o| serde_json::to_value(o).ok())
-            .unwrap_or_default(),
-    ))
+    Ok(applied
+        .first()
+        .and_then(|o| serde_json::to_value(o).ok())
+        .unwrap_or_default())
 }
 
 /// The API of a provider's kind over the watched namespaces.
@@ -98,7 +82,7 @@ pub fn watched(ctx: &Ctx, resource: &ApiResource) -> Api<DynamicObject> {
 
 /// Whether `e` is the API server's 404 for a resource type it does not serve.
 pub fn is_not_served(e: &Error) -> bool {
-    matches!(e, Error::Kube(kube::Error::Api(status)) if status.code == 404)
+    matches!(e, Error::Apply(_, kube::Error::Api(status)) if status.code == 404)
 }
 
 /// Whether the API server serves `resource` where the controllers watch: decides, once at
@@ -194,13 +178,21 @@ mod tests {
 
     #[test]
     fn only_a_404_means_not_served() {
-        let status = |code| {
-            Error::Kube(kube::Error::Api(Box::new(
+        let api = |code| {
+            kube::Error::Api(Box::new(
                 kube::core::Status::failure("x", "NotFound").with_code(code),
-            )))
+            ))
         };
+        let status = |code| Error::Apply("Cluster/pg".into(), api(code));
         assert!(is_not_served(&status(404)));
         assert!(!is_not_served(&status(403)));
-        assert!(!is_not_served(&Error::NoNamespace));
+        assert_eq!(status(403).reason(), "Forbidden");
+        assert_eq!(status(500).reason(), "KubeApi");
+        let read = super::super::reading("Secret payments/x")(api(404));
+        assert!(!is_not_served(&read));
+        assert!(read.to_string().starts_with("reading Secret payments/x: "));
+        let no_ns = Error::NoNamespace("Queue/q".into());
+        assert!(!is_not_served(&no_ns));
+        assert_eq!(no_ns.to_string(), "Queue/q has no namespace");
     }
 }

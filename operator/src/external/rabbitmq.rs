@@ -10,17 +10,17 @@ use serde_json::{Map, Value, json};
 /// Failures talking to the management API.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
-    /// The request did not complete.
+    /// The request did not complete (unreachable, timed out, cut off).
     #[error("{what}: {source}")]
-    Http {
+    Request {
         /// What was being done.
         what: String,
         /// Cause.
         source: reqwest::Error,
     },
-    /// The broker answered with an error status.
+    /// The broker refused: it answered with an error status.
     #[error("{what}: HTTP {status}: {body}")]
-    Status {
+    Refused {
         /// What was being done.
         what: String,
         /// HTTP status.
@@ -67,6 +67,15 @@ pub enum UserChange {
         /// User name.
         name: String,
     },
+}
+
+impl From<super::LoginChange> for UserChange {
+    fn from(change: super::LoginChange) -> Self {
+        match change {
+            super::LoginChange::Enable { name, password } => Self::Enable { name, password },
+            super::LoginChange::Disable { name } => Self::Disable { name },
+        }
+    }
 }
 
 /// What to declare and whom to create.
@@ -287,14 +296,14 @@ async fn call(
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let resp = req.send().await.map_err(|source| BrokerError::Http {
+    let resp = req.send().await.map_err(|source| BrokerError::Request {
         what: what.to_owned(),
         source,
     })?;
     let status = resp.status().as_u16();
     if status >= 400 {
         let body = resp.text().await.unwrap_or_default();
-        return Err(BrokerError::Status {
+        return Err(BrokerError::Refused {
             what: what.to_owned(),
             status,
             body,
@@ -317,7 +326,7 @@ async fn get_json(
         .timeout(std::time::Duration::from_secs(10))
         .send()
         .await
-        .map_err(|source| BrokerError::Http {
+        .map_err(|source| BrokerError::Request {
             what: what.to_owned(),
             source,
         })?;
@@ -325,12 +334,12 @@ async fn get_json(
     if status == 404 {
         return Ok(None);
     }
-    let body = resp.text().await.map_err(|source| BrokerError::Http {
+    let body = resp.text().await.map_err(|source| BrokerError::Request {
         what: what.to_owned(),
         source,
     })?;
     if status >= 400 {
-        return Err(BrokerError::Status {
+        return Err(BrokerError::Refused {
             what: what.to_owned(),
             status,
             body,
@@ -495,7 +504,7 @@ pub async fn ensure(
         )
         .await
         {
-            Ok(_) | Err(BrokerError::Status { status: 404, .. }) => {}
+            Ok(_) | Err(BrokerError::Refused { status: 404, .. }) => {}
             Err(e) => return Err(e),
         }
     }
@@ -545,7 +554,7 @@ pub async fn ensure(
                 )
                 .await
                 {
-                    Ok(_) | Err(BrokerError::Status { status: 404, .. }) => {}
+                    Ok(_) | Err(BrokerError::Refused { status: 404, .. }) => {}
                     Err(e) => return Err(e),
                 }
             }
@@ -594,7 +603,7 @@ pub async fn delete(
         }
         any_ours = true;
         match call(http, t, Method::DELETE, &path, None, "deleting the user").await {
-            Ok(_) | Err(BrokerError::Status { status: 404, .. }) => {}
+            Ok(_) | Err(BrokerError::Refused { status: 404, .. }) => {}
             Err(e) => return Err(e),
         }
     }
@@ -619,7 +628,7 @@ pub async fn delete(
         .await
         {
             Ok(_)
-            | Err(BrokerError::Status {
+            | Err(BrokerError::Refused {
                 status: 400 | 404, ..
             }) => {}
             Err(e) => return Err(e),
@@ -657,7 +666,7 @@ async fn delete_quorum_queue_if_empty(
         .timeout(std::time::Duration::from_secs(10))
         .send()
         .await
-        .map_err(|source| BrokerError::Http {
+        .map_err(|source| BrokerError::Request {
             what: what.clone(),
             source,
         })?;
@@ -665,12 +674,12 @@ async fn delete_quorum_queue_if_empty(
     if status == 404 {
         return Ok(());
     }
-    let body = resp.text().await.map_err(|source| BrokerError::Http {
+    let body = resp.text().await.map_err(|source| BrokerError::Request {
         what: what.clone(),
         source,
     })?;
     if status >= 400 {
-        return Err(BrokerError::Status { what, status, body });
+        return Err(BrokerError::Refused { what, status, body });
     }
     let messages = serde_json::from_str::<Value>(&body)
         .ok()
@@ -696,7 +705,7 @@ async fn delete_quorum_queue_if_empty(
     )
     .await
     {
-        Ok(_) | Err(BrokerError::Status { status: 404, .. }) => Ok(()),
+        Ok(_) | Err(BrokerError::Refused { status: 404, .. }) => Ok(()),
         Err(e) => Err(e),
     }
 }

@@ -139,6 +139,25 @@ pub fn migration_job_name(app: &AppService, owner: &Owner, resolved: &Resolved) 
     Some(format!("{}-migrate-{}", owner.name(), &hash[..10]))
 }
 
+/// Decides what rolls out (pure): with a migration and a new image (`serving` is not
+/// `spec.image`) the Job runs with the new image first and the Deployment keeps `serving`
+/// until the Job's `phase` is `Succeeded`; otherwise the Deployment runs `spec.image`.
+pub fn roll(
+    app: &AppService,
+    resolved: &mut Resolved,
+    serving: Option<&str>,
+    phase: Option<crate::crd::app_service::MigrationPhase>,
+) {
+    let image = &app.spec.image;
+    resolved.run_migration = phase.is_some();
+    resolved.deploy_image = match phase {
+        Some(p) if p != crate::crd::app_service::MigrationPhase::Succeeded => {
+            serving.map(str::to_owned)
+        }
+        _ => Some(image.clone()),
+    };
+}
+
 /// The NetworkPolicy's ingress rules: the port from `allowFrom`'s sources, from any source
 /// when absent. An empty `from` would admit every source, so an empty `allowFrom` is no rule.
 fn ingress_rules(app: &AppService) -> Value {

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
 
+use kube::Resource;
+
 use crate::crd::Database;
+use crate::external::{DbPlan, LoginChange};
 use crate::meta::{Child, MetaError, Owner, secret_body};
 
 /// Where and how the database is reached.
@@ -48,6 +51,17 @@ pub fn uri_for(db: &Database, conn: &Connection, login: &str) -> String {
         uri.push_str(mode);
     }
     uri
+}
+
+/// The SQL plan of `db`: its database, owner role, mark and extensions, and `logins` to change.
+pub fn plan(db: &Database, logins: Vec<LoginChange>) -> DbPlan {
+    DbPlan {
+        database: db.spec.database_name.clone(),
+        owner: db.spec.owner.clone(),
+        uid: db.meta().uid.clone().unwrap_or_default(),
+        logins,
+        extensions: db.spec.extensions.iter().map(|e| e.0.clone()).collect(),
+    }
 }
 
 /// The connection Secret of `db` for its owner role.

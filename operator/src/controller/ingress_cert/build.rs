@@ -23,6 +23,8 @@ pub const NOT_AFTER: &str = "payplane.dev/not-after";
 pub const HOSTS: &str = "payplane.dev/hosts";
 /// Serial of the certificate.
 pub const SERIAL: &str = "payplane.dev/serial";
+/// When the controller issues the next certificate.
+pub const RENEWAL: &str = "payplane.dev/renewal-time";
 
 /// The certificate material decided by the controller.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -35,6 +37,39 @@ pub struct Resolved {
     pub leaf: Option<Pem>,
     /// Annotations describing the leaf (validity, hosts, serial).
     pub leaf_annotations: BTreeMap<String, String>,
+}
+
+/// Whether the stored leaf (`data` and `ann` of its Secret) can stay at `now`: same hosts,
+/// same CA, before its renewal time.
+pub fn leaf_is_current(
+    ic: &IngressCert,
+    (data, ann): (&BTreeMap<String, String>, &BTreeMap<String, String>),
+    ca_cert: &str,
+    now: jiff::Timestamp,
+) -> bool {
+    let renewal = ann
+        .get(RENEWAL)
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    ann.get(HOSTS) == Some(&ic.spec.hosts.join(","))
+        && data.get("ca.crt").map(String::as_str) == Some(ca_cert)
+        && data.contains_key("tls.crt")
+        && data.contains_key("tls.key")
+        && renewal.is_some_and(|r| now < r)
+}
+
+/// The annotations describing a new `leaf` of `ic`, renewed at `renewal`.
+pub fn leaf_annotations(
+    ic: &IngressCert,
+    leaf: &crate::tls::Leaf,
+    renewal: jiff::Timestamp,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (NOT_BEFORE.to_owned(), leaf.not_before.to_string()),
+        (NOT_AFTER.to_owned(), leaf.not_after.to_string()),
+        (RENEWAL.to_owned(), renewal.to_string()),
+        (HOSTS.to_owned(), ic.spec.hosts.join(",")),
+        (SERIAL.to_owned(), leaf.serial.clone()),
+    ])
 }
 
 /// Name of the operator-managed CA Secret.

@@ -1,10 +1,10 @@
 //! Pure security wiring of a Platform's children (issue 14): the `TRUSTED_PROXIES` and
 //! `METRICS_ALLOWED_CIDRS` of each component, the per-pod service credentials of api.md §2.6,
 //! the callers each AppService's NetworkPolicy admits, the policies of the built-in
-//! PostgreSQL, RabbitMQ and Redis, the payments PSP wiring and the checks of the spec. No I/O.
+//! PostgreSQL, RabbitMQ and Redis and the payments PSP wiring (its checks are in
+//! `validate.rs`). No I/O.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
 use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::build::{QUEUE_COMPONENTS, SERVICES, app_name};
 use crate::crd::message_broker::BrokerProvider;
-use crate::crd::platform::{Profile, PspMode};
+use crate::crd::platform::PspMode;
 use crate::crd::postgres_cluster::PostgresProvider;
 use crate::crd::{Platform, Provider};
 
@@ -46,67 +46,6 @@ pub const HTTP_CALLERS: [(&str, &[&str]); 6] = [
 /// Labels of the operator's own pods (the chart's selector labels), in any namespace: it
 /// creates roles and databases over SQL and users over the RabbitMQ management API.
 const OPERATOR_POD: &str = "payplane-operator";
-
-/// Why a Platform spec cannot be built.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SpecError {
-    /// A CIDR list holds something that is not an address or `address/prefix`.
-    #[error("spec.network.{field}: {value:?} is not a CIDR")]
-    InvalidCidr { field: &'static str, value: String },
-    /// The `prod` profile without a real payment provider (the simulator completes every
-    /// payment by itself).
-    #[error(
-        "profile prod needs spec.psp.mode external with spec.psp.webhookSecretsRef: the PSP simulator completes payments by itself"
-    )]
-    ProductionNeedsPsp,
-}
-
-fn is_cidr(s: &str) -> bool {
-    let (ip, prefix) = s.split_once('/').unwrap_or((s, ""));
-    let Ok(ip) = ip.trim().parse::<IpAddr>() else {
-        return false;
-    };
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    prefix.is_empty() || prefix.parse::<u8>().is_ok_and(|p| p <= max)
-}
-
-/// The spec's security settings are usable: every CIDR parses and `prod` has a real PSP.
-pub fn validate(platform: &Platform) -> Result<(), SpecError> {
-    if let Some(n) = &platform.spec.network {
-        let lists: [(&'static str, Option<&Vec<String>>); 3] = [
-            ("podCidrs", Some(&n.pod_cidrs)),
-            ("trustedProxies", n.trusted_proxies.as_ref()),
-            ("metricsAllowedCidrs", n.metrics_allowed_cidrs.as_ref()),
-        ];
-        for (field, list) in lists {
-            if let Some(bad) = list.into_iter().flatten().find(|c| !is_cidr(c)) {
-                return Err(SpecError::InvalidCidr {
-                    field,
-                    value: bad.clone(),
-                });
-            }
-        }
-    }
-    let psp = platform.spec.psp.clone().unwrap_or_default();
-    // An override of the payments environment would win over the wired `PSP_MODE`.
-    let overridden = platform
-        .spec
-        .components
-        .as_ref()
-        .and_then(|c| c.payments.as_ref())
-        .and_then(|o| o.env.iter().find(|e| e.name == "PSP_MODE"))
-        .is_some_and(|e| {
-            !e.value
-                .as_deref()
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("external"))
-        });
-    if platform.spec.profile == Profile::Prod
-        && (psp.mode != PspMode::External || psp.webhook_secrets_ref.is_none() || overridden)
-    {
-        return Err(SpecError::ProductionNeedsPsp);
-    }
-    Ok(())
-}
 
 /// The pod network: where the gateway's (and the ingress controller's) pods run.
 pub fn pod_cidrs(platform: &Platform) -> Vec<String> {
@@ -396,31 +335,13 @@ pub fn backing_policies(platform: &Platform, p: &str) -> Vec<BackingPolicy> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::SecretKeyRef;
-    use crate::crd::platform::{PlatformNetwork, PlatformPsp};
+    use crate::crd::platform::PlatformNetwork;
 
     fn tokens() -> BTreeMap<String, String> {
         ["gateway", "auth", "payments", "admin", "profile", "console"]
             .iter()
             .map(|c| ((*c).to_owned(), format!("tok-{c}")))
             .collect()
-    }
-
-    fn prod_with_psp() -> Platform {
-        let mut p = Platform::example();
-        p.spec.profile = Profile::Prod;
-        // The example's override pins the simulator.
-        if let Some(o) = p.spec.components.as_mut().and_then(|c| c.payments.as_mut()) {
-            o.env.clear();
-        }
-        p.spec.psp = Some(PlatformPsp {
-            mode: PspMode::External,
-            webhook_secrets_ref: Some(SecretKeyRef {
-                name: "psp".into(),
-                key: "webhook".into(),
-            }),
-        });
-        p
     }
 
     #[test]
@@ -520,50 +441,8 @@ mod tests {
     }
 
     #[test]
-    fn validation_refuses_bad_cidrs_and_prod_without_an_external_psp() {
-        let mut p = Platform::example();
-        assert_eq!(validate(&p), Ok(()));
-        p.spec.network = Some(PlatformNetwork {
-            trusted_proxies: Some(vec!["10.0.0.0/33".into()]),
-            ..PlatformNetwork::default()
-        });
-        assert!(matches!(
-            validate(&p),
-            Err(SpecError::InvalidCidr {
-                field: "trustedProxies",
-                ..
-            })
-        ));
-        p.spec.network = Some(PlatformNetwork {
-            pod_cidrs: vec!["10.0.0.1".into(), "fd00::/8".into()],
-            metrics_allowed_cidrs: Some(vec!["nope".into()]),
-            ..PlatformNetwork::default()
-        });
-        assert!(matches!(
-            validate(&p),
-            Err(SpecError::InvalidCidr {
-                field: "metricsAllowedCidrs",
-                ..
-            })
-        ));
-        p.spec.network = None;
-        p.spec.profile = Profile::Prod;
-        assert_eq!(validate(&p), Err(SpecError::ProductionNeedsPsp));
-        p.spec.psp = Some(PlatformPsp {
-            mode: PspMode::External,
-            webhook_secrets_ref: None,
-        });
-        assert_eq!(validate(&p), Err(SpecError::ProductionNeedsPsp));
-        assert_eq!(validate(&prod_with_psp()), Ok(()));
-        // The example's payments override sets PSP_MODE=simulator: refused in prod.
-        let mut q = prod_with_psp();
-        q.spec.components = Platform::example().spec.components;
-        assert_eq!(validate(&q), Err(SpecError::ProductionNeedsPsp));
-    }
-
-    #[test]
     fn payments_gets_the_psp_mode_and_webhook_secret() {
-        let p = prod_with_psp();
+        let p = Platform::prod_with_psp();
         let env = security_env(&p, "payments");
         assert!(
             env.iter()

@@ -9,7 +9,14 @@ use payplane_events::topology::{
     self, ArgValue, BindingDecl, ConsumerQueue, Declarations, Permissions,
 };
 
+use kube::Resource;
+
+use super::super::credentials::Rotation;
 use crate::crd::Queue;
+use crate::external::rabbitmq::{
+    ArgumentChange, BrokerObserved, QueuePlan, UserChange, argument_changes, owner_tag,
+    stale_bindings,
+};
 use crate::meta::{Child, MetaError, Owner, secret_body};
 
 /// A spec that cannot be turned into declarations.
@@ -143,6 +150,44 @@ pub fn permissions(q: &Queue) -> Permissions {
     }
 }
 
+/// The plan of `q` with nothing to change yet: declarations, permissions, both users.
+pub fn plan(q: &Queue) -> Result<QueuePlan, PlanError> {
+    Ok(QueuePlan {
+        vhost: q.spec.vhost.clone(),
+        uid: q.meta().uid.clone().unwrap_or_default(),
+        users: vec![q.spec.user.clone(), second_user(&q.spec.user)],
+        user_changes: Vec::new(),
+        declarations: declarations(q)?,
+        permissions: permissions(q),
+        skip_queues: std::collections::BTreeSet::new(),
+        remove_bindings: Vec::new(),
+    })
+}
+
+/// The plan once the logins are decided: users of the pair without this Queue's tag are
+/// adopted, the rotation's changes made, the active and the retiring user given the
+/// permissions; queues whose arguments changed on the broker are skipped (returned, to report
+/// them) and bindings the spec does not declare removed.
+pub fn settle(
+    mut plan: QueuePlan,
+    observed: &BrokerObserved,
+    rotation: &Rotation,
+) -> (QueuePlan, Vec<ArgumentChange>) {
+    let tag = owner_tag(&plan.uid);
+    plan.user_changes = (observed.users.iter())
+        .filter(|(_, info)| !info.tags.contains(&tag))
+        .map(|(user, _)| UserChange::Adopt { name: user.clone() })
+        .collect();
+    (plan.user_changes).extend(rotation.changes.iter().cloned().map(UserChange::from));
+    plan.users = std::iter::once(rotation.creds.active.clone())
+        .chain(rotation.creds.retiring.clone())
+        .collect();
+    let changes = argument_changes(&plan.declarations, observed);
+    plan.skip_queues = changes.iter().map(|c| c.queue.clone()).collect();
+    plan.remove_bindings = stale_bindings(&plan.declarations, observed);
+    (plan, changes)
+}
+
 /// Name of the Secret with the user's `uri`.
 pub fn secret_name(q: &str) -> String {
     format!("{q}-amqp")
@@ -187,4 +232,69 @@ pub fn build_for(
         &q.spec.user,
         secret_body("Opaque", &data),
     )])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::database::Credentials;
+    use crate::external::LoginChange;
+    use crate::external::rabbitmq::{Binding, UserInfo};
+    use serde_json::json;
+
+    #[test]
+    fn settle_adopts_rotates_and_leaves_changed_queues_alone() {
+        let spec = json!({"brokerRef": {"name": "rmq"}, "user": "pay", "queue": "pay.events",
+            "bindings": ["auth.user.*"]});
+        let q: Queue = crate::fixtures::stored("pay-events", spec);
+        let plan = plan(&q).unwrap_or_else(|e| panic!("{e}"));
+        let user = |tags: Vec<String>| UserInfo { tags };
+        let observed = BrokerObserved {
+            users: BTreeMap::from([
+                ("pay".to_owned(), user(vec![])),
+                ("pay-b".to_owned(), user(vec![owner_tag("uid-pay-events")])),
+            ]),
+            queue_arguments: BTreeMap::from([(
+                "pay.events".to_owned(),
+                serde_json::Map::from_iter([("x-queue-type".to_owned(), json!("classic"))]),
+            )]),
+            bindings: vec![Binding {
+                source: "payplane.events".into(),
+                queue: "pay.events".into(),
+                routing_key: "old.key".into(),
+                properties_key: "old.key".into(),
+            }],
+        };
+        let rotation = Rotation {
+            creds: Credentials {
+                active: "pay-b".into(),
+                retiring: Some("pay".into()),
+                ..Credentials::default()
+            },
+            password: "pw".into(),
+            changes: vec![LoginChange::Enable {
+                name: "pay-b".into(),
+                password: "pw".into(),
+            }],
+            rotating: None,
+            started: true,
+            finished: None,
+        };
+        let (settled, changed) = settle(plan, &observed, &rotation);
+        assert_eq!(
+            settled.user_changes,
+            [
+                UserChange::Adopt { name: "pay".into() },
+                UserChange::Enable {
+                    name: "pay-b".into(),
+                    password: "pw".into()
+                },
+            ]
+        );
+        assert_eq!(settled.users, ["pay-b", "pay"]);
+        assert!(changed.iter().any(|c| c.key == "x-queue-type"));
+        assert!(settled.skip_queues.contains("pay.events"));
+        assert_eq!(settled.remove_bindings.len(), 1);
+        assert_eq!(settled.remove_bindings[0].routing_key, "old.key");
+    }
 }

@@ -1,0 +1,179 @@
+//! `apply` of a `Database`, the part that talks to the API server and PostgreSQL: reads its
+//! PostgresCluster and the superuser Secret, observes and changes the roles and database,
+//! and on deletion drops them (I/O: Kubernetes API, PostgreSQL).
+
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+
+use super::super::credentials::{self, Logins, Rotation, own_secret};
+use super::super::{Ctx, Error, Flow, Result, generate_password, get, secret_value};
+use super::validate::Input;
+use super::{build, status};
+use crate::conditions::is_ready;
+use crate::crd::{AppService, Database, PostgresCluster, ReclaimPolicy};
+use crate::external::postgres::check_ownership;
+use crate::external::{PgObserved, PgTarget};
+
+/// The cluster's superuser connection and the client-facing host.
+pub struct Server {
+    /// Where the operator connects as superuser.
+    pub target: PgTarget,
+    /// The host clients use.
+    pub host: String,
+    /// The port clients use.
+    pub port: i32,
+}
+
+impl Server {
+    /// The connection the Secret describes for the active login of `rotation`.
+    pub fn connection(&self, rotation: &Rotation) -> build::Connection {
+        build::Connection {
+            host: self.host.clone(),
+            port: self.port,
+            password: rotation.password.clone(),
+            ssl_mode: self.target.ssl_mode.clone(),
+        }
+    }
+}
+
+/// What the PostgresCluster offers now.
+enum ClusterState {
+    Missing,
+    NotReady(String),
+    Ready(Server),
+}
+
+async fn cluster_state(db: &Database, ctx: &Ctx, ns: &str) -> Result<ClusterState> {
+    let name = &db.spec.cluster_ref.name;
+    let Some(pg) = get::<PostgresCluster>(&ctx.client, ns, name).await? else {
+        return Ok(ClusterState::Missing);
+    };
+    if !is_ready(&pg) {
+        let why = format!("PostgresCluster {name} is not ready");
+        return Ok(ClusterState::NotReady(why));
+    }
+    let status = pg.status.clone().unwrap_or_default();
+    let (Some(endpoint), Some(secret), Some(key)) = (
+        status.endpoint,
+        status.superuser_secret_name,
+        status.superuser_secret_key,
+    ) else {
+        let why = format!("PostgresCluster {name} has no endpoint yet");
+        return Ok(ClusterState::NotReady(why));
+    };
+    let Some(password) = secret_value(&ctx.client, ns, &secret, &key).await? else {
+        let why = format!("Secret {secret} of PostgresCluster {name} not found");
+        return Ok(ClusterState::NotReady(why));
+    };
+    Ok(ClusterState::Ready(Server {
+        target: PgTarget {
+            host: endpoint.host.clone(),
+            port: u16::try_from(endpoint.port).unwrap_or(5432),
+            user: status.superuser.unwrap_or_else(|| "postgres".into()),
+            password,
+            ssl_mode: status.ssl_mode.clone(),
+        },
+        host: endpoint.host,
+        port: endpoint.port,
+    }))
+}
+
+/// The server of `db`'s cluster, once the cluster is ready.
+pub async fn cluster(db: &Database, ctx: &Ctx, ns: &str) -> Flow<Server> {
+    match cluster_state(db, ctx, ns).await? {
+        ClusterState::Missing => Err(status::cluster_missing(db).into()),
+        ClusterState::NotReady(why) => Err(status::cluster_waiting(db, why).into()),
+        ClusterState::Ready(server) => Ok(server),
+    }
+}
+
+/// Reads the own Secret and the server's roles and database, decides the logins, and stops
+/// (touching nothing) when any of them is another's.
+pub async fn observe(
+    db: &Database,
+    ctx: &Ctx,
+    (ns, input): (&str, &Input),
+    server: &Server,
+) -> Flow<(Logins, PgObserved)> {
+    let stored = own_secret(&ctx.client, ns, &input.secret, &input.uid, "user").await?;
+    let (first, second) = &input.pair;
+    let mut observed = ctx
+        .externals
+        .observe_database(
+            &server.target,
+            &[first.clone(), second.clone()],
+            &db.spec.database_name,
+        )
+        .await
+        .map_err(|e| status::unavailable(db, &e, ctx.resync))?;
+    let recorded = db.status.as_ref().and_then(|s| s.credentials.clone());
+    let logins = Logins::decide(db, recorded, input.pair.clone(), stored);
+    if !logins.uses_second {
+        observed.roles.remove(second);
+    }
+    check_ownership(&observed, &input.uid, first, logins.adopt)
+        .map_err(|conflict| status::conflict(db, &conflict, ctx.resync))?;
+    Ok((logins, observed))
+}
+
+/// Decides the credentials and makes the server hold them: the owner role, the database, its
+/// extensions and the logins' passwords.
+pub async fn ensure(
+    db: &Database,
+    ctx: &Ctx,
+    (ns, input): (&str, &Input),
+    server: &Server,
+    (logins, observed): (&Logins, &PgObserved),
+) -> Flow<Rotation> {
+    let name = db.name_any();
+    let uses = |a: &AppService| a.spec.database.as_ref().is_some_and(|d| d.ref_ == name);
+    let rollout = credentials::rollout(&ctx.client, ns, &input.secret, logins, uses).await?;
+    let usable = |role: &str| observed.roles.get(role).is_some_and(|r| r.login);
+    let rotation = credentials::rotate(logins, usable, rollout, "login", generate_password);
+    ctx.externals
+        .ensure_database(&server.target, &build::plan(db, rotation.changes.clone()))
+        .await
+        .map_err(|e| status::unavailable(db, &e, ctx.resync))?;
+    Ok(rotation)
+}
+
+/// On deletion: drops what the Database owns with `reclaimPolicy: Delete`, keeps it with
+/// `Retain`; either way says so in an Event.
+pub async fn cleanup(db: &Database, ctx: &Ctx, ns: &str) -> Result<Action> {
+    let (database, owner) = (&db.spec.database_name, &db.spec.owner);
+    let (reason, warning, note) = match db.spec.reclaim_policy {
+        ReclaimPolicy::Retain => (
+            "Retained",
+            false,
+            format!("kept database {database} and role {owner} (reclaimPolicy Retain)"),
+        ),
+        ReclaimPolicy::Delete => match cluster_state(db, ctx, ns).await? {
+            ClusterState::Ready(server) => {
+                let logins = [build::second_login(owner)];
+                // Only what carries this resource's mark is dropped: a conflicting copy
+                // drops nothing.
+                ctx.externals
+                    .drop_database(&server.target, &build::plan(db, Vec::new()), &logins)
+                    .await
+                    .map_err(|e| {
+                        let what =
+                            format!("database {database} of Database {ns}/{}", db.name_any());
+                        Error::DropDatabase(what, Box::new(e))
+                    })?;
+                let note = format!(
+                    "dropped database {database} and role {owner} where this Database owned them"
+                );
+                ("Deleted", false, note)
+            }
+            // Without a cluster there is nothing to drop from; do not block deletion forever.
+            ClusterState::Missing | ClusterState::NotReady(_) => {
+                let cluster = &db.spec.cluster_ref.name;
+                let note =
+                    format!("cluster {cluster} unavailable; database {database} not dropped");
+                ("CleanupSkipped", true, note)
+            }
+        },
+    };
+    ctx.event(db, warning, reason, note).await;
+    Ok(Action::await_change())
+}

@@ -1,0 +1,179 @@
+//! `apply` of a `Queue`, the part that talks to the API server and RabbitMQ: reads its
+//! MessageBroker and the admin Secret, observes and declares the topology and users over the
+//! management API, and on deletion removes them (I/O: Kubernetes API, RabbitMQ management API).
+
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+
+use super::super::credentials::{self, Logins, Rotation, own_secret};
+use super::super::message_broker::{amqp_host_port, rabbitmq_operator};
+use super::super::{Ctx, Error, Flow, Result, generate_password, get, secret_value};
+use super::validate::Input;
+use super::{build, status};
+use crate::conditions::is_ready;
+use crate::crd::message_broker::BrokerProvider;
+use crate::crd::{AppService, MessageBroker, Queue, ReclaimPolicy};
+use crate::external::rabbitmq::{ArgumentChange, check_ownership};
+use crate::external::{BrokerObserved, BrokerTarget};
+
+/// The broker's management API with an administrator, and the AMQP `host:port` clients use.
+pub struct Broker {
+    /// Where the operator administers the broker.
+    pub target: BrokerTarget,
+    /// The AMQP `host:port`.
+    pub host_port: String,
+}
+
+/// What the MessageBroker offers now.
+enum BrokerState {
+    Missing,
+    NotReady(String),
+    Ready(Broker),
+}
+
+async fn broker_state(q: &Queue, ctx: &Ctx, ns: &str) -> Result<BrokerState> {
+    let name = &q.spec.broker_ref.name;
+    let Some(mb) = get::<MessageBroker>(&ctx.client, ns, name).await? else {
+        return Ok(BrokerState::Missing);
+    };
+    if !is_ready(&mb) {
+        let why = format!("MessageBroker {name} is not ready");
+        return Ok(BrokerState::NotReady(why));
+    }
+    let status = mb.status.clone().unwrap_or_default();
+    let key = match (&mb.spec.provider, &mb.spec.external) {
+        (BrokerProvider::External, Some(ext)) => ext.amqp_url_secret_ref.key.clone(),
+        // The cluster operator's default-user Secret has the URI under its own key.
+        (BrokerProvider::RabbitmqClusterOperator, _) => {
+            rabbitmq_operator::CONNECTION_STRING.to_owned()
+        }
+        _ => "uri".to_owned(),
+    };
+    let (Some(secret), Some(management_url)) =
+        (status.admin_secret_name, status.management_endpoint)
+    else {
+        let why = format!("MessageBroker {name} has no endpoints yet");
+        return Ok(BrokerState::NotReady(why));
+    };
+    let uri = secret_value(&ctx.client, ns, &secret, &key).await?;
+    let Some((admin_user, admin_password, host_port)) = uri.as_deref().and_then(amqp_host_port)
+    else {
+        let why = format!("admin Secret {secret} of MessageBroker {name} not usable");
+        return Ok(BrokerState::NotReady(why));
+    };
+    Ok(BrokerState::Ready(Broker {
+        target: BrokerTarget {
+            management_url,
+            admin_user,
+            admin_password,
+        },
+        host_port,
+    }))
+}
+
+/// The broker of `q`, once its MessageBroker is ready.
+pub async fn broker(q: &Queue, ctx: &Ctx, ns: &str) -> Flow<Broker> {
+    match broker_state(q, ctx, ns).await? {
+        BrokerState::Missing => Err(status::broker_missing(q).into()),
+        BrokerState::NotReady(why) => Err(status::broker_waiting(q, why).into()),
+        BrokerState::Ready(broker) => Ok(broker),
+    }
+}
+
+/// Reads the own Secret and the broker's users, queues and bindings, decides the logins, and
+/// stops (touching nothing) when a user is another's.
+pub async fn observe(
+    q: &Queue,
+    ctx: &Ctx,
+    (ns, input): (&str, &Input),
+    broker: &Broker,
+) -> Flow<(Logins, BrokerObserved)> {
+    let stored = own_secret(&ctx.client, ns, &input.secret, &input.uid, "username").await?;
+    let plan = &input.plan;
+    let mut observed = ctx
+        .externals
+        .observe_queue(
+            &broker.target,
+            &q.spec.vhost,
+            &plan.users,
+            &plan.declarations,
+        )
+        .await
+        .map_err(|e| status::unavailable(q, &e, ctx.resync))?;
+    let recorded = q.status.as_ref().and_then(|s| s.credentials.clone());
+    let logins = Logins::decide(q, recorded, input.pair.clone(), stored);
+    if !logins.uses_second {
+        observed.users.remove(&input.pair.1);
+    }
+    check_ownership(&observed, &input.uid, logins.adopt)
+        .map_err(|conflict| status::conflict(q, &conflict, ctx.resync))?;
+    Ok((logins, observed))
+}
+
+/// Decides the credentials and makes the broker hold the topology, users and permissions;
+/// returns the queues whose arguments changed (left as they are) and tells each binding it
+/// removed in an Event.
+pub async fn ensure(
+    q: &Queue,
+    ctx: &Ctx,
+    (ns, input): (&str, &Input),
+    broker: &Broker,
+    (logins, observed): (&Logins, &BrokerObserved),
+) -> Flow<(Rotation, Vec<ArgumentChange>)> {
+    let name = q.name_any();
+    let uses = |a: &AppService| a.spec.queues.iter().any(|r| r.ref_ == name);
+    let rollout = credentials::rollout(&ctx.client, ns, &input.secret, logins, uses).await?;
+    let usable = |user: &str| observed.users.contains_key(user);
+    let rotation = credentials::rotate(logins, usable, rollout, "user", generate_password);
+    let (plan, changed) = build::settle(input.plan.clone(), observed, &rotation);
+    ctx.externals
+        .ensure_queue(&broker.target, &plan)
+        .await
+        .map_err(|e| status::unavailable(q, &e, ctx.resync))?;
+    for b in &plan.remove_bindings {
+        let note = format!(
+            "removed the undeclared binding of {} to {} with {}",
+            b.queue, b.source, b.routing_key
+        );
+        ctx.event(q, false, "BindingRemoved", note).await;
+    }
+    Ok((rotation, changed))
+}
+
+/// On deletion: removes what the Queue owns with `reclaimPolicy: Delete`, keeps it with
+/// `Retain`; either way says so in an Event.
+pub async fn cleanup(q: &Queue, ctx: &Ctx, ns: &str) -> Result<Action> {
+    let user = &q.spec.user;
+    let (reason, warning, note) = match q.spec.reclaim_policy {
+        ReclaimPolicy::Retain => (
+            "Retained",
+            false,
+            format!("kept broker user {user} and its queues (reclaimPolicy Retain)"),
+        ),
+        ReclaimPolicy::Delete => {
+            if let (BrokerState::Ready(broker), Ok(plan)) =
+                (broker_state(q, ctx, ns).await?, build::plan(q))
+            {
+                // Only users carrying this resource's tag are deleted, and queues only
+                // when one was: a conflicting copy deletes nothing.
+                ctx.externals
+                    .delete_queue(&broker.target, &plan)
+                    .await
+                    .map_err(|e| {
+                        let what = format!("broker user {user} of Queue {ns}/{}", q.name_any());
+                        Error::DeleteQueue(what, Box::new(e))
+                    })?;
+                let note = format!(
+                    "deleted broker user {user} and its empty queues where this Queue owned them"
+                );
+                ("Deleted", false, note)
+            } else {
+                let broker = &q.spec.broker_ref.name;
+                let note = format!("broker {broker} unavailable; user {user} not deleted");
+                ("CleanupSkipped", true, note)
+            }
+        }
+    };
+    ctx.event(q, warning, reason, note).await;
+    Ok(Action::await_change())
+}
