@@ -30,8 +30,9 @@ pub enum Outbound {
 }
 
 /// One event's text, serialised once and shared by every connection it is queued for. The
-/// last copy goes when the last of those connections has written it (or closed): that moment
-/// ends the fan-out, recorded as `ws_fanout_seconds` from the start of the dispatch.
+/// last copy goes when the last of those connections has written it to its socket (a GraphQL
+/// subscription socket: handed it to its subscription stream), or closed: that moment ends the
+/// fan-out, recorded as `ws_fanout_seconds` from the start of the dispatch.
 #[derive(Debug)]
 pub struct Shared {
     text: Utf8Bytes,
@@ -487,7 +488,11 @@ mod tests {
         hub.join(&a, "payment:2");
         hub.join(&a, &format!("user:{}", a.user_id));
         hub.join(&b, "payment:1");
-        assert_eq!(hub.extra_rooms(&a), 2, "an automatic room is not an extra one");
+        assert_eq!(
+            hub.extra_rooms(&a),
+            2,
+            "an automatic room is not an extra one"
+        );
         hub.leave(&a, "payment:2");
         assert_eq!(hub.extra_rooms(&a), 1);
         assert!(!hub.read().rooms.contains_key("payment:2"));
