@@ -1,12 +1,19 @@
-//! Password rules and Argon2id hashing (api.md §4.4, §4.13). Hashing runs on the blocking pool
-//! because it is deliberately slow, and at most [`HashLimits::concurrent`] hashes run at once:
-//! each one takes a core and 19 MiB for tens of milliseconds, so a login flood left unbounded
-//! would take every core and a gigabyte of memory from the requests that need neither. Callers
-//! over the bound wait in a queue for at most [`HashLimits::queue_timeout`] and then get
+//! Password rules and Argon2id hashing (api.md §4.4, §4.13). Hashing is deliberately slow, so
+//! it runs on the hasher's own threads, never on the async runtime, and at most
+//! [`HashLimits::concurrent`] hashes run at once: each one takes a core and 19 MiB for tens of
+//! milliseconds, so a login flood left unbounded would take every core and a gigabyte of memory
+//! from the requests that need neither. Those threads run at the lowest CPU priority (nice 19),
+//! so a login flood uses the cores only while the runtime does not need them: `GET /me` and
+//! refresh keep their latency (see the README's `auth-flood` figures). Callers over the bound
+//! wait in a queue for at most [`HashLimits::queue_timeout`] and then get
 //! [`PasswordError::Busy`] (503 `SERVICE_UNAVAILABLE`); callers hash outside any database
-//! transaction so a queued login holds no pooled connection.
+//! transaction so a queued login holds no pooled connection. Starts threads; no other I/O.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    panic::AssertUnwindSafe,
+    sync::{Arc, Mutex, mpsc},
+    time::Duration,
+};
 
 use argon2::{
     Algorithm, Argon2, Params, Version,
@@ -22,8 +29,11 @@ pub enum PasswordError {
     Params(#[source] argon2::Error),
     #[error("hashing a password")]
     Hash(#[source] argon2::password_hash::Error),
-    #[error("the hashing task failed")]
-    Join(#[source] tokio::task::JoinError),
+    #[error("starting a password hashing thread")]
+    Spawn(#[source] std::io::Error),
+    /// The hashing thread gave no answer (it panicked, or the pool is gone).
+    #[error("the password hashing thread gave no answer")]
+    Lost,
     /// Every hashing slot stayed taken for the whole queue timeout.
     #[error("no password hashing slot became free within {0:?}")]
     Busy(Duration),
@@ -88,7 +98,49 @@ pub fn is_bcrypt(hash: &str) -> bool {
     ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p))
 }
 
-/// Hashes and verifies with the configured cost, at most [`HashLimits::concurrent`] at a time.
+/// Work for a hashing thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The CPU priority of hashing threads: the lowest (Linux's nice 19), so the runtime's threads
+/// preempt a hash whenever they have a request to serve.
+const HASH_THREAD_NICE: i32 = 19;
+
+/// Starts `n` hashing threads that take jobs from one queue; they end when every sender (every
+/// clone of the [`Hasher`]) is gone.
+fn start_threads(n: usize) -> Result<mpsc::Sender<Job>, PasswordError> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..n {
+        let rx = rx.clone();
+        std::thread::Builder::new()
+            .name(format!("argon2-{i}"))
+            .spawn(move || {
+                // On Linux the nice value is per thread; this changes only the hashing thread.
+                if let Err(e) = rustix::process::setpriority_process(
+                    Some(rustix::thread::gettid()),
+                    HASH_THREAD_NICE,
+                ) {
+                    tracing::warn!(error = %e, "could not lower the hashing thread's priority");
+                }
+                loop {
+                    // The lock is released before the job runs, so the next idle thread waits.
+                    let next = rx
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .recv();
+                    let Ok(job) = next else { return };
+                    // A panicking job loses only its own answer ([`PasswordError::Lost`]), not
+                    // the thread.
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+                }
+            })
+            .map_err(PasswordError::Spawn)?;
+    }
+    Ok(tx)
+}
+
+/// Hashes and verifies with the configured cost, at most [`HashLimits::concurrent`] at a time,
+/// on as many low-priority threads of its own.
 #[derive(Debug, Clone)]
 pub struct Hasher {
     params: Params,
@@ -96,6 +148,7 @@ pub struct Hasher {
     dummy: Arc<str>,
     slots: Arc<Semaphore>,
     queue_timeout: Duration,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl Hasher {
@@ -111,11 +164,13 @@ impl Hasher {
             .hash_password(b"payplane-dummy-password")
             .map_err(PasswordError::Hash)?
             .to_string();
+        let concurrent = limits.concurrent.max(1);
         Ok(Self {
             params,
             dummy: dummy.into(),
-            slots: Arc::new(Semaphore::new(limits.concurrent.max(1))),
+            slots: Arc::new(Semaphore::new(concurrent)),
             queue_timeout: limits.queue_timeout,
+            jobs: start_threads(concurrent)?,
         })
     }
 
@@ -131,25 +186,39 @@ impl Hasher {
         }
     }
 
-    pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
+    /// Runs `work` on a hashing thread once a slot is free; the slot is held until it is done,
+    /// even if the caller stops waiting (a hash cannot be interrupted).
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
         let permit = self.slot().await?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let out = work();
+            drop(permit);
+            let _ = tx.send(out);
+        });
+        self.jobs.send(job).map_err(|_| PasswordError::Lost)?;
+        rx.await.map_err(|_| PasswordError::Lost)
+    }
+
+    pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
         let params = self.params.clone();
         let password = password.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+        self.run(move || {
             Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
                 .hash_password(password.as_bytes())
                 .map(|h| h.to_string())
                 .map_err(PasswordError::Hash)
         })
-        .await
-        .map_err(PasswordError::Join)?
+        .await?
     }
 
     /// Login's verification: like [`Hasher::verify`], and a bcrypt hash brought over by
     /// `payplane import` (import.md §2) is accepted here — only here — and, when the password
     /// matches, answered with the Argon2id hash that replaces it in the login's transaction.
-    /// Both steps run in one blocking task under one hashing slot.
+    /// Both steps run in one job under one hashing slot.
     pub async fn verify_login(
         &self,
         hash: Option<&str>,
@@ -157,11 +226,9 @@ impl Hasher {
     ) -> Result<Verified, PasswordError> {
         match hash {
             Some(h) if is_bcrypt(h) => {
-                let permit = self.slot().await?;
                 let (hash, password, params) =
                     (h.to_owned(), password.to_owned(), self.params.clone());
-                tokio::task::spawn_blocking(move || {
-                    let _permit = permit;
+                self.run(move || {
                     if !bcrypt::verify(&password, &hash).unwrap_or(false) {
                         return Ok(Verified {
                             valid: false,
@@ -177,8 +244,7 @@ impl Hasher {
                         upgrade: Some(upgraded),
                     })
                 })
-                .await
-                .map_err(PasswordError::Join)?
+                .await?
             }
             _ => Ok(Verified {
                 valid: self.verify(hash, password).await?,
@@ -190,17 +256,14 @@ impl Hasher {
     /// Constant-time verification with the parameters stored in `hash` (or the dummy hash).
     /// Argon2id only: a bcrypt hash never verifies here (password change, account deletion).
     pub async fn verify(&self, hash: Option<&str>, password: &str) -> Result<bool, PasswordError> {
-        let permit = self.slot().await?;
         let hash: Arc<str> = hash.map_or_else(|| self.dummy.clone(), Arc::from);
         let password = password.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+        self.run(move || {
             Argon2::default()
                 .verify_password(password.as_bytes(), &*hash)
                 .is_ok()
         })
         .await
-        .map_err(PasswordError::Join)
     }
 }
 
@@ -280,6 +343,34 @@ mod tests {
         assert!(h.verify(Some(&hash), "TestPassword123!").await.unwrap());
         assert!(!h.verify(Some(&hash), "TestPassword123?").await.unwrap());
         assert!(!h.verify(None, "TestPassword123!").await.unwrap());
+    }
+
+    /// Hashes run on the hasher's own threads, which run at nice 19 (so the runtime's threads
+    /// win the cores whenever both want them), and a panic there loses only its own answer.
+    #[tokio::test]
+    async fn hashes_run_on_low_priority_threads_of_their_own() {
+        let limits = HashLimits {
+            concurrent: 1,
+            queue_timeout: Duration::from_secs(5),
+        };
+        let h = Hasher::with_limits(CHEAP, limits).unwrap();
+        let (name, nice) = h
+            .run(|| {
+                let tid = rustix::thread::gettid();
+                let nice = rustix::process::getpriority_process(Some(tid)).unwrap();
+                (std::thread::current().name().map(str::to_owned), nice)
+            })
+            .await
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("argon2-0"));
+        assert_eq!(nice, HASH_THREAD_NICE);
+
+        assert!(matches!(
+            h.run(|| -> u8 { panic!("a broken hash") }).await,
+            Err(PasswordError::Lost)
+        ));
+        // The one thread survived the panic and its slot came back.
+        assert!(h.hash("TestPassword123!").await.is_ok());
     }
 
     #[tokio::test]

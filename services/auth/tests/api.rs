@@ -1570,3 +1570,47 @@ async fn hashing_slots_bound_logins_and_taken_emails_skip_the_hash() {
     drop(held);
     assert_eq!(queued.await.unwrap(), StatusCode::OK);
 }
+
+/// Logins waiting for a hashing slot hold no database connection: with more of them queued than
+/// the pool has connections (20), `GET /me` and refresh still answer at once. Were the hash
+/// inside the login's transaction, the queue would hold the pool and they would wait out the
+/// pool's 1 s acquire timeout and fail.
+#[tokio::test]
+async fn logins_queued_for_a_hash_leave_the_database_pool_to_others() {
+    let api = Api::with(|c| {
+        c.hash_limits = payplane_auth::password::HashLimits {
+            concurrent: 1,
+            queue_timeout: Duration::from_secs(10),
+        };
+    })
+    .await;
+    let email = new_email();
+    let reg = api.register(&email, "d").await;
+    let access = reg.data()["accessToken"].as_str().unwrap().to_owned();
+    let refresh = reg.data()["refreshToken"].as_str().unwrap().to_owned();
+
+    let held = api.app.state.hasher.slot().await.expect("the only slot");
+    let queued: Vec<_> = (0..30)
+        .map(|i| {
+            let (http, url) = (api.http.clone(), api.app.url("/api/auth/login"));
+            let body = json!({"email": email, "password": PW, "deviceId": format!("q{i}")});
+            tokio::spawn(async move { http.post(url).json(&body).send().await.unwrap().status() })
+        })
+        .collect();
+    // Every queued login has read its user and is waiting for the slot.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let me = api.get("/api/auth/me", Some(&access)).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    let rotated = api
+        .post(
+            "/api/auth/refresh",
+            None,
+            json!({ "refreshToken": refresh }),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    drop(held);
+    for q in queued {
+        assert_eq!(q.await.unwrap(), StatusCode::OK);
+    }
+}

@@ -9,9 +9,11 @@
 //!   endpoint: the real auth service (own process, throwaway database) answering
 //!   `GET /api/auth/me` with a bearer token, measured directly and through the gateway at the
 //!   same concurrency (`real endpoint GET /api/auth/me: gateway <n> rps vs direct <m> rps ratio <r>`).
-//! * `ws [--sockets N] [--procs P]` — one gateway process, N authenticated sockets opened by P
-//!   load-generator processes (this binary re-executed) over 127.0.0.x source addresses, one
-//!   event published to RabbitMQ addressed to all, fan-out latency and gateway RSS per socket.
+//! * `ws [--sockets N] [--procs P] [--workers W]` — one gateway process (`GATEWAY_WORKERS=W`),
+//!   N authenticated sockets opened by P load-generator processes (this binary re-executed)
+//!   over 127.0.0.x source addresses, one event published to RabbitMQ addressed to all, fan-out
+//!   latency as the sockets saw it and gateway RSS per socket; before the last line, the
+//!   gateway's own dispatch-to-last-write time and the CPU each side spent on the fan-out.
 //!   Last line: `ws: <n> sockets fanout p99 <x> ms <y> KiB/socket`.
 //!
 //! * `instr` — only the callgrind count of `proxy` (a minute, whatever the machine's load): the
@@ -671,6 +673,18 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time a process has run so far, all its threads, in nanoseconds (from the scheduler's
+/// own accounting, finer than the 10 ms ticks of `/proc/<pid>/stat`).
+fn cpu_ns(pid: &str) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -698,6 +712,7 @@ fn now_micros() -> u128 {
 async fn ws(args: &[String]) -> anyhow::Result<()> {
     let sockets: usize = arg(args, "--sockets", 19_000);
     let procs: usize = arg(args, "--procs", 2).max(1);
+    let workers: usize = arg(args, "--workers", 1);
     let dir = std::env::temp_dir().join(format!("payplane-ws-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     // A signing key the gateway trusts through a JWKS file (no auth service needed).
@@ -722,6 +737,8 @@ async fn ws(args: &[String]) -> anyhow::Result<()> {
         &jwks_path.display().to_string(),
         "--amqp",
         &sandbox.amqp_url,
+        "--workers",
+        &workers.to_string(),
     ])?;
     let gw_pid = gateway.child.id();
     let mut line = String::new();
@@ -792,6 +809,7 @@ async fn ws(args: &[String]) -> anyhow::Result<()> {
         "data": { "paymentId": uuid::Uuid::new_v4(), "senderId": user, "recipientId": user,
                   "amount": "25.00", "currency": "USD", "status": "completed", "previousStatus": "processing" }
     });
+    let gateway_cpu = cpu_ns(&gw_pid.to_string());
     let sent_at = now_micros();
     ch.basic_publish(
         "events".into(),
@@ -803,13 +821,15 @@ async fn ws(args: &[String]) -> anyhow::Result<()> {
     .await?
     .await?;
     let mut latencies = Vec::with_capacity(opened);
+    let mut clients_cpu = 0;
     for (c, r) in clients.iter_mut().zip(readers.iter_mut()) {
         if let Some(stdin) = c.stdin.as_mut() {
             let _ = writeln!(stdin, "go");
         }
         for l in r.lines() {
             let l = l?;
-            if l == "end" {
+            if let Some(cpu) = l.strip_prefix("end ") {
+                clients_cpu += cpu.parse::<u64>().unwrap_or(0);
                 break;
             }
             if let Ok(at) = l.parse::<u128>() {
@@ -817,6 +837,12 @@ async fn ws(args: &[String]) -> anyhow::Result<()> {
                 latencies.push(at.saturating_sub(sent_at) as f64 / 1000.0);
             }
         }
+    }
+    // Every socket is still open: a client's departure (9 500 unregistrations) must not land in
+    // the fan-out's CPU or, while another client is still being written to, in its latency.
+    let gateway_cpu = cpu_ns(&gw_pid.to_string()).saturating_sub(gateway_cpu);
+    for c in &mut clients {
+        drop(c.stdin.take());
         let _ = c.wait();
     }
     let _ = conn.close(200, "done".into()).await;
@@ -825,6 +851,15 @@ async fn ws(args: &[String]) -> anyhow::Result<()> {
     println!(
         "event received by {} of {opened} sockets; fan-out p50 {p50:.1} ms p99 {p99:.1} ms",
         latencies.len()
+    );
+    // The server's own view, free of the load generator's delays: from the event's dispatch
+    // to its last socket write (`ws_fanout_seconds`, one event so the sum is its duration),
+    // and the CPU each side spent on the fan-out (both share this machine's cores).
+    let written = fanout_seconds(gateway.addr).await.unwrap_or(f64::NAN) * 1000.0;
+    #[expect(clippy::cast_precision_loss, reason = "nanoseconds to milliseconds")]
+    let (gw_ms, cl_ms) = (gateway_cpu as f64 / 1e6, clients_cpu as f64 / 1e6);
+    println!(
+        "gateway: dispatch to last write {written:.1} ms; CPU for the fan-out: gateway {gw_ms:.0} ms, load generator {cl_ms:.0} ms"
     );
     let _ = gateway.child.kill();
     let _ = gateway.child.wait();
@@ -837,8 +872,22 @@ async fn ws(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `ws_fanout_seconds_sum` from the gateway's `/metrics`.
+async fn fanout_seconds(gateway: SocketAddr) -> Option<f64> {
+    let text = reqwest::get(format!("http://{gateway}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("ws_fanout_seconds_sum "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Load generator: opens `--count` sockets spread over 40 source addresses from
-/// 127.0.0.<source>, prints `ready <n>`, waits for one event on each, prints receive times.
+/// 127.0.0.<source>, prints `ready <n>`, waits for one event on each, prints receive times, then `end <CPU ns spent
+/// since ready>`, and keeps the sockets open until its stdin closes.
 async fn ws_clients(args: &[String]) -> anyhow::Result<()> {
     let url: String = arg_str(args, "--url").context("--url")?;
     let count: usize = arg(args, "--count", 1000);
@@ -881,8 +930,8 @@ async fn ws_clients(args: &[String]) -> anyhow::Result<()> {
                         break;
                     }
                 }
-                // Keep the socket open until the parent is done reading.
-                let _ = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+                // Keep the socket open until the process exits (the parent says when).
+                while let Some(Ok(_)) = ws.next().await {}
             }))
         }));
     }
@@ -895,9 +944,18 @@ async fn ws_clients(args: &[String]) -> anyhow::Result<()> {
     }
     println!("ready {}", readers.len());
     let _ = std::io::stdout().flush();
+    // Idle from here until the event: what it costs to receive it is the CPU spent until `end`.
+    let cpu_at_ready = cpu_ns("self");
     let mut stdin = BufReader::new(std::io::stdin());
     let mut l = String::new();
-    let _ = tokio::task::spawn_blocking(move || stdin.read_line(&mut l)).await;
+    let Ok((mut stdin, _)) = tokio::task::spawn_blocking(move || {
+        let n = stdin.read_line(&mut l);
+        (stdin, n)
+    })
+    .await
+    else {
+        return Ok(());
+    };
     let mut out = std::io::stdout().lock();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut got = 0;
@@ -910,7 +968,11 @@ async fn ws_clients(args: &[String]) -> anyhow::Result<()> {
             _ => break,
         }
     }
-    writeln!(out, "end")?;
+    writeln!(out, "end {}", cpu_ns("self").saturating_sub(cpu_at_ready))?;
     out.flush()?;
+    drop(out);
+    // Sockets stay open until the parent closes our stdin (every client has reported).
+    let _ =
+        tokio::task::spawn_blocking(move || std::io::copy(&mut stdin, &mut std::io::sink())).await;
     Ok(())
 }
