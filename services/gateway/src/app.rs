@@ -271,22 +271,30 @@ pub fn router(state: AppState) -> Router {
         ServiceBuilder::new()
             // 1. Request id first: every later layer's log line and error envelope names the request.
             .layer(middleware::from_fn(payplane_kit::request_id::middleware))
-            // 2. Access log span; the path only, never the query (`/ws?token=…`).
+            // 2. Access log span; the path only, never the query (`/ws?token=…`). The id is
+            // recorded as the span is made, so it is borrowed, not copied; the caller's trace
+            // context is only parsed when spans are exported.
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(|req: &Request| {
-                        let id = req.extensions().get::<RequestId>().map_or("", |r| r.0.as_str()).to_owned();
+                        let id = req.extensions().get::<RequestId>().map_or("", |r| r.0.as_str());
                         let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path(),
                             otel.name = %format!("{} {}", req.method(), req.uri().path()), otel.kind = "server");
-                        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-                        payplane_kit::otel::set_remote_parent(&span, header("traceparent"), header("tracestate"));
+                        if payplane_kit::otel::enabled() {
+                            let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+                            payplane_kit::otel::set_remote_parent(&span, header("traceparent"), header("tracestate"));
+                        }
                         span
                     })
                     .on_request(())
                     .on_failure(()),
             )
-            // 2b. With span export on, what is forwarded upstream names the gateway's span.
-            .layer(middleware::from_fn(payplane_kit::request_id::adopt_span_context))
+            // 2b. With span export on, what is forwarded upstream names the gateway's span;
+            // without it the layer would do nothing, so it is not in the stack.
+            .option_layer(
+                payplane_kit::otel::enabled()
+                    .then(|| middleware::from_fn(payplane_kit::request_id::adopt_span_context)),
+            )
             // 3. Metrics see every final status, including the edge's own rejections below.
             .layer(middleware::from_fn(payplane_kit::metrics::track))
             // 4. A panic becomes a 500 envelope instead of a dropped connection.
