@@ -121,9 +121,9 @@ pub fn stack(routes: Router, health: Health, opts: &StackOptions) -> Router {
         .layer(middleware::from_fn(contract_fixups))
         .layer(middleware::from_fn(move |req, next| body_limit(limit, req, next)))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn(crate::metrics::track))
+        .layer(crate::metrics::TrackLayer)
         // Inside the request span: events and outgoing calls continue this service's span.
-        .layer(middleware::from_fn(crate::request_id::adopt_span_context))
+        .layer(crate::request_id::AdoptSpanContextLayer)
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {

@@ -1,11 +1,15 @@
 //! Prometheus metrics for every process (api.md §3.9): one recorder per process, and the HTTP
 //! middleware that counts requests by route template, method and status.
 
-use std::{sync::OnceLock, time::Instant};
+use std::{
+    pin::Pin,
+    sync::OnceLock,
+    task::{Context, Poll},
+    time::Instant,
+};
 
 use axum::{
     extract::{MatchedPath, Request},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -107,39 +111,108 @@ fn series(method: &http::Method, route: &str, status: u16) -> Series {
     })
 }
 
-/// Middleware: request count, duration and in-flight gauge.
-pub async fn track(req: Request, next: Next) -> Response {
-    // Until the recorder is installed the macros hand out no-op handles: never cache those.
-    if HANDLE.get().is_none() {
-        return track_uncached(req, next).await;
+/// Layer: request count, duration and in-flight gauge. A plain tower layer with its own
+/// future rather than `middleware::from_fn`, which boxes the rest of the stack and its future
+/// on every request (about 2,000 instructions of a proxied request, counted with callgrind).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrackLayer;
+
+impl<S> tower::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Track<S> {
+        Track { inner }
     }
-    let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let started = Instant::now();
-    in_flight().increment(1.0);
-    let res = next.run(req).await;
-    in_flight().decrement(1.0);
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let s = series(&method, route, res.status().as_u16());
-    s.total.increment(1);
-    s.duration.record(started.elapsed().as_secs_f64());
-    res
 }
 
-async fn track_uncached(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().to_string();
-    let started = Instant::now();
-    metrics::gauge!("http_requests_in_flight").increment(1.0);
-    let res = next.run(req).await;
-    metrics::gauge!("http_requests_in_flight").decrement(1.0);
-    let status = res.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
-    res
+/// The service of [`TrackLayer`].
+#[derive(Debug, Clone)]
+pub struct Track<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<Request> for Track<S>
+where
+    S: tower::Service<Request, Response = http::Response<B>>,
+{
+    type Response = http::Response<B>;
+    type Error = S::Error;
+    type Future = TrackFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // Until the recorder is installed the macros hand out no-op handles: never cache those.
+        let cached = HANDLE.get().is_some();
+        let in_flight = if cached {
+            in_flight().clone()
+        } else {
+            metrics::gauge!("http_requests_in_flight")
+        };
+        in_flight.increment(1.0);
+        TrackFuture {
+            method: req.method().clone(),
+            route: req.extensions().get::<MatchedPath>().cloned(),
+            started: Instant::now(),
+            cached,
+            in_flight: InFlight(in_flight),
+            inner: self.inner.call(req),
+        }
+    }
+}
+
+/// Leaves the in-flight gauge when the request ends, answered or dropped (a client that
+/// disconnects drops the future before it completes).
+struct InFlight(metrics::Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Counts the answer once the inner future produced it.
+    pub struct TrackFuture<F> {
+        #[pin]
+        inner: F,
+        method: http::Method,
+        route: Option<MatchedPath>,
+        started: Instant,
+        cached: bool,
+        in_flight: InFlight,
+    }
+}
+
+impl<F, B, E> Future for TrackFuture<F>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+{
+    type Output = Result<http::Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let res = std::task::ready!(this.inner.poll(cx));
+        if let Ok(res) = &res {
+            let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            let status = res.status().as_u16();
+            let elapsed = this.started.elapsed().as_secs_f64();
+            if *this.cached {
+                let s = series(this.method, route, status);
+                s.total.increment(1);
+                s.duration.record(elapsed);
+            } else {
+                let labels = [
+                    ("method", this.method.to_string()),
+                    ("route", route.to_owned()),
+                    ("status", status.to_string()),
+                ];
+                metrics::counter!("http_requests_total", &labels).increment(1);
+                metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed);
+            }
+        }
+        Poll::Ready(res)
+    }
 }

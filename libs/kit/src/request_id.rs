@@ -85,17 +85,54 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
     res
 }
 
-/// Middleware inside the request span: when spans are exported, the trace context handed to
+/// Layer inside the request span: when spans are exported, the trace context handed to
 /// handlers (and so to events and outgoing calls) names this service's span instead of the
-/// caller's, so the next hop becomes its child.
-pub async fn adopt_span_context(mut req: Request, next: Next) -> Response {
-    if let Some((traceparent, tracestate)) = crate::otel::context_of(&tracing::Span::current()) {
-        req.extensions_mut().insert(TraceContext {
-            traceparent: Some(traceparent),
-            tracestate,
-        });
+/// caller's, so the next hop becomes its child. It only touches the request, so its future is
+/// the inner one: no box, and nothing but an atomic load when spans are not exported.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AdoptSpanContextLayer;
+
+impl<S> tower::Layer<S> for AdoptSpanContextLayer {
+    type Service = AdoptSpanContext<S>;
+
+    fn layer(&self, inner: S) -> AdoptSpanContext<S> {
+        AdoptSpanContext { inner }
     }
-    next.run(req).await
+}
+
+/// The service of [`AdoptSpanContextLayer`].
+#[derive(Debug, Clone)]
+pub struct AdoptSpanContext<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for AdoptSpanContext<S>
+where
+    S: tower::Service<Request>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> S::Future {
+        if crate::otel::enabled()
+            && let Some((traceparent, tracestate)) =
+                crate::otel::context_of(&tracing::Span::current())
+        {
+            req.extensions_mut().insert(TraceContext {
+                traceparent: Some(traceparent),
+                tracestate,
+            });
+        }
+        self.inner.call(req)
+    }
 }
 
 #[cfg(test)]

@@ -289,14 +289,10 @@ pub fn router(state: AppState) -> Router {
                     .on_request(())
                     .on_failure(()),
             )
-            // 2b. With span export on, what is forwarded upstream names the gateway's span;
-            // without it the layer would do nothing, so it is not in the stack.
-            .option_layer(
-                payplane_kit::otel::enabled()
-                    .then(|| middleware::from_fn(payplane_kit::request_id::adopt_span_context)),
-            )
+            // 2b. With span export on, what is forwarded upstream names the gateway's span.
+            .layer(payplane_kit::request_id::AdoptSpanContextLayer)
             // 3. Metrics see every final status, including the edge's own rejections below.
-            .layer(middleware::from_fn(payplane_kit::metrics::track))
+            .layer(payplane_kit::metrics::TrackLayer)
             // 4. A panic becomes a 500 envelope instead of a dropped connection.
             .layer(CatchPanicLayer::custom(|_| {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "An unexpected error occurred").into_response()
