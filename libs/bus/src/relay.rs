@@ -626,9 +626,7 @@ pub async fn publish_batch(
 /// message cost one wake-up of this task and one socket write per message; instead every
 /// publish of the batch is polled once, in order (so the frames and delivery tags are queued in
 /// seq order), and the writes are awaited afterwards, letting the I/O thread write many frames
-/// per syscall. The order relies on lapin queueing before its first await (lapin 4.12's
-/// `send_method_frame_with_body` does); the test `order_per_aggregate_is_kept_over_1000_events`
-/// would catch a version that does not.
+/// per syscall.
 async fn send_batch(
     channel: &Channel,
     rows: &[OutboxRow],
