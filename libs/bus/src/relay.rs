@@ -620,61 +620,26 @@ pub async fn publish_batch(
 }
 
 /// Sends rows until the first send error; returns the pending confirms.
-///
-/// lapin queues a publish's frames for its I/O thread on the publish future's first poll and
-/// resolves the future once they are written. Awaiting each write before queueing the next
-/// message cost one wake-up of this task and one socket write per message; instead every
-/// publish of the batch is polled once, in order (so the frames and delivery tags are queued in
-/// seq order), and the writes are awaited afterwards, letting the I/O thread write many frames
-/// per syscall.
 async fn send_batch(
     channel: &Channel,
     rows: &[OutboxRow],
 ) -> (Vec<PublisherConfirm>, Option<RelayError>) {
     let mut pending: Vec<PublisherConfirm> = Vec::with_capacity(rows.len());
-    let mut writes = Vec::with_capacity(rows.len());
-    let mut error = None;
     for row in rows {
-        let mut publish = Box::pin(publish_row(channel, row));
-        match futures::poll!(publish.as_mut()) {
-            std::task::Poll::Ready(Ok(confirm)) => writes.push(Write::Done(confirm)),
-            std::task::Poll::Ready(Err(source)) => {
-                error = Some(RelayError::Publish {
-                    seq: row.seq,
-                    source,
-                });
-                break;
-            }
-            std::task::Poll::Pending => writes.push(Write::Pending(row.seq, publish)),
-        }
-    }
-    for write in writes {
-        let (seq, result) = match write {
-            Write::Done(confirm) => {
-                pending.push(confirm);
-                continue;
-            }
-            Write::Pending(seq, publish) => (seq, publish.await),
-        };
-        match result {
+        match publish_row(channel, row).await {
             Ok(confirm) => pending.push(confirm),
             Err(source) => {
-                // Later frames may have been written, but their confirms are not counted:
-                // those rows stay unpublished and are sent again (duplicates are dropped).
-                return (pending, Some(RelayError::Publish { seq, source }));
+                return (
+                    pending,
+                    Some(RelayError::Publish {
+                        seq: row.seq,
+                        source,
+                    }),
+                );
             }
         }
     }
-    (pending, error)
-}
-
-type PublishFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<PublisherConfirm, lapin::Error>> + Send + 'a>>;
-
-/// A publish whose frames are queued: written already, or still waiting for the I/O thread.
-enum Write<'a> {
-    Done(PublisherConfirm),
-    Pending(i64, PublishFuture<'a>),
+    (pending, None)
 }
 
 /// Awaits confirms in order; returns the confirmed prefix length and what stopped it.
