@@ -89,17 +89,21 @@ where
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
         let edge = self.edge.clone();
-        Box::pin(async move { Ok(edge.handle(req, ready).await) })
+        // The rest of the stack as the steps call it: one request in, one response out.
+        let inner = |req| async move {
+            match ready.oneshot(req).await {
+                Ok(res) => res.map(Body::new),
+                Err(never) => match never {},
+            }
+        };
+        Box::pin(async move { Ok(edge.handle(req, inner).await) })
     }
 }
 
 impl Edge {
-    async fn handle<S, B>(&self, mut req: Request, inner: S) -> Response
+    async fn handle<F>(&self, mut req: Request, inner: impl FnOnce(Request) -> F + Send) -> Response
     where
-        S: Service<Request, Response = http::Response<B>, Error = Infallible> + Send,
-        S::Future: Send,
-        B: HttpBody<Data = bytes::Bytes> + Send + 'static,
-        B::Error: Into<axum::BoxError>,
+        F: Future<Output = Response> + Send,
     {
         // 5. Client IP and TLS flag once, for CORS/HSTS/rate limits/X-Forwarded-*.
         let tls = settle_client(&self.cfg, &mut req);
@@ -110,12 +114,9 @@ impl Edge {
         res
     }
 
-    async fn guarded<S, B>(&self, req: Request, inner: S) -> Response
+    async fn guarded<F>(&self, req: Request, inner: impl FnOnce(Request) -> F + Send) -> Response
     where
-        S: Service<Request, Response = http::Response<B>, Error = Infallible> + Send,
-        S::Future: Send,
-        B: HttpBody<Data = bytes::Bytes> + Send + 'static,
-        B::Error: Into<axum::BoxError>,
+        F: Future<Output = Response> + Send,
     {
         // 7. `/metrics` allow-list, before anything is counted against a bucket.
         if let Some(denied) = metrics_denied(&self.metrics_allowed, &req) {
@@ -128,12 +129,9 @@ impl Edge {
         self.admitted(req, inner).await
     }
 
-    async fn admitted<S, B>(&self, req: Request, inner: S) -> Response
+    async fn admitted<F>(&self, req: Request, inner: impl FnOnce(Request) -> F + Send) -> Response
     where
-        S: Service<Request, Response = http::Response<B>, Error = Infallible> + Send,
-        S::Future: Send,
-        B: HttpBody<Data = bytes::Bytes> + Send + 'static,
-        B::Error: Into<axum::BoxError>,
+        F: Future<Output = Response> + Send,
     {
         // 8. CORS before rate limiting (api.md §3.4); preflights end here.
         let cors = match Cors::check(&self.cfg, &req) {
@@ -152,10 +150,7 @@ impl Edge {
                 // 11. A declared oversized body is refused before any byte is read or forwarded.
                 let mut res = match declared_too_large(&self.cfg, &req) {
                     Some(too_large) => too_large,
-                    None => match inner.oneshot(req).await {
-                        Ok(res) => res.map(Body::new),
-                        Err(never) => match never {},
-                    },
+                    None => inner(req).await,
                 };
                 admitted.decorate(res.headers_mut());
                 res
