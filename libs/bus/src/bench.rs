@@ -627,11 +627,7 @@ async fn raw_latency_phase(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     while sent < total {
         tick.tick().await;
-        let due = usize::try_from(
-            started.elapsed().as_micros() * u128::from(opts.offered_rate) / 1_000_000,
-        )
-        .unwrap_or(usize::MAX)
-        .min(total);
+        let due = due(started, opts.offered_rate, total);
         if sent < due {
             confirms.extend(
                 publish_all(
@@ -952,11 +948,7 @@ async fn e2e_phases(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     while sent < total {
         tick.tick().await;
-        let due = usize::try_from(
-            started.elapsed().as_micros() * u128::from(opts.offered_rate) / 1_000_000,
-        )
-        .unwrap_or(usize::MAX)
-        .min(total);
+        let due = due(started, opts.offered_rate, total);
         while sent < due {
             let (aggregate, row) = counters.row(opts);
             producers.send(aggregate, row);
@@ -1011,4 +1003,12 @@ async fn e2e_phases(
     relay.join().await;
     let _ = consumer.join().await;
     Ok(())
+}
+
+/// How many of `total` messages are due `started.elapsed()` into a run offered at `rate`
+/// per second (the paced phases send up to this count every millisecond).
+fn due(started: Instant, rate: u32, total: usize) -> usize {
+    usize::try_from(started.elapsed().as_micros() * u128::from(rate) / 1_000_000)
+        .unwrap_or(usize::MAX)
+        .min(total)
 }

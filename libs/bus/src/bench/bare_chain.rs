@@ -75,11 +75,7 @@ pub(super) async fn run(sandbox: &Sandbox, opts: &BenchOptions) -> Result<Latenc
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     while sent < total {
         tick.tick().await;
-        let due = usize::try_from(
-            started.elapsed().as_micros() * u128::from(opts.offered_rate) / 1_000_000,
-        )
-        .unwrap_or(usize::MAX)
-        .min(total);
+        let due = super::due(started, opts.offered_rate, total);
         while sent < due {
             let a = sent % aggregates;
             let id = Uuid::new_v4();
