@@ -181,11 +181,7 @@ impl Cors {
         }
         let mut res = StatusCode::NO_CONTENT.into_response();
         let h = res.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
+        allow_origin(h, origin);
         h.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
             HeaderValue::from_static(ALLOW_METHODS),
@@ -202,22 +198,27 @@ impl Cors {
         Self::Answered(res)
     }
 
-    /// The CORS headers of an allowed origin's answer.
+    /// The CORS headers of an allowed origin's answer (a preflight's or a request's).
     pub fn decorate(self, h: &mut HeaderMap) {
         let Self::Allowed(origin) = self else {
             return;
         };
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
+        allow_origin(h, origin);
         h.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
             HeaderValue::from_static(EXPOSE_HEADERS),
         );
         h.append(header::VARY, HeaderValue::from_static("Origin"));
     }
+}
+
+/// The two headers every answer to an allowed origin carries.
+fn allow_origin(h: &mut HeaderMap, origin: HeaderValue) {
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
 }
 
 const CSP_JSON: &str = "default-src 'none'; frame-ancestors 'none'";
