@@ -417,9 +417,8 @@ impl Service for Application {
             hub.shutdown(Duration::from_secs(5)).await;
             workers_stop.cancel();
         };
-        let proxy = state.proxy.clone();
         let app = tower::util::MapRequestLayer::new(trim_trailing_slash).layer(router(state));
-        let threads = spawn_workers(extra, &app, &proxy, &stop_workers)?;
+        let threads = spawn_workers(extra, &app, &stop_workers)?;
         if let Some(cert) = tls {
             let watch = cert.spawn_watch(config.tls_poll, tasks.clone());
             let listener = TlsListener::new(listener, cert.server_config(), tasks.clone())
@@ -481,7 +480,6 @@ fn spawn_ready_poll(state: &AppState, stop: CancellationToken, every: Duration) 
 fn spawn_workers<A>(
     extra: Vec<std::net::TcpListener>,
     app: &A,
-    proxy: &Proxy,
     stop: &CancellationToken,
 ) -> Result<Vec<std::thread::JoinHandle<std::io::Result<()>>>, StartError>
 where
@@ -493,14 +491,13 @@ where
 {
     let mut threads = Vec::with_capacity(extra.len());
     for (i, std_listener) in extra.into_iter().enumerate() {
-        let (app, proxy, stop) = (app.clone(), proxy.clone(), stop.clone());
+        let (app, stop) = (app.clone(), stop.clone());
         let thread = std::thread::Builder::new()
             .name(format!("gateway-worker-{}", i + 1))
             .spawn(move || -> std::io::Result<()> {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
-                proxy.use_thread_client();
                 rt.block_on(async move {
                     let listener = TcpListener::from_std(std_listener)?;
                     serve_http(

@@ -1,5 +1,5 @@
-//! The streaming reverse proxy (api.md §3.1, §3.7): one pooled keep-alive hyper client for all
-//! upstreams, bodies streamed both ways (never collected), forwarding headers set, hop-by-hop
+//! The streaming reverse proxy (api.md §3.1, §3.7): keep-alive HTTP/1.1 connections per
+//! upstream and thread (`pool`), bodies streamed both ways (never collected), forwarding headers set, hop-by-hop
 //! and internal headers dropped, failures classified into 502/503/504, a circuit breaker and
 //! readiness flag per upstream. Does network I/O.
 
@@ -25,10 +25,6 @@ use http::{
     header::{self, RETRY_AFTER},
 };
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
-use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
-    rt::TokioExecutor,
-};
 use payplane_kit::error::error_chain;
 use payplane_kit::{
     ApiError,
@@ -42,8 +38,7 @@ use crate::{
     edge::{ClientIp, IsTls},
 };
 
-/// The pooled client; request bodies are axum bodies streamed as they arrive.
-pub type HttpClient = Client<HttpConnector, Body>;
+mod pool;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -56,8 +51,11 @@ pub enum ProxyError {
 pub struct Upstream {
     pub name: &'static str,
     pub base: String,
-    scheme: http::uri::Scheme,
-    authority: http::uri::Authority,
+    /// Where its connections go; also the key of the per-thread connection pools.
+    target: pool::Target,
+    /// For requests that arrive without a `Host` (HTTP/2 clients send the authority instead):
+    /// HTTP/1.1 requires one.
+    host: HeaderValue,
     pub breaker: Breaker,
     ready: AtomicBool,
     ready_failures: AtomicU32,
@@ -84,8 +82,16 @@ impl Upstream {
         let uri: Uri = base.parse().map_err(|_| ProxyError::BadUpstreamUrl {
             url: base.to_owned(),
         })?;
-        let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned())
+        // Plain HTTP only: upstreams sit inside the cluster, behind the gateway's TLS.
+        let Some(authority) = uri
+            .authority()
+            .filter(|_| uri.scheme() == Some(&http::uri::Scheme::HTTP))
         else {
+            return Err(ProxyError::BadUpstreamUrl {
+                url: base.to_owned(),
+            });
+        };
+        let Ok(host) = HeaderValue::from_str(authority.as_str()) else {
             return Err(ProxyError::BadUpstreamUrl {
                 url: base.to_owned(),
             });
@@ -94,8 +100,8 @@ impl Upstream {
         Ok(Self {
             name,
             base: base.trim_end_matches('/').to_owned(),
-            scheme,
-            authority,
+            target: pool::Target::new(authority, policy.connect_timeout),
+            host,
             breaker: Breaker::new(policy.failure_threshold, policy.open_for),
             ready: AtomicBool::new(!tracked),
             ready_failures: AtomicU32::new(0),
@@ -136,17 +142,9 @@ impl Upstream {
     }
 }
 
-thread_local! {
-    /// A worker runtime's own client (see `Proxy::use_thread_client`): its pooled connections'
-    /// tasks then run on the same thread as the requests that use them, so a proxied request
-    /// never wakes another thread.
-    static THREAD_CLIENT: std::cell::RefCell<Option<HttpClient>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Every upstream plus the shared client.
+/// Every upstream and the policy for all of them.
 #[derive(Clone)]
 pub struct Proxy {
-    pub client: HttpClient,
     pub upstreams: Arc<Vec<Arc<Upstream>>>,
     pub policy: UpstreamPolicy,
 }
@@ -156,28 +154,14 @@ impl Proxy {
         upstreams: &[(&'static str, String)],
         policy: UpstreamPolicy,
     ) -> Result<Self, ProxyError> {
-        let client = build_client(&policy);
         let upstreams = upstreams
             .iter()
             .map(|(name, url)| Upstream::new(name, url, &policy).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            client,
             upstreams: Arc::new(upstreams),
             policy,
         })
-    }
-
-    /// Gives the calling thread its own pooled client; called once at the start of each
-    /// single-threaded worker runtime.
-    pub fn use_thread_client(&self) {
-        let client = build_client(&self.policy);
-        THREAD_CLIENT.with(|c| *c.borrow_mut() = Some(client));
-    }
-
-    /// Sends through this thread's client if it has one, the shared one otherwise.
-    fn send(&self, req: Request) -> hyper_util::client::legacy::ResponseFuture {
-        THREAD_CLIENT.with(|c| c.borrow().as_ref().unwrap_or(&self.client).request(req))
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Upstream>> {
@@ -226,23 +210,12 @@ impl Proxy {
                 .into_response();
         }
         let (mut parts, body) = req.into_parts();
+        // Origin-form, as HTTP/1.1 sends to a server that is not a proxy.
         let path_and_query = parts
             .uri
             .path_and_query()
-            .map_or("/", http::uri::PathAndQuery::as_str);
-        let uri = Uri::builder()
-            .scheme(upstream.scheme.clone())
-            .authority(upstream.authority.clone())
-            .path_and_query(path_and_query)
-            .build();
-        let Ok(uri) = uri else {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "VALIDATION_ERROR",
-                "Malformed request target",
-            )
-            .into_response();
-        };
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
         let client_ip = parts.extensions.get::<ClientIp>().map(|c| c.0);
         let tls = parts.extensions.get::<IsTls>().is_some_and(|t| t.0);
         // Rendered while the extensions are borrowed, so nothing is cloned just to be copied.
@@ -271,7 +244,10 @@ impl Proxy {
             request_id,
             traceparent,
         );
-        parts.uri = uri;
+        if !parts.headers.contains_key(header::HOST) {
+            parts.headers.insert(header::HOST, upstream.host.clone());
+        }
+        parts.uri = Uri::from(path_and_query);
         parts.version = http::Version::HTTP_11;
         // Bodiless requests (most GETs) skip the counting wrapper: one boxed body and one Arc
         // fewer per request.
@@ -286,7 +262,9 @@ impl Proxy {
         };
         let outbound = Request::from_parts(parts, body);
         let started = Instant::now();
-        let result = tokio::time::timeout(self.policy.response_timeout, self.send(outbound)).await;
+        let result =
+            tokio::time::timeout(self.policy.response_timeout, upstream.target.send(outbound))
+                .await;
         let hot = upstream.hot_metrics();
         hot.duration.record(started.elapsed().as_secs_f64());
         match result {
@@ -304,7 +282,8 @@ impl Proxy {
                 ApiError::payload_too_large(body_limit).into_response()
             }
             Ok(Err(err)) => {
-                let timed_out = is_connect_timeout(&err);
+                let timed_out =
+                    matches!(err, pool::SendError::ConnectTimeout) || is_io_timeout(&err);
                 let connect = err.is_connect();
                 tracing::warn!(upstream = upstream.name, error = %error_chain(&err), "upstream request failed");
                 if (connect || timed_out) && upstream.breaker.failure(Instant::now()) {
@@ -334,18 +313,6 @@ impl Proxy {
     }
 }
 
-/// The pooled keep-alive client (`TCP_NODELAY`, connect timeout, 60 s idle).
-fn build_client(policy: &UpstreamPolicy) -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(policy.connect_timeout));
-    connector.set_keepalive(Some(Duration::from_secs(60)));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        .build(connector)
-}
-
 fn gateway_timeout(name: &str) -> Response {
     ApiError::new(
         StatusCode::GATEWAY_TIMEOUT,
@@ -360,7 +327,7 @@ fn record(upstream: &Upstream, outcome: &'static str) {
         .increment(1);
 }
 
-fn is_connect_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+fn is_io_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = src {
         if let Some(io) = e.downcast_ref::<std::io::Error>()
