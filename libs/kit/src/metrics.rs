@@ -111,6 +111,40 @@ fn series(method: &http::Method, route: &str, status: u16) -> Series {
     })
 }
 
+/// The route template of a request that reached its handler without axum's router (the
+/// gateway's `/api/{service}` fast path): counted under this label as `MatchedPath` would be.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteTemplate(pub &'static str);
+
+/// Which route a request is counted under.
+#[derive(Debug)]
+enum RouteLabel {
+    Matched(MatchedPath),
+    Template(&'static str),
+    Unmatched,
+}
+
+impl RouteLabel {
+    fn of(req: &Request) -> Self {
+        let extensions = req.extensions();
+        if let Some(matched) = extensions.get::<MatchedPath>() {
+            Self::Matched(matched.clone())
+        } else if let Some(RouteTemplate(template)) = extensions.get::<RouteTemplate>() {
+            Self::Template(template)
+        } else {
+            Self::Unmatched
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Matched(matched) => matched.as_str(),
+            Self::Template(template) => template,
+            Self::Unmatched => "unmatched",
+        }
+    }
+}
+
 /// Layer: request count, duration and in-flight gauge. A plain tower layer with its own
 /// future rather than `middleware::from_fn`, which boxes the rest of the stack and its future
 /// on every request (about 2,000 instructions of a proxied request, counted with callgrind).
@@ -154,7 +188,7 @@ where
         in_flight.increment(1.0);
         TrackFuture {
             method: req.method().clone(),
-            route: req.extensions().get::<MatchedPath>().cloned(),
+            route: RouteLabel::of(&req),
             started: Instant::now(),
             cached,
             in_flight: InFlight(in_flight),
@@ -179,7 +213,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         method: http::Method,
-        route: Option<MatchedPath>,
+        route: RouteLabel,
         started: Instant,
         cached: bool,
         in_flight: InFlight,
@@ -196,7 +230,7 @@ where
         let this = self.project();
         let res = std::task::ready!(this.inner.poll(cx));
         if let Ok(res) = &res {
-            let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            let route = this.route.as_str();
             let status = res.status().as_u16();
             let elapsed = this.started.elapsed().as_secs_f64();
             if *this.cached {

@@ -2,7 +2,7 @@
 //! background tasks (readiness polls, JWKS, docs, TLS reload, event bridge) and serving over
 //! plain HTTP or TLS, both with HTTP/1.1 and HTTP/2.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -31,6 +31,7 @@ use tower_http::{
 };
 
 use crate::{
+    api_first::{ApiFirst, Forward},
     config::Config,
     docs::{self, Docs},
     edge::{EdgeConfig, PeerAddr, layer::EdgeLayer},
@@ -160,6 +161,11 @@ impl AppState {
 
 /// `/api/{service}[/…]`: the routing table of api.md §3.1.
 async fn forward(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    forward_request(&state, req).await
+}
+
+/// The API route's work, shared by the router's handler and the fast path (`api_first`).
+pub(crate) async fn forward_request(state: &Arc<AppState>, req: Request) -> Response {
     let path = req.uri().path();
     let mut segments = path.trim_start_matches('/').split('/');
     let (_api, service, next) = (segments.next(), segments.next(), segments.next());
@@ -241,7 +247,12 @@ fn json_only() -> impl Predicate {
 }
 
 /// The gateway's routes wrapped in its stack.
-pub fn router(state: AppState) -> Router {
+pub fn router(
+    state: AppState,
+) -> impl tower::Service<Request, Response = Response, Error = Infallible, Future: Send>
++ Clone
++ Send
++ 'static {
     // Install the recorder before the first request is counted.
     let _ = payplane_kit::metrics::handle();
     let edge = state.edge.clone();
@@ -267,8 +278,7 @@ pub fn router(state: AppState) -> Router {
             let state = state.clone();
             move |req: Request| console_or_not_found(state.clone(), req)
         });
-    routes.layer(
-        ServiceBuilder::new()
+    let stack = ServiceBuilder::new()
             // 1. Request id first: every later layer's log line and error envelope names the request.
             .layer(middleware::from_fn(payplane_kit::request_id::middleware))
             // 2. Access log span; the path only, never the query (`/ws?token=…`). The id is
@@ -304,8 +314,12 @@ pub fn router(state: AppState) -> Router {
             // body refused before any byte is read.
             .layer(EdgeLayer::new(edge, state.limiter.clone(), state.config.metrics_allowed.clone()))
             // 10. gzip/br for JSON answers (upstream bodies stay streamed).
-            .layer(CompressionLayer::new().compress_when(json_only())),
-    )
+            .layer(CompressionLayer::new().compress_when(json_only()));
+    // The API skips the router's matching (see `api_first`); both go through the same stack.
+    ApiFirst {
+        api: stack.clone().service(Forward(state)),
+        rest: routes.layer(stack),
+    }
 }
 
 /// The runtime `main` runs the gateway on. With several workers (TLS keeps one) the calling

@@ -4,6 +4,7 @@
 //! fed by this replica's broker queue; GraphQL over the services' REST endpoints (api.md §9);
 //! and the merged API documentation.
 
+pub mod api_first;
 pub mod app;
 pub mod breaker;
 pub mod config;

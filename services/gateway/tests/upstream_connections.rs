@@ -113,6 +113,23 @@ async fn sequential_requests_reuse_one_upstream_connection_in_origin_form() {
         assert_eq!(target, &format!("/api/payments/ping?n={i}"), "origin-form");
         assert_eq!(host, &gateway_host, "the caller's Host is passed on");
     }
+    // The API skips axum's router (`api_first`) but is still counted under the route template.
+    let metrics = http
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("http_requests_total{")
+                && l.contains(r#"route="/api/{service}/{*rest}""#)
+                && l.contains(r#"status="200""#)),
+        "{metrics}"
+    );
     gw.stop().await;
 }
 
