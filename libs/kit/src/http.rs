@@ -143,6 +143,6 @@ pub fn stack(routes: Router, health: Health, opts: &StackOptions) -> Router {
                 .on_request(())
                 .on_failure(()),
         )
-        .layer(middleware::from_fn(crate::request_id::middleware))
+        .layer(crate::request_id::RequestIdLayer)
         .layer(Extension(TrustedProxies(Arc::new(opts.trusted_proxies.clone()))))
 }

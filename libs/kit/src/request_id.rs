@@ -2,8 +2,15 @@
 //! The id lives in a task-local for the request's duration so error bodies and events can carry
 //! it without threading it through every call.
 
-use axum::{extract::Request, middleware::Next, response::Response};
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use axum::{extract::Request, response::Response};
 use http::{HeaderName, HeaderValue};
+use tokio::task::futures::TaskLocalFuture;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const X_CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
@@ -56,33 +63,104 @@ pub fn choose(headers: &http::HeaderMap) -> String {
         .into_iter()
         .filter_map(|name| headers.get(name).and_then(|v| v.to_str().ok()))
         .find(|v| valid_id(v))
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+        .map_or_else(new_id, str::to_owned)
 }
 
-/// Middleware: settles the id, exposes it to the handler and echoes it on every response.
-pub async fn middleware(mut req: Request, next: Next) -> Response {
-    let id = choose(req.headers());
-    let trace = TraceContext {
-        traceparent: req
-            .headers()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| valid_traceparent(v))
-            .map(str::to_owned),
-        tracestate: req
-            .headers()
-            .get("tracestate")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-    };
-    req.extensions_mut().insert(RequestId(id.clone()));
-    req.extensions_mut().insert(trace);
-    let mut res = CURRENT.scope(id.clone(), next.run(req)).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(X_REQUEST_ID, value.clone());
-        res.headers_mut().insert(X_CORRELATION_ID, value);
+/// A fresh UUID v4, written without going through `core::fmt`.
+fn new_id() -> String {
+    let mut buf = uuid::Uuid::encode_buffer();
+    uuid::Uuid::new_v4()
+        .hyphenated()
+        .encode_lower(&mut buf)
+        .to_owned()
+}
+
+/// Layer: settles the id, exposes it to the handler (extension and task-local) and echoes it
+/// on every response. A plain tower layer with its own future rather than
+/// `middleware::from_fn`, which boxes the rest of the stack and its future on every request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestIdLayer;
+
+impl<S> tower::Layer<S> for RequestIdLayer {
+    type Service = SetRequestId<S>;
+
+    fn layer(&self, inner: S) -> SetRequestId<S> {
+        SetRequestId { inner }
     }
-    res
+}
+
+/// The service of [`RequestIdLayer`].
+#[derive(Debug, Clone)]
+pub struct SetRequestId<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<Request> for SetRequestId<S>
+where
+    S: tower::Service<Request, Response = http::Response<B>>,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = RequestIdFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let id = choose(req.headers());
+        let header = |name: &HeaderName| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let trace = TraceContext {
+            traceparent: header(&TRACEPARENT).filter(|v| valid_traceparent(v)),
+            tracestate: header(&TRACESTATE),
+        };
+        let echo = HeaderValue::from_str(&id).ok();
+        req.extensions_mut().insert(RequestId(id.clone()));
+        req.extensions_mut().insert(trace);
+        RequestIdFuture {
+            inner: CURRENT.scope(id, self.inner.call(req)),
+            echo,
+        }
+    }
+}
+
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
+pin_project_lite::pin_project! {
+    /// The rest of the stack with the id in scope; puts the id on the answer, whose body
+    /// becomes axum's (as every handler's and `from_fn`'s answers are).
+    pub struct RequestIdFuture<F> {
+        #[pin]
+        inner: TaskLocalFuture<String, F>,
+        echo: Option<HeaderValue>,
+    }
+}
+
+impl<F, B, E> Future for RequestIdFuture<F>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = std::task::ready!(this.inner.poll(cx))?;
+        if let Some(value) = this.echo.take() {
+            res.headers_mut().insert(X_REQUEST_ID, value.clone());
+            res.headers_mut().insert(X_CORRELATION_ID, value);
+        }
+        Poll::Ready(Ok(res.map(axum::body::Body::new)))
+    }
 }
 
 /// Layer inside the request span: when spans are exported, the trace context handed to
@@ -114,10 +192,7 @@ where
     type Error = S::Error;
     type Future = S::Future;
 
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), S::Error>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 

@@ -7,7 +7,6 @@ use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 use axum::{
     Router,
     extract::{Request, State},
-    middleware,
     response::{IntoResponse, Response},
     routing::{any, get},
 };
@@ -280,7 +279,7 @@ pub fn router(
         });
     let stack = ServiceBuilder::new()
             // 1. Request id first: every later layer's log line and error envelope names the request.
-            .layer(middleware::from_fn(payplane_kit::request_id::middleware))
+            .layer(payplane_kit::request_id::RequestIdLayer)
             // 2. Access log span; the path only, never the query (`/ws?token=…`). The id is
             // recorded as the span is made, so it is borrowed, not copied; the caller's trace
             // context is only parsed when spans are exported.
