@@ -33,7 +33,7 @@ use crate::{
     api_first::{ApiFirst, Forward},
     config::Config,
     docs::{self, Docs},
-    edge::{EdgeConfig, PeerAddr, layer::EdgeLayer},
+    edge::{EdgeConfig, PeerAddr, compress::CompressIfAskedLayer, layer::EdgeLayer},
     graphql,
     proxy::{Proxy, ProxyError, Upstream},
     ratelimit::RateLimiter,
@@ -312,8 +312,9 @@ pub fn router(
             // preflights; rate limits (429 never reaches an upstream); a declared oversized
             // body refused before any byte is read.
             .layer(EdgeLayer::new(edge, state.limiter.clone(), state.config.metrics_allowed.clone()))
-            // 10. gzip/br for JSON answers (upstream bodies stay streamed).
-            .layer(CompressionLayer::new().compress_when(json_only()));
+            // 10. gzip/br for JSON answers (upstream bodies stay streamed), for requests that
+            // ask for it; the others skip the compressing body (see `edge::compress`).
+            .layer(CompressIfAskedLayer::new(CompressionLayer::new().compress_when(json_only())));
     // The API skips the router's matching (see `api_first`); both go through the same stack.
     ApiFirst {
         api: stack.clone().service(Forward(state)),

@@ -16,6 +16,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use ipnet::IpNet;
 use payplane_kit::{ApiError, client_ip};
 
+pub mod compress;
 pub mod layer;
 
 /// The TCP peer and whether the connection is TLS, recorded per connection.

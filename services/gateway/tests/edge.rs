@@ -326,6 +326,10 @@ async fn declared_oversized_body_is_413_and_json_is_compressed() {
         .await
         .unwrap();
     assert_eq!(res.headers()["content-encoding"], "gzip");
+    // Without `Accept-Encoding` the same answer comes as it is (the uncompressed path).
+    let res = http.get(gw.url("/api/payments/echo")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().get("content-encoding").is_none());
 }
 
 fn tls_client(cert_pem: &str) -> reqwest::Client {
