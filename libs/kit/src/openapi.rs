@@ -11,6 +11,10 @@ use std::{borrow::Cow, collections::BTreeSet, future::Future};
 use axum::{Router, routing::MethodRouter};
 use http::{Method, StatusCode};
 use serde_json::Value;
+use utoipa::openapi::{
+    RefOr,
+    schema::{ObjectBuilder, Schema, Type},
+};
 
 /// Declares the `bearerAuth` security scheme (an EdDSA-signed JWT access token, api.md §2) that
 /// every service's operations name in `security(("bearerAuth" = []))`.
@@ -306,19 +310,31 @@ pub fn allow_empty_query_values(doc: &mut Value) {
 /// already document them (with its own wording), so documents list them consistently:
 /// - a request body: 400 `VALIDATION_ERROR`/`INVALID_JSON`, 413, 415 (api.md §1.1, §3.6);
 /// - query or header parameters: 400 `VALIDATION_ERROR` (api.md §1.5);
-/// - a bearer token required: 401 (api.md §2.5);
+/// - a bearer token required: 401 (api.md §2.5), and 403 with `forbidden`'s wording where the
+///   service serves one role only;
 /// - a bearer token or a body (the handler reads a database or Redis): 503;
 /// - every operation not in `rate_limit_exempt`: 429 `RATE_LIMIT_EXCEEDED`, answered by the
 ///   gateway whose merged document this becomes (api.md §3.3).
 pub struct StandardResponses {
     pub rate_limit_exempt: &'static [&'static str],
+    pub forbidden: Option<&'static str>,
 }
 
 impl StandardResponses {
     /// Every route counts against the gateway's rate limit (api.md §3.3).
     pub const RATE_LIMITED: Self = Self {
         rate_limit_exempt: &[],
+        forbidden: None,
     };
+
+    /// Every bearer-token operation also answers 403 `description` (a service for one role).
+    #[must_use]
+    pub const fn with_forbidden(self, description: &'static str) -> Self {
+        Self {
+            forbidden: Some(description),
+            ..self
+        }
+    }
 
     pub fn apply(&self, doc: &mut Value) {
         for_each_operation(doc, |path, _, op| {
@@ -352,6 +368,9 @@ impl StandardResponses {
                     "401",
                     "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED",
                 );
+                if let Some(forbidden) = self.forbidden {
+                    add("403", forbidden);
+                }
             }
             if secured || has_body {
                 add("503", "SERVICE_UNAVAILABLE: a required dependency is down");
@@ -378,6 +397,41 @@ pub fn document(
         );
     }
     doc
+}
+
+/// Ends each service's `openapi` module, which defines `field_rules()`: declares `RESPONSES`
+/// (`$responses`), `openapi()`, the document as served and merged by the gateway ([`document`]
+/// of the utoipa `$api`), `serve()`, its `GET /openapi.json` handler (raw, not enveloped: api.md
+/// §1.3), and the unit test that every field rule applies. A macro because these are items of
+/// the service's module.
+#[macro_export]
+macro_rules! openapi_document {
+    ($api:ty, $responses:expr) => {
+        /// The standard error answers of every operation.
+        const RESPONSES: $crate::openapi::StandardResponses = $responses;
+
+        /// The service's OpenAPI document as served (also what the gateway merges).
+        pub fn openapi() -> ::serde_json::Value {
+            $crate::openapi::document(
+                &<$api as ::utoipa::OpenApi>::openapi(),
+                &field_rules(),
+                &RESPONSES,
+            )
+        }
+
+        /// `GET /openapi.json` (raw, not enveloped: api.md §1.3).
+        pub async fn serve() -> ::axum::Json<::serde_json::Value> {
+            ::axum::Json(openapi())
+        }
+
+        #[cfg(test)]
+        #[test]
+        fn every_field_rule_applies() {
+            let api = <$api as ::utoipa::OpenApi>::openapi();
+            let (_, result) = $crate::openapi::describe(&api, &field_rules(), &RESPONSES);
+            assert_eq!(result, Ok(()));
+        }
+    };
 }
 
 /// A service's served document: the generated one with its field rules, empty query values
@@ -606,6 +660,35 @@ pub struct Pagination {
 pub struct FieldError {
     field: String,
     message: String,
+}
+
+/// A string schema limited to `values` (see [`crate::openapi_vocabulary!`]).
+pub fn vocabulary(values: &[&str], description: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .description(Some(description))
+        .into()
+}
+
+/// Declares documentation types of string vocabularies whose values are the constants the
+/// handlers validate with (runtime values, which a derive cannot take), one a line:
+/// `openapi_vocabulary! { PaymentStatus = STATUSES, "A payment status."; }` (the description is
+/// the schema's).
+#[macro_export]
+macro_rules! openapi_vocabulary {
+    ($($name:ident = $values:expr, $description:literal;)+) => {$(
+        #[doc = $description]
+        pub struct $name;
+
+        impl ::utoipa::PartialSchema for $name {
+            fn schema() -> ::utoipa::openapi::RefOr<::utoipa::openapi::schema::Schema> {
+                $crate::openapi::vocabulary(&$values, $description)
+            }
+        }
+
+        impl ::utoipa::ToSchema for $name {}
+    )+};
 }
 
 /// Declares the documentation type of a success envelope `{success: true, data: <$data>}`
@@ -894,13 +977,7 @@ mod tests {
 
     #[test]
     fn field_rules_patch_properties_parameters_and_bodies() {
-        let (v, result) = describe(
-            &api(),
-            &rules(),
-            &StandardResponses {
-                rate_limit_exempt: &[],
-            },
-        );
+        let (v, result) = describe(&api(), &rules(), &StandardResponses::RATE_LIMITED);
         assert_eq!(result, Ok(()));
         let name = &v["components"]["schemas"]["Thing"]["properties"]["name"];
         assert_eq!(
@@ -923,6 +1000,28 @@ mod tests {
             );
         }
         assert!(op["responses"].get("401").is_none(), "not secured");
+    }
+
+    #[test]
+    fn a_service_for_one_role_documents_403_on_secured_operations() {
+        let mut doc = json!({"paths": {"/api/things": {
+            "get": {"security": [{"bearerAuth": []}], "responses": {}},
+            "post": {"responses": {}},
+        }}});
+        StandardResponses::RATE_LIMITED
+            .with_forbidden("FORBIDDEN (not ADMIN)")
+            .apply(&mut doc);
+        let item = &doc["paths"]["/api/things"];
+        let forbidden = &item["get"]["responses"]["403"];
+        assert_eq!(forbidden["description"], "FORBIDDEN (not ADMIN)");
+        assert_eq!(
+            forbidden["content"]["application/json"]["schema"]["$ref"],
+            ERROR_ENVELOPE
+        );
+        assert!(
+            item["post"]["responses"].get("403").is_none(),
+            "not secured"
+        );
     }
 
     #[test]
