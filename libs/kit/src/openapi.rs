@@ -917,6 +917,80 @@ where
     problems
 }
 
+/// The body of each service's `tests/openapi.rs` (see [`crate::openapi_served_test!`]): `GET
+/// /openapi.json` answers `expected` raw (not enveloped) with the `bearerAuth` scheme, it
+/// describes exactly the table's public paths (the internal ones exist and are left out on
+/// purpose), and [`probe`] finds every documented operation routed and every other method
+/// answering 405. `call` sends a request with a `{}` JSON body and answers its status and JSON
+/// body (`null` when there is none).
+///
+/// # Panics
+/// When any of that does not hold: it is a test.
+pub async fn check_served<S, F, Fut>(expected: &Value, table: &RouteTable<S>, mut call: F)
+where
+    S: Clone + Send + Sync + 'static,
+    F: FnMut(Method, String) -> Fut,
+    Fut: Future<Output = (StatusCode, Value)>,
+{
+    let (status, doc) = call(Method::GET, "/openapi.json".to_owned()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc.get("success").is_none(), "not enveloped");
+    assert_eq!(&doc, expected);
+    let bearer = &doc["components"]["securitySchemes"]["bearerAuth"];
+    assert_eq!(bearer["type"], "http");
+    assert_eq!(bearer["scheme"], "bearer");
+    let (ops, problems) = check_document(&doc, &table.public_paths());
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert!(
+        table.paths().iter().any(|p| p.starts_with("/internal")),
+        "the internal routes exist and are left out on purpose"
+    );
+    let problems = probe(&ops, |method, path| {
+        let answer = call(method, path);
+        async move {
+            let (status, body) = answer.await;
+            let code = body["error"]["code"].as_str().unwrap_or("").to_owned();
+            (status, code)
+        }
+    })
+    .await;
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// A service's `tests/openapi.rs`: `openapi_served_test!(payplane_auth);` spawns the service's
+/// `testing::TestApp` and runs [`check_served`] over HTTP against its `openapi()` and
+/// `routes::table()`. A macro because the HTTP client (`reqwest`) and the TLS provider
+/// (`rustls`) are the service's test dependencies, not the kit's.
+#[macro_export]
+macro_rules! openapi_served_test {
+    ($service:ident) => {
+        #[::tokio::test]
+        async fn openapi_document_describes_exactly_the_served_routes() {
+            let _ = ::rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let app = $service::testing::TestApp::spawn()
+                .await
+                .expect(concat!("spawn ", stringify!($service)));
+            let http = ::reqwest::Client::new();
+            let (expected, table) = ($service::openapi(), $service::routes::table());
+            $crate::openapi::check_served(&expected, &table, |method, path| {
+                let request = http
+                    .request(method, app.url(&path))
+                    .json(&::serde_json::json!({}));
+                async move {
+                    let res = request.send().await.unwrap();
+                    let status = res.status();
+                    (
+                        status,
+                        res.json().await.unwrap_or(::serde_json::Value::Null),
+                    )
+                }
+            })
+            .await;
+            app.stop().await;
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
