@@ -4,7 +4,9 @@
 //! on a documented path answers 405. Also the `bearerAuth` scheme every document declares, and
 //! [`FieldRules`]: the request rules the handlers enforce (lengths, patterns, formats, enums,
 //! bounds), patched into the document from the same constants the validators use, because
-//! utoipa's derive attributes only take literals. No I/O.
+//! utoipa's derive attributes only take literals. And what every service's document module
+//! and document test would otherwise each write: [`crate::openapi_document!`],
+//! [`crate::openapi_vocabulary!`], [`crate::openapi_envelope!`], [`check_served`]. No I/O.
 
 use std::{borrow::Cow, collections::BTreeSet, future::Future};
 
@@ -317,6 +319,7 @@ pub fn allow_empty_query_values(doc: &mut Value) {
 ///   gateway whose merged document this becomes (api.md §3.3).
 pub struct StandardResponses {
     pub rate_limit_exempt: &'static [&'static str],
+    /// The wording of the 403 every bearer-token operation answers, in a service for one role.
     pub forbidden: Option<&'static str>,
 }
 
