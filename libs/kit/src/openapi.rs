@@ -4,13 +4,19 @@
 //! on a documented path answers 405. Also the `bearerAuth` scheme every document declares, and
 //! [`FieldRules`]: the request rules the handlers enforce (lengths, patterns, formats, enums,
 //! bounds), patched into the document from the same constants the validators use, because
-//! utoipa's derive attributes only take literals. No I/O.
+//! utoipa's derive attributes only take literals. And what every service's document module
+//! and document test would otherwise each write: [`crate::openapi_document!`],
+//! [`crate::openapi_vocabulary!`], [`crate::openapi_envelope!`], [`check_served`]. No I/O.
 
 use std::{borrow::Cow, collections::BTreeSet, future::Future};
 
 use axum::{Router, routing::MethodRouter};
 use http::{Method, StatusCode};
 use serde_json::Value;
+use utoipa::openapi::{
+    RefOr,
+    schema::{ObjectBuilder, Schema, Type},
+};
 
 /// Declares the `bearerAuth` security scheme (an EdDSA-signed JWT access token, api.md §2) that
 /// every service's operations name in `security(("bearerAuth" = []))`.
@@ -306,19 +312,32 @@ pub fn allow_empty_query_values(doc: &mut Value) {
 /// already document them (with its own wording), so documents list them consistently:
 /// - a request body: 400 `VALIDATION_ERROR`/`INVALID_JSON`, 413, 415 (api.md §1.1, §3.6);
 /// - query or header parameters: 400 `VALIDATION_ERROR` (api.md §1.5);
-/// - a bearer token required: 401 (api.md §2.5);
+/// - a bearer token required: 401 (api.md §2.5), and 403 with `forbidden`'s wording where the
+///   service serves one role only;
 /// - a bearer token or a body (the handler reads a database or Redis): 503;
 /// - every operation not in `rate_limit_exempt`: 429 `RATE_LIMIT_EXCEEDED`, answered by the
 ///   gateway whose merged document this becomes (api.md §3.3).
 pub struct StandardResponses {
     pub rate_limit_exempt: &'static [&'static str],
+    /// The wording of the 403 every bearer-token operation answers, in a service for one role.
+    pub forbidden: Option<&'static str>,
 }
 
 impl StandardResponses {
     /// Every route counts against the gateway's rate limit (api.md §3.3).
     pub const RATE_LIMITED: Self = Self {
         rate_limit_exempt: &[],
+        forbidden: None,
     };
+
+    /// Every bearer-token operation also answers 403 `description` (a service for one role).
+    #[must_use]
+    pub const fn with_forbidden(self, description: &'static str) -> Self {
+        Self {
+            forbidden: Some(description),
+            ..self
+        }
+    }
 
     pub fn apply(&self, doc: &mut Value) {
         for_each_operation(doc, |path, _, op| {
@@ -352,6 +371,9 @@ impl StandardResponses {
                     "401",
                     "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED",
                 );
+                if let Some(forbidden) = self.forbidden {
+                    add("403", forbidden);
+                }
             }
             if secured || has_body {
                 add("503", "SERVICE_UNAVAILABLE: a required dependency is down");
@@ -378,6 +400,41 @@ pub fn document(
         );
     }
     doc
+}
+
+/// Ends each service's `openapi` module, which defines `field_rules()`: declares `RESPONSES`
+/// (`$responses`), `openapi()`, the document as served and merged by the gateway ([`document`]
+/// of the utoipa `$api`), `serve()`, its `GET /openapi.json` handler (raw, not enveloped: api.md
+/// §1.3), and the unit test that every field rule applies. A macro because these are items of
+/// the service's module.
+#[macro_export]
+macro_rules! openapi_document {
+    ($api:ty, $responses:expr) => {
+        /// The standard error answers of every operation.
+        const RESPONSES: $crate::openapi::StandardResponses = $responses;
+
+        /// The service's OpenAPI document as served (also what the gateway merges).
+        pub fn openapi() -> ::serde_json::Value {
+            $crate::openapi::document(
+                &<$api as ::utoipa::OpenApi>::openapi(),
+                &field_rules(),
+                &RESPONSES,
+            )
+        }
+
+        /// `GET /openapi.json` (raw, not enveloped: api.md §1.3).
+        pub async fn serve() -> ::axum::Json<::serde_json::Value> {
+            ::axum::Json(openapi())
+        }
+
+        #[cfg(test)]
+        #[test]
+        fn every_field_rule_applies() {
+            let api = <$api as ::utoipa::OpenApi>::openapi();
+            let (_, result) = $crate::openapi::describe(&api, &field_rules(), &RESPONSES);
+            assert_eq!(result, Ok(()));
+        }
+    };
 }
 
 /// A service's served document: the generated one with its field rules, empty query values
@@ -608,6 +665,35 @@ pub struct FieldError {
     message: String,
 }
 
+/// A string schema limited to `values` (see [`crate::openapi_vocabulary!`]).
+pub fn vocabulary(values: &[&str], description: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .description(Some(description))
+        .into()
+}
+
+/// Declares documentation types of string vocabularies whose values are the constants the
+/// handlers validate with (runtime values, which a derive cannot take), one a line:
+/// `openapi_vocabulary! { PaymentStatus = STATUSES, "A payment status."; }` (the description is
+/// the schema's).
+#[macro_export]
+macro_rules! openapi_vocabulary {
+    ($($name:ident = $values:expr, $description:literal;)+) => {$(
+        #[doc = $description]
+        pub struct $name;
+
+        impl ::utoipa::PartialSchema for $name {
+            fn schema() -> ::utoipa::openapi::RefOr<::utoipa::openapi::schema::Schema> {
+                $crate::openapi::vocabulary(&$values, $description)
+            }
+        }
+
+        impl ::utoipa::ToSchema for $name {}
+    )+};
+}
+
 /// Declares the documentation type of a success envelope `{success: true, data: <$data>}`
 /// (api.md §1.3) for a service's utoipa document: `openapi_envelope!(UserEnvelope, User, "…");`.
 #[macro_export]
@@ -834,6 +920,80 @@ where
     problems
 }
 
+/// The body of each service's `tests/openapi.rs` (see [`crate::openapi_served_test!`]): `GET
+/// /openapi.json` answers `expected` raw (not enveloped) with the `bearerAuth` scheme, it
+/// describes exactly the table's public paths (the internal ones exist and are left out on
+/// purpose), and [`probe`] finds every documented operation routed and every other method
+/// answering 405. `call` sends a request with a `{}` JSON body and answers its status and JSON
+/// body (`null` when there is none).
+///
+/// # Panics
+/// When any of that does not hold: it is a test.
+pub async fn check_served<S, F, Fut>(expected: &Value, table: &RouteTable<S>, mut call: F)
+where
+    S: Clone + Send + Sync + 'static,
+    F: FnMut(Method, String) -> Fut,
+    Fut: Future<Output = (StatusCode, Value)>,
+{
+    let (status, doc) = call(Method::GET, "/openapi.json".to_owned()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc.get("success").is_none(), "not enveloped");
+    assert_eq!(&doc, expected);
+    let bearer = &doc["components"]["securitySchemes"]["bearerAuth"];
+    assert_eq!(bearer["type"], "http");
+    assert_eq!(bearer["scheme"], "bearer");
+    let (ops, problems) = check_document(&doc, &table.public_paths());
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert!(
+        table.paths().iter().any(|p| p.starts_with("/internal")),
+        "the internal routes exist and are left out on purpose"
+    );
+    let problems = probe(&ops, |method, path| {
+        let answer = call(method, path);
+        async move {
+            let (status, body) = answer.await;
+            let code = body["error"]["code"].as_str().unwrap_or("").to_owned();
+            (status, code)
+        }
+    })
+    .await;
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// A service's `tests/openapi.rs`: `openapi_served_test!(payplane_auth);` spawns the service's
+/// `testing::TestApp` and runs [`check_served`] over HTTP against its `openapi()` and
+/// `routes::table()`. A macro because the HTTP client (`reqwest`) and the TLS provider
+/// (`rustls`) are the service's test dependencies, not the kit's.
+#[macro_export]
+macro_rules! openapi_served_test {
+    ($service:ident) => {
+        #[::tokio::test]
+        async fn openapi_document_describes_exactly_the_served_routes() {
+            let _ = ::rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let app = $service::testing::TestApp::spawn()
+                .await
+                .expect(concat!("spawn ", stringify!($service)));
+            let http = ::reqwest::Client::new();
+            let (expected, table) = ($service::openapi(), $service::routes::table());
+            $crate::openapi::check_served(&expected, &table, |method, path| {
+                let request = http
+                    .request(method, app.url(&path))
+                    .json(&::serde_json::json!({}));
+                async move {
+                    let res = request.send().await.unwrap();
+                    let status = res.status();
+                    (
+                        status,
+                        res.json().await.unwrap_or(::serde_json::Value::Null),
+                    )
+                }
+            })
+            .await;
+            app.stop().await;
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -894,13 +1054,7 @@ mod tests {
 
     #[test]
     fn field_rules_patch_properties_parameters_and_bodies() {
-        let (v, result) = describe(
-            &api(),
-            &rules(),
-            &StandardResponses {
-                rate_limit_exempt: &[],
-            },
-        );
+        let (v, result) = describe(&api(), &rules(), &StandardResponses::RATE_LIMITED);
         assert_eq!(result, Ok(()));
         let name = &v["components"]["schemas"]["Thing"]["properties"]["name"];
         assert_eq!(
@@ -923,6 +1077,28 @@ mod tests {
             );
         }
         assert!(op["responses"].get("401").is_none(), "not secured");
+    }
+
+    #[test]
+    fn a_service_for_one_role_documents_403_on_secured_operations() {
+        let mut doc = json!({"paths": {"/api/things": {
+            "get": {"security": [{"bearerAuth": []}], "responses": {}},
+            "post": {"responses": {}},
+        }}});
+        StandardResponses::RATE_LIMITED
+            .with_forbidden("FORBIDDEN (not ADMIN)")
+            .apply(&mut doc);
+        let item = &doc["paths"]["/api/things"];
+        let forbidden = &item["get"]["responses"]["403"];
+        assert_eq!(forbidden["description"], "FORBIDDEN (not ADMIN)");
+        assert_eq!(
+            forbidden["content"]["application/json"]["schema"]["$ref"],
+            ERROR_ENVELOPE
+        );
+        assert!(
+            item["post"]["responses"].get("403").is_none(),
+            "not secured"
+        );
     }
 
     #[test]

@@ -4,7 +4,6 @@
 #![expect(dead_code, reason = "documentation-only types and operation stubs")]
 #![expect(clippy::struct_field_names, reason = "field names are the wire names")]
 
-use axum::{Json, response::IntoResponse};
 use payplane_kit::{
     openapi::{
         BearerAuth, FieldRule, FieldRules, Rule, StandardResponses, UniqueOperationIds, email,
@@ -31,22 +30,9 @@ pub enum Role {
     Admin,
 }
 
-/// A self-registration role (`ADMIN` → 400 `VALIDATION_ERROR`).
-#[derive(ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum SelfRole {
-    Customer,
-    Vendor,
-}
-
-/// A device type.
-#[derive(ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceType {
-    Browser,
-    Mobile,
-    Desktop,
-    Other,
+payplane_kit::openapi_vocabulary! {
+    SelfRole = SELF_ROLES, "A self-registration role (`ADMIN` → 400 `VALIDATION_ERROR`).";
+    DeviceType = DEVICE_TYPES, "A device type.";
 }
 
 /// PublicUser (api.md §4.2): exactly these six fields.
@@ -348,10 +334,7 @@ pub struct ErrorEnvelope {
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Account created and signed in; emits auth.user.created", body = AuthResultEnvelope),
-        (status = 400, description = "VALIDATION_ERROR or INVALID_JSON", body = ErrorEnvelope),
         (status = 409, description = "EMAIL_EXISTS", body = ErrorEnvelope),
-        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
-        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
     ))]
 fn register() {}
 
@@ -360,10 +343,8 @@ fn register() {}
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in; a session on the same device is replaced", body = AuthResultEnvelope),
-        (status = 400, description = "VALIDATION_ERROR or INVALID_JSON", body = ErrorEnvelope),
         (status = 401, description = "INVALID_CREDENTIALS (details.remainingAttempts after the 3rd and 4th failure)", body = ErrorEnvelope),
         (status = 403, description = "ACCOUNT_DISABLED", body = ErrorEnvelope),
-        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
         (status = 429, description = "ACCOUNT_LOCKED (details {lockedUntil?, waitSeconds}, Retry-After header) or RATE_LIMIT_EXCEEDED (gateway)", body = ErrorEnvelope),
     ))]
 fn login() {}
@@ -372,9 +353,7 @@ fn login() {}
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "Refresh token rotated, new access token", body = RefreshResultEnvelope),
-        (status = 400, description = "VALIDATION_ERROR or INVALID_JSON", body = ErrorEnvelope),
         (status = 401, description = "TOKEN_INVALID, SESSION_REVOKED, TOKEN_REUSE_DETECTED or TOKEN_EXPIRED", body = ErrorEnvelope),
-        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
     ))]
 fn refresh() {}
 
@@ -383,16 +362,13 @@ fn refresh() {}
     request_body(content = LogoutRequest, description = "Optional; a bearer token (even expired or revoked) or a current refresh token identifies the session"),
     responses(
         (status = 200, description = "Session(s) ended", body = RevokedSessionsEnvelope),
-        (status = 400, description = "VALIDATION_ERROR or INVALID_JSON", body = ErrorEnvelope),
         (status = 401, description = "UNAUTHORIZED: neither a usable token nor a current refresh token", body = ErrorEnvelope),
-        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
     ))]
 fn logout() {}
 
 #[utoipa::path(get, path = "/api/auth/me", tag = "auth", security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "The current user, read from the database", body = PublicUserEnvelope),
-        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
     ))]
 fn me() {}
 
@@ -401,8 +377,6 @@ fn me() {}
     responses(
         (status = 200, description = "Password changed; every other session ended", body = RevokedSessionsEnvelope),
         (status = 400, description = "VALIDATION_ERROR, INVALID_JSON, or INVALID_PASSWORD (wrong current password, details.remainingAttempts)", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
-        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
         (status = 429, description = "ACCOUNT_LOCKED or RATE_LIMIT_EXCEEDED (gateway); Retry-After header", body = ErrorEnvelope),
     ))]
 fn change_password() {}
@@ -410,7 +384,6 @@ fn change_password() {}
 #[utoipa::path(get, path = "/api/auth/devices", tag = "devices", security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "Devices with at least one active session", body = DeviceListEnvelope),
-        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
     ))]
 fn list_devices() {}
 
@@ -418,9 +391,6 @@ fn list_devices() {}
     request_body = DeviceRegisterRequest,
     responses(
         (status = 200, description = "The current session attached to the device (kept for client compatibility)", body = DeviceEnvelope),
-        (status = 400, description = "VALIDATION_ERROR or INVALID_JSON", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
-        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
     ))]
 fn register_device() {}
 
@@ -428,9 +398,6 @@ fn register_device() {}
     request_body(content = LogoutOthersRequest, description = "Optional"),
     responses(
         (status = 200, description = "Every other active session ended", body = LoggedOutCountEnvelope),
-        (status = 400, description = "VALIDATION_ERROR or INVALID_JSON", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
-        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
     ))]
 fn logout_others() {}
 
@@ -438,7 +405,6 @@ fn logout_others() {}
     params(("deviceId" = String, Path, description = "The client device id string")),
     responses(
         (status = 204, description = "Every active session of the caller on that device ended"),
-        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
         (status = 404, description = "DEVICE_NOT_FOUND", body = ErrorEnvelope),
     ))]
 fn remove_device() {}
@@ -448,7 +414,6 @@ fn remove_device() {}
     responses(
         (status = 200, description = "Login throttle state for the email", body = LockoutStateEnvelope),
         (status = 400, description = "VALIDATION_ERROR (invalid email)", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN (not an ADMIN)", body = ErrorEnvelope),
     ))]
 fn lockout_state() {}
@@ -458,7 +423,6 @@ fn lockout_state() {}
     responses(
         (status = 200, description = "Throttle state cleared", body = UnlockResultEnvelope),
         (status = 400, description = "VALIDATION_ERROR (invalid email)", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN (not an ADMIN)", body = ErrorEnvelope),
     ))]
 fn unlock() {}
@@ -498,8 +462,6 @@ pub fn field_rules() -> FieldRules {
         ]
     };
     let mut table = vec![
-        FieldRule::schema("SelfRole", [Rule::OneOf(&SELF_ROLES)]),
-        FieldRule::schema("DeviceType", [Rule::OneOf(&DEVICE_TYPES)]),
         FieldRule::property("RegisterRequest", "email", email()),
         FieldRule::property("RegisterRequest", "password", new_password()),
         FieldRule::property("RegisterRequest", "name", text(NAME)),
@@ -551,27 +513,5 @@ pub fn field_rules() -> FieldRules {
     FieldRules(table)
 }
 
-/// Every route of this service counts against the gateway's rate limit (api.md §3.3).
-const RESPONSES: StandardResponses = StandardResponses::RATE_LIMITED;
-
-/// The service's OpenAPI document as served (also what the gateway merges).
-pub fn openapi() -> serde_json::Value {
-    payplane_kit::openapi::document(&AuthApi::openapi(), &field_rules(), &RESPONSES)
-}
-
-/// `GET /openapi.json` (raw, not enveloped: api.md §1.3).
-pub async fn serve() -> impl IntoResponse {
-    Json(openapi())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_field_rule_applies() {
-        let (_, result) =
-            payplane_kit::openapi::describe(&AuthApi::openapi(), &field_rules(), &RESPONSES);
-        assert_eq!(result, Ok(()));
-    }
-}
+// Every route counts against the gateway's rate limit (api.md §3.3).
+payplane_kit::openapi_document!(AuthApi, StandardResponses::RATE_LIMITED);

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use axum::{Json, response::IntoResponse};
 use payplane_kit::{
     openapi::{
         BearerAuth, FieldError, FieldRule, FieldRules, Pagination, Rule, StandardResponses,
@@ -27,34 +26,11 @@ use crate::{
     psp::EVENT_TYPES,
 };
 
-/// A payment status.
-#[derive(ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PaymentStatus {
-    Pending,
-    Processing,
-    Completed,
-    Failed,
-    Cancelled,
-}
-
-/// A payment type.
-#[derive(ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PaymentType {
-    Instant,
-    Scheduled,
-    Recurring,
-}
-
-/// Who acted on a payment.
-#[derive(ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ActorType {
-    User,
-    Admin,
-    System,
-    Psp,
+payplane_kit::openapi_vocabulary! {
+    PaymentStatus = STATUSES, "A payment status.";
+    PaymentType = TYPES, "A payment type.";
+    ActorType = ["user", "admin", "system", "psp"], "Who acted on a payment.";
+    WebhookType = EVENT_TYPES, "A PSP event type (`payment.cancelled` is accepted too).";
 }
 
 /// A money value on input (api.md §1.6): a JSON string `^(0|[1-9][0-9]*)(\.[0-9]{1,2})?$` or a
@@ -97,72 +73,58 @@ pub struct Transaction {
     created_at: String,
 }
 
-/// A payment as listed (api.md §5.2), without `transactions`.
-#[derive(ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Payment {
-    #[schema(format = "uuid")]
-    id: String,
-    #[schema(format = "uuid")]
-    sender_id: String,
-    #[schema(format = "uuid")]
-    recipient_id: String,
-    /// Two fraction digits.
-    #[schema(example = "1000.00")]
-    amount: String,
-    #[schema(example = "USD")]
-    currency: String,
-    status: PaymentStatus,
-    r#type: PaymentType,
-    description: String,
-    metadata: Option<BTreeMap<String, serde_json::Value>>,
-    psp_transaction_id: Option<String>,
-    psp_status: Option<String>,
-    failure_reason: Option<String>,
-    #[schema(format = "date-time")]
-    scheduled_for: Option<String>,
-    #[schema(format = "date-time")]
-    completed_at: Option<String>,
-    #[schema(format = "date-time", example = "2026-03-01T10:00:00.000Z")]
-    created_at: String,
-    #[schema(format = "date-time", example = "2026-03-01T10:00:00.000Z")]
-    updated_at: String,
-    sender: UserRef,
-    recipient: UserRef,
+/// Declares `Payment` and `PaymentDetail`, which share every member but `transactions`: one
+/// list, so the two schemas cannot drift apart.
+macro_rules! payment {
+    ($(#[$doc:meta])* $name:ident { $(#[$amount:meta])* amount, $($rest:tt)* }) => {
+        $(#[$doc])*
+        #[derive(ToSchema)]
+        #[serde(rename_all = "camelCase")]
+        pub struct $name {
+            #[schema(format = "uuid")]
+            id: String,
+            #[schema(format = "uuid")]
+            sender_id: String,
+            #[schema(format = "uuid")]
+            recipient_id: String,
+            $(#[$amount])*
+            #[schema(example = "1000.00")]
+            amount: String,
+            #[schema(example = "USD")]
+            currency: String,
+            status: PaymentStatus,
+            r#type: PaymentType,
+            description: String,
+            metadata: Option<BTreeMap<String, serde_json::Value>>,
+            psp_transaction_id: Option<String>,
+            psp_status: Option<String>,
+            failure_reason: Option<String>,
+            #[schema(format = "date-time")]
+            scheduled_for: Option<String>,
+            #[schema(format = "date-time")]
+            completed_at: Option<String>,
+            #[schema(format = "date-time", example = "2026-03-01T10:00:00.000Z")]
+            created_at: String,
+            #[schema(format = "date-time", example = "2026-03-01T10:00:00.000Z")]
+            updated_at: String,
+            sender: UserRef,
+            recipient: UserRef,
+            $($rest)*
+        }
+    };
 }
 
-/// A single payment (get, create, update, status change): a Payment with its history.
-#[derive(ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PaymentDetail {
-    #[schema(format = "uuid")]
-    id: String,
-    #[schema(format = "uuid")]
-    sender_id: String,
-    #[schema(format = "uuid")]
-    recipient_id: String,
-    #[schema(example = "1000.00")]
-    amount: String,
-    #[schema(example = "USD")]
-    currency: String,
-    status: PaymentStatus,
-    r#type: PaymentType,
-    description: String,
-    metadata: Option<BTreeMap<String, serde_json::Value>>,
-    psp_transaction_id: Option<String>,
-    psp_status: Option<String>,
-    failure_reason: Option<String>,
-    #[schema(format = "date-time")]
-    scheduled_for: Option<String>,
-    #[schema(format = "date-time")]
-    completed_at: Option<String>,
-    #[schema(format = "date-time", example = "2026-03-01T10:00:00.000Z")]
-    created_at: String,
-    #[schema(format = "date-time", example = "2026-03-01T10:00:00.000Z")]
-    updated_at: String,
-    sender: UserRef,
-    recipient: UserRef,
-    transactions: Vec<Transaction>,
+payment! {
+    /// A payment as listed (api.md §5.2), without `transactions`.
+    Payment {
+        /// Two fraction digits.
+        amount,
+    }
+}
+
+payment! {
+    /// A single payment (get, create, update, status change): a Payment with its history.
+    PaymentDetail { amount, transactions: Vec<Transaction>, }
 }
 
 /// `GET /api/payments` data.
@@ -286,21 +248,6 @@ pub struct WebhookData {
     failure_reason: Option<String>,
 }
 
-/// A PSP event type (`payment.cancelled` is accepted too).
-#[derive(ToSchema)]
-pub enum WebhookType {
-    #[serde(rename = "payment.processing")]
-    Processing,
-    #[serde(rename = "payment.succeeded")]
-    Succeeded,
-    #[serde(rename = "payment.failed")]
-    Failed,
-    #[serde(rename = "payment.canceled")]
-    Canceled,
-    #[serde(rename = "payment.cancelled")]
-    Cancelled,
-}
-
 /// `POST /api/payments/webhooks/psp`.
 #[derive(ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -397,8 +344,6 @@ pub struct ErrorEnvelope {
     ),
     responses(
         (status = 200, description = "Visible payments (ADMIN: all; others: sent or received)", body = PaymentPageEnvelope),
-        (status = 400, description = "VALIDATION_ERROR", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
         (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorEnvelope),
     ))]
 fn list_payments() {}
@@ -409,11 +354,8 @@ fn list_payments() {}
     responses(
         (status = 201, description = "Created as `pending`; emits payments.payment.created", body = PaymentDetailEnvelope),
         (status = 400, description = "VALIDATION_ERROR, INVALID_JSON or INVALID_RECIPIENT", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
         (status = 404, description = "RECIPIENT_NOT_FOUND", body = ErrorEnvelope),
         (status = 409, description = "IDEMPOTENCY_IN_PROGRESS (Retry-After: 1)", body = ErrorEnvelope),
-        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
-        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
         (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = ErrorEnvelope),
         (status = 503, description = "SERVICE_UNAVAILABLE (auth unreachable)", body = ErrorEnvelope),
     ))]
@@ -426,8 +368,6 @@ fn create_payment() {}
     ),
     responses(
         (status = 200, description = "Active users other than the caller, by name then email", body = RecipientsEnvelope),
-        (status = 400, description = "VALIDATION_ERROR", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
     ))]
 fn recipients() {}
 
@@ -440,8 +380,6 @@ fn recipients() {}
     ),
     responses(
         (status = 200, description = "Aggregates (VENDOR: sent or received; ADMIN: all)", body = ReportEnvelope),
-        (status = 400, description = "VALIDATION_ERROR", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN (CUSTOMER)", body = ErrorEnvelope),
     ))]
 fn reports() {}
@@ -451,9 +389,7 @@ fn reports() {}
     request_body = WebhookEvent,
     responses(
         (status = 200, description = "Recorded (also duplicates and events that change nothing)", body = WebhookResultEnvelope),
-        (status = 400, description = "VALIDATION_ERROR or INVALID_JSON", body = ErrorEnvelope),
         (status = 401, description = "INVALID_SIGNATURE", body = ErrorEnvelope),
-        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
     ))]
 fn psp_webhook() {}
 
@@ -461,7 +397,6 @@ fn psp_webhook() {}
     params(("id" = String, Path, description = "Payment id (UUID)")),
     responses(
         (status = 200, description = "The payment with its transaction history", body = PaymentDetailEnvelope),
-        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
         (status = 404, description = "PAYMENT_NOT_FOUND (unknown, non-UUID or not visible)", body = ErrorEnvelope),
     ))]
 fn get_payment() {}
@@ -472,11 +407,9 @@ fn get_payment() {}
     responses(
         (status = 200, description = "The payment after the edit (unchanged if nothing differs)", body = PaymentDetailEnvelope),
         (status = 400, description = "VALIDATION_ERROR, INVALID_JSON or INVALID_RECIPIENT", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN (the recipient)", body = ErrorEnvelope),
         (status = 404, description = "PAYMENT_NOT_FOUND or RECIPIENT_NOT_FOUND", body = ErrorEnvelope),
         (status = 409, description = "INVALID_STATUS (not pending)", body = ErrorEnvelope),
-        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
     ))]
 fn update_payment() {}
 
@@ -485,12 +418,9 @@ fn update_payment() {}
     request_body = StatusChange,
     responses(
         (status = 200, description = "The payment after the transition", body = PaymentDetailEnvelope),
-        (status = 400, description = "VALIDATION_ERROR or INVALID_JSON", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_INVALID or SESSION_REVOKED", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN (sender asking for anything but `cancelled`, or the recipient)", body = ErrorEnvelope),
         (status = 404, description = "PAYMENT_NOT_FOUND", body = ErrorEnvelope),
         (status = 409, description = "INVALID_STATUS_TRANSITION", body = ErrorEnvelope),
-        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorEnvelope),
     ))]
 fn change_status() {}
 
@@ -528,9 +458,6 @@ fn value_rules() -> Vec<FieldRule> {
         MAX_AMOUNT.to_f64().unwrap_or(10_000_000.0),
     );
     vec![
-        FieldRule::schema("PaymentStatus", [Rule::OneOf(&STATUSES)]),
-        FieldRule::schema("PaymentType", [Rule::OneOf(&TYPES)]),
-        FieldRule::schema("WebhookType", [Rule::OneOf(&EVENT_TYPES)]),
         // A JSON string or a JSON number with at most two fraction digits (api.md §1.6).
         FieldRule::schema(
             "MoneyInput",
@@ -653,29 +580,11 @@ fn body_rules() -> Vec<FieldRule> {
     table
 }
 
-/// The PSP webhook is authenticated by signature instead of being rate limited (api.md §3.3).
-const RESPONSES: StandardResponses = StandardResponses {
-    rate_limit_exempt: &["/api/payments/webhooks/psp"],
-};
-
-/// The service's OpenAPI document as served (also what the gateway merges).
-pub fn openapi() -> serde_json::Value {
-    payplane_kit::openapi::document(&PaymentsApi::openapi(), &field_rules(), &RESPONSES)
-}
-
-/// `GET /openapi.json` (raw, not enveloped: api.md §1.3).
-pub async fn serve() -> impl IntoResponse {
-    Json(openapi())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_field_rule_applies() {
-        let (_, result) =
-            payplane_kit::openapi::describe(&PaymentsApi::openapi(), &field_rules(), &RESPONSES);
-        assert_eq!(result, Ok(()));
+// The PSP webhook is authenticated by signature instead of being rate limited (api.md §3.3).
+payplane_kit::openapi_document!(
+    PaymentsApi,
+    StandardResponses {
+        rate_limit_exempt: &["/api/payments/webhooks/psp"],
+        ..StandardResponses::RATE_LIMITED
     }
-}
+);

@@ -2,7 +2,6 @@
 //! `GET /openapi.json` and merged by the gateway. The schema types below exist only to describe
 //! the wire shapes; the handlers build their JSON from the domain types. No I/O.
 
-use axum::{Json, response::IntoResponse};
 use payplane_kit::openapi::{
     BearerAuth, FieldError, FieldRule, FieldRules, Rule, StandardResponses, UniqueOperationIds,
     text,
@@ -155,7 +154,6 @@ fn get_profile() {}
     request_body = ProfileUpdate,
     responses(
         (status = 200, description = "The updated profile; emits profile.profile.updated if anything changed", body = ProfileEnvelope),
-        (status = 400, description = "VALIDATION_ERROR or INVALID_JSON", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorEnvelope),
         (status = 413, description = "Body over 3 MiB", body = ErrorEnvelope),
         (status = 415, description = "Body is not application/json", body = ErrorEnvelope),
@@ -175,7 +173,6 @@ fn get_preferences() {}
     request_body = PreferencesUpdate,
     responses(
         (status = 200, description = "The full effective preferences after the merge", body = PreferencesEnvelope),
-        (status = 400, description = "VALIDATION_ERROR or INVALID_JSON", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorEnvelope),
         (status = 415, description = "Body is not application/json", body = ErrorEnvelope),
     ))]
@@ -254,27 +251,5 @@ pub fn field_rules() -> FieldRules {
     ])
 }
 
-/// Every route of this service counts against the gateway's rate limit (api.md §3.3).
-const RESPONSES: StandardResponses = StandardResponses::RATE_LIMITED;
-
-/// The service's OpenAPI document as served (also what the gateway merges).
-pub fn openapi() -> serde_json::Value {
-    payplane_kit::openapi::document(&ProfileApi::openapi(), &field_rules(), &RESPONSES)
-}
-
-/// `GET /openapi.json` (raw, not enveloped: api.md §1.3).
-pub async fn serve() -> impl IntoResponse {
-    Json(openapi())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_field_rule_applies() {
-        let (_, result) =
-            payplane_kit::openapi::describe(&ProfileApi::openapi(), &field_rules(), &RESPONSES);
-        assert_eq!(result, Ok(()));
-    }
-}
+// Every route counts against the gateway's rate limit (api.md §3.3).
+payplane_kit::openapi_document!(ProfileApi, StandardResponses::RATE_LIMITED);
