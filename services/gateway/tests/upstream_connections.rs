@@ -85,21 +85,27 @@ async fn upstream(idle_close: Duration) -> (String, Arc<Seen>) {
     (format!("http://{addr}"), seen)
 }
 
-async fn get_ok(http: &reqwest::Client, url: &str) {
+/// `GET url`, expecting 200 and the upstream's `ok`; returns the body.
+async fn get_ok(http: &reqwest::Client, url: &str) -> String {
     let res = http.get(url).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.text().await.unwrap(), "ok");
+    res.text().await.unwrap()
+}
+
+/// The upstream (closing connections after `idle_close`) behind a gateway, and a client.
+async fn gateway_to_upstream(idle_close: Duration) -> (TestGateway, reqwest::Client, Arc<Seen>) {
+    let (url, seen) = upstream(idle_close).await;
+    let config = Config::for_tests().with_upstream("payments", &url);
+    let gw = TestGateway::spawn(config).await.unwrap();
+    (gw, reqwest::Client::new(), seen)
 }
 
 #[tokio::test]
 async fn sequential_requests_reuse_one_upstream_connection_in_origin_form() {
-    let (url, seen) = upstream(Duration::from_secs(60)).await;
-    let gw = TestGateway::spawn(Config::for_tests().with_upstream("payments", &url))
-        .await
-        .unwrap();
-    let http = reqwest::Client::new();
+    let (gw, http, seen) = gateway_to_upstream(Duration::from_secs(60)).await;
     for i in 0..20 {
-        get_ok(&http, &gw.url(&format!("/api/payments/ping?n={i}"))).await;
+        let body = get_ok(&http, &gw.url(&format!("/api/payments/ping?n={i}"))).await;
+        assert_eq!(body, "ok");
     }
     assert_eq!(
         seen.ping_connections(),
@@ -114,14 +120,7 @@ async fn sequential_requests_reuse_one_upstream_connection_in_origin_form() {
         assert_eq!(host, &gateway_host, "the caller's Host is passed on");
     }
     // The API skips axum's router (`api_first`) but is still counted under the route template.
-    let metrics = http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_ok(&http, &gw.url("/metrics")).await;
     assert!(
         metrics
             .lines()
@@ -135,15 +134,11 @@ async fn sequential_requests_reuse_one_upstream_connection_in_origin_form() {
 
 #[tokio::test]
 async fn a_connection_the_upstream_closed_while_idle_is_replaced() {
-    let (url, seen) = upstream(Duration::from_millis(150)).await;
-    let gw = TestGateway::spawn(Config::for_tests().with_upstream("payments", &url))
-        .await
-        .unwrap();
-    let http = reqwest::Client::new();
-    get_ok(&http, &gw.url("/api/payments/ping")).await;
+    let (gw, http, seen) = gateway_to_upstream(Duration::from_millis(150)).await;
+    assert_eq!(get_ok(&http, &gw.url("/api/payments/ping")).await, "ok");
     // Well past the upstream's idle close.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    get_ok(&http, &gw.url("/api/payments/ping")).await;
+    assert_eq!(get_ok(&http, &gw.url("/api/payments/ping")).await, "ok");
     let pings = seen.pings();
     assert_eq!(pings.len(), 2);
     assert_ne!(
