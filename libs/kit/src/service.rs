@@ -120,6 +120,18 @@ impl<S: ServiceState> Service for Bound<S> {
     }
 }
 
+/// Serves `router` on `listener` until SIGINT/SIGTERM or `shutdown`
+/// ([`crate::server::serve_until_stopped`]), a failure as [`ServiceError::Serve`].
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: &CancellationToken,
+) -> Result<(), ServiceError> {
+    crate::server::serve_until_stopped(listener, router, shutdown)
+        .await
+        .map_err(ServiceError::Serve)
+}
+
 /// Runs `pass` every `period` until `shutdown`, the first time after `first`: a periodic job
 /// such as housekeeping. What a pass did (`Some`) is logged at info, a failure as a warning,
 /// and the next tick runs again either way.

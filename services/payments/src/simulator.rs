@@ -61,10 +61,10 @@ async fn step(
     submit: bool,
     delay: Duration,
 ) -> Result<bool, LifecycleError> {
-    let mut tx = db.begin().await.map_err(|source| StoreError {
-        op: "begin simulator step",
-        source,
-    })?;
+    let mut tx = db
+        .begin()
+        .await
+        .map_err(StoreError::at("begin simulator step"))?;
     let condition = if submit { SUBMIT } else { SETTLE };
     let Some(mut p) = payments::lock_next(&mut tx, condition, millis(delay)).await? else {
         return Ok(false);
@@ -89,10 +89,9 @@ async fn step(
         let (to, change) = settle_change(&p.description);
         lifecycle::transition(&mut tx, &ctx, &mut p, to, change, Actor::SYSTEM).await?;
     }
-    tx.commit().await.map_err(|source| StoreError {
-        op: "commit simulator step",
-        source,
-    })?;
+    tx.commit()
+        .await
+        .map_err(StoreError::at("commit simulator step"))?;
     cache
         .bump(&Cache::payment_scopes(p.id, p.sender_id, p.recipient_id))
         .await;
