@@ -4,12 +4,17 @@
 
 use std::sync::Arc;
 
-use payplane_kit::{health::Check, service::ServiceError};
-use sqlx::PgPool;
+use payplane_kit::{
+    health::Check,
+    service::ServiceError,
+    store::{Ctx, Store, StoreError},
+};
+use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     consumer::{self, ConsumerConfig, ConsumerError, ConsumerHandle, Handler},
+    outbox,
     relay::{Relay, RelayConfig, RelayHandle},
 };
 
@@ -102,4 +107,19 @@ impl BrokerTasks {
             None => Ok(()),
         }
     }
+}
+
+/// The housekeeping a service that relays and consumes owes the bus (data.md §8): outbox rows
+/// published more than 7 days ago and processed-event records older than 30 days; returns
+/// `(outbox, processed)` rows removed.
+pub async fn delete_delivered<S: Store>(
+    conn: &mut PgConnection,
+) -> Result<(u64, u64), StoreError<S>> {
+    let outbox = outbox::delete_published_older_than(conn, 7)
+        .await
+        .ctx("delete published outbox rows")?;
+    let processed = consumer::delete_processed_older_than(conn, 30)
+        .await
+        .ctx("delete old processed events")?;
+    Ok((outbox, processed))
 }

@@ -4,6 +4,8 @@
 
 use std::marker::PhantomData;
 
+use sqlx::{PgPool, Postgres, Transaction};
+
 use crate::ApiError;
 
 /// A service's database, as its store errors name it.
@@ -74,6 +76,17 @@ impl<T> Ctx<T> for Result<T, sqlx::Error> {
     fn ctx<S: Store>(self, op: &'static str) -> Result<T, StoreError<S>> {
         self.map_err(|source| StoreError::new(op, source))
     }
+}
+
+/// Begins a housekeeping pass under the advisory lock `key` ([`payplane_db::begin_locked`]),
+/// so one replica at a time runs it; `None` when another replica holds the lock.
+pub async fn begin_housekeeping<S: Store>(
+    pool: &PgPool,
+    key: i64,
+) -> Result<Option<Transaction<'static, Postgres>>, StoreError<S>> {
+    payplane_db::begin_locked(pool, key)
+        .await
+        .ctx("begin housekeeping under its lock")
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ use payplane_db::testing::TestDatabase;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub mod http;
+
 use super::{BoxError, Service, ServiceState};
 use crate::server::Bound;
 
