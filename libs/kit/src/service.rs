@@ -164,6 +164,25 @@ where
     })
 }
 
+/// A service's housekeeping: `pass` on `pool` every hour until `shutdown`, the first after
+/// `first` (as [`spawn_every`]).
+pub fn spawn_housekeeping<F, Fut, T, E>(
+    job: &'static str,
+    first: Duration,
+    pool: sqlx::PgPool,
+    shutdown: CancellationToken,
+    pass: F,
+) -> JoinHandle<()>
+where
+    F: Fn(sqlx::PgPool) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Option<T>, E>> + Send,
+    T: Debug,
+    E: Display,
+{
+    let hour = Duration::from_secs(3600);
+    spawn_every(job, first, hour, shutdown, move || pass(pool.clone()))
+}
+
 /// Why a service's `main` ended with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceMainError {

@@ -75,12 +75,9 @@ impl Api {
     }
 
     async fn outbox(&self) -> Vec<(String, Value)> {
-        sqlx::query_as::<_, (String, Value)>(
-            "SELECT routing_key, envelope FROM outbox ORDER BY seq",
-        )
-        .fetch_all(&self.app.db.pool)
-        .await
-        .unwrap()
+        payplane_bus::outbox::all_rows(&self.app.db.pool)
+            .await
+            .unwrap()
     }
 
     async fn internal(
@@ -1325,14 +1322,10 @@ async fn health_metrics_and_envelope_of_events() {
     api.get("/api/auth/me", Some(&token(&reg))).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let metrics = api
-        .http
-        .get(api.app.url("/metrics"))
-        .send()
+        .client
+        .call(Method::GET, "/metrics", None, None)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text;
     assert!(
         metrics.contains(
             "http_requests_total{method=\"POST\",route=\"/api/auth/register\",status=\"201\"}"

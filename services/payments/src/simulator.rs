@@ -153,16 +153,12 @@ pub fn spawn(state: AppState, shutdown: CancellationToken) -> JoinHandle<()> {
 
 /// Hourly cleanup under an advisory lock so one replica runs it (data.md §8).
 pub fn spawn_housekeeping(db: PgPool, shutdown: CancellationToken) -> JoinHandle<()> {
-    let hour = Duration::from_secs(3600);
-    let pass = move || {
-        let db = db.clone();
-        // Nothing to report from a pass: only failures are logged.
-        async move { housekeep(&db).await.map(|()| None::<()>) }
-    };
-    payplane_kit::service::spawn_every(
+    // Nothing to report from a pass: only failures are logged.
+    let pass = |db: PgPool| async move { housekeep(&db).await.map(|()| None::<()>) };
+    payplane_kit::service::spawn_housekeeping(
         "payments housekeeping",
         Duration::ZERO,
-        hour,
+        db,
         shutdown,
         pass,
     )

@@ -175,12 +175,9 @@ impl Api {
     }
 
     async fn outbox(&self) -> Vec<(String, Value)> {
-        sqlx::query_as::<_, (String, Value)>(
-            "SELECT routing_key, envelope FROM outbox ORDER BY seq",
-        )
-        .fetch_all(&self.app.db.pool)
-        .await
-        .unwrap()
+        payplane_bus::outbox::all_rows(&self.app.db.pool)
+            .await
+            .unwrap()
     }
 
     async fn events_for(&self, id: &str) -> Vec<String> {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use payplane_kit::store::begin_housekeeping;
+use payplane_kit::{service::spawn_housekeeping, store::begin_housekeeping};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -35,9 +35,6 @@ pub async fn run_once(pool: &PgPool) -> Result<Option<Removed>, StoreError> {
 
 /// Runs [`run_once`] every hour, the first right away, until `shutdown`.
 pub fn spawn(pool: PgPool, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
-    let hour = Duration::from_secs(3600);
-    payplane_kit::service::spawn_every("housekeeping", Duration::ZERO, hour, shutdown, move || {
-        let pool = pool.clone();
-        async move { run_once(&pool).await }
-    })
+    let pass = |pool: PgPool| async move { run_once(&pool).await };
+    spawn_housekeeping("housekeeping", Duration::ZERO, pool, shutdown, pass)
 }

@@ -901,14 +901,10 @@ async fn health_readiness_and_metrics() {
     let r = s.send(s.http.get(s.profile.url("/health/live"))).await;
     assert_eq!(r.data()["alive"], true);
     let text = s
-        .http
-        .get(s.profile.url("/metrics"))
-        .send()
+        .client
+        .call(Method::GET, "/metrics", None, None)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text;
     assert!(
         text.contains("cache_requests_total{cache=\"profile\",result=\"hit\"}"),
         "{text}"
