@@ -52,6 +52,13 @@ impl HandlerError {
     }
 }
 
+/// A service store's failed statement: as [`HandlerError::from_error`].
+impl<S: payplane_kit::store::Store> From<payplane_kit::store::StoreError<S>> for HandlerError {
+    fn from(e: payplane_kit::store::StoreError<S>) -> Self {
+        HandlerError::from_error(&e)
+    }
+}
+
 /// Database errors are transient (or "unavailable") unless the handler decides otherwise.
 impl From<sqlx::Error> for HandlerError {
     fn from(e: sqlx::Error) -> Self {

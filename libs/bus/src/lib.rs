@@ -14,4 +14,5 @@ pub mod outbox;
 pub mod relay;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+pub mod tasks;
 pub mod topology;

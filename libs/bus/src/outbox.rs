@@ -215,6 +215,14 @@ pub async fn backlog(conn: &mut PgConnection) -> Result<(i64, f64), sqlx::Error>
     .await
 }
 
+/// Every row's routing key and envelope in write order (the tests' check of what a service
+/// wrote).
+pub async fn all_rows(pool: &sqlx::PgPool) -> Result<Vec<(String, Value)>, sqlx::Error> {
+    sqlx::query_as("SELECT routing_key, envelope FROM outbox ORDER BY seq")
+        .fetch_all(pool)
+        .await
+}
+
 /// Deletes rows published more than `days` ago (data.md §8 housekeeping); returns how many.
 pub async fn delete_published_older_than(
     conn: &mut PgConnection,

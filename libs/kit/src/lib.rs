@@ -19,6 +19,7 @@ pub mod request_id;
 pub mod server;
 pub mod service;
 pub mod storable;
+pub mod store;
 pub mod telemetry;
 pub mod validate;
 

@@ -120,6 +120,18 @@ impl<S: ServiceState> Service for Bound<S> {
     }
 }
 
+/// Serves `router` on `listener` until SIGINT/SIGTERM or `shutdown`
+/// ([`crate::server::serve_until_stopped`]), a failure as [`ServiceError::Serve`].
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: &CancellationToken,
+) -> Result<(), ServiceError> {
+    crate::server::serve_until_stopped(listener, router, shutdown)
+        .await
+        .map_err(ServiceError::Serve)
+}
+
 /// Runs `pass` every `period` until `shutdown`, the first time after `first`: a periodic job
 /// such as housekeeping. What a pass did (`Some`) is logged at info, a failure as a warning,
 /// and the next tick runs again either way.
@@ -150,6 +162,25 @@ where
             }
         }
     })
+}
+
+/// A service's housekeeping: `pass` on `pool` every hour until `shutdown`, the first after
+/// `first` (as [`spawn_every`]).
+pub fn spawn_housekeeping<F, Fut, T, E>(
+    job: &'static str,
+    first: Duration,
+    pool: sqlx::PgPool,
+    shutdown: CancellationToken,
+    pass: F,
+) -> JoinHandle<()>
+where
+    F: Fn(sqlx::PgPool) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Option<T>, E>> + Send,
+    T: Debug,
+    E: Display,
+{
+    let hour = Duration::from_secs(3600);
+    spawn_every(job, first, hour, shutdown, move || pass(pool.clone()))
 }
 
 /// Why a service's `main` ended with an error.

@@ -5,16 +5,13 @@ use std::sync::Arc;
 
 use axum::{Router, extract::FromRef};
 use payplane_authn::{Authn, Verifier, jwks::RemoteKeys, verifier::Keys};
-use payplane_bus::{
-    consumer::{self, ConsumerConfig},
-    relay::{Relay, RelayConfig},
-};
+use payplane_bus::{consumer::ConsumerConfig, tasks::BrokerTasks};
 use payplane_events::topology::ADMIN_EVENTS;
 use payplane_kit::{
     health::{Check, Health},
     http::{StackOptions, stack},
     server::Bound,
-    service::{ServiceError, ServiceState, cache::connect_stores},
+    service::{self, ServiceState, cache::connect_stores},
 };
 use sqlx::{PgPool, migrate::Migrator};
 
@@ -22,16 +19,10 @@ use crate::{auth_client::AuthClient, config::Config, events::AdminEvents, probes
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Service(#[from] ServiceError),
-    #[error(transparent)]
-    Consumer(#[from] payplane_bus::consumer::ConsumerError),
-}
+pub use payplane_bus::tasks::TasksError as StartError;
 
 /// Shared state of every handler.
-#[derive(Clone)]
+#[derive(Clone, FromRef)]
 pub struct AppState {
     pub db: PgPool,
     pub config: Arc<Config>,
@@ -39,13 +30,6 @@ pub struct AppState {
     pub auth: AuthClient,
     pub probes: Probes,
 }
-
-impl FromRef<AppState> for Authn {
-    fn from_ref(s: &AppState) -> Self {
-        s.authn.clone()
-    }
-}
-
 /// The service's routes wrapped in the shared stack.
 pub fn router(state: AppState) -> Router {
     let probes = state.probes.clone();
@@ -96,36 +80,23 @@ impl ServiceState for AppState {
     async fn serve(bound: Application) -> Result<(), StartError> {
         let (listener, state, shutdown) = bound.into_parts();
         let housekeeping = crate::housekeeping::spawn(state.db.clone(), shutdown.clone());
-        let relay = state.config.relay_enabled.then(|| {
-            let config = RelayConfig {
-                connection_name: "admin-relay".into(),
-                ..RelayConfig::new(state.config.amqp_url.clone())
-            };
-            Relay::spawn(state.db.clone(), config, shutdown.clone())
+        let cfg = Arc::clone(&state.config);
+        let consumer = cfg.consumer_enabled.then(|| ConsumerConfig {
+            connection_name: "admin-consumer".into(),
+            ..ConsumerConfig::new(cfg.amqp_url.clone(), ADMIN_EVENTS)
         });
-        let consumer = state.config.consumer_enabled.then(|| {
-            let config = ConsumerConfig {
-                connection_name: "admin-consumer".into(),
-                ..ConsumerConfig::new(state.config.amqp_url.clone(), ADMIN_EVENTS)
-            };
-            // A queue-argument mismatch stops the whole service (the runtime cancels
-            // `shutdown`) and is returned below.
-            consumer::spawn(
-                state.db.clone(),
-                config,
-                Arc::new(AdminEvents),
-                shutdown.clone(),
+        let broker = BrokerTasks::default()
+            .with_relay(
+                cfg.relay_enabled,
+                "admin",
+                &cfg.amqp_url,
+                &state.db,
+                &shutdown,
             )
-        });
-        let app = router(state);
-        let res = payplane_kit::server::serve_until_stopped(listener, app, &shutdown).await;
+            .with_consumer(consumer, || AdminEvents, &state.db, &shutdown);
+        let served = service::serve(listener, router(state), &shutdown).await;
         let _ = housekeeping.await;
-        if let Some(relay) = relay {
-            relay.join().await;
-        }
-        if let Some(consumer) = consumer {
-            consumer.join().await?;
-        }
-        res.map_err(|e| ServiceError::Serve(e).into())
+        broker.join().await?;
+        Ok(served?)
     }
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use payplane_kit::{service::spawn_housekeeping, store::begin_housekeeping};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -15,25 +16,22 @@ const LOCK_KEY: i64 = 0x6164_6d69_6e2d_686b;
 /// One pass; returns `(outbox rows, processed_events rows)` removed, `None` when another
 /// replica holds the lock.
 pub async fn run_once(pool: &PgPool) -> Result<Option<(u64, u64)>, StoreError> {
-    let locked = payplane_db::begin_locked(pool, LOCK_KEY).await;
-    let Some(mut tx) = locked.ctx("begin housekeeping under its lock")? else {
+    let Some(mut tx) = begin_housekeeping(pool, LOCK_KEY).await? else {
         return Ok(None);
     };
-    let outbox = payplane_bus::outbox::delete_published_older_than(&mut tx, 7)
-        .await
-        .ctx("delete published outbox rows")?;
-    let processed = payplane_bus::consumer::delete_processed_older_than(&mut tx, 30)
-        .await
-        .ctx("delete old processed events")?;
+    let removed = payplane_bus::tasks::delete_delivered(&mut tx).await?;
     tx.commit().await.ctx("commit housekeeping")?;
-    Ok(Some((outbox, processed)))
+    Ok(Some(removed))
 }
 
 /// Runs [`run_once`] every hour, the first an hour after start, until `shutdown`.
 pub fn spawn(pool: PgPool, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
-    let hour = Duration::from_secs(3600);
-    payplane_kit::service::spawn_every("admin housekeeping", hour, hour, shutdown, move || {
-        let pool = pool.clone();
-        async move { run_once(&pool).await }
-    })
+    let pass = |pool: PgPool| async move { run_once(&pool).await };
+    spawn_housekeeping(
+        "admin housekeeping",
+        Duration::from_secs(3600),
+        pool,
+        shutdown,
+        pass,
+    )
 }

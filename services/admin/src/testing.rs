@@ -2,34 +2,21 @@
 //! database that is dropped afterwards, so tests run in parallel on the real PostgreSQL,
 //! RabbitMQ (a per-test vhost) and Redis.
 
-use payplane_db::testing::TestDatabase;
-use payplane_kit::service::{Service as _, testing::Running};
+use payplane_kit::service::testing::{TestService, TestServiceError};
 
-use crate::{AppState, Application, Config, MIGRATOR, app::StartError};
+use crate::{AppState, Config, app::StartError};
 
 /// A running admin service (address, state, stop) with its own database.
-pub struct TestApp {
-    pub db: TestDatabase,
-    running: Running<AppState>,
-}
+pub struct TestApp(TestService<AppState>);
 
-impl std::ops::Deref for TestApp {
-    type Target = Running<AppState>;
-
-    fn deref(&self) -> &Running<AppState> {
-        &self.running
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum TestAppError {
-    #[error(transparent)]
-    Db(#[from] payplane_db::DbError),
-    #[error(transparent)]
-    Start(#[from] StartError),
-}
+pub type TestAppError = TestServiceError<StartError>;
 
 impl TestApp {
+    /// Stops the server and waits for it.
+    pub async fn stop(self) {
+        self.0.stop().await;
+    }
+
     /// Admin against `auth_url`, publishing to and consuming from `amqp_url`'s vhost.
     pub async fn spawn(auth_url: &str, amqp_url: &str) -> Result<Self, TestAppError> {
         Self::spawn_with(auth_url, amqp_url, |_| {}).await
@@ -40,15 +27,15 @@ impl TestApp {
         amqp_url: &str,
         tweak: impl FnOnce(&mut Config),
     ) -> Result<Self, TestAppError> {
-        let db = TestDatabase::create(&MIGRATOR).await?;
-        let mut config = Config::for_tests(&db.url, auth_url, amqp_url);
-        tweak(&mut config);
-        let running = Running::start(Application::build(config).await?);
-        Ok(Self { db, running })
+        let config = |db: &str| Config::for_tests(db, auth_url, amqp_url);
+        TestService::start(config, tweak).await.map(Self)
     }
+}
 
-    /// Stops the server and waits for it.
-    pub async fn stop(mut self) {
-        self.running.stop().await;
+impl std::ops::Deref for TestApp {
+    type Target = TestService<AppState>;
+
+    fn deref(&self) -> &TestService<AppState> {
+        &self.0
     }
 }

@@ -139,7 +139,7 @@ async fn directory_search_sort_filter_and_pagination() {
         let r = w.get(&format!("/api/admin/users?{query}")).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}");
         assert_eq!(r.code(), "VALIDATION_ERROR");
-        assert_eq!(r.fields(), fields, "{query}");
+        assert_eq!(r.fields_sorted(), fields, "{query}");
     }
     assert_eq!(
         w.get("/api/admin/users?page=1&page=1").await.status,
@@ -272,7 +272,7 @@ async fn audit_log_filters_and_pagination() {
     ] {
         let r = w.get(&format!("/api/admin/audit-logs?{query}")).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}");
-        assert_eq!(r.fields(), fields, "{query}");
+        assert_eq!(r.fields_sorted(), fields, "{query}");
     }
 
     let r = w.get("/api/admin/audit-logs/actions").await;
@@ -462,7 +462,7 @@ async fn config_create_update_delete_with_events() {
             .admin(Method::POST, "/api/admin/config", Some(body.clone()))
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
-        assert_eq!(r.fields(), fields, "{body}");
+        assert_eq!(r.fields_sorted(), fields, "{body}");
     }
     let r = w
         .admin(
@@ -471,7 +471,7 @@ async fn config_create_update_delete_with_events() {
             Some(json!({"description": "x"})),
         )
         .await;
-    assert_eq!(r.fields(), ["value"]);
+    assert_eq!(r.fields_sorted(), ["value"]);
     let r = w
         .admin(
             Method::PUT,
@@ -479,7 +479,7 @@ async fn config_create_update_delete_with_events() {
             Some(json!({"value": 1, "description": false})),
         )
         .await;
-    assert_eq!(r.fields(), ["description"]);
+    assert_eq!(r.fields_sorted(), ["description"]);
     for bad in ["Bad", "a..b", "-x", "a%20b"] {
         let p = format!("/api/admin/config/{bad}");
         assert_eq!(w.get(&p).await.code(), "CONFIG_NOT_FOUND", "{bad}");
@@ -697,7 +697,7 @@ async fn unstorable_config_values_are_refused_and_old_ones_stay_readable() {
             "{value}: {}",
             r.body
         );
-        assert_eq!(r.fields(), ["value"]);
+        assert_eq!(r.fields_sorted(), ["value"]);
         let r = w
             .admin(
                 Method::PUT,

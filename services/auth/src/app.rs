@@ -4,14 +4,13 @@ use std::sync::Arc;
 
 use axum::{Router, extract::FromRef};
 use payplane_authn::{Authn, Verifier, service::ServiceTokens, verifier::Keys};
-use payplane_bus::relay::{Relay, RelayConfig, RelayHandle};
+use payplane_bus::tasks::BrokerTasks;
 use payplane_kit::{
-    health::{Check, Health},
     http::{StackOptions, stack},
     server::Bound,
     service::{
-        ServiceError, ServiceState,
-        cache::{connect_stores, database_and_cache},
+        self, ServiceError, ServiceState,
+        cache::{self, connect_stores},
     },
 };
 use sqlx::{PgPool, migrate::Migrator};
@@ -31,7 +30,7 @@ pub enum StartError {
 }
 
 /// Shared state of every handler.
-#[derive(Clone)]
+#[derive(Clone, FromRef)]
 pub struct AppState {
     pub db: PgPool,
     pub config: Arc<Config>,
@@ -41,38 +40,18 @@ pub struct AppState {
     pub markers: Markers,
 }
 
-impl FromRef<AppState> for Authn {
-    fn from_ref(s: &AppState) -> Self {
-        s.authn.clone()
-    }
-}
-
 impl FromRef<AppState> for ServiceTokens {
     fn from_ref(s: &AppState) -> Self {
         s.config.service_tokens.clone()
     }
 }
 
-/// The service's routes wrapped in the shared stack.
-pub fn router(state: AppState) -> Router {
-    router_with_relay(state, None)
-}
-
-/// As [`router`], with readiness also reporting the relay's broker connection (not required:
-/// the outbox holds events while the broker is away, api.md §8.3).
-pub fn router_with_relay(state: AppState, relay: Option<Arc<RelayHandle>>) -> Router {
-    let db = state.db.clone();
-    let redis = state.authn.redis.clone();
-    let health = Health::new("auth", env!("CARGO_PKG_VERSION"), move || {
-        let (db, redis, relay) = (db.clone(), redis.clone(), relay.clone());
-        Box::pin(async move {
-            let mut checks = database_and_cache(&db, &MIGRATOR, &redis).await;
-            if let Some(relay) = &relay {
-                let up = relay.broker_connected() || !relay.is_active();
-                checks.push(Check::optional("broker", up));
-            }
-            checks
-        })
+/// The service's routes wrapped in the shared stack; readiness also reports the relay's broker
+/// connection.
+pub fn router(state: AppState, broker: BrokerTasks) -> Router {
+    let stores = (&state.db, &MIGRATOR, &state.authn.redis);
+    let health = cache::health("auth", env!("CARGO_PKG_VERSION"), stores, move || {
+        broker.check()
     });
     let opts = StackOptions::trusting(state.config.trusted_proxies.clone());
     stack(crate::routes::routes().with_state(state), health, &opts)
@@ -124,20 +103,19 @@ impl ServiceState for AppState {
             .clone()
             .spawn_reconciler(state.db.clone(), shutdown.clone());
         let housekeeping = crate::housekeeping::spawn(state.db.clone(), shutdown.clone());
-        let relay = state.config.relay_enabled.then(|| {
-            let config = RelayConfig {
-                connection_name: "auth-relay".into(),
-                ..RelayConfig::new(state.config.amqp_url.clone())
-            };
-            Arc::new(Relay::spawn(state.db.clone(), config, shutdown.clone()))
-        });
-        let app = router_with_relay(state, relay.clone());
-        let res = payplane_kit::server::serve_until_stopped(listener, app, &shutdown).await;
+        let cfg = Arc::clone(&state.config);
+        let broker = BrokerTasks::default().with_relay(
+            cfg.relay_enabled,
+            "auth",
+            &cfg.amqp_url,
+            &state.db,
+            &shutdown,
+        );
+        let served = service::serve(listener, router(state, broker.clone()), &shutdown).await;
         let _ = reconciler.await;
         let _ = housekeeping.await;
-        if let Some(relay) = relay.and_then(|r| Arc::try_unwrap(r).ok()) {
-            relay.join().await;
-        }
-        res.map_err(|e| ServiceError::Serve(e).into())
+        // Without a consumer there is no error to join.
+        let _ = broker.join().await;
+        Ok(served?)
     }
 }

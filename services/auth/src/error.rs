@@ -4,13 +4,7 @@ use http::{StatusCode, header::RETRY_AFTER};
 use payplane_kit::ApiError;
 use serde_json::json;
 
-use crate::{password::PasswordError, store::StoreError, tokens::TokenError};
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::internal(&e)
-    }
-}
+use crate::{password::PasswordError, tokens::TokenError};
 
 impl From<PasswordError> for ApiError {
     fn from(e: PasswordError) -> Self {

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use payplane_kit::{service::spawn_housekeeping, store::begin_housekeeping};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -25,8 +26,7 @@ pub struct Removed {
 
 /// One pass; `None` when another replica holds the lock.
 pub async fn run_once(pool: &PgPool) -> Result<Option<Removed>, StoreError> {
-    let locked = payplane_db::begin_locked(pool, LOCK_KEY).await;
-    let Some(mut tx) = locked.ctx("begin housekeeping under its lock")? else {
+    let Some(mut tx) = begin_housekeeping(pool, LOCK_KEY).await? else {
         return Ok(None);
     };
     let sessions = sqlx::query(
@@ -68,9 +68,6 @@ pub async fn run_once(pool: &PgPool) -> Result<Option<Removed>, StoreError> {
 
 /// Runs [`run_once`] every hour, the first right away, until `shutdown`.
 pub fn spawn(pool: PgPool, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
-    let hour = Duration::from_secs(3600);
-    payplane_kit::service::spawn_every("housekeeping", Duration::ZERO, hour, shutdown, move || {
-        let pool = pool.clone();
-        async move { run_once(&pool).await }
-    })
+    let pass = |pool: PgPool| async move { run_once(&pool).await };
+    spawn_housekeeping("housekeeping", Duration::ZERO, pool, shutdown, pass)
 }

@@ -5,24 +5,16 @@ pub mod sessions;
 pub mod throttle;
 pub mod users;
 
+/// The auth database, as its store errors name it.
+pub enum AuthDb {}
+
+impl payplane_kit::store::Store for AuthDb {
+    const NAME: &'static str = "auth";
+}
+
 /// A failed statement, named by what it was doing.
-#[derive(Debug, thiserror::Error)]
-#[error("auth store: {op}")]
-pub struct StoreError {
-    pub op: &'static str,
-    #[source]
-    pub source: sqlx::Error,
-}
-
-pub(crate) trait Ctx<T> {
-    fn ctx(self, op: &'static str) -> Result<T, StoreError>;
-}
-
-impl<T> Ctx<T> for Result<T, sqlx::Error> {
-    fn ctx(self, op: &'static str) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError { op, source })
-    }
-}
+pub type StoreError = payplane_kit::store::StoreError<AuthDb>;
+pub(crate) use payplane_kit::store::Ctx;
 
 /// True when the error is a unique-constraint violation.
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {

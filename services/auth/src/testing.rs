@@ -2,49 +2,35 @@
 //! database that is dropped afterwards, so tests run in parallel on the real PostgreSQL and
 //! Redis. Also used by the CLI's benchmark.
 
-use payplane_db::testing::TestDatabase;
-use payplane_kit::service::{Service as _, testing::Running};
+use payplane_kit::service::testing::{TestService, TestServiceError};
 
-use crate::{AppState, Application, Config, MIGRATOR, app::StartError};
+use crate::{AppState, Config, app::StartError};
 
 /// A running auth service (address, state, stop) with its own database.
-pub struct TestApp {
-    pub db: TestDatabase,
-    running: Running<AppState>,
-}
+pub struct TestApp(TestService<AppState>);
 
-impl std::ops::Deref for TestApp {
-    type Target = Running<AppState>;
-
-    fn deref(&self) -> &Running<AppState> {
-        &self.running
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum TestAppError {
-    #[error(transparent)]
-    Db(#[from] payplane_db::DbError),
-    #[error(transparent)]
-    Start(#[from] StartError),
-}
+pub type TestAppError = TestServiceError<StartError>;
 
 impl TestApp {
+    /// Stops the server and waits for it.
+    pub async fn stop(self) {
+        self.0.stop().await;
+    }
+
     /// Cheap argon2 parameters, ephemeral key, no relay.
     pub async fn spawn() -> Result<Self, TestAppError> {
         Self::spawn_with(|_| {}).await
     }
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Result<Self, TestAppError> {
-        let db = TestDatabase::create(&MIGRATOR).await?;
-        let mut config = Config::for_tests(&db.url);
-        tweak(&mut config);
-        let running = Running::start(Application::build(config).await?);
-        Ok(Self { db, running })
+        TestService::start(Config::for_tests, tweak).await.map(Self)
     }
+}
 
-    /// Stops the server and waits for it.
-    pub async fn stop(mut self) {
-        self.running.stop().await;
+impl std::ops::Deref for TestApp {
+    type Target = TestService<AppState>;
+
+    fn deref(&self) -> &TestService<AppState> {
+        &self.0
     }
 }

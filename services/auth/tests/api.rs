@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use payplane_auth::testing::TestApp;
-use reqwest::{Method, StatusCode, header::HeaderMap};
+use payplane_kit::service::testing::http::{Res, ServiceClient};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -24,31 +25,7 @@ const PW: &str = "TestPassword123!";
 struct Api {
     app: TestApp,
     http: reqwest::Client,
-}
-
-struct Res {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-}
-
-impl Res {
-    fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
-    }
-    fn data(&self) -> &Value {
-        &self.body["data"]
-    }
-    fn fields(&self) -> Vec<String> {
-        self.body["error"]["details"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|d| d["field"].as_str().unwrap().to_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
+    client: ServiceClient,
 }
 
 impl Api {
@@ -58,44 +35,22 @@ impl Api {
 
     async fn with(tweak: impl FnOnce(&mut payplane_auth::Config)) -> Self {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let app = TestApp::spawn_with(tweak).await.expect("spawn auth");
         Self {
-            app: TestApp::spawn_with(tweak).await.expect("spawn auth"),
+            client: ServiceClient::new(&app.base_url),
             http: reqwest::Client::new(),
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Res {
-        let mut req = self.http.request(method, self.app.url(path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("request");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let text = res.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Res {
-            status,
-            headers,
-            body,
+            app,
         }
     }
 
     async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Res {
-        self.call(Method::POST, path, token, Some(body)).await
+        self.client
+            .call(Method::POST, path, token, Some(body))
+            .await
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> Res {
-        self.call(Method::GET, path, token, None).await
+        self.client.call(Method::GET, path, token, None).await
     }
 
     async fn register(&self, email: &str, device: &str) -> Res {
@@ -120,12 +75,9 @@ impl Api {
     }
 
     async fn outbox(&self) -> Vec<(String, Value)> {
-        sqlx::query_as::<_, (String, Value)>(
-            "SELECT routing_key, envelope FROM outbox ORDER BY seq",
-        )
-        .fetch_all(&self.app.db.pool)
-        .await
-        .unwrap()
+        payplane_bus::outbox::all_rows(&self.app.db.pool)
+            .await
+            .unwrap()
     }
 
     async fn internal(
@@ -146,15 +98,7 @@ impl Api {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body = res.json().await.unwrap_or(Value::Null);
-        Res {
-            status,
-            headers,
-            body,
-        }
+        Res::of(req).await.unwrap()
     }
 }
 
@@ -395,6 +339,7 @@ async fn device_register_and_delete() {
     );
     let c = api.login(&email, "desk").await;
     let del = api
+        .client
         .call(
             Method::DELETE,
             "/api/auth/devices/desk",
@@ -408,6 +353,7 @@ async fn device_register_and_delete() {
         "SESSION_REVOKED"
     );
     let missing = api
+        .client
         .call(
             Method::DELETE,
             "/api/auth/devices/desk",
@@ -420,6 +366,7 @@ async fn device_register_and_delete() {
         (StatusCode::NOT_FOUND, "DEVICE_NOT_FOUND")
     );
     let bad = api
+        .client
         .call(
             Method::DELETE,
             "/api/auth/devices/bad%20id",
@@ -1375,14 +1322,10 @@ async fn health_metrics_and_envelope_of_events() {
     api.get("/api/auth/me", Some(&token(&reg))).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let metrics = api
-        .http
-        .get(api.app.url("/metrics"))
-        .send()
+        .client
+        .call(Method::GET, "/metrics", None, None)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text;
     assert!(
         metrics.contains(
             "http_requests_total{method=\"POST\",route=\"/api/auth/register\",status=\"201\"}"

@@ -279,11 +279,9 @@ async fn every_auth_event_in_the_outbox_matches_its_schema() {
     .await;
 
     // Every change was committed before its response: validate every row.
-    let rows: Vec<(String, Value)> =
-        sqlx::query_as("SELECT routing_key, envelope FROM outbox ORDER BY seq")
-            .fetch_all(&api.app.db.pool)
-            .await
-            .unwrap();
+    let rows = payplane_bus::outbox::all_rows(&api.app.db.pool)
+        .await
+        .unwrap();
     let seen = validate_outbox("auth", &rows).unwrap_or_else(|e| panic!("{e}"));
 
     // The variants above really happened, so their shapes were validated too.

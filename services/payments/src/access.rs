@@ -11,7 +11,7 @@ use crate::{
     error,
     lifecycle::Actor,
     store::{
-        Ctx,
+        StoreError,
         payments::{self, PaymentRow},
     },
 };
@@ -38,7 +38,7 @@ pub fn actor(u: &CurrentUser) -> Actor {
 
 /// Reads the payment for a change by `user`: 404 when invisible.
 pub async fn visible(s: &AppState, user: &CurrentUser, id: Uuid) -> Result<PaymentRow, ApiError> {
-    let mut conn = s.db.acquire().await.ctx("acquire")?;
+    let mut conn = s.db.acquire().await.map_err(StoreError::at("acquire"))?;
     payments::get(&mut conn, id)
         .await?
         .filter(|p| can_see(user, p.sender_id, p.recipient_id))

@@ -5,17 +5,14 @@ use std::sync::Arc;
 
 use axum::{Router, extract::FromRef};
 use payplane_authn::{Authn, Verifier, jwks::RemoteKeys, service::ServiceTokens, verifier::Keys};
-use payplane_bus::{
-    consumer::{self, ConsumerConfig, ConsumerHandle},
-    relay::{Relay, RelayConfig, RelayHandle},
-};
+use payplane_bus::{consumer::ConsumerConfig, tasks::BrokerTasks};
+use payplane_events::topology::PAYMENTS_EVENTS;
 use payplane_kit::{
-    health::{Check, Health},
     http::{StackOptions, stack},
     server::Bound,
     service::{
-        ServiceError, ServiceState,
-        cache::{connect_stores, database_and_cache},
+        self, ServiceError, ServiceState,
+        cache::{self, connect_stores},
     },
 };
 use sqlx::{PgPool, migrate::Migrator};
@@ -24,32 +21,21 @@ use crate::{
     cache::Cache,
     config::{Config, PspMode},
     directory::Directory,
+    events::UserEvents,
 };
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Service(#[from] ServiceError),
-    #[error(transparent)]
-    Consumer(#[from] payplane_bus::consumer::ConsumerError),
-}
+pub use payplane_bus::tasks::TasksError as StartError;
 
 /// Shared state of every handler.
-#[derive(Clone)]
+#[derive(Clone, FromRef)]
 pub struct AppState {
     pub db: PgPool,
     pub config: Arc<Config>,
     pub authn: Authn,
     pub cache: Cache,
     pub directory: Directory,
-}
-
-impl FromRef<AppState> for Authn {
-    fn from_ref(s: &AppState) -> Self {
-        s.authn.clone()
-    }
 }
 
 impl FromRef<AppState> for ServiceTokens {
@@ -86,34 +72,12 @@ impl AppState {
     }
 }
 
-/// The service's routes wrapped in the shared stack.
-pub fn router(state: AppState) -> Router {
-    router_with_bus(state, None, None)
-}
-
-/// As [`router`], with readiness also reporting the broker connections (not required: the
-/// outbox holds events while the broker is away, api.md §8.3).
-pub fn router_with_bus(
-    state: AppState,
-    relay: Option<Arc<RelayHandle>>,
-    consumer: Option<Arc<ConsumerHandle>>,
-) -> Router {
-    let db = state.db.clone();
-    let redis = state.authn.redis.clone();
-    let health = Health::new("payments", env!("CARGO_PKG_VERSION"), move || {
-        let (db, redis, relay, consumer) =
-            (db.clone(), redis.clone(), relay.clone(), consumer.clone());
-        Box::pin(async move {
-            let mut checks = database_and_cache(&db, &MIGRATOR, &redis).await;
-            if relay.is_some() || consumer.is_some() {
-                let relay_up = relay
-                    .as_ref()
-                    .is_none_or(|r| r.broker_connected() || !r.is_active());
-                let consumer_up = consumer.as_ref().is_none_or(|c| c.broker_connected());
-                checks.push(Check::optional("broker", relay_up && consumer_up));
-            }
-            checks
-        })
+/// The service's routes wrapped in the shared stack; readiness also reports the broker
+/// connections of `broker`.
+pub fn router(state: AppState, broker: BrokerTasks) -> Router {
+    let stores = (&state.db, &MIGRATOR, &state.authn.redis);
+    let health = cache::health("payments", env!("CARGO_PKG_VERSION"), stores, move || {
+        broker.check()
     });
     let opts = StackOptions::trusting(state.config.trusted_proxies.clone());
     stack(crate::routes::routes().with_state(state), health, &opts)
@@ -143,38 +107,26 @@ impl ServiceState for AppState {
         let simulator = (cfg.psp_mode == PspMode::Simulator)
             .then(|| crate::simulator::spawn(state.clone(), shutdown.clone()));
         let housekeeping = crate::simulator::spawn_housekeeping(state.db.clone(), shutdown.clone());
-        let relay = cfg.relay_enabled.then(|| {
-            let config = RelayConfig {
-                connection_name: "payments-relay".into(),
-                ..RelayConfig::new(cfg.amqp_url.clone())
-            };
-            Arc::new(Relay::spawn(state.db.clone(), config, shutdown.clone()))
+        let consumer = cfg.consumer_enabled.then(|| ConsumerConfig {
+            connection_name: "payments-consumer".into(),
+            ..ConsumerConfig::new(cfg.amqp_url.clone(), PAYMENTS_EVENTS)
         });
-        let consumer = cfg.consumer_enabled.then(|| {
-            let mut config = ConsumerConfig::new(
-                cfg.amqp_url.clone(),
-                payplane_events::topology::PAYMENTS_EVENTS,
-            );
-            config.connection_name = "payments-consumer".into();
-            Arc::new(consumer::spawn(
-                state.db.clone(),
-                config,
-                Arc::new(crate::events::UserEvents::new(state.cache.clone())),
-                shutdown.clone(),
-            ))
-        });
-        let app = router_with_bus(state, relay.clone(), consumer.clone());
-        let res = payplane_kit::server::serve_until_stopped(listener, app, &shutdown).await;
+        let cache = state.cache.clone();
+        let broker = BrokerTasks::default()
+            .with_relay(
+                cfg.relay_enabled,
+                "payments",
+                &cfg.amqp_url,
+                &state.db,
+                &shutdown,
+            )
+            .with_consumer(consumer, || UserEvents::new(cache), &state.db, &shutdown);
+        let served = service::serve(listener, router(state, broker.clone()), &shutdown).await;
         if let Some(sim) = simulator {
             let _ = sim.await;
         }
         let _ = housekeeping.await;
-        if let Some(relay) = relay.and_then(|r| Arc::try_unwrap(r).ok()) {
-            relay.join().await;
-        }
-        if let Some(consumer) = consumer.and_then(|c| Arc::try_unwrap(c).ok()) {
-            consumer.join().await?;
-        }
-        res.map_err(|e| ServiceError::Serve(e).into())
+        broker.join().await?;
+        Ok(served?)
     }
 }

@@ -10,7 +10,7 @@ use crate::{
     app::AppState,
     cache::{Kind, Scope},
     store::{
-        Ctx,
+        StoreError,
         payments::{self, PaymentRow},
     },
     views,
@@ -30,7 +30,7 @@ pub async fn load(s: &AppState, id: Uuid) -> Result<Option<Value>, ApiError> {
     if let Some(v) = s.cache.get(Kind::Detail, &key).await {
         return Ok(Some(v));
     }
-    let mut conn = s.db.acquire().await.ctx("acquire")?;
+    let mut conn = s.db.acquire().await.map_err(StoreError::at("acquire"))?;
     let Some(p) = payments::get(&mut conn, id).await? else {
         return Ok(None);
     };

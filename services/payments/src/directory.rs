@@ -104,10 +104,7 @@ impl Directory {
         pool: &PgPool,
         lookup: &Lookup,
     ) -> Result<Option<DirUser>, DirectoryError> {
-        let mut conn = pool.acquire().await.map_err(|source| StoreError {
-            op: "acquire",
-            source,
-        })?;
+        let mut conn = pool.acquire().await.map_err(StoreError::at("acquire"))?;
         let local = match lookup {
             Lookup::Id(id) => users::by_id(&mut conn, *id).await?,
             Lookup::Email(email) => users::by_email(&mut conn, email).await?,

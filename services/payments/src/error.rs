@@ -3,13 +3,7 @@
 use http::{StatusCode, header::RETRY_AFTER};
 use payplane_kit::ApiError;
 
-use crate::{directory::DirectoryError, store::StoreError};
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::internal(&e)
-    }
-}
+use crate::directory::DirectoryError;
 
 pub fn payment_not_found() -> ApiError {
     ApiError::new(

@@ -18,7 +18,7 @@ use crate::{
     domain::IDEMPOTENCY_KEY_MAX,
     error,
     store::{
-        Ctx,
+        StoreError,
         idempotency::{self, Claim, Owner},
         payments,
     },
@@ -124,7 +124,7 @@ pub async fn settle(
             // Unless the claim was taken over meanwhile: then the new owner's answer is the
             // record.
             let (status, bytes) = error_bytes(e).await;
-            let mut conn = db.acquire().await.ctx("acquire")?;
+            let mut conn = db.acquire().await.map_err(StoreError::at("acquire"))?;
             if !finish(&mut conn, held, status.as_u16(), &bytes, None).await? {
                 return Err(error::idempotency_in_progress());
             }
@@ -162,7 +162,7 @@ pub async fn finish(
 /// Answers with the payment already created under `held`'s generation of the key, and records
 /// that answer for the key.
 pub async fn replay_existing(s: &AppState, held: &Held) -> Result<Response, ApiError> {
-    let mut conn = s.db.acquire().await.ctx("acquire")?;
+    let mut conn = s.db.acquire().await.map_err(StoreError::at("acquire"))?;
     let id = payments::id_for_claim(&mut conn, held.user, &held.key, held.owner.since)
         .await?
         .ok_or_else(error::idempotency_in_progress)?;

@@ -61,10 +61,10 @@ async fn step(
     submit: bool,
     delay: Duration,
 ) -> Result<bool, LifecycleError> {
-    let mut tx = db.begin().await.map_err(|source| StoreError {
-        op: "begin simulator step",
-        source,
-    })?;
+    let mut tx = db
+        .begin()
+        .await
+        .map_err(StoreError::at("begin simulator step"))?;
     let condition = if submit { SUBMIT } else { SETTLE };
     let Some(mut p) = payments::lock_next(&mut tx, condition, millis(delay)).await? else {
         return Ok(false);
@@ -89,10 +89,9 @@ async fn step(
         let (to, change) = settle_change(&p.description);
         lifecycle::transition(&mut tx, &ctx, &mut p, to, change, Actor::SYSTEM).await?;
     }
-    tx.commit().await.map_err(|source| StoreError {
-        op: "commit simulator step",
-        source,
-    })?;
+    tx.commit()
+        .await
+        .map_err(StoreError::at("commit simulator step"))?;
     cache
         .bump(&Cache::payment_scopes(p.id, p.sender_id, p.recipient_id))
         .await;
@@ -154,16 +153,12 @@ pub fn spawn(state: AppState, shutdown: CancellationToken) -> JoinHandle<()> {
 
 /// Hourly cleanup under an advisory lock so one replica runs it (data.md §8).
 pub fn spawn_housekeeping(db: PgPool, shutdown: CancellationToken) -> JoinHandle<()> {
-    let hour = Duration::from_secs(3600);
-    let pass = move || {
-        let db = db.clone();
-        // Nothing to report from a pass: only failures are logged.
-        async move { housekeep(&db).await.map(|()| None::<()>) }
-    };
-    payplane_kit::service::spawn_every(
+    // Nothing to report from a pass: only failures are logged.
+    let pass = |db: PgPool| async move { housekeep(&db).await.map(|()| None::<()>) };
+    payplane_kit::service::spawn_housekeeping(
         "payments housekeeping",
         Duration::ZERO,
-        hour,
+        db,
         shutdown,
         pass,
     )

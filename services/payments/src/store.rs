@@ -6,21 +6,13 @@ pub mod payments;
 pub mod users;
 pub mod webhook_events;
 
+/// The payments database, as its store errors name it.
+pub enum PaymentsDb {}
+
+impl payplane_kit::store::Store for PaymentsDb {
+    const NAME: &'static str = "payments";
+}
+
 /// A failed statement, named by what it was doing.
-#[derive(Debug, thiserror::Error)]
-#[error("payments store: {op}")]
-pub struct StoreError {
-    pub op: &'static str,
-    #[source]
-    pub source: sqlx::Error,
-}
-
-pub(crate) trait Ctx<T> {
-    fn ctx(self, op: &'static str) -> Result<T, StoreError>;
-}
-
-impl<T> Ctx<T> for Result<T, sqlx::Error> {
-    fn ctx(self, op: &'static str) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError { op, source })
-    }
-}
+pub type StoreError = payplane_kit::store::StoreError<PaymentsDb>;
+pub(crate) use payplane_kit::store::Ctx;

@@ -10,8 +10,9 @@
 
 use std::time::Duration;
 
+use payplane_kit::service::testing::http::{Res, ServiceClient, request};
 use payplane_payments::{config::PspMode, routes::webhook::sign, testing::TestApp};
-use reqwest::{Method, StatusCode, header::HeaderMap};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -20,33 +21,7 @@ const PW: &str = "TestPassword123!";
 struct Api {
     app: TestApp,
     http: reqwest::Client,
-}
-
-#[derive(Debug)]
-struct Res {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-    text: String,
-}
-
-impl Res {
-    fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
-    }
-    fn data(&self) -> &Value {
-        &self.body["data"]
-    }
-    fn fields(&self) -> Vec<String> {
-        self.body["error"]["details"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|d| d["field"].as_str().unwrap().to_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
+    client: ServiceClient,
 }
 
 #[derive(Clone)]
@@ -69,9 +44,11 @@ fn no_sim(c: &mut payplane_payments::Config) {
 impl Api {
     async fn new(tweak: impl FnOnce(&mut payplane_payments::Config)) -> Self {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let app = TestApp::spawn_with(|_| {}, tweak).await.expect("spawn");
         Self {
-            app: TestApp::spawn_with(|_| {}, tweak).await.expect("spawn"),
+            client: ServiceClient::new(&app.base_url),
             http: reqwest::Client::new(),
+            app,
         }
     }
 
@@ -83,45 +60,25 @@ impl Api {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Res {
-        let mut req = self.http.request(method, url);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
+        let mut req = request(&self.http, method, &url, token, None);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let res = req.send().await.expect("request");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let text = res.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Res {
-            status,
-            headers,
-            body,
-            text,
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Res {
-        self.raw(method, self.app.url(path), token, body, &[]).await
+        Res::of(req).await.expect("request")
     }
 
     async fn get(&self, path: &str, u: &User) -> Res {
-        self.call(Method::GET, path, Some(&u.token), None).await
+        self.client
+            .call(Method::GET, path, Some(&u.token), None)
+            .await
     }
 
     async fn create(&self, u: &User, body: Value) -> Res {
-        self.call(Method::POST, "/api/payments", Some(&u.token), Some(body))
+        self.client
+            .call(Method::POST, "/api/payments", Some(&u.token), Some(body))
             .await
     }
 
@@ -148,13 +105,14 @@ impl Api {
     }
 
     async fn status(&self, u: &User, id: &str, status: &str) -> Res {
-        self.call(
-            Method::PATCH,
-            &format!("/api/payments/{id}/status"),
-            Some(&u.token),
-            Some(json!({ "status": status })),
-        )
-        .await
+        self.client
+            .call(
+                Method::PATCH,
+                &format!("/api/payments/{id}/status"),
+                Some(&u.token),
+                Some(json!({ "status": status })),
+            )
+            .await
     }
 
     async fn register(&self, role: &str) -> User {
@@ -217,12 +175,9 @@ impl Api {
     }
 
     async fn outbox(&self) -> Vec<(String, Value)> {
-        sqlx::query_as::<_, (String, Value)>(
-            "SELECT routing_key, envelope FROM outbox ORDER BY seq",
-        )
-        .fetch_all(&self.app.db.pool)
-        .await
-        .unwrap()
+        payplane_bus::outbox::all_rows(&self.app.db.pool)
+            .await
+            .unwrap()
     }
 
     async fn events_for(&self, id: &str) -> Vec<String> {
@@ -251,16 +206,7 @@ impl Api {
         if let Some(sig) = signature {
             req = req.header("psp-signature", sig);
         }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let text = res.text().await.unwrap();
-        Res {
-            status,
-            headers,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
-        }
+        Res::of(req).await.unwrap()
     }
 
     async fn signed_webhook(&self, body: &Value) -> Res {
@@ -344,7 +290,10 @@ async fn create_and_visibility_by_role() {
         all.data()["pagination"],
         json!({"page": 1, "limit": 10, "total": 2, "totalPages": 1})
     );
-    let r = api.call(Method::GET, "/api/payments", None, None).await;
+    let r = api
+        .client
+        .call(Method::GET, "/api/payments", None, None)
+        .await;
     assert_eq!(
         (r.status, r.code()),
         (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
@@ -639,6 +588,7 @@ async fn status_change_permissions() {
     let r = api.status(&a, &id, "nope").await;
     assert_eq!(r.fields(), ["status"]);
     let r = api
+        .client
         .call(
             Method::PATCH,
             &format!("/api/payments/{id}/status"),
@@ -662,6 +612,7 @@ async fn status_change_permissions() {
     let id3 = id_of(&api.pay(&a, &b, "3").await);
     // An empty reason is absent (api.md §5.10: existing clients always send the reason box).
     let r = api
+        .client
         .call(
             Method::PATCH,
             &format!("/api/payments/{id3}/status"),
@@ -704,7 +655,11 @@ async fn edit_while_pending() {
     let path = format!("/api/payments/{id}");
     let put = |u: &User, body: Value| {
         let (api, token, path) = (&api, u.token.clone(), path.clone());
-        async move { api.call(Method::PUT, &path, Some(&token), Some(body)).await }
+        async move {
+            api.client
+                .call(Method::PUT, &path, Some(&token), Some(body))
+                .await
+        }
     };
     let before = api.get(&path, &a).await; // warms the cache
     assert_eq!(before.data()["amount"], "3.00");
@@ -1119,7 +1074,7 @@ async fn simulator_work_survives_a_restart() {
         api.get(&format!("/api/payments/{id}"), &a).await.data()["status"],
         "pending"
     );
-    let Api { app, http } = api;
+    let Api { app, http, .. } = api;
     let app = app
         .restart(|c| {
             c.psp_mode = PspMode::Simulator;
@@ -1127,7 +1082,11 @@ async fn simulator_work_survives_a_restart() {
         })
         .await
         .unwrap();
-    let api = Api { app, http };
+    let api = Api {
+        client: ServiceClient::new(&app.base_url),
+        app,
+        http,
+    };
     wait_for_status(&api, &a, &id, "completed", 10).await;
 }
 
@@ -1467,6 +1426,7 @@ async fn unstorable_metadata_is_refused_and_an_old_bad_row_stops_nothing() {
     let later = id_of(r.data());
     for metadata in &bad_values {
         let r = api
+            .client
             .call(
                 Method::PUT,
                 &format!("/api/payments/{later}"),

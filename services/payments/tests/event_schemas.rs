@@ -137,8 +137,7 @@ impl Api {
     }
 
     async fn outbox(&self) -> Vec<(String, Value)> {
-        sqlx::query_as("SELECT routing_key, envelope FROM outbox ORDER BY seq")
-            .fetch_all(&self.app.db.pool)
+        payplane_bus::outbox::all_rows(&self.app.db.pool)
             .await
             .unwrap()
     }

@@ -6,17 +6,16 @@ use std::sync::Arc;
 use axum::{Router, extract::FromRef};
 use payplane_authn::{Authn, Verifier, jwks::RemoteKeys, verifier::Keys};
 use payplane_bus::{
-    consumer::{self, ConsumerConfig, ConsumerHandle},
-    relay::{Relay, RelayConfig, RelayHandle},
+    consumer::{ConsumerConfig, ConsumerError},
+    tasks::BrokerTasks,
 };
 use payplane_events::topology::PROFILE_EVENTS;
 use payplane_kit::{
-    health::{Check, Health},
     http::{StackOptions, stack},
     server::Bound,
     service::{
-        ServiceError, ServiceState,
-        cache::{connect_stores, database_and_cache},
+        self, ServiceError, ServiceState,
+        cache::{self, connect_stores},
     },
 };
 use sqlx::{PgPool, migrate::Migrator};
@@ -36,12 +35,12 @@ pub enum StartError {
     Consumer {
         queue: &'static str,
         #[source]
-        source: consumer::ConsumerError,
+        source: ConsumerError,
     },
 }
 
 /// Shared state of every handler.
-#[derive(Clone)]
+#[derive(Clone, FromRef)]
 pub struct AppState {
     pub db: PgPool,
     pub config: Arc<Config>,
@@ -49,49 +48,12 @@ pub struct AppState {
     pub cache: Cache,
 }
 
-impl FromRef<AppState> for Authn {
-    fn from_ref(s: &AppState) -> Self {
-        s.authn.clone()
-    }
-}
-
-/// Broker-side tasks whose connection readiness reports (not required: the outbox holds events
-/// while the broker is away, api.md §8.3).
-#[derive(Clone, Default)]
-pub struct BrokerTasks {
-    pub relay: Option<Arc<RelayHandle>>,
-    pub consumer: Option<Arc<ConsumerHandle>>,
-}
-
-impl BrokerTasks {
-    fn connected(&self) -> bool {
-        let relay = self
-            .relay
-            .as_ref()
-            .is_none_or(|r| r.broker_connected() || !r.is_active());
-        let consumer = self.consumer.as_ref().is_none_or(|c| c.broker_connected());
-        relay && consumer
-    }
-}
-
-/// The service's routes wrapped in the shared stack.
-pub fn router(state: AppState) -> Router {
-    router_with_broker(state, BrokerTasks::default())
-}
-
-/// As [`router`], with readiness also reporting the broker connections of `broker`.
-pub fn router_with_broker(state: AppState, broker: BrokerTasks) -> Router {
-    let db = state.db.clone();
-    let redis = state.authn.redis.clone();
-    let health = Health::new("profile", env!("CARGO_PKG_VERSION"), move || {
-        let (db, redis, broker) = (db.clone(), redis.clone(), broker.clone());
-        Box::pin(async move {
-            let mut checks = database_and_cache(&db, &MIGRATOR, &redis).await;
-            if broker.relay.is_some() || broker.consumer.is_some() {
-                checks.push(Check::optional("broker", broker.connected()));
-            }
-            checks
-        })
+/// The service's routes wrapped in the shared stack; readiness also reports the broker
+/// connections of `broker`.
+pub fn router(state: AppState, broker: BrokerTasks) -> Router {
+    let stores = (&state.db, &MIGRATOR, &state.authn.redis);
+    let health = cache::health("profile", env!("CARGO_PKG_VERSION"), stores, move || {
+        broker.check()
     });
     let opts = StackOptions {
         trusted_proxies: state.config.trusted_proxies.clone(),
@@ -137,43 +99,26 @@ impl ServiceState for AppState {
             });
         }
         let housekeeping = crate::housekeeping::spawn(state.db.clone(), shutdown.clone());
-        let relay = state.config.relay_enabled.then(|| {
-            let config = RelayConfig {
-                connection_name: "profile-relay".into(),
-                ..RelayConfig::new(state.config.amqp_url.clone())
-            };
-            Arc::new(Relay::spawn(state.db.clone(), config, shutdown.clone()))
-        });
-        let consumer = state.config.consumer_enabled.then(|| {
-            let config = ConsumerConfig::new(state.config.amqp_url.clone(), PROFILE_EVENTS);
-            let handler = Arc::new(UserEvents {
-                cache: state.cache.clone(),
-            });
-            Arc::new(consumer::spawn(
-                state.db.clone(),
-                config,
-                handler,
-                shutdown.clone(),
-            ))
-        });
-        let broker = BrokerTasks {
-            relay: relay.clone(),
-            consumer: consumer.clone(),
-        };
-        let app = router_with_broker(state, broker);
-        let res = payplane_kit::server::serve_until_stopped(listener, app, &shutdown).await;
+        let cfg = Arc::clone(&state.config);
+        let consumer = cfg
+            .consumer_enabled
+            .then(|| ConsumerConfig::new(cfg.amqp_url.clone(), PROFILE_EVENTS));
+        let cache = state.cache.clone();
+        let broker = BrokerTasks::default()
+            .with_relay(
+                cfg.relay_enabled,
+                "profile",
+                &cfg.amqp_url,
+                &state.db,
+                &shutdown,
+            )
+            .with_consumer(consumer, || UserEvents { cache }, &state.db, &shutdown);
+        let served = service::serve(listener, router(state, broker.clone()), &shutdown).await;
         let _ = housekeeping.await;
-        if let Some(relay) = relay.and_then(|r| Arc::try_unwrap(r).ok()) {
-            relay.join().await;
-        }
-        if let Some(consumer) = consumer.and_then(|c| Arc::try_unwrap(c).ok())
-            && let Err(source) = consumer.join().await
-        {
-            return Err(StartError::Consumer {
-                queue: "profile.events",
-                source,
-            });
-        }
-        res.map_err(|e| ServiceError::Serve(e).into())
+        broker.join().await.map_err(|source| StartError::Consumer {
+            queue: "profile.events",
+            source,
+        })?;
+        Ok(served?)
     }
 }

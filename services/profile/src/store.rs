@@ -3,21 +3,24 @@
 
 pub mod profiles;
 
-/// A failed statement, named by what it was doing.
-#[derive(Debug, thiserror::Error)]
-#[error("profile store: {op}")]
-pub struct StoreError {
-    pub op: &'static str,
-    #[source]
-    pub source: sqlx::Error,
-}
+/// The profile database, as its store errors name it.
+pub enum ProfileDb {}
 
-pub(crate) trait Ctx<T> {
-    fn ctx(self, op: &'static str) -> Result<T, StoreError>;
-}
+impl payplane_kit::store::Store for ProfileDb {
+    const NAME: &'static str = "profile";
 
-impl<T> Ctx<T> for Result<T, sqlx::Error> {
-    fn ctx(self, op: &'static str) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError { op, source })
+    /// A database that cannot be reached is 503 naming it (a required dependency is down).
+    fn api_error(e: &StoreError) -> payplane_kit::ApiError {
+        match &e.source {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                tracing::error!(error = %e, cause = %e.source, "profile database unavailable");
+                payplane_kit::ApiError::unavailable("The profile database is unavailable")
+            }
+            _ => payplane_kit::ApiError::internal(e),
+        }
     }
 }
+
+/// A failed statement, named by what it was doing.
+pub type StoreError = payplane_kit::store::StoreError<ProfileDb>;
+pub(crate) use payplane_kit::store::Ctx;

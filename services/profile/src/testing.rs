@@ -4,36 +4,21 @@
 
 use std::time::Duration;
 
-use payplane_db::testing::TestDatabase;
-use payplane_kit::service::{Service as _, testing::Running};
+use payplane_kit::service::testing::{TestService, TestServiceError};
 
-use crate::{AppState, Application, Config, MIGRATOR, app::StartError};
+use crate::{AppState, Config, app::StartError};
 
 /// A running profile service (address, state, stop) with its own database.
-pub struct TestApp {
-    pub db: TestDatabase,
-    running: Running<AppState>,
-}
+pub struct TestApp(TestService<AppState>);
 
-impl std::ops::Deref for TestApp {
-    type Target = Running<AppState>;
-
-    fn deref(&self) -> &Running<AppState> {
-        &self.running
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum TestAppError {
-    #[error(transparent)]
-    Db(#[from] payplane_db::DbError),
-    #[error(transparent)]
-    Start(#[from] StartError),
-    #[error("the profile consumer did not connect to the broker within 10 s")]
-    BrokerNotReady,
-}
+pub type TestAppError = TestServiceError<StartError>;
 
 impl TestApp {
+    /// Stops the server and waits for it.
+    pub async fn stop(self) {
+        self.0.stop().await;
+    }
+
     /// No relay, no consumer: JWKS from `auth_url`.
     pub async fn spawn(auth_url: &str) -> Result<Self, TestAppError> {
         Self::spawn_with(auth_url, |_| {}).await
@@ -56,11 +41,8 @@ impl TestApp {
         auth_url: &str,
         tweak: impl FnOnce(&mut Config),
     ) -> Result<Self, TestAppError> {
-        let db = TestDatabase::create(&MIGRATOR).await?;
-        let mut config = Config::for_tests(&db.url, auth_url);
-        tweak(&mut config);
-        let running = Running::start(Application::build(config).await?);
-        Ok(Self { db, running })
+        let config = |db: &str| Config::for_tests(db, auth_url);
+        TestService::start(config, tweak).await.map(Self)
     }
 
     /// Polls `/health/ready` until the broker check is up.
@@ -76,11 +58,16 @@ impl TestApp {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(TestAppError::BrokerNotReady)
+        Err(TestServiceError::NotReady(
+            "the profile consumer did not connect to the broker within 10 s",
+        ))
     }
+}
 
-    /// Stops the server and waits for it.
-    pub async fn stop(mut self) {
-        self.running.stop().await;
+impl std::ops::Deref for TestApp {
+    type Target = TestService<AppState>;
+
+    fn deref(&self) -> &TestService<AppState> {
+        &self.0
     }
 }

@@ -46,7 +46,10 @@ async fn every_endpoint_creates_the_profile_lazily_and_concurrently_safely() {
         let user = s.register().await;
         assert_eq!(s.profile_id(user.id).await, None, "no broker: nothing yet");
         let body = (method == Method::PUT).then(|| json!({}));
-        let res = s.call(method.clone(), path, Some(&user.token), body).await;
+        let res = s
+            .client
+            .call(method.clone(), path, Some(&user.token), body)
+            .await;
         assert_eq!(res.status, StatusCode::OK, "{method} {path}: {}", res.body);
         let id = s.profile_id(user.id).await.expect("created on the request");
         let profile = s.get("/api/profile", &user.token).await;
@@ -76,7 +79,7 @@ async fn every_endpoint_creates_the_profile_lazily_and_concurrently_safely() {
         } else {
             "/api/profile/preferences"
         };
-        s.call(
+        s.client.call(
             if i % 4 == 1 { Method::PUT } else { Method::GET },
             path,
             Some(&user.token),
@@ -673,13 +676,14 @@ async fn bad_bodies_credentials_and_routes_are_clear_4xx() {
     );
 
     for path in ["/api/profile", "/api/profile/preferences"] {
-        let r = s.call(Method::GET, path, None, None).await;
+        let r = s.client.call(Method::GET, path, None, None).await;
         assert_eq!(
             (r.status, r.code()),
             (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
         );
         assert_eq!(r.headers["www-authenticate"], "Bearer");
         let r = s
+            .client
             .call(Method::PUT, path, Some("not-a-jwt"), Some(json!({})))
             .await;
         assert_eq!(
@@ -694,13 +698,17 @@ async fn bad_bodies_credentials_and_routes_are_clear_4xx() {
             )
             .await;
         assert_eq!(r.code(), "UNAUTHORIZED");
-        let r = s.call(Method::POST, path, Some(t), Some(json!({}))).await;
+        let r = s
+            .client
+            .call(Method::POST, path, Some(t), Some(json!({})))
+            .await;
         assert_eq!(
             (r.status, r.code()),
             (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED")
         );
         assert!(r.headers.contains_key("allow"));
         let r = s
+            .client
             .call(Method::GET, &format!("{path}/"), Some(t), None)
             .await;
         assert_eq!(r.status, StatusCode::OK, "trailing slash ignored");
@@ -717,6 +725,7 @@ async fn bad_bodies_credentials_and_routes_are_clear_4xx() {
         .await;
     assert_eq!(r.code(), "UNAUTHORIZED");
     let r = s
+        .client
         .call(Method::GET, "/api/profile/nope", Some(t), None)
         .await;
     assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "NOT_FOUND"));
@@ -856,6 +865,7 @@ async fn consumer_creates_once_deletes_and_never_resurrects() {
         (Method::GET, "/api/profile/preferences"),
     ] {
         let r = s
+            .client
             .call(method, path, Some(&user.token), Some(json!({})))
             .await;
         assert_eq!(
@@ -891,14 +901,10 @@ async fn health_readiness_and_metrics() {
     let r = s.send(s.http.get(s.profile.url("/health/live"))).await;
     assert_eq!(r.data()["alive"], true);
     let text = s
-        .http
-        .get(s.profile.url("/metrics"))
-        .send()
+        .client
+        .call(Method::GET, "/metrics", None, None)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text;
     assert!(
         text.contains("cache_requests_total{cache=\"profile\",result=\"hit\"}"),
         "{text}"
@@ -928,7 +934,10 @@ async fn openapi_document_describes_exactly_the_served_routes() {
     let problems = probe(&ops, |method, path| {
         let (s, token) = (&s, &user.token);
         async move {
-            let r = s.call(method, &path, Some(token), Some(json!({}))).await;
+            let r = s
+                .client
+                .call(method, &path, Some(token), Some(json!({})))
+                .await;
             let code = r.body["error"]["code"].as_str().unwrap_or("").to_owned();
             (r.status, code)
         }
@@ -940,7 +949,10 @@ async fn openapi_document_describes_exactly_the_served_routes() {
         "/api/profile/preferences/notifications",
         "/api/profiles",
     ] {
-        let r = s.call(Method::GET, path, Some(&user.token), None).await;
+        let r = s
+            .client
+            .call(Method::GET, path, Some(&user.token), None)
+            .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
     }
 }

@@ -53,11 +53,9 @@ async fn every_profile_event_in_the_outbox_matches_its_schema() {
     put("/api/profile/preferences", json!({"theme": "light"})).await;
 
     // Committed before each response: validate every row.
-    let rows: Vec<(String, Value)> =
-        sqlx::query_as("SELECT routing_key, envelope FROM outbox ORDER BY seq")
-            .fetch_all(&profile.db.pool)
-            .await
-            .unwrap();
+    let rows = payplane_bus::outbox::all_rows(&profile.db.pool)
+        .await
+        .unwrap();
     let seen = validate_outbox("profile", &rows).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(seen["profile.profile.updated"], 4, "{seen:?}");
     let preferences: Vec<&Value> = rows

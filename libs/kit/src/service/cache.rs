@@ -2,13 +2,13 @@
 //! fails start-up (and each later command) clearly instead of hanging; and the readiness checks
 //! of a service with its own database and Redis.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sqlx::{PgPool, migrate::Migrator};
 
 use super::ServiceError;
-use crate::health::Check;
+use crate::health::{Check, Health};
 
 /// How long to wait for Redis, and how often to retry a dropped connection.
 #[derive(Debug, Clone, Copy)]
@@ -85,4 +85,23 @@ pub async fn database_and_cache(
         Check::required("database", database),
         Check::required("cache", cache),
     ]
+}
+
+/// The health endpoints of a service with its own database and Redis ([`database_and_cache`])
+/// and what `extra` adds after them (an optional `broker` check; `None`: nothing).
+pub fn health(
+    service: &'static str,
+    version: &'static str,
+    (db, migrator, redis): (&PgPool, &'static Migrator, &ConnectionManager),
+    extra: impl Fn() -> Option<Check> + Send + Sync + 'static,
+) -> Health {
+    let (db, redis, extra) = (db.clone(), redis.clone(), Arc::new(extra));
+    Health::new(service, version, move || {
+        let (db, redis, extra) = (db.clone(), redis.clone(), Arc::clone(&extra));
+        Box::pin(async move {
+            let mut checks = database_and_cache(&db, migrator, &redis).await;
+            checks.extend(extra());
+            checks
+        })
+    })
 }

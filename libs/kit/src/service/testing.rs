@@ -1,14 +1,82 @@
 //! A service running inside a test (feature `testing`): on its bound address, stopped by its
-//! token when the test ends or drops it. Each service's `TestApp` adds only its own fixtures
-//! (a fresh database, a vhost, peers).
+//! token when the test ends or drops it, and (a [`ServiceState`] service) on a brand-new
+//! database of its own, dropped afterwards. Each service's `TestApp` adds only its own
+//! fixtures (its test configuration, a vhost, peers).
 
-use std::{fmt::Display, future::Future, net::SocketAddr};
+use std::{error::Error as StdError, fmt::Display, future::Future, net::SocketAddr, ops::Deref};
 
+use payplane_db::testing::TestDatabase;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Service, ServiceState};
+pub mod http;
+
+use super::{BoxError, Service, ServiceState};
 use crate::server::Bound;
+
+/// A [`ServiceState`] service running on a brand-new database of its own: address, state
+/// and stop through [`Running`], the database as `db`.
+pub struct TestService<S> {
+    pub db: TestDatabase,
+    running: Running<S>,
+}
+
+/// Why a service could not be started for a test.
+#[derive(Debug, thiserror::Error)]
+pub enum TestServiceError<E: StdError + 'static> {
+    #[error("the {0} service has no migrations to make a test database with")]
+    NoDatabase(&'static str),
+    #[error(transparent)]
+    Db(#[from] payplane_db::DbError),
+    #[error(transparent)]
+    Start(E),
+    #[error("starting the {0} service it runs beside")]
+    Peer(&'static str, #[source] BoxError),
+    #[error("{0}")]
+    NotReady(&'static str),
+}
+
+impl<S: ServiceState + Clone> TestService<S> {
+    /// Creates its database, takes `config` for the database's URL with `tweak` applied, then
+    /// builds and runs the service.
+    pub async fn start(
+        config: impl FnOnce(&str) -> S::Config,
+        tweak: impl FnOnce(&mut S::Config),
+    ) -> Result<Self, TestServiceError<S::Error>> {
+        let migrator = S::MIGRATOR.ok_or(TestServiceError::NoDatabase(S::NAME))?;
+        let db = TestDatabase::create(migrator).await?;
+        let mut config = config(&db.url);
+        tweak(&mut config);
+        Self::run(db, config).await
+    }
+
+    /// Stops it, then starts it again on the same database with `config`.
+    pub async fn restart(mut self, config: S::Config) -> Result<Self, TestServiceError<S::Error>> {
+        self.running.stop().await;
+        Self::run(self.db, config).await
+    }
+
+    async fn run(db: TestDatabase, config: S::Config) -> Result<Self, TestServiceError<S::Error>> {
+        let app = Bound::<S>::build(config)
+            .await
+            .map_err(TestServiceError::Start)?;
+        let running = Running::start(app);
+        Ok(Self { db, running })
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        self.running.stop().await;
+    }
+}
+
+impl<S> Deref for TestService<S> {
+    type Target = Running<S>;
+
+    fn deref(&self) -> &Running<S> {
+        &self.running
+    }
+}
 
 /// A spawned service: where it listens, its state, and how to stop it.
 pub struct Running<S> {

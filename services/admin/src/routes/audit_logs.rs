@@ -9,7 +9,7 @@ use crate::{
     app::AppState,
     audit::{ACTIONS, RESOURCE_TYPES},
     store::{
-        Ctx,
+        StoreError,
         audit::{self, ListFilter},
     },
 };
@@ -41,7 +41,7 @@ pub async fn list(
         limit: page.limit,
         offset: page.offset(),
     };
-    let mut conn = s.db.acquire().await.ctx("acquire")?;
+    let mut conn = s.db.acquire().await.map_err(StoreError::at("acquire"))?;
     let (entries, total) = audit::list(&mut conn, &filter).await?;
     // Nested `data`, kept for client compatibility (api.md §6.10).
     Ok(Data(

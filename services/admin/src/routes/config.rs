@@ -28,7 +28,7 @@ use crate::{
     audit,
     domain::{CONFIG_DESCRIPTION, CONFIG_VALUE_LIMITS, config_key_ok},
     store::{
-        Ctx,
+        StoreError,
         audit::NewEntry,
         config::{self, Entry},
     },
@@ -145,7 +145,7 @@ async fn record_change(
 }
 
 pub async fn list(_admin: Admin, State(s): State<AppState>) -> Result<Data<Value>, ApiError> {
-    let mut conn = s.db.acquire().await.ctx("acquire")?;
+    let mut conn = s.db.acquire().await.map_err(StoreError::at("acquire"))?;
     let entries = config::all(&mut conn).await?;
     Ok(Data(Value::Array(
         entries.iter().map(Entry::view).collect(),
@@ -160,7 +160,7 @@ pub async fn show(
     if !config_key_ok(&key) {
         return Err(not_found());
     }
-    let mut conn = s.db.acquire().await.ctx("acquire")?;
+    let mut conn = s.db.acquire().await.map_err(StoreError::at("acquire"))?;
     let entry = config::get(&mut conn, &key).await?.ok_or_else(not_found)?;
     Ok(Data(entry.view()))
 }
@@ -216,7 +216,7 @@ pub async fn create(
     let (Some(key), Some(value)) = (key, value) else {
         return Err(ApiError::field("body", "invalid"));
     };
-    let mut tx = s.db.begin().await.ctx("begin")?;
+    let mut tx = s.db.begin().await.map_err(StoreError::at("begin"))?;
     let entry = new_entry(key.clone(), value, description, &admin);
     let saved = config::insert(&mut tx, &entry).await?.ok_or_else(exists)?;
     record_change(
@@ -229,7 +229,7 @@ pub async fn create(
         Some(&saved),
     )
     .await?;
-    tx.commit().await.ctx("commit")?;
+    tx.commit().await.map_err(StoreError::at("commit"))?;
     Ok(Created(saved.view()))
 }
 
@@ -250,7 +250,7 @@ pub async fn put(
     let Some(value) = value else {
         return Err(ApiError::field("value", "is required"));
     };
-    let mut tx = s.db.begin().await.ctx("begin")?;
+    let mut tx = s.db.begin().await.map_err(StoreError::at("begin"))?;
     let Some(previous) = config::lock(&mut tx, &key).await? else {
         let entry = new_entry(key.clone(), value, description.resolve(None), &admin);
         let saved = config::insert(&mut tx, &entry).await?.ok_or_else(exists)?;
@@ -264,7 +264,7 @@ pub async fn put(
             Some(&saved),
         )
         .await?;
-        tx.commit().await.ctx("commit")?;
+        tx.commit().await.map_err(StoreError::at("commit"))?;
         return Ok(Created(saved.view()).into_response());
     };
     let description = description.resolve(previous.description.clone());
@@ -289,7 +289,7 @@ pub async fn put(
         Some(&saved),
     )
     .await?;
-    tx.commit().await.ctx("commit")?;
+    tx.commit().await.map_err(StoreError::at("commit"))?;
     Ok(Data(saved.view()).into_response())
 }
 
@@ -302,7 +302,7 @@ pub async fn remove(
     if !config_key_ok(&key) {
         return Err(not_found());
     }
-    let mut tx = s.db.begin().await.ctx("begin")?;
+    let mut tx = s.db.begin().await.map_err(StoreError::at("begin"))?;
     let previous = config::lock(&mut tx, &key).await?.ok_or_else(not_found)?;
     config::delete(&mut tx, &key).await?;
     record_change(
@@ -315,6 +315,6 @@ pub async fn remove(
         None,
     )
     .await?;
-    tx.commit().await.ctx("commit")?;
+    tx.commit().await.map_err(StoreError::at("commit"))?;
     Ok(StatusCode::NO_CONTENT)
 }

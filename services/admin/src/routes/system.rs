@@ -11,7 +11,7 @@ use super::Admin;
 use crate::{
     app::AppState,
     probes::{PROBE_TIMEOUT, ProbeError, ProbeResult, timed},
-    store::{Ctx, audit, users},
+    store::{StoreError, audit, users},
 };
 
 /// `healthy` with no unhealthy probe, `degraded` with one or two, `unhealthy` with more.
@@ -111,7 +111,7 @@ async fn payment_stats(s: &AppState) -> Option<Value> {
 
 pub async fn dashboard(_admin: Admin, State(s): State<AppState>) -> Result<Data<Value>, ApiError> {
     let (counts, entries, payments) = {
-        let mut conn = s.db.acquire().await.ctx("acquire")?;
+        let mut conn = s.db.acquire().await.map_err(StoreError::at("acquire"))?;
         let counts = users::counts(&mut conn).await?;
         let entries = audit::count_last_24h(&mut conn).await?;
         drop(conn);

@@ -21,7 +21,7 @@ use crate::{
     audit,
     domain::{NAME, ORDERS, REASON, ROLES, USER_SEARCH, USER_SORT_KEYS, password_rule},
     store::{
-        Ctx,
+        StoreError,
         audit::NewEntry,
         users::{self, ListFilter, UserRow, UserState},
     },
@@ -62,7 +62,7 @@ pub async fn list(
         limit: page.limit,
         offset: page.offset(),
     };
-    let mut conn = s.db.acquire().await.ctx("acquire")?;
+    let mut conn = s.db.acquire().await.map_err(StoreError::at("acquire"))?;
     let (rows, total) = users::list(&mut conn, &filter).await?;
     Ok(Data(json!({
         "users": rows.iter().map(UserRow::view).collect::<Vec<_>>(),
@@ -76,7 +76,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Data<Value>, ApiError> {
     let id = user_id(&id)?;
-    let mut conn = s.db.acquire().await.ctx("acquire")?;
+    let mut conn = s.db.acquire().await.map_err(StoreError::at("acquire"))?;
     let row = users::live(&mut conn, id)
         .await?
         .ok_or_else(user_not_found)?;
@@ -91,16 +91,21 @@ async fn apply(
     user: &UserState,
     entry: Option<NewEntry>,
 ) -> Result<Value, ApiError> {
-    let mut tx = s.db.begin().await.ctx("begin")?;
+    let mut tx = s.db.begin().await.map_err(StoreError::at("begin"))?;
     {
         // A stale row holding the same email (its deletion event not yet here) must not undo
         // a change auth already made; the events will settle the read model.
-        let mut sp = tx.begin().await.ctx("savepoint")?;
+        let mut sp = tx.begin().await.map_err(StoreError::at("savepoint"))?;
         match users::upsert_if_newer(&mut sp, user).await {
-            Ok(_) => sp.commit().await.ctx("release savepoint")?,
+            Ok(_) => sp
+                .commit()
+                .await
+                .map_err(StoreError::at("release savepoint"))?,
             Err(e) => {
                 tracing::warn!(error = %e, user = %user.id, "read model not updated from auth's answer");
-                sp.rollback().await.ctx("rollback savepoint")?;
+                sp.rollback()
+                    .await
+                    .map_err(StoreError::at("rollback savepoint"))?;
             }
         }
     }
@@ -108,7 +113,7 @@ async fn apply(
         audit::record(&mut tx, &audit::request_events(ctx), entry).await?;
     }
     let row = users::live(&mut tx, user.id).await?;
-    tx.commit().await.ctx("commit")?;
+    tx.commit().await.map_err(StoreError::at("commit"))?;
     Ok(row.map_or_else(
         || {
             UserRow {
@@ -280,7 +285,7 @@ pub async fn remove(
     let id = user_id(&id)?;
     let before = s.auth.get(&ctx, admin.id, id).await?;
     s.auth.delete(&ctx, admin.id, id).await?;
-    let mut tx = s.db.begin().await.ctx("begin")?;
+    let mut tx = s.db.begin().await.map_err(StoreError::at("begin"))?;
     users::mark_deleted(
         &mut tx,
         id,
@@ -298,6 +303,6 @@ pub async fn remove(
         json!({"deletedUserEmail": before.email, "role": before.role}),
     );
     audit::record(&mut tx, &audit::request_events(&ctx), &entry).await?;
-    tx.commit().await.ctx("commit")?;
+    tx.commit().await.map_err(StoreError::at("commit"))?;
     Ok(StatusCode::NO_CONTENT)
 }

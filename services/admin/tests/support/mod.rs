@@ -12,38 +12,13 @@ use payplane_admin::{Config, testing::TestApp as AdminApp};
 use payplane_auth::testing::TestApp as AuthApp;
 use payplane_bus::sandbox::Sandbox;
 use payplane_events::topology::ADMIN_EVENTS;
-use reqwest::{Method, StatusCode, header::HeaderMap};
+pub use payplane_kit::service::testing::http::Res;
+use payplane_kit::service::testing::http::request;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 pub const PW: &str = "TestPassword123!";
-
-pub struct Res {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Value,
-}
-
-impl Res {
-    pub fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
-    }
-    pub fn data(&self) -> &Value {
-        &self.body["data"]
-    }
-    pub fn fields(&self) -> Vec<String> {
-        let mut f: Vec<String> = self.body["error"]["details"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|d| d["field"].as_str().unwrap().to_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        f.sort();
-        f
-    }
-}
 
 pub struct World {
     pub sandbox: Sandbox,
@@ -140,22 +115,8 @@ impl World {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Res {
-        let mut req = self.http.request(method, url);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("request");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let text = res.text().await.unwrap();
-        Res {
-            status,
-            headers,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        }
+        let req = request(&self.http, method, &url, token, body.as_ref());
+        Res::of(req).await.expect("request")
     }
 
     /// A call to the admin service as the root admin.

@@ -18,7 +18,7 @@ use crate::{
     error,
     lockout::{self, Failure, Gate},
     password,
-    store::{Ctx, StoreError, sessions::Target, throttle, users},
+    store::{StoreError, sessions::Target, throttle, users},
     tokens,
     views::public_user,
 };
@@ -27,10 +27,7 @@ pub async fn me(
     State(s): State<AppState>,
     CurrentUser(claims): CurrentUser,
 ) -> Result<Data<Value>, ApiError> {
-    let mut conn = s.db.acquire().await.map_err(|source| StoreError {
-        op: "acquire",
-        source,
-    })?;
+    let mut conn = s.db.acquire().await.map_err(StoreError::at("acquire"))?;
     let user = users::by_id(&mut conn, claims.sub)
         .await?
         .ok_or_else(|| error::unauthorized("TOKEN_INVALID", "Account no longer exists"))?;
@@ -79,10 +76,7 @@ pub async fn change_password(
     // Phase 1, no transaction: the user's stored hash and a first look at the gate, so a locked
     // account costs no hash.
     let (user, early) = {
-        let mut conn = s.db.acquire().await.map_err(|source| StoreError {
-            op: "acquire",
-            source,
-        })?;
+        let mut conn = s.db.acquire().await.map_err(StoreError::at("acquire"))?;
         let user = users::by_id(&mut conn, claims.sub)
             .await?
             .ok_or_else(|| error::unauthorized("TOKEN_INVALID", "Account no longer exists"))?;
@@ -104,10 +98,7 @@ pub async fn change_password(
     };
     // Phase 3, under the user and throttle row locks: counted exactly, gate checked again.
     let now = time::now();
-    let mut tx = s.db.begin().await.map_err(|source| StoreError {
-        op: "begin",
-        source,
-    })?;
+    let mut tx = s.db.begin().await.map_err(StoreError::at("begin"))?;
     let verified_hash = user.password_hash;
     let user = users::lock(&mut tx, claims.sub)
         .await?
@@ -118,13 +109,17 @@ pub async fn change_password(
         throttle::save(&mut tx, &key, &state, None).await?;
     }
     if let Some(err) = gate_refusal(lockout::gate(&state, now)) {
-        tx.commit().await.ctx("commit throttle")?;
+        tx.commit()
+            .await
+            .map_err(StoreError::at("commit throttle"))?;
         return Err(err);
     }
     let Some(hash) = hash else {
         let outcome = lockout::record_failure(&mut state, now);
         throttle::save(&mut tx, &key, &state, ctx.client.ip).await?;
-        tx.commit().await.ctx("commit failed password change")?;
+        tx.commit()
+            .await
+            .map_err(StoreError::at("commit failed password change"))?;
         return Err(wrong_current_password(outcome, now));
     };
     if user.password_hash != verified_hash {
@@ -159,7 +154,9 @@ pub async fn change_password(
     outbox::enqueue(&mut tx, &ev, &user.id.to_string(), &event)
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    tx.commit().await.ctx("commit password change")?;
+    tx.commit()
+        .await
+        .map_err(StoreError::at("commit password change"))?;
     s.markers.sessions_revoked(&ended).await;
     Ok(Data(
         json!({ "message": "Password changed successfully", "revokedSessions": ended.len() }),

@@ -16,7 +16,7 @@ use crate::{
     error,
     routes::{DEVICE_ID_MAX, device_fields},
     store::{
-        Ctx, StoreError,
+        StoreError,
         sessions::{self, Target},
         users,
     },
@@ -24,10 +24,7 @@ use crate::{
 };
 
 fn begin_err(source: sqlx::Error) -> StoreError {
-    StoreError {
-        op: "begin",
-        source,
-    }
+    StoreError::new("begin", source)
 }
 
 pub async fn list(
@@ -89,7 +86,9 @@ pub async fn register(
     let row = sessions::device_by_ref(&mut tx, device_ref, now)
         .await?
         .ok_or_else(error::device_not_found)?;
-    tx.commit().await.ctx("commit device register")?;
+    tx.commit()
+        .await
+        .map_err(StoreError::at("commit device register"))?;
     s.markers.sessions_revoked(&ended).await;
     Ok(Data(views::device(&row, Some(device_ref))))
 }
@@ -123,7 +122,9 @@ pub async fn remove(
     if ended.is_empty() {
         return Err(error::device_not_found());
     }
-    tx.commit().await.ctx("commit device logout")?;
+    tx.commit()
+        .await
+        .map_err(StoreError::at("commit device logout"))?;
     s.markers.sessions_revoked(&ended).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -152,7 +153,9 @@ pub async fn logout_others(
         now,
     )
     .await?;
-    tx.commit().await.ctx("commit logout-others")?;
+    tx.commit()
+        .await
+        .map_err(StoreError::at("commit logout-others"))?;
     s.markers.sessions_revoked(&ended).await;
     Ok(Data(json!({ "loggedOutCount": ended.len() })))
 }

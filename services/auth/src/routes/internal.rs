@@ -28,17 +28,14 @@ use crate::{
     account::{self, Actor, event_context},
     app::AppState,
     error, password,
-    store::{Ctx, StoreError, sessions::Target, users},
+    store::{StoreError, sessions::Target, users},
     views::internal_user,
 };
 
 const ROLES: [&str; 3] = ["ADMIN", "CUSTOMER", "VENDOR"];
 
 fn begin_err(source: sqlx::Error) -> StoreError {
-    StoreError {
-        op: "begin",
-        source,
-    }
+    StoreError::new("begin", source)
 }
 
 fn user_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -148,7 +145,9 @@ pub async fn create(
     outbox::enqueue(&mut tx, &event_context(&ctx), &user.id.to_string(), &event)
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    tx.commit().await.ctx("commit internal create")?;
+    tx.commit()
+        .await
+        .map_err(StoreError::at("commit internal create"))?;
     Ok(Created(internal_user(&user)))
 }
 
@@ -215,7 +214,9 @@ async fn commit_change(
     ended: &[crate::store::sessions::Revoked],
 ) -> Result<Data<Value>, ApiError> {
     let saved = apply_update(&mut tx, ctx, before, after, reason, actor).await?;
-    tx.commit().await.ctx("commit user change")?;
+    tx.commit()
+        .await
+        .map_err(StoreError::at("commit user change"))?;
     s.markers.sessions_revoked(ended).await;
     s.markers.token_version(saved.id, saved.token_version).await;
     Ok(Data(internal_user(&saved)))
@@ -375,7 +376,7 @@ pub async fn remove(
     outbox::enqueue(&mut tx, &ev, &id.to_string(), &event)
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    tx.commit().await.ctx("commit delete")?;
+    tx.commit().await.map_err(StoreError::at("commit delete"))?;
     s.markers.sessions_revoked(&ended).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::{
     app::AppState,
     lockout,
-    store::{Ctx, StoreError, throttle},
+    store::{StoreError, throttle},
     tokens,
 };
 
@@ -25,10 +25,7 @@ pub async fn show(
     user.require(&[Role::Admin])?;
     let email = parse_email(&email)?;
     let now = time::now();
-    let mut conn = s.db.acquire().await.map_err(|source| StoreError {
-        op: "acquire",
-        source,
-    })?;
+    let mut conn = s.db.acquire().await.map_err(StoreError::at("acquire"))?;
     let mut state = throttle::get(&mut conn, &tokens::email_hash(&email))
         .await?
         .unwrap_or_default();
@@ -61,12 +58,9 @@ pub async fn unlock(
     user.require(&[Role::Admin])?;
     let email = parse_email(&email)?;
     let now = time::now();
-    let mut tx = s.db.begin().await.map_err(|source| StoreError {
-        op: "begin",
-        source,
-    })?;
+    let mut tx = s.db.begin().await.map_err(StoreError::at("begin"))?;
     let was = throttle::clear(&mut tx, &tokens::email_hash(&email)).await?;
-    tx.commit().await.ctx("commit unlock")?;
+    tx.commit().await.map_err(StoreError::at("commit unlock"))?;
     let was_locked = was.and_then(|t| t.locked_until).is_some_and(|u| u > now);
     Ok(Data(json!({
         "email": email,

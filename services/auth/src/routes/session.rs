@@ -23,7 +23,7 @@ use crate::{
     password,
     routes::{LOGOUT_REFRESH_TOKEN_MAX, NAME, REFRESH_TOKEN_MAX, SELF_ROLES, device_fields},
     store::{
-        Ctx,
+        StoreError,
         sessions::{self, Target},
         throttle, users,
     },
@@ -32,10 +32,7 @@ use crate::{
 };
 
 fn begin_err(e: sqlx::Error) -> ApiError {
-    ApiError::internal(&crate::store::StoreError {
-        op: "transaction",
-        source: e,
-    })
+    ApiError::internal(&crate::store::StoreError::new("transaction", e))
 }
 
 fn auth_result(s: &AppState, user: &users::User, started: &Started) -> Result<Value, ApiError> {
@@ -114,7 +111,9 @@ pub async fn register(
         .map_err(|e| ApiError::internal(&e))?;
     let started =
         account::start_session(&mut tx, &s.config, &ev, &user, &device, &ctx.client, now).await?;
-    tx.commit().await.ctx("commit register")?;
+    tx.commit()
+        .await
+        .map_err(StoreError::at("commit register"))?;
     s.markers.sessions_revoked(&started.ended).await;
     Ok(Created(auth_result(&s, &user, &started)?))
 }
@@ -207,13 +206,17 @@ pub async fn login(
         throttle::save(&mut tx, &key, &state, None).await?;
     }
     if let Some(err) = gate_refusal(lockout::gate(&state, now)) {
-        tx.commit().await.ctx("commit throttle")?;
+        tx.commit()
+            .await
+            .map_err(StoreError::at("commit throttle"))?;
         return Err(err);
     }
     let Some(user) = user.filter(|_| valid) else {
         let outcome = lockout::record_failure(&mut state, now);
         throttle::save(&mut tx, &key, &state, ctx.client.ip).await?;
-        tx.commit().await.ctx("commit failed login")?;
+        tx.commit()
+            .await
+            .map_err(StoreError::at("commit failed login"))?;
         return Err(failed_login(outcome, now));
     };
     let verified_hash = user.password_hash;
@@ -234,7 +237,9 @@ pub async fn login(
         users::upgrade_hash(&mut tx, user.id, upgrade).await?;
     }
     if !user.is_active {
-        tx.commit().await.ctx("commit disabled login")?;
+        tx.commit()
+            .await
+            .map_err(StoreError::at("commit disabled login"))?;
         login_metric("disabled");
         return Err(error::account_disabled());
     }
@@ -256,7 +261,7 @@ pub async fn login(
     outbox::enqueue(&mut tx, &ev, &user.id.to_string(), &login)
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    tx.commit().await.ctx("commit login")?;
+    tx.commit().await.map_err(StoreError::at("commit login"))?;
     login_metric("success");
     s.markers.sessions_revoked(&started.ended).await;
     Ok(Data(auth_result(&s, &user, &started)?))
@@ -303,7 +308,9 @@ pub async fn refresh(
             now,
         )
         .await?;
-        tx.commit().await.ctx("commit reuse revocation")?;
+        tx.commit()
+            .await
+            .map_err(StoreError::at("commit reuse revocation"))?;
         s.markers.sessions_revoked(&ended).await;
         return Err(error::unauthorized(
             "TOKEN_REUSE_DETECTED",
@@ -343,7 +350,9 @@ pub async fn refresh(
     )
     .await?;
     sessions::touch(&mut tx, row.session_id, row.device_ref, now).await?;
-    tx.commit().await.ctx("commit refresh")?;
+    tx.commit()
+        .await
+        .map_err(StoreError::at("commit refresh"))?;
     let access = tokens::access_token(
         &s.keys,
         &s.config.issuer,
@@ -413,7 +422,7 @@ pub async fn logout(
     outbox::enqueue(&mut tx, &ev, &uid.to_string(), &event)
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    tx.commit().await.ctx("commit logout")?;
+    tx.commit().await.map_err(StoreError::at("commit logout"))?;
     s.markers.sessions_revoked(&ended).await;
     Ok(Data(
         json!({ "message": "Logged out successfully", "revokedSessions": ended.len() }),

@@ -128,10 +128,7 @@ pub async fn insert(conn: &mut PgConnection, u: &NewUser<'_>) -> Result<Option<U
     match res {
         Ok(row) => User::from_row(&row).map(Some).ctx("decode user"),
         Err(e) if is_unique_violation(&e) => Ok(None),
-        Err(e) => Err(StoreError {
-            op: "insert user",
-            source: e,
-        }),
+        Err(e) => Err(StoreError::new("insert user", e)),
     }
 }
 
@@ -159,10 +156,7 @@ pub async fn save(conn: &mut PgConnection, u: &User) -> Result<Option<User>, Sto
     match res {
         Ok(row) => User::from_row(&row).map(Some).ctx("decode user"),
         Err(e) if is_unique_violation(&e) => Ok(None),
-        Err(e) => Err(StoreError {
-            op: "update user",
-            source: e,
-        }),
+        Err(e) => Err(StoreError::new("update user", e)),
     }
 }
 

@@ -20,7 +20,7 @@ use crate::{
     error,
     idempotency::{self, Held},
     lifecycle::{self, Actor, ClaimRef, Draft},
-    store::{Ctx, users::DirUser},
+    store::{StoreError, users::DirUser},
     views,
 };
 
@@ -87,7 +87,10 @@ async fn create_payment(
         key: &h.key,
         since: h.owner.since,
     });
-    let mut tx = s.db.begin().await.ctx("begin payment create")?;
+    let mut tx =
+        s.db.begin()
+            .await
+            .map_err(StoreError::at("begin payment create"))?;
     let actor = Actor {
         id: Some(user.0.sub),
         kind: ActorType::User,
@@ -116,7 +119,9 @@ async fn create_payment(
         // Taken over while we worked: dropping `tx` rolls the payment back.
         return Err(error::idempotency_in_progress());
     }
-    tx.commit().await.ctx("commit payment create")?;
+    tx.commit()
+        .await
+        .map_err(StoreError::at("commit payment create"))?;
     s.cache
         .bump(&Cache::payment_scopes(
             row.id,
@@ -139,7 +144,7 @@ async fn resolve_parties(
 ) -> Result<(DirUser, DirUser), ApiError> {
     // Common case: both already in the directory, read in one round trip.
     if let Lookup::Id(rid) = recipient {
-        let mut conn = s.db.acquire().await.ctx("acquire")?;
+        let mut conn = s.db.acquire().await.map_err(StoreError::at("acquire"))?;
         let rows = crate::store::users::by_ids(&mut conn, &[*rid, user.0.sub]).await?;
         let find = |id: Uuid| rows.iter().find(|u| u.id == id && u.deleted_at.is_none());
         if let (Some(r), Some(me)) = (find(*rid), find(user.0.sub)) {

@@ -11,7 +11,7 @@ use super::parse_id;
 use crate::{
     app::AppState,
     error, reports,
-    store::{Ctx, payments},
+    store::{StoreError, payments},
     views,
 };
 
@@ -22,7 +22,7 @@ pub async fn parties(
 ) -> Result<Data<Value>, ApiError> {
     caller.allow(&["gateway"])?;
     let id = parse_id(&id)?;
-    let mut conn = s.db.acquire().await.ctx("acquire")?;
+    let mut conn = s.db.acquire().await.map_err(StoreError::at("acquire"))?;
     let p = payments::get(&mut conn, id)
         .await?
         .ok_or_else(error::payment_not_found)?;
@@ -42,7 +42,7 @@ pub async fn stats(
     caller: ServiceCaller,
 ) -> Result<Data<Value>, ApiError> {
     caller.allow(&["admin"])?;
-    let mut conn = s.db.acquire().await.ctx("acquire")?;
+    let mut conn = s.db.acquire().await.map_err(StoreError::at("acquire"))?;
     let t = reports::totals(&payments::aggregate(&mut conn, None, None, None).await?);
     let volume = payments::completed_volume(&mut conn, false).await?;
     let last = payments::last_24h(&mut conn).await?;

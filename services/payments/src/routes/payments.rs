@@ -24,7 +24,7 @@ use crate::{
     },
     error, reports,
     store::{
-        Ctx,
+        StoreError,
         payments::{self, ListFilter},
     },
     views,
@@ -103,7 +103,7 @@ pub async fn list(
     if let Some(v) = s.cache.get(Kind::List, &key).await {
         return Ok(Data(v));
     }
-    let mut conn = s.db.acquire().await.ctx("acquire")?;
+    let mut conn = s.db.acquire().await.map_err(StoreError::at("acquire"))?;
     let (rows, total) = payments::list(&mut conn, &filter).await?;
     let total_pages = if total == 0 {
         0
@@ -133,7 +133,7 @@ pub async fn recipients(
         }
     }
     p.finish()?;
-    let mut conn = s.db.acquire().await.ctx("acquire")?;
+    let mut conn = s.db.acquire().await.map_err(StoreError::at("acquire"))?;
     let rows =
         crate::store::users::recipients(&mut conn, user.0.sub, search.as_deref(), limit).await?;
     Ok(Data(Value::Array(
@@ -178,7 +178,7 @@ pub async fn reports(
     if let Some(v) = s.cache.get(Kind::Report, &key).await {
         return Ok(Data(v));
     }
-    let mut conn = s.db.acquire().await.ctx("acquire")?;
+    let mut conn = s.db.acquire().await.map_err(StoreError::at("acquire"))?;
     let rows = payments::aggregate(&mut conn, party, Some(start), Some(end_exclusive)).await?;
     let v = report_json(&reports::totals(&rows), start, end);
     s.cache.put(&key, &v, 300).await;

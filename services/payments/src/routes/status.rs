@@ -15,7 +15,7 @@ use crate::{
     domain::{STATUSES, status::PaymentStatus},
     error,
     lifecycle::{self, Change, LifecycleError},
-    store::{Ctx, payments},
+    store::{StoreError, payments},
 };
 
 pub async fn change(
@@ -44,7 +44,10 @@ pub async fn change(
             return Err(ApiError::forbidden("Senders may only cancel payments"));
         }
     }
-    let mut tx = s.db.begin().await.ctx("begin status change")?;
+    let mut tx =
+        s.db.begin()
+            .await
+            .map_err(StoreError::at("begin status change"))?;
     let mut p = payments::lock(&mut tx, id)
         .await?
         .ok_or_else(error::payment_not_found)?;
@@ -71,7 +74,9 @@ pub async fn change(
         Err(e) => return Err(ApiError::internal(&e)),
     }
     let v = detail::of(&mut tx, &p).await?;
-    tx.commit().await.ctx("commit status change")?;
+    tx.commit()
+        .await
+        .map_err(StoreError::at("commit status change"))?;
     s.cache
         .bump(&Cache::payment_scopes(p.id, p.sender_id, p.recipient_id))
         .await;

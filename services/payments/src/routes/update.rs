@@ -20,7 +20,7 @@ use crate::{
     },
     edit, error, lifecycle,
     store::{
-        Ctx,
+        StoreError,
         payments::{self, PaymentRow},
         users::DirUser,
     },
@@ -49,7 +49,10 @@ pub async fn update(
         return Err(error::invalid_status());
     }
     let new_recipient = new_recipient(&s, &input, &current).await?;
-    let mut tx = s.db.begin().await.ctx("begin payment edit")?;
+    let mut tx =
+        s.db.begin()
+            .await
+            .map_err(StoreError::at("begin payment edit"))?;
     let mut p = payments::lock(&mut tx, id)
         .await?
         .ok_or_else(error::payment_not_found)?;
@@ -60,7 +63,9 @@ pub async fn update(
     let edit = edit::apply(&mut p, input, new_recipient)?;
     if edit.changed.is_empty() {
         let v = detail::of(&mut tx, &p).await?;
-        tx.commit().await.ctx("commit no-op edit")?;
+        tx.commit()
+            .await
+            .map_err(StoreError::at("commit no-op edit"))?;
         return Ok(Data(v));
     }
     let ectx = lifecycle::event_context(&ctx);
@@ -68,7 +73,9 @@ pub async fn update(
         .await
         .map_err(|e| ApiError::internal(&e))?;
     let v = detail::of(&mut tx, &p).await?;
-    tx.commit().await.ctx("commit payment edit")?;
+    tx.commit()
+        .await
+        .map_err(StoreError::at("commit payment edit"))?;
     let mut scopes = Cache::payment_scopes(p.id, p.sender_id, p.recipient_id);
     if before_recipient != p.recipient_id {
         scopes.push(Scope::User(before_recipient));

@@ -19,7 +19,7 @@ use crate::{
     error,
     lifecycle::{self, Actor, Change, LifecycleError},
     psp::{WebhookEvent, change_for, target_of, validate},
-    store::{Ctx, payments, webhook_events},
+    store::{StoreError, payments, webhook_events},
 };
 
 pub async fn receive(
@@ -36,7 +36,10 @@ pub async fn receive(
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let obj = payplane_kit::json::parse_object(content_type, &body)?;
     let ev = validate(&obj)?;
-    let mut tx = s.db.begin().await.ctx("begin webhook")?;
+    let mut tx =
+        s.db.begin()
+            .await
+            .map_err(StoreError::at("begin webhook"))?;
     if !webhook_events::record(
         &mut tx,
         &ev.id,
@@ -47,11 +50,15 @@ pub async fn receive(
     .await?
     {
         let v = duplicate(&mut tx, &ev.id).await?;
-        tx.commit().await.ctx("commit webhook duplicate")?;
+        tx.commit()
+            .await
+            .map_err(StoreError::at("commit webhook duplicate"))?;
         return Ok(Data(v));
     }
     let Some(mut p) = payments::lock(&mut tx, ev.payment_id).await? else {
-        tx.commit().await.ctx("commit webhook")?;
+        tx.commit()
+            .await
+            .map_err(StoreError::at("commit webhook"))?;
         return Ok(Data(answer(
             &ev.id,
             false,
@@ -64,7 +71,9 @@ pub async fn receive(
     let outcome = apply_event(&mut tx, &lifecycle::event_context(&ctx), &mut p, &ev).await?;
     let applied = outcome == "applied";
     webhook_events::set_outcome(&mut tx, &ev.id, applied, outcome).await?;
-    tx.commit().await.ctx("commit webhook")?;
+    tx.commit()
+        .await
+        .map_err(StoreError::at("commit webhook"))?;
     if applied {
         s.cache
             .bump(&Cache::payment_scopes(p.id, p.sender_id, p.recipient_id))

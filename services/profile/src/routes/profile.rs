@@ -19,7 +19,7 @@ use crate::{
     error,
     events::event_context,
     store::{
-        Ctx, StoreError,
+        StoreError,
         profiles::{self, Profile},
     },
     views,
@@ -34,7 +34,7 @@ async fn current(s: &AppState, user_id: Uuid) -> Result<Value, ApiError> {
     {
         return Ok(hit);
     }
-    let mut conn = s.db.acquire().await.ctx("acquire")?;
+    let mut conn = s.db.acquire().await.map_err(StoreError::at("acquire"))?;
     let existing = profiles::by_user(&mut conn, user_id).await?;
     let profile = if let Some(p) = existing {
         p
@@ -73,7 +73,9 @@ async fn commit_change(
     changed_preferences: Vec<String>,
 ) -> Result<(), ApiError> {
     if changed_fields.is_empty() {
-        tx.commit().await.ctx("commit unchanged profile")?;
+        tx.commit()
+            .await
+            .map_err(StoreError::at("commit unchanged profile"))?;
         return Ok(());
     }
     profile.updated_at = time::now();
@@ -95,7 +97,9 @@ async fn commit_change(
     )
     .await
     .map_err(|e| ApiError::internal(&e))?;
-    tx.commit().await.ctx("commit profile change")?;
+    tx.commit()
+        .await
+        .map_err(StoreError::at("commit profile change"))?;
     s.cache.bump(profile.user_id).await;
     Ok(())
 }
@@ -134,10 +138,7 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> Result<Data<Value>, ApiError> {
     let edit = ProfileEdit::parse(&body)?;
-    let mut tx = s.db.begin().await.map_err(|source| StoreError {
-        op: "begin",
-        source,
-    })?;
+    let mut tx = s.db.begin().await.map_err(StoreError::at("begin"))?;
     let mut profile = lock_or_create(&mut tx, claims.sub).await?;
     let mut changed = Vec::new();
     for (name, field, change) in [
@@ -161,10 +162,7 @@ pub async fn update_preferences(
     JsonObject(body): JsonObject,
 ) -> Result<Data<Value>, ApiError> {
     let update = PreferencesUpdate::parse(&body)?;
-    let mut tx = s.db.begin().await.map_err(|source| StoreError {
-        op: "begin",
-        source,
-    })?;
+    let mut tx = s.db.begin().await.map_err(StoreError::at("begin"))?;
     let mut profile = lock_or_create(&mut tx, claims.sub).await?;
     let (stored, changed) = update.apply(&profile.preferences);
     profile.preferences = stored;

@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use payplane_bus::sandbox::Sandbox;
-use reqwest::{Method, StatusCode, header::HeaderMap};
+pub use payplane_kit::service::testing::http::Res;
+use payplane_kit::service::testing::http::ServiceClient;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -15,33 +17,10 @@ pub struct Stack {
     pub profile: payplane_profile::testing::TestApp,
     pub auth: payplane_auth::testing::TestApp,
     pub http: reqwest::Client,
+    /// Requests to profile.
+    pub client: ServiceClient,
     /// Dropped last: deleting the vhost closes the services' broker connections.
     pub sandbox: Option<Sandbox>,
-}
-
-pub struct Res {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Value,
-}
-
-impl Res {
-    pub fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
-    }
-    pub fn data(&self) -> &Value {
-        &self.body["data"]
-    }
-    pub fn fields(&self) -> Vec<String> {
-        self.body["error"]["details"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|d| d["field"].as_str().unwrap().to_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
 }
 
 pub struct User {
@@ -49,31 +28,36 @@ pub struct User {
     pub token: String,
 }
 
-fn install_crypto() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
-
 impl Stack {
+    fn of(
+        auth: payplane_auth::testing::TestApp,
+        profile: payplane_profile::testing::TestApp,
+        sandbox: Option<Sandbox>,
+    ) -> Self {
+        Self {
+            client: ServiceClient::new(&profile.base_url),
+            http: reqwest::Client::new(),
+            profile,
+            auth,
+            sandbox,
+        }
+    }
+
     /// Auth and profile without a broker: profiles appear lazily.
     pub async fn local() -> Self {
-        install_crypto();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let auth = payplane_auth::testing::TestApp::spawn()
             .await
             .expect("spawn auth");
         let profile = payplane_profile::testing::TestApp::spawn(&auth.base_url)
             .await
             .expect("spawn profile");
-        Self {
-            profile,
-            auth,
-            http: reqwest::Client::new(),
-            sandbox: None,
-        }
+        Self::of(auth, profile, None)
     }
 
     /// Auth's relay, profile's relay and consumer on one fresh vhost.
     pub async fn on_bus() -> Self {
-        install_crypto();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let sandbox = Sandbox::create("profile").await.expect("sandbox");
         let amqp = sandbox.amqp_url.clone();
         let auth = payplane_auth::testing::TestApp::spawn_with(|c| {
@@ -85,50 +69,21 @@ impl Stack {
         let profile = payplane_profile::testing::TestApp::spawn_on_bus(&auth.base_url, &amqp)
             .await
             .expect("spawn profile");
-        Self {
-            profile,
-            auth,
-            http: reqwest::Client::new(),
-            sandbox: Some(sandbox),
-        }
+        Self::of(auth, profile, Some(sandbox))
     }
 
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Res {
-        let res = req.send().await.expect("request");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let text = res.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Res {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Res {
-        let mut req = self.http.request(method, self.profile.url(path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        self.send(req).await
+        Res::of(req).await.expect("request")
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Res {
-        self.call(Method::GET, path, Some(token), None).await
+        self.client.call(Method::GET, path, Some(token), None).await
     }
 
     pub async fn put(&self, path: &str, token: &str, body: Value) -> Res {
-        self.call(Method::PUT, path, Some(token), Some(body)).await
+        self.client
+            .call(Method::PUT, path, Some(token), Some(body))
+            .await
     }
 
     /// Registers a new user in auth.
