@@ -256,6 +256,11 @@ impl<K> Reconciled for K where
 {
 }
 
+/// The signal a controller runs until.
+pub trait Shutdown: Future<Output = ()> + Send + Sync + 'static {}
+
+impl<F: Future<Output = ()> + Send + Sync + 'static> Shutdown for F {}
+
 /// Namespace of a namespaced object.
 pub fn namespace<K: Resource<DynamicType = ()>>(obj: &K) -> Result<String> {
     obj.meta()
@@ -672,10 +677,7 @@ fn backoff<K: Resource>(kind: &str, obj: &K, ctx: &Ctx) -> Action {
 }
 
 /// Runs every controller until `shutdown` resolves.
-pub async fn run(
-    ctx: Arc<Ctx>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
+pub async fn run(ctx: Arc<Ctx>, shutdown: impl Shutdown) {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -691,9 +693,9 @@ pub async fn run(
         platform::controller(ctx.clone(), signal()),
         app_service::controller(ctx.clone(), signal()),
         postgres_cluster::controller(ctx.clone(), signal()),
-        database::controller(ctx.clone(), signal()),
+        finalizer::run::<crate::crd::Database>(ctx.clone(), signal()),
         message_broker::controller(ctx.clone(), signal()),
-        queue::controller(ctx.clone(), signal()),
+        finalizer::run::<crate::crd::Queue>(ctx.clone(), signal()),
         ingress_cert::controller(ctx.clone(), signal()),
     );
 }

@@ -8,7 +8,15 @@ use kube::core::ApiResource;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
-use super::{Ctx, Error, Flow, Report, WAIT, apply_children, ids, prune};
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::runtime::{Controller, watcher};
+
+use super::{
+    Ctx, Error, Flow, Reconciled, Report, Result, Shutdown, WAIT, apply_children, ids, managed,
+    prune,
+};
 use crate::conditions::Cond;
 use crate::meta::Child;
 
@@ -101,6 +109,27 @@ pub async fn served(ctx: &Ctx, resource: &ApiResource) -> bool {
             false
         }
     }
+}
+
+/// Runs the controller of `K`, a kind run built in (a StatefulSet) or by a provider's
+/// `resource`, until `shutdown`; it watches the provider's objects when they are [`served`].
+pub async fn run<K, R, Fut>(
+    kind: &'static str,
+    (ctx, shutdown): (Arc<Ctx>, impl Shutdown),
+    resource: ApiResource,
+    reconcile: R,
+) where
+    K: Reconciled + Send + Sync + 'static,
+    R: Fn(Arc<K>, Arc<Ctx>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action>> + Send + 'static,
+{
+    let mut ctrl = Controller::new(ctx.watched::<K>(), watcher::Config::default())
+        .owns(ctx.watched::<StatefulSet>(), managed());
+    if served(&ctx, &resource).await {
+        ctrl = ctrl.owns_with(watched(&ctx, &resource), resource, managed());
+    }
+    let ctrl = ctrl.graceful_shutdown_on(shutdown);
+    super::run_controller(kind, ctrl, reconcile, ctx).await;
 }
 
 #[cfg(test)]
