@@ -275,22 +275,9 @@ impl Owner {
         &self,
         name: &str,
         component: &str,
-        mut body: Value,
+        body: Value,
     ) -> Child {
-        let resource = ApiResource::erase::<K>(&());
-        if let Some(m) = body.as_object_mut() {
-            m.insert(
-                "apiVersion".into(),
-                Value::String(resource.api_version.clone()),
-            );
-            m.insert("kind".into(), Value::String(resource.kind.clone()));
-            m.insert("metadata".into(), self.meta_json(name, component));
-        }
-        Child {
-            resource,
-            name: name.to_owned(),
-            object: body,
-        }
+        self.child_of(ApiResource::erase::<K>(&()), name, component, body)
     }
 
     /// Like [`Owner::child`] for a type given as an `ApiResource`.

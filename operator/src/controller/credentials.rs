@@ -329,10 +329,10 @@ pub struct Rotation {
     pub password: String,
     /// Logins to enable (with their new password) or disable on the server.
     pub changes: Vec<LoginChange>,
-    /// What a rotation in progress waits for.
-    pub rotating: Option<String>,
     /// A rotation starts in this reconcile.
     pub started: bool,
+    /// What a rotation in progress waits for.
+    pub rotating: Option<String>,
     /// The login a rotation retired in this reconcile.
     pub finished: Option<String>,
 }
@@ -398,8 +398,8 @@ pub fn rotate(
         creds,
         password,
         changes,
-        rotating,
         started,
+        rotating,
         finished,
     }
 }

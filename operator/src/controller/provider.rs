@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::runtime::{Controller, watcher};
 
 use super::{
@@ -18,7 +19,8 @@ use super::{
     prune,
 };
 use crate::conditions::Cond;
-use crate::meta::Child;
+use crate::crd::StorageSpec;
+use crate::meta::{Child, Owner};
 
 /// Reason of `Ready=False` and `Degraded=True` when the provider's CRD is not installed.
 pub const MISSING: &str = "ProviderMissing";
@@ -109,6 +111,51 @@ pub async fn served(ctx: &Ctx, resource: &ApiResource) -> bool {
             false
         }
     }
+}
+
+/// A provider's volume: `storage` as asked for, else 1Gi of the default StorageClass.
+pub fn storage(storage: Option<StorageSpec>) -> StorageSpec {
+    storage.unwrap_or_else(|| StorageSpec {
+        size: "1Gi".into(),
+        storage_class_name: None,
+    })
+}
+
+/// The one object of `resource` a provider runs `owner` with: `spec`, plus the image under
+/// `image_key` and the resources when they are set.
+pub fn child(
+    owner: &Owner,
+    (resource, component): (ApiResource, &str),
+    mut spec: Value,
+    (image_key, image, resources): (&str, Option<String>, Option<ResourceRequirements>),
+) -> Vec<Child> {
+    if let Some(image) = image {
+        spec[image_key] = json!(image);
+    }
+    if let Some(r) = resources {
+        spec["resources"] = serde_json::to_value(r).unwrap_or_default();
+    }
+    vec![owner.child_of(resource, owner.name(), component, json!({"spec": spec}))]
+}
+
+/// The non-empty string at `pointer` of a provider's object.
+pub fn text(v: &Value, pointer: &str) -> Option<String> {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// The spec of the one object a provider's build made, checked for its id, `apiVersion` and
+/// owner `uid` (tests).
+#[cfg(test)]
+pub fn only_child<'a>(children: &'a [Child], id: &str, api_version: &str, uid: &str) -> &'a Value {
+    assert_eq!(children.len(), 1);
+    let c = &children[0];
+    assert_eq!(c.id(), id);
+    assert_eq!(c.object["apiVersion"], api_version);
+    assert_eq!(c.object["metadata"]["ownerReferences"][0]["uid"], uid);
+    &c.object["spec"]
 }
 
 /// Runs the controller of `K`, a kind run built in (a StatefulSet) or by a provider's
