@@ -347,38 +347,53 @@ pub async fn prune(
     kinds: &[ApiResource],
     keep: &BTreeSet<String>,
 ) -> Result<Vec<String>> {
-    let lp = ListParams::default().labels(&format!("{OWNER_UID_LABEL}={owner_uid}"));
     // One list per type, concurrently: most reconciles delete nothing.
-    let per_kind = kinds.iter().map(|ar| {
+    let per_kind = kinds.iter().map(|ar| async move {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, ar);
-        let lp = lp.clone();
-        async move {
-            let list = match api.list_metadata(&lp).await {
-                Ok(l) => l,
-                Err(kube::Error::Api(e)) if e.code == 404 => return Ok(Vec::new()),
-                Err(e) => return Err(Error::Prune(format!("{} children", ar.kind), e)),
-            };
-            let mut deleted = Vec::new();
-            for item in list.items {
-                let name = item.name_any();
-                let id = format!("{}/{name}", ar.kind);
-                if keep.contains(&id) || item.metadata.deletion_timestamp.is_some() {
-                    continue;
-                }
-                match api.delete(&name, &DeleteParams::background()).await {
-                    Ok(_) => deleted.push(id),
-                    Err(kube::Error::Api(e)) if e.code == 404 => {}
-                    Err(e) => return Err(Error::Prune(id, e)),
-                }
+        let names = owned(client, ns, owner_uid, ar)
+            .await
+            .map_err(|e| Error::Prune(format!("{} children", ar.kind), e))?;
+        let mut deleted = Vec::new();
+        for name in names {
+            let id = format!("{}/{name}", ar.kind);
+            if keep.contains(&id) {
+                continue;
             }
-            Ok(deleted)
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => deleted.push(id),
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(Error::Prune(id, e)),
+            }
         }
+        Ok(deleted)
     });
     Ok(futures::future::try_join_all(per_kind)
         .await?
         .into_iter()
         .flatten()
         .collect())
+}
+
+/// The names of the objects of type `ar` in `ns` that `owner_uid` owns and that are not being
+/// deleted; none when the API server does not serve the type.
+pub async fn owned(
+    client: &Client,
+    ns: &str,
+    owner_uid: &str,
+    ar: &ApiResource,
+) -> std::result::Result<Vec<String>, kube::Error> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, ar);
+    let lp = ListParams::default().labels(&format!("{OWNER_UID_LABEL}={owner_uid}"));
+    match api.list_metadata(&lp).await {
+        Ok(list) => Ok(list
+            .items
+            .into_iter()
+            .filter(|o| o.metadata.deletion_timestamp.is_none())
+            .filter_map(|o| o.metadata.name)
+            .collect()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
 }
 
 /// `Kind/name` of each child, for [`prune`].

@@ -20,6 +20,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams};
 use payplane_control_plane::{FAILING_IMAGE_SUFFIX, eventually};
+use payplane_operator::controller::platform::build::{COMPONENTS, app_name};
 use payplane_operator::crd::{
     AppService, Database, IngressCert, MessageBroker, Platform, PostgresCluster, Queue,
 };
@@ -28,15 +29,6 @@ use payplane_operator::testing::{
     Operator, TIMEOUT, apply_local_broker, condition, converged_example, ready,
 };
 use serde_json::json;
-
-const SERVICES: [&str; 6] = [
-    "payplane-gateway",
-    "payplane-auth",
-    "payplane-payments",
-    "payplane-admin",
-    "payplane-profile",
-    "payplane-console",
-];
 
 /// The serving pods of the AppService `app` (not its migration Job's).
 fn app_pods(app: &str) -> String {
@@ -72,7 +64,8 @@ async fn platform_converges_with_every_resource_ready_and_pods_running() -> Resu
     ensure!(op.list::<Queue>().await?.len() == 5);
     ensure!(op.list::<PostgresCluster>().await?.len() == 1);
     ensure!(op.list::<MessageBroker>().await?.len() == 1);
-    for name in SERVICES {
+    for (component, _) in COMPONENTS {
+        let name = &app_name("payplane", component);
         let d = op
             .get::<Deployment>(name)
             .await?
