@@ -235,6 +235,15 @@ impl Child {
     }
 }
 
+/// The `ApiResource` of each listed (statically typed) kind, in order: the kinds a controller
+/// prunes. A macro, since the list is of types.
+macro_rules! resources {
+    ($($kind:ty),* $(,)?) => {
+        vec![$(kube::core::ApiResource::erase::<$kind>(&())),*]
+    };
+}
+pub(crate) use resources;
+
 /// An `ApiResource` for a kind outside k8s-openapi.
 pub fn api_resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
     ApiResource {

@@ -17,10 +17,12 @@ use kube::core::ApiResource;
 use kube::runtime::controller::Action;
 use kube::{Client, Resource, ResourceExt};
 
-use super::{Ctx, Report, Result, WAIT, get, reading, sync_children, write_status};
-use crate::conditions::{Observed, external_conditions};
-use crate::crd::AppService;
+use super::{
+    Ctx, Error, Reconciled, Report, Result, Stop, WAIT, get, reading, sync_children, write_status,
+};
+use crate::conditions::{Observed, external_conditions, is_ready};
 use crate::crd::database::Credentials;
+use crate::crd::{AppService, ReclaimPolicy};
 use crate::external::LoginChange;
 use crate::meta::{Child, OWNER_UID_LABEL, SECRETS_CHECKSUM};
 
@@ -478,6 +480,72 @@ pub fn ready(
         fields,
         Action::requeue(requeue),
     )
+}
+
+/// Why the server a Database or Queue keeps its logins on cannot be used now.
+#[derive(Debug)]
+pub enum Unready {
+    /// It does not exist.
+    Missing,
+    /// It is not ready, or not usable yet: why.
+    NotReady(String),
+    /// Reading it failed.
+    Failed(Error),
+}
+
+impl From<Error> for Unready {
+    fn from(e: Error) -> Self {
+        Self::Failed(e)
+    }
+}
+
+impl Unready {
+    /// How a pipeline that needs the server stops: with the report `missing` or `waiting`
+    /// (told why), or failing.
+    pub fn stop(
+        self,
+        missing: impl FnOnce() -> Report,
+        waiting: impl FnOnce(String) -> Report,
+    ) -> Stop {
+        match self {
+            Self::Missing => missing().into(),
+            Self::NotReady(why) => waiting(why).into(),
+            Self::Failed(e) => e.into(),
+        }
+    }
+}
+
+/// The server `name` (an `S`) in `ns`, once it exists and is ready.
+pub async fn ready_server<S: Reconciled>(ctx: &Ctx, ns: &str, name: &str) -> Result<S, Unready> {
+    let Some(server) = get::<S>(&ctx.client, ns, name).await? else {
+        return Err(Unready::Missing);
+    };
+    if !is_ready(&server) {
+        let why = format!("{} {name} is not ready", S::kind(&()));
+        return Err(Unready::NotReady(why));
+    }
+    Ok(server)
+}
+
+/// On deletion of `obj`: keeps what it owns outside Kubernetes with `reclaimPolicy: Retain`
+/// (`kept` names it), else runs `delete`, which says what it did (reason, warning, note);
+/// either way says so in an Event.
+pub async fn cleanup<K: Resource<DynamicType = ()>>(
+    ctx: &Ctx,
+    (obj, policy): (&K, &ReclaimPolicy),
+    kept: String,
+    delete: impl Future<Output = Result<(&'static str, bool, String)>>,
+) -> Result<Action> {
+    let (reason, warning, note) = match policy {
+        ReclaimPolicy::Retain => (
+            "Retained",
+            false,
+            format!("kept {kept} (reclaimPolicy Retain)"),
+        ),
+        ReclaimPolicy::Delete => delete.await?,
+    };
+    ctx.event(obj, warning, reason, note).await;
+    Ok(Action::await_change())
 }
 
 #[cfg(test)]
