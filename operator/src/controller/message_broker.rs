@@ -42,7 +42,7 @@ async fn pipeline(mb: &MessageBroker, ctx: &Ctx) -> Flow<Report> {
         // Applies the RabbitmqCluster and mirrors its status; Ready once every node is ready
         // and its default-user Secret has the connection string the Queue controller
         // administers the broker with.
-        Input::RabbitmqClusterOperator => {
+        Input::Operator => {
             let children = rabbitmq_operator::build(mb)?;
             let (provider, resource) =
                 (&rabbitmq_operator::PROVIDER, rabbitmq_operator::resource());

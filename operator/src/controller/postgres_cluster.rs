@@ -40,7 +40,7 @@ async fn pipeline(pg: &PostgresCluster, ctx: &Ctx) -> Flow<Report> {
         }
         // Applies the Cluster and mirrors its status; Ready once the Cluster is healthy with
         // every instance and its superuser Secret exists.
-        Input::CloudNativePg => {
+        Input::Operator => {
             let children = cloudnative_pg::build(pg)?;
             let (provider, resource) = (&cloudnative_pg::PROVIDER, cloudnative_pg::resource());
             let stored = provider::apply(ctx, owner, provider, resource, &children).await?;

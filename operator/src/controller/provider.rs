@@ -15,8 +15,8 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::runtime::{Controller, watcher};
 
 use super::{
-    Ctx, Error, Flow, Reconciled, Report, Result, Shutdown, WAIT, apply_children, ids, managed,
-    prune,
+    Ctx, Error, Flow, InvalidSpec, Reconciled, Report, Result, Shutdown, WAIT, apply_children, ids,
+    managed, prune,
 };
 use crate::conditions::Cond;
 use crate::crd::StorageSpec;
@@ -111,6 +111,45 @@ pub async fn served(ctx: &Ctx, resource: &ApiResource) -> bool {
             false
         }
     }
+}
+
+/// The provider of a valid spec of a server kind (`PostgresCluster`, `MessageBroker`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input<'a, E> {
+    /// The operator's own StatefulSet.
+    Builtin,
+    /// An existing server.
+    External(&'a E),
+    /// The object of the provider's operator (a CloudNativePG `Cluster`, a `RabbitmqCluster`).
+    Operator,
+}
+
+/// What the spec of a server kind asks for: `external` (with its settings, when given) or
+/// `operator` (run by the provider's operator), else built in; or why it cannot work.
+pub fn input<E>(
+    (external, operator): (bool, bool),
+    settings: Option<&E>,
+) -> Result<Input<'_, E>, InvalidSpec> {
+    match (external, operator, settings) {
+        (true, _, Some(settings)) => Ok(Input::External(settings)),
+        (true, _, None) => Err(InvalidSpec("provider external needs spec.external".into())),
+        (false, true, _) => Ok(Input::Operator),
+        (false, false, _) => Ok(Input::Builtin),
+    }
+}
+
+/// [`input`] as text, for the validate tables: `builtin`, `operator` or `external <what>`
+/// (tests).
+#[cfg(test)]
+pub fn described<E>(
+    input: Result<Input<'_, E>, InvalidSpec>,
+    what: impl Fn(&E) -> &str,
+) -> Result<String, InvalidSpec> {
+    input.map(|input| match input {
+        Input::Builtin => "builtin".to_owned(),
+        Input::Operator => "operator".to_owned(),
+        Input::External(e) => format!("external {}", what(e)),
+    })
 }
 
 /// A provider's volume: `storage` as asked for, else 1Gi of the default StorageClass.
