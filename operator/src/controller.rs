@@ -562,6 +562,17 @@ pub enum Stop {
     Failed(Error),
 }
 
+#[cfg(test)]
+impl Stop {
+    /// The report this stop writes (tests).
+    pub fn into_report(self) -> Report {
+        match self {
+            Self::Report(r) => r,
+            Self::Failed(e) => panic!("failed: {e}"),
+        }
+    }
+}
+
 impl From<Report> for Stop {
     fn from(r: Report) -> Self {
         Self::Report(r)

@@ -20,6 +20,8 @@ use kube::{Client, Resource, ResourceExt};
 use super::{
     Ctx, Error, Reconciled, Report, Result, Stop, WAIT, get, reading, sync_children, write_status,
 };
+use serde_json::Value;
+
 use crate::conditions::{Observed, external_conditions, is_ready};
 use crate::crd::database::Credentials;
 use crate::crd::{AppService, ReclaimPolicy};
@@ -500,16 +502,16 @@ impl From<Error> for Unready {
 }
 
 impl Unready {
-    /// How a pipeline that needs the server stops: with the report `missing` or `waiting`
-    /// (told why), or failing.
-    pub fn stop(
-        self,
-        missing: impl FnOnce() -> Report,
-        waiting: impl FnOnce(String) -> Report,
-    ) -> Stop {
+    /// How a pipeline that needs the server `server` (`Kind name`) stops: `Ready=False` with
+    /// the reason `missing` (only a spec change helps) or `waiting`, keeping `fields`; or
+    /// failing.
+    pub fn stop(self, server: &str, (missing, waiting): (&str, &str), fields: Value) -> Stop {
         match self {
-            Self::Missing => missing().into(),
-            Self::NotReady(why) => waiting(why).into(),
+            Self::Missing => {
+                let message = format!("{server} not found");
+                Report::invalid(missing, message).with_extra(fields).into()
+            }
+            Self::NotReady(why) => Report::waiting(waiting, why, fields).into(),
             Self::Failed(e) => e.into(),
         }
     }

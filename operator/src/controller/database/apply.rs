@@ -67,9 +67,9 @@ async fn cluster_state(db: &Database, ctx: &Ctx, ns: &str) -> Result<Server, Unr
 
 /// The server of `db`'s cluster, once the cluster is ready.
 pub async fn cluster(db: &Database, ctx: &Ctx, ns: &str) -> Flow<Server> {
-    let missing = || status::cluster_missing(db);
-    let stop = |u: Unready| u.stop(missing, |why| status::cluster_waiting(db, why));
-    cluster_state(db, ctx, ns).await.map_err(stop)
+    cluster_state(db, ctx, ns)
+        .await
+        .map_err(|u| status::unready(db, u))
 }
 
 /// Reads the own Secret and the server's roles and database, decides the logins, and stops

@@ -60,9 +60,9 @@ async fn broker_state(q: &Queue, ctx: &Ctx, ns: &str) -> Result<Broker, Unready>
 
 /// The broker of `q`, once its MessageBroker is ready.
 pub async fn broker(q: &Queue, ctx: &Ctx, ns: &str) -> Flow<Broker> {
-    let missing = || status::broker_missing(q);
-    let stop = |u: Unready| u.stop(missing, |why| status::broker_waiting(q, why));
-    broker_state(q, ctx, ns).await.map_err(stop)
+    broker_state(q, ctx, ns)
+        .await
+        .map_err(|u| status::unready(q, u))
 }
 
 /// Reads the own Secret and the broker's users, queues and bindings, decides the logins, and
