@@ -198,13 +198,8 @@ async fn standalone_app(op: &Operator) -> Result<()> {
         "data": {"token": "c2VjcmV0"}
     }))
     .await?;
-    op.apply(json!({
-        "apiVersion": "payplane.dev/v1alpha1", "kind": "AppService",
-        "metadata": {"name": "web"},
-        "spec": {"image": "web:1", "port": 3000, "replicas": 2, "migration": {"args": ["migrate"]},
-                 "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "web-env", "key": "token"}}}]}
-    }))
-    .await?;
+    op.create("AppService", "web", json!({"image": "web:1", "port": 3000, "replicas": 2, "migration": {"args": ["migrate"]},
+                 "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "web-env", "key": "token"}}}]})).await?;
     op.wait_for::<AppService>("web Ready", "web", ready).await?;
     Ok(())
 }
@@ -472,18 +467,13 @@ async fn deleting_the_platform_removes_every_child_through_the_garbage_collector
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_reference_sets_ready_false_with_the_reason() -> Result<()> {
     let op = Operator::start("invalid-ref", Externals::simulated()).await?;
-    op.apply(json!({
-        "apiVersion": "payplane.dev/v1alpha1", "kind": "AppService",
-        "metadata": {"name": "orphan"},
-        "spec": {"image": "orphan:1", "database": {"ref": "no-such-db"}}
-    }))
+    op.create(
+        "AppService",
+        "orphan",
+        json!({"image": "orphan:1", "database": {"ref": "no-such-db"}}),
+    )
     .await?;
-    op.apply(json!({
-        "apiVersion": "payplane.dev/v1alpha1", "kind": "Database",
-        "metadata": {"name": "lost"},
-        "spec": {"clusterRef": {"name": "no-such-cluster"}, "databaseName": "lost_db", "owner": "lost"}
-    }))
-    .await?;
+    op.create("Database", "lost", json!({"clusterRef": {"name": "no-such-cluster"}, "databaseName": "lost_db", "owner": "lost"})).await?;
     op.wait_for::<AppService>("DatabaseNotFound", "orphan", |a| {
         match a.and_then(|a| condition(a, "Ready")) {
             Some(c)
@@ -572,11 +562,11 @@ async fn idle_controllers_do_not_hot_loop() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_node_broker_is_ready_at_once_under_the_chart_rbac() -> Result<()> {
     let op = Operator::start("rmq3", Externals::simulated()).await?;
-    op.apply(json!({
-        "apiVersion": "payplane.dev/v1alpha1", "kind": "MessageBroker",
-        "metadata": {"name": "rmq3"},
-        "spec": {"provider": "builtin", "builtin": {"replicas": 3}}
-    }))
+    op.create(
+        "MessageBroker",
+        "rmq3",
+        json!({"provider": "builtin", "builtin": {"replicas": 3}}),
+    )
     .await?;
     op.wait_for::<MessageBroker>("3-node broker Ready", "rmq3", ready)
         .await?;
