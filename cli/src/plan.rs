@@ -27,14 +27,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::future::try_join_all;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::ApiResource;
 use kube::{Client, Config};
 use payplane_operator::controller::{self, Ctx, app_service, ids, platform};
 use payplane_operator::crd::{AppService, Platform};
 use payplane_operator::external::Externals;
-use payplane_operator::meta::{Child, MANAGER, MetaError, OWNER_UID_LABEL, Owner};
+use payplane_operator::meta::{Child, MANAGER, MetaError, Owner};
 use payplane_operator::metrics::Metrics;
 use serde_json::{Value, json};
 
@@ -330,27 +330,15 @@ async fn orphans(
     kinds: &[ApiResource],
     keep: &BTreeSet<String>,
 ) -> Result<Vec<Change>, PlanError> {
-    let lp = ListParams::default().labels(&format!("{OWNER_UID_LABEL}={owner_uid}"));
-    let per_kind = kinds.iter().map(|ar| {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, ar);
-        let lp = lp.clone();
-        async move {
-            let list = match api.list_metadata(&lp).await {
-                Ok(l) => l,
-                Err(kube::Error::Api(e)) if e.code == 404 => return Ok(Vec::new()),
-                Err(e) => return Err(kube_error(format!("listing {}s", ar.kind), &e)),
-            };
-            let mut names: Vec<String> = list
-                .items
-                .into_iter()
-                .filter(|o| o.metadata.deletion_timestamp.is_none())
-                .filter_map(|o| o.metadata.name)
-                .map(|n| id_of(ar, &n))
-                .filter(|id| !keep.contains(id))
-                .collect();
-            names.sort();
-            Ok(names)
-        }
+    let per_kind = kinds.iter().map(|ar| async move {
+        let names = controller::owned(client, ns, owner_uid, ar)
+            .await
+            .map_err(|e| kube_error(format!("listing {}s", ar.kind), &e))?;
+        let mut ids: Vec<String> = (names.iter().map(|n| id_of(ar, n)))
+            .filter(|id| !keep.contains(id))
+            .collect();
+        ids.sort();
+        Ok::<_, PlanError>(ids)
     });
     Ok(try_join_all(per_kind)
         .await?

@@ -256,6 +256,11 @@ impl<K> Reconciled for K where
 {
 }
 
+/// The signal a controller runs until.
+pub trait Shutdown: Future<Output = ()> + Send + Sync + 'static {}
+
+impl<F: Future<Output = ()> + Send + Sync + 'static> Shutdown for F {}
+
 /// Namespace of a namespaced object.
 pub fn namespace<K: Resource<DynamicType = ()>>(obj: &K) -> Result<String> {
     obj.meta()
@@ -342,38 +347,53 @@ pub async fn prune(
     kinds: &[ApiResource],
     keep: &BTreeSet<String>,
 ) -> Result<Vec<String>> {
-    let lp = ListParams::default().labels(&format!("{OWNER_UID_LABEL}={owner_uid}"));
     // One list per type, concurrently: most reconciles delete nothing.
-    let per_kind = kinds.iter().map(|ar| {
+    let per_kind = kinds.iter().map(|ar| async move {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, ar);
-        let lp = lp.clone();
-        async move {
-            let list = match api.list_metadata(&lp).await {
-                Ok(l) => l,
-                Err(kube::Error::Api(e)) if e.code == 404 => return Ok(Vec::new()),
-                Err(e) => return Err(Error::Prune(format!("{} children", ar.kind), e)),
-            };
-            let mut deleted = Vec::new();
-            for item in list.items {
-                let name = item.name_any();
-                let id = format!("{}/{name}", ar.kind);
-                if keep.contains(&id) || item.metadata.deletion_timestamp.is_some() {
-                    continue;
-                }
-                match api.delete(&name, &DeleteParams::background()).await {
-                    Ok(_) => deleted.push(id),
-                    Err(kube::Error::Api(e)) if e.code == 404 => {}
-                    Err(e) => return Err(Error::Prune(id, e)),
-                }
+        let names = owned(client, ns, owner_uid, ar)
+            .await
+            .map_err(|e| Error::Prune(format!("{} children", ar.kind), e))?;
+        let mut deleted = Vec::new();
+        for name in names {
+            let id = format!("{}/{name}", ar.kind);
+            if keep.contains(&id) {
+                continue;
             }
-            Ok(deleted)
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => deleted.push(id),
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(Error::Prune(id, e)),
+            }
         }
+        Ok(deleted)
     });
     Ok(futures::future::try_join_all(per_kind)
         .await?
         .into_iter()
         .flatten()
         .collect())
+}
+
+/// The names of the objects of type `ar` in `ns` that `owner_uid` owns and that are not being
+/// deleted; none when the API server does not serve the type.
+pub async fn owned(
+    client: &Client,
+    ns: &str,
+    owner_uid: &str,
+    ar: &ApiResource,
+) -> std::result::Result<Vec<String>, kube::Error> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, ar);
+    let lp = ListParams::default().labels(&format!("{OWNER_UID_LABEL}={owner_uid}"));
+    match api.list_metadata(&lp).await {
+        Ok(list) => Ok(list
+            .items
+            .into_iter()
+            .filter(|o| o.metadata.deletion_timestamp.is_none())
+            .filter_map(|o| o.metadata.name)
+            .collect()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
 }
 
 /// `Kind/name` of each child, for [`prune`].
@@ -542,6 +562,17 @@ pub enum Stop {
     Failed(Error),
 }
 
+#[cfg(test)]
+impl Stop {
+    /// The report this stop writes (tests).
+    pub fn into_report(self) -> Report {
+        match self {
+            Self::Report(r) => r,
+            Self::Failed(e) => panic!("failed: {e}"),
+        }
+    }
+}
+
 impl From<Report> for Stop {
     fn from(r: Report) -> Self {
         Self::Report(r)
@@ -672,10 +703,7 @@ fn backoff<K: Resource>(kind: &str, obj: &K, ctx: &Ctx) -> Action {
 }
 
 /// Runs every controller until `shutdown` resolves.
-pub async fn run(
-    ctx: Arc<Ctx>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
+pub async fn run(ctx: Arc<Ctx>, shutdown: impl Shutdown) {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -691,9 +719,9 @@ pub async fn run(
         platform::controller(ctx.clone(), signal()),
         app_service::controller(ctx.clone(), signal()),
         postgres_cluster::controller(ctx.clone(), signal()),
-        database::controller(ctx.clone(), signal()),
+        finalizer::run::<crate::crd::Database>(ctx.clone(), signal()),
         message_broker::controller(ctx.clone(), signal()),
-        queue::controller(ctx.clone(), signal()),
+        finalizer::run::<crate::crd::Queue>(ctx.clone(), signal()),
         ingress_cert::controller(ctx.clone(), signal()),
     );
 }

@@ -235,6 +235,15 @@ impl Child {
     }
 }
 
+/// The `ApiResource` of each listed (statically typed) kind, in order: the kinds a controller
+/// prunes. A macro, since the list is of types.
+macro_rules! resources {
+    ($($kind:ty),* $(,)?) => {
+        vec![$(kube::core::ApiResource::erase::<$kind>(&())),*]
+    };
+}
+pub(crate) use resources;
+
 /// An `ApiResource` for a kind outside k8s-openapi.
 pub fn api_resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
     ApiResource {
@@ -275,22 +284,9 @@ impl Owner {
         &self,
         name: &str,
         component: &str,
-        mut body: Value,
+        body: Value,
     ) -> Child {
-        let resource = ApiResource::erase::<K>(&());
-        if let Some(m) = body.as_object_mut() {
-            m.insert(
-                "apiVersion".into(),
-                Value::String(resource.api_version.clone()),
-            );
-            m.insert("kind".into(), Value::String(resource.kind.clone()));
-            m.insert("metadata".into(), self.meta_json(name, component));
-        }
-        Child {
-            resource,
-            name: name.to_owned(),
-            object: body,
-        }
+        self.child_of(ApiResource::erase::<K>(&()), name, component, body)
     }
 
     /// Like [`Owner::child`] for a type given as an `ApiResource`.

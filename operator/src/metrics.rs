@@ -95,84 +95,48 @@ impl Metrics {
     pub fn render(&self) -> String {
         let kinds = self.kinds.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP payplane_operator_reconciles_total Reconciles per kind."
-        );
-        let _ = writeln!(out, "# TYPE payplane_operator_reconciles_total counter");
+        let reconciles = "payplane_operator_reconciles_total";
+        header(&mut out, reconciles, "counter", "Reconciles per kind.");
         for (kind, k) in kinds.iter() {
-            let _ = writeln!(
-                out,
-                "payplane_operator_reconciles_total{{kind=\"{kind}\"}} {}",
-                k.reconciles
-            );
+            let _ = writeln!(out, "{reconciles}{{kind=\"{kind}\"}} {}", k.reconciles);
         }
-        let _ = writeln!(
-            out,
-            "# HELP payplane_operator_reconcile_errors_total Failed reconciles per kind and reason."
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE payplane_operator_reconcile_errors_total counter"
-        );
+        let errors = "payplane_operator_reconcile_errors_total";
+        let help = "Failed reconciles per kind and reason.";
+        header(&mut out, errors, "counter", help);
         for (kind, k) in kinds.iter() {
             for (reason, n) in &k.errors {
-                let _ = writeln!(
-                    out,
-                    "payplane_operator_reconcile_errors_total{{kind=\"{kind}\",reason=\"{reason}\"}} {n}"
-                );
+                let _ = writeln!(out, "{errors}{{kind=\"{kind}\",reason=\"{reason}\"}} {n}");
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP payplane_operator_api_errors_total Failed lists, watches and Event writes by reason."
-        );
-        let _ = writeln!(out, "# TYPE payplane_operator_api_errors_total counter");
-        for ((source, reason), n) in self
-            .api_errors
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "payplane_operator_api_errors_total{{source=\"{source}\",reason=\"{reason}\"}} {n}"
-            );
+        let api = "payplane_operator_api_errors_total";
+        let help = "Failed lists, watches and Event writes by reason.";
+        header(&mut out, api, "counter", help);
+        let api_errors = self.api_errors.lock();
+        for ((source, reason), n) in api_errors.unwrap_or_else(PoisonError::into_inner).iter() {
+            let _ = writeln!(out, "{api}{{source=\"{source}\",reason=\"{reason}\"}} {n}");
         }
-        let _ = writeln!(
-            out,
-            "# HELP payplane_operator_reconcile_duration_seconds Reconcile duration."
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE payplane_operator_reconcile_duration_seconds histogram"
-        );
+        let duration = "payplane_operator_reconcile_duration_seconds";
+        header(&mut out, duration, "histogram", "Reconcile duration.");
         for (kind, k) in kinds.iter() {
-            for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "payplane_operator_reconcile_duration_seconds_bucket{{kind=\"{kind}\",le=\"{b}\"}} {}",
-                    k.buckets[i]
-                );
+            let bounds = BUCKETS.iter().map(ToString::to_string);
+            let counts = k.buckets.iter().copied();
+            for (le, n) in bounds
+                .zip(counts)
+                .chain([("+Inf".to_owned(), k.reconciles)])
+            {
+                let _ = writeln!(out, "{duration}_bucket{{kind=\"{kind}\",le=\"{le}\"}} {n}");
             }
-            let _ = writeln!(
-                out,
-                "payplane_operator_reconcile_duration_seconds_bucket{{kind=\"{kind}\",le=\"+Inf\"}} {}",
-                k.reconciles
-            );
-            let _ = writeln!(
-                out,
-                "payplane_operator_reconcile_duration_seconds_sum{{kind=\"{kind}\"}} {}",
-                k.sum
-            );
-            let _ = writeln!(
-                out,
-                "payplane_operator_reconcile_duration_seconds_count{{kind=\"{kind}\"}} {}",
-                k.reconciles
-            );
+            let _ = writeln!(out, "{duration}_sum{{kind=\"{kind}\"}} {}", k.sum);
+            let _ = writeln!(out, "{duration}_count{{kind=\"{kind}\"}} {}", k.reconciles);
         }
         out
     }
+}
+
+/// The `# HELP` and `# TYPE` lines of the metric `name`.
+fn header(out: &mut String, name: &str, type_: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {type_}");
 }
 
 #[cfg(test)]

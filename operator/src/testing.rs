@@ -361,6 +361,15 @@ impl Operator {
         apply_object(&self.admin, object).await
     }
 
+    /// Applies the payplane object `kind`/`name` with `spec` in the test's namespace.
+    pub async fn create(&self, kind: &str, name: &str, spec: Value) -> Result<Value> {
+        self.apply(json!({
+            "apiVersion": "payplane.dev/v1alpha1", "kind": kind,
+            "metadata": {"name": name}, "spec": spec,
+        }))
+        .await
+    }
+
     /// The admin API of `K` in the test's namespace.
     pub fn api<K>(&self) -> Api<K>
     where

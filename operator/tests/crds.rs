@@ -338,17 +338,6 @@ async fn explicit_null_is_accepted_for_nullable_enums() -> Result<()> {
 /// The rules that replace the `enum` of nullable fields still refuse a value off the list
 /// (one message per field type: the broker's node count and libpq's `sslmode`).
 #[tokio::test]
-async fn cel_nullable_enum_refuses_other_broker_replicas() -> Result<()> {
-    rejected_on_create(
-        "Platform",
-        platform(json!({"broker": {"replicas": 3}})),
-        platform(json!({"broker": {"replicas": 2}})),
-        "must be one of 1, 3",
-    )
-    .await
-}
-
-#[tokio::test]
 async fn cel_nullable_enum_refuses_other_ssl_modes() -> Result<()> {
     let with = |mode: &str| {
         json!({"provider": "external", "external": {"host": "db", "sslMode": mode,
@@ -381,29 +370,35 @@ fn object(kind: &str, ns: &str, spec: Value) -> Value {
 /// Applying `spec` as a new object fails with the CEL rule's `message`, while `valid` (the
 /// same kind without the mistake) is accepted.
 async fn rejected_on_create(kind: &str, valid: Value, bad: Value, message: &str) -> Result<()> {
-    let cp = control_plane().await?;
-    let ns = cp.namespace(&format!("cel-{kind}")).await?;
-    let admin = cp.admin_client()?;
-    apply_object(&admin, object(kind, ns.name(), valid))
-        .await
-        .context("the valid object must be accepted")?;
-    let mut bad = object(kind, ns.name(), bad);
-    bad["metadata"]["name"] = json!("bad");
-    expect_rejection(apply_object(&admin, bad).await, message)
+    let accepted = "the valid object must be accepted";
+    rejected(kind, (valid, accepted), (bad, Some("bad")), message).await
 }
 
 /// Creating `spec` works; applying `update` over it fails with the CEL rule's `message`.
 async fn rejected_on_update(kind: &str, spec: Value, update: Value, message: &str) -> Result<()> {
+    let accepted = "the first version must be accepted";
+    rejected(kind, (spec, accepted), (update, None), message).await
+}
+
+/// Applies `first`, which must be accepted (else the error says `accepted`), then `second`
+/// (renamed to `name` when given: a new object), which the CEL rule's `message` must refuse.
+async fn rejected(
+    kind: &str,
+    (first, accepted): (Value, &'static str),
+    (second, name): (Value, Option<&str>),
+    message: &str,
+) -> Result<()> {
     let cp = control_plane().await?;
     let ns = cp.namespace(&format!("cel-{kind}")).await?;
     let admin = cp.admin_client()?;
-    apply_object(&admin, object(kind, ns.name(), spec))
+    apply_object(&admin, object(kind, ns.name(), first))
         .await
-        .context("the first version must be accepted")?;
-    expect_rejection(
-        apply_object(&admin, object(kind, ns.name(), update)).await,
-        message,
-    )
+        .context(accepted)?;
+    let mut second = object(kind, ns.name(), second);
+    if let Some(name) = name {
+        second["metadata"]["name"] = json!(name);
+    }
+    expect_rejection(apply_object(&admin, second).await, message)
 }
 
 fn expect_rejection(result: Result<Value>, message: &str) -> Result<()> {
@@ -435,52 +430,8 @@ fn app(extra: Value) -> Value {
     spec
 }
 
-#[tokio::test]
-async fn cel_app_service_min_replicas_not_above_max() -> Result<()> {
-    rejected_on_create(
-        "AppService",
-        app(json!({"autoscaling": {"minReplicas": 2, "maxReplicas": 2}})),
-        app(json!({"autoscaling": {"minReplicas": 3, "maxReplicas": 2}})),
-        "autoscaling.minReplicas must not exceed autoscaling.maxReplicas",
-    )
-    .await
-}
-
-#[tokio::test]
-async fn cel_app_service_reloads_are_secret_names() -> Result<()> {
-    rejected_on_create(
-        "AppService",
-        app(json!({"reloads": ["jwt"]})),
-        app(json!({"reloads": ["jwt", ""]})),
-        "reloads entries must be secret names",
-    )
-    .await
-}
-
 fn database(name: &str, owner: &str) -> Value {
     json!({"clusterRef": {"name": "pg"}, "databaseName": name, "owner": owner})
-}
-
-#[tokio::test]
-async fn cel_database_name_is_immutable() -> Result<()> {
-    rejected_on_update(
-        "Database",
-        database("app_db", "app"),
-        database("other_db", "app"),
-        "databaseName is immutable",
-    )
-    .await
-}
-
-#[tokio::test]
-async fn cel_database_owner_is_immutable() -> Result<()> {
-    rejected_on_update(
-        "Database",
-        database("app_db", "app"),
-        database("app_db", "someone"),
-        "owner is immutable",
-    )
-    .await
 }
 
 fn cert(extra: Value) -> Value {
@@ -491,69 +442,9 @@ fn cert(extra: Value) -> Value {
     spec
 }
 
-#[tokio::test]
-async fn cel_ingress_cert_ca_issuer_needs_ca() -> Result<()> {
-    rejected_on_create(
-        "IngressCert",
-        cert(json!({"issuer": "ca", "ca": {"secretRef": {"name": "my-ca"}}})),
-        cert(json!({"issuer": "ca"})),
-        "issuer ca needs the ca block",
-    )
-    .await
-}
-
-#[tokio::test]
-async fn cel_ingress_cert_cert_manager_issuer_needs_cert_manager() -> Result<()> {
-    rejected_on_create(
-        "IngressCert",
-        cert(json!({"issuer": "certManager",
-            "certManager": {"issuerRef": {"kind": "ClusterIssuer", "name": "le"}}})),
-        cert(json!({"issuer": "certManager"})),
-        "issuer certManager needs the certManager block",
-    )
-    .await
-}
-
-#[tokio::test]
-async fn cel_ingress_cert_ingress_and_http_route_exclude_each_other() -> Result<()> {
-    let backend = json!({"serviceName": "web", "port": 80});
-    rejected_on_create(
-        "IngressCert",
-        cert(json!({"httpRoute": {"parentRef": {"name": "public"}, "backend": backend}})),
-        cert(
-            json!({"httpRoute": {"parentRef": {"name": "public"}, "backend": backend},
-            "ingress": {"backend": backend}}),
-        ),
-        "ingress and httpRoute exclude each other: route the hosts one way",
-    )
-    .await
-}
-
 fn external_broker() -> Value {
     json!({"provider": "external", "external": {
         "amqpUrlSecretRef": {"name": "rmq", "key": "uri"}, "managementUrl": "http://rmq:15672"}})
-}
-
-#[tokio::test]
-async fn cel_message_broker_external_needs_external() -> Result<()> {
-    rejected_on_create(
-        "MessageBroker",
-        external_broker(),
-        json!({"provider": "external"}),
-        "provider external needs the external block",
-    )
-    .await
-}
-
-#[tokio::test]
-async fn cel_message_broker_provider_is_immutable() -> Result<()> {
-    rejected_on_update(
-        "MessageBroker",
-        json!({"provider": "builtin"}),
-        external_broker(),
-        "provider is immutable",
-    )
-    .await
 }
 
 fn platform(extra: Value) -> Value {
@@ -564,115 +455,9 @@ fn platform(extra: Value) -> Value {
     spec
 }
 
-#[tokio::test]
-async fn cel_platform_external_postgres_needs_external() -> Result<()> {
-    rejected_on_create(
-        "Platform",
-        platform(
-            json!({"postgres": {"provider": "external", "external": {"host": "db",
-            "superuserSecretRef": {"name": "pg", "key": "password"}}}}),
-        ),
-        platform(json!({"postgres": {"provider": "external"}})),
-        "postgres.provider external needs postgres.external",
-    )
-    .await
-}
-
-#[tokio::test]
-async fn cel_platform_external_broker_needs_external() -> Result<()> {
-    rejected_on_create(
-        "Platform",
-        platform(json!({"broker": external_broker()})),
-        platform(json!({"broker": {"provider": "external"}})),
-        "broker.provider external needs broker.external",
-    )
-    .await
-}
-
-#[tokio::test]
-async fn cel_platform_external_cache_needs_external() -> Result<()> {
-    rejected_on_create(
-        "Platform",
-        platform(json!({"cache": {"provider": "external",
-            "external": {"urlSecretRef": {"name": "redis", "key": "url"}}}})),
-        platform(json!({"cache": {"provider": "external"}})),
-        "cache.provider external needs cache.external",
-    )
-    .await
-}
-
-#[tokio::test]
-async fn cel_platform_external_psp_needs_webhook_secrets() -> Result<()> {
-    rejected_on_create(
-        "Platform",
-        platform(json!({"psp": {"mode": "external",
-            "webhookSecretsRef": {"name": "psp", "key": "webhook-secrets"}}})),
-        platform(json!({"psp": {"mode": "external"}})),
-        "psp.mode external needs psp.webhookSecretsRef",
-    )
-    .await
-}
-
-#[tokio::test]
-async fn cel_platform_ca_issuer_needs_ca() -> Result<()> {
-    rejected_on_create(
-        "Platform",
-        platform(json!({"tls": {"issuer": "ca", "ca": {"secretRef": {"name": "my-ca"}}}})),
-        platform(json!({"tls": {"issuer": "ca"}})),
-        "tls.issuer ca needs tls.ca",
-    )
-    .await
-}
-
-#[tokio::test]
-async fn cel_platform_cert_manager_issuer_needs_cert_manager() -> Result<()> {
-    rejected_on_create(
-        "Platform",
-        platform(json!({"tls": {"issuer": "certManager",
-            "certManager": {"issuerRef": {"kind": "Issuer", "name": "le"}}}})),
-        platform(json!({"tls": {"issuer": "certManager"}})),
-        "tls.issuer certManager needs tls.certManager",
-    )
-    .await
-}
-
-#[tokio::test]
-async fn cel_platform_http_route_replaces_the_ingress_class() -> Result<()> {
-    let route = json!({"parentRef": {"name": "public", "namespace": "edge"}});
-    rejected_on_create(
-        "Platform",
-        platform(json!({"httpRoute": route})),
-        platform(json!({"httpRoute": route, "ingressClassName": "nginx"})),
-        "httpRoute replaces the Ingress: drop ingressClassName",
-    )
-    .await
-}
-
 fn external_postgres() -> Value {
     json!({"provider": "external", "external": {"host": "db",
         "superuserSecretRef": {"name": "pg", "key": "password"}}})
-}
-
-#[tokio::test]
-async fn cel_postgres_cluster_external_needs_external() -> Result<()> {
-    rejected_on_create(
-        "PostgresCluster",
-        external_postgres(),
-        json!({"provider": "external"}),
-        "provider external needs the external block",
-    )
-    .await
-}
-
-#[tokio::test]
-async fn cel_postgres_cluster_provider_is_immutable() -> Result<()> {
-    rejected_on_update(
-        "PostgresCluster",
-        json!({"provider": "builtin"}),
-        external_postgres(),
-        "provider is immutable",
-    )
-    .await
 }
 
 fn queue(extra: Value) -> Value {
@@ -683,59 +468,42 @@ fn queue(extra: Value) -> Value {
     spec
 }
 
-#[tokio::test]
-async fn cel_queue_name_is_immutable() -> Result<()> {
-    rejected_on_update(
-        "Queue",
-        queue(json!({"queue": "svc.events"})),
-        queue(json!({"queue": "other.events"})),
-        "queue is immutable",
-    )
-    .await
+/// One test per CEL rule: `rejected_on_create` or `rejected_on_update` with the kind, the
+/// accepted spec, the refused one and the rule's message.
+macro_rules! cel_tests {
+    ($($name:ident: $check:ident($kind:literal, $ok:expr, $bad:expr, $message:literal);)*) => {$(
+        #[tokio::test]
+        async fn $name() -> Result<()> {
+            $check($kind, $ok, $bad, $message).await
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn cel_queue_user_is_immutable() -> Result<()> {
-    rejected_on_update(
-        "Queue",
-        queue(json!({"publishes": true})),
-        json!({"brokerRef": {"name": "rmq"}, "user": "someone", "publishes": true}),
-        "user is immutable",
-    )
-    .await
-}
-
-#[tokio::test]
-async fn cel_queue_bindings_need_a_queue() -> Result<()> {
-    rejected_on_create(
-        "Queue",
-        queue(json!({"queue": "svc.events", "bindings": ["auth.user.*"]})),
-        queue(json!({"publishes": true, "bindings": ["auth.user.*"]})),
-        "bindings need a queue",
-    )
-    .await
-}
-
-#[tokio::test]
-async fn cel_queue_cannot_gain_or_lose_its_queue() -> Result<()> {
-    rejected_on_update(
-        "Queue",
-        queue(json!({"publishes": true})),
-        queue(json!({"publishes": true, "queue": "svc.events"})),
-        "queue cannot be added or removed",
-    )
-    .await
-}
-
-#[tokio::test]
-async fn cel_queue_must_publish_consume_or_own_exclusive_queues() -> Result<()> {
-    rejected_on_create(
-        "Queue",
-        queue(json!({"publishes": true})),
-        queue(json!({})),
-        "a Queue must publish, consume or own exclusive queues",
-    )
-    .await
+cel_tests! {
+    cel_nullable_enum_refuses_other_broker_replicas: rejected_on_create("Platform", platform(json!({"broker": {"replicas": 3}})), platform(json!({"broker": {"replicas": 2}})), "must be one of 1, 3");
+    cel_app_service_min_replicas_not_above_max: rejected_on_create("AppService", app(json!({"autoscaling": {"minReplicas": 2, "maxReplicas": 2}})), app(json!({"autoscaling": {"minReplicas": 3, "maxReplicas": 2}})), "autoscaling.minReplicas must not exceed autoscaling.maxReplicas");
+    cel_app_service_reloads_are_secret_names: rejected_on_create("AppService", app(json!({"reloads": ["jwt"]})), app(json!({"reloads": ["jwt", ""]})), "reloads entries must be secret names");
+    cel_database_name_is_immutable: rejected_on_update("Database", database("app_db", "app"), database("other_db", "app"), "databaseName is immutable");
+    cel_database_owner_is_immutable: rejected_on_update("Database", database("app_db", "app"), database("app_db", "someone"), "owner is immutable");
+    cel_ingress_cert_ca_issuer_needs_ca: rejected_on_create("IngressCert", cert(json!({"issuer": "ca", "ca": {"secretRef": {"name": "my-ca"}}})), cert(json!({"issuer": "ca"})), "issuer ca needs the ca block");
+    cel_ingress_cert_cert_manager_issuer_needs_cert_manager: rejected_on_create("IngressCert", cert(json!({"issuer": "certManager", "certManager": {"issuerRef": {"kind": "ClusterIssuer", "name": "le"}}})), cert(json!({"issuer": "certManager"})), "issuer certManager needs the certManager block");
+    cel_ingress_cert_ingress_and_http_route_exclude_each_other: rejected_on_create("IngressCert", cert(json!({"httpRoute": {"parentRef": {"name": "public"}, "backend": json!({"serviceName": "web", "port": 80})}})), cert(json!({"httpRoute": {"parentRef": {"name": "public"}, "backend": json!({"serviceName": "web", "port": 80})}, "ingress": {"backend": json!({"serviceName": "web", "port": 80})}})), "ingress and httpRoute exclude each other: route the hosts one way");
+    cel_message_broker_external_needs_external: rejected_on_create("MessageBroker", external_broker(), json!({"provider": "external"}), "provider external needs the external block");
+    cel_message_broker_provider_is_immutable: rejected_on_update("MessageBroker", json!({"provider": "builtin"}), external_broker(), "provider is immutable");
+    cel_platform_external_postgres_needs_external: rejected_on_create("Platform", platform(json!({"postgres": {"provider": "external", "external": {"host": "db", "superuserSecretRef": {"name": "pg", "key": "password"}}}})), platform(json!({"postgres": {"provider": "external"}})), "postgres.provider external needs postgres.external");
+    cel_platform_external_broker_needs_external: rejected_on_create("Platform", platform(json!({"broker": external_broker()})), platform(json!({"broker": {"provider": "external"}})), "broker.provider external needs broker.external");
+    cel_platform_external_cache_needs_external: rejected_on_create("Platform", platform(json!({"cache": {"provider": "external", "external": {"urlSecretRef": {"name": "redis", "key": "url"}}}})), platform(json!({"cache": {"provider": "external"}})), "cache.provider external needs cache.external");
+    cel_platform_external_psp_needs_webhook_secrets: rejected_on_create("Platform", platform(json!({"psp": {"mode": "external", "webhookSecretsRef": {"name": "psp", "key": "webhook-secrets"}}})), platform(json!({"psp": {"mode": "external"}})), "psp.mode external needs psp.webhookSecretsRef");
+    cel_platform_ca_issuer_needs_ca: rejected_on_create("Platform", platform(json!({"tls": {"issuer": "ca", "ca": {"secretRef": {"name": "my-ca"}}}})), platform(json!({"tls": {"issuer": "ca"}})), "tls.issuer ca needs tls.ca");
+    cel_platform_cert_manager_issuer_needs_cert_manager: rejected_on_create("Platform", platform(json!({"tls": {"issuer": "certManager", "certManager": {"issuerRef": {"kind": "Issuer", "name": "le"}}}})), platform(json!({"tls": {"issuer": "certManager"}})), "tls.issuer certManager needs tls.certManager");
+    cel_platform_http_route_replaces_the_ingress_class: rejected_on_create("Platform", platform(json!({"httpRoute": json!({"parentRef": {"name": "public", "namespace": "edge"}})})), platform(json!({"httpRoute": json!({"parentRef": {"name": "public", "namespace": "edge"}}), "ingressClassName": "nginx"})), "httpRoute replaces the Ingress: drop ingressClassName");
+    cel_postgres_cluster_external_needs_external: rejected_on_create("PostgresCluster", external_postgres(), json!({"provider": "external"}), "provider external needs the external block");
+    cel_postgres_cluster_provider_is_immutable: rejected_on_update("PostgresCluster", json!({"provider": "builtin"}), external_postgres(), "provider is immutable");
+    cel_queue_name_is_immutable: rejected_on_update("Queue", queue(json!({"queue": "svc.events"})), queue(json!({"queue": "other.events"})), "queue is immutable");
+    cel_queue_user_is_immutable: rejected_on_update("Queue", queue(json!({"publishes": true})), json!({"brokerRef": {"name": "rmq"}, "user": "someone", "publishes": true}), "user is immutable");
+    cel_queue_bindings_need_a_queue: rejected_on_create("Queue", queue(json!({"queue": "svc.events", "bindings": ["auth.user.*"]})), queue(json!({"publishes": true, "bindings": ["auth.user.*"]})), "bindings need a queue");
+    cel_queue_cannot_gain_or_lose_its_queue: rejected_on_update("Queue", queue(json!({"publishes": true})), queue(json!({"publishes": true, "queue": "svc.events"})), "queue cannot be added or removed");
+    cel_queue_must_publish_consume_or_own_exclusive_queues: rejected_on_create("Queue", queue(json!({"publishes": true})), queue(json!({})), "a Queue must publish, consume or own exclusive queues");
 }
 
 /// Every CEL rule of the CRDs has its test above: a rule added without one fails here.

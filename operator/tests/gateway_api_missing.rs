@@ -16,15 +16,10 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_without_the_gateway_api_crds_says_gateway_api_missing() -> Result<()> {
     let op = Operator::start("gwapi-missing", Externals::simulated()).await?;
-    op.apply(json!({
-        "apiVersion": "payplane.dev/v1alpha1", "kind": "IngressCert",
-        "metadata": {"name": "shop"},
-        "spec": {
+    op.create("IngressCert", "shop", json!({
             "hosts": ["shop.localtest.me"], "secretName": "shop-tls", "issuer": "selfSigned",
             "httpRoute": {"parentRef": {"name": "public"}, "backend": {"serviceName": "shop", "port": 80}},
-        },
-    }))
-    .await?;
+        })).await?;
     let ic = op
         .wait_for::<IngressCert>("GatewayApiMissing", "shop", |ic| {
             match ic.and_then(|ic| condition(ic, "Ready")) {

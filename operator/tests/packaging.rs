@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use payplane_operator::controller::platform::build::COMPONENTS;
 use payplane_operator::meta::PAYPLANE_USER;
 
 fn read(file: &str) -> String {
@@ -43,15 +44,10 @@ fn image_user_is_numeric_and_matches_the_pods() {
 #[test]
 fn tiltfile_builds_all_images_on_the_non_root_base_without_live_update() {
     let tiltfile = read("Tiltfile");
-    for binary in [
-        "payplane-operator",
-        "payplane-gateway",
-        "payplane-auth",
-        "payplane-payments",
-        "payplane-admin",
-        "payplane-profile",
-        "payplane-console",
-    ] {
+    // The operator and every component of the platform.
+    let components = COMPONENTS.map(|(component, _)| component);
+    for binary in ["operator"].iter().chain(&components) {
+        let binary = format!("payplane-{binary}");
         assert!(
             tiltfile.contains(&format!("'{binary}'")),
             "{binary} is not built"

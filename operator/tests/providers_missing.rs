@@ -29,17 +29,17 @@ fn provider_missing<K: payplane_operator::crd::HasConditions>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_without_its_crd_is_degraded_with_provider_missing() -> Result<()> {
     let op = Operator::start("providers-missing", Externals::simulated()).await?;
-    op.apply(json!({
-        "apiVersion": "payplane.dev/v1alpha1", "kind": "PostgresCluster",
-        "metadata": {"name": "pg"},
-        "spec": {"provider": "cloudnative-pg", "cloudnativePg": {"instances": 3}},
-    }))
+    op.create(
+        "PostgresCluster",
+        "pg",
+        json!({"provider": "cloudnative-pg", "cloudnativePg": {"instances": 3}}),
+    )
     .await?;
-    op.apply(json!({
-        "apiVersion": "payplane.dev/v1alpha1", "kind": "MessageBroker",
-        "metadata": {"name": "rmq"},
-        "spec": {"provider": "rabbitmq-cluster-operator"},
-    }))
+    op.create(
+        "MessageBroker",
+        "rmq",
+        json!({"provider": "rabbitmq-cluster-operator"}),
+    )
     .await?;
     op.wait_for::<PostgresCluster>("PostgresCluster ProviderMissing", "pg", |pg| {
         provider_missing(pg, "clusters.postgresql.cnpg.io")
@@ -50,11 +50,11 @@ async fn provider_without_its_crd_is_degraded_with_provider_missing() -> Result<
     })
     .await?;
     // A Database on the cluster waits for it rather than failing.
-    op.apply(json!({
-        "apiVersion": "payplane.dev/v1alpha1", "kind": "Database",
-        "metadata": {"name": "orders"},
-        "spec": {"clusterRef": {"name": "pg"}, "databaseName": "orders", "owner": "orders"},
-    }))
+    op.create(
+        "Database",
+        "orders",
+        json!({"clusterRef": {"name": "pg"}, "databaseName": "orders", "owner": "orders"}),
+    )
     .await?;
     op.wait_for::<payplane_operator::crd::Database>("Database waits", "orders", |db| {
         let c = db.and_then(|db| condition(db, "Ready")).ok_or("no Ready")?;

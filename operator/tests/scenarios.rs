@@ -20,6 +20,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams};
 use payplane_control_plane::{FAILING_IMAGE_SUFFIX, eventually};
+use payplane_operator::controller::platform::build::{COMPONENTS, app_name};
 use payplane_operator::crd::{
     AppService, Database, IngressCert, MessageBroker, Platform, PostgresCluster, Queue,
 };
@@ -28,15 +29,6 @@ use payplane_operator::testing::{
     Operator, TIMEOUT, apply_local_broker, condition, converged_example, ready,
 };
 use serde_json::json;
-
-const SERVICES: [&str; 6] = [
-    "payplane-gateway",
-    "payplane-auth",
-    "payplane-payments",
-    "payplane-admin",
-    "payplane-profile",
-    "payplane-console",
-];
 
 /// The serving pods of the AppService `app` (not its migration Job's).
 fn app_pods(app: &str) -> String {
@@ -72,7 +64,8 @@ async fn platform_converges_with_every_resource_ready_and_pods_running() -> Resu
     ensure!(op.list::<Queue>().await?.len() == 5);
     ensure!(op.list::<PostgresCluster>().await?.len() == 1);
     ensure!(op.list::<MessageBroker>().await?.len() == 1);
-    for name in SERVICES {
+    for (component, _) in COMPONENTS {
+        let name = &app_name("payplane", component);
         let d = op
             .get::<Deployment>(name)
             .await?
@@ -205,13 +198,8 @@ async fn standalone_app(op: &Operator) -> Result<()> {
         "data": {"token": "c2VjcmV0"}
     }))
     .await?;
-    op.apply(json!({
-        "apiVersion": "payplane.dev/v1alpha1", "kind": "AppService",
-        "metadata": {"name": "web"},
-        "spec": {"image": "web:1", "port": 3000, "replicas": 2, "migration": {"args": ["migrate"]},
-                 "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "web-env", "key": "token"}}}]}
-    }))
-    .await?;
+    op.create("AppService", "web", json!({"image": "web:1", "port": 3000, "replicas": 2, "migration": {"args": ["migrate"]},
+                 "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "web-env", "key": "token"}}}]})).await?;
     op.wait_for::<AppService>("web Ready", "web", ready).await?;
     Ok(())
 }
@@ -479,18 +467,13 @@ async fn deleting_the_platform_removes_every_child_through_the_garbage_collector
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_reference_sets_ready_false_with_the_reason() -> Result<()> {
     let op = Operator::start("invalid-ref", Externals::simulated()).await?;
-    op.apply(json!({
-        "apiVersion": "payplane.dev/v1alpha1", "kind": "AppService",
-        "metadata": {"name": "orphan"},
-        "spec": {"image": "orphan:1", "database": {"ref": "no-such-db"}}
-    }))
+    op.create(
+        "AppService",
+        "orphan",
+        json!({"image": "orphan:1", "database": {"ref": "no-such-db"}}),
+    )
     .await?;
-    op.apply(json!({
-        "apiVersion": "payplane.dev/v1alpha1", "kind": "Database",
-        "metadata": {"name": "lost"},
-        "spec": {"clusterRef": {"name": "no-such-cluster"}, "databaseName": "lost_db", "owner": "lost"}
-    }))
-    .await?;
+    op.create("Database", "lost", json!({"clusterRef": {"name": "no-such-cluster"}, "databaseName": "lost_db", "owner": "lost"})).await?;
     op.wait_for::<AppService>("DatabaseNotFound", "orphan", |a| {
         match a.and_then(|a| condition(a, "Ready")) {
             Some(c)
@@ -579,11 +562,11 @@ async fn idle_controllers_do_not_hot_loop() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_node_broker_is_ready_at_once_under_the_chart_rbac() -> Result<()> {
     let op = Operator::start("rmq3", Externals::simulated()).await?;
-    op.apply(json!({
-        "apiVersion": "payplane.dev/v1alpha1", "kind": "MessageBroker",
-        "metadata": {"name": "rmq3"},
-        "spec": {"provider": "builtin", "builtin": {"replicas": 3}}
-    }))
+    op.create(
+        "MessageBroker",
+        "rmq3",
+        json!({"provider": "builtin", "builtin": {"replicas": 3}}),
+    )
     .await?;
     op.wait_for::<MessageBroker>("3-node broker Ready", "rmq3", ready)
         .await?;

@@ -20,7 +20,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
 use kube::runtime::{Controller, watcher};
 
-use super::{Ctx, Flow, Report, Result, finish, namespace};
+use super::{Ctx, Flow, Report, Result, Shutdown, finish, namespace};
 use crate::crd::{AppService, Database, Queue};
 use crate::meta::Owner;
 pub use apply::{kinds, resolve};
@@ -54,10 +54,7 @@ async fn reconcile(app: Arc<AppService>, ctx: Arc<Ctx>) -> Result<Action> {
 }
 
 /// Runs the AppService controller until `shutdown`.
-pub async fn controller(
-    ctx: Arc<Ctx>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
+pub async fn controller(ctx: Arc<Ctx>, shutdown: impl Shutdown) {
     let ctrl = Controller::new(ctx.watched::<AppService>(), watcher::Config::default());
     let by_database = super::referrers(ctrl.store(), |a: &AppService, name| {
         a.spec.database.as_ref().is_some_and(|d| d.ref_ == name)

@@ -17,10 +17,14 @@ use kube::core::ApiResource;
 use kube::runtime::controller::Action;
 use kube::{Client, Resource, ResourceExt};
 
-use super::{Ctx, Report, Result, WAIT, get, reading, sync_children, write_status};
-use crate::conditions::{Observed, external_conditions};
-use crate::crd::AppService;
+use super::{
+    Ctx, Error, Reconciled, Report, Result, Stop, WAIT, get, reading, sync_children, write_status,
+};
+use serde_json::Value;
+
+use crate::conditions::{Observed, external_conditions, is_ready};
 use crate::crd::database::Credentials;
+use crate::crd::{AppService, ReclaimPolicy};
 use crate::external::LoginChange;
 use crate::meta::{Child, OWNER_UID_LABEL, SECRETS_CHECKSUM};
 
@@ -329,10 +333,10 @@ pub struct Rotation {
     pub password: String,
     /// Logins to enable (with their new password) or disable on the server.
     pub changes: Vec<LoginChange>,
-    /// What a rotation in progress waits for.
-    pub rotating: Option<String>,
     /// A rotation starts in this reconcile.
     pub started: bool,
+    /// What a rotation in progress waits for.
+    pub rotating: Option<String>,
     /// The login a rotation retired in this reconcile.
     pub finished: Option<String>,
 }
@@ -398,8 +402,8 @@ pub fn rotate(
         creds,
         password,
         changes,
-        rotating,
         started,
+        rotating,
         finished,
     }
 }
@@ -478,6 +482,72 @@ pub fn ready(
         fields,
         Action::requeue(requeue),
     )
+}
+
+/// Why the server a Database or Queue keeps its logins on cannot be used now.
+#[derive(Debug)]
+pub enum Unready {
+    /// It does not exist.
+    Missing,
+    /// It is not ready, or not usable yet: why.
+    NotReady(String),
+    /// Reading it failed.
+    Failed(Error),
+}
+
+impl From<Error> for Unready {
+    fn from(e: Error) -> Self {
+        Self::Failed(e)
+    }
+}
+
+impl Unready {
+    /// How a pipeline that needs the server `server` (`Kind name`) stops: `Ready=False` with
+    /// the reason `missing` (only a spec change helps) or `waiting`, keeping `fields`; or
+    /// failing.
+    pub fn stop(self, server: &str, (missing, waiting): (&str, &str), fields: Value) -> Stop {
+        match self {
+            Self::Missing => {
+                let message = format!("{server} not found");
+                Report::invalid(missing, message).with_extra(fields).into()
+            }
+            Self::NotReady(why) => Report::waiting(waiting, why, fields).into(),
+            Self::Failed(e) => e.into(),
+        }
+    }
+}
+
+/// The server `name` (an `S`) in `ns`, once it exists and is ready.
+pub async fn ready_server<S: Reconciled>(ctx: &Ctx, ns: &str, name: &str) -> Result<S, Unready> {
+    let Some(server) = get::<S>(&ctx.client, ns, name).await? else {
+        return Err(Unready::Missing);
+    };
+    if !is_ready(&server) {
+        let why = format!("{} {name} is not ready", S::kind(&()));
+        return Err(Unready::NotReady(why));
+    }
+    Ok(server)
+}
+
+/// On deletion of `obj`: keeps what it owns outside Kubernetes with `reclaimPolicy: Retain`
+/// (`kept` names it), else runs `delete`, which says what it did (reason, warning, note);
+/// either way says so in an Event.
+pub async fn cleanup<K: Resource<DynamicType = ()>>(
+    ctx: &Ctx,
+    (obj, policy): (&K, &ReclaimPolicy),
+    kept: String,
+    delete: impl Future<Output = Result<(&'static str, bool, String)>>,
+) -> Result<Action> {
+    let (reason, warning, note) = match policy {
+        ReclaimPolicy::Retain => (
+            "Retained",
+            false,
+            format!("kept {kept} (reclaimPolicy Retain)"),
+        ),
+        ReclaimPolicy::Delete => delete.await?,
+    };
+    ctx.event(obj, warning, reason, note).await;
+    Ok(Action::await_change())
 }
 
 #[cfg(test)]

@@ -13,65 +13,41 @@ pub mod build;
 pub mod status;
 pub mod validate;
 
-use std::sync::Arc;
-
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::{Controller, watcher};
 
-use super::finalizer::{Event as Finalizer, finalizer};
-use super::{Ctx, Flow, Report, Result, credentials, finish, namespace};
+use super::finalizer::Finalized;
+use super::{Ctx, Flow, Report, Result, credentials};
 use crate::crd::{Database, PostgresCluster};
 
-const KIND: &str = "Database";
-/// Finalizer guarding the role and database in PostgreSQL.
-pub const FINALIZER: &str = "payplane.dev/database";
+impl Finalized for Database {
+    const KIND: &'static str = "Database";
+    /// Finalizer guarding the role and database in PostgreSQL.
+    const FINALIZER: &'static str = "payplane.dev/database";
+    type Server = PostgresCluster;
 
-/// validate → apply (the server) → build → apply (the Secret) → status.
-async fn pipeline(db: &Database, ctx: &Ctx, ns: &str) -> Flow<Report> {
-    let input = validate::validate(db);
-    let server = apply::cluster(db, ctx, ns).await?;
-    let (logins, observed) = apply::observe(db, ctx, (ns, &input), &server).await?;
-    let rotation = apply::ensure(db, ctx, (ns, &input), &server, (&logins, &observed)).await?;
-    let children = build::build_for(db, &server.connection(&rotation), &rotation.creds.active)?;
-    let started = rotation
-        .started
-        .then(|| status::ready(db, &input, &rotation, ctx.resync));
-    let owner = (ns, input.uid.as_str());
-    let rotated = status::rotated(&rotation);
-    credentials::publish(ctx, db, owner, &children, started, rotated).await?;
-    Ok(status::ready(db, &input, &rotation, ctx.resync))
-}
+    /// validate → apply (the server) → build → apply (the Secret) → status.
+    async fn pipeline(&self, ctx: &Ctx, ns: &str) -> Flow<Report> {
+        let input = validate::validate(self);
+        let server = apply::cluster(self, ctx, ns).await?;
+        let (logins, observed) = apply::observe(self, ctx, (ns, &input), &server).await?;
+        let rotation =
+            apply::ensure(self, ctx, (ns, &input), &server, (&logins, &observed)).await?;
+        let children =
+            build::build_for(self, &server.connection(&rotation), &rotation.creds.active)?;
+        let started = rotation
+            .started
+            .then(|| status::ready(self, &input, &rotation, ctx.resync));
+        let owner = (ns, input.uid.as_str());
+        let rotated = status::rotated(&rotation);
+        credentials::publish(ctx, self, owner, &children, started, rotated).await?;
+        Ok(status::ready(self, &input, &rotation, ctx.resync))
+    }
 
-async fn reconcile(db: Arc<Database>, ctx: Arc<Ctx>) -> Result<Action> {
-    let ns = namespace(db.as_ref())?;
-    let api: Api<Database> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, FINALIZER, db, |event| async {
-        match event {
-            Finalizer::Apply(db) => finish(&ctx, db.as_ref(), pipeline(&db, &ctx, &ns).await).await,
-            Finalizer::Cleanup(db) => apply::cleanup(&db, &ctx, &ns).await,
-        }
-    })
-    .await
-}
+    fn refers(&self, server: &str) -> bool {
+        self.spec.cluster_ref.name == server
+    }
 
-/// Runs the Database controller until `shutdown`.
-pub async fn controller(
-    ctx: Arc<Ctx>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
-    let ctrl = Controller::new(ctx.watched::<Database>(), watcher::Config::default());
-    let by_reference = super::referrers(ctrl.store(), |db: &Database, name| {
-        db.spec.cluster_ref.name == name
-    });
-    let ctrl = ctrl
-        .owns(ctx.watched::<Secret>(), super::managed())
-        .watches(
-            ctx.watched::<PostgresCluster>(),
-            watcher::Config::default(),
-            by_reference,
-        )
-        .graceful_shutdown_on(shutdown);
-    super::run_controller(KIND, ctrl, reconcile, ctx).await;
+    async fn cleanup(&self, ctx: &Ctx, ns: &str) -> Result<Action> {
+        apply::cleanup(self, ctx, ns).await
+    }
 }

@@ -11,14 +11,16 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::runtime::{Controller, watcher};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::{Error, Result};
+use super::{Ctx, Error, Flow, Reconciled, Report, Result, Shutdown, finish, managed, namespace};
 use crate::meta::MANAGER;
 
 /// The field manager that owns the operator's finalizers (and nothing else).
@@ -30,6 +32,53 @@ pub enum Event<K> {
     Apply(Arc<K>),
     /// The object is being deleted: clean up outside Kubernetes; the finalizer goes after.
     Cleanup(Arc<K>),
+}
+
+/// A kind that cleans up outside Kubernetes: its pipeline runs while it lives, its cleanup
+/// when it is deleted, guarded by [`Finalized::FINALIZER`].
+pub trait Finalized: Reconciled + Send + Sync + 'static {
+    /// The kind, for metrics and logs.
+    const KIND: &'static str;
+    /// The finalizer guarding what it owns outside Kubernetes.
+    const FINALIZER: &'static str;
+    /// The server it keeps its credentials on, named in its spec.
+    type Server: Reconciled + Send + Sync + 'static;
+    /// Whether it refers to the server named `server`.
+    fn refers(&self, server: &str) -> bool;
+    /// The pipeline of the living object in `ns`.
+    fn pipeline(&self, ctx: &Ctx, ns: &str) -> impl Future<Output = Flow<Report>> + Send;
+    /// Removes (or keeps, as its reclaim policy says) what it owns outside Kubernetes.
+    fn cleanup(&self, ctx: &Ctx, ns: &str) -> impl Future<Output = Result<Action>> + Send;
+}
+
+/// The reconcile of a [`Finalized`] kind: its pipeline under the finalizer, its cleanup on
+/// deletion.
+async fn reconcile<K: Finalized>(obj: Arc<K>, ctx: Arc<Ctx>) -> Result<Action> {
+    let ns = namespace(obj.as_ref())?;
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, K::FINALIZER, obj, |event| async {
+        match event {
+            Event::Apply(obj) => finish(&ctx, obj.as_ref(), obj.pipeline(&ctx, &ns).await).await,
+            Event::Cleanup(obj) => obj.cleanup(&ctx, &ns).await,
+        }
+    })
+    .await
+}
+
+/// Runs the controller of the [`Finalized`] kind `K` until `shutdown`: it owns its Secrets
+/// and reconciles every `K` that refers to a server when that server changes.
+pub async fn run<K: Finalized>(ctx: Arc<Ctx>, shutdown: impl Shutdown) {
+    let ctrl = Controller::new(ctx.watched::<K>(), watcher::Config::default());
+    let by_reference = super::referrers(ctrl.store(), K::refers);
+    let ctrl = ctrl
+        .owns(ctx.watched::<Secret>(), managed())
+        .watches(
+            ctx.watched::<K::Server>(),
+            watcher::Config::default(),
+            by_reference,
+        )
+        .graceful_shutdown_on(shutdown);
+    super::run_controller(K::KIND, ctrl, reconcile, ctx).await;
 }
 
 /// Runs `reconcile` with [`Event::Apply`] once `obj` carries `finalizer` (adding it first), or

@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
 use kube::runtime::{Controller, watcher};
 
-use super::{Ctx, Flow, Report, Result, finish, namespace};
+use super::{Ctx, Flow, Report, Result, Shutdown, finish, namespace};
 use crate::crd::IngressCert;
 
 const KIND: &str = "IngressCert";
@@ -42,10 +42,7 @@ async fn reconcile(ic: Arc<IngressCert>, ctx: Arc<Ctx>) -> Result<Action> {
 }
 
 /// Runs the IngressCert controller until `shutdown`.
-pub async fn controller(
-    ctx: Arc<Ctx>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
+pub async fn controller(ctx: Arc<Ctx>, shutdown: impl Shutdown) {
     let ctrl = Controller::new(ctx.watched::<IngressCert>(), watcher::Config::default())
         .owns(ctx.watched::<Secret>(), super::managed())
         .graceful_shutdown_on(shutdown);

@@ -13,13 +13,10 @@ pub mod validate;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::StatefulSet;
-use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
-use super::{Ctx, Flow, Report, Result, finish, namespace, provider, sync_children};
+use super::{Ctx, Flow, Report, Result, Shutdown, finish, namespace, provider, sync_children};
 use crate::crd::MessageBroker;
 use validate::Input;
 pub use validate::amqp_host_port;
@@ -45,7 +42,7 @@ async fn pipeline(mb: &MessageBroker, ctx: &Ctx) -> Flow<Report> {
         // Applies the RabbitmqCluster and mirrors its status; Ready once every node is ready
         // and its default-user Secret has the connection string the Queue controller
         // administers the broker with.
-        Input::RabbitmqClusterOperator => {
+        Input::Operator => {
             let children = rabbitmq_operator::build(mb)?;
             let (provider, resource) =
                 (&rabbitmq_operator::PROVIDER, rabbitmq_operator::resource());
@@ -62,16 +59,12 @@ async fn reconcile(mb: Arc<MessageBroker>, ctx: Arc<Ctx>) -> Result<Action> {
 }
 
 /// Runs the MessageBroker controller until `shutdown`.
-pub async fn controller(
-    ctx: Arc<Ctx>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
-    let mut ctrl = Controller::new(ctx.watched::<MessageBroker>(), watcher::Config::default())
-        .owns(ctx.watched::<StatefulSet>(), super::managed());
-    let cluster = rabbitmq_operator::resource();
-    if provider::served(&ctx, &cluster).await {
-        ctrl = ctrl.owns_with(provider::watched(&ctx, &cluster), cluster, super::managed());
-    }
-    let ctrl = ctrl.graceful_shutdown_on(shutdown);
-    super::run_controller(KIND, ctrl, reconcile, ctx).await;
+pub async fn controller(ctx: Arc<Ctx>, shutdown: impl Shutdown) {
+    provider::run(
+        KIND,
+        (ctx, shutdown),
+        rabbitmq_operator::resource(),
+        reconcile,
+    )
+    .await;
 }

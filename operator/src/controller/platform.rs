@@ -19,7 +19,7 @@ use kube::Resource;
 use kube::runtime::controller::Action;
 use kube::runtime::{Controller, watcher};
 
-use super::{Ctx, Flow, Report, Result, finish, namespace, sync_children};
+use super::{Ctx, Flow, Report, Result, Shutdown, finish, namespace, sync_children};
 use crate::crd::{
     AppService, Database, IngressCert, MessageBroker, Platform, PostgresCluster, Queue,
 };
@@ -43,10 +43,7 @@ async fn reconcile(p: Arc<Platform>, ctx: Arc<Ctx>) -> Result<Action> {
 }
 
 /// Runs the Platform controller until `shutdown`.
-pub async fn controller(
-    ctx: Arc<Ctx>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
+pub async fn controller(ctx: Arc<Ctx>, shutdown: impl Shutdown) {
     let cfg = super::managed();
     let ctrl = Controller::new(ctx.watched::<Platform>(), watcher::Config::default())
         .owns(ctx.watched::<AppService>(), cfg.clone())

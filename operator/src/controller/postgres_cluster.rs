@@ -13,13 +13,10 @@ pub mod validate;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::StatefulSet;
-use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
-use super::{Ctx, Flow, Report, Result, finish, namespace, provider, sync_children};
+use super::{Ctx, Flow, Report, Result, Shutdown, finish, namespace, provider, sync_children};
 use crate::crd::PostgresCluster;
 use validate::Input;
 
@@ -43,7 +40,7 @@ async fn pipeline(pg: &PostgresCluster, ctx: &Ctx) -> Flow<Report> {
         }
         // Applies the Cluster and mirrors its status; Ready once the Cluster is healthy with
         // every instance and its superuser Secret exists.
-        Input::CloudNativePg => {
+        Input::Operator => {
             let children = cloudnative_pg::build(pg)?;
             let (provider, resource) = (&cloudnative_pg::PROVIDER, cloudnative_pg::resource());
             let stored = provider::apply(ctx, owner, provider, resource, &children).await?;
@@ -64,16 +61,6 @@ async fn reconcile(pg: Arc<PostgresCluster>, ctx: Arc<Ctx>) -> Result<Action> {
 }
 
 /// Runs the PostgresCluster controller until `shutdown`.
-pub async fn controller(
-    ctx: Arc<Ctx>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
-    let mut ctrl = Controller::new(ctx.watched::<PostgresCluster>(), watcher::Config::default())
-        .owns(ctx.watched::<StatefulSet>(), super::managed());
-    let cluster = cloudnative_pg::resource();
-    if provider::served(&ctx, &cluster).await {
-        ctrl = ctrl.owns_with(provider::watched(&ctx, &cluster), cluster, super::managed());
-    }
-    let ctrl = ctrl.graceful_shutdown_on(shutdown);
-    super::run_controller(KIND, ctrl, reconcile, ctx).await;
+pub async fn controller(ctx: Arc<Ctx>, shutdown: impl Shutdown) {
+    provider::run(KIND, (ctx, shutdown), cloudnative_pg::resource(), reconcile).await;
 }

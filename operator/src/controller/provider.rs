@@ -8,9 +8,19 @@ use kube::core::ApiResource;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
-use super::{Ctx, Error, Flow, Report, WAIT, apply_children, ids, prune};
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use kube::runtime::{Controller, watcher};
+
+use super::{
+    Ctx, Error, Flow, InvalidSpec, Reconciled, Report, Result, Shutdown, WAIT, apply_children, ids,
+    managed, prune,
+};
 use crate::conditions::Cond;
-use crate::meta::Child;
+use crate::crd::StorageSpec;
+use crate::meta::{Child, Owner};
 
 /// Reason of `Ready=False` and `Degraded=True` when the provider's CRD is not installed.
 pub const MISSING: &str = "ProviderMissing";
@@ -101,6 +111,111 @@ pub async fn served(ctx: &Ctx, resource: &ApiResource) -> bool {
             false
         }
     }
+}
+
+/// The provider of a valid spec of a server kind (`PostgresCluster`, `MessageBroker`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input<'a, E> {
+    /// The operator's own StatefulSet.
+    Builtin,
+    /// An existing server.
+    External(&'a E),
+    /// The object of the provider's operator (a CloudNativePG `Cluster`, a `RabbitmqCluster`).
+    Operator,
+}
+
+/// What the spec of a server kind asks for: `external` (with its settings, when given) or
+/// `operator` (run by the provider's operator), else built in; or why it cannot work.
+pub fn input<E>(
+    (external, operator): (bool, bool),
+    settings: Option<&E>,
+) -> Result<Input<'_, E>, InvalidSpec> {
+    match (external, operator, settings) {
+        (true, _, Some(settings)) => Ok(Input::External(settings)),
+        (true, _, None) => Err(InvalidSpec("provider external needs spec.external".into())),
+        (false, true, _) => Ok(Input::Operator),
+        (false, false, _) => Ok(Input::Builtin),
+    }
+}
+
+/// [`input`] as text, for the validate tables: `builtin`, `operator` or `external <what>`
+/// (tests).
+#[cfg(test)]
+pub fn described<E>(
+    input: Result<Input<'_, E>, InvalidSpec>,
+    what: impl Fn(&E) -> &str,
+) -> Result<String, InvalidSpec> {
+    input.map(|input| match input {
+        Input::Builtin => "builtin".to_owned(),
+        Input::Operator => "operator".to_owned(),
+        Input::External(e) => format!("external {}", what(e)),
+    })
+}
+
+/// A provider's volume: `storage` as asked for, else 1Gi of the default StorageClass.
+pub fn storage(storage: Option<StorageSpec>) -> StorageSpec {
+    storage.unwrap_or_else(|| StorageSpec {
+        size: "1Gi".into(),
+        storage_class_name: None,
+    })
+}
+
+/// The one object of `resource` a provider runs `owner` with: `spec`, plus the image under
+/// `image_key` and the resources when they are set.
+pub fn child(
+    owner: &Owner,
+    (resource, component): (ApiResource, &str),
+    mut spec: Value,
+    (image_key, image, resources): (&str, Option<String>, Option<ResourceRequirements>),
+) -> Vec<Child> {
+    if let Some(image) = image {
+        spec[image_key] = json!(image);
+    }
+    if let Some(r) = resources {
+        spec["resources"] = serde_json::to_value(r).unwrap_or_default();
+    }
+    vec![owner.child_of(resource, owner.name(), component, json!({"spec": spec}))]
+}
+
+/// The non-empty string at `pointer` of a provider's object.
+pub fn text(v: &Value, pointer: &str) -> Option<String> {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// The spec of the one object a provider's build made, checked for its id, `apiVersion` and
+/// owner `uid` (tests).
+#[cfg(test)]
+pub fn only_child<'a>(children: &'a [Child], id: &str, api_version: &str, uid: &str) -> &'a Value {
+    assert_eq!(children.len(), 1);
+    let c = &children[0];
+    assert_eq!(c.id(), id);
+    assert_eq!(c.object["apiVersion"], api_version);
+    assert_eq!(c.object["metadata"]["ownerReferences"][0]["uid"], uid);
+    &c.object["spec"]
+}
+
+/// Runs the controller of `K`, a kind run built in (a StatefulSet) or by a provider's
+/// `resource`, until `shutdown`; it watches the provider's objects when they are [`served`].
+pub async fn run<K, R, Fut>(
+    kind: &'static str,
+    (ctx, shutdown): (Arc<Ctx>, impl Shutdown),
+    resource: ApiResource,
+    reconcile: R,
+) where
+    K: Reconciled + Send + Sync + 'static,
+    R: Fn(Arc<K>, Arc<Ctx>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action>> + Send + 'static,
+{
+    let mut ctrl = Controller::new(ctx.watched::<K>(), watcher::Config::default())
+        .owns(ctx.watched::<StatefulSet>(), managed());
+    if served(&ctx, &resource).await {
+        ctrl = ctrl.owns_with(watched(&ctx, &resource), resource, managed());
+    }
+    let ctrl = ctrl.graceful_shutdown_on(shutdown);
+    super::run_controller(kind, ctrl, reconcile, ctx).await;
 }
 
 #[cfg(test)]

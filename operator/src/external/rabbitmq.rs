@@ -659,31 +659,11 @@ async fn delete_quorum_queue_if_empty(
 ) -> Result<(), BrokerError> {
     let path = format!("queues/{vh}/{}", segment(name));
     let what = format!("reading queue {name}");
-    let url = format!("{}/api/{path}", t.management_url.trim_end_matches('/'));
-    let resp = http
-        .get(url)
-        .basic_auth(&t.admin_user, Some(&t.admin_password))
-        .timeout(std::time::Duration::from_secs(10))
-        .send()
-        .await
-        .map_err(|source| BrokerError::Request {
-            what: what.clone(),
-            source,
-        })?;
-    let status = resp.status().as_u16();
-    if status == 404 {
+    let Some(queue) = get_json(http, t, &path, &what).await? else {
         return Ok(());
-    }
-    let body = resp.text().await.map_err(|source| BrokerError::Request {
-        what: what.clone(),
-        source,
-    })?;
-    if status >= 400 {
-        return Err(BrokerError::Refused { what, status, body });
-    }
-    let messages = serde_json::from_str::<Value>(&body)
-        .ok()
-        .and_then(|q| q.get("messages").and_then(Value::as_u64));
+    };
+    // A body that is not JSON reads as null: no statistics.
+    let messages = queue.get("messages").and_then(Value::as_u64);
     match messages {
         Some(0) => {}
         Some(_) => return Ok(()),

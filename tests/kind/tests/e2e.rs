@@ -10,6 +10,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
 use payplane_operator::conditions::is_ready;
+use payplane_operator::controller::platform::build::{COMPONENTS, app_name};
 use payplane_operator::crd::{
     AppService, Database, IngressCert, MessageBroker, Platform, PostgresCluster, Queue,
 };
@@ -104,14 +105,8 @@ async fn platform_and_every_child_become_ready() -> anyhow::Result<()> {
     })
     .await?;
     let deployments = Api::<Deployment>::namespaced(c.clone(), NS);
-    for name in [
-        "payplane-gateway",
-        "payplane-auth",
-        "payplane-payments",
-        "payplane-admin",
-        "payplane-profile",
-        "payplane-console",
-    ] {
+    for (component, _) in COMPONENTS {
+        let name = &app_name("payplane", component);
         let d = deployments.get(name).await?;
         let available = d.status.and_then(|s| s.available_replicas).unwrap_or(0);
         assert!(available >= 1, "{name} has no available replica");

@@ -20,22 +20,18 @@ use super::{build, validate};
 use crate::conditions::is_ready;
 use crate::crd::app_service::MigrationPhase;
 use crate::crd::{AppService, Database, Queue};
+use crate::meta::resources;
 use crate::meta::{Child, sha256_hex};
 
 /// The kinds of an AppService's children, which `prune` looks through; public for
 /// `payplane plan`.
 pub fn kinds() -> Vec<ApiResource> {
-    vec![
-        ApiResource::erase::<ServiceAccount>(&()),
-        ApiResource::erase::<ConfigMap>(&()),
-        ApiResource::erase::<Deployment>(&()),
-        ApiResource::erase::<Job>(&()),
-        ApiResource::erase::<Service>(&()),
-        ApiResource::erase::<PodDisruptionBudget>(&()),
-        ApiResource::erase::<HorizontalPodAutoscaler>(&()),
-        ApiResource::erase::<NetworkPolicy>(&()),
-        build::service_monitor_resource(),
-    ]
+    let mut kinds = resources! {
+        ServiceAccount, ConfigMap, Deployment, Job,
+        Service, PodDisruptionBudget, HorizontalPodAutoscaler, NetworkPolicy
+    };
+    kinds.push(build::service_monitor_resource());
+    kinds
 }
 
 /// Resolves the Database, Queues and Secrets; the first missing or unready one blocks.

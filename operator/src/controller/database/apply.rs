@@ -5,12 +5,11 @@
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
-use super::super::credentials::{self, Logins, Rotation, own_secret};
-use super::super::{Ctx, Error, Flow, Result, generate_password, get, secret_value};
+use super::super::credentials::{self, Logins, Rotation, Unready, own_secret};
+use super::super::{Ctx, Error, Flow, Result, generate_password, secret_value};
 use super::validate::Input;
 use super::{build, status};
-use crate::conditions::is_ready;
-use crate::crd::{AppService, Database, PostgresCluster, ReclaimPolicy};
+use crate::crd::{AppService, Database, PostgresCluster};
 use crate::external::postgres::check_ownership;
 use crate::external::{PgObserved, PgTarget};
 
@@ -36,22 +35,10 @@ impl Server {
     }
 }
 
-/// What the PostgresCluster offers now.
-enum ClusterState {
-    Missing,
-    NotReady(String),
-    Ready(Server),
-}
-
-async fn cluster_state(db: &Database, ctx: &Ctx, ns: &str) -> Result<ClusterState> {
+/// The server of `db`'s PostgresCluster, once it is ready and names its endpoint.
+async fn cluster_state(db: &Database, ctx: &Ctx, ns: &str) -> Result<Server, Unready> {
     let name = &db.spec.cluster_ref.name;
-    let Some(pg) = get::<PostgresCluster>(&ctx.client, ns, name).await? else {
-        return Ok(ClusterState::Missing);
-    };
-    if !is_ready(&pg) {
-        let why = format!("PostgresCluster {name} is not ready");
-        return Ok(ClusterState::NotReady(why));
-    }
+    let pg: PostgresCluster = credentials::ready_server(ctx, ns, name).await?;
     let status = pg.status.clone().unwrap_or_default();
     let (Some(endpoint), Some(secret), Some(key)) = (
         status.endpoint,
@@ -59,13 +46,13 @@ async fn cluster_state(db: &Database, ctx: &Ctx, ns: &str) -> Result<ClusterStat
         status.superuser_secret_key,
     ) else {
         let why = format!("PostgresCluster {name} has no endpoint yet");
-        return Ok(ClusterState::NotReady(why));
+        return Err(Unready::NotReady(why));
     };
     let Some(password) = secret_value(&ctx.client, ns, &secret, &key).await? else {
         let why = format!("Secret {secret} of PostgresCluster {name} not found");
-        return Ok(ClusterState::NotReady(why));
+        return Err(Unready::NotReady(why));
     };
-    Ok(ClusterState::Ready(Server {
+    Ok(Server {
         target: PgTarget {
             host: endpoint.host.clone(),
             port: u16::try_from(endpoint.port).unwrap_or(5432),
@@ -75,16 +62,14 @@ async fn cluster_state(db: &Database, ctx: &Ctx, ns: &str) -> Result<ClusterStat
         },
         host: endpoint.host,
         port: endpoint.port,
-    }))
+    })
 }
 
 /// The server of `db`'s cluster, once the cluster is ready.
 pub async fn cluster(db: &Database, ctx: &Ctx, ns: &str) -> Flow<Server> {
-    match cluster_state(db, ctx, ns).await? {
-        ClusterState::Missing => Err(status::cluster_missing(db).into()),
-        ClusterState::NotReady(why) => Err(status::cluster_waiting(db, why).into()),
-        ClusterState::Ready(server) => Ok(server),
-    }
+    cluster_state(db, ctx, ns)
+        .await
+        .map_err(|u| status::unready(db, u))
 }
 
 /// Reads the own Secret and the server's roles and database, decides the logins, and stops
@@ -141,14 +126,10 @@ pub async fn ensure(
 /// `Retain`; either way says so in an Event.
 pub async fn cleanup(db: &Database, ctx: &Ctx, ns: &str) -> Result<Action> {
     let (database, owner) = (&db.spec.database_name, &db.spec.owner);
-    let (reason, warning, note) = match db.spec.reclaim_policy {
-        ReclaimPolicy::Retain => (
-            "Retained",
-            false,
-            format!("kept database {database} and role {owner} (reclaimPolicy Retain)"),
-        ),
-        ReclaimPolicy::Delete => match cluster_state(db, ctx, ns).await? {
-            ClusterState::Ready(server) => {
+    let kept = format!("database {database} and role {owner}");
+    let delete = async {
+        match cluster_state(db, ctx, ns).await {
+            Ok(server) => {
                 let logins = [build::second_login(owner)];
                 // Only what carries this resource's mark is dropped: a conflicting copy
                 // drops nothing.
@@ -163,17 +144,17 @@ pub async fn cleanup(db: &Database, ctx: &Ctx, ns: &str) -> Result<Action> {
                 let note = format!(
                     "dropped database {database} and role {owner} where this Database owned them"
                 );
-                ("Deleted", false, note)
+                Ok(("Deleted", false, note))
             }
+            Err(Unready::Failed(e)) => Err(e),
             // Without a cluster there is nothing to drop from; do not block deletion forever.
-            ClusterState::Missing | ClusterState::NotReady(_) => {
+            Err(Unready::Missing | Unready::NotReady(_)) => {
                 let cluster = &db.spec.cluster_ref.name;
                 let note =
                     format!("cluster {cluster} unavailable; database {database} not dropped");
-                ("CleanupSkipped", true, note)
+                Ok(("CleanupSkipped", true, note))
             }
-        },
+        }
     };
-    ctx.event(db, warning, reason, note).await;
-    Ok(Action::await_change())
+    credentials::cleanup(ctx, (db, &db.spec.reclaim_policy), kept, delete).await
 }

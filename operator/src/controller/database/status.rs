@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::super::Report;
-use super::super::credentials::{self, Rotation, status_extra};
+use super::super::credentials::{self, Rotation, Unready, status_extra};
+use super::super::{Report, Stop};
 use super::validate::Input;
 use crate::crd::Database;
 use crate::crd::database::Credentials;
@@ -18,15 +18,12 @@ fn fields(db: &Database, secret: Option<&str>, creds: Option<&Credentials>) -> V
     status_extra(secret, creds, prev.secret_name, prev.credentials)
 }
 
-/// The PostgresCluster it names does not exist: only a spec change helps.
-pub fn cluster_missing(db: &Database) -> Report {
-    let message = format!("PostgresCluster {} not found", db.spec.cluster_ref.name);
-    Report::invalid("ClusterNotFound", message).with_extra(fields(db, None, None))
-}
-
-/// The PostgresCluster is not ready yet (`why`).
-pub fn cluster_waiting(db: &Database, why: String) -> Report {
-    Report::waiting("WaitingForCluster", why, fields(db, None, None))
+/// The PostgresCluster it names does not exist (only a spec change helps) or is not ready
+/// yet.
+pub fn unready(db: &Database, u: Unready) -> Stop {
+    let cluster = format!("PostgresCluster {}", db.spec.cluster_ref.name);
+    let reasons = ("ClusterNotFound", "WaitingForCluster");
+    u.stop(&cluster, reasons, fields(db, None, None))
 }
 
 /// The server failed: unreachable, or it refused a statement.
@@ -75,12 +72,12 @@ mod tests {
         let resync = Duration::from_secs(300);
         let table = [
             (
-                cluster_missing(&db()),
+                unready(&db(), Unready::Missing).into_report(),
                 "ClusterNotFound",
                 Action::await_change(),
             ),
             (
-                cluster_waiting(&db(), "not ready".into()),
+                unready(&db(), Unready::NotReady("not ready".into())).into_report(),
                 "WaitingForCluster",
                 Action::requeue(super::super::super::WAIT),
             ),

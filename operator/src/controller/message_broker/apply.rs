@@ -9,18 +9,11 @@ use kube::core::ApiResource;
 use super::super::{Ctx, Result, generate_password, secret_value};
 use super::{amqp_host_port, build, rabbitmq_operator};
 use crate::crd::message_broker::ExternalBroker;
+use crate::meta::resources;
 
 /// The kinds of the built-in broker's children, which `prune` looks through.
 pub fn kinds() -> Vec<ApiResource> {
-    vec![
-        ApiResource::erase::<Secret>(&()),
-        ApiResource::erase::<ConfigMap>(&()),
-        ApiResource::erase::<Service>(&()),
-        ApiResource::erase::<StatefulSet>(&()),
-        ApiResource::erase::<ServiceAccount>(&()),
-        ApiResource::erase::<Role>(&()),
-        ApiResource::erase::<RoleBinding>(&()),
-    ]
+    resources! {Secret, ConfigMap, Service, StatefulSet, ServiceAccount, Role, RoleBinding}
 }
 
 /// The built-in broker's generated secrets: the stored ones, or new ones.

@@ -9,10 +9,15 @@
 use kube::core::ApiResource;
 use serde_json::{Value, json};
 
-use super::super::provider::Provider;
+use super::super::provider::{self, Provider, text};
 use crate::crd::MessageBroker;
 use crate::crd::message_broker::BrokerProvider;
 use crate::meta::{Child, MetaError, Owner, api_resource};
+
+/// Key of the default-user Secret with the administrator's AMQP URI.
+pub const CONNECTION_STRING: &str = "connection_string";
+/// Nodes when `spec.rabbitmqClusterOperator.replicas` is absent: a quorum of three.
+pub const DEFAULT_REPLICAS: i32 = 3;
 
 /// The provider, for conditions.
 pub const PROVIDER: Provider = Provider {
@@ -20,10 +25,6 @@ pub const PROVIDER: Provider = Provider {
     crd: "rabbitmqclusters.rabbitmq.com",
     project: "the RabbitMQ cluster operator",
 };
-/// Key of the default-user Secret with the administrator's AMQP URI.
-pub const CONNECTION_STRING: &str = "connection_string";
-/// Nodes when `spec.rabbitmqClusterOperator.replicas` is absent: a quorum of three.
-pub const DEFAULT_REPLICAS: i32 = 3;
 
 /// `rabbitmq.com/v1beta1` `RabbitmqCluster`.
 pub fn resource() -> ApiResource {
@@ -51,42 +52,27 @@ pub fn build(mb: &MessageBroker) -> Result<Vec<Child>, MetaError> {
         .rabbitmq_cluster_operator
         .clone()
         .unwrap_or_default();
-    let storage = settings.storage.unwrap_or_else(|| crate::crd::StorageSpec {
-        size: "1Gi".into(),
-        storage_class_name: None,
-    });
+    let storage = provider::storage(settings.storage);
     let mut persistence = json!({"storage": storage.size});
     if let Some(class) = storage.storage_class_name {
         persistence["storageClassName"] = json!(class);
     }
-    let mut spec = json!({
-        "replicas": settings.replicas.unwrap_or(DEFAULT_REPLICAS).max(1),
-        "persistence": persistence,
-    });
-    if let Some(image) = settings.image {
-        spec["image"] = json!(image);
-    }
-    if let Some(r) = settings.resources {
-        spec["resources"] = serde_json::to_value(r).unwrap_or_default();
-    }
-    Ok(vec![owner.child_of(
-        resource(),
-        owner.name(),
-        "rabbitmq",
-        json!({"spec": spec}),
-    )])
+    let replicas = settings.replicas.unwrap_or(DEFAULT_REPLICAS).max(1);
+    let spec = json!({"replicas": replicas, "persistence": persistence});
+    let pod = ("image", settings.image, settings.resources);
+    Ok(provider::child(&owner, (resource(), "rabbitmq"), spec, pod))
 }
 
 /// What a RabbitmqCluster's status says about serving.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
+    /// `status.defaultUser.secretReference.name`.
+    pub secret: Option<String>,
     /// Every node ready, the last reconcile succeeded, at the current generation, and the
     /// default user is published.
     pub ready: bool,
     /// Why not (or a summary), naming the RabbitmqCluster.
     pub message: String,
-    /// `status.defaultUser.secretReference.name`.
-    pub secret: Option<String>,
     /// `status.defaultUser.serviceReference.name`, else the cluster's name.
     pub service: String,
 }
@@ -96,13 +82,6 @@ fn condition<'a>(cluster: &'a Value, type_: &str) -> Option<&'a Value> {
         .pointer("/status/conditions")
         .and_then(Value::as_array)
         .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
-}
-
-fn text(v: &Value, pointer: &str) -> Option<String> {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
 }
 
 /// Reads the stored RabbitmqCluster `cluster` (with its status).
@@ -168,21 +147,12 @@ pub fn status_fields(ns: &str, observed: &Observed) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::MessageBrokerSpec;
     use crate::crd::message_broker::OperatorBroker;
 
-    fn mb(settings: Option<OperatorBroker>) -> MessageBroker {
-        let mut mb = MessageBroker::new(
-            "payplane-rmq",
-            MessageBrokerSpec {
-                provider: BrokerProvider::RabbitmqClusterOperator,
-                builtin: None,
-                external: None,
-                rabbitmq_cluster_operator: settings,
-            },
-        );
-        mb.metadata = crate::meta::test_meta("payplane-rmq", "uid-rmq");
-        mb
+    fn mb(settings: Option<&OperatorBroker>) -> MessageBroker {
+        let spec =
+            json!({"provider": "rabbitmq-cluster-operator", "rabbitmqClusterOperator": settings});
+        crate::fixtures::stored("payplane-rmq", spec)
     }
 
     #[test]
@@ -194,13 +164,10 @@ mod tests {
             "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "1Gi"}}
         }))
         .unwrap();
-        let children = build(&mb(Some(settings))).unwrap();
-        assert_eq!(children.len(), 1);
-        let c = &children[0];
-        assert_eq!(c.id(), "RabbitmqCluster/payplane-rmq");
-        assert_eq!(c.object["apiVersion"], "rabbitmq.com/v1beta1");
-        assert_eq!(c.object["metadata"]["ownerReferences"][0]["uid"], "uid-rmq");
-        insta::assert_yaml_snapshot!(c.object["spec"], @r#"
+        let children = build(&mb(Some(&settings))).unwrap();
+        let (id, api_version) = ("RabbitmqCluster/payplane-rmq", "rabbitmq.com/v1beta1");
+        let spec = provider::only_child(&children, id, api_version, "uid-payplane-rmq");
+        insta::assert_yaml_snapshot!(spec, @r#"
         image: "rabbitmq:3.13-management"
         persistence:
           storage: 10Gi
@@ -217,15 +184,15 @@ mod tests {
 
     #[test]
     fn defaults_are_three_nodes_of_1gi() {
+        let mut builtin = mb(None);
+        builtin.spec.provider = BrokerProvider::Builtin;
+        assert!(build(&builtin).unwrap().is_empty());
         let children = build(&mb(None)).unwrap();
         assert_eq!(children[0].object["spec"]["replicas"], 3);
         assert_eq!(
             children[0].object["spec"]["persistence"],
             json!({"storage": "1Gi"})
         );
-        let mut builtin = mb(None);
-        builtin.spec.provider = BrokerProvider::Builtin;
-        assert!(build(&builtin).unwrap().is_empty());
     }
 
     fn stored(generation: i64, status: Value) -> Value {

@@ -1,31 +1,21 @@
 //! `validate` of a `MessageBroker` (pure): the provider, with the settings it needs, and the
 //! parsing of the administrator URIs its Secrets hold.
 
-use super::super::InvalidSpec;
+use super::super::{InvalidSpec, provider};
 use crate::crd::MessageBroker;
 use crate::crd::message_broker::{BrokerProvider, ExternalBroker};
 
 /// The provider of a valid spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Input<'a> {
-    /// The operator's own StatefulSet.
-    Builtin,
-    /// An existing broker.
-    External(&'a ExternalBroker),
-    /// A `RabbitmqCluster` of the RabbitMQ cluster operator.
-    RabbitmqClusterOperator,
-}
+pub type Input<'a> = provider::Input<'a, ExternalBroker>;
 
 /// The provider of `mb`, or why the spec cannot work.
 pub fn validate(mb: &MessageBroker) -> Result<Input<'_>, InvalidSpec> {
-    match (&mb.spec.provider, &mb.spec.external) {
-        (BrokerProvider::Builtin, _) => Ok(Input::Builtin),
-        (BrokerProvider::RabbitmqClusterOperator, _) => Ok(Input::RabbitmqClusterOperator),
-        (BrokerProvider::External, Some(ext)) => Ok(Input::External(ext)),
-        (BrokerProvider::External, None) => {
-            Err(InvalidSpec("provider external needs spec.external".into()))
-        }
-    }
+    let wanted = mb.spec.provider;
+    let operator = wanted == BrokerProvider::RabbitmqClusterOperator;
+    provider::input(
+        (wanted == BrokerProvider::External, operator),
+        mb.spec.external.as_ref(),
+    )
 }
 
 /// User, password and `host:port` of an `amqp://user:pass@host:port/vhost` URI.
@@ -83,11 +73,7 @@ mod tests {
         ];
         for (spec, want) in table {
             let mb: MessageBroker = crate::fixtures::stored("rmq", spec.clone());
-            let got = validate(&mb).map(|input| match input {
-                Input::Builtin => "builtin".to_owned(),
-                Input::RabbitmqClusterOperator => "operator".to_owned(),
-                Input::External(e) => format!("external {}", e.management_url),
-            });
+            let got = provider::described(validate(&mb), |e| &e.management_url);
             let want = want.map(str::to_owned).map_err(|e| InvalidSpec(e.into()));
             assert_eq!(got, want, "{spec}");
         }

@@ -14,21 +14,14 @@ use super::build;
 use crate::crd::{
     AppService, Database, IngressCert, MessageBroker, Platform, PostgresCluster, Queue,
 };
+use crate::meta::resources;
 
 /// The kinds of a Platform's children, which `prune` looks through; public for `payplane plan`.
 pub fn kinds() -> Vec<ApiResource> {
-    vec![
-        ApiResource::erase::<AppService>(&()),
-        ApiResource::erase::<PostgresCluster>(&()),
-        ApiResource::erase::<Database>(&()),
-        ApiResource::erase::<MessageBroker>(&()),
-        ApiResource::erase::<Queue>(&()),
-        ApiResource::erase::<IngressCert>(&()),
-        ApiResource::erase::<Secret>(&()),
-        ApiResource::erase::<Service>(&()),
-        ApiResource::erase::<StatefulSet>(&()),
-        ApiResource::erase::<NetworkPolicy>(&()),
-    ]
+    resources! {
+        AppService, PostgresCluster, Database, MessageBroker, Queue,
+        IngressCert, Secret, Service, StatefulSet, NetworkPolicy
+    }
 }
 
 /// A new Ed25519 signing key as PKCS#8 PEM (what `AUTH_SIGNING_KEYS` points at).

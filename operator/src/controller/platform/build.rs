@@ -87,7 +87,8 @@ fn plain(name: &str, value: impl Into<String>) -> EnvVar {
     }
 }
 
-fn from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
+/// The variable `name` read from `key` of the Secret `secret`.
+pub(super) fn from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
         value: None,

@@ -6,12 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
+use k8s_openapi::api::core::v1::EnvVar;
 use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{Value, json};
 
-use super::build::{QUEUE_COMPONENTS, SERVICES, app_name};
+use super::build::{QUEUE_COMPONENTS, SERVICES, app_name, from_secret};
 use crate::crd::message_broker::BrokerProvider;
 use crate::crd::platform::PspMode;
 use crate::crd::postgres_cluster::PostgresProvider;
@@ -126,21 +126,6 @@ pub fn credentials_data(
     data
 }
 
-fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: None,
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: secret.into(),
-                key: key.into(),
-                optional: None,
-            }),
-            ..EnvVarSource::default()
-        }),
-    }
-}
-
 fn plain_env(name: &str, value: String) -> EnvVar {
     EnvVar {
         name: name.into(),
@@ -154,10 +139,10 @@ pub fn credential_env(p: &str, component: &str) -> Vec<EnvVar> {
     let secret = credentials_secret(p, component);
     let mut env = Vec::new();
     if is_caller(component) {
-        env.push(secret_env("SERVICE_TOKEN", &secret, "token"));
+        env.push(from_secret("SERVICE_TOKEN", &secret, "token"));
     }
     if !accepted_callers(component).is_empty() {
-        env.push(secret_env("INTERNAL_SERVICE_TOKENS", &secret, "internal"));
+        env.push(from_secret("INTERNAL_SERVICE_TOKENS", &secret, "internal"));
     }
     env
 }
@@ -182,7 +167,7 @@ pub fn security_env(platform: &Platform, component: &str) -> Vec<EnvVar> {
         };
         env.push(plain_env("PSP_MODE", mode.to_owned()));
         if let Some(r) = psp.webhook_secrets_ref {
-            env.push(secret_env("PSP_WEBHOOK_SECRETS", &r.name, &r.key));
+            env.push(from_secret("PSP_WEBHOOK_SECRETS", &r.name, &r.key));
         }
     }
     env

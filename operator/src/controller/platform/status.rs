@@ -83,10 +83,11 @@ mod tests {
         assert_eq!(r.action, Action::requeue(RESYNC));
         assert_eq!(r.extra["components"].as_array().map(Vec::len), Some(2));
         let applied = [
-            child("Database", "db", 1, "False"),
-            child("Queue", "q", 2, "True"),
-            child("StatefulSet", "redis", 2, ""),
-        ];
+            ("Database", "db", 1, "False"),
+            ("Queue", "q", 2, "True"),
+            ("StatefulSet", "redis", 2, ""),
+        ]
+        .map(|(kind, name, generation, ready)| child(kind, name, generation, ready));
         let r = status(&p, &applied);
         assert_eq!(r.conds[0].reason, "ComponentsNotReady");
         assert_eq!(

@@ -10,14 +10,11 @@ use super::super::{Ctx, Result, generate_password, secret_value};
 use super::{build, cloudnative_pg};
 use crate::crd::PostgresCluster;
 use crate::crd::postgres_cluster::ExternalPostgres;
+use crate::meta::resources;
 
 /// The kinds of the built-in server's children, which `prune` looks through.
 pub fn kinds() -> Vec<ApiResource> {
-    vec![
-        ApiResource::erase::<Secret>(&()),
-        ApiResource::erase::<Service>(&()),
-        ApiResource::erase::<StatefulSet>(&()),
-    ]
+    resources! {Secret, Service, StatefulSet}
 }
 
 /// The built-in server's superuser password: the stored one, or a new one.

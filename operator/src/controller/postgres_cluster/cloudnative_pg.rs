@@ -10,7 +10,7 @@
 use kube::core::ApiResource;
 use serde_json::{Value, json};
 
-use super::super::provider::Provider;
+use super::super::provider::{self, Provider, text};
 use crate::crd::PostgresCluster;
 use crate::crd::postgres_cluster::PostgresProvider;
 use crate::meta::{Child, MetaError, Owner, api_resource};
@@ -66,16 +66,13 @@ pub fn build(pg: &PostgresCluster) -> Result<Vec<Child>, MetaError> {
         return Ok(Vec::new());
     }
     let settings = pg.spec.cloudnative_pg.clone().unwrap_or_default();
-    let storage = settings.storage.unwrap_or_else(|| crate::crd::StorageSpec {
-        size: "1Gi".into(),
-        storage_class_name: None,
-    });
+    let storage = provider::storage(settings.storage);
     let mut volume = json!({"size": storage.size});
     if let Some(class) = storage.storage_class_name {
         // CloudNativePG spells it `storageClass`.
         volume["storageClass"] = json!(class);
     }
-    let mut spec = json!({
+    let spec = json!({
         "instances": instances(pg),
         // The Database controller creates each service's role and database as the
         // superuser; CloudNativePG makes no superuser Secret (and refuses remote superuser
@@ -83,18 +80,8 @@ pub fn build(pg: &PostgresCluster) -> Result<Vec<Child>, MetaError> {
         "enableSuperuserAccess": true,
         "storage": volume,
     });
-    if let Some(image) = settings.image_name {
-        spec["imageName"] = json!(image);
-    }
-    if let Some(r) = settings.resources {
-        spec["resources"] = serde_json::to_value(r).unwrap_or_default();
-    }
-    Ok(vec![owner.child_of(
-        resource(),
-        owner.name(),
-        "postgres",
-        json!({"spec": spec}),
-    )])
+    let pod = ("imageName", settings.image_name, settings.resources);
+    Ok(provider::child(&owner, (resource(), "postgres"), spec, pod))
 }
 
 /// What a Cluster's status says about serving.
@@ -102,29 +89,22 @@ pub fn build(pg: &PostgresCluster) -> Result<Vec<Child>, MetaError> {
 pub struct Observed {
     /// The Cluster serves: healthy, with every instance ready.
     pub ready: bool,
-    /// Why not, naming the Cluster, its phase and its instances.
-    pub message: String,
     /// `status.instances`.
     pub instances: Option<i32>,
+    /// Why not, naming the Cluster, its phase and its instances.
+    pub message: String,
+    /// `status.writeService`, else `<cluster>-rw`.
+    pub write_service: String,
     /// `status.readyInstances`.
     pub ready_instances: Option<i32>,
     /// `status.currentPrimary`.
     pub current_primary: Option<String>,
-    /// `status.writeService`, else `<cluster>-rw`.
-    pub write_service: String,
 }
 
 fn int(v: &Value, pointer: &str) -> Option<i32> {
     v.pointer(pointer)
         .and_then(Value::as_i64)
         .and_then(|n| i32::try_from(n).ok())
-}
-
-fn text(v: &Value, pointer: &str) -> Option<String> {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
 }
 
 /// Reads the stored Cluster `cluster` (with its status) against the `want` instances asked for.
@@ -182,39 +162,26 @@ pub fn status_fields(cluster: &str, ns: &str, observed: &Observed) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::PostgresClusterSpec;
     use crate::crd::postgres_cluster::CloudNativePgPostgres;
 
-    fn pg(settings: Option<CloudNativePgPostgres>) -> PostgresCluster {
-        let mut pg = PostgresCluster::new(
-            "payplane-pg",
-            PostgresClusterSpec {
-                provider: PostgresProvider::CloudNativePg,
-                builtin: None,
-                external: None,
-                cloudnative_pg: settings,
-            },
-        );
-        pg.metadata = crate::meta::test_meta("payplane-pg", "uid-pg");
-        pg
+    fn pg(settings: Option<&CloudNativePgPostgres>) -> PostgresCluster {
+        let spec = json!({"provider": "cloudnative-pg", "cloudnativePg": settings});
+        crate::fixtures::stored("payplane-pg", spec)
     }
 
     #[test]
     fn cluster_carries_instances_storage_resources_and_superuser_access() {
         let settings: CloudNativePgPostgres = serde_json::from_value(json!({
-            "instances": 3,
-            "imageName": "ghcr.io/cloudnative-pg/postgresql:16.4",
             "storage": {"size": "20Gi", "storageClassName": "fast"},
-            "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}
+            "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
+            "instances": 3,
+            "imageName": "ghcr.io/cloudnative-pg/postgresql:16.4"
         }))
         .unwrap();
-        let children = build(&pg(Some(settings))).unwrap();
-        assert_eq!(children.len(), 1);
-        let c = &children[0];
-        assert_eq!(c.id(), "Cluster/payplane-pg");
-        assert_eq!(c.object["apiVersion"], "postgresql.cnpg.io/v1");
-        assert_eq!(c.object["metadata"]["ownerReferences"][0]["uid"], "uid-pg");
-        insta::assert_yaml_snapshot!(c.object["spec"], @r#"
+        let children = build(&pg(Some(&settings))).unwrap();
+        let (id, api_version) = ("Cluster/payplane-pg", "postgresql.cnpg.io/v1");
+        let spec = provider::only_child(&children, id, api_version, "uid-payplane-pg");
+        insta::assert_yaml_snapshot!(spec, @r#"
         enableSuperuserAccess: true
         imageName: "ghcr.io/cloudnative-pg/postgresql:16.4"
         instances: 3

@@ -1,30 +1,20 @@
 //! `validate` of a `PostgresCluster` (pure): the provider, with the settings it needs.
 
-use super::super::InvalidSpec;
+use super::super::{InvalidSpec, provider};
 use crate::crd::PostgresCluster;
 use crate::crd::postgres_cluster::{ExternalPostgres, PostgresProvider};
 
 /// The provider of a valid spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Input<'a> {
-    /// The operator's own StatefulSet.
-    Builtin,
-    /// An existing server.
-    External(&'a ExternalPostgres),
-    /// A CloudNativePG `Cluster`.
-    CloudNativePg,
-}
+pub type Input<'a> = provider::Input<'a, ExternalPostgres>;
 
 /// The provider of `pg`, or why the spec cannot work.
 pub fn validate(pg: &PostgresCluster) -> Result<Input<'_>, InvalidSpec> {
-    match (&pg.spec.provider, &pg.spec.external) {
-        (PostgresProvider::Builtin, _) => Ok(Input::Builtin),
-        (PostgresProvider::CloudNativePg, _) => Ok(Input::CloudNativePg),
-        (PostgresProvider::External, Some(ext)) => Ok(Input::External(ext)),
-        (PostgresProvider::External, None) => {
-            Err(InvalidSpec("provider external needs spec.external".into()))
-        }
-    }
+    let wanted = &pg.spec.provider;
+    let asks = (
+        *wanted == PostgresProvider::External,
+        *wanted == PostgresProvider::CloudNativePg,
+    );
+    provider::input(asks, pg.spec.external.as_ref())
 }
 
 #[cfg(test)]
@@ -38,7 +28,7 @@ mod tests {
         let ext = json!({"host": "db", "superuserSecretRef": {"name": "s", "key": "k"}});
         let table = [
             (json!({"provider": "builtin"}), Ok("builtin")),
-            (json!({"provider": "cloudnative-pg"}), Ok("cnpg")),
+            (json!({"provider": "cloudnative-pg"}), Ok("operator")),
             (
                 json!({"provider": "external", "external": ext}),
                 Ok("external db"),
@@ -49,12 +39,7 @@ mod tests {
             ),
         ];
         for (spec, want) in table {
-            let got = pg(spec.clone());
-            let got = validate(&got).map(|input| match input {
-                Input::Builtin => "builtin".to_owned(),
-                Input::CloudNativePg => "cnpg".to_owned(),
-                Input::External(e) => format!("external {}", e.host),
-            });
+            let got = provider::described(validate(&pg(spec.clone())), |e| &e.host);
             let want = want.map(str::to_owned).map_err(|e| InvalidSpec(e.into()));
             assert_eq!(got, want, "{spec}");
         }

@@ -5,14 +5,13 @@
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
-use super::super::credentials::{self, Logins, Rotation, own_secret};
+use super::super::credentials::{self, Logins, Rotation, Unready, own_secret};
 use super::super::message_broker::{amqp_host_port, rabbitmq_operator};
-use super::super::{Ctx, Error, Flow, Result, generate_password, get, secret_value};
+use super::super::{Ctx, Error, Flow, Result, generate_password, secret_value};
 use super::validate::Input;
 use super::{build, status};
-use crate::conditions::is_ready;
 use crate::crd::message_broker::BrokerProvider;
-use crate::crd::{AppService, MessageBroker, Queue, ReclaimPolicy};
+use crate::crd::{AppService, MessageBroker, Queue};
 use crate::external::rabbitmq::{ArgumentChange, check_ownership};
 use crate::external::{BrokerObserved, BrokerTarget};
 
@@ -24,22 +23,10 @@ pub struct Broker {
     pub host_port: String,
 }
 
-/// What the MessageBroker offers now.
-enum BrokerState {
-    Missing,
-    NotReady(String),
-    Ready(Broker),
-}
-
-async fn broker_state(q: &Queue, ctx: &Ctx, ns: &str) -> Result<BrokerState> {
+/// The broker of `q`'s MessageBroker, once it is ready and its administrator is usable.
+async fn broker_state(q: &Queue, ctx: &Ctx, ns: &str) -> Result<Broker, Unready> {
     let name = &q.spec.broker_ref.name;
-    let Some(mb) = get::<MessageBroker>(&ctx.client, ns, name).await? else {
-        return Ok(BrokerState::Missing);
-    };
-    if !is_ready(&mb) {
-        let why = format!("MessageBroker {name} is not ready");
-        return Ok(BrokerState::NotReady(why));
-    }
+    let mb: MessageBroker = credentials::ready_server(ctx, ns, name).await?;
     let status = mb.status.clone().unwrap_or_default();
     let key = match (&mb.spec.provider, &mb.spec.external) {
         (BrokerProvider::External, Some(ext)) => ext.amqp_url_secret_ref.key.clone(),
@@ -53,31 +40,29 @@ async fn broker_state(q: &Queue, ctx: &Ctx, ns: &str) -> Result<BrokerState> {
         (status.admin_secret_name, status.management_endpoint)
     else {
         let why = format!("MessageBroker {name} has no endpoints yet");
-        return Ok(BrokerState::NotReady(why));
+        return Err(Unready::NotReady(why));
     };
     let uri = secret_value(&ctx.client, ns, &secret, &key).await?;
     let Some((admin_user, admin_password, host_port)) = uri.as_deref().and_then(amqp_host_port)
     else {
         let why = format!("admin Secret {secret} of MessageBroker {name} not usable");
-        return Ok(BrokerState::NotReady(why));
+        return Err(Unready::NotReady(why));
     };
-    Ok(BrokerState::Ready(Broker {
+    Ok(Broker {
         target: BrokerTarget {
             management_url,
             admin_user,
             admin_password,
         },
         host_port,
-    }))
+    })
 }
 
 /// The broker of `q`, once its MessageBroker is ready.
 pub async fn broker(q: &Queue, ctx: &Ctx, ns: &str) -> Flow<Broker> {
-    match broker_state(q, ctx, ns).await? {
-        BrokerState::Missing => Err(status::broker_missing(q).into()),
-        BrokerState::NotReady(why) => Err(status::broker_waiting(q, why).into()),
-        BrokerState::Ready(broker) => Ok(broker),
-    }
+    broker_state(q, ctx, ns)
+        .await
+        .map_err(|u| status::unready(q, u))
 }
 
 /// Reads the own Secret and the broker's users, queues and bindings, decides the logins, and
@@ -144,36 +129,31 @@ pub async fn ensure(
 /// `Retain`; either way says so in an Event.
 pub async fn cleanup(q: &Queue, ctx: &Ctx, ns: &str) -> Result<Action> {
     let user = &q.spec.user;
-    let (reason, warning, note) = match q.spec.reclaim_policy {
-        ReclaimPolicy::Retain => (
-            "Retained",
-            false,
-            format!("kept broker user {user} and its queues (reclaimPolicy Retain)"),
-        ),
-        ReclaimPolicy::Delete => {
-            if let (BrokerState::Ready(broker), Ok(plan)) =
-                (broker_state(q, ctx, ns).await?, build::plan(q))
-            {
-                // Only users carrying this resource's tag are deleted, and queues only
-                // when one was: a conflicting copy deletes nothing.
-                ctx.externals
-                    .delete_queue(&broker.target, &plan)
-                    .await
-                    .map_err(|e| {
-                        let what = format!("broker user {user} of Queue {ns}/{}", q.name_any());
-                        Error::DeleteQueue(what, Box::new(e))
-                    })?;
-                let note = format!(
-                    "deleted broker user {user} and its empty queues where this Queue owned them"
-                );
-                ("Deleted", false, note)
-            } else {
-                let broker = &q.spec.broker_ref.name;
-                let note = format!("broker {broker} unavailable; user {user} not deleted");
-                ("CleanupSkipped", true, note)
-            }
+    let delete = async {
+        let broker = match broker_state(q, ctx, ns).await {
+            Err(Unready::Failed(e)) => return Err(e),
+            found => found.ok(),
+        };
+        if let (Some(broker), Ok(plan)) = (broker, build::plan(q)) {
+            // Only users carrying this resource's tag are deleted, and queues only when one
+            // was: a conflicting copy deletes nothing.
+            ctx.externals
+                .delete_queue(&broker.target, &plan)
+                .await
+                .map_err(|e| {
+                    let what = format!("broker user {user} of Queue {ns}/{}", q.name_any());
+                    Error::DeleteQueue(what, Box::new(e))
+                })?;
+            let note = format!(
+                "deleted broker user {user} and its empty queues where this Queue owned them"
+            );
+            Ok(("Deleted", false, note))
+        } else {
+            let broker = &q.spec.broker_ref.name;
+            let note = format!("broker {broker} unavailable; user {user} not deleted");
+            Ok(("CleanupSkipped", true, note))
         }
     };
-    ctx.event(q, warning, reason, note).await;
-    Ok(Action::await_change())
+    let kept = format!("broker user {user} and its queues");
+    credentials::cleanup(ctx, (q, &q.spec.reclaim_policy), kept, delete).await
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use kube::runtime::controller::Action;
 use serde_json::Value;
 
-use super::super::credentials::{self, Rotation, status_extra};
-use super::super::{InvalidSpec, Report, WAIT};
+use super::super::credentials::{self, Rotation, Unready, status_extra};
+use super::super::{InvalidSpec, Report, Stop, WAIT};
 use super::validate::Input;
 use crate::conditions::{Observed, external_conditions};
 use crate::crd::Queue;
@@ -27,15 +27,11 @@ pub fn invalid_spec(q: &Queue, e: &InvalidSpec) -> Report {
     Report::invalid("InvalidSpec", e.to_string()).with_extra(fields(q, None, None))
 }
 
-/// The MessageBroker it names does not exist: only a spec change helps.
-pub fn broker_missing(q: &Queue) -> Report {
-    let message = format!("MessageBroker {} not found", q.spec.broker_ref.name);
-    Report::invalid("BrokerNotFound", message).with_extra(fields(q, None, None))
-}
-
-/// The MessageBroker is not ready yet (`why`).
-pub fn broker_waiting(q: &Queue, why: String) -> Report {
-    Report::waiting("WaitingForBroker", why, fields(q, None, None))
+/// The MessageBroker it names does not exist (only a spec change helps) or is not ready yet.
+pub fn unready(q: &Queue, u: Unready) -> Stop {
+    let broker = format!("MessageBroker {}", q.spec.broker_ref.name);
+    let reasons = ("BrokerNotFound", "WaitingForBroker");
+    u.stop(&broker, reasons, fields(q, None, None))
 }
 
 /// The broker failed: unreachable, or it refused a request.
@@ -136,9 +132,13 @@ mod tests {
                 "InvalidSpec",
                 Action::await_change(),
             ),
-            (broker_missing(&q), "BrokerNotFound", Action::await_change()),
             (
-                broker_waiting(&q, "not ready".into()),
+                unready(&q, Unready::Missing).into_report(),
+                "BrokerNotFound",
+                Action::await_change(),
+            ),
+            (
+                unready(&q, Unready::NotReady("not ready".into())).into_report(),
                 "WaitingForBroker",
                 Action::requeue(WAIT),
             ),
