@@ -38,6 +38,96 @@ pub trait ServiceConfig: Sized + Send {
     }
 }
 
+/// The settings every service with its own database reads the same way (api.md §11): held
+/// as `common` by its `Config`, which derefs to it through [`common_config!`].
+#[derive(Debug, Clone)]
+pub struct Common {
+    pub environment: Environment,
+    pub listen_addr: SocketAddr,
+    pub database_url: String,
+    pub redis_url: String,
+    pub amqp_url: String,
+    pub issuer: String,
+    pub trusted_proxies: Vec<IpNet>,
+    /// Whether to run the outbox relay to RabbitMQ in this process (`OUTBOX_RELAY`).
+    pub relay_enabled: bool,
+}
+
+impl Common {
+    /// `ENVIRONMENT`, `LISTEN_ADDR` (default `default_listen`), `DATABASE_URL` (default: the
+    /// local `database`), `REDIS_URL`, `AMQP_URL`, `JWT_ISSUER`, `TRUSTED_PROXIES` and
+    /// `OUTBOX_RELAY`.
+    pub fn from_env(env: &Env, default_listen: &str, database: &str) -> Result<Self, ConfigError> {
+        Ok(Self {
+            environment: env.environment()?,
+            listen_addr: env.listen_addr(default_listen)?,
+            database_url: env.string(
+                "DATABASE_URL",
+                &format!("postgres://payplane:payplane@localhost:5432/{database}"),
+            ),
+            redis_url: env.string("REDIS_URL", "redis://localhost:6379"),
+            amqp_url: env.string("AMQP_URL", "amqp://guest:guest@localhost:5672/%2f"),
+            issuer: env.string("JWT_ISSUER", "payplane"),
+            trusted_proxies: env.cidrs("TRUSTED_PROXIES", "127.0.0.0/8,::1/128")?,
+            relay_enabled: env.parse("OUTBOX_RELAY", true)?,
+        })
+    }
+
+    /// For tests and benches: the given database, an ephemeral local port, local Redis
+    /// (`TEST_REDIS_URL` if set) and RabbitMQ, no relay unless a test turns it on.
+    pub fn for_tests(database_url: &str) -> Self {
+        Self {
+            environment: Environment::Development,
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.to_owned(),
+            redis_url: std::env::var("TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            issuer: "payplane".into(),
+            trusted_proxies: "127.0.0.0/8".parse().into_iter().collect(),
+            relay_enabled: false,
+        }
+    }
+}
+
+/// For a service's `Config` holding [`Common`] as `common`: derefs to it (callers read
+/// `config.amqp_url` as before) and implements [`ServiceConfig`] with the service's own
+/// inherent `Config::from_env`.
+#[macro_export]
+macro_rules! common_config {
+    ($config:ty) => {
+        impl ::std::ops::Deref for $config {
+            type Target = $crate::config::Common;
+
+            fn deref(&self) -> &$crate::config::Common {
+                &self.common
+            }
+        }
+
+        impl ::std::ops::DerefMut for $config {
+            fn deref_mut(&mut self) -> &mut $crate::config::Common {
+                &mut self.common
+            }
+        }
+
+        impl $crate::config::ServiceConfig for $config {
+            fn from_env(
+                env: &$crate::config::Env,
+            ) -> ::std::result::Result<Self, $crate::config::ConfigError> {
+                <$config>::from_env(env)
+            }
+
+            fn listen_addr(&self) -> ::std::net::SocketAddr {
+                self.common.listen_addr
+            }
+
+            fn database_url(&self) -> ::std::option::Option<&str> {
+                ::std::option::Option::Some(&self.common.database_url)
+            }
+        }
+    };
+}
+
 /// `ENVIRONMENT`: development relaxes required settings; production enforces them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
@@ -194,5 +284,20 @@ mod tests {
             900
         );
         assert!(Env::from_pairs([("X", "nope/99")]).cidrs("X", "").is_err());
+    }
+
+    #[test]
+    fn common_settings_defaults_and_errors() {
+        let c = Common::from_env(&Env::from_pairs([]), "0.0.0.0:3004", "profile_db").unwrap();
+        assert_eq!(c.listen_addr.port(), 3004);
+        assert_eq!(
+            c.database_url,
+            "postgres://payplane:payplane@localhost:5432/profile_db"
+        );
+        assert_eq!(c.amqp_url, "amqp://guest:guest@localhost:5672/%2f");
+        assert!(c.relay_enabled && c.environment == Environment::Development);
+        let err =
+            Common::from_env(&Env::from_pairs([("OUTBOX_RELAY", "maybe")]), ":1", "x").unwrap_err();
+        assert_eq!(err.var, "OUTBOX_RELAY");
     }
 }

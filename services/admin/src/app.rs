@@ -10,8 +10,7 @@ use payplane_events::topology::ADMIN_EVENTS;
 use payplane_kit::{
     health::{Check, Health},
     http::{StackOptions, stack},
-    server::Bound,
-    service::{self, ServiceState, cache::connect_stores},
+    service::{self, cache::connect_stores},
 };
 use sqlx::{PgPool, migrate::Migrator};
 
@@ -49,19 +48,12 @@ pub fn router(state: AppState) -> Router {
     stack(crate::routes::routes().with_state(state), health, &opts)
 }
 
-/// A bound, ready-to-run service (`local_addr`, `state`, `shutdown_token`).
-pub type Application = Bound<AppState>;
+payplane_kit::service_state!(AppState, "admin", Config, StartError, MIGRATOR);
 
-impl ServiceState for AppState {
-    const NAME: &'static str = "admin";
-    const MIGRATOR: Option<&'static Migrator> = Some(&MIGRATOR);
-    type Config = Config;
-    type Error = StartError;
-
+impl AppState {
     /// Connects to PostgreSQL (applying migrations) and Redis; starts loading auth's JWKS.
     async fn connect(config: Config) -> Result<Self, StartError> {
-        let (db, redis) =
-            connect_stores(&config.database_url, 20, &MIGRATOR, &config.redis_url).await?;
+        let (db, redis) = connect_stores(&config, 20, &MIGRATOR).await?;
         let keys = RemoteKeys::new(&config.auth_url);
         // Retries until auth answers, then refreshes every 5 minutes (api.md §2.2).
         let _refresher = keys.spawn_refresh();

@@ -7,9 +7,8 @@ use payplane_authn::{Authn, Verifier, service::ServiceTokens, verifier::Keys};
 use payplane_bus::tasks::BrokerTasks;
 use payplane_kit::{
     http::{StackOptions, stack},
-    server::Bound,
     service::{
-        self, ServiceError, ServiceState,
+        self, ServiceError,
         cache::{self, connect_stores},
     },
 };
@@ -57,19 +56,12 @@ pub fn router(state: AppState, broker: BrokerTasks) -> Router {
     stack(crate::routes::routes().with_state(state), health, &opts)
 }
 
-/// A bound, ready-to-run service (`local_addr`, `state`, `shutdown_token`).
-pub type Application = Bound<AppState>;
+payplane_kit::service_state!(AppState, "auth", Config, StartError, MIGRATOR);
 
-impl ServiceState for AppState {
-    const NAME: &'static str = "auth";
-    const MIGRATOR: Option<&'static Migrator> = Some(&MIGRATOR);
-    type Config = Config;
-    type Error = StartError;
-
+impl AppState {
     /// Connects to PostgreSQL (applying migrations) and Redis, and loads the signing keys.
     async fn connect(config: Config) -> Result<Self, StartError> {
-        let (db, redis) =
-            connect_stores(&config.database_url, 20, &MIGRATOR, &config.redis_url).await?;
+        let (db, redis) = connect_stores(&config, 20, &MIGRATOR).await?;
         let keys = if config.signing_keys.is_empty() {
             tracing::warn!(
                 "AUTH_SIGNING_KEYS not set: using an ephemeral key; tokens will not survive a restart"

@@ -1,10 +1,9 @@
 //! The auth service's configuration (api.md §11), read once from the environment.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
-use ipnet::IpNet;
 use payplane_authn::service::ServiceTokens;
-use payplane_kit::config::{ConfigError, Env, Environment, ServiceConfig};
+use payplane_kit::config::{Common, ConfigError, Env};
 
 use crate::password::HashLimits;
 
@@ -28,12 +27,8 @@ impl Default for Argon2Params {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub environment: Environment,
-    pub listen_addr: SocketAddr,
-    pub database_url: String,
-    pub redis_url: String,
-    pub amqp_url: String,
-    pub issuer: String,
+    /// What every service reads the same way; the config derefs to it.
+    pub common: Common,
     /// Ed25519 PKCS#8 PEM files; the first signs. Empty = ephemeral key (development only).
     pub signing_keys: Vec<PathBuf>,
     pub access_ttl: Duration,
@@ -43,14 +38,14 @@ pub struct Config {
     /// Concurrent hashes and the wait for a slot (`ARGON2_MAX_CONCURRENT`, `ARGON2_QUEUE_TIMEOUT`).
     pub hash_limits: HashLimits,
     pub service_tokens: ServiceTokens,
-    pub trusted_proxies: Vec<IpNet>,
-    /// Whether to run the outbox relay to RabbitMQ in this process.
-    pub relay_enabled: bool,
 }
 
-impl ServiceConfig for Config {
-    fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let environment = env.environment()?;
+payplane_kit::common_config!(Config);
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let common = Common::from_env(env, "0.0.0.0:3001", "auth_db")?;
+        let environment = common.environment;
         let signing_keys: Vec<PathBuf> = env
             .list("AUTH_SIGNING_KEYS", "")
             .into_iter()
@@ -89,15 +84,7 @@ impl ServiceConfig for Config {
             ));
         }
         Ok(Self {
-            environment,
-            listen_addr: env.listen_addr("0.0.0.0:3001")?,
-            database_url: env.string(
-                "DATABASE_URL",
-                "postgres://payplane:payplane@localhost:5432/auth_db",
-            ),
-            redis_url: env.string("REDIS_URL", "redis://localhost:6379"),
-            amqp_url: env.string("AMQP_URL", "amqp://guest:guest@localhost:5672/%2f"),
-            issuer: env.string("JWT_ISSUER", "payplane"),
+            common,
             signing_keys,
             access_ttl: env.duration("ACCESS_TOKEN_TTL", Duration::from_secs(15 * 60))?,
             refresh_ttl: env.duration("REFRESH_TOKEN_TTL", Duration::from_secs(7 * 86_400))?,
@@ -106,31 +93,13 @@ impl ServiceConfig for Config {
             argon2,
             hash_limits,
             service_tokens,
-            trusted_proxies: env.cidrs("TRUSTED_PROXIES", "127.0.0.0/8,::1/128")?,
-            relay_enabled: env.parse("OUTBOX_RELAY", true)?,
         })
     }
 
-    fn listen_addr(&self) -> SocketAddr {
-        self.listen_addr
-    }
-
-    fn database_url(&self) -> Option<&str> {
-        Some(&self.database_url)
-    }
-}
-
-impl Config {
     /// A configuration for tests and benches: given database, local Redis, cheap argon2.
     pub fn for_tests(database_url: &str) -> Self {
         Self {
-            environment: Environment::Development,
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            database_url: database_url.to_owned(),
-            redis_url: std::env::var("TEST_REDIS_URL")
-                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-            amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
-            issuer: "payplane".into(),
+            common: Common::for_tests(database_url),
             signing_keys: Vec::new(),
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(7 * 86_400),
@@ -142,8 +111,6 @@ impl Config {
             },
             hash_limits: HashLimits::default(),
             service_tokens: ServiceTokens::development(),
-            trusted_proxies: "127.0.0.0/8".parse().into_iter().collect(),
-            relay_enabled: false,
         }
     }
 }

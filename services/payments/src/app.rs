@@ -9,9 +9,8 @@ use payplane_bus::{consumer::ConsumerConfig, tasks::BrokerTasks};
 use payplane_events::topology::PAYMENTS_EVENTS;
 use payplane_kit::{
     http::{StackOptions, stack},
-    server::Bound,
     service::{
-        self, ServiceError, ServiceState,
+        self, ServiceError,
         cache::{self, connect_stores},
     },
 };
@@ -51,13 +50,7 @@ impl AppState {
         payplane_db::ensure_database(&config.database_url)
             .await
             .map_err(ServiceError::from)?;
-        let (db, redis) = connect_stores(
-            &config.database_url,
-            config.db_pool_size,
-            &MIGRATOR,
-            &config.redis_url,
-        )
-        .await?;
+        let (db, redis) = connect_stores(&config, config.db_pool_size, &MIGRATOR).await?;
         let verifier = Verifier::new(config.issuer.clone(), keys);
         Ok(Self {
             db,
@@ -83,15 +76,9 @@ pub fn router(state: AppState, broker: BrokerTasks) -> Router {
     stack(crate::routes::routes().with_state(state), health, &opts)
 }
 
-/// A bound, ready-to-run service (`local_addr`, `state`, `shutdown_token`).
-pub type Application = Bound<AppState>;
+payplane_kit::service_state!(AppState, "payments", Config, StartError, MIGRATOR);
 
-impl ServiceState for AppState {
-    const NAME: &'static str = "payments";
-    const MIGRATOR: Option<&'static Migrator> = Some(&MIGRATOR);
-    type Config = Config;
-    type Error = StartError;
-
+impl AppState {
     /// Connects to PostgreSQL (applying migrations) and Redis; tokens are verified with
     /// auth's JWKS (`AUTH_URL`).
     async fn connect(config: Config) -> Result<Self, StartError> {

@@ -12,9 +12,8 @@ use payplane_bus::{
 use payplane_events::topology::PROFILE_EVENTS;
 use payplane_kit::{
     http::{StackOptions, stack},
-    server::Bound,
     service::{
-        self, ServiceError, ServiceState,
+        self, ServiceError,
         cache::{self, connect_stores},
     },
 };
@@ -62,19 +61,12 @@ pub fn router(state: AppState, broker: BrokerTasks) -> Router {
     stack(crate::routes::routes().with_state(state), health, &opts)
 }
 
-/// A bound, ready-to-run service (`local_addr`, `state`, `shutdown_token`).
-pub type Application = Bound<AppState>;
+payplane_kit::service_state!(AppState, "profile", Config, StartError, MIGRATOR);
 
-impl ServiceState for AppState {
-    const NAME: &'static str = "profile";
-    const MIGRATOR: Option<&'static Migrator> = Some(&MIGRATOR);
-    type Config = Config;
-    type Error = StartError;
-
+impl AppState {
     /// Connects to PostgreSQL (applying migrations) and Redis; keys come from auth's JWKS.
     async fn connect(config: Config) -> Result<Self, StartError> {
-        let (db, redis) =
-            connect_stores(&config.database_url, 20, &MIGRATOR, &config.redis_url).await?;
+        let (db, redis) = connect_stores(&config, 20, &MIGRATOR).await?;
         let verifier = Verifier::new(
             config.issuer.clone(),
             Keys::Remote(RemoteKeys::new(&config.auth_url)),

@@ -8,7 +8,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sqlx::{PgPool, migrate::Migrator};
 
 use super::ServiceError;
-use crate::health::{Check, Health};
+use crate::{
+    config::Common,
+    health::{Check, Health},
+};
 
 /// How long to wait for Redis, and how often to retry a dropped connection.
 #[derive(Debug, Clone, Copy)]
@@ -47,16 +50,16 @@ pub async fn connect_redis(
     ConnectionManager::new_with_config(client, config).await
 }
 
-/// A service's own database (a pool of `pool_size`, `migrator` applied) and its Redis.
+/// A service's own database (`DATABASE_URL`, a pool of `pool_size`, `migrator` applied) and
+/// its Redis (`REDIS_URL`).
 pub async fn connect_stores(
-    database_url: &str,
+    common: &Common,
     pool_size: u32,
     migrator: &Migrator,
-    redis_url: &str,
 ) -> Result<(PgPool, ConnectionManager), ServiceError> {
-    let db = payplane_db::connect(database_url, pool_size).await?;
+    let db = payplane_db::connect(&common.database_url, pool_size).await?;
     payplane_db::migrate(&db, migrator).await?;
-    let redis = connect_redis(redis_url, RedisTimeouts::SERVICE)
+    let redis = connect_redis(&common.redis_url, RedisTimeouts::SERVICE)
         .await
         .map_err(ServiceError::Redis)?;
     Ok((db, redis))
