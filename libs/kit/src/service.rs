@@ -84,42 +84,6 @@ pub trait ServiceState: Sized + Send + 'static {
     fn serve(bound: Bound<Self>) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
-/// Declares a [`ServiceState`] service in one line: its `Application` alias (the state bound
-/// to its listen address) and the trait's name, migrations, config and error, with `connect`
-/// and `serve` being the state's own inherent `async fn`s of those names and signatures.
-///
-/// `service_state!(AppState, "admin", Config, StartError, MIGRATOR)`; without the last
-/// argument the service has no database.
-#[macro_export]
-macro_rules! service_state {
-    ($state:ty, $name:literal, $config:ty, $error:ty $(, $migrator:path)? $(,)?) => {
-        /// A bound, ready-to-run service (`local_addr`, `state`, `shutdown_token`).
-        pub type Application = $crate::server::Bound<$state>;
-
-        impl $crate::service::ServiceState for $state {
-            const NAME: &'static str = $name;
-            $(const MIGRATOR: ::std::option::Option<&'static $crate::service::Migrator> =
-                ::std::option::Option::Some(&$migrator);)?
-            type Config = $config;
-            type Error = $error;
-
-            fn connect(
-                config: $config,
-            ) -> impl ::std::future::Future<Output = ::std::result::Result<Self, $error>> + Send
-            {
-                <$state>::connect(config)
-            }
-
-            fn serve(
-                bound: Application,
-            ) -> impl ::std::future::Future<Output = ::std::result::Result<(), $error>> + Send
-            {
-                <$state>::serve(bound)
-            }
-        }
-    };
-}
-
 /// What fails the same way in every [`ServiceState`] service: reaching its own database or
 /// Redis, binding, serving. A service's own error wraps it beside what is its own.
 #[derive(Debug, thiserror::Error)]

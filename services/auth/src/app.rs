@@ -56,9 +56,15 @@ pub fn router(state: AppState, broker: BrokerTasks) -> Router {
     stack(crate::routes::routes().with_state(state), health, &opts)
 }
 
-payplane_kit::service_state!(AppState, "auth", Config, StartError, MIGRATOR);
+/// A bound, ready-to-run service (`local_addr`, `state`, `shutdown_token`).
+pub type Application = payplane_kit::server::Bound<AppState>;
 
-impl AppState {
+impl payplane_kit::service::ServiceState for AppState {
+    const NAME: &'static str = "auth";
+    const MIGRATOR: Option<&'static Migrator> = Some(&MIGRATOR);
+    type Config = Config;
+    type Error = StartError;
+
     /// Connects to PostgreSQL (applying migrations) and Redis, and loads the signing keys.
     async fn connect(config: Config) -> Result<Self, StartError> {
         let (db, redis) = connect_stores(&config, 20, &MIGRATOR).await?;
