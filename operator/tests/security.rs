@@ -304,7 +304,11 @@ async fn each_pod_reads_no_other_callers_credential_and_policies_admit_only_real
         let env = payplane_kit::config::Env::from_pairs(pairs);
         let trusted = match c {
             "gateway" => payplane_gateway::Config::from_env(&env)?.trusted_proxies,
-            "auth" => payplane_auth::Config::from_env(&env)?.common.trusted_proxies,
+            "auth" => {
+                payplane_auth::Config::from_env(&env)?
+                    .common
+                    .trusted_proxies
+            }
             "payments" => {
                 let config = payplane_payments::Config::from_env(&env)?;
                 ensure!(
@@ -318,8 +322,16 @@ async fn each_pod_reads_no_other_callers_credential_and_policies_admit_only_real
                 );
                 config.common.trusted_proxies
             }
-            "admin" => payplane_admin::Config::from_env(&env)?.common.trusted_proxies,
-            "profile" => payplane_profile::Config::from_env(&env)?.common.trusted_proxies,
+            "admin" => {
+                payplane_admin::Config::from_env(&env)?
+                    .common
+                    .trusted_proxies
+            }
+            "profile" => {
+                payplane_profile::Config::from_env(&env)?
+                    .common
+                    .trusted_proxies
+            }
             _ => payplane_console::Config::from_env(&env)?.trusted_proxies,
         };
         let trusted: Vec<String> = trusted.iter().map(ToString::to_string).collect();

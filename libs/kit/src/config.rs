@@ -39,8 +39,9 @@ pub trait ServiceConfig: Sized + Send {
 }
 
 /// The settings every service with its own database reads the same way (api.md §11): held
-/// as `common` by its `Config`, which derefs to it through [`common_config!`].
-#[derive(Debug, Clone)]
+/// as `common` by its `Config`, which derefs to it through [`common_config!`]. Its `Debug`
+/// masks the passwords in the connection URLs, so a logged config leaks none.
+#[derive(Clone)]
 pub struct Common {
     pub environment: Environment,
     pub listen_addr: SocketAddr,
@@ -87,6 +88,42 @@ impl Common {
             trusted_proxies: "127.0.0.0/8".parse().into_iter().collect(),
             relay_enabled: false,
         }
+    }
+}
+
+impl std::fmt::Debug for Common {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Common")
+            .field("environment", &self.environment)
+            .field("listen_addr", &self.listen_addr)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("amqp_url", &redact_url(&self.amqp_url))
+            .field("issuer", &self.issuer)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("relay_enabled", &self.relay_enabled)
+            .finish()
+    }
+}
+
+/// `scheme://user:password@host/…` with the password replaced by `***`; other URLs as they are.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| scheme_end + i);
+    // The last `@` of the authority ends the user information (a password may contain `@`).
+    let Some(at) = url[scheme_end..authority_end]
+        .rfind('@')
+        .map(|i| scheme_end + i)
+    else {
+        return url.to_owned();
+    };
+    match url[scheme_end..at].find(':') {
+        Some(colon) => format!("{}***{}", &url[..=scheme_end + colon], &url[at..]),
+        None => url.to_owned(),
     }
 }
 
@@ -299,5 +336,29 @@ mod tests {
         let err =
             Common::from_env(&Env::from_pairs([("OUTBOX_RELAY", "maybe")]), ":1", "x").unwrap_err();
         assert_eq!(err.var, "OUTBOX_RELAY");
+    }
+
+    #[test]
+    fn debug_masks_connection_passwords() {
+        for (url, shown) in [
+            (
+                "postgres://payplane:s3cr3t@db:5432/admin_db",
+                "postgres://payplane:***@db:5432/admin_db",
+            ),
+            ("amqp://u:p@ss@mq:5672/%2f", "amqp://u:***@mq:5672/%2f"),
+            ("redis://:hunter2@cache:6379", "redis://:***@cache:6379"),
+            ("redis://cache:6379", "redis://cache:6379"),
+            ("postgres://user@db/x?a=b@c", "postgres://user@db/x?a=b@c"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+        let mut c = Common::for_tests("postgres://payplane:s3cr3t@db:5432/admin_db");
+        c.amqp_url = "amqp://guest:topsecret@mq:5672/%2f".into();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("topsecret"),
+            "{shown}"
+        );
+        assert!(shown.contains("payplane:***@db"), "{shown}");
     }
 }

@@ -251,13 +251,17 @@ async fn pays_and_watches_the_row_complete(
         "window.__noReload = true; window.__seen = [];
          const badge = () => document.querySelector('[data-payment-status=\"' + arguments[0] + '\"]');
          const note = () => { const s = badge()?.dataset.status; if (s && window.__seen[window.__seen.length - 1] !== s) window.__seen.push(s); };
-         note(); window.__rec = setInterval(note, 25);",
+         window.__note = note; note(); window.__rec = setInterval(note, 25);",
         vec![json!(id)],
     )
     .await?;
     until(c, "the row to show completed", &format!("document.querySelector('[data-payment-status=\"{id}\"]')?.dataset.status === 'completed'")).await?;
     let seen = c
-        .execute("clearInterval(window.__rec); return window.__seen", vec![])
+        // One last sample: the wait above can see `completed` between two of the recorder's.
+        .execute(
+            "clearInterval(window.__rec); window.__note(); return window.__seen",
+            vec![],
+        )
         .await?;
     let no_reload = c
         .execute("return window.__noReload === true", vec![])
