@@ -311,6 +311,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn answers_lose_the_names_of_the_software_behind_them() {
+        let mut h = HeaderMap::new();
+        h.insert(header::SERVER, HeaderValue::from_static("uvicorn"));
+        h.insert("x-powered-by", HeaderValue::from_static("php"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        SecurityHeaders::for_request("/api/payments", false).apply(&mut h);
+        assert!(h.get(header::SERVER).is_none() && h.get("x-powered-by").is_none());
+        assert!(h.contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
     fn docs_pages_get_their_own_csp_and_api_is_not_cached() {
         let apply_security_headers = |h: &mut HeaderMap, path: &str, tls: bool| {
             SecurityHeaders::for_request(path, tls).apply(h);
