@@ -463,16 +463,7 @@ async fn raw_phase(
     topology::declare_consumer(&ch, &queue).await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     let sub = sub_conn.create_channel().await?;
-    sub.basic_qos(opts.consumer_prefetch, BasicQosOptions::default())
-        .await?;
-    let mut deliveries = sub
-        .basic_consume(
-            queue.name.as_ref().into(),
-            ShortString::from(""),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let mut deliveries = subscribe(&sub, &queue, opts.consumer_prefetch).await?;
     let total = opts.messages;
     let ack_every = opts.consumer_batch.max(1);
     let consumer = tokio::spawn(async move {
@@ -589,16 +580,7 @@ async fn raw_latency_phase(
     topology::declare_consumer(&ch, &queue).await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     let sub = sub_conn.create_channel().await?;
-    sub.basic_qos(opts.consumer_prefetch, BasicQosOptions::default())
-        .await?;
-    let mut deliveries = sub
-        .basic_consume(
-            queue.name.as_ref().into(),
-            ShortString::from(""),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let mut deliveries = subscribe(&sub, &queue, opts.consumer_prefetch).await?;
     let total =
         usize::try_from(opts.offered_rate * opts.offered_seconds.min(3)).unwrap_or(usize::MAX);
     let consumer = tokio::spawn(async move {
@@ -1011,4 +993,22 @@ fn due(started: Instant, rate: u32, total: usize) -> usize {
     usize::try_from(started.elapsed().as_micros() * u128::from(rate) / 1_000_000)
         .unwrap_or(usize::MAX)
         .min(total)
+}
+
+/// Consumes `queue` on `ch` with `prefetch` unacknowledged deliveries at most (every bench
+/// consumer starts this way).
+pub(crate) async fn subscribe(
+    ch: &lapin::Channel,
+    queue: &ConsumerQueue,
+    prefetch: u16,
+) -> Result<lapin::Consumer, BenchError> {
+    ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
+    Ok(ch
+        .basic_consume(
+            queue.name.as_ref().into(),
+            ShortString::from(""),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?)
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use futures::{FutureExt, StreamExt};
 use lapin::{
     Channel, PublisherConfirm,
-    options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions},
-    types::{AMQPValue, FieldTable, ShortString},
+    options::{BasicAckOptions, BasicPublishOptions},
+    types::{AMQPValue, FieldTable},
 };
 use payplane_events::topology::{ConsumerQueue, EVENTS_EXCHANGE};
 use sqlx::PgPool;
@@ -193,16 +193,7 @@ async fn consume(
     opts: BenchOptions,
     total: usize,
 ) -> Result<Vec<u64>, BenchError> {
-    ch.basic_qos(opts.consumer_prefetch, BasicQosOptions::default())
-        .await?;
-    let mut deliveries = ch
-        .basic_consume(
-            queue.name.as_ref().into(),
-            ShortString::from(""),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let mut deliveries = super::subscribe(&ch, &queue, opts.consumer_prefetch).await?;
     let max = opts.consumer_batch.max(1);
     let mut samples = Vec::with_capacity(total);
     while samples.len() < total {
