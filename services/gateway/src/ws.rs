@@ -217,16 +217,25 @@ enum Step {
     Drop,
 }
 
-async fn close(socket: &mut WebSocket, code: u16) {
+/// Sends a close frame with `code` and `reason`, giving up after 5 s (a client that stopped
+/// reading must not hold the connection's task); shared with the GraphQL subscription socket.
+pub(crate) async fn send_close<S>(sink: &mut S, code: u16, reason: &'static str)
+where
+    S: futures::Sink<Message> + Unpin,
+{
     let frame = CloseFrame {
         code,
-        reason: close_reason(code).into(),
+        reason: reason.into(),
     };
     let _ = tokio::time::timeout(
         Duration::from_secs(5),
-        socket.send(Message::Close(Some(frame))),
+        futures::SinkExt::send(sink, Message::Close(Some(frame))),
     )
     .await;
+}
+
+async fn close(socket: &mut WebSocket, code: u16) {
+    send_close(socket, code, close_reason(code)).await;
     // Wait briefly for the client's close reply so the close handshake completes.
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(Ok(m)) = socket.recv().await {

@@ -202,24 +202,24 @@ async fn close_code(socket: &mut Socket) -> (u16, Vec<Value>) {
     }
 }
 
-#[tokio::test]
-async fn no_token_or_bad_token_is_refused_before_the_upgrade() {
-    let w = World::start().await;
-    let err = connect_async(w.gw.ws_url()).await.unwrap_err();
+/// Connecting to `url` is refused with 401 before the upgrade; returns the refusal's body.
+async fn refused_before_upgrade(url: &str) -> Option<Vec<u8>> {
+    let err = connect_async(url).await.unwrap_err();
     let tokio_tungstenite::tungstenite::Error::Http(res) = err else {
         panic!("expected an HTTP refusal, got {err:?}")
     };
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let body: Value = serde_json::from_slice(res.body().as_deref().unwrap()).unwrap();
+    res.into_body()
+}
+
+#[tokio::test]
+async fn no_token_or_bad_token_is_refused_before_the_upgrade() {
+    let w = World::start().await;
+    let body = refused_before_upgrade(&w.gw.ws_url()).await;
+    let body: Value = serde_json::from_slice(&body.unwrap()).unwrap();
     assert_eq!(body["error"]["code"], "UNAUTHORIZED");
 
-    let err = connect_async(format!("{}?token=not.a.jwt", w.gw.ws_url()))
-        .await
-        .unwrap_err();
-    let tokio_tungstenite::tungstenite::Error::Http(res) = err else {
-        panic!("expected an HTTP refusal")
-    };
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    refused_before_upgrade(&format!("{}?token=not.a.jwt", w.gw.ws_url())).await;
 
     // The subprotocol form: payplane.v1 is selected, the token entry never echoed.
     let (_, token) = w.register().await;
@@ -347,13 +347,7 @@ async fn a_revoked_session_socket_closes_with_4001() {
         "{before:?}"
     );
     // Reconnecting with the revoked token is refused before the upgrade.
-    let err = connect_async(format!("{}?token={token}", w.gw.ws_url()))
-        .await
-        .unwrap_err();
-    let tokio_tungstenite::tungstenite::Error::Http(res) = err else {
-        panic!("expected an HTTP refusal")
-    };
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    refused_before_upgrade(&format!("{}?token={token}", w.gw.ws_url())).await;
     // Another user's socket stays open.
     let reply = send(&mut bystander, json!({ "type": "ping" })).await;
     assert_eq!(reply["type"], "pong");

@@ -17,7 +17,7 @@ use async_graphql::{
     Context, Data, ErrorExtensions, ID, Result, Subscription,
     http::{WebSocket as GqlSocket, WebSocketProtocols, WsMessage},
 };
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{Message, WebSocket};
 use futures::{SinkExt, Stream, StreamExt};
 use payplane_events::auth::Role;
 use serde_json::Value;
@@ -326,15 +326,7 @@ pub async fn serve(schema: Schema, ws: WsState, socket: WebSocket) {
         },
     };
     if let Some(code) = close {
-        let frame = CloseFrame {
-            code,
-            reason: reason(code).into(),
-        };
-        let _ = tokio::time::timeout(
-            Duration::from_secs(5),
-            sink.send(Message::Close(Some(frame))),
-        )
-        .await;
+        crate::ws::send_close(&mut sink, code, reason(code)).await;
     }
     let _ = sink.close().await;
     if let Some(r) = registered {

@@ -124,6 +124,15 @@ pub struct Hub {
     parties: PartiesCache,
 }
 
+/// The registered connections among `ids` (a session's, a user's), taken out of the registry
+/// so they are closed without holding its lock.
+fn live<'a>(inner: &Inner, ids: Option<impl IntoIterator<Item = &'a u64>>) -> Vec<Arc<Conn>> {
+    ids.into_iter()
+        .flatten()
+        .filter_map(|id| inner.conns.get(id).cloned())
+        .collect()
+}
+
 /// The automatic rooms of a user (websocket.md §1.3).
 pub fn automatic_rooms(user_id: Uuid, role: Role) -> [String; 3] {
     [
@@ -382,9 +391,7 @@ impl Hub {
                     }
                 }
             }
-            ids.iter()
-                .filter_map(|id| inner.conns.get(id).cloned())
-                .collect()
+            live(&inner, Some(&ids))
         };
         if let (Some(event_type), Some(message)) = (d.event_type, &d.message) {
             let text = Arc::new(Shared {
@@ -400,46 +407,27 @@ impl Hub {
         }
         match d.action {
             Some(Action::CloseSession { session_id, code }) => {
-                let conns = self.session_conns(session_id);
+                let conns = {
+                    let inner = self.read();
+                    live(&inner, inner.by_session.get(&session_id))
+                };
                 for c in conns {
                     // Queued after the event so the client sees `session:revoked` first.
                     self.send_to(&c, Outbound::Close(code, close_reason(code)));
                 }
             }
             Some(Action::CloseUser { user_id, code }) => {
-                for c in self.user_conns(user_id) {
+                let conns = {
+                    let inner = self.read();
+                    live(&inner, inner.by_user.get(&user_id))
+                };
+                for c in conns {
                     c.force_close(code);
                 }
             }
             None => {}
         }
         delivered
-    }
-
-    fn session_conns(&self, session_id: Uuid) -> Vec<Arc<Conn>> {
-        let inner = self.read();
-        inner
-            .by_session
-            .get(&session_id)
-            .map(|s| {
-                s.iter()
-                    .filter_map(|id| inner.conns.get(id).cloned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn user_conns(&self, user_id: Uuid) -> Vec<Arc<Conn>> {
-        let inner = self.read();
-        inner
-            .by_user
-            .get(&user_id)
-            .map(|s| {
-                s.iter()
-                    .filter_map(|id| inner.conns.get(id).cloned())
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 
     /// Graceful shutdown (websocket.md §10): refuse new upgrades, close everyone with 1001,
