@@ -4,6 +4,7 @@ mod auth;
 mod console;
 mod graphql;
 mod import;
+mod phase;
 
 use clap::Subcommand;
 

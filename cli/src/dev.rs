@@ -91,17 +91,12 @@ fn service_env(service: &str, port: u16, tls: Option<&(PathBuf, PathBuf)>) -> En
             "AMQP_URL".into(),
             "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
         ),
-        ("GATEWAY_URL".into(), "http://127.0.0.1:3000".into()),
-        ("AUTH_URL".into(), "http://127.0.0.1:3001".into()),
-        ("PAYMENTS_URL".into(), "http://127.0.0.1:3002".into()),
-        ("ADMIN_URL".into(), "http://127.0.0.1:3003".into()),
-        ("PROFILE_URL".into(), "http://127.0.0.1:3004".into()),
-        ("CONSOLE_URL".into(), "http://127.0.0.1:3005".into()),
         (
             "PUBLIC_BASE_URL".into(),
             format!("{scheme}://localhost:3000"),
         ),
     ];
+    pairs.extend(payplane_kit::config::loopback_peer_urls(SERVICES));
     pairs.extend(std::env::vars());
     let process = Env::from_process();
     pairs.push(("LISTEN_ADDR".into(), format!("127.0.0.1:{port}")));

@@ -72,6 +72,16 @@ fn lines(out: &std::process::Output) -> Vec<Value> {
         .collect()
 }
 
+/// The command exited with `code`; otherwise the assertion shows its stderr.
+fn exits_with(out: &std::process::Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_reports_skips_refuses_foreign_data_and_dry_runs() {
     let tag = Uuid::new_v4().simple().to_string()[..10].to_owned();
@@ -101,12 +111,7 @@ async fn the_command_reports_skips_refuses_foreign_data_and_dry_runs() {
     let report_path = std::env::temp_dir().join(format!("import-report-{tag}.json"));
 
     let dry = targets.import(&["--source-db", &src, "--dry-run"]).unwrap();
-    assert_eq!(
-        dry.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&dry.stderr)
-    );
+    exits_with(&dry, 3);
 
     let first = targets
         .import(&[
@@ -116,12 +121,7 @@ async fn the_command_reports_skips_refuses_foreign_data_and_dry_runs() {
             report_path.to_str().unwrap(),
         ])
         .unwrap();
-    assert_eq!(
-        first.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    exits_with(&first, 3);
     let per_table = lines(&first);
     let users = per_table
         .iter()
@@ -157,12 +157,7 @@ async fn the_command_reports_skips_refuses_foreign_data_and_dry_runs() {
     assert_eq!(refused.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--merge"));
     let merged = targets.import(&["--source-db", &other, "--merge"]).unwrap();
-    assert_eq!(
-        merged.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&merged.stderr)
-    );
+    exits_with(&merged, 0);
 
     let mut auth = PgConnection::connect(&targets.0[0]).await.unwrap();
     let emails: Vec<String> = sqlx::query_scalar("SELECT email FROM users ORDER BY email")
@@ -228,12 +223,7 @@ async fn a_killed_import_started_again_ends_with_every_row_once() {
     assert!(cut < 40_000, "killed before the payments were done ({cut})");
 
     let again = targets.import(&["--source-db", &src]).unwrap();
-    assert_eq!(
-        again.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    exits_with(&again, 0);
     let users = lines(&again)
         .into_iter()
         .find(|l| l["table"] == "users")

@@ -1,19 +1,13 @@
 //! `payplane bench auth`: the auth service in-process against a throwaway database with the
 //! production argon2 cost, driven over HTTP by concurrent clients on the same machine.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use payplane_auth::{config::Argon2Params, testing::TestApp};
 use serde_json::json;
 
-use super::percentile;
+use super::{percentile, phase::closed_loop as phase};
 
 const PW: &str = "BenchPassword123!";
 
@@ -37,87 +31,14 @@ pub struct AuthBenchArgs {
     hash_slots: Option<usize>,
 }
 
-struct Phase {
-    ok: usize,
-    failed: usize,
-    elapsed: Duration,
-    latencies_ms: Vec<f64>,
-}
-
-impl Phase {
-    fn rate(&self) -> f64 {
-        #[expect(clippy::cast_precision_loss, reason = "request counts are small")]
-        let ok = self.ok as f64;
-        ok / self.elapsed.as_secs_f64()
-    }
-
-    fn line(&self, name: &str) -> String {
-        format!(
-            "{name}: {} ok, {} failed in {:.1} s = {:.1}/s p50 {:.1} ms p99 {:.1} ms",
-            self.ok,
-            self.failed,
-            self.elapsed.as_secs_f64(),
-            self.rate(),
-            percentile(&self.latencies_ms, 0.50),
-            percentile(&self.latencies_ms, 0.99)
-        )
-    }
-}
-
-/// Runs `make(i)` for i = 0.. until `total` requests or `deadline`, with `concurrency` workers.
-async fn phase<F, Fut>(
-    concurrency: usize,
-    total: Option<usize>,
-    deadline: Option<Instant>,
-    make: F,
-) -> Phase
-where
-    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
-    let make = Arc::new(make);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let workers: Vec<_> = (0..concurrency)
-        .map(|w| {
-            let (make, next) = (make.clone(), next.clone());
-            tokio::spawn(async move {
-                let (mut ok, mut failed, mut lat) = (0, 0, Vec::new());
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if total.is_some_and(|t| i >= t)
-                        || deadline.is_some_and(|d| Instant::now() >= d)
-                    {
-                        break;
-                    }
-                    let t0 = Instant::now();
-                    if make(w, i).await {
-                        ok += 1;
-                        lat.push(t0.elapsed().as_secs_f64() * 1000.0);
-                    } else {
-                        failed += 1;
-                    }
-                }
-                (ok, failed, lat)
-            })
-        })
-        .collect();
-    let mut out = Phase {
-        ok: 0,
-        failed: 0,
-        elapsed: Duration::ZERO,
-        latencies_ms: Vec::new(),
-    };
-    for w in workers {
-        if let Ok((ok, failed, lat)) = w.await {
-            out.ok += ok;
-            out.failed += failed;
-            out.latencies_ms.extend(lat);
-        }
-    }
-    out.elapsed = started.elapsed();
-    out.latencies_ms.sort_by(f64::total_cmp);
-    out
+/// One sign-in of `email` on `device`; whether it succeeded.
+async fn login_ok(http: &reqwest::Client, base: &str, email: &str, device: &str) -> bool {
+    let body = json!({"email": email, "password": PW, "deviceId": device});
+    http.post(format!("{base}/api/auth/login"))
+        .json(&body)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
 }
 
 pub async fn run(args: AuthBenchArgs) -> anyhow::Result<()> {
@@ -154,25 +75,17 @@ pub async fn run(args: AuthBenchArgs) -> anyhow::Result<()> {
         }
     })
     .await;
-    println!("{}", register.line("register"));
+    println!("{}", register.line("register", "/s", 1));
 
     let users = args.users.max(1);
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let (h, b) = (http.clone(), base.clone());
     let login = phase(args.concurrency, None, Some(deadline), move |w, i| {
-        let (h, url, email) = (h.clone(), format!("{b}/api/auth/login"), email(i % users));
-        async move {
-            let body =
-                json!({"email": email, "password": PW, "deviceId": format!("bench-worker-{w}")});
-            h.post(url)
-                .json(&body)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        }
+        let (h, b, email) = (h.clone(), b.clone(), email(i % users));
+        async move { login_ok(&h, &b, &email, &format!("bench-worker-{w}")).await }
     })
     .await;
-    println!("{}", login.line("login"));
+    println!("{}", login.line("login", "/s", 1));
     println!(
         "argon2id m={} KiB t={} p={}; {} concurrent clients; server and load generator share this machine's {} cores",
         argon2.memory_kib,
@@ -300,16 +213,9 @@ async fn flood(app: &TestApp, args: &AuthBenchArgs) -> anyhow::Result<()> {
         .collect();
     let (h, b) = (http.clone(), base.clone());
     let logins = phase(FLOOD_LOGINS, None, Some(deadline), move |w, i| {
-        let (h, url) = (h.clone(), format!("{b}/api/auth/login"));
+        let (h, b) = (h.clone(), b.clone());
         let email = flooders[i % flooders.len()].clone();
-        async move {
-            let body = json!({"email": email, "password": PW, "deviceId": format!("flood-{w}")});
-            h.post(url)
-                .json(&body)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        }
+        async move { login_ok(&h, &b, &email, &format!("flood-{w}")).await }
     })
     .await;
     let (mut me, mut rotated, mut failed) = (Vec::new(), Vec::new(), 0);
@@ -321,7 +227,7 @@ async fn flood(app: &TestApp, args: &AuthBenchArgs) -> anyhow::Result<()> {
     }
     me.sort_by(f64::total_cmp);
     rotated.sort_by(f64::total_cmp);
-    println!("{}", logins.line("flood logins"));
+    println!("{}", logins.line("flood logins", "/s", 1));
     println!(
         "signed-in clients: {} me p50 {:.1} ms, {} refresh p50 {:.1} ms, {failed} failed",
         me.len(),

@@ -8,10 +8,7 @@
 
 use std::{
     collections::BTreeMap,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -19,12 +16,15 @@ use anyhow::{Context, bail};
 use clap::Args;
 use payplane_auth::{config::Argon2Params, password::Hasher};
 use payplane_bus::sandbox::Sandbox;
-use payplane_kit::config::{Env, ServiceConfig as _};
+use payplane_kit::config::{Env, ServiceConfig as _, local_platform_env};
 use payplane_kit::service::Service as _;
 use reqwest::{Client, header};
 use serde_json::{Value, json};
 
-use super::percentile;
+use super::{
+    percentile,
+    phase::{Phase, closed_loop},
+};
 
 const PASSWORD: &str = "BenchPassword123!";
 const SERVICES: [&str; 6] = ["auth", "payments", "admin", "profile", "gateway", "console"];
@@ -80,28 +80,11 @@ impl Platform {
             ports.insert(s, free_port()?);
         }
         let url = |s: &str| format!("http://127.0.0.1:{}", ports[s]);
-        let common: Vec<(String, String)> = vec![
-            ("ENVIRONMENT".into(), "development".into()),
-            ("REDIS_URL".into(), "redis://127.0.0.1:6379".into()),
-            ("AMQP_URL".into(), sandbox.amqp_url.clone()),
-            ("AUTH_URL".into(), url("auth")),
-            ("PAYMENTS_URL".into(), url("payments")),
-            ("ADMIN_URL".into(), url("admin")),
-            ("PROFILE_URL".into(), url("profile")),
-            ("GATEWAY_URL".into(), url("gateway")),
-            ("CONSOLE_URL".into(), url("console")),
-            ("PUBLIC_BASE_URL".into(), url("gateway")),
-            // Sign-in cost is what `bench auth` measures; here it only delays the setup.
-            ("ARGON2_MEMORY_KIB".into(), "1024".into()),
-            ("ARGON2_ITERATIONS".into(), "1".into()),
-            // Every request comes from 127.0.0.1; per-IP limits would measure the limiter.
-            ("RATE_LIMIT_API_PER_MINUTE".into(), "10000000".into()),
-            ("RATE_LIMIT_API_BURST".into(), "1000000".into()),
-            ("RATE_LIMIT_AUTH_PER_MINUTE".into(), "10000000".into()),
-            ("RATE_LIMIT_AUTH_BURST".into(), "1000000".into()),
-            ("PSP_SIM_PICKUP_DELAY_MS".into(), "50".into()),
-            ("PSP_SIM_SETTLE_DELAY_MS".into(), "50".into()),
-        ];
+        // Sign-in cost is what `bench auth` measures; here it only delays the setup. Every
+        // request comes from 127.0.0.1, and per-IP limits would measure the limiter.
+        let mut common = local_platform_env(&ports, &sandbox.amqp_url, (10_000_000, 1_000_000));
+        common.push(("PSP_SIM_PICKUP_DELAY_MS".into(), "50".into()));
+        common.push(("PSP_SIM_SETTLE_DELAY_MS".into(), "50".into()));
         let mut tasks = tokio::task::JoinSet::new();
         let mut databases = Vec::new();
         for service in SERVICES {
@@ -346,58 +329,16 @@ impl Pages {
     }
 }
 
-struct Phase {
-    ok: usize,
-    failed: usize,
-    elapsed: Duration,
-    latencies_ms: Vec<f64>,
-}
-
-impl Phase {
-    fn rate(&self) -> f64 {
-        #[expect(clippy::cast_precision_loss, reason = "request counts are small")]
-        let ok = self.ok as f64;
-        ok / self.elapsed.as_secs_f64()
-    }
-
-    fn line(&self, name: &str) -> String {
-        format!(
-            "{name}: {} ok, {} failed in {:.1} s = {:.1} pages/s p50 {:.1} ms p99 {:.1} ms",
-            self.ok,
-            self.failed,
-            self.elapsed.as_secs_f64(),
-            self.rate(),
-            percentile(&self.latencies_ms, 0.50),
-            percentile(&self.latencies_ms, 0.99)
-        )
-    }
-}
-
 /// Closed loop: `concurrency` clients, each fetching the next page as soon as one answers.
 async fn peak(pages: &Pages, concurrency: usize, length: Duration) -> Phase {
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let deadline = started + length;
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (pages, next) = (pages.clone(), next.clone());
-            tokio::spawn(async move {
-                let (mut ok, mut failed, mut lat) = (0, 0, Vec::new());
-                while Instant::now() < deadline {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let t0 = Instant::now();
-                    if pages.get(i).await {
-                        ok += 1;
-                        lat.push(t0.elapsed().as_secs_f64() * 1000.0);
-                    } else {
-                        failed += 1;
-                    }
-                }
-                (ok, failed, lat)
-            })
-        })
-        .collect();
-    collect(workers, started).await
+    // Shared, so that a request costs the load generator no copy of the URLs and cookies.
+    let pages = Arc::new(pages.clone());
+    let deadline = Instant::now() + length;
+    closed_loop(concurrency, None, Some(deadline), move |_, i| {
+        let pages = Arc::clone(&pages);
+        async move { pages.get(i).await }
+    })
+    .await
 }
 
 /// Open loop at `rate` pages/s: request i is due at start + i/rate, and its latency counts from
@@ -429,29 +370,7 @@ async fn steady(pages: &Pages, rate: f64, length: Duration) -> Phase {
         }));
         i += 1;
     }
-    collect(handles, started).await
-}
-
-async fn collect(
-    handles: Vec<tokio::task::JoinHandle<(usize, usize, Vec<f64>)>>,
-    started: Instant,
-) -> Phase {
-    let mut out = Phase {
-        ok: 0,
-        failed: 0,
-        elapsed: Duration::ZERO,
-        latencies_ms: Vec::new(),
-    };
-    for h in handles {
-        if let Ok((ok, failed, lat)) = h.await {
-            out.ok += ok;
-            out.failed += failed;
-            out.latencies_ms.extend(lat);
-        }
-    }
-    out.elapsed = started.elapsed();
-    out.latencies_ms.sort_by(f64::total_cmp);
-    out
+    Phase::collect(handles, started).await
 }
 
 /// Bytes on the wire of the payments page and every stylesheet and script it links, fetched
@@ -563,15 +482,20 @@ async fn measure(platform: &Platform, args: ConsoleBenchArgs) -> anyhow::Result<
     let top = peak(&pages, args.concurrency, length).await;
     println!(
         "{}",
-        top.line(&format!("peak ({} clients)", args.concurrency))
+        top.line(
+            &format!("peak ({} clients)", args.concurrency),
+            " pages/s",
+            1
+        )
     );
     let half = steady(&pages, top.rate() / 2.0, length).await;
     println!(
         "{}",
-        half.line(&format!(
-            "half of peak ({:.0} pages/s, open loop)",
-            top.rate() / 2.0
-        ))
+        half.line(
+            &format!("half of peak ({:.0} pages/s, open loop)", top.rate() / 2.0),
+            " pages/s",
+            1
+        )
     );
     println!(
         "pages alternate /payments (20 rows, customer) and /admin (admin); {}; all six services, PostgreSQL, Redis, RabbitMQ and the load generator share this machine's {} cores",

@@ -7,10 +7,7 @@
 //! sides alternating in one-second slices; the last line compares them.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -18,7 +15,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::percentile;
+use super::phase::{Phase, closed_loop};
 
 const PASSWORD: &str = "BenchPassword123!";
 /// Every field REST's list item has, so both sides carry the same content.
@@ -36,53 +33,6 @@ pub struct GraphqlBenchArgs {
     /// one-second warm-up of each).
     #[arg(long, default_value_t = 6)]
     seconds: u64,
-}
-
-struct Phase {
-    ok: usize,
-    failed: usize,
-    elapsed: Duration,
-    latencies_ms: Vec<f64>,
-}
-
-impl Phase {
-    fn empty() -> Self {
-        Self {
-            ok: 0,
-            failed: 0,
-            elapsed: Duration::ZERO,
-            latencies_ms: Vec::new(),
-        }
-    }
-
-    fn absorb(&mut self, other: Self) {
-        self.ok += other.ok;
-        self.failed += other.failed;
-        self.elapsed += other.elapsed;
-        self.latencies_ms.extend(other.latencies_ms);
-    }
-
-    fn rate(&self) -> f64 {
-        #[expect(clippy::cast_precision_loss, reason = "request counts are small")]
-        let ok = self.ok as f64;
-        ok / self.elapsed.as_secs_f64()
-    }
-
-    fn p(&self, q: f64) -> f64 {
-        percentile(&self.latencies_ms, q)
-    }
-
-    fn line(&self, name: &str) -> String {
-        format!(
-            "{name}: {} ok, {} failed in {:.1} s = {:.1} req/s p50 {:.2} ms p99 {:.2} ms",
-            self.ok,
-            self.failed,
-            self.elapsed.as_secs_f64(),
-            self.rate(),
-            self.p(0.50),
-            self.p(0.99)
-        )
-    }
 }
 
 /// One request of a phase: sends it and checks the answer holds the whole page.
@@ -125,45 +75,17 @@ async fn phase(
     concurrency: usize,
     length: Duration,
 ) -> Phase {
+    // Shared, so that a request costs the load generator no copy of the strings.
+    let shared = Arc::new((http.clone(), base.to_owned(), token.to_owned(), kind));
     let deadline = Instant::now() + length;
-    let started = Instant::now();
-    let done = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (http, base, token, kind, done) = (
-                http.clone(),
-                base.to_owned(),
-                token.to_owned(),
-                kind.clone(),
-                done.clone(),
-            );
-            tokio::spawn(async move {
-                let (mut ok, mut failed, mut lat) = (0, 0, Vec::new());
-                while Instant::now() < deadline {
-                    let t0 = Instant::now();
-                    if read_once(&http, &base, &token, &kind, n).await {
-                        ok += 1;
-                        lat.push(t0.elapsed().as_secs_f64() * 1000.0);
-                    } else {
-                        failed += 1;
-                    }
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-                (ok, failed, lat)
-            })
-        })
-        .collect();
-    let mut out = Phase::empty();
-    for w in workers {
-        if let Ok((ok, failed, lat)) = w.await {
-            out.ok += ok;
-            out.failed += failed;
-            out.latencies_ms.extend(lat);
+    closed_loop(concurrency, None, Some(deadline), move |_, _| {
+        let shared = Arc::clone(&shared);
+        async move {
+            let (http, base, token, kind) = &*shared;
+            read_once(http, base, token, kind, n).await
         }
-    }
-    out.elapsed = started.elapsed();
-    out.latencies_ms.sort_by(f64::total_cmp);
-    out
+    })
+    .await
 }
 
 async fn register(
@@ -202,20 +124,12 @@ pub async fn run(args: GraphqlBenchArgs) -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.concurrency * 2)
         .build()?;
     let run_id = uuid::Uuid::new_v4().simple().to_string();
-    let (token, _) = register(
-        &http,
-        &base,
-        &format!("bench-gql-c-{}@example.com", &run_id[..8]),
-        "CUSTOMER",
-    )
-    .await?;
-    let (_, vendor) = register(
-        &http,
-        &base,
-        &format!("bench-gql-v-{}@example.com", &run_id[..8]),
-        "VENDOR",
-    )
-    .await?;
+    let (customer_email, vendor_email) = (
+        format!("bench-gql-c-{}@example.com", &run_id[..8]),
+        format!("bench-gql-v-{}@example.com", &run_id[..8]),
+    );
+    let (token, _) = register(&http, &base, &customer_email, "CUSTOMER").await?;
+    let (_, vendor) = register(&http, &base, &vendor_email, "VENDOR").await?;
     for i in 0..n {
         let status = http
             .post(format!("{base}/api/payments"))
@@ -250,8 +164,8 @@ pub async fn run(args: GraphqlBenchArgs) -> anyhow::Result<()> {
     }
     rest.latencies_ms.sort_by(f64::total_cmp);
     gql.latencies_ms.sort_by(f64::total_cmp);
-    println!("{}", rest.line("rest"));
-    println!("{}", gql.line("graphql"));
+    println!("{}", rest.line("rest", " req/s", 2));
+    println!("{}", gql.line("graphql", " req/s", 2));
     println!(
         "{n} payments with sender and recipient per read; {} concurrent clients; auth, payments, gateway and load generator share this machine's {} cores",
         args.concurrency,

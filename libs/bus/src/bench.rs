@@ -12,10 +12,7 @@ use std::{
 
 use futures::{FutureExt, StreamExt, stream::FuturesOrdered};
 use lapin::{
-    options::{
-        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-        ConfirmSelectOptions,
-    },
+    options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions},
     types::{FieldTable, ShortString},
 };
 use payplane_events::{
@@ -457,21 +454,14 @@ async fn raw_phase(
     body: &[u8],
 ) -> Result<(f64, CpuShare), BenchError> {
     let queue = ConsumerQueue::custom("bench.raw", "bench", &["raw.#"]);
-    let pub_conn = conn::connect(&sandbox.amqp_url, "bench-raw-publisher").await?;
-    let sub_conn = conn::connect(&sandbox.amqp_url, "bench-raw-consumer").await?;
-    let ch = pub_conn.create_channel().await?;
-    topology::declare_consumer(&ch, &queue).await?;
-    ch.confirm_select(ConfirmSelectOptions::default()).await?;
-    let sub = sub_conn.create_channel().await?;
-    let mut deliveries = subscribe(&sub, &queue, opts.consumer_prefetch).await?;
+    let link = RawLink::open(sandbox, "raw", &queue, opts.consumer_prefetch).await?;
+    let mut deliveries = link.deliveries;
     let total = opts.messages;
     let ack_every = opts.consumer_batch.max(1);
     let consumer = tokio::spawn(async move {
         let mut got = 0usize;
         while got < total {
-            let Ok(Some(Ok(d))) =
-                tokio::time::timeout(Duration::from_secs(30), deliveries.next()).await
-            else {
+            let Some(d) = next_delivery(&mut deliveries).await else {
                 break;
             };
             got += 1;
@@ -491,7 +481,7 @@ async fn raw_phase(
     while next < total {
         let end = (next + chunk).min(total);
         let confirms = publish_all(
-            &ch,
+            &link.ch,
             RAW_KEY,
             (next..end).map(|i| {
                 message::properties(message::EventMeta {
@@ -516,11 +506,7 @@ async fn raw_phase(
             }
         }
     }
-    while let Some(c) = in_flight.next().await {
-        if !c?.is_ack() {
-            return Err(BenchError::Nacked);
-        }
-    }
+    all_acked(&mut in_flight).await?;
     let (got, finished) = consumer.await.unwrap_or((0, Instant::now()));
     let cpu = meter.stop(got);
     if got < total {
@@ -528,7 +514,7 @@ async fn raw_phase(
             phase: "raw",
             got,
             expected: total,
-            timeout: Duration::from_secs(30),
+            timeout: DELIVERY_WAIT,
         });
     }
     #[expect(clippy::cast_precision_loss, reason = "message counts")]
@@ -574,21 +560,14 @@ async fn raw_latency_phase(
     body: &[u8],
 ) -> Result<Latency, BenchError> {
     let queue = ConsumerQueue::custom("bench.rawlat", "bench", &["rawlat.#"]);
-    let pub_conn = conn::connect(&sandbox.amqp_url, "bench-rawlat-publisher").await?;
-    let sub_conn = conn::connect(&sandbox.amqp_url, "bench-rawlat-consumer").await?;
-    let ch = pub_conn.create_channel().await?;
-    topology::declare_consumer(&ch, &queue).await?;
-    ch.confirm_select(ConfirmSelectOptions::default()).await?;
-    let sub = sub_conn.create_channel().await?;
-    let mut deliveries = subscribe(&sub, &queue, opts.consumer_prefetch).await?;
+    let link = RawLink::open(sandbox, "rawlat", &queue, opts.consumer_prefetch).await?;
+    let mut deliveries = link.deliveries;
     let total =
         usize::try_from(opts.offered_rate * opts.offered_seconds.min(3)).unwrap_or(usize::MAX);
     let consumer = tokio::spawn(async move {
         let mut samples = Vec::with_capacity(total);
         while samples.len() < total {
-            let Ok(Some(Ok(d))) =
-                tokio::time::timeout(Duration::from_secs(30), deliveries.next()).await
-            else {
+            let Some(d) = next_delivery(&mut deliveries).await else {
                 break;
             };
             let sent = d
@@ -602,18 +581,15 @@ async fn raw_latency_phase(
         }
         samples
     });
-    let started = Instant::now();
+    let mut pacer = Pacer::start(opts.offered_rate, total);
     let mut sent = 0usize;
     let mut confirms = FuturesOrdered::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     while sent < total {
-        tick.tick().await;
-        let due = due(started, opts.offered_rate, total);
+        let due = pacer.due().await;
         if sent < due {
             confirms.extend(
                 publish_all(
-                    &ch,
+                    &link.ch,
                     "rawlat.tick.happened",
                     (sent..due).map(|_| {
                         message::properties(message::EventMeta {
@@ -637,11 +613,7 @@ async fn raw_latency_phase(
             }
         }
     }
-    while let Some(c) = confirms.next().await {
-        if !c?.is_ack() {
-            return Err(BenchError::Nacked);
-        }
-    }
+    all_acked(&mut confirms).await?;
     let samples = consumer.await.unwrap_or_default();
     Ok(Latency::from_micros(samples))
 }
@@ -924,13 +896,10 @@ async fn e2e_phases(
     let producers = Producers::start(&sandbox.pool, opts);
     let meter = CpuMeter::start(&sandbox.name);
     let total = usize::try_from(opts.offered_rate * opts.offered_seconds).unwrap_or(usize::MAX);
-    let started = Instant::now();
+    let mut pacer = Pacer::start(opts.offered_rate, total);
     let mut sent = 0usize;
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     while sent < total {
-        tick.tick().await;
-        let due = due(started, opts.offered_rate, total);
+        let due = pacer.due().await;
         while sent < due {
             let (aggregate, row) = counters.row(opts);
             producers.send(aggregate, row);
@@ -942,7 +911,7 @@ async fn e2e_phases(
     let finished = wait_seen(&handler, total, Duration::from_mins(1), "offered load").await?;
     report.offered_cpu = meter.stop(total);
     #[expect(clippy::cast_precision_loss, reason = "message counts")]
-    let achieved = total as f64 / finished.duration_since(started).as_secs_f64();
+    let achieved = total as f64 / finished.duration_since(pacer.started()).as_secs_f64();
     report.achieved_rate = achieved;
     report.offered_latency = Latency::from_micros(take_latencies(&handler));
     let committed_at = committed_at
@@ -987,12 +956,97 @@ async fn e2e_phases(
     Ok(())
 }
 
-/// How many of `total` messages are due `started.elapsed()` into a run offered at `rate`
-/// per second (the paced phases send up to this count every millisecond).
-fn due(started: Instant, rate: u32, total: usize) -> usize {
-    usize::try_from(started.elapsed().as_micros() * u128::from(rate) / 1_000_000)
-        .unwrap_or(usize::MAX)
-        .min(total)
+/// The clock of a paced phase: every millisecond it says how many of `total` messages are due
+/// by then at `rate` per second, and the phase sends up to that count.
+pub(crate) struct Pacer {
+    started: Instant,
+    rate: u32,
+    total: usize,
+    tick: tokio::time::Interval,
+}
+
+impl Pacer {
+    pub(crate) fn start(rate: u32, total: usize) -> Self {
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        // A late tick is not made up for: `due` counts from the start, so nothing is lost.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        Pacer {
+            started: Instant::now(),
+            rate,
+            total,
+            tick,
+        }
+    }
+
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Waits for the next tick; how many messages are due by now.
+    pub(crate) async fn due(&mut self) -> usize {
+        self.tick.tick().await;
+        usize::try_from(self.started.elapsed().as_micros() * u128::from(self.rate) / 1_000_000)
+            .unwrap_or(usize::MAX)
+            .min(self.total)
+    }
+}
+
+/// How long a bench consumer waits for its next delivery before it gives up on the phase.
+const DELIVERY_WAIT: Duration = Duration::from_secs(30);
+
+/// The next delivery, or `None` once the stream ends, fails or stays quiet for [`DELIVERY_WAIT`].
+pub(crate) async fn next_delivery(
+    deliveries: &mut lapin::Consumer,
+) -> Option<lapin::message::Delivery> {
+    match tokio::time::timeout(DELIVERY_WAIT, deliveries.next()).await {
+        Ok(Some(Ok(d))) => Some(d),
+        _ => None,
+    }
+}
+
+/// Awaits every confirm still in flight; a nack fails the phase.
+async fn all_acked(
+    in_flight: &mut FuturesOrdered<lapin::PublisherConfirm>,
+) -> Result<(), BenchError> {
+    while let Some(c) = in_flight.next().await {
+        if !c?.is_ack() {
+            return Err(BenchError::Nacked);
+        }
+    }
+    Ok(())
+}
+
+/// A raw phase's bare publisher and consumer, each on a connection of its own as a service's
+/// would be: a confirm channel that has declared the queue, and the queue's deliveries.
+struct RawLink {
+    // Held so that the connections and the consuming channel stay open for the phase.
+    _connections: (lapin::Connection, lapin::Connection),
+    _sub: lapin::Channel,
+    ch: lapin::Channel,
+    deliveries: lapin::Consumer,
+}
+
+impl RawLink {
+    async fn open(
+        sandbox: &Sandbox,
+        label: &str,
+        queue: &ConsumerQueue,
+        prefetch: u16,
+    ) -> Result<Self, BenchError> {
+        let url = &sandbox.amqp_url;
+        let pub_conn = conn::connect(url, &format!("bench-{label}-publisher")).await?;
+        let sub_conn = conn::connect(url, &format!("bench-{label}-consumer")).await?;
+        let ch = conn::confirm_channel(&pub_conn).await?;
+        topology::declare_consumer(&ch, queue).await?;
+        let sub = sub_conn.create_channel().await?;
+        let deliveries = subscribe(&sub, queue, prefetch).await?;
+        Ok(RawLink {
+            _connections: (pub_conn, sub_conn),
+            _sub: sub,
+            ch,
+            deliveries,
+        })
+    }
 }
 
 /// Consumes `queue` on `ch` with `prefetch` unacknowledged deliveries at most (every bench

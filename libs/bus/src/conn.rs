@@ -51,6 +51,16 @@ pub async fn connect(url: &str, name: &str) -> Result<Connection, ConnError> {
         })
 }
 
+/// A new channel of `connection` in confirm mode: every publish on it is acknowledged by the
+/// broker, which is what the outbox's and the retry path's at-least-once rests on.
+pub async fn confirm_channel(connection: &Connection) -> Result<lapin::Channel, lapin::Error> {
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await?;
+    Ok(channel)
+}
+
 /// The reconnect delays: 1 s, doubling, at most 30 s, with jitter, forever.
 pub fn reconnect_backoff() -> ExponentialBackoff {
     ExponentialBuilder::new()

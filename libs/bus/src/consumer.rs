@@ -20,7 +20,7 @@ use lapin::{
     message::Delivery,
     options::{
         BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
-        BasicQosOptions, ConfirmSelectOptions,
+        BasicQosOptions,
     },
     types::{AMQPValue, FieldTable, ShortString},
 };
@@ -544,12 +544,7 @@ async fn session<H: Handler>(
         .await
         .map_err(ConsumerError::Channel)?;
     // Retry and dead-letter copies go through their own confirm channel.
-    let publisher = connection
-        .create_channel()
-        .await
-        .map_err(ConsumerError::Channel)?;
-    publisher
-        .confirm_select(ConfirmSelectOptions::default())
+    let publisher = conn::confirm_channel(&connection)
         .await
         .map_err(ConsumerError::Channel)?;
     let mut deliveries = channel

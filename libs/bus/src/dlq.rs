@@ -118,6 +118,18 @@ async fn requeue(dlq: &str, deliveries: &[&Delivery]) -> Result<(), DlqError> {
     Ok(())
 }
 
+/// Acks `d` from `dlq`, which removes it for good (after its replay was confirmed, or on purge).
+async fn remove(dlq: &str, d: &Delivery) -> Result<(), DlqError> {
+    d.acker
+        .ack(BasicAckOptions::default())
+        .await
+        .map_err(|source| DlqError::Settle {
+            queue: dlq.to_owned(),
+            source,
+        })?;
+    Ok(())
+}
+
 /// `dlq list --queue <queue> [--limit N]`: the first `limit` messages of `<queue>.dlq`, left in place.
 pub async fn list(
     channel: &Channel,
@@ -217,13 +229,7 @@ pub async fn replay(
                 message_id: id,
             });
         }
-        d.acker
-            .ack(BasicAckOptions::default())
-            .await
-            .map_err(|source| DlqError::Settle {
-                queue: dlq.clone(),
-                source,
-            })?;
+        remove(&dlq, d).await?;
     }
     Ok(out)
 }
@@ -251,13 +257,7 @@ pub async fn purge(
     let mut keep = Vec::new();
     for d in &taken {
         if matches(d, Some(id)) {
-            d.acker
-                .ack(BasicAckOptions::default())
-                .await
-                .map_err(|source| DlqError::Settle {
-                    queue: dlq.clone(),
-                    source,
-                })?;
+            remove(&dlq, d).await?;
             deleted += 1;
         } else {
             keep.push(d);

@@ -26,10 +26,7 @@ use std::{
 };
 use tracing::Instrument;
 
-use lapin::{
-    Channel, Connection, PublisherConfirm,
-    options::{BasicPublishOptions, ConfirmSelectOptions},
-};
+use lapin::{Channel, Connection, PublisherConfirm, options::BasicPublishOptions};
 use payplane_events::topology::EVENTS_EXCHANGE;
 use sqlx::{PgConnection, PgPool, postgres::PgListener};
 use tokio::task::JoinHandle;
@@ -234,12 +231,7 @@ struct Broker {
 
 async fn open_broker(config: &RelayConfig) -> Result<Broker, RelayError> {
     let connection = conn::connect(&config.amqp_url, &config.connection_name).await?;
-    let channel = connection
-        .create_channel()
-        .await
-        .map_err(RelayError::Channel)?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
+    let channel = conn::confirm_channel(&connection)
         .await
         .map_err(RelayError::Channel)?;
     topology::declare_producer(&channel).await?;

@@ -291,27 +291,11 @@ fn rabbitmqctl(args: &[&str]) -> Result<String, SandboxError> {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         delete_vhost(&self.config, &self.vhost);
-        // Drop runs in async contexts too, so the database is dropped from a helper thread
-        // with its own runtime.
-        let admin_url = self.config.pg_admin_url.clone();
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut admin)
-                        .await;
-                }
-            });
-        })
-        .join();
+        payplane_db::testing::drop_databases_blocking(
+            self.config.pg_admin_url.clone(),
+            vec![self.name.clone()],
+            Duration::ZERO,
+        );
     }
 }
 

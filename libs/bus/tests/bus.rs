@@ -22,15 +22,18 @@ use std::{
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use lapin::{
-    options::{BasicConsumeOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions},
+    options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
     types::{FieldTable, ShortString},
 };
 use payplane_bus::{
     conn,
-    consumer::{self, ConsumerConfig, Handler, HandlerError, IncomingEvent, Outcome, RawMessage},
+    consumer::{
+        self, ConsumerConfig, ConsumerHandle, Handler, HandlerError, IncomingEvent, Outcome,
+        RawMessage,
+    },
     dlq,
     outbox::{self, EventContext},
-    relay::{self, Relay, RelayConfig},
+    relay::{self, Relay, RelayConfig, RelayHandle},
     sandbox::Sandbox,
 };
 use payplane_events::{
@@ -53,6 +56,23 @@ struct Tick {
 impl Event for Tick {
     const ROUTING_KEY: &'static str = "test.tick.happened";
     const AGGREGATE_TYPE: &'static str = "tick";
+}
+
+/// Writes the outbox row of `Tick { aggregate, n }` in `conn`'s transaction.
+async fn enqueue_tick(conn: &mut PgConnection, aggregate: &str, n: i64) -> Result<Uuid> {
+    let tick = Tick {
+        aggregate: aggregate.to_owned(),
+        n,
+    };
+    Ok(outbox::enqueue(conn, &ctx(), aggregate, &tick).await?)
+}
+
+/// Commits the outbox row of `Tick { aggregate, n }` in a transaction of its own.
+async fn commit_tick(pool: &PgPool, aggregate: &str, n: i64) -> Result<Uuid> {
+    let mut tx = pool.begin().await?;
+    let id = enqueue_tick(&mut tx, aggregate, n).await?;
+    tx.commit().await?;
+    Ok(id)
 }
 
 fn ctx() -> EventContext {
@@ -221,6 +241,69 @@ where
     }
 }
 
+/// Spawns a consumer of `handler` on `pool` and waits (up to 10 s) until it is connected to the
+/// broker, so that what the test publishes next has a queue to land in.
+async fn connected_consumer_with<H: Handler>(
+    pool: PgPool,
+    config: ConsumerConfig,
+    handler: Arc<H>,
+    shutdown: &CancellationToken,
+) -> Result<ConsumerHandle> {
+    let consumer = consumer::spawn(pool, config, handler, shutdown.clone());
+    wait_for("consumer", Duration::from_secs(10), || async {
+        Ok(consumer.broker_connected())
+    })
+    .await?;
+    Ok(consumer)
+}
+
+/// [`connected_consumer_with`] on the sandbox's database with the tests' consumer config.
+async fn connected_consumer<H: Handler>(
+    sb: &Sandbox,
+    handler: Arc<H>,
+    shutdown: &CancellationToken,
+) -> Result<ConsumerHandle> {
+    connected_consumer_with(sb.pool.clone(), consumer_config(sb), handler, shutdown).await
+}
+
+/// A connected consumer recording into `effects` in batches of up to 16 events, and a relay.
+async fn batched_pipeline(
+    sb: &Sandbox,
+    shutdown: &CancellationToken,
+) -> Result<(ConsumerHandle, RelayHandle)> {
+    let mut cc = consumer_config(sb);
+    cc.max_batch = 16;
+    let handler = Arc::new(Recorder::new(&sb.pool));
+    let consumer = connected_consumer_with(sb.pool.clone(), cc, handler, shutdown).await?;
+    let relay = Relay::spawn(sb.pool.clone(), relay_config(sb), shutdown.clone());
+    Ok((consumer, relay))
+}
+
+/// A connected consumer whose handler fails every event with `error` (until told otherwise
+/// through the returned handler), and a relay.
+async fn failing_pipeline(
+    sb: &Sandbox,
+    error: HandlerError,
+    shutdown: &CancellationToken,
+) -> Result<(Arc<Recorder>, ConsumerHandle, RelayHandle)> {
+    let handler = Arc::new(Recorder::failing(&sb.pool, error));
+    let consumer = connected_consumer(sb, Arc::clone(&handler), shutdown).await?;
+    let relay = Relay::spawn(sb.pool.clone(), relay_config(sb), shutdown.clone());
+    Ok((handler, consumer, relay))
+}
+
+/// Stops the relay and the consumer of a test; the consumer must end without an error.
+async fn stop(
+    shutdown: &CancellationToken,
+    relay: RelayHandle,
+    consumer: ConsumerHandle,
+) -> Result<()> {
+    shutdown.cancel();
+    relay.join().await;
+    consumer.join().await?;
+    Ok(())
+}
+
 async fn wait_dlq(
     ch: &lapin::Channel,
     n: usize,
@@ -258,6 +341,15 @@ async fn count(pool: &PgPool, sql: &'static str) -> Result<i64> {
     Ok(sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await?)
 }
 
+/// Outbox rows no relay has marked published yet.
+async fn unpublished(pool: &PgPool) -> Result<i64> {
+    count(
+        pool,
+        "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+    )
+    .await
+}
+
 fn relay_config(sb: &Sandbox) -> RelayConfig {
     let mut c = RelayConfig::new(&sb.amqp_url);
     c.standby_interval = Duration::from_millis(200);
@@ -283,16 +375,7 @@ async fn write_ticks(
     for chunk in pending.chunks(per_tx) {
         let mut tx = pool.begin().await?;
         for (aggregate, n) in chunk {
-            outbox::enqueue(
-                &mut tx,
-                &ctx(),
-                aggregate,
-                &Tick {
-                    aggregate: aggregate.clone(),
-                    n: *n,
-                },
-            )
-            .await?;
+            enqueue_tick(&mut tx, aggregate, *n).await?;
         }
         tx.commit().await?;
     }
@@ -329,16 +412,7 @@ async fn publish_consume_end_to_end_with_exact_envelope() -> Result<()> {
     let sb = setup("bus_e2e").await?;
     let shutdown = CancellationToken::new();
     let handler = Arc::new(Recorder::new(&sb.pool));
-    let consumer = consumer::spawn(
-        sb.pool.clone(),
-        consumer_config(&sb),
-        Arc::clone(&handler),
-        shutdown.clone(),
-    );
-    wait_for("consumer", Duration::from_secs(10), || async {
-        Ok(consumer.broker_connected())
-    })
-    .await?;
+    let consumer = connected_consumer(&sb, Arc::clone(&handler), &shutdown).await?;
     let tap = Tap::start(&sb).await?;
     let relay = Relay::spawn(sb.pool.clone(), relay_config(&sb), shutdown.clone());
 
@@ -433,10 +507,16 @@ async fn publish_consume_end_to_end_with_exact_envelope() -> Result<()> {
     .await?;
     assert_eq!((eid, key.as_str()), (id, "payments.payment.created"));
 
-    shutdown.cancel();
-    relay.join().await;
-    consumer.join().await?;
-    Ok(())
+    stop(&shutdown, relay, consumer).await
+}
+
+/// One step of the `admin.events` consumer on a message of `body` without headers.
+async fn handle_body(pool: &PgPool, handler: &Recorder, body: &[u8]) -> Outcome {
+    let msg = RawMessage {
+        body,
+        headers: None,
+    };
+    consumer::handle_one(pool, "admin.events", handler, msg).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -475,75 +555,27 @@ async fn duplicate_delivery_has_exactly_one_effect_and_filters_are_acked() -> Re
     let v2 = body.replace(r#""version":"1""#, r#""version":"2""#);
     let ignored = body.replace("test.tick.happened", "test.ignored.thing");
     assert_eq!(
-        consumer::handle_one(
-            &sb.pool,
-            "admin.events",
-            &handler,
-            RawMessage {
-                body: v2.as_bytes(),
-                headers: None
-            }
-        )
-        .await,
+        handle_body(&sb.pool, &handler, v2.as_bytes()).await,
         Outcome::UnsupportedVersion
     );
     assert_eq!(
-        consumer::handle_one(
-            &sb.pool,
-            "admin.events",
-            &handler,
-            RawMessage {
-                body: ignored.as_bytes(),
-                headers: None
-            }
-        )
-        .await,
+        handle_body(&sb.pool, &handler, ignored.as_bytes()).await,
         Outcome::Ignored
     );
     assert!(matches!(
-        consumer::handle_one(
-            &sb.pool,
-            "admin.events",
-            &handler,
-            RawMessage {
-                body: b"{}",
-                headers: None
-            }
-        )
-        .await,
+        handle_body(&sb.pool, &handler, b"{}").await,
         Outcome::DeadLetter { .. }
     ));
     assert_eq!(count(&sb.pool, "SELECT count(*) FROM effects").await?, 2);
 
     // Through the broker: the same event published twice is applied once.
     let shutdown = CancellationToken::new();
-    let consumer = consumer::spawn(
-        sb.pool.clone(),
-        consumer_config(&sb),
-        Arc::new(handler),
-        shutdown.clone(),
-    );
-    wait_for("consumer", Duration::from_secs(10), || async {
-        Ok(consumer.broker_connected())
-    })
-    .await?;
-    let mut tx = sb.pool.begin().await?;
-    outbox::enqueue(
-        &mut tx,
-        &ctx(),
-        "a",
-        &Tick {
-            aggregate: "a".into(),
-            n: 7,
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    let consumer = connected_consumer(&sb, Arc::new(handler), &shutdown).await?;
+    commit_tick(&sb.pool, "a", 7).await?;
     let mut c = sb.pool.acquire().await?;
     let rows = outbox::fetch_unpublished(&mut c, 10).await?;
     let connection = conn::connect(&sb.amqp_url, "dup").await?;
-    let ch = connection.create_channel().await?;
-    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    let ch = conn::confirm_channel(&connection).await?;
     for _ in 0..2 {
         assert!(relay::publish_row(&ch, &rows[0]).await?.await?.is_ack());
     }
@@ -568,33 +600,9 @@ async fn duplicate_delivery_has_exactly_one_effect_and_filters_are_acked() -> Re
 async fn always_failing_handler_parks_message_in_dlq_after_three_spaced_retries() -> Result<()> {
     let sb = setup("bus_retry").await?;
     let shutdown = CancellationToken::new();
-    let handler = Arc::new(Recorder::failing(
-        &sb.pool,
-        HandlerError::transient("database unavailable"),
-    ));
-    let consumer = consumer::spawn(
-        sb.pool.clone(),
-        consumer_config(&sb),
-        handler,
-        shutdown.clone(),
-    );
-    wait_for("consumer", Duration::from_secs(10), || async {
-        Ok(consumer.broker_connected())
-    })
-    .await?;
-    let relay = Relay::spawn(sb.pool.clone(), relay_config(&sb), shutdown.clone());
-    let mut tx = sb.pool.begin().await?;
-    let id = outbox::enqueue(
-        &mut tx,
-        &ctx(),
-        "a",
-        &Tick {
-            aggregate: "a".into(),
-            n: 1,
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    let error = HandlerError::transient("database unavailable");
+    let (_, consumer, relay) = failing_pipeline(&sb, error, &shutdown).await?;
+    let id = commit_tick(&sb.pool, "a", 1).await?;
 
     let connection = conn::connect(&sb.amqp_url, "dlq-check").await?;
     let ch = connection.create_channel().await?;
@@ -634,31 +642,15 @@ async fn always_failing_handler_parks_message_in_dlq_after_three_spaced_retries(
     );
     // Still parked after listing.
     assert_eq!(dlq::list(&ch, "admin.events", 10).await?.len(), 1);
-    shutdown.cancel();
-    relay.join().await;
-    consumer.join().await?;
-    Ok(())
+    stop(&shutdown, relay, consumer).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permanent_failure_is_parked_at_once_then_replayed_and_purged() -> Result<()> {
     let sb = setup("bus_dlqops").await?;
     let shutdown = CancellationToken::new();
-    let handler = Arc::new(Recorder::failing(
-        &sb.pool,
-        HandlerError::permanent("invariant broken"),
-    ));
-    let consumer = consumer::spawn(
-        sb.pool.clone(),
-        consumer_config(&sb),
-        Arc::clone(&handler),
-        shutdown.clone(),
-    );
-    wait_for("consumer", Duration::from_secs(10), || async {
-        Ok(consumer.broker_connected())
-    })
-    .await?;
-    let relay = Relay::spawn(sb.pool.clone(), relay_config(&sb), shutdown.clone());
+    let error = HandlerError::permanent("invariant broken");
+    let (handler, consumer, relay) = failing_pipeline(&sb, error, &shutdown).await?;
     write_ticks(&sb.pool, 3, 1, 3).await?;
     let connection = conn::connect(&sb.amqp_url, "dlq-ops").await?;
     let ch = connection.create_channel().await?;
@@ -695,10 +687,7 @@ async fn permanent_failure_is_parked_at_once_then_replayed_and_purged() -> Resul
     assert_eq!(dlq::list(&ch, "admin.events", 10).await?.len(), 1);
     assert_eq!(dlq::purge(&ch, "admin.events", None).await?, 1);
     assert!(dlq::list(&ch, "admin.events", 10).await?.is_empty());
-    shutdown.cancel();
-    relay.join().await;
-    consumer.join().await?;
-    Ok(())
+    stop(&shutdown, relay, consumer).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -706,16 +695,7 @@ async fn relay_crash_between_publish_and_mark_republishes_and_consumer_applies_o
 {
     let sb = setup("bus_crash").await?;
     let shutdown = CancellationToken::new();
-    let consumer = consumer::spawn(
-        sb.pool.clone(),
-        consumer_config(&sb),
-        Arc::new(Recorder::new(&sb.pool)),
-        shutdown.clone(),
-    );
-    wait_for("consumer", Duration::from_secs(10), || async {
-        Ok(consumer.broker_connected())
-    })
-    .await?;
+    let consumer = connected_consumer(&sb, Arc::new(Recorder::new(&sb.pool)), &shutdown).await?;
     let tap = Tap::start(&sb).await?;
     write_ticks(&sb.pool, 5, 10, 10).await?;
 
@@ -724,30 +704,17 @@ async fn relay_crash_between_publish_and_mark_republishes_and_consumer_applies_o
         let mut c = sb.pool.acquire().await?;
         let rows = outbox::fetch_unpublished(&mut c, 100).await?;
         let connection = conn::connect(&sb.amqp_url, "doomed-relay").await?;
-        let ch = connection.create_channel().await?;
-        ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        let ch = conn::confirm_channel(&connection).await?;
         let (confirmed, error) = relay::publish_batch(&ch, &rows, Duration::from_secs(10)).await;
         assert!(error.is_none());
         assert_eq!(confirmed, 50);
     }
-    assert_eq!(
-        count(
-            &sb.pool,
-            "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-        )
-        .await?,
-        50
-    );
+    assert_eq!(unpublished(&sb.pool).await?, 50);
     let probe_conn = conn::connect(&sb.amqp_url, "probe").await?;
     let probe = probe_conn.create_channel().await?;
     let relay = Relay::spawn(sb.pool.clone(), relay_config(&sb), shutdown.clone());
     wait_for("all marked", Duration::from_secs(10), || async {
-        Ok(count(
-            &sb.pool,
-            "SELECT count(*) FROM outbox WHERE published_at IS NULL",
-        )
-        .await?
-            == 0)
+        Ok(unpublished(&sb.pool).await? == 0)
     })
     .await?;
     wait_for("both copies consumed", Duration::from_secs(10), || async {
@@ -768,29 +735,14 @@ async fn relay_crash_between_publish_and_mark_republishes_and_consumer_applies_o
         count(&sb.pool, "SELECT count(DISTINCT event_id) FROM effects").await?,
         50
     );
-    shutdown.cancel();
-    relay.join().await;
-    consumer.join().await?;
-    Ok(())
+    stop(&shutdown, relay, consumer).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_per_aggregate_is_kept_over_1000_events() -> Result<()> {
     let sb = setup("bus_order").await?;
     let shutdown = CancellationToken::new();
-    let mut cc = consumer_config(&sb);
-    cc.max_batch = 16;
-    let consumer = consumer::spawn(
-        sb.pool.clone(),
-        cc,
-        Arc::new(Recorder::new(&sb.pool)),
-        shutdown.clone(),
-    );
-    let relay = Relay::spawn(sb.pool.clone(), relay_config(&sb), shutdown.clone());
-    wait_for("consumer", Duration::from_secs(10), || async {
-        Ok(consumer.broker_connected())
-    })
-    .await?;
+    let (consumer, relay) = batched_pipeline(&sb, &shutdown).await?;
     write_ticks(&sb.pool, 10, 100, 7).await?;
     wait_for("1000 effects", Duration::from_secs(30), || async {
         Ok(count(&sb.pool, "SELECT count(*) FROM effects").await? == 1000)
@@ -809,10 +761,7 @@ async fn order_per_aggregate_is_kept_over_1000_events() -> Result<()> {
         );
     }
     assert_eq!(last.len(), 10);
-    shutdown.cancel();
-    relay.join().await;
-    consumer.join().await?;
-    Ok(())
+    stop(&shutdown, relay, consumer).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -863,17 +812,9 @@ async fn two_relays_on_one_outbox_publish_each_event_once() -> Result<()> {
 async fn broker_connections_killed_under_load_every_event_consumed_once() -> Result<()> {
     let sb = setup("bus_fault").await?;
     let shutdown = CancellationToken::new();
-    let mut cc = consumer_config(&sb);
-    cc.max_batch = 16;
-    let consumer = consumer::spawn(
-        sb.pool.clone(),
-        cc,
-        Arc::new(Recorder::new(&sb.pool)),
-        shutdown.clone(),
-    );
-    let relay = Relay::spawn(sb.pool.clone(), relay_config(&sb), shutdown.clone());
-    wait_for("consumer", Duration::from_secs(10), || async {
-        Ok(consumer.broker_connected() && relay.broker_connected())
+    let (consumer, relay) = batched_pipeline(&sb, &shutdown).await?;
+    wait_for("relay", Duration::from_secs(10), || async {
+        Ok(relay.broker_connected())
     })
     .await?;
 
@@ -886,17 +827,7 @@ async fn broker_connections_killed_under_load_every_event_consumed_once() -> Res
             while producing.load(Ordering::Relaxed) {
                 let mut tx = pool.begin().await?;
                 for a in 0..5 {
-                    let aggregate = format!("agg-{a}");
-                    outbox::enqueue(
-                        &mut tx,
-                        &ctx(),
-                        &aggregate,
-                        &Tick {
-                            aggregate: aggregate.clone(),
-                            n,
-                        },
-                    )
-                    .await?;
+                    enqueue_tick(&mut tx, &format!("agg-{a}"), n).await?;
                 }
                 tx.commit().await?;
                 n += 1;
@@ -958,10 +889,7 @@ async fn broker_connections_killed_under_load_every_event_consumed_once() -> Res
     );
     assert_eq!(applied, written);
     assert_eq!(distinct, written);
-    shutdown.cancel();
-    relay.join().await;
-    consumer.join().await?;
-    Ok(())
+    stop(&shutdown, relay, consumer).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1018,15 +946,11 @@ async fn consumer_refuses_to_start_on_queue_argument_mismatch_and_names_the_queu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_commit_with_lower_seq_is_read_before_later_events_of_its_aggregate() -> Result<()> {
     let sb = setup("bus_late_commit").await?;
-    let tick = |aggregate: &str, n| Tick {
-        aggregate: aggregate.into(),
-        n,
-    };
     let mut late = sb.pool.begin().await?;
-    outbox::enqueue(&mut late, &ctx(), "x", &tick("x", 1)).await?;
+    enqueue_tick(&mut late, "x", 1).await?;
     let mut other = sb.pool.begin().await?;
-    outbox::enqueue(&mut other, &ctx(), "y", &tick("y", 1)).await?;
-    outbox::enqueue(&mut other, &ctx(), "y", &tick("y", 2)).await?;
+    enqueue_tick(&mut other, "y", 1).await?;
+    enqueue_tick(&mut other, "y", 2).await?;
     other.commit().await?;
     let mut relay_conn = sb.pool.acquire().await?;
     let sent = outbox::fetch_unpublished_excluding(&mut relay_conn, 0, 100, &[]).await?;
@@ -1039,7 +963,7 @@ async fn late_commit_with_lower_seq_is_read_before_later_events_of_its_aggregate
     // x's first event commits while y's rows are still unconfirmed, then x's second one.
     late.commit().await?;
     let mut next = sb.pool.begin().await?;
-    outbox::enqueue(&mut next, &ctx(), "x", &tick("x", 2)).await?;
+    enqueue_tick(&mut next, "x", 2).await?;
     next.commit().await?;
     let in_flight: Vec<i64> = sent.iter().map(|r| r.seq).collect();
     let rows = outbox::fetch_unpublished_excluding(&mut relay_conn, 0, 100, &in_flight).await?;
@@ -1129,40 +1053,21 @@ async fn database_outage_longer_than_the_retry_ladder_is_waited_out_not_dead_let
         .connect(&through_proxy)
         .await?;
     let shutdown = CancellationToken::new();
-    let consumer = consumer::spawn(
+    let consumer = connected_consumer_with(
         consumer_pool,
         consumer_config(&sb),
         Arc::new(Recorder::new(&sb.pool)),
-        shutdown.clone(),
-    );
-    wait_for("consumer", Duration::from_secs(10), || async {
-        Ok(consumer.broker_connected())
-    })
+        &shutdown,
+    )
     .await?;
     let relay = Relay::spawn(sb.pool.clone(), relay_config(&sb), shutdown.clone());
 
     outage.down();
-    let mut tx = sb.pool.begin().await?;
-    let id = outbox::enqueue(
-        &mut tx,
-        &ctx(),
-        "a",
-        &Tick {
-            aggregate: "a".into(),
-            n: 1,
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    let id = commit_tick(&sb.pool, "a", 1).await?;
     let connection = conn::connect(&sb.amqp_url, "outage-check").await?;
     let ch = connection.create_channel().await?;
     wait_for("the relay to publish", Duration::from_secs(10), || async {
-        Ok(count(
-            &sb.pool,
-            "SELECT count(*) FROM outbox WHERE published_at IS NULL",
-        )
-        .await?
-            == 0)
+        Ok(unpublished(&sb.pool).await? == 0)
     })
     .await?;
     // Longer than the whole ladder of the old behaviour: 1 + 2 + 4 s of delays plus a 1 s
@@ -1186,8 +1091,5 @@ async fn database_outage_longer_than_the_retry_ladder_is_waited_out_not_dead_let
         .await?;
     assert_eq!(applied, id);
     assert!(dlq::list(&ch, "admin.events", 10).await?.is_empty());
-    shutdown.cancel();
-    relay.join().await;
-    consumer.join().await?;
-    Ok(())
+    stop(&shutdown, relay, consumer).await
 }

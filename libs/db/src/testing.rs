@@ -1,6 +1,8 @@
 //! A brand-new database per test (created from the server's admin URL, migrated, and dropped
 //! when the handle is dropped), so integration tests run in parallel on one real PostgreSQL.
 
+use std::time::Duration;
+
 use sqlx::{Connection, PgConnection, PgPool, migrate::Migrator};
 
 use crate::DbError;
@@ -47,26 +49,34 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime, which cannot be blocked on; a helper thread with
-        // its own runtime does the DROP and is joined so the database is gone when drop returns.
-        let handle = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(mut conn) = PgConnection::connect(&admin).await {
+        drop_databases_blocking(self.admin.clone(), vec![self.name.clone()], Duration::ZERO);
+    }
+}
+
+/// Drops the databases `names` (terminating leftover connections) from the server of
+/// `admin_url`, after waiting `settle` (processes just killed may still hold connections), and
+/// returns when they are gone. For `Drop` impls: these run inside a test's runtime, which
+/// cannot be blocked on, so a helper thread with its own runtime does the DROPs and is joined.
+/// Failures are ignored: a drop cannot report them, and a leftover database harms no other run.
+pub fn drop_databases_blocking(admin_url: String, names: Vec<String>, settle: Duration) {
+    let handle = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            tokio::time::sleep(settle).await;
+            if let Ok(mut conn) = PgConnection::connect(&admin_url).await {
+                for name in names {
                     let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
                     let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                         .execute(&mut conn)
                         .await;
                 }
-            });
+            }
         });
-        let _ = handle.join();
-    }
+    });
+    let _ = handle.join();
 }

@@ -106,6 +106,52 @@ impl std::fmt::Debug for Common {
     }
 }
 
+/// The `<SERVICE>_URL` variables by which services started side by side on this machine find
+/// one another, one per `(service, port)`, on the loopback address (so that `localhost`
+/// resolving to ::1 cannot send a call astray). For the dev runner, the benches and the
+/// end-to-end harness.
+pub fn loopback_peer_urls<'a>(
+    ports: impl IntoIterator<Item = (&'a str, u16)>,
+) -> Vec<(String, String)> {
+    ports
+        .into_iter()
+        .map(|(service, port)| {
+            (
+                format!("{}_URL", service.to_ascii_uppercase()),
+                format!("http://127.0.0.1:{port}"),
+            )
+        })
+        .collect()
+}
+
+/// The environment every service of a whole platform started on this machine for a test or a
+/// bench shares: development mode, the local Redis, the broker at `amqp_url`, the peers of
+/// `ports` on loopback with the gateway as the public base URL, a cheap argon2 (sign-in cost
+/// is not what these measure) and per-IP rate limits of `(per_minute, burst)` for both buckets
+/// (every client is 127.0.0.1, so the per-IP buckets would otherwise be shared).
+pub fn local_platform_env(
+    ports: &std::collections::BTreeMap<&str, u16>,
+    amqp_url: &str,
+    (per_minute, burst): (u64, u64),
+) -> Vec<(String, String)> {
+    let gateway = ports.get("gateway").copied().unwrap_or_default();
+    let fixed = [
+        ("ENVIRONMENT", "development".to_owned()),
+        ("REDIS_URL", "redis://127.0.0.1:6379".to_owned()),
+        ("AMQP_URL", amqp_url.to_owned()),
+        ("PUBLIC_BASE_URL", format!("http://127.0.0.1:{gateway}")),
+        ("ARGON2_MEMORY_KIB", "1024".to_owned()),
+        ("ARGON2_ITERATIONS", "1".to_owned()),
+        ("RATE_LIMIT_API_PER_MINUTE", per_minute.to_string()),
+        ("RATE_LIMIT_API_BURST", burst.to_string()),
+        ("RATE_LIMIT_AUTH_PER_MINUTE", per_minute.to_string()),
+        ("RATE_LIMIT_AUTH_BURST", burst.to_string()),
+    ];
+    let mut env: Vec<(String, String)> = fixed.map(|(k, v)| (k.to_owned(), v)).into();
+    env.extend(loopback_peer_urls(ports.iter().map(|(s, p)| (*s, *p))));
+    env
+}
+
 /// `scheme://user:password@host/…` with the password replaced by `***`; other URLs as they are.
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {

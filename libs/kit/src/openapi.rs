@@ -497,10 +497,7 @@ fn apply_rule(doc: &mut Value, rule: &FieldRule) -> Result<(), String> {
         }
         Target::Param { path, name } => {
             let item = doc
-                .pointer_mut(&format!(
-                    "/paths/{}",
-                    path.replace('~', "~0").replace('/', "~1")
-                ))
+                .pointer_mut(&format!("/paths/{}", pointer_token(path)))
                 .ok_or_else(missing)?;
             let mut found = false;
             for method in &METHODS {
@@ -531,7 +528,7 @@ fn apply_rule(doc: &mut Value, rule: &FieldRule) -> Result<(), String> {
             let body = doc
                 .pointer_mut(&format!(
                     "/paths/{}/{method}/requestBody",
-                    path.replace('~', "~0").replace('/', "~1")
+                    pointer_token(path)
                 ))
                 .ok_or_else(missing)?;
             for r in &rule.rules {
@@ -544,6 +541,11 @@ fn apply_rule(doc: &mut Value, rule: &FieldRule) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `key` as one reference token of a JSON pointer (RFC 6901: `~` → `~0`, `/` → `~1`).
+fn pointer_token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 fn set_required(object: &mut Value, property: &str, required: bool) {

@@ -175,15 +175,8 @@ impl QueryParams {
 
     /// One of `allowed`, matched case-insensitively, in its canonical spelling.
     pub fn one_of(&mut self, name: &str, allowed: &[&'static str]) -> Option<&'static str> {
-        let raw = self.get(name)?;
-        let found = allowed
-            .iter()
-            .find(|a| a.eq_ignore_ascii_case(raw.trim()))
-            .copied();
-        if found.is_none() {
-            self.push(name, format!("must be one of {}", allowed.join(", ")));
-        }
-        found
+        let found = crate::validate::one_of(self.get(name)?, allowed);
+        found.map_err(|m| self.push(name, m)).ok()
     }
 
     pub fn boolean(&mut self, name: &str) -> Option<bool> {

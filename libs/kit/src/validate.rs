@@ -110,6 +110,17 @@ pub fn token_like(text: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
+/// `raw` (trimmed) matched case-insensitively against `allowed`, in its canonical spelling;
+/// otherwise the message that lists what is allowed. Enum inputs of bodies and query strings
+/// are read the same way (api.md §1.5).
+pub fn one_of(raw: &str, allowed: &[&'static str]) -> Result<&'static str, String> {
+    allowed
+        .iter()
+        .find(|a| a.eq_ignore_ascii_case(raw.trim()))
+        .copied()
+        .ok_or_else(|| format!("must be one of {}", allowed.join(", ")))
+}
+
 /// Accumulates violations while reading typed values out of a JSON object.
 #[derive(Debug)]
 pub struct Fields<'a> {
@@ -232,14 +243,7 @@ impl<'a> Fields<'a> {
         allowed: &[&'static str],
     ) -> Option<&'static str> {
         let raw = self.raw_str(name, required)?;
-        let found = allowed
-            .iter()
-            .find(|a| a.eq_ignore_ascii_case(raw.trim()))
-            .copied();
-        if found.is_none() {
-            self.push(name, format!("must be one of {}", allowed.join(", ")));
-        }
-        found
+        one_of(raw, allowed).map_err(|m| self.push(name, m)).ok()
     }
 
     /// A string matching the `[A-Za-z0-9._:-]` alphabet, 1..=max long.

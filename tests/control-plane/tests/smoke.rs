@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccou
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::config::KubeConfigOptions;
-use payplane_control_plane::{ControlPlane, FAILING_IMAGE_SUFFIX, eventually};
+use payplane_control_plane::{ControlPlane, FAILING_IMAGE_SUFFIX, TestNamespace, eventually};
 use serde_json::json;
 
 /// Generous for 2 shared cores; the happy path takes about a second.
@@ -63,6 +63,43 @@ fn api_status(result: Result<impl Sized, kube::Error>) -> Option<u16> {
     }
 }
 
+/// A fresh namespace `<prefix>-…` on the shared control plane with a Deployment of `replicas`
+/// pods labelled `app=<name>` in it, and the admin's client.
+async fn with_deployment(
+    prefix: &str,
+    name: &str,
+    replicas: i32,
+) -> (TestNamespace, kube::Client, Api<Deployment>) {
+    let cp = ControlPlane::shared().await.unwrap();
+    let ns = cp.namespace(prefix).await.unwrap();
+    let client = cp.admin_client().unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns.name());
+    deployments
+        .create(&PostParams::default(), &deployment(name, replicas))
+        .await
+        .unwrap();
+    (ns, client, deployments)
+}
+
+/// Waits until `n` pods labelled `app=<app>` are Running and Ready; returns them.
+async fn ready_pods(pods: &Api<Pod>, app: &str, n: usize) -> Vec<Pod> {
+    let selector = format!("app={app}");
+    eventually(TIMEOUT, &format!("{n} Running+Ready pods"), || {
+        let (pods, selector) = (pods.clone(), selector.clone());
+        async move {
+            let list = pods.list(&ListParams::default().labels(&selector)).await?;
+            let ready: Vec<Pod> = list.items.into_iter().filter(pod_ready).collect();
+            Ok(if ready.len() == n {
+                Ok(ready)
+            } else {
+                Err(format!("{} ready", ready.len()))
+            })
+        }
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn shared_control_plane_is_started_once() {
     let first = ControlPlane::shared().await.unwrap();
@@ -79,30 +116,10 @@ async fn shared_control_plane_is_started_once() {
 #[tokio::test]
 async fn deployment_gets_two_running_ready_pods_on_kwok_nodes() {
     let cp = ControlPlane::shared().await.unwrap();
-    let ns = cp.namespace("deploy").await.unwrap();
-    let client = cp.admin_client().unwrap();
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns.name());
+    let (ns, client, deployments) = with_deployment("deploy", "web", 2).await;
     let pods: Api<Pod> = Api::namespaced(client, ns.name());
-    deployments
-        .create(&PostParams::default(), &deployment("web", 2))
-        .await
-        .unwrap();
 
-    let ready = eventually(TIMEOUT, "2 Running+Ready pods", || {
-        let pods = pods.clone();
-        async move {
-            let list = pods.list(&ListParams::default().labels("app=web")).await?;
-            let ready: Vec<Pod> = list.items.into_iter().filter(pod_ready).collect();
-            Ok(if ready.len() == 2 {
-                Ok(ready)
-            } else {
-                Err(format!("{} ready", ready.len()))
-            })
-        }
-    })
-    .await
-    .unwrap();
-    for pod in &ready {
+    for pod in &ready_pods(&pods, "web", 2).await {
         // Placed by the real scheduler on a kwok node, owned by the ReplicaSet the Deployment
         // controller made.
         let node = pod.spec.as_ref().unwrap().node_name.as_deref().unwrap();
@@ -174,30 +191,10 @@ async fn job_completes() {
 
 #[tokio::test]
 async fn deleting_a_deployment_garbage_collects_its_replicaset_and_pods() {
-    let cp = ControlPlane::shared().await.unwrap();
-    let ns = cp.namespace("gc").await.unwrap();
-    let client = cp.admin_client().unwrap();
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns.name());
+    let (ns, client, deployments) = with_deployment("gc", "api", 2).await;
     let replicasets: Api<ReplicaSet> = Api::namespaced(client.clone(), ns.name());
     let pods: Api<Pod> = Api::namespaced(client, ns.name());
-    deployments
-        .create(&PostParams::default(), &deployment("api", 2))
-        .await
-        .unwrap();
-    eventually(TIMEOUT, "a ReplicaSet with 2 pods", || {
-        let (replicasets, pods) = (replicasets.clone(), pods.clone());
-        async move {
-            let rs = replicasets.list(&ListParams::default()).await?.items.len();
-            let running = pods.list(&ListParams::default()).await?.items.len();
-            Ok(if rs == 1 && running == 2 {
-                Ok(())
-            } else {
-                Err(format!("{rs} ReplicaSets, {running} pods"))
-            })
-        }
-    })
-    .await
-    .unwrap();
+    until_counts(&replicasets, &pods, (1, 2), "a ReplicaSet with 2 pods").await;
 
     // Background propagation: the Deployment goes at once, and the garbage collector removes
     // the dependents after it.
@@ -205,15 +202,26 @@ async fn deleting_a_deployment_garbage_collects_its_replicaset_and_pods() {
         .delete("api", &DeleteParams::background())
         .await
         .unwrap();
-    eventually(TIMEOUT, "ReplicaSets and pods garbage-collected", || {
+    let what = "ReplicaSets and pods garbage-collected";
+    until_counts(&replicasets, &pods, (0, 0), what).await;
+}
+
+/// Waits until the namespace holds `want`: (ReplicaSets, pods).
+async fn until_counts(
+    replicasets: &Api<ReplicaSet>,
+    pods: &Api<Pod>,
+    want: (usize, usize),
+    what: &str,
+) {
+    eventually(TIMEOUT, what, || {
         let (replicasets, pods) = (replicasets.clone(), pods.clone());
         async move {
             let rs = replicasets.list(&ListParams::default()).await?.items.len();
             let left = pods.list(&ListParams::default()).await?.items.len();
-            Ok(if rs == 0 && left == 0 {
+            Ok(if (rs, left) == want {
                 Ok(())
             } else {
-                Err(format!("{rs} ReplicaSets, {left} pods left"))
+                Err(format!("{rs} ReplicaSets, {left} pods"))
             })
         }
     })
@@ -316,10 +324,8 @@ async fn service_account_client_is_bound_by_rbac() {
 
 #[tokio::test]
 async fn namespace_deletion_finishes_with_workloads_inside() {
-    let cp = ControlPlane::shared().await.unwrap();
-    let ns = cp.namespace("teardown").await.unwrap();
+    let (ns, client, _) = with_deployment("teardown", "worker", 1).await;
     let name = ns.name().to_owned();
-    let client = cp.admin_client().unwrap();
     Api::<ConfigMap>::namespaced(client.clone(), &name)
         .create(
             &PostParams::default(),
@@ -327,30 +333,8 @@ async fn namespace_deletion_finishes_with_workloads_inside() {
         )
         .await
         .unwrap();
-    Api::<Deployment>::namespaced(client.clone(), &name)
-        .create(&PostParams::default(), &deployment("worker", 1))
-        .await
-        .unwrap();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &name);
-    eventually(TIMEOUT, "the worker pod to run", || {
-        let pods = pods.clone();
-        async move {
-            let n = pods
-                .list(&ListParams::default())
-                .await?
-                .items
-                .iter()
-                .filter(|p| pod_ready(p))
-                .count();
-            Ok(if n == 1 {
-                Ok(())
-            } else {
-                Err(format!("{n} ready"))
-            })
-        }
-    })
-    .await
-    .unwrap();
+    ready_pods(&pods, "worker", 1).await;
 
     // The namespace controller has to delete the Deployment, ReplicaSet, pod (kwok finishes the
     // pod's graceful deletion) and ConfigMap before it drops the finalizer.

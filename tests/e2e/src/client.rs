@@ -39,6 +39,16 @@ impl Reply {
     }
 }
 
+/// The statuses of a payment's `transactions`, in the order the API lists them.
+pub fn transaction_statuses(payment: &Value) -> Vec<&str> {
+    payment["transactions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["status"].as_str())
+        .collect()
+}
+
 /// The gateway's public API.
 #[derive(Clone)]
 pub struct Api {
@@ -126,6 +136,32 @@ impl Api {
         Session::from_auth_result(reply.data())
     }
 
+    /// `POST /api/payments` with an `Idempotency-Key`, as a client that may send it again does.
+    pub async fn create_payment(
+        &self,
+        token: &str,
+        body: &Value,
+        key: &str,
+    ) -> anyhow::Result<Reply> {
+        let headers = [("Idempotency-Key", key)];
+        self.send(
+            Method::POST,
+            "/api/payments",
+            Some(token),
+            Some(body),
+            &headers,
+        )
+        .await
+    }
+
+    /// Signs `session` out (`POST /api/auth/logout`, answered 200).
+    pub async fn logout(&self, session: &Session) -> anyhow::Result<()> {
+        self.post("/api/auth/logout", Some(&session.access_token), &json!({}))
+            .await?
+            .expect_status(200)?;
+        Ok(())
+    }
+
     pub async fn login(&self, email: &str, device: &str) -> anyhow::Result<Session> {
         let reply = self
             .post(
@@ -189,7 +225,9 @@ pub struct Session {
 }
 
 impl Session {
-    fn from_auth_result(data: &Value) -> anyhow::Result<Self> {
+    /// The session of an auth result (`user`, `accessToken`, `refreshToken`, `sessionId`,
+    /// `deviceId`), from REST's `data` or a GraphQL auth mutation's payload alike.
+    pub fn from_auth_result(data: &Value) -> anyhow::Result<Self> {
         let text = |v: &Value| v.as_str().map(str::to_owned);
         Ok(Self {
             user_id: text(&data["user"]["id"]).context("user.id")?,

@@ -14,8 +14,10 @@ use std::{
 use anyhow::{Context, bail};
 use payplane_auth::{config::Argon2Params, password::Hasher};
 use payplane_bus::sandbox::Sandbox;
-use sqlx::{Connection, PgConnection};
+use payplane_kit::config::local_platform_env;
 use tokio::process::{Child, Command};
+
+use crate::Api;
 
 /// Start order: every verifier loads the JWKS from auth, and the gateway's readiness waits
 /// for its upstreams. The console (no database) comes last: it only calls the gateway.
@@ -69,6 +71,15 @@ fn database_url(name: &str) -> String {
 }
 
 impl Platform {
+    /// How most journeys begin: the TLS crypto provider installed, the platform started with
+    /// default options, and a client of its gateway.
+    pub async fn start_default(node: &Path) -> anyhow::Result<(Self, Api)> {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let platform = Self::start(node, PlatformOptions::default()).await?;
+        let api = Api::new(&platform.gateway_url);
+        Ok((platform, api))
+    }
+
     /// Starts every service, waits until each answers `/health/ready`, and bootstraps an ADMIN.
     pub async fn start(node: &Path, options: PlatformOptions) -> anyhow::Result<Self> {
         let sandbox = Sandbox::create("e2e").await.context("creating the vhost")?;
@@ -93,26 +104,10 @@ impl Platform {
             databases.insert(service, name);
         }
 
-        let mut env: Vec<(String, String)> = vec![
-            ("ENVIRONMENT".into(), "development".into()),
+        // Cheap argon2 keeps logins fast; the cost is not what these journeys test.
+        let mut env = local_platform_env(&ports, &sandbox.amqp_url, (100_000, 10_000));
+        env.extend([
             ("RUST_LOG".into(), "warn,payplane=info".into()),
-            ("REDIS_URL".into(), "redis://127.0.0.1:6379".into()),
-            ("AMQP_URL".into(), sandbox.amqp_url.clone()),
-            ("AUTH_URL".into(), url("auth")),
-            ("PAYMENTS_URL".into(), url("payments")),
-            ("ADMIN_URL".into(), url("admin")),
-            ("PROFILE_URL".into(), url("profile")),
-            ("GATEWAY_URL".into(), url("gateway")),
-            ("CONSOLE_URL".into(), url("console")),
-            ("PUBLIC_BASE_URL".into(), url("gateway")),
-            // Cheap argon2 keeps logins fast; the cost is not what these journeys test.
-            ("ARGON2_MEMORY_KIB".into(), "1024".into()),
-            ("ARGON2_ITERATIONS".into(), "1".into()),
-            // All journeys come from 127.0.0.1: the per-IP buckets would otherwise be shared.
-            ("RATE_LIMIT_API_PER_MINUTE".into(), "100000".into()),
-            ("RATE_LIMIT_API_BURST".into(), "10000".into()),
-            ("RATE_LIMIT_AUTH_PER_MINUTE".into(), "100000".into()),
-            ("RATE_LIMIT_AUTH_BURST".into(), "10000".into()),
             (
                 "PSP_SIM_PICKUP_DELAY_MS".into(),
                 options.psp_pickup_ms.to_string(),
@@ -121,7 +116,7 @@ impl Platform {
                 "PSP_SIM_SETTLE_DELAY_MS".into(),
                 options.psp_settle_ms.to_string(),
             ),
-        ];
+        ]);
         env.extend(options.extra_env);
 
         let mut platform = Self {
@@ -268,29 +263,12 @@ impl Drop for Platform {
             let _ = child.start_kill();
         }
         let names: Vec<String> = self.databases.values().cloned().collect();
-        // Drop may run inside the test's runtime, which cannot be blocked on; a helper thread
-        // with its own runtime drops the databases and is joined.
-        let handle = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                // Give the killed processes a moment to release their connections.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                if let Ok(mut conn) = PgConnection::connect(PG_ADMIN_URL).await {
-                    for name in names {
-                        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                            .execute(&mut conn)
-                            .await;
-                    }
-                }
-            });
-        });
-        let _ = handle.join();
+        // Give the killed processes a moment to release their connections.
+        payplane_db::testing::drop_databases_blocking(
+            PG_ADMIN_URL.to_owned(),
+            names,
+            Duration::from_millis(200),
+        );
         let _ = std::fs::remove_dir_all(&self.log_dir);
     }
 }

@@ -13,7 +13,6 @@ use std::{
 };
 
 use anyhow::{Context, bail, ensure};
-use http::Method;
 use serde_json::json;
 use tokio::{sync::Mutex, task::JoinHandle};
 
@@ -142,15 +141,7 @@ async fn client(
         let body = json!({"type": "instant", "amount": "1.00", "description": format!("stream {key}"),
                           "recipientId": recipient});
         loop {
-            let reply = api
-                .send(
-                    Method::POST,
-                    "/api/payments",
-                    Some(&sender.access_token),
-                    Some(&body),
-                    &[("Idempotency-Key", &key)],
-                )
-                .await;
+            let reply = api.create_payment(&sender.access_token, &body, &key).await;
             let mut out = out.lock().await;
             match reply {
                 Ok(reply) => {
@@ -175,6 +166,63 @@ async fn client(
             drop(out);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// The people of a stream test: the CUSTOMER who sends the payments, the VENDOR who receives
+/// them, and the platform's admin, whose audit log is checked afterwards.
+pub struct Parties {
+    pub sender: Session,
+    pub recipient: Session,
+    pub admin: Session,
+}
+
+impl Parties {
+    /// Registers `<tag>s-<run>@example.com` ("<label> Sender", device `d1`) and
+    /// `<tag>r-<run>@example.com` ("<label> Recipient", device `d2`), and signs the admin in.
+    pub async fn register(
+        api: &Api,
+        platform: &Platform,
+        tag: &str,
+        label: &str,
+    ) -> anyhow::Result<Self> {
+        let run = &platform.run_id;
+        let sender_email = format!("{tag}s-{run}@example.com");
+        let recipient_email = format!("{tag}r-{run}@example.com");
+        let sender_name = format!("{label} Sender");
+        let recipient_name = format!("{label} Recipient");
+        Ok(Self {
+            sender: api
+                .register(&sender_email, &sender_name, "CUSTOMER", "d1")
+                .await?,
+            recipient: api
+                .register(&recipient_email, &recipient_name, "VENDOR", "d2")
+                .await?,
+            admin: api.login(&platform.admin_email, "a1").await?,
+        })
+    }
+
+    /// After the stream: clients met no transport error, and it lost and duplicated nothing
+    /// ([`one_payment_per_key`], then [`audited_once`] waiting up to `within`).
+    pub async fn nothing_lost(
+        &self,
+        platform: &Platform,
+        api: &Api,
+        out: &Outcomes,
+        within: Duration,
+    ) -> anyhow::Result<()> {
+        ensure!(
+            out.transport_errors == 0,
+            "{} transport errors",
+            out.transport_errors
+        );
+        one_payment_per_key(platform, &self.sender, out).await?;
+        let waited = audited_once(api, &self.admin, out, within).await?;
+        println!(
+            "all {} payments stored once and audited once ({waited:?} after the stream)",
+            out.created.len()
+        );
+        Ok(())
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::{path::Path, process::Command, time::Instant};
 
-use payplane_e2e::{Api, Platform, PlatformOptions};
+use payplane_e2e::Platform;
 
 const NODE: &str = env!("CARGO_BIN_EXE_payplane-e2e-node");
 /// Examples per operation and phase: enough to hit every documented rule, small enough for CI.
@@ -104,11 +104,7 @@ fn fuzz(schema_url: &str, gateway: &str, token: Option<&str>) -> (bool, String, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let platform = Platform::start(Path::new(NODE), PlatformOptions::default())
-        .await
-        .unwrap();
-    let api = Api::new(&platform.gateway_url);
+    let (platform, api) = Platform::start_default(Path::new(NODE)).await.unwrap();
     let run = platform.run_id.clone();
     let started = Instant::now();
     let mut failed = Vec::new();

@@ -14,7 +14,7 @@ use std::{fmt::Write as _, path::Path, time::Duration};
 use anyhow::{Context, bail};
 use futures::{SinkExt, StreamExt};
 use http::Method;
-use payplane_e2e::{Api, Platform, PlatformOptions, Session};
+use payplane_e2e::{Platform, Session};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
@@ -24,10 +24,6 @@ use tokio_tungstenite::{
 
 const NODE: &str = env!("CARGO_BIN_EXE_payplane-e2e-node");
 const EVENT_WAIT: Duration = Duration::from_secs(20);
-
-fn init() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
 
 /// One `POST /graphql` answer: HTTP status and the `{data, errors}` body.
 #[derive(Debug)]
@@ -111,30 +107,14 @@ fn in_days(days: i64) -> String {
         .to_string()
 }
 
-fn session_of(payload: &Value) -> anyhow::Result<Session> {
-    let text = |v: &Value| v.as_str().map(str::to_owned);
-    Ok(Session {
-        user_id: text(&payload["user"]["id"]).context("user.id")?,
-        role: text(&payload["user"]["role"]).context("user.role")?,
-        access_token: text(&payload["accessToken"]).context("accessToken")?,
-        refresh_token: text(&payload["refreshToken"]).context("refreshToken")?,
-        session_id: text(&payload["sessionId"]).context("sessionId")?,
-        device_id: String::new(),
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[expect(
     clippy::too_many_lines,
     reason = "one platform, every field of §9.3 in order"
 )]
 async fn every_query_and_mutation_through_graphql() {
-    init();
-    let platform = Platform::start(Path::new(NODE), PlatformOptions::default())
-        .await
-        .unwrap();
+    let (platform, api) = Platform::start_default(Path::new(NODE)).await.unwrap();
     let base = platform.gateway_url.clone();
-    let api = Api::new(&base);
     let run = &platform.run_id;
     let gql = |token: Option<String>, query: String, vars: Value| {
         let base = base.clone();
@@ -164,7 +144,7 @@ async fn every_query_and_mutation_through_graphql() {
     .await
     .ok()
     .unwrap();
-    let vendor = session_of(&vendor.data()["register"]).unwrap();
+    let vendor = Session::from_auth_result(&vendor.data()["register"]).unwrap();
     let login = gql(
         None,
         format!("mutation {{ login(input: {{email: \"{customer_email}\", password: \"{}\", deviceId: \"gql-c2\"}}) {{ {AUTH_FIELDS} }} }}", payplane_e2e::PASSWORD),
@@ -173,7 +153,7 @@ async fn every_query_and_mutation_through_graphql() {
     .await
     .ok()
     .unwrap();
-    let first = session_of(&login.data()["login"]).unwrap();
+    let first = Session::from_auth_result(&login.data()["login"]).unwrap();
     let refreshed = gql(
         None,
         format!("mutation($t: String!) {{ refreshToken(refreshToken: $t) {{ {AUTH_FIELDS} }} }}"),
@@ -182,7 +162,7 @@ async fn every_query_and_mutation_through_graphql() {
     .await
     .ok()
     .unwrap();
-    let customer = session_of(&refreshed.data()["refreshToken"]).unwrap();
+    let customer = Session::from_auth_result(&refreshed.data()["refreshToken"]).unwrap();
     assert_eq!(customer.session_id, first.session_id);
     let me = gql(
         Some(customer.access_token.clone()),
@@ -898,12 +878,8 @@ const EVENT_FIELDS: &str = "eventId eventType paymentId status previousStatus am
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_follow_payments_live() {
-    init();
-    let platform = Platform::start(Path::new(NODE), PlatformOptions::default())
-        .await
-        .unwrap();
+    let (platform, api) = Platform::start_default(Path::new(NODE)).await.unwrap();
     let base = platform.gateway_url.clone();
-    let api = Api::new(&base);
     let run = &platform.run_id;
     let customer = api
         .register(

@@ -21,7 +21,7 @@ use payplane_cli::import::{
     progress::{Progress, Quiet},
     report::{Report, TableReport},
 };
-use payplane_e2e::{Api, Platform, PlatformOptions};
+use payplane_e2e::{Api, Platform, client::transaction_statuses};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
@@ -313,11 +313,7 @@ async fn login(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_earlier_system_is_imported_with_passwords_history_profiles_and_audit() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let platform = Platform::start(Path::new(NODE), PlatformOptions::default())
-        .await
-        .unwrap();
-    let api = Api::new(&platform.gateway_url);
+    let (platform, api) = Platform::start_default(Path::new(NODE)).await.unwrap();
     let run = platform.run_id.to_ascii_lowercase();
     let src = write_source(&run).await.unwrap();
     let sources = Sources::combined(&src.url);
@@ -458,13 +454,10 @@ async fn the_earlier_system_is_imported_with_passwords_history_profiles_and_audi
     assert_eq!(p["recipient"]["id"], src.bob.to_string());
     assert_eq!(p["metadata"]["order"], 42);
     assert_eq!(p["createdAt"], "2024-02-01T09:30:00.123Z");
-    let statuses: Vec<&str> = p["transactions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["status"].as_str())
-        .collect();
-    assert_eq!(statuses, ["pending", "processing", "completed"]);
+    assert_eq!(
+        transaction_statuses(p),
+        ["pending", "processing", "completed"]
+    );
     let reversed = api
         .get(&format!("/api/payments/{}", src.reversed), &token)
         .await

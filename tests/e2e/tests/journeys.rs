@@ -8,17 +8,12 @@
 
 use std::{path::Path, time::Duration};
 
-use http::Method;
-use payplane_e2e::{Api, Platform, PlatformOptions, Session, Socket, ws::Closed};
+use payplane_e2e::{Api, Platform, Session, Socket, client::transaction_statuses, ws::Closed};
 use serde_json::{Value, json};
 
 const NODE: &str = env!("CARGO_BIN_EXE_payplane-e2e-node");
 const EVENT_WAIT: Duration = Duration::from_secs(20);
 const DIRECTORY_WAIT: Duration = Duration::from_secs(10);
-
-fn init() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
 
 async fn admin_lists(api: &Api, admin: &Session, user_id: &str) -> anyhow::Result<Option<Value>> {
     let reply = api
@@ -45,11 +40,7 @@ async fn audit_actions(api: &Api, admin: &Session, query: &str) -> anyhow::Resul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_journeys_through_the_gateway() {
-    init();
-    let platform = Platform::start(Path::new(NODE), PlatformOptions::default())
-        .await
-        .unwrap();
-    let api = Api::new(&platform.gateway_url);
+    let (platform, api) = Platform::start_default(Path::new(NODE)).await.unwrap();
     let run = &platform.run_id;
     let started = std::time::Instant::now();
 
@@ -135,13 +126,7 @@ async fn five_journeys_through_the_gateway() {
                       "description": "Journey payment", "recipientId": vendor.user_id});
     let key = format!("journey-{run}");
     let created = api
-        .send(
-            Method::POST,
-            "/api/payments",
-            Some(&customer.access_token),
-            Some(&body),
-            &[("Idempotency-Key", &key)],
-        )
+        .create_payment(&customer.access_token, &body, &key)
         .await
         .unwrap()
         .expect_status(201)
@@ -176,21 +161,12 @@ async fn five_journeys_through_the_gateway() {
         .expect_status(200)
         .unwrap();
     assert_eq!(detail.data()["status"], "completed");
-    let statuses: Vec<&str> = detail.data()["transactions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["status"].as_str())
-        .collect();
-    assert_eq!(statuses, ["pending", "processing", "completed"]);
+    assert_eq!(
+        transaction_statuses(detail.data()),
+        ["pending", "processing", "completed"]
+    );
     let replay = api
-        .send(
-            Method::POST,
-            "/api/payments",
-            Some(&customer.access_token),
-            Some(&body),
-            &[("Idempotency-Key", &key)],
-        )
+        .create_payment(&customer.access_token, &body, &key)
         .await
         .unwrap()
         .expect_status(201)
@@ -303,11 +279,7 @@ async fn five_journeys_through_the_gateway() {
     let mut laptop_ws = Socket::connect(&platform.gateway_url, &laptop.access_token)
         .await
         .unwrap();
-    api.post("/api/auth/logout", Some(&phone.access_token), &json!({}))
-        .await
-        .unwrap()
-        .expect_status(200)
-        .unwrap();
+    api.logout(&phone).await.unwrap();
     assert_eq!(
         api.get("/api/auth/me", &phone.access_token)
             .await

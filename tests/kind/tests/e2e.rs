@@ -22,9 +22,43 @@ fn enabled() -> bool {
     std::env::var("PAYPLANE_KIND_E2E").is_ok_and(|v| v == "1")
 }
 
-async fn client() -> anyhow::Result<kube::Client> {
+/// A client of the kind cluster, or `None` when the kind tests are not enabled (the test then
+/// passes without touching a kube-context).
+async fn cluster() -> anyhow::Result<Option<kube::Client>> {
+    if !enabled() {
+        return Ok(None);
+    }
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    Ok(kube::Client::try_default().await?)
+    Ok(Some(kube::Client::try_default().await?))
+}
+
+/// Once the Platform is Ready, polls `GET https://payplane.localtest.me{path}` through the TLS
+/// gateway on this host for up to 2 minutes until `check` accepts the answer (and passes at
+/// once when the kind tests are not enabled).
+async fn through_tls_gateway<F, Fut>(path: &str, check: F) -> anyhow::Result<()>
+where
+    F: Fn(reqwest::Result<reqwest::Response>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let Some(c) = cluster().await? else {
+        return Ok(());
+    };
+    eventually(Duration::from_secs(900), || {
+        let c = c.clone();
+        async move { all_ready::<Platform>(&c).await }
+    })
+    .await?;
+    // The certificate is signed by the operator-managed CA, which this host does not trust.
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .resolve("payplane.localtest.me", "127.0.0.1:443".parse()?)
+        .build()?;
+    let url = format!("https://payplane.localtest.me{path}");
+    eventually(Duration::from_secs(120), || {
+        let (answer, check) = (http.get(&url).send(), &check);
+        async move { Ok(check(answer.await).await) }
+    })
+    .await
 }
 
 /// Polls `check` every 5 s for up to `timeout`.
@@ -80,10 +114,9 @@ where
 #[tokio::test]
 #[ignore = "needs a kind cluster; run with PAYPLANE_KIND_E2E=1 cargo test -p payplane-kind-tests -- --ignored"]
 async fn platform_and_every_child_become_ready() -> anyhow::Result<()> {
-    if !enabled() {
+    let Some(c) = cluster().await? else {
         return Ok(());
-    }
-    let c = client().await?;
+    };
     eventually(Duration::from_secs(900), || {
         let c = c.clone();
         async move {
@@ -117,33 +150,11 @@ async fn platform_and_every_child_become_ready() -> anyhow::Result<()> {
 #[tokio::test]
 #[ignore = "needs a kind cluster; run with PAYPLANE_KIND_E2E=1 cargo test -p payplane-kind-tests -- --ignored"]
 async fn gateway_answers_through_the_tls_gateway() -> anyhow::Result<()> {
-    if !enabled() {
-        return Ok(());
-    }
-    let c = client().await?;
-    eventually(Duration::from_secs(900), || {
-        let c = c.clone();
-        async move { all_ready::<Platform>(&c).await }
-    })
-    .await?;
-    // The certificate is signed by the operator-managed CA, which this host does not trust.
-    let http = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .resolve("payplane.localtest.me", "127.0.0.1:443".parse()?)
-        .build()?;
-    eventually(Duration::from_secs(120), || {
-        let http = http.clone();
-        async move {
-            let status = http
-                .get("https://payplane.localtest.me/health/live")
-                .send()
-                .await
-                .map(|r| r.status().as_u16());
-            Ok(match status {
-                // 502/503/504 come from Envoy when the payplane gateway does not answer.
-                Ok(s) if ![502, 503, 504].contains(&s) => Ok(()),
-                other => Err(format!("{other:?}")),
-            })
+    through_tls_gateway("/health/live", |answer| async move {
+        match answer.map(|r| r.status().as_u16()) {
+            // 502/503/504 come from Envoy when the payplane gateway does not answer.
+            Ok(s) if ![502, 503, 504].contains(&s) => Ok(()),
+            other => Err(format!("{other:?}")),
         }
     })
     .await
@@ -152,36 +163,16 @@ async fn gateway_answers_through_the_tls_gateway() -> anyhow::Result<()> {
 #[tokio::test]
 #[ignore = "needs a kind cluster; run with PAYPLANE_KIND_E2E=1 cargo test -p payplane-kind-tests -- --ignored"]
 async fn console_sign_in_page_through_the_tls_gateway() -> anyhow::Result<()> {
-    if !enabled() {
-        return Ok(());
-    }
-    let c = client().await?;
-    eventually(Duration::from_secs(900), || {
-        let c = c.clone();
-        async move { all_ready::<Platform>(&c).await }
-    })
-    .await?;
-    let http = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .resolve("payplane.localtest.me", "127.0.0.1:443".parse()?)
-        .build()?;
     // The gateway routes pages to the console AppService; the sign-in page is its HTML.
-    eventually(Duration::from_secs(120), || {
-        let http = http.clone();
-        async move {
-            let page = match http
-                .get("https://payplane.localtest.me/signin")
-                .send()
-                .await
-            {
-                Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
-                other => return Ok(Err(format!("{:?}", other.map(|r| r.status())))),
-            };
-            Ok(if page.contains("action=\"/signin\"") {
-                Ok(())
-            } else {
-                Err("no sign-in form".to_owned())
-            })
+    through_tls_gateway("/signin", |answer| async move {
+        let page = match answer {
+            Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
+            other => return Err(format!("{:?}", other.map(|r| r.status()))),
+        };
+        if page.contains("action=\"/signin\"") {
+            Ok(())
+        } else {
+            Err("no sign-in form".to_owned())
         }
     })
     .await
@@ -214,10 +205,9 @@ fn holds(conditions: &Value, type_: &str) -> Result<(), String> {
 #[tokio::test]
 #[ignore = "needs a kind cluster; run with PAYPLANE_KIND_E2E=1 cargo test -p payplane-kind-tests -- --ignored"]
 async fn envoy_gateway_accepts_the_route_and_resolves_the_certificate() -> anyhow::Result<()> {
-    if !enabled() {
+    let Some(c) = cluster().await? else {
         return Ok(());
-    }
-    let c = client().await?;
+    };
     let routes: Api<DynamicObject> =
         Api::namespaced_with(c.clone(), NS, &gateway_api("HTTPRoute", "httproutes"));
     let gateways: Api<DynamicObject> =

@@ -6,8 +6,6 @@
 //! a confirm channel; a bare consumer commits what the broker already delivered in one
 //! transaction and acks after the commit. Does I/O on both servers.
 
-use std::time::{Duration, Instant};
-
 use futures::{FutureExt, StreamExt};
 use lapin::{
     Channel, PublisherConfirm,
@@ -18,8 +16,8 @@ use payplane_events::topology::{ConsumerQueue, EVENTS_EXCHANGE};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{BenchError, BenchOptions, Latency, now_micros};
-use crate::{conn, message, sandbox::Sandbox, topology};
+use super::{BenchError, BenchOptions, Latency, RawLink, now_micros};
+use crate::{message, sandbox::Sandbox};
 
 const BARE_KEY: &str = "bare.tick.happened";
 /// Header carrying the send time (µs since the epoch) to the bare consumer.
@@ -41,18 +39,12 @@ struct BareRow {
 pub(super) async fn run(sandbox: &Sandbox, opts: &BenchOptions) -> Result<Latency, BenchError> {
     sqlx::raw_sql(DDL).execute(&sandbox.pool).await?;
     let queue = ConsumerQueue::custom("bench.bare", "bench", &["bare.#"]);
-    let pub_conn = conn::connect(&sandbox.amqp_url, "bench-bare-publisher").await?;
-    let sub_conn = conn::connect(&sandbox.amqp_url, "bench-bare-consumer").await?;
-    let ch = pub_conn.create_channel().await?;
-    topology::declare_consumer(&ch, &queue).await?;
-    ch.confirm_select(lapin::options::ConfirmSelectOptions::default())
-        .await?;
+    let link = RawLink::open(sandbox, "bare", &queue, opts.consumer_prefetch).await?;
     let total = usize::try_from(opts.offered_rate * opts.offered_seconds).unwrap_or(usize::MAX);
     let consumer = tokio::spawn(consume(
         sandbox.pool.clone(),
-        sub_conn.create_channel().await?,
-        queue,
-        opts.clone(),
+        link.deliveries,
+        opts.consumer_batch,
         total,
     ));
 
@@ -63,19 +55,16 @@ pub(super) async fn run(sandbox: &Sandbox, opts: &BenchOptions) -> Result<Latenc
         lanes.push(tx);
         tasks.push(tokio::spawn(produce(
             sandbox.pool.clone(),
-            ch.clone(),
+            link.ch.clone(),
             rx,
             opts.producer_batch.max(1),
         )));
     }
     let aggregates = opts.aggregates.max(1);
-    let started = Instant::now();
+    let mut pacer = super::Pacer::start(opts.offered_rate, total);
     let mut sent = 0usize;
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     while sent < total {
-        tick.tick().await;
-        let due = super::due(started, opts.offered_rate, total);
+        let due = pacer.due().await;
         while sent < due {
             let a = sent % aggregates;
             let id = Uuid::new_v4();
@@ -102,7 +91,7 @@ pub(super) async fn run(sandbox: &Sandbox, opts: &BenchOptions) -> Result<Latenc
             phase: "bare chain",
             got: samples.len(),
             expected: total,
-            timeout: Duration::from_secs(30),
+            timeout: super::DELIVERY_WAIT,
         });
     }
     Ok(Latency::from_micros(samples))
@@ -188,18 +177,14 @@ async fn produce(
 /// in one transaction, acked after its commit; returns sent → committed per message.
 async fn consume(
     pool: PgPool,
-    ch: Channel,
-    queue: ConsumerQueue,
-    opts: BenchOptions,
+    mut deliveries: lapin::Consumer,
+    batch_max: usize,
     total: usize,
 ) -> Result<Vec<u64>, BenchError> {
-    let mut deliveries = super::subscribe(&ch, &queue, opts.consumer_prefetch).await?;
-    let max = opts.consumer_batch.max(1);
+    let max = batch_max.max(1);
     let mut samples = Vec::with_capacity(total);
     while samples.len() < total {
-        let Ok(Some(Ok(first))) =
-            tokio::time::timeout(Duration::from_secs(30), deliveries.next()).await
-        else {
+        let Some(first) = super::next_delivery(&mut deliveries).await else {
             break;
         };
         let mut batch = vec![first];

@@ -185,6 +185,13 @@ mod tests {
 
     use super::*;
 
+    /// A connection to `addr` that has sent `bytes`.
+    async fn sent(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(bytes).await.unwrap();
+        c
+    }
+
     async fn start(timeout: Duration) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -210,10 +217,7 @@ mod tests {
     #[tokio::test]
     async fn a_slow_client_is_cut_off_after_the_header_read_timeout() {
         let (addr, _stop) = start(Duration::from_millis(300)).await;
-        let mut slow = TcpStream::connect(addr).await.unwrap();
-        slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
-            .await
-            .unwrap();
+        let mut slow = sent(addr, b"GET / HTTP/1.1\r\nHost: x\r\n").await;
         let started = std::time::Instant::now();
         let mut buf = Vec::new();
         let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
@@ -230,10 +234,7 @@ mod tests {
     #[tokio::test]
     async fn requests_are_served_and_idle_connections_closed() {
         let (addr, _stop) = start(Duration::from_millis(300)).await;
-        let mut c = TcpStream::connect(addr).await.unwrap();
-        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        let mut c = sent(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
         let mut buf = [0_u8; 1024];
         let n = c.read(&mut buf).await.unwrap();
         let text = String::from_utf8_lossy(&buf[..n]);
