@@ -12,6 +12,7 @@ use payplane_admin::testing::TestApp as AdminApp;
 use payplane_auth::testing::TestApp as AuthApp;
 use payplane_bus::sandbox::Sandbox;
 use payplane_events::topology::ADMIN_EVENTS;
+use payplane_kit::service::testing::http::Res;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -73,30 +74,23 @@ async fn main() {
     )
     .await
     .unwrap();
-    let login: serde_json::Value = http
-        .post(auth.url("/api/auth/login"))
-        .json(&json!({"email": root_email, "password": "TestPassword123!", "deviceId": "bench"}))
-        .send()
+    let creds = json!({"email": root_email, "password": "TestPassword123!", "deviceId": "bench"});
+    let login = Res::of(http.post(auth.url("/api/auth/login")).json(&creds))
         .await
         .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .body;
     let token = login["data"]["accessToken"].as_str().unwrap().to_owned();
 
     // (1) Registration committed in auth → visible in the admin read model.
     let mut lat = Vec::with_capacity(users);
     for i in 0..users {
         let email = format!("bench-{i}-{}@example.com", Uuid::new_v4().simple());
-        let r: serde_json::Value = http
-            .post(auth.url("/api/auth/register"))
-            .json(&json!({"email": email, "password": "TestPassword123!", "name": format!("Bench User {i}")}))
-            .send()
+        let name = format!("Bench User {i}");
+        let signup = json!({"email": email, "password": "TestPassword123!", "name": name});
+        let r = Res::of(http.post(auth.url("/api/auth/register")).json(&signup))
             .await
             .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .body;
         let committed = Instant::now();
         let id: Uuid = r["data"]["user"]["id"].as_str().unwrap().parse().unwrap();
         loop {

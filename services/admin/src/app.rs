@@ -9,8 +9,8 @@ use payplane_bus::{consumer::ConsumerConfig, tasks::BrokerTasks};
 use payplane_events::topology::ADMIN_EVENTS;
 use payplane_kit::{
     health::{Check, Health},
-    http::{StackOptions, stack},
     service::{self, cache::connect_stores},
+    shell,
 };
 use sqlx::{PgPool, migrate::Migrator};
 
@@ -44,19 +44,12 @@ pub fn router(state: AppState) -> Router {
             ]
         })
     });
-    let opts = StackOptions::trusting(state.config.trusted_proxies.clone());
-    stack(crate::routes::routes().with_state(state), health, &opts)
+    shell::router(crate::routes::routes(), state, health, None)
 }
 
-/// A bound, ready-to-run service (`local_addr`, `state`, `shutdown_token`).
-pub type Application = payplane_kit::server::Bound<AppState>;
+payplane_kit::service_state!(AppState, "admin", MIGRATOR, Config, StartError);
 
-impl payplane_kit::service::ServiceState for AppState {
-    const NAME: &'static str = "admin";
-    const MIGRATOR: Option<&'static Migrator> = Some(&MIGRATOR);
-    type Config = Config;
-    type Error = StartError;
-
+impl AppState {
     /// Connects to PostgreSQL (applying migrations) and Redis; starts loading auth's JWKS.
     async fn connect(config: Config) -> Result<Self, StartError> {
         let (db, redis) = connect_stores(&config, 20, &MIGRATOR).await?;

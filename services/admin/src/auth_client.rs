@@ -90,6 +90,26 @@ fn passed_through(status: StatusCode, body: &Value) -> Option<ApiError> {
     Some(out)
 }
 
+/// The user in the `data` of auth's answer with `status`.
+fn user_answer((status, body): (StatusCode, Value)) -> AuthResult<UserState> {
+    body.get("data").and_then(internal_user).ok_or_else(|| {
+        AuthClientError::Unexpected {
+            status: status.as_u16(),
+        }
+        .into()
+    })
+}
+
+/// What a change to a user touches, and so which internal endpoint of auth takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Name and/or email.
+    Profile,
+    Role,
+    /// Active or not (with a reason).
+    Status,
+}
+
 impl AuthClient {
     pub fn new(base: &str, token: &SecretString) -> Self {
         Self {
@@ -152,32 +172,9 @@ impl AuthClient {
         }))
     }
 
-    async fn user_call(
-        &self,
-        method: Method,
-        path: &str,
-        ctx: &RequestContext,
-        actor: Uuid,
-        body: Option<&Value>,
-    ) -> AuthResult<UserState> {
-        let (status, body) = self.call(method, path, ctx, actor, body).await?;
-        body.get("data").and_then(internal_user).ok_or_else(|| {
-            AuthClientError::Unexpected {
-                status: status.as_u16(),
-            }
-            .into()
-        })
-    }
-
     pub async fn get(&self, ctx: &RequestContext, actor: Uuid, id: Uuid) -> AuthResult<UserState> {
-        self.user_call(
-            Method::GET,
-            &format!("/internal/users/{id}"),
-            ctx,
-            actor,
-            None,
-        )
-        .await
+        let path = format!("/internal/users/{id}");
+        user_answer(self.call(Method::GET, &path, ctx, actor, None).await?)
     }
 
     pub async fn create(
@@ -186,49 +183,26 @@ impl AuthClient {
         actor: Uuid,
         body: &Value,
     ) -> AuthResult<UserState> {
-        self.user_call(Method::POST, "/internal/users", ctx, actor, Some(body))
-            .await
-    }
-
-    pub async fn update(
-        &self,
-        ctx: &RequestContext,
-        actor: Uuid,
-        id: Uuid,
-        body: &Value,
-    ) -> AuthResult<UserState> {
-        self.user_call(
-            Method::PATCH,
-            &format!("/internal/users/{id}"),
-            ctx,
-            actor,
-            Some(body),
+        user_answer(
+            self.call(Method::POST, "/internal/users", ctx, actor, Some(body))
+                .await?,
         )
-        .await
     }
 
-    pub async fn set_role(
+    /// Applies `body` to user `id` as auth takes `change`; the user after it.
+    pub async fn change(
         &self,
         ctx: &RequestContext,
         actor: Uuid,
-        id: Uuid,
+        (id, change): (Uuid, Change),
         body: &Value,
     ) -> AuthResult<UserState> {
-        let path = format!("/internal/users/{id}/role");
-        self.user_call(Method::PUT, &path, ctx, actor, Some(body))
-            .await
-    }
-
-    pub async fn set_status(
-        &self,
-        ctx: &RequestContext,
-        actor: Uuid,
-        id: Uuid,
-        body: &Value,
-    ) -> AuthResult<UserState> {
-        let path = format!("/internal/users/{id}/status");
-        self.user_call(Method::PATCH, &path, ctx, actor, Some(body))
-            .await
+        let (method, path) = match change {
+            Change::Profile => (Method::PATCH, format!("/internal/users/{id}")),
+            Change::Role => (Method::PUT, format!("/internal/users/{id}/role")),
+            Change::Status => (Method::PATCH, format!("/internal/users/{id}/status")),
+        };
+        user_answer(self.call(method, &path, ctx, actor, Some(body)).await?)
     }
 
     pub async fn delete(&self, ctx: &RequestContext, actor: Uuid, id: Uuid) -> AuthResult<()> {

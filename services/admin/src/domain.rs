@@ -1,6 +1,6 @@
-//! Input rules of the admin API that are not generic field rules: roles, the password rule
-//! of registration (api.md §4.4, checked here too so all violations are reported together),
-//! config keys and values (api.md §6.12). Pure.
+//! Input rules of the admin API that are not generic field rules: roles, the bounds of a new
+//! password (its rule is kit's, api.md §4.4, checked here too so all violations are reported
+//! together), config keys and values (api.md §6.12). Pure.
 
 use payplane_kit::validate::Text;
 
@@ -21,12 +21,12 @@ pub const ORDERS: [&str; 2] = ["asc", "desc"];
 pub const RESOURCE_ID: Text = Text::len(1, 255);
 /// The highest `limit` of a list (api.md §1.6).
 pub const LIST_LIMIT_MAX: i64 = 100;
-/// The shortest and longest password of a new user (api.md §4.4).
-pub const PASSWORD_MIN: usize = 12;
-pub const PASSWORD_MAX: usize = 255;
-/// [`password_rule`]'s composition as a pattern, for the OpenAPI document.
-pub const PASSWORD_PATTERN: &str =
-    r"^(?=[\s\S]*[A-Z])(?=[\s\S]*[a-z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])[\s\S]*$";
+/// The bounds and the pattern of a new user's password (api.md §4.4); the rule itself is
+/// [`payplane_kit::password::rule`].
+pub use payplane_kit::password::{
+    MAX as PASSWORD_MAX, MIN as PASSWORD_MIN, PATTERN as PASSWORD_PATTERN,
+};
+
 /// The longest config key, and the key rule [`config_key_ok`] checks (api.md §6.12).
 pub const CONFIG_KEY_MAX: usize = 128;
 pub const CONFIG_KEY_PATTERN: &str = "^[a-z0-9]+([._-][a-z0-9]+)*$";
@@ -39,28 +39,6 @@ pub const CONFIG_VALUE_LIMITS: payplane_kit::storable::Limits = payplane_kit::st
     max_bytes: 65_536,
     max_depth: 32,
 };
-
-/// 12..255 characters with an ASCII upper-case letter, a lower-case letter, a digit and a
-/// character that is not an ASCII letter or digit.
-pub fn password_rule(password: &str) -> Result<(), &'static str> {
-    let n = password.chars().count();
-    if n < PASSWORD_MIN {
-        return Err("must be at least 12 characters");
-    }
-    if n > PASSWORD_MAX {
-        return Err("must be at most 255 characters");
-    }
-    let has = |f: fn(&char) -> bool| password.chars().any(|c| f(&c));
-    if has(char::is_ascii_uppercase)
-        && has(char::is_ascii_lowercase)
-        && has(char::is_ascii_digit)
-        && has(|c| !c.is_ascii_alphanumeric())
-    {
-        Ok(())
-    } else {
-        Err("must contain an upper-case letter, a lower-case letter, a digit and a symbol")
-    }
-}
 
 /// `^[a-z0-9]+([._-][a-z0-9]+)*$`, 1..128 characters.
 pub fn config_key_ok(key: &str) -> bool {
@@ -101,19 +79,5 @@ mod tests {
             assert!(!config_key_ok(bad), "{bad}");
         }
         assert!(config_key_ok(&"a".repeat(128)));
-    }
-
-    #[test]
-    fn passwords() {
-        assert!(password_rule("TestPassword123!").is_ok());
-        for bad in [
-            "Short1!",
-            "testpassword123!",
-            "TESTPASSWORD123!",
-            "TestPassword!!!",
-            "TestPassword123",
-        ] {
-            assert!(password_rule(bad).is_err(), "{bad}");
-        }
     }
 }

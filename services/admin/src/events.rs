@@ -86,9 +86,24 @@ fn entry(event: &IncomingEvent, action: &'static str) -> NewEntry {
     }
 }
 
-fn client(ip: Option<&String>, ua: Option<&String>, e: &mut NewEntry) {
-    e.ip_address = ip.and_then(|ip| ip.parse().ok());
-    e.user_agent = ua.map(|u| u.chars().take(512).collect());
+/// The entry of user `user_id`'s own `action` (`details`), made from the client address and
+/// user agent `(ip, ua)` when the event names them.
+fn own_action(
+    event: &IncomingEvent,
+    action: &'static str,
+    user_id: uuid::Uuid,
+    details: Value,
+    (ip, ua): (Option<&String>, Option<&String>),
+) -> NewEntry {
+    NewEntry {
+        user_id: Some(user_id),
+        resource_type: Some("user"),
+        resource_id: Some(user_id.to_string()),
+        details: Some(details),
+        ip_address: ip.and_then(|ip| ip.parse().ok()),
+        user_agent: ua.map(|u| u.chars().take(512).collect()),
+        ..entry(event, action)
+    }
 }
 
 fn payment_entry(
@@ -229,7 +244,6 @@ async fn user_deleted(
     tx: &mut PgConnection,
     event: &IncomingEvent,
 ) -> Result<Vec<NewEntry>, HandlerError> {
-    let mut entries = Vec::new();
     let e: UserDeleted = event.payload()?;
     users::mark_deleted(
         tx,
@@ -240,16 +254,15 @@ async fn user_deleted(
         e.deleted_at,
     )
     .await?;
-    if e.origin != Origin::Admin {
-        entries.push(NewEntry {
-            user_id: e.actor_id,
-            resource_type: Some("user"),
-            resource_id: Some(e.user_id.to_string()),
-            details: Some(json!({"deletedUserEmail": e.email, "role": e.role})),
-            ..entry(event, "USER_DELETED")
-        });
-    }
-    Ok(entries)
+    // An admin's deletion is audited by the admin service itself.
+    let audited = (e.origin != Origin::Admin).then(|| NewEntry {
+        user_id: e.actor_id,
+        resource_type: Some("user"),
+        resource_id: Some(e.user_id.to_string()),
+        details: Some(json!({"deletedUserEmail": e.email, "role": e.role})),
+        ..entry(event, "USER_DELETED")
+    });
+    Ok(audited.into_iter().collect())
 }
 
 /// `USER_LOGIN`: the read model, then its audit entries.
@@ -257,20 +270,18 @@ async fn user_login(
     tx: &mut PgConnection,
     event: &IncomingEvent,
 ) -> Result<Vec<NewEntry>, HandlerError> {
-    let mut entries = Vec::new();
     let e: UserLogin = event.payload()?;
     users::set_last_login(tx, e.user_id, e.login_at).await?;
-    let mut en = NewEntry {
-        user_id: Some(e.user_id),
-        resource_type: Some("user"),
-        resource_id: Some(e.user_id.to_string()),
-        details: Some(json!({"email": e.email, "sessionId": e.session_id,
-                "deviceId": e.device_id, "deviceName": e.device_name, "deviceType": e.device_type})),
-        ..entry(event, "USER_LOGIN")
-    };
-    client(e.ip_address.as_ref(), e.user_agent.as_ref(), &mut en);
-    entries.push(en);
-    Ok(entries)
+    let details = json!({"email": e.email, "sessionId": e.session_id,
+        "deviceId": e.device_id, "deviceName": e.device_name, "deviceType": e.device_type});
+    let from = (e.ip_address.as_ref(), e.user_agent.as_ref());
+    Ok(vec![own_action(
+        event,
+        "USER_LOGIN",
+        e.user_id,
+        details,
+        from,
+    )])
 }
 
 /// The audit entries of an event that changes no read model (pure).
@@ -279,30 +290,22 @@ fn audit_only(event: &IncomingEvent) -> Result<Vec<NewEntry>, HandlerError> {
     match event.routing_key.as_str() {
         a::USER_LOGOUT => {
             let e: UserLogout = event.payload()?;
-            let mut en = NewEntry {
-                user_id: Some(e.user_id),
-                resource_type: Some("user"),
-                resource_id: Some(e.user_id.to_string()),
-                details: Some(json!({"email": e.email, "sessionId": e.session_id,
-                    "allDevices": e.all_devices, "revokedSessionCount": e.revoked_session_ids.len()})),
-                ..entry(event, "USER_LOGOUT")
-            };
-            client(e.ip_address.as_ref(), e.user_agent.as_ref(), &mut en);
-            entries.push(en);
+            let details = json!({"email": e.email, "sessionId": e.session_id,
+                "allDevices": e.all_devices, "revokedSessionCount": e.revoked_session_ids.len()});
+            let from = (e.ip_address.as_ref(), e.user_agent.as_ref());
+            entries.push(own_action(event, "USER_LOGOUT", e.user_id, details, from));
         }
         a::USER_PASSWORD_CHANGED => {
             let e: PasswordChanged = event.payload()?;
-            let mut en = NewEntry {
-                user_id: Some(e.user_id),
-                resource_type: Some("user"),
-                resource_id: Some(e.user_id.to_string()),
-                details: Some(
-                    json!({"email": e.email, "revokedSessionCount": e.revoked_session_count}),
-                ),
-                ..entry(event, "USER_PASSWORD_CHANGED")
-            };
-            client(e.ip_address.as_ref(), e.user_agent.as_ref(), &mut en);
-            entries.push(en);
+            let details = json!({"email": e.email, "revokedSessionCount": e.revoked_session_count});
+            let from = (e.ip_address.as_ref(), e.user_agent.as_ref());
+            entries.push(own_action(
+                event,
+                "USER_PASSWORD_CHANGED",
+                e.user_id,
+                details,
+                from,
+            ));
         }
         a::SESSION_REVOKED => {
             let e: SessionRevoked = event.payload()?;
@@ -341,79 +344,42 @@ fn audit_only(event: &IncomingEvent) -> Result<Vec<NewEntry>, HandlerError> {
 
 /// The audit entry of a payment event (pure).
 fn payment_audit(event: &IncomingEvent) -> Result<Vec<NewEntry>, HandlerError> {
-    let mut entries = Vec::new();
-    match event.routing_key.as_str() {
+    let (action, actor, payment, extra) = match event.routing_key.as_str() {
         p::PAYMENT_CREATED => {
             let e: PaymentCreated = event.payload()?;
-            entries.push(payment_entry(
-                event,
-                "PAYMENT_CREATED",
-                e.actor_id,
-                &e.payment,
-                Map::new(),
-            ));
+            ("PAYMENT_CREATED", e.actor_id, e.payment, Map::new())
         }
         p::PAYMENT_UPDATED => {
             let e: PaymentUpdated = event.payload()?;
             let mut extra = Map::new();
             extra.insert("changedFields".into(), json!(e.changed_fields));
-            extra.insert("previous".into(), Value::Object(e.previous.clone()));
-            entries.push(payment_entry(
-                event,
-                "PAYMENT_UPDATED",
-                e.actor_id,
-                &e.payment,
-                extra,
-            ));
+            extra.insert("previous".into(), Value::Object(e.previous));
+            ("PAYMENT_UPDATED", e.actor_id, e.payment, extra)
         }
         p::PAYMENT_PROCESSING => {
             let e: PaymentProcessing = event.payload()?;
             let extra = status_extra(&e.previous_status, e.payment.failure_reason.as_ref());
-            entries.push(payment_entry(
-                event,
-                "PAYMENT_PROCESSING",
-                e.actor_id,
-                &e.payment,
-                extra,
-            ));
+            ("PAYMENT_PROCESSING", e.actor_id, e.payment, extra)
         }
         p::PAYMENT_COMPLETED => {
             let e: PaymentCompleted = event.payload()?;
             let extra = status_extra(&e.previous_status, None);
-            entries.push(payment_entry(
-                event,
-                "PAYMENT_COMPLETED",
-                e.actor_id,
-                &e.payment,
-                extra,
-            ));
+            ("PAYMENT_COMPLETED", e.actor_id, e.payment, extra)
         }
         p::PAYMENT_FAILED => {
             let e: PaymentFailed = event.payload()?;
             let extra = status_extra(&e.previous_status, e.payment.failure_reason.as_ref());
-            entries.push(payment_entry(
-                event,
-                "PAYMENT_FAILED",
-                e.actor_id,
-                &e.payment,
-                extra,
-            ));
+            ("PAYMENT_FAILED", e.actor_id, e.payment, extra)
         }
         p::PAYMENT_CANCELLED => {
             let e: PaymentCancelled = event.payload()?;
             let reason = e.reason.as_ref().or(e.payment.failure_reason.as_ref());
             let extra = status_extra(&e.previous_status, reason);
-            entries.push(payment_entry(
-                event,
-                "PAYMENT_CANCELLED",
-                e.actor_id,
-                &e.payment,
-                extra,
-            ));
+            ("PAYMENT_CANCELLED", e.actor_id, e.payment, extra)
         }
-        _ => {}
-    }
-    Ok(entries)
+        _ => return Ok(Vec::new()),
+    };
+    Ok(vec![payment_entry(event, action, actor, &payment, extra)])
 }
 
 impl NewEntry {

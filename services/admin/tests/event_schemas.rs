@@ -15,13 +15,11 @@ mod support;
 
 use std::time::Duration;
 
-use payplane_admin::events::AdminEvents;
-use payplane_bus::consumer::{Outcome, RawMessage, handle_one};
+use payplane_bus::consumer::Outcome;
 use payplane_events::testing::validate_outbox;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{PW, World, new_email};
-use uuid::Uuid;
+use support::{PW, World, deliver, new_email};
 
 /// The shared fixture's calls, for steps that must succeed: asserts a 2xx, returns `data`.
 fn ok(res: &support::Res) -> Value {
@@ -42,65 +40,48 @@ async fn every_admin_event_in_the_outbox_matches_its_schema() {
     let w = World::new().await;
 
     // admin.config.updated: created (object and null values), updated, deleted.
-    ok(&w.admin(
-        Method::POST,
-        "/api/admin/config",
-        Some(
-            json!({"key": "payment.max_amount", "value": {"USD": "5000.00"}, "description": "Cap"}),
-        ),
-    )
-    .await);
-    ok(&w
-        .admin(
+    let cap =
+        json!({"key": "payment.max_amount", "value": {"USD": "5000.00"}, "description": "Cap"});
+    let config_changes = [
+        (Method::POST, "/api/admin/config", Some(cap)),
+        (
             Method::POST,
             "/api/admin/config",
             Some(json!({"key": "a.null", "value": null})),
-        )
-        .await);
-    ok(&w
-        .admin(
+        ),
+        (
             Method::PUT,
             "/api/admin/config/payment.max_amount",
             Some(json!({"value": [1, 2], "description": null})),
-        )
-        .await);
-    ok(&w
-        .admin(Method::DELETE, "/api/admin/config/a.null", None)
-        .await);
+        ),
+        (Method::DELETE, "/api/admin/config/a.null", None),
+    ];
+    for (method, path, body) in config_changes {
+        ok(&w.admin(method, path, body).await);
+    }
 
     // Audit entries written by the admin API: a user created, changed and deleted.
-    let created = ok(&w
-        .admin(
-            Method::POST,
-            "/api/admin/users",
-            Some(json!({"email": new_email(), "password": PW, "name": "Made", "role": "VENDOR"})),
-        )
-        .await);
+    let made = json!({"email": new_email(), "password": PW, "name": "Made", "role": "VENDOR"});
+    let created = ok(&w.admin(Method::POST, "/api/admin/users", Some(made)).await);
     let id = created["id"].as_str().unwrap().to_owned();
-    ok(&w
-        .admin(
+    let user = format!("/api/admin/users/{id}");
+    let user_changes = [
+        (
             Method::PUT,
-            &format!("/api/admin/users/{id}/role"),
+            format!("{user}/role"),
             Some(json!({"role": "CUSTOMER"})),
-        )
-        .await);
-    ok(&w
-        .admin(
-            Method::PUT,
-            &format!("/api/admin/users/{id}"),
-            Some(json!({"name": "Renamed"})),
-        )
-        .await);
-    ok(&w
-        .admin(
+        ),
+        (Method::PUT, user.clone(), Some(json!({"name": "Renamed"}))),
+        (
             Method::PATCH,
-            &format!("/api/admin/users/{id}/status"),
+            format!("{user}/status"),
             Some(json!({"isActive": false, "reason": "fraud review"})),
-        )
-        .await);
-    ok(&w
-        .admin(Method::DELETE, &format!("/api/admin/users/{id}"), None)
-        .await);
+        ),
+        (Method::DELETE, user, None),
+    ];
+    for (method, path, body) in user_changes {
+        ok(&w.admin(method, &path, body).await);
+    }
 
     // Audit entries derived from auth's events, which reach admin through the broker:
     // registration, login, password change (with a session it ends), logout.
@@ -142,22 +123,7 @@ async fn every_admin_event_in_the_outbox_matches_its_schema() {
         "payments.payment.cancelled",
         "profile.profile.updated",
     ] {
-        let body = serde_json::to_vec(&json!({
-            "id": Uuid::new_v4(), "type": key, "version": "1",
-            "timestamp": "2026-03-01T10:00:03.512Z", "source": key.split('.').next().unwrap(),
-            "correlationId": "schema-test", "data": example(key),
-        }))
-        .unwrap();
-        let outcome = handle_one(
-            &w.admin.db.pool,
-            "admin.events",
-            &AdminEvents,
-            RawMessage {
-                body: &body,
-                headers: None,
-            },
-        )
-        .await;
+        let (_, outcome) = deliver(&w.admin.db.pool, key, &example(key)).await;
         assert_eq!(outcome, Outcome::Processed, "{key}");
     }
 

@@ -7,13 +7,16 @@
     clippy::too_many_lines,
     reason = "each test reads top to bottom as one scenario"
 )]
-#![expect(clippy::unwrap_used, reason = "tests")]
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod support;
 
 use payplane_admin::{MIGRATOR, events::AdminEvents};
 use payplane_bus::consumer::{Outcome, RawMessage, handle_one};
 use payplane_db::testing::TestDatabase;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::{deliver, envelope};
 use uuid::Uuid;
 
 fn example(key: &str) -> Value {
@@ -24,28 +27,13 @@ fn example(key: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn envelope(key: &str, data: &Value) -> (Uuid, Vec<u8>) {
-    let id = Uuid::new_v4();
-    let body = json!({
-        "id": id, "type": key, "version": "1", "timestamp": "2026-03-01T10:00:03.512Z",
-        "source": key.split('.').next().unwrap(), "correlationId": "corr-1", "data": data,
-    });
-    (id, serde_json::to_vec(&body).unwrap())
-}
-
-async fn deliver(pool: &PgPool, key: &str, data: &Value) -> (Uuid, Outcome) {
-    let (id, body) = envelope(key, data);
-    let outcome = handle_one(
-        pool,
-        "admin.events",
-        &AdminEvents,
-        RawMessage {
-            body: &body,
-            headers: None,
-        },
-    )
-    .await;
-    (id, outcome)
+/// The read model's row of user `id` as JSON (its columns as keys).
+async fn user_row(pool: &PgPool, id: Uuid) -> Value {
+    sqlx::query_scalar("SELECT to_jsonb(u) FROM users u WHERE u.id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 /// `(action, user_id, resource_type, resource_id, details)` of the entries from one event.
@@ -127,24 +115,17 @@ async fn every_event_type_is_audited_as_specified() {
         json!({"updatedFields": ["name"], "previous": {"name": "Ada Lovelace"}})
     );
     assert_eq!(e[0].1, Some(actor));
-    let (name, active): (String, bool) =
-        sqlx::query_as("SELECT name, is_active FROM users WHERE id = $1")
-            .bind(user)
-            .fetch_one(pool)
-            .await
-            .unwrap();
-    assert_eq!((name.as_str(), active), ("Ada King", false));
+    let row = user_row(pool, user).await;
+    assert_eq!(
+        (&row["name"], &row["is_active"]),
+        (&json!("Ada King"), &json!(false))
+    );
     // An older snapshot is not applied.
     let mut older = updated.clone();
     older["updatedAt"] = json!("2026-03-01T00:00:00.000Z");
     older["name"] = json!("Stale");
     deliver(pool, "auth.user.updated", &older).await;
-    let name: String = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
-        .bind(user)
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    assert_eq!(name, "Ada King");
+    assert_eq!(user_row(pool, user).await["name"], "Ada King");
 
     // Login sets lastLoginAt and records the client.
     let login = example("auth.user.login");
@@ -246,12 +227,7 @@ async fn every_event_type_is_audited_as_specified() {
     );
     updated["updatedAt"] = json!("2030-01-01T00:00:00.000Z");
     deliver(pool, "auth.user.updated", &updated).await;
-    let gone: bool = sqlx::query_scalar("SELECT deleted_at IS NOT NULL FROM users WHERE id = $1")
-        .bind(user)
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    assert!(gone);
+    assert!(!user_row(pool, user).await["deleted_at"].is_null());
 
     // Every entry has exactly one admin.audit.created event; admin's own events are ignored.
     let (audits, events): (i64, i64) = sqlx::query_as(
@@ -322,12 +298,10 @@ async fn seed_upserts_demo_users_and_config() {
     payplane_admin::seed::seed(pool, std::slice::from_ref(&snapshot))
         .await
         .unwrap();
-    let live: bool = sqlx::query_scalar("SELECT deleted_at IS NULL FROM users WHERE id = $1")
-        .bind(snapshot.user_id)
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    assert!(live, "seeding clears the deletion mark");
+    assert!(
+        user_row(pool, snapshot.user_id).await["deleted_at"].is_null(),
+        "seeding clears the deletion mark"
+    );
     let config: Vec<(String, Value, Option<Uuid>)> =
         sqlx::query_as("SELECT key, value, updated_by FROM system_config ORDER BY key")
             .fetch_all(pool)

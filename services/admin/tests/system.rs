@@ -18,12 +18,7 @@ use serde_json::{Value, json};
 use support::{World, eventually, new_email};
 
 fn names(r: &support::Res) -> Vec<String> {
-    r.data()["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["name"].as_str().unwrap().to_owned())
-        .collect()
+    support::strings(r.data()["users"].as_array().unwrap(), "name")
 }
 
 #[tokio::test]
@@ -34,14 +29,7 @@ async fn directory_search_sort_filter_and_pagination() {
         .await;
     w.create_user(&new_email(), "Carol 100%", "CUSTOMER").await;
     let dave = w.create_user(&new_email(), "dave", "ADMIN").await;
-    let r = w
-        .admin(
-            Method::PATCH,
-            &format!("/api/admin/users/{dave}/status"),
-            Some(json!({"isActive": false})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(w.deactivate(dave).await.status, StatusCode::OK);
 
     let r = w.get("/api/admin/users").await;
     assert_eq!(
@@ -152,14 +140,12 @@ async fn audit_log_filters_and_pagination() {
     let w = World::new().await;
     let u = w.create_user(&new_email(), "Target", "CUSTOMER").await;
     for role in ["VENDOR", "CUSTOMER", "VENDOR"] {
-        let r = w
-            .admin(
-                Method::PUT,
-                &format!("/api/admin/users/{u}/role"),
-                Some(json!({"role": role})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK);
+        w.admin_ok(
+            Method::PUT,
+            &format!("/api/admin/users/{u}/role"),
+            Some(json!({"role": role})),
+        )
+        .await;
     }
     let r = w
         .admin(
@@ -307,17 +293,13 @@ async fn config_create_update_delete_with_events() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(r.data()["value"], json!({"USD": "5000.00"}));
     assert_eq!(r.data()["updatedBy"], w.root_id.to_string().as_str());
-    let r = w
-        .admin(
-            Method::POST,
-            "/api/admin/config",
-            Some(json!({"key": "payment.max_amount", "value": 1})),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::CONFLICT, "CONFIG_EXISTS")
-    );
+    w.admin_refused(
+        Method::POST,
+        "/api/admin/config",
+        Some(json!({"key": "payment.max_amount", "value": 1})),
+        (StatusCode::CONFLICT, "CONFIG_EXISTS"),
+    )
+    .await;
     let r = w
         .admin(
             Method::POST,
@@ -352,14 +334,12 @@ async fn config_create_update_delete_with_events() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.data()["description"], "Cap");
-    let r = w
-        .admin(
-            Method::PUT,
-            path,
-            Some(json!({"value": {"USD": "9000.00"}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
+    w.admin_ok(
+        Method::PUT,
+        path,
+        Some(json!({"value": {"USD": "9000.00"}})),
+    )
+    .await;
     let r = w
         .admin(
             Method::PUT,
@@ -384,11 +364,13 @@ async fn config_create_update_delete_with_events() {
         (r.status, r.code()),
         (StatusCode::NOT_FOUND, "CONFIG_NOT_FOUND")
     );
-    let r = w.admin(Method::DELETE, path, None).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::NOT_FOUND, "CONFIG_NOT_FOUND")
-    );
+    w.admin_refused(
+        Method::DELETE,
+        path,
+        None,
+        (StatusCode::NOT_FOUND, "CONFIG_NOT_FOUND"),
+    )
+    .await;
 
     // One event and one audit entry per actual change, in order.
     let events = config_events(&w).await;
@@ -487,11 +469,13 @@ async fn config_create_update_delete_with_events() {
             w.admin(Method::DELETE, &p, None).await.code(),
             "CONFIG_NOT_FOUND"
         );
-        let r = w.admin(Method::PUT, &p, Some(json!({"value": 1}))).await;
-        assert_eq!(
-            (r.status, r.code()),
-            (StatusCode::NOT_FOUND, "CONFIG_NOT_FOUND")
-        );
+        w.admin_refused(
+            Method::PUT,
+            &p,
+            Some(json!({"value": 1})),
+            (StatusCode::NOT_FOUND, "CONFIG_NOT_FOUND"),
+        )
+        .await;
     }
     // Multi-line descriptions are allowed.
     let r = w
@@ -512,17 +496,17 @@ fn closed_port_url() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-async fn health_of(w: &World, admin: &AdminApp) -> Value {
+/// `GET path` on `admin` (an instance of its own) as the root admin: 200, its `data`.
+async fn root_get(w: &World, admin: &AdminApp, path: &str) -> Value {
     let r = w
-        .call(
-            Method::GET,
-            admin.url("/api/admin/health"),
-            Some(&w.root),
-            None,
-        )
+        .call(Method::GET, admin.url(path), Some(&w.root), None)
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     r.data().clone()
+}
+
+async fn health_of(w: &World, admin: &AdminApp) -> Value {
+    root_get(w, admin, "/api/admin/health").await
 }
 
 #[tokio::test]
@@ -609,12 +593,7 @@ async fn dashboard_totals_without_payments() {
     w.register(&email).await;
     let vendor = w.create_user(&new_email(), "V", "VENDOR").await;
     let gone = w.create_user(&new_email(), "G", "CUSTOMER").await;
-    w.admin(
-        Method::PATCH,
-        &format!("/api/admin/users/{vendor}/status"),
-        Some(json!({"isActive": false})),
-    )
-    .await;
+    w.deactivate(vendor).await;
     w.admin(Method::DELETE, &format!("/api/admin/users/{gone}"), None)
         .await;
     let d = eventually(
@@ -653,23 +632,15 @@ async fn dashboard_takes_payment_statistics_from_the_payments_service() {
     })
     .await
     .unwrap();
-    let r = w
-        .call(
-            Method::GET,
-            admin.url("/api/admin/dashboard"),
-            Some(&w.root),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let p = &r.data()["payments"];
+    let dashboard = root_get(&w, &admin, "/api/admin/dashboard").await;
+    let p = &dashboard["payments"];
     assert_eq!(p["total"], 2, "{p}");
     assert_eq!(p["byStatus"]["completed"], 1);
     assert_eq!(p["byStatus"]["pending"], 1);
     assert_eq!(p["byType"]["instant"], 1);
     assert_eq!(p["byType"]["scheduled"], 1);
     assert_eq!(p["volumeByCurrency"], json!({"USD": "1000.00"}));
-    assert_eq!(r.data()["warnings"], json!([]));
+    assert_eq!(dashboard["warnings"], json!([]));
 }
 
 /// A config value that `jsonb` cannot hold exactly (a number serde cannot read back, a NUL) is

@@ -25,10 +25,7 @@ fn claims(token: &str) -> Value {
 }
 
 fn actions(entries: &[Value]) -> Vec<String> {
-    entries
-        .iter()
-        .map(|e| e["action"].as_str().unwrap().to_owned())
-        .collect()
+    support::strings(entries, "action")
 }
 
 #[tokio::test]
@@ -148,14 +145,12 @@ async fn role_change_reaches_the_next_refreshed_token() {
         )
         .await;
     assert_eq!(r.data()["role"], "CUSTOMER");
-    let r = w
-        .admin(
-            Method::PATCH,
-            &format!("/api/admin/users/{id}/role"),
-            Some(json!({"role": "CUSTOMER"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
+    w.admin_ok(
+        Method::PATCH,
+        &format!("/api/admin/users/{id}/role"),
+        Some(json!({"role": "CUSTOMER"})),
+    )
+    .await;
     let changes = w
         .audit(&format!("action=USER_ROLE_CHANGED&resourceId={id}"))
         .await;
@@ -184,39 +179,27 @@ async fn role_change_reaches_the_next_refreshed_token() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
         assert_eq!(r.fields_sorted(), [field]);
     }
-    let r = w
-        .admin(
-            Method::PUT,
-            &format!("/api/admin/users/{}/role", Uuid::new_v4()),
-            Some(json!({"role": "VENDOR"})),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::NOT_FOUND, "USER_NOT_FOUND")
-    );
-    let r = w
-        .admin(
-            Method::PUT,
-            "/api/admin/users/xyz/role",
-            Some(json!({"role": "VENDOR"})),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::NOT_FOUND, "USER_NOT_FOUND")
-    );
-    let r = w
-        .admin(
-            Method::PUT,
-            &format!("/api/admin/users/{}/role", w.root_id),
-            Some(json!({"role": "CUSTOMER"})),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::CONFLICT, "SELF_MODIFICATION_FORBIDDEN")
-    );
+    w.admin_refused(
+        Method::PUT,
+        &format!("/api/admin/users/{}/role", Uuid::new_v4()),
+        Some(json!({"role": "VENDOR"})),
+        (StatusCode::NOT_FOUND, "USER_NOT_FOUND"),
+    )
+    .await;
+    w.admin_refused(
+        Method::PUT,
+        "/api/admin/users/xyz/role",
+        Some(json!({"role": "VENDOR"})),
+        (StatusCode::NOT_FOUND, "USER_NOT_FOUND"),
+    )
+    .await;
+    w.admin_refused(
+        Method::PUT,
+        &format!("/api/admin/users/{}/role", w.root_id),
+        Some(json!({"role": "CUSTOMER"})),
+        (StatusCode::CONFLICT, "SELF_MODIFICATION_FORBIDDEN"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -273,14 +256,12 @@ async fn deactivation_blocks_logins_and_revokes_sessions() {
 
     // Same state again: 200, nothing new. An empty or blank reason is absent (api.md §6.8:
     // existing clients always send the reason box).
-    let r = w
-        .admin(
-            Method::PATCH,
-            &path,
-            Some(json!({"isActive": false, "reason": "   "})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
+    w.admin_ok(
+        Method::PATCH,
+        &path,
+        Some(json!({"isActive": false, "reason": " "})),
+    )
+    .await;
     let entries = w
         .audit(&format!("action=USER_STATUS_CHANGED&resourceId={id}"))
         .await;
@@ -307,17 +288,13 @@ async fn deactivation_blocks_logins_and_revokes_sessions() {
     assert_eq!(w.login(&email).await.status, StatusCode::OK);
 
     // Self.
-    let r = w
-        .admin(
-            Method::PATCH,
-            &format!("/api/admin/users/{}/status", w.root_id),
-            Some(json!({"isActive": false})),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::CONFLICT, "SELF_MODIFICATION_FORBIDDEN")
-    );
+    w.admin_refused(
+        Method::PATCH,
+        &format!("/api/admin/users/{}/status", w.root_id),
+        Some(json!({"isActive": false})),
+        (StatusCode::CONFLICT, "SELF_MODIFICATION_FORBIDDEN"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -364,18 +341,20 @@ async fn deleted_users_cannot_log_in_and_leave_the_directory() {
             .len(),
         1
     );
-    let r = w
-        .admin(Method::DELETE, &format!("/api/admin/users/{id}"), None)
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::NOT_FOUND, "USER_NOT_FOUND")
-    );
-    let r = w.admin(Method::DELETE, "/api/admin/users/nope", None).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::NOT_FOUND, "USER_NOT_FOUND")
-    );
+    w.admin_refused(
+        Method::DELETE,
+        &format!("/api/admin/users/{id}"),
+        None,
+        (StatusCode::NOT_FOUND, "USER_NOT_FOUND"),
+    )
+    .await;
+    w.admin_refused(
+        Method::DELETE,
+        "/api/admin/users/nope",
+        None,
+        (StatusCode::NOT_FOUND, "USER_NOT_FOUND"),
+    )
+    .await;
 
     // The email can be registered again, as a new account.
     let again = w.register(&email).await;
@@ -387,17 +366,13 @@ async fn deleted_users_cannot_log_in_and_leave_the_directory() {
     assert_ne!(new_id, id);
     w.wait_listed(new_id).await;
 
-    let r = w
-        .admin(
-            Method::DELETE,
-            &format!("/api/admin/users/{}", w.root_id),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::CONFLICT, "SELF_MODIFICATION_FORBIDDEN")
-    );
+    w.admin_refused(
+        Method::DELETE,
+        &format!("/api/admin/users/{}", w.root_id),
+        None,
+        (StatusCode::CONFLICT, "SELF_MODIFICATION_FORBIDDEN"),
+    )
+    .await;
 }
 
 /// A valid ADMIN token for `user_id`, signed with auth's key, although auth no longer holds
@@ -543,14 +518,13 @@ async fn create_and_update_users_with_every_validation_rule() {
         assert_eq!(r.code(), "VALIDATION_ERROR");
         assert_eq!(r.fields_sorted(), fields, "{body}");
     }
-    let r = w
-        .admin(
-            Method::POST,
-            "/api/admin/users",
-            Some(with("email", json!(email))),
-        )
-        .await;
-    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "EMAIL_EXISTS"));
+    w.admin_refused(
+        Method::POST,
+        "/api/admin/users",
+        Some(with("email", json!(email))),
+        (StatusCode::CONFLICT, "EMAIL_EXISTS"),
+    )
+    .await;
 
     // Body handling: not an object, bad JSON, wrong content type, empty body.
     let r = w
@@ -586,10 +560,8 @@ async fn create_and_update_users_with_every_validation_rule() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.data()["name"], "Renamed");
-    let r = w
-        .admin(Method::PUT, &path, Some(json!({"name": "Renamed"})))
+    w.admin_ok(Method::PUT, &path, Some(json!({"name": "Renamed"})))
         .await;
-    assert_eq!(r.status, StatusCode::OK);
     let updated = w
         .audit(&format!("action=USER_UPDATED&resourceId={id}"))
         .await;
@@ -615,21 +587,20 @@ async fn create_and_update_users_with_every_validation_rule() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(r.fields_sorted(), fields, "{body}");
     }
-    let r = w
-        .admin(Method::PUT, &path, Some(json!({"email": w.root_email})))
-        .await;
-    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "EMAIL_EXISTS"));
-    let r = w
-        .admin(
-            Method::PUT,
-            &format!("/api/admin/users/{}", Uuid::new_v4()),
-            Some(json!({"name": "x"})),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::NOT_FOUND, "USER_NOT_FOUND")
-    );
+    w.admin_refused(
+        Method::PUT,
+        &path,
+        Some(json!({"email": w.root_email})),
+        (StatusCode::CONFLICT, "EMAIL_EXISTS"),
+    )
+    .await;
+    w.admin_refused(
+        Method::PUT,
+        &format!("/api/admin/users/{}", Uuid::new_v4()),
+        Some(json!({"name": "x"})),
+        (StatusCode::NOT_FOUND, "USER_NOT_FOUND"),
+    )
+    .await;
     // Validation comes before the id lookup.
     let r = w
         .admin(Method::PUT, "/api/admin/users/zzz", Some(json!({})))

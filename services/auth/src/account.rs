@@ -1,21 +1,23 @@
-//! The transactional building blocks of the auth flows: starting a session and ending
-//! sessions, each writing its outbox events in the caller's transaction (events.md §6.1).
+//! The transactional building blocks of the auth flows: creating a user, starting a session
+//! and ending sessions, each writing its outbox events in the caller's transaction (events.md §6.1).
 
 use chrono::{DateTime, TimeDelta, Utc};
 use payplane_bus::outbox::{self, EventContext};
 use payplane_events::{
-    ActorType,
-    auth::{RevokeReason, SessionRevoked},
+    ActorType, Event,
+    auth::{Origin, RevokeReason, SessionRevoked, UserCreated},
 };
 use payplane_kit::{ApiError, client_ip::ClientInfo, context::RequestContext};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
     config::Config,
+    error,
     store::{
+        StoreError,
         sessions::{self, DeviceInput, NewSession, Revoked, Target},
-        users::User,
+        users::{self, NewUser, User},
     },
     tokens,
 };
@@ -60,6 +62,53 @@ fn to_delta(d: std::time::Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::days(30))
 }
 
+/// Writes `event` about `subject` to the outbox in the caller's transaction (events.md §6.1);
+/// a failure is an internal error.
+pub async fn publish<E: Event>(
+    conn: &mut PgConnection,
+    ev: &EventContext,
+    subject: Uuid,
+    event: &E,
+) -> Result<(), ApiError> {
+    outbox::enqueue(conn, ev, &subject.to_string(), event)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(())
+}
+
+/// 409 `EMAIL_EXISTS` when `email` is taken, answered before the hash: a flood of duplicate
+/// sign-ups costs a query each, not a core for tens of milliseconds. The insert of
+/// [`create_user`] still settles races.
+pub async fn refuse_taken_email(db: &PgPool, email: &str) -> Result<(), ApiError> {
+    let mut conn = db.acquire().await.map_err(StoreError::at("acquire"))?;
+    if users::by_email(&mut conn, email).await?.is_some() {
+        return Err(error::email_exists());
+    }
+    Ok(())
+}
+
+/// Inserts `new` and writes its `auth.user.created` (`origin`, by `actor`); 409
+/// `EMAIL_EXISTS` when the email is taken.
+pub async fn create_user(
+    conn: &mut PgConnection,
+    ev: &EventContext,
+    new: &NewUser<'_>,
+    origin: Origin,
+    actor: Actor,
+) -> Result<User, ApiError> {
+    let user = users::insert(conn, new)
+        .await?
+        .ok_or_else(error::email_exists)?;
+    let created = UserCreated {
+        user: user.snapshot(),
+        origin,
+        actor_id: actor.id,
+        actor_type: actor.kind,
+    };
+    publish(conn, ev, user.id, &created).await?;
+    Ok(user)
+}
+
 /// Ends the targeted sessions and writes one `auth.session.revoked` per active one.
 /// The caller writes the Redis markers after commit.
 pub async fn end_sessions(
@@ -81,9 +130,7 @@ pub async fn end_sessions(
             actor_type: actor.kind,
             revoked_at: now,
         };
-        outbox::enqueue(conn, ev, &s.user_id.to_string(), &event)
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
+        publish(conn, ev, s.user_id, &event).await?;
     }
     Ok(ended.into_iter().filter(|s| s.was_active).collect())
 }

@@ -6,11 +6,11 @@ use axum::{Router, extract::FromRef};
 use payplane_authn::{Authn, Verifier, service::ServiceTokens, verifier::Keys};
 use payplane_bus::tasks::BrokerTasks;
 use payplane_kit::{
-    http::{StackOptions, stack},
     service::{
         self, ServiceError,
         cache::{self, connect_stores},
     },
+    shell,
 };
 use sqlx::{PgPool, migrate::Migrator};
 
@@ -52,19 +52,12 @@ pub fn router(state: AppState, broker: BrokerTasks) -> Router {
     let health = cache::health("auth", env!("CARGO_PKG_VERSION"), stores, move || {
         broker.check()
     });
-    let opts = StackOptions::trusting(state.config.trusted_proxies.clone());
-    stack(crate::routes::routes().with_state(state), health, &opts)
+    shell::router(crate::routes::routes(), state, health, None)
 }
 
-/// A bound, ready-to-run service (`local_addr`, `state`, `shutdown_token`).
-pub type Application = payplane_kit::server::Bound<AppState>;
+payplane_kit::service_state!(AppState, "auth", MIGRATOR, Config, StartError);
 
-impl payplane_kit::service::ServiceState for AppState {
-    const NAME: &'static str = "auth";
-    const MIGRATOR: Option<&'static Migrator> = Some(&MIGRATOR);
-    type Config = Config;
-    type Error = StartError;
-
+impl AppState {
     /// Connects to PostgreSQL (applying migrations) and Redis, and loads the signing keys.
     async fn connect(config: Config) -> Result<Self, StartError> {
         let (db, redis) = connect_stores(&config, 20, &MIGRATOR).await?;

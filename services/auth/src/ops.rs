@@ -7,7 +7,7 @@ use payplane_events::{
     auth::{Origin, Role, UserCreated},
     time,
 };
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
@@ -65,6 +65,27 @@ fn system_context() -> EventContext {
     }
 }
 
+/// Inserts `new` and writes its `auth.user.created` (`origin`, by the system); `EmailTaken`
+/// when the email is in use.
+async fn create(
+    conn: &mut PgConnection,
+    ev: &EventContext,
+    new: &users::NewUser<'_>,
+    origin: Origin,
+) -> Result<users::User, OpsError> {
+    let user = users::insert(conn, new)
+        .await?
+        .ok_or_else(|| OpsError::EmailTaken(new.email.to_owned()))?;
+    let event = UserCreated {
+        user: user.snapshot(),
+        origin,
+        actor_id: None,
+        actor_type: ActorType::System,
+    };
+    outbox::enqueue(conn, ev, &user.id.to_string(), &event).await?;
+    Ok(user)
+}
+
 /// Creates or resets the demo users; returns them with whether each was newly created.
 pub async fn seed_users(
     pool: &PgPool,
@@ -114,16 +135,7 @@ pub async fn seed_users(
                 email_verified: true,
                 now,
             };
-            let user = users::insert(&mut tx, &new)
-                .await?
-                .ok_or_else(|| OpsError::EmailTaken(email.into()))?;
-            let event = UserCreated {
-                user: user.snapshot(),
-                origin: Origin::Seed,
-                actor_id: None,
-                actor_type: ActorType::System,
-            };
-            outbox::enqueue(&mut tx, &ev, &user.id.to_string(), &event).await?;
+            let user = create(&mut tx, &ev, &new, Origin::Seed).await?;
             out.push((user, true));
         }
     }
@@ -151,25 +163,8 @@ pub async fn bootstrap_admin(
     if !users::lock_active_admins(&mut tx).await?.is_empty() {
         return Err(OpsError::AdminExists);
     }
-    let new = users::NewUser {
-        id: Uuid::new_v4(),
-        email: &email,
-        password_hash: &hash,
-        name: &name,
-        role: Role::Admin,
-        email_verified: false,
-        now: time::now(),
-    };
-    let user = users::insert(&mut tx, &new)
-        .await?
-        .ok_or_else(|| OpsError::EmailTaken(email.clone()))?;
-    let event = UserCreated {
-        user: user.snapshot(),
-        origin: Origin::System,
-        actor_id: None,
-        actor_type: ActorType::System,
-    };
-    outbox::enqueue(&mut tx, &system_context(), &user.id.to_string(), &event).await?;
+    let new = users::NewUser::unverified(&email, &hash, &name, Role::Admin, time::now());
+    let user = create(&mut tx, &system_context(), &new, Origin::System).await?;
     tx.commit().await.ctx("commit bootstrap")?;
     Ok(user)
 }

@@ -56,34 +56,10 @@ impl Default for HashLimits {
     }
 }
 
-/// The shortest new password (api.md §4.4).
-pub const PASSWORD_MIN: usize = 12;
-/// The longest password, new or presented (api.md §4.4, §4.5, §4.9).
-pub const PASSWORD_MAX: usize = 255;
-/// [`check_rule`]'s composition as a pattern, for the OpenAPI document: an ASCII upper-case
-/// letter, a lower-case letter, a digit and a character that is not an ASCII letter or digit.
-pub const PASSWORD_PATTERN: &str =
-    r"^(?=[\s\S]*[A-Z])(?=[\s\S]*[a-z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])[\s\S]*$";
-
-/// 12..255 characters with an ASCII upper, an ASCII lower, a digit and a non-alphanumeric.
-pub fn check_rule(password: &str) -> Result<(), &'static str> {
-    let n = password.chars().count();
-    if n < PASSWORD_MIN {
-        return Err("must be at least 12 characters");
-    }
-    if n > PASSWORD_MAX {
-        return Err("must be at most 255 characters");
-    }
-    let has = |f: fn(&char) -> bool| password.chars().any(|c| f(&c));
-    if !(has(char::is_ascii_uppercase)
-        && has(char::is_ascii_lowercase)
-        && has(char::is_ascii_digit)
-        && has(|c| !c.is_ascii_alphanumeric()))
-    {
-        return Err("must contain an upper-case letter, a lower-case letter, a digit and a symbol");
-    }
-    Ok(())
-}
+/// The password rule (api.md §4.4), its bounds and its pattern for the OpenAPI document.
+pub use payplane_kit::password::{
+    MAX as PASSWORD_MAX, MIN as PASSWORD_MIN, PATTERN as PASSWORD_PATTERN, rule as check_rule,
+};
 
 /// What a login's verification found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,20 +246,6 @@ impl Hasher {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rule() {
-        assert!(check_rule("TestPassword123!").is_ok());
-        for bad in [
-            "Short1!",
-            "testpassword123!",
-            "TESTPASSWORD123!",
-            "TestPassword!!!",
-            "TestPassword123",
-        ] {
-            assert!(check_rule(bad).is_err(), "{bad}");
-        }
-    }
 
     const CHEAP: Argon2Params = Argon2Params {
         memory_kib: 1024,

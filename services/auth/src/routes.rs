@@ -1,6 +1,7 @@
 //! The auth service's route table (api.md §4.1, §8.1). Handlers are thin: parse → flow → answer.
 
 mod account;
+mod attempt;
 mod devices;
 mod internal;
 mod jwks;
@@ -61,7 +62,7 @@ pub const DEVICE_ID_MAX: usize = 128;
 /// `deviceName`: 1..100 characters.
 pub const DEVICE_NAME: Text = Text::len(1, 100);
 /// A user's `name`: 1..255 characters (api.md §4.4).
-pub const NAME: Text = Text::len(1, 255);
+pub use payplane_kit::signup::NAME;
 /// `refreshToken` on refresh: 1..512 characters (api.md §4.6).
 pub const REFRESH_TOKEN_MAX: usize = 512;
 /// `refreshToken` on logout: any string up to this length (api.md §4.7 sets no bound; this

@@ -18,19 +18,17 @@ pub fn public_user(u: &User) -> Value {
     })
 }
 
-/// InternalUser (internal answers only).
+/// InternalUser (internal answers only): the PublicUser fields and the account's state.
 pub fn internal_user(u: &User) -> Value {
-    json!({
-        "id": u.id,
-        "email": u.email,
-        "name": u.name,
-        "role": u.role,
-        "isActive": u.is_active,
-        "emailVerified": u.email_verified,
-        "tokenVersion": u.token_version,
-        "createdAt": format(&u.created_at),
-        "updatedAt": format(&u.updated_at),
-    })
+    let mut user = public_user(u);
+    if let Value::Object(fields) = &mut user {
+        fields.extend([
+            ("isActive".to_owned(), json!(u.is_active)),
+            ("emailVerified".to_owned(), json!(u.email_verified)),
+            ("tokenVersion".to_owned(), json!(u.token_version)),
+        ]);
+    }
+    user
 }
 
 pub fn device(d: &DeviceRow, current_ref: Option<Uuid>) -> Value {

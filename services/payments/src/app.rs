@@ -8,11 +8,11 @@ use payplane_authn::{Authn, Verifier, jwks::RemoteKeys, service::ServiceTokens, 
 use payplane_bus::{consumer::ConsumerConfig, tasks::BrokerTasks};
 use payplane_events::topology::PAYMENTS_EVENTS;
 use payplane_kit::{
-    http::{StackOptions, stack},
     service::{
         self, ServiceError,
         cache::{self, connect_stores},
     },
+    shell,
 };
 use sqlx::{PgPool, migrate::Migrator};
 
@@ -43,9 +43,20 @@ impl FromRef<AppState> for ServiceTokens {
     }
 }
 
+/// The service's routes wrapped in the shared stack; readiness also reports the broker
+/// connections of `broker`.
+pub fn router(state: AppState, broker: BrokerTasks) -> Router {
+    let stores = (&state.db, &MIGRATOR, &state.authn.redis);
+    let health = cache::health("payments", env!("CARGO_PKG_VERSION"), stores, move || {
+        broker.check()
+    });
+    shell::router(crate::routes::routes(), state, health, None)
+}
+
+payplane_kit::service_state!(AppState, "payments", MIGRATOR, Config, StartError);
+
 impl AppState {
-    /// As [`ServiceState::connect`], with verification keys given directly (tests that hold
-    /// auth's keys).
+    /// As `connect`, with verification keys given directly (tests that hold auth's keys).
     pub async fn connect_with_keys(config: Config, keys: Keys) -> Result<Self, StartError> {
         payplane_db::ensure_database(&config.database_url)
             .await
@@ -63,27 +74,6 @@ impl AppState {
             config: Arc::new(config),
         })
     }
-}
-
-/// The service's routes wrapped in the shared stack; readiness also reports the broker
-/// connections of `broker`.
-pub fn router(state: AppState, broker: BrokerTasks) -> Router {
-    let stores = (&state.db, &MIGRATOR, &state.authn.redis);
-    let health = cache::health("payments", env!("CARGO_PKG_VERSION"), stores, move || {
-        broker.check()
-    });
-    let opts = StackOptions::trusting(state.config.trusted_proxies.clone());
-    stack(crate::routes::routes().with_state(state), health, &opts)
-}
-
-/// A bound, ready-to-run service (`local_addr`, `state`, `shutdown_token`).
-pub type Application = payplane_kit::server::Bound<AppState>;
-
-impl payplane_kit::service::ServiceState for AppState {
-    const NAME: &'static str = "payments";
-    const MIGRATOR: Option<&'static Migrator> = Some(&MIGRATOR);
-    type Config = Config;
-    type Error = StartError;
 
     /// Connects to PostgreSQL (applying migrations) and Redis; tokens are verified with
     /// auth's JWKS (`AUTH_URL`).

@@ -13,7 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::{Value, json};
+use payplane_kit::service::testing::http::Res;
+use serde_json::json;
 use uuid::Uuid;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -133,15 +134,11 @@ async fn main() {
     let mut users = Vec::new();
     for _ in 0..50 {
         let email = format!("b{}@example.com", Uuid::new_v4().simple());
-        let body: Value = http
-            .post(auth.url("/api/auth/register"))
-            .json(&json!({"email": email, "password": "BenchPassword123!", "name": "Bench"}))
-            .send()
+        let signup = json!({"email": email, "password": "BenchPassword123!", "name": "Bench"});
+        let body = Res::of(http.post(auth.url("/api/auth/register")).json(&signup))
             .await
             .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .body;
         let id = body["data"]["user"]["id"]
             .as_str()
             .unwrap()

@@ -11,11 +11,11 @@ use payplane_bus::{
 };
 use payplane_events::topology::PROFILE_EVENTS;
 use payplane_kit::{
-    http::{StackOptions, stack},
     service::{
         self, ServiceError,
         cache::{self, connect_stores},
     },
+    shell,
 };
 use sqlx::{PgPool, migrate::Migrator};
 
@@ -54,22 +54,12 @@ pub fn router(state: AppState, broker: BrokerTasks) -> Router {
     let health = cache::health("profile", env!("CARGO_PKG_VERSION"), stores, move || {
         broker.check()
     });
-    let opts = StackOptions {
-        trusted_proxies: state.config.trusted_proxies.clone(),
-        body_limit: BODY_LIMIT,
-    };
-    stack(crate::routes::routes().with_state(state), health, &opts)
+    shell::router(crate::routes::routes(), state, health, Some(BODY_LIMIT))
 }
 
-/// A bound, ready-to-run service (`local_addr`, `state`, `shutdown_token`).
-pub type Application = payplane_kit::server::Bound<AppState>;
+payplane_kit::service_state!(AppState, "profile", MIGRATOR, Config, StartError);
 
-impl payplane_kit::service::ServiceState for AppState {
-    const NAME: &'static str = "profile";
-    const MIGRATOR: Option<&'static Migrator> = Some(&MIGRATOR);
-    type Config = Config;
-    type Error = StartError;
-
+impl AppState {
     /// Connects to PostgreSQL (applying migrations) and Redis; keys come from auth's JWKS.
     async fn connect(config: Config) -> Result<Self, StartError> {
         let (db, redis) = connect_stores(&config, 20, &MIGRATOR).await?;

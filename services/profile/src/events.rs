@@ -54,22 +54,20 @@ impl Handler for UserEvents {
         tx: &mut PgConnection,
         event: &IncomingEvent,
     ) -> Result<(), HandlerError> {
-        match event.routing_key.as_str() {
+        // Whether a row changed does not matter: a replayed event is a no-op either way.
+        let stored = match event.routing_key.as_str() {
             USER_CREATED => {
                 let data: UserCreated = event.payload()?;
-                profiles::create_if_missing(tx, data.user.user_id)
-                    .await
-                    .map_err(|e| HandlerError::from_error(&e))?;
+                profiles::create_if_missing(tx, data.user.user_id).await
             }
             USER_DELETED => {
                 let data: UserDeleted = event.payload()?;
-                profiles::delete_user(tx, data.user_id, data.deleted_at)
-                    .await
-                    .map_err(|e| HandlerError::from_error(&e))?;
+                profiles::delete_user(tx, data.user_id, data.deleted_at).await
             }
             // No profile field follows account changes in this version (events.md §5.3).
-            _ => {}
-        }
+            _ => return Ok(()),
+        };
+        stored.map_err(|e| HandlerError::from_error(&e))?;
         Ok(())
     }
 }

@@ -8,16 +8,10 @@
 )]
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-#[path = "support/harness.rs"]
-#[allow(
-    dead_code,
-    reason = "shared by several test binaries, each using a subset"
-)]
-mod harness;
+mod support;
 
 use std::collections::HashSet;
 
-use harness::{Stack, within};
 use payplane_bus::consumer::{self, Outcome, RawMessage};
 use payplane_events::topology::PROFILE_EVENTS;
 use payplane_kit::openapi::{check_document, probe};
@@ -25,6 +19,7 @@ use payplane_profile::events::UserEvents;
 use redis::AsyncCommands;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use support::{Stack, within};
 use uuid::Uuid;
 
 fn updated_events(outbox: &[Value]) -> Vec<&Value> {
@@ -173,21 +168,10 @@ async fn profile_fields_phone_aliases_clearing_and_events() {
         .put("/api/profile", t, json!({"phone": null, "avatarUrl": null}))
         .await;
     assert_eq!(res.data()["avatarUrl"], Value::Null);
-    let stored: (
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    ) = sqlx::query_as(
-        "SELECT phone, address, bio, avatar_url FROM user_profiles WHERE user_id = $1",
-    )
-    .bind(user.id)
-    .fetch_one(&s.profile.db.pool)
-    .await
-    .unwrap();
+    let stored = s.profile_row(user.id).await.unwrap();
     assert_eq!(
-        stored,
-        (None, None, None, None),
+        ["phone", "address", "bio", "avatar_url"].map(|column| &stored[column]),
+        [&Value::Null; 4],
         "cleared fields are NULL, bio included"
     );
 
@@ -230,14 +214,11 @@ async fn preferences_are_merged_key_by_key_and_flag_by_flag() {
     let s = Stack::local().await;
     let user = s.register().await;
     let t = &user.token;
-    let prefs = |r: &harness::Res| r.data().clone();
+    let prefs = |r: &support::Res| r.data().clone();
+    let path = "/api/profile/preferences";
 
     let r = s
-        .put(
-            "/api/profile/preferences",
-            t,
-            json!({"theme": "DARK", "currency": "eur"}),
-        )
+        .put(path, t, json!({"theme": "DARK", "currency": "eur"}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(
@@ -247,7 +228,7 @@ async fn preferences_are_merged_key_by_key_and_flag_by_flag() {
     );
     let r = s
         .put(
-            "/api/profile/preferences",
+            path,
             t,
             json!({"language": "pt-br", "timezone": "America/New_York"}),
         )
@@ -255,72 +236,41 @@ async fn preferences_are_merged_key_by_key_and_flag_by_flag() {
     assert_eq!(r.data()["language"], "pt-BR");
     assert_eq!(r.data()["timezone"], "America/New_York");
     assert_eq!(r.data()["theme"], "dark", "other keys are kept");
+    // Each change applies to the flags the one before left.
+    for (change, flags) in [
+        (
+            json!({"sms": true}),
+            json!({"email": true, "push": true, "sms": true}),
+        ),
+        (
+            json!({"email": false, "push": false}),
+            json!({"email": false, "push": false, "sms": true}),
+        ),
+        (
+            json!({"email": null}),
+            json!({"email": true, "push": false, "sms": true}),
+        ),
+    ] {
+        let r = s.put(path, t, json!({ "notifications": change })).await;
+        assert_eq!(r.data()["notifications"], flags);
+    }
     let r = s
-        .put(
-            "/api/profile/preferences",
-            t,
-            json!({"notifications": {"sms": true}}),
-        )
-        .await;
-    assert_eq!(
-        r.data()["notifications"],
-        json!({"email": true, "push": true, "sms": true})
-    );
-    let r = s
-        .put(
-            "/api/profile/preferences",
-            t,
-            json!({"notifications": {"email": false, "push": false}}),
-        )
-        .await;
-    assert_eq!(
-        r.data()["notifications"],
-        json!({"email": false, "push": false, "sms": true})
-    );
-    let r = s
-        .put(
-            "/api/profile/preferences",
-            t,
-            json!({"notifications": {"email": null}}),
-        )
-        .await;
-    assert_eq!(
-        r.data()["notifications"],
-        json!({"email": true, "push": false, "sms": true})
-    );
-    let r = s
-        .put(
-            "/api/profile/preferences",
-            t,
-            json!({"theme": null, "favouriteColour": "teal"}),
-        )
+        .put(path, t, json!({"theme": null, "favouriteColour": "teal"}))
         .await;
     assert_eq!(r.data()["theme"], "system", "null resets to the default");
     assert!(r.data().get("favouriteColour").is_none());
-    let stored: Value =
-        sqlx::query_scalar("SELECT preferences FROM user_profiles WHERE user_id = $1")
-            .bind(user.id)
-            .fetch_one(&s.profile.db.pool)
-            .await
-            .unwrap();
     assert_eq!(
-        stored,
+        s.profile_row(user.id).await.unwrap()["preferences"],
         json!({"language": "pt-BR", "currency": "EUR", "timezone": "America/New_York",
                "notifications": {"push": false, "sms": true}}),
         "only keys the user set are stored; unknown keys never"
     );
-    let r = s
-        .put(
-            "/api/profile/preferences",
-            t,
-            json!({"notifications": null}),
-        )
-        .await;
+    let r = s.put(path, t, json!({"notifications": null})).await;
     assert_eq!(
         r.data()["notifications"],
         json!({"email": true, "push": true, "sms": false})
     );
-    assert_eq!(s.get("/api/profile/preferences", t).await.data(), r.data());
+    assert_eq!(s.get(path, t).await.data(), r.data());
     assert_eq!(
         s.get("/api/profile", t).await.data()["preferences"],
         *r.data()
@@ -329,11 +279,7 @@ async fn preferences_are_merged_key_by_key_and_flag_by_flag() {
     // Unchanged values emit nothing; each change lists exactly the changed keys.
     let before = s.outbox().await.len();
     let r = s
-        .put(
-            "/api/profile/preferences",
-            t,
-            json!({"currency": "EUR", "theme": null}),
-        )
+        .put(path, t, json!({"currency": "EUR", "theme": null}))
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(s.outbox().await.len(), before);
@@ -481,39 +427,28 @@ async fn every_validation_rule_has_a_failing_input() {
         rejects(&s, t, path, json!({"phone": bad}), &["phone"]).await;
         rejects(&s, t, path, json!({"phoneNumber": bad}), &["phoneNumber"]).await;
     }
-    rejects(&s, t, path, json!({"phone": 1_234_567_890}), &["phone"]).await;
-    rejects(&s, t, path, json!({"phone": "1234567890\u{0}"}), &["phone"]).await;
-    rejects(
-        &s,
-        t,
-        path,
-        json!({"phone": "1234567890", "phoneNumber": "0987654321"}),
-        &["phone"],
-    )
-    .await;
-    rejects(
-        &s,
-        t,
-        path,
-        json!({"phone": "", "phoneNumber": "0987654321"}),
-        &["phone"],
-    )
-    .await;
-    // address: 1..500, multi-line allowed, other control characters not.
-    rejects(
-        &s,
-        t,
-        path,
-        json!({"address": "a".repeat(501)}),
-        &["address"],
-    )
-    .await;
-    rejects(&s, t, path, json!({"address": "a\u{7}b"}), &["address"]).await;
-    rejects(&s, t, path, json!({"address": ["1 Main St"]}), &["address"]).await;
-    // bio: 0..1000 (length after trimming and NFC).
-    rejects(&s, t, path, json!({"bio": "é".repeat(1001)}), &["bio"]).await;
-    rejects(&s, t, path, json!({"bio": "nul\u{0}"}), &["bio"]).await;
-    rejects(&s, t, path, json!({"bio": true}), &["bio"]).await;
+    for (body, fields) in [
+        (json!({"phone": 1_234_567_890}), &["phone"]),
+        (json!({"phone": "1234567890\u{0}"}), &["phone"]),
+        (
+            json!({"phone": "1234567890", "phoneNumber": "0987654321"}),
+            &["phone"],
+        ),
+        (
+            json!({"phone": "", "phoneNumber": "0987654321"}),
+            &["phone"],
+        ),
+        // address: 1..500, multi-line allowed, other control characters not.
+        (json!({"address": "a".repeat(501)}), &["address"]),
+        (json!({"address": "a\u{7}b"}), &["address"]),
+        (json!({"address": ["1 Main St"]}), &["address"]),
+        // bio: 0..1000 (length after trimming and NFC).
+        (json!({"bio": "é".repeat(1001)}), &["bio"]),
+        (json!({"bio": "nul\u{0}"}), &["bio"]),
+        (json!({"bio": true}), &["bio"]),
+    ] {
+        rejects(&s, t, path, body, fields).await;
+    }
     // avatarUrl: absolute http(s) ≤ 2048, or data:image/(png|jpeg|gif|webp);base64 of at most
     // 2 796 220 characters (a 2 MiB image in base64, api.md §7 changelog review 2).
     for bad in [
@@ -1025,36 +960,23 @@ async fn seed_writes_the_demo_profiles_once_and_clears_deletion_marks() {
     );
     assert!(row(other).await.is_none(), "only the demo accounts");
     // Idempotent: a second run writes nothing; a changed demo profile is reset.
-    let updated: Value =
-        sqlx::query_scalar("SELECT to_jsonb(updated_at) FROM user_profiles WHERE user_id = $1")
-            .bind(admin)
-            .fetch_one(pool)
-            .await
-            .unwrap();
-    assert_eq!(
-        payplane_profile::ops::seed_profiles(pool, None, &users)
-            .await
-            .unwrap(),
-        0
-    );
-    let again: Value =
-        sqlx::query_scalar("SELECT to_jsonb(updated_at) FROM user_profiles WHERE user_id = $1")
-            .bind(admin)
-            .fetch_one(pool)
-            .await
-            .unwrap();
-    assert_eq!(updated, again);
+    let updated_at = || {
+        sqlx::query_scalar::<_, Value>(
+            "SELECT to_jsonb(updated_at) FROM user_profiles WHERE user_id = $1",
+        )
+        .bind(admin)
+        .fetch_one(pool)
+    };
+    let seed = || payplane_profile::ops::seed_profiles(pool, None, &users);
+    let updated = updated_at().await.unwrap();
+    assert_eq!(seed().await.unwrap(), 0);
+    assert_eq!(updated, updated_at().await.unwrap());
     sqlx::query("UPDATE user_profiles SET bio = 'changed', preferences = '{}' WHERE user_id = $1")
         .bind(customer)
         .execute(pool)
         .await
         .unwrap();
-    assert_eq!(
-        payplane_profile::ops::seed_profiles(pool, None, &users)
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(seed().await.unwrap(), 1);
     assert_eq!(row(customer).await.unwrap().2, None);
 }
 

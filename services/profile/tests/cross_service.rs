@@ -9,17 +9,11 @@
 )]
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-#[path = "support/harness.rs"]
-#[allow(
-    dead_code,
-    reason = "shared by several test binaries, each using a subset"
-)]
-mod harness;
+mod support;
 
 use std::time::Duration;
 
 use futures::StreamExt;
-use harness::{Stack, within};
 use lapin::{
     options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
     types::{FieldTable, ShortString},
@@ -27,6 +21,7 @@ use lapin::{
 use payplane_events::topology::EVENTS_EXCHANGE;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::{Stack, within};
 use uuid::Uuid;
 
 /// A test queue bound to `profile.#` on the stack's vhost.
@@ -96,6 +91,15 @@ impl Tap {
     }
 }
 
+/// Waits up to 2 s (`what` names the wait) until the profile row of `user` exists
+/// (`present`) or is gone; how long that took.
+async fn wait_profile_row(s: &Stack, user: Uuid, present: bool, what: &str) -> Duration {
+    within(what, Duration::from_secs(2), || async move {
+        s.profile_id(user).await.is_some() == present
+    })
+    .await
+}
+
 #[tokio::test]
 async fn registration_creates_the_profile_updates_are_published_and_deletion_removes_it() {
     let s = Stack::on_bus().await;
@@ -103,12 +107,7 @@ async fn registration_creates_the_profile_updates_are_published_and_deletion_rem
 
     // Register in auth → the profile exists within 2 s, created by the event (no request yet).
     let user = s.register().await;
-    let took = within(
-        "profile created from auth.user.created",
-        Duration::from_secs(2),
-        || async { s.profile_id(user.id).await.is_some() },
-    )
-    .await;
+    let took = wait_profile_row(&s, user.id, true, "profile created from auth.user.created").await;
     println!("registration → profile row: {took:?}");
     let id = s.profile_id(user.id).await.unwrap();
     let r = s.get("/api/profile", &user.token).await;
@@ -181,12 +180,7 @@ async fn registration_creates_the_profile_updates_are_published_and_deletion_rem
     // credentials, as the admin service calls it) → the profile is gone within 2 s.
     assert_eq!(s.get("/api/profile", &user.token).await.data()["bio"], "Hi");
     s.delete_in_auth(user.id).await;
-    let took = within(
-        "profile deleted from auth.user.deleted",
-        Duration::from_secs(2),
-        || async { s.profile_id(user.id).await.is_none() },
-    )
-    .await;
+    let took = wait_profile_row(&s, user.id, false, "profile deleted from auth.user.deleted").await;
     println!("auth deletion → profile row gone: {took:?}");
     let r = s.get("/api/profile", &user.token).await;
     assert_eq!(
@@ -223,17 +217,12 @@ async fn admin_created_users_get_a_profile_and_account_updates_leave_it_alone() 
     let email = format!("a{}@example.com", Uuid::new_v4().simple());
     let r = s
         .send(internal(s.http.post(s.auth.url("/internal/users"))).json(
-            &json!({"email": email, "password": harness::PW, "name": "Made By Admin", "role": "VENDOR"}),
+            &json!({"email": email, "password": support::PW, "name": "Made By Admin", "role": "VENDOR"}),
         ))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let uid: Uuid = r.data()["id"].as_str().unwrap().parse().unwrap();
-    within(
-        "profile of an admin-created user",
-        Duration::from_secs(2),
-        || async { s.profile_id(uid).await.is_some() },
-    )
-    .await;
+    wait_profile_row(&s, uid, true, "profile of an admin-created user").await;
     let id = s.profile_id(uid).await;
 
     // auth.user.updated has no effect in this version, but is consumed (recorded as processed).

@@ -20,7 +20,7 @@ use payplane_kit::{
     validate::{Fields, normalize_text},
 };
 use serde_json::{Map, Value, json};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Postgres, Transaction};
 
 use super::Admin;
 use crate::{
@@ -216,21 +216,24 @@ pub async fn create(
     let (Some(key), Some(value)) = (key, value) else {
         return Err(ApiError::field("body", "invalid"));
     };
-    let mut tx = s.db.begin().await.map_err(StoreError::at("begin"))?;
-    let entry = new_entry(key.clone(), value, description, &admin);
-    let saved = config::insert(&mut tx, &entry).await?.ok_or_else(exists)?;
-    record_change(
-        &mut tx,
-        &ctx,
-        &admin,
-        &key,
-        ConfigOperation::Created,
-        None,
-        Some(&saved),
-    )
-    .await?;
+    let tx = s.db.begin().await.map_err(StoreError::at("begin"))?;
+    let entry = new_entry(key, value, description, &admin);
+    Ok(Created(insert_new(tx, &ctx, &admin, &entry).await?))
+}
+
+/// Inserts `entry` under a key not in use yet (409 `CONFIG_EXISTS` otherwise), records its
+/// creation and commits; the entry as answered.
+async fn insert_new(
+    mut tx: Transaction<'_, Postgres>,
+    ctx: &RequestContext,
+    admin: &Admin,
+    entry: &Entry,
+) -> Result<Value, ApiError> {
+    let saved = config::insert(&mut tx, entry).await?.ok_or_else(exists)?;
+    let created = ConfigOperation::Created;
+    record_change(&mut tx, ctx, admin, &entry.key, created, None, Some(&saved)).await?;
     tx.commit().await.map_err(StoreError::at("commit"))?;
-    Ok(Created(saved.view()))
+    Ok(saved.view())
 }
 
 pub async fn put(
@@ -253,19 +256,8 @@ pub async fn put(
     let mut tx = s.db.begin().await.map_err(StoreError::at("begin"))?;
     let Some(previous) = config::lock(&mut tx, &key).await? else {
         let entry = new_entry(key.clone(), value, description.resolve(None), &admin);
-        let saved = config::insert(&mut tx, &entry).await?.ok_or_else(exists)?;
-        record_change(
-            &mut tx,
-            &ctx,
-            &admin,
-            &key,
-            ConfigOperation::Created,
-            None,
-            Some(&saved),
-        )
-        .await?;
-        tx.commit().await.map_err(StoreError::at("commit"))?;
-        return Ok(Created(saved.view()).into_response());
+        let created = insert_new(tx, &ctx, &admin, &entry).await?;
+        return Ok(Created(created).into_response());
     };
     let description = description.resolve(previous.description.clone());
     if previous.value == value && previous.description == description {

@@ -9,7 +9,7 @@ use axum::{
 use http::StatusCode;
 use payplane_kit::{
     ApiError, Created, Data, context::RequestContext, json::JsonObject, query::QueryParams,
-    validate::Fields,
+    signup::Signup, validate::Fields,
 };
 use serde_json::{Map, Value, json};
 use sqlx::Acquire;
@@ -19,7 +19,8 @@ use super::Admin;
 use crate::{
     app::AppState,
     audit,
-    domain::{NAME, ORDERS, REASON, ROLES, USER_SEARCH, USER_SORT_KEYS, password_rule},
+    auth_client::Change,
+    domain::{NAME, ORDERS, REASON, ROLES, USER_SEARCH, USER_SORT_KEYS},
     store::{
         StoreError,
         audit::NewEntry,
@@ -149,14 +150,10 @@ pub async fn create(
     JsonObject(body): JsonObject,
 ) -> Result<Created<Value>, ApiError> {
     let mut f = Fields::new(&body);
-    let email = f.email("email", true);
-    let password = f.secret("password", true, 0, usize::MAX);
-    if let Some(Err(msg)) = password.as_deref().map(password_rule) {
-        f.push("password", msg);
-    }
-    let name = f.text("name", true, NAME);
+    let new = Signup::read(&mut f);
     let role = f.one_of("role", true, &ROLES);
     f.finish()?;
+    let (email, password, name) = (new.email, new.password, new.name);
     let request = json!({"email": email, "password": password, "name": name, "role": role});
     let user = s.auth.create(&ctx, admin.id, &request).await?;
     let entry = user_entry(
@@ -194,7 +191,12 @@ pub async fn update(
     }
     let after = s
         .auth
-        .update(&ctx, admin.id, id, &Value::Object(request))
+        .change(
+            &ctx,
+            admin.id,
+            (id, Change::Profile),
+            &Value::Object(request),
+        )
         .await?;
     let mut fields = Vec::new();
     let mut previous = Map::new();
@@ -232,7 +234,7 @@ pub async fn set_role(
     let before = s.auth.get(&ctx, admin.id, id).await?;
     let after = s
         .auth
-        .set_role(&ctx, admin.id, id, &json!({ "role": role }))
+        .change(&ctx, admin.id, (id, Change::Role), &json!({ "role": role }))
         .await?;
     let entry = (before.role != after.role).then(|| {
         user_entry(
@@ -263,7 +265,10 @@ pub async fn set_status(
     if let (Some(r), Some(obj)) = (&reason, request.as_object_mut()) {
         obj.insert("reason".into(), json!(r));
     }
-    let after = s.auth.set_status(&ctx, admin.id, id, &request).await?;
+    let after = s
+        .auth
+        .change(&ctx, admin.id, (id, Change::Status), &request)
+        .await?;
     let entry = (before.is_active != after.is_active).then(|| {
         user_entry(
             &ctx,

@@ -86,52 +86,50 @@ impl UserRow {
 /// Inserts or updates the row when `u` is newer than what is stored; a row marked deleted is
 /// final (events.md §6.2). Returns whether anything changed.
 pub async fn upsert_if_newer(conn: &mut PgConnection, u: &UserState) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "INSERT INTO users (id, email, name, role, is_active, email_verified, created_at, updated_at)
+    let sql = "INSERT INTO users (id, email, name, role, is_active, email_verified, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name,
              role = EXCLUDED.role, is_active = EXCLUDED.is_active,
              email_verified = EXCLUDED.email_verified, created_at = EXCLUDED.created_at,
              updated_at = EXCLUDED.updated_at, synced_at = date_trunc('milliseconds', now())
-         WHERE users.deleted_at IS NULL AND users.updated_at < EXCLUDED.updated_at",
-    )
-    .bind(u.id)
-    .bind(&u.email)
-    .bind(&u.name)
-    .bind(&u.role)
-    .bind(u.is_active)
-    .bind(u.email_verified)
-    .bind(u.created_at)
-    .bind(u.updated_at)
-    .execute(&mut *conn)
-    .await
-    .ctx("upsert user")?;
-    Ok(done.rows_affected() > 0)
+         WHERE users.deleted_at IS NULL AND users.updated_at < EXCLUDED.updated_at";
+    upsert(conn, u, sql, "upsert user").await
 }
 
 /// The `seed` command's upsert: always writes and clears any deletion mark (api.md §10).
 pub async fn seed_upsert(conn: &mut PgConnection, u: &UserState) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO users (id, email, name, role, is_active, email_verified, created_at, updated_at)
+    let sql = "INSERT INTO users (id, email, name, role, is_active, email_verified, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name,
              role = EXCLUDED.role, is_active = EXCLUDED.is_active,
              email_verified = EXCLUDED.email_verified, created_at = EXCLUDED.created_at,
              updated_at = GREATEST(users.updated_at, EXCLUDED.updated_at), deleted_at = NULL,
-             synced_at = date_trunc('milliseconds', now())",
-    )
-    .bind(u.id)
-    .bind(&u.email)
-    .bind(&u.name)
-    .bind(&u.role)
-    .bind(u.is_active)
-    .bind(u.email_verified)
-    .bind(u.created_at)
-    .bind(u.updated_at)
-    .execute(&mut *conn)
-    .await
-    .ctx("seed user")?;
+             synced_at = date_trunc('milliseconds', now())";
+    upsert(conn, u, sql, "seed user").await?;
     Ok(())
+}
+
+/// Runs `sql`, an `INSERT` of every column of `u` in declaration order with its own
+/// `ON CONFLICT` clause (`what` names it in errors); whether a row was written.
+async fn upsert(
+    conn: &mut PgConnection,
+    u: &UserState,
+    sql: &'static str,
+    what: &'static str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(sql)
+        .bind(u.id)
+        .bind(&u.email)
+        .bind(&u.name)
+        .bind(&u.role)
+        .bind(u.is_active)
+        .bind(u.email_verified)
+        .bind(u.created_at)
+        .bind(u.updated_at)
+        .execute(&mut *conn)
+        .await
+        .ctx(what)?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Marks the user deleted (final). A user never seen before gets a deleted row so that a late

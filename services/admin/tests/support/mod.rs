@@ -8,14 +8,18 @@
 
 use std::{future::Future, time::Duration};
 
-use payplane_admin::{Config, testing::TestApp as AdminApp};
+use payplane_admin::{Config, events::AdminEvents, testing::TestApp as AdminApp};
 use payplane_auth::testing::TestApp as AuthApp;
-use payplane_bus::sandbox::Sandbox;
+use payplane_bus::{
+    consumer::{Outcome, RawMessage, handle_one},
+    sandbox::Sandbox,
+};
 use payplane_events::topology::ADMIN_EVENTS;
 pub use payplane_kit::service::testing::http::Res;
 use payplane_kit::service::testing::http::request;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 pub const PW: &str = "TestPassword123!";
@@ -125,6 +129,33 @@ impl World {
             .await
     }
 
+    /// Deactivates user `id` as the root admin.
+    pub async fn deactivate(&self, id: impl std::fmt::Display) -> Res {
+        let path = format!("/api/admin/users/{id}/status");
+        let body = json!({"isActive": false});
+        self.admin(Method::PATCH, &path, Some(body)).await
+    }
+
+    /// A call to the admin service as the root admin that must succeed with 200.
+    pub async fn admin_ok(&self, method: Method, path: &str, body: Option<Value>) -> Res {
+        let r = self.admin(method.clone(), path, body).await;
+        assert_eq!(r.status, StatusCode::OK, "{method} {path}: {}", r.body);
+        r
+    }
+
+    /// A call to the admin service as the root admin that must be refused with `status` and
+    /// the error `code`.
+    pub async fn admin_refused(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        (status, code): (StatusCode, &str),
+    ) {
+        let r = self.admin(method.clone(), path, body).await;
+        assert_eq!((r.status, r.code()), (status, code), "{method} {path}");
+    }
+
     pub async fn admin_as(
         &self,
         token: &str,
@@ -226,10 +257,45 @@ impl World {
     }
 }
 
+/// The string `key` of each of `items`, in order.
+pub fn strings<'a>(items: impl IntoIterator<Item = &'a Value>, key: &str) -> Vec<String> {
+    items
+        .into_iter()
+        .map(|item| item[key].as_str().unwrap().to_owned())
+        .collect()
+}
+
 pub fn token(r: &Res) -> String {
     r.data()["accessToken"].as_str().unwrap().to_owned()
 }
 
 pub fn refresh_token(r: &Res) -> String {
     r.data()["refreshToken"].as_str().unwrap().to_owned()
+}
+
+/// An `admin.events` delivery of `key` with `data`: its id and its body.
+pub fn envelope(key: &str, data: &Value) -> (Uuid, Vec<u8>) {
+    let id = Uuid::new_v4();
+    let body = json!({
+        "id": id, "type": key, "version": "1", "timestamp": "2026-03-01T10:00:03.512Z",
+        "source": key.split('.').next().unwrap(), "correlationId": "corr-1", "data": data,
+    });
+    (id, serde_json::to_vec(&body).unwrap())
+}
+
+/// Hands `key` with `data` to the `admin.events` handler's database step, as the consumer
+/// does; the event's id and the outcome.
+pub async fn deliver(pool: &PgPool, key: &str, data: &Value) -> (Uuid, Outcome) {
+    let (id, body) = envelope(key, data);
+    let outcome = handle_one(
+        pool,
+        "admin.events",
+        &AdminEvents,
+        RawMessage {
+            body: &body,
+            headers: None,
+        },
+    )
+    .await;
+    (id, outcome)
 }

@@ -4,7 +4,6 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use http::StatusCode;
 use payplane_authn::CurrentUser;
-use payplane_bus::outbox;
 use payplane_events::{
     auth::{PasswordChanged, RevokeReason},
     time,
@@ -16,8 +15,9 @@ use crate::{
     account::{self, Actor, event_context},
     app::AppState,
     error,
-    lockout::{self, Failure, Gate},
+    lockout::{self, Failure},
     password,
+    routes::attempt::{self, gate_refusal},
     store::{StoreError, sessions::Target, throttle, users},
     tokens,
     views::public_user,
@@ -64,10 +64,8 @@ pub async fn change_password(
 ) -> Result<Data<Value>, ApiError> {
     let mut f = Fields::new(&body);
     let current = f.secret("currentPassword", true, 1, password::PASSWORD_MAX);
-    let new = f.secret("newPassword", true, 0, usize::MAX);
-    if let Some(Err(msg)) = new.as_deref().map(password::check_rule) {
-        f.push("newPassword", msg);
-    } else if new.is_some() && new == current {
+    let new = payplane_kit::password::field(&mut f, "newPassword");
+    if !f.has_error("newPassword") && new.is_some() && new == current {
         f.push("newPassword", "must differ from the current password");
     }
     f.finish()?;
@@ -80,11 +78,8 @@ pub async fn change_password(
         let user = users::by_id(&mut conn, claims.sub)
             .await?
             .ok_or_else(|| error::unauthorized("TOKEN_INVALID", "Account no longer exists"))?;
-        let key = tokens::email_hash(&user.email);
-        let mut state = throttle::get(&mut conn, &key).await?.unwrap_or_default();
-        let now = time::now();
-        lockout::apply_memory_reset(&mut state, now);
-        (user, lockout::gate(&state, now))
+        let gate = attempt::peek(&mut conn, &tokens::email_hash(&user.email)).await?;
+        (user, gate)
     };
     if let Some(err) = gate_refusal(early) {
         return Err(err);
@@ -104,22 +99,10 @@ pub async fn change_password(
         .await?
         .ok_or_else(|| error::unauthorized("TOKEN_INVALID", "Account no longer exists"))?;
     let key = tokens::email_hash(&user.email);
-    let mut state = throttle::lock(&mut tx, &key).await?;
-    if lockout::apply_memory_reset(&mut state, now) {
-        throttle::save(&mut tx, &key, &state, None).await?;
-    }
-    if let Some(err) = gate_refusal(lockout::gate(&state, now)) {
-        tx.commit()
-            .await
-            .map_err(StoreError::at("commit throttle"))?;
-        return Err(err);
-    }
+    let (mut tx, state) = attempt::lock_open(tx, &key, now, gate_refusal).await?;
     let Some(hash) = hash else {
-        let outcome = lockout::record_failure(&mut state, now);
-        throttle::save(&mut tx, &key, &state, ctx.client.ip).await?;
-        tx.commit()
-            .await
-            .map_err(StoreError::at("commit failed password change"))?;
+        let what = "commit failed password change";
+        let outcome = attempt::count_failure(tx, &key, state, ctx.client.ip, now, what).await?;
         return Err(wrong_current_password(outcome, now));
     };
     if user.password_hash != verified_hash {
@@ -151,9 +134,7 @@ pub async fn change_password(
         user_agent: ctx.client.user_agent.clone(),
         changed_at: now,
     };
-    outbox::enqueue(&mut tx, &ev, &user.id.to_string(), &event)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    account::publish(&mut tx, &ev, user.id, &event).await?;
     tx.commit()
         .await
         .map_err(StoreError::at("commit password change"))?;
@@ -161,15 +142,4 @@ pub async fn change_password(
     Ok(Data(
         json!({ "message": "Password changed successfully", "revokedSessions": ended.len() }),
     ))
-}
-
-/// The 429 of a closed gate (api.md §4.3), or `None` when the gate is open.
-fn gate_refusal(gate: Gate) -> Option<ApiError> {
-    match gate {
-        Gate::Open => None,
-        Gate::Locked { until, wait } => {
-            Some(error::account_locked(wait, Some(time::format(&until))))
-        }
-        Gate::Backoff { wait } => Some(error::account_locked(wait, None)),
-    }
 }

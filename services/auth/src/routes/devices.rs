@@ -9,6 +9,7 @@ use payplane_authn::CurrentUser;
 use payplane_events::{auth::RevokeReason, time};
 use payplane_kit::{ApiError, Data, context::RequestContext, json::JsonObject, validate::Fields};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::{
     account::{self, Actor, event_context},
@@ -17,7 +18,7 @@ use crate::{
     routes::{DEVICE_ID_MAX, device_fields},
     store::{
         StoreError,
-        sessions::{self, Target},
+        sessions::{self, Revoked, Target},
         users,
     },
     views,
@@ -103,29 +104,16 @@ pub async fn remove(
     if !payplane_kit::validate::token_like(&device_id, DEVICE_ID_MAX) {
         return Err(error::device_not_found());
     }
-    let now = time::now();
-    let mut tx = s.db.begin().await.map_err(begin_err)?;
-    users::lock(&mut tx, claims.sub).await?;
     // Only active sessions count; expired leftovers on the device are not "sessions on it".
-    let ended = account::end_sessions(
-        &mut tx,
-        &event_context(&ctx),
-        &Target::ActiveOnDevice {
-            user_id: claims.sub,
-            device_id: &device_id,
-        },
-        RevokeReason::DeviceLogout,
-        Actor::user(claims.sub),
-        now,
-    )
-    .await?;
+    let target = Target::ActiveOnDevice {
+        user_id: claims.sub,
+        device_id: &device_id,
+    };
+    let reason = (RevokeReason::DeviceLogout, "commit device logout");
+    let ended = end_own_sessions(&s, &ctx, claims.sub, &target, reason).await?;
     if ended.is_empty() {
         return Err(error::device_not_found());
     }
-    tx.commit()
-        .await
-        .map_err(StoreError::at("commit device logout"))?;
-    s.markers.sessions_revoked(&ended).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -138,24 +126,30 @@ pub async fn logout_others(
     let mut f = Fields::new(&body);
     let _ = f.token("currentDeviceId", false, DEVICE_ID_MAX);
     f.finish()?;
-    let now = time::now();
-    let mut tx = s.db.begin().await.map_err(begin_err)?;
-    users::lock(&mut tx, claims.sub).await?;
-    let ended = account::end_sessions(
-        &mut tx,
-        &event_context(&ctx),
-        &Target::AllExcept {
-            user_id: claims.sub,
-            keep: claims.sid,
-        },
-        RevokeReason::LogoutOthers,
-        Actor::user(claims.sub),
-        now,
-    )
-    .await?;
-    tx.commit()
-        .await
-        .map_err(StoreError::at("commit logout-others"))?;
-    s.markers.sessions_revoked(&ended).await;
+    let target = Target::AllExcept {
+        user_id: claims.sub,
+        keep: claims.sid,
+    };
+    let reason = (RevokeReason::LogoutOthers, "commit logout-others");
+    let ended = end_own_sessions(&s, &ctx, claims.sub, &target, reason).await?;
     Ok(Data(json!({ "loggedOutCount": ended.len() })))
+}
+
+/// Ends the sessions of `target` of the caller `user_id` for `reason` (their `SessionRevoked`
+/// events included) under the user's row lock, commits (`what` names the commit), then writes
+/// the revocation markers; the sessions ended (none: nothing changed).
+async fn end_own_sessions(
+    s: &AppState,
+    ctx: &RequestContext,
+    user_id: Uuid,
+    target: &Target<'_>,
+    (reason, what): (RevokeReason, &'static str),
+) -> Result<Vec<Revoked>, ApiError> {
+    let mut tx = s.db.begin().await.map_err(begin_err)?;
+    users::lock(&mut tx, user_id).await?;
+    let (ev, actor) = (event_context(ctx), Actor::user(user_id));
+    let ended = account::end_sessions(&mut tx, &ev, target, reason, actor, time::now()).await?;
+    tx.commit().await.map_err(StoreError::at(what))?;
+    s.markers.sessions_revoked(&ended).await;
+    Ok(ended)
 }

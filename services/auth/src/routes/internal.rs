@@ -8,10 +8,9 @@ use axum::{
 };
 use http::StatusCode;
 use payplane_authn::service::ServiceCaller;
-use payplane_bus::outbox;
 use payplane_events::{
     ActorType,
-    auth::{Origin, RevokeReason, Role, UserCreated, UserDeleted, UserUpdated},
+    auth::{Origin, RevokeReason, Role, UserDeleted, UserUpdated},
     time,
 };
 use payplane_kit::{
@@ -19,6 +18,7 @@ use payplane_kit::{
     context::RequestContext,
     json::JsonObject,
     query::QueryParams,
+    signup::Signup,
     validate::{Fields, Text},
 };
 use serde_json::{Map, Value, json};
@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::{
     account::{self, Actor, event_context},
     app::AppState,
-    error, password,
+    error,
     store::{StoreError, sessions::Target, users},
     views::internal_user,
 };
@@ -105,46 +105,18 @@ pub async fn create(
     caller.allow(&["admin"])?;
     let actor = caller.actor_id()?;
     let mut f = Fields::new(&body);
-    let email = f.email("email", true);
-    let pw = f.secret("password", true, 0, usize::MAX);
-    if let Some(Err(msg)) = pw.as_deref().map(password::check_rule) {
-        f.push("password", msg);
-    }
-    let name = f.text("name", true, Text::len(1, 255));
+    let new = Signup::read(&mut f);
     let role = f.one_of("role", false, &ROLES);
     f.finish()?;
-    let (email, name) = (email.unwrap_or_default(), name.unwrap_or_default());
-    // A taken email is answered before the hash (the insert below still settles races).
-    {
-        let mut conn = s.db.acquire().await.map_err(begin_err)?;
-        if users::by_email(&mut conn, &email).await?.is_some() {
-            return Err(error::email_exists());
-        }
-    }
-    let hash = s.hasher.hash(&pw.unwrap_or_default()).await?;
+    let (email, name) = (new.email.unwrap_or_default(), new.name.unwrap_or_default());
+    account::refuse_taken_email(&s.db, &email).await?;
+    let hash = s.hasher.hash(&new.password.unwrap_or_default()).await?;
     let now = time::now();
     let mut tx = s.db.begin().await.map_err(begin_err)?;
-    let new = users::NewUser {
-        id: Uuid::new_v4(),
-        email: &email,
-        password_hash: &hash,
-        name: &name,
-        role: role.and_then(Role::parse).unwrap_or(Role::Customer),
-        email_verified: false,
-        now,
-    };
-    let user = users::insert(&mut tx, &new)
-        .await?
-        .ok_or_else(error::email_exists)?;
-    let event = UserCreated {
-        user: user.snapshot(),
-        origin: Origin::Admin,
-        actor_id: Some(actor),
-        actor_type: ActorType::Admin,
-    };
-    outbox::enqueue(&mut tx, &event_context(&ctx), &user.id.to_string(), &event)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let role = role.and_then(Role::parse).unwrap_or(Role::Customer);
+    let new = users::NewUser::unverified(&email, &hash, &name, role, now);
+    let (ev, actor) = (event_context(&ctx), Actor::admin(actor));
+    let user = account::create_user(&mut tx, &ev, &new, Origin::Admin, actor).await?;
     tx.commit()
         .await
         .map_err(StoreError::at("commit internal create"))?;
@@ -192,9 +164,7 @@ async fn apply_update(
         actor_id: Some(actor),
         actor_type: ActorType::Admin,
     };
-    outbox::enqueue(tx, &event_context(ctx), &saved.id.to_string(), &event)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    account::publish(tx, &event_context(ctx), saved.id, &event).await?;
     Ok(saved)
 }
 
@@ -373,9 +343,7 @@ pub async fn remove(
         actor_type: ActorType::Admin,
         deleted_at: now,
     };
-    outbox::enqueue(&mut tx, &ev, &id.to_string(), &event)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    account::publish(&mut tx, &ev, id, &event).await?;
     tx.commit().await.map_err(StoreError::at("commit delete"))?;
     s.markers.sessions_revoked(&ended).await;
     Ok(StatusCode::NO_CONTENT)

@@ -3,14 +3,13 @@
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use payplane_authn::extract::bearer_from_headers;
-use payplane_bus::outbox;
 use payplane_events::{
-    ActorType,
-    auth::{Origin, RevokeReason, Role, UserCreated, UserLogin, UserLogout},
+    auth::{Origin, RevokeReason, Role, UserLogin, UserLogout},
     time,
 };
 use payplane_kit::{
-    ApiError, Created, Data, context::RequestContext, json::JsonObject, validate::Fields,
+    ApiError, Created, Data, context::RequestContext, json::JsonObject, signup::Signup,
+    validate::Fields,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -21,7 +20,7 @@ use crate::{
     error,
     lockout::{self, Failure, Gate},
     password,
-    routes::{LOGOUT_REFRESH_TOKEN_MAX, NAME, REFRESH_TOKEN_MAX, SELF_ROLES, device_fields},
+    routes::{LOGOUT_REFRESH_TOKEN_MAX, REFRESH_TOKEN_MAX, SELF_ROLES, attempt, device_fields},
     store::{
         StoreError,
         sessions::{self, Target},
@@ -60,55 +59,25 @@ pub async fn register(
     JsonObject(body): JsonObject,
 ) -> Result<Created<Value>, ApiError> {
     let mut f = Fields::new(&body);
-    let email = f.email("email", true);
-    let password = f.secret("password", true, 0, usize::MAX);
-    if let Some(Err(msg)) = password.as_deref().map(password::check_rule) {
-        f.push("password", msg);
-    }
-    let name = f.text("name", true, NAME);
+    let new = Signup::read(&mut f);
     let role = f.one_of("role", false, &SELF_ROLES);
     let device = device_fields(&mut f, ctx.device_header.as_deref(), false);
     f.finish()?;
     let (email, password, name) = (
-        email.unwrap_or_default(),
-        password.unwrap_or_default(),
-        name.unwrap_or_default(),
+        new.email.unwrap_or_default(),
+        new.password.unwrap_or_default(),
+        new.name.unwrap_or_default(),
     );
     let role = role.and_then(Role::parse).unwrap_or(Role::Customer);
 
-    // A taken email is answered before the hash: a flood of duplicate registrations costs a
-    // query each, not a core for tens of milliseconds. The insert below still settles races.
-    {
-        let mut conn = s.db.acquire().await.map_err(begin_err)?;
-        if users::by_email(&mut conn, &email).await?.is_some() {
-            return Err(error::email_exists());
-        }
-    }
+    account::refuse_taken_email(&s.db, &email).await?;
     let hash = s.hasher.hash(&password).await?;
     let now = time::now();
     let ev = event_context(&ctx);
     let mut tx = s.db.begin().await.map_err(begin_err)?;
-    let new = users::NewUser {
-        id: Uuid::new_v4(),
-        email: &email,
-        password_hash: &hash,
-        name: &name,
-        role,
-        email_verified: false,
-        now,
-    };
-    let user = users::insert(&mut tx, &new)
-        .await?
-        .ok_or_else(error::email_exists)?;
-    let created = UserCreated {
-        user: user.snapshot(),
-        origin: Origin::SelfService,
-        actor_id: Some(user.id),
-        actor_type: ActorType::User,
-    };
-    outbox::enqueue(&mut tx, &ev, &user.id.to_string(), &created)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let new = users::NewUser::unverified(&email, &hash, &name, role, now);
+    let (origin, actor) = (Origin::SelfService, Actor::user(new.id));
+    let user = account::create_user(&mut tx, &ev, &new, origin, actor).await?;
     let started =
         account::start_session(&mut tx, &s.config, &ev, &user, &device, &ctx.client, now).await?;
     tx.commit()
@@ -122,19 +91,13 @@ fn login_metric(outcome: &'static str) {
     metrics::counter!("auth_logins_total", "outcome" => outcome).increment(1);
 }
 
-/// The 429 of a closed gate (api.md §4.3), or `None` when the gate is open.
+/// [`attempt::gate_refusal`], counted as a `locked` login.
 fn gate_refusal(gate: Gate) -> Option<ApiError> {
-    match gate {
-        Gate::Open => None,
-        Gate::Locked { until, wait } => {
-            login_metric("locked");
-            Some(error::account_locked(wait, Some(time::format(&until))))
-        }
-        Gate::Backoff { wait } => {
-            login_metric("locked");
-            Some(error::account_locked(wait, None))
-        }
+    let refusal = attempt::gate_refusal(gate);
+    if refusal.is_some() {
+        login_metric("locked");
     }
+    refusal
 }
 
 /// The answer to a wrong password: locked now (with the wait), or counted (with the attempts
@@ -177,10 +140,7 @@ pub async fn login(
     let key = tokens::email_hash(&email);
     let (user, early) = {
         let mut conn = s.db.acquire().await.map_err(begin_err)?;
-        let mut state = throttle::get(&mut conn, &key).await?.unwrap_or_default();
-        let now = time::now();
-        lockout::apply_memory_reset(&mut state, now);
-        let gate = lockout::gate(&state, now);
+        let gate = attempt::peek(&mut conn, &key).await?;
         let user = match gate {
             Gate::Open => users::by_email(&mut conn, &email).await?,
             _ => None,
@@ -200,23 +160,11 @@ pub async fn login(
     // Phase 3, under the throttle row lock: parallel attempts for one email are counted exactly,
     // and an attempt whose account was locked while it hashed learns nothing about its password.
     let now = time::now();
-    let mut tx = s.db.begin().await.map_err(begin_err)?;
-    let mut state = throttle::lock(&mut tx, &key).await?;
-    if lockout::apply_memory_reset(&mut state, now) {
-        throttle::save(&mut tx, &key, &state, None).await?;
-    }
-    if let Some(err) = gate_refusal(lockout::gate(&state, now)) {
-        tx.commit()
-            .await
-            .map_err(StoreError::at("commit throttle"))?;
-        return Err(err);
-    }
+    let tx = s.db.begin().await.map_err(begin_err)?;
+    let (mut tx, state) = attempt::lock_open(tx, &key, now, gate_refusal).await?;
     let Some(user) = user.filter(|_| valid) else {
-        let outcome = lockout::record_failure(&mut state, now);
-        throttle::save(&mut tx, &key, &state, ctx.client.ip).await?;
-        tx.commit()
-            .await
-            .map_err(StoreError::at("commit failed login"))?;
+        let what = "commit failed login";
+        let outcome = attempt::count_failure(tx, &key, state, ctx.client.ip, now, what).await?;
         return Err(failed_login(outcome, now));
     };
     let verified_hash = user.password_hash;
@@ -258,9 +206,7 @@ pub async fn login(
         user_agent: ctx.client.user_agent.clone(),
         login_at: now,
     };
-    outbox::enqueue(&mut tx, &ev, &user.id.to_string(), &login)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    account::publish(&mut tx, &ev, user.id, &login).await?;
     tx.commit().await.map_err(StoreError::at("commit login"))?;
     login_metric("success");
     s.markers.sessions_revoked(&started.ended).await;
@@ -419,9 +365,7 @@ pub async fn logout(
         user_agent: ctx.client.user_agent.clone(),
         logout_at: now,
     };
-    outbox::enqueue(&mut tx, &ev, &uid.to_string(), &event)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    account::publish(&mut tx, &ev, uid, &event).await?;
     tx.commit().await.map_err(StoreError::at("commit logout"))?;
     s.markers.sessions_revoked(&ended).await;
     Ok(Data(

@@ -109,6 +109,40 @@ pub struct NewUser<'a> {
     pub now: DateTime<Utc>,
 }
 
+impl<'a> NewUser<'a> {
+    /// A user with a fresh id whose email is not verified yet.
+    pub fn unverified(
+        email: &'a str,
+        password_hash: &'a str,
+        name: &'a str,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            email,
+            password_hash,
+            name,
+            role,
+            email_verified: false,
+            now,
+        }
+    }
+}
+
+/// The user a write returned, or `None` when it broke the unique email (`what` names the
+/// write in errors).
+fn unless_email_taken(
+    res: Result<PgRow, sqlx::Error>,
+    what: &'static str,
+) -> Result<Option<User>, StoreError> {
+    match res {
+        Ok(row) => User::from_row(&row).map(Some).ctx("decode user"),
+        Err(e) if is_unique_violation(&e) => Ok(None),
+        Err(e) => Err(StoreError::new(what, e)),
+    }
+}
+
 /// Inserts a user; `None` when the email is taken.
 pub async fn insert(conn: &mut PgConnection, u: &NewUser<'_>) -> Result<Option<User>, StoreError> {
     let res = sqlx::query(concat!(
@@ -125,11 +159,7 @@ pub async fn insert(conn: &mut PgConnection, u: &NewUser<'_>) -> Result<Option<U
     .bind(u.now)
     .fetch_one(&mut *conn)
     .await;
-    match res {
-        Ok(row) => User::from_row(&row).map(Some).ctx("decode user"),
-        Err(e) if is_unique_violation(&e) => Ok(None),
-        Err(e) => Err(StoreError::new("insert user", e)),
-    }
+    unless_email_taken(res, "insert user")
 }
 
 /// The full mutable state of a user, written back in one statement. `None` = email taken.
@@ -153,11 +183,7 @@ pub async fn save(conn: &mut PgConnection, u: &User) -> Result<Option<User>, Sto
     .bind(u.updated_at)
     .fetch_one(&mut *conn)
     .await;
-    match res {
-        Ok(row) => User::from_row(&row).map(Some).ctx("decode user"),
-        Err(e) if is_unique_violation(&e) => Ok(None),
-        Err(e) => Err(StoreError::new("update user", e)),
-    }
+    unless_email_taken(res, "update user")
 }
 
 pub async fn set_password(

@@ -2,6 +2,11 @@
 //! one process, each on its own fresh database, with a random Redis key prefix and (for bus
 //! tests) one sandbox vhost shared by auth's relay and profile's consumer and relay.
 
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each using a subset"
+)]
+
 use std::time::{Duration, Instant};
 
 use payplane_bus::sandbox::Sandbox;
@@ -115,13 +120,19 @@ impl Stack {
         assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.body);
     }
 
-    /// The stored profile row's id, if any.
-    pub async fn profile_id(&self, user: Uuid) -> Option<Uuid> {
-        sqlx::query_scalar("SELECT id FROM user_profiles WHERE user_id = $1")
+    /// The stored profile row of `user` as JSON (its columns as keys), if any.
+    pub async fn profile_row(&self, user: Uuid) -> Option<Value> {
+        sqlx::query_scalar("SELECT to_jsonb(p) FROM user_profiles p WHERE p.user_id = $1")
             .bind(user)
             .fetch_optional(&self.profile.db.pool)
             .await
             .unwrap()
+    }
+
+    /// The stored profile row's id, if any.
+    pub async fn profile_id(&self, user: Uuid) -> Option<Uuid> {
+        let row = self.profile_row(user).await?;
+        row["id"].as_str()?.parse().ok()
     }
 
     /// Every `profile.profile.updated` envelope written to the outbox, in order.
