@@ -2,6 +2,8 @@
 //! envelope and error type, request ids, strict JSON input and validation, Prometheus metrics,
 //! health endpoints, the HTTP middleware stack and graceful serving (api.md §1, §3.9, §8.3).
 
+#[cfg(feature = "testing")]
+pub mod bench;
 pub mod client_ip;
 pub mod config;
 pub mod context;

@@ -1,37 +1,39 @@
 //! A device name people recognise ("Chrome on Linux") from the browser's user agent, sent at
 //! sign-in so the devices page lists browsers by name.
 
+/// Browsers by a token of their user agent, most specific first: Edge and Opera also say
+/// "Chrome/", and Chrome also says "Safari/".
+const BROWSERS: &[(&[&str], &str)] = &[
+    (&["Edg/"], "Edge"),
+    (&["OPR/"], "Opera"),
+    (&["Firefox/"], "Firefox"),
+    (&["Chrome/", "Chromium/"], "Chrome"),
+    (&["Safari/"], "Safari"),
+];
+
+/// Systems likewise: Android and ChromeOS also say "Linux", iOS also says "Mac OS X".
+const SYSTEMS: &[(&[&str], &str)] = &[
+    (&["Android"], "Android"),
+    (&["iPhone", "iPad"], "iOS"),
+    (&["CrOS"], "ChromeOS"),
+    (&["Windows"], "Windows"),
+    (&["Mac OS X", "Macintosh"], "macOS"),
+    (&["Linux"], "Linux"),
+];
+
+/// The name of the first row with a token the user agent contains, else `unknown`.
+fn first_match(ua: &str, table: &[(&[&str], &'static str)], unknown: &'static str) -> &'static str {
+    table
+        .iter()
+        .find(|(tokens, _)| tokens.iter().any(|t| ua.contains(t)))
+        .map_or(unknown, |(_, name)| name)
+}
+
 /// `(deviceName, deviceType)` for the API's device fields (api.md §4.2).
 pub fn describe(user_agent: Option<&str>) -> (String, &'static str) {
     let ua = user_agent.unwrap_or("");
-    let browser = if ua.contains("Edg/") {
-        "Edge"
-    } else if ua.contains("OPR/") {
-        "Opera"
-    } else if ua.contains("Firefox/") {
-        "Firefox"
-    } else if ua.contains("Chrome/") || ua.contains("Chromium/") {
-        "Chrome"
-    } else if ua.contains("Safari/") {
-        "Safari"
-    } else {
-        "Browser"
-    };
-    let os = if ua.contains("Android") {
-        "Android"
-    } else if ua.contains("iPhone") || ua.contains("iPad") {
-        "iOS"
-    } else if ua.contains("CrOS") {
-        "ChromeOS"
-    } else if ua.contains("Windows") {
-        "Windows"
-    } else if ua.contains("Mac OS X") || ua.contains("Macintosh") {
-        "macOS"
-    } else if ua.contains("Linux") {
-        "Linux"
-    } else {
-        "an unknown system"
-    };
+    let browser = first_match(ua, BROWSERS, "Browser");
+    let os = first_match(ua, SYSTEMS, "an unknown system");
     let kind = if ua.contains("Mobile") {
         "mobile"
     } else {

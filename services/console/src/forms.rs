@@ -5,6 +5,45 @@ use std::collections::HashMap;
 
 use crate::api::{CallError, FieldError};
 
+/// The fields of a new account, as both the register page and the admin's "new user" form
+/// send them.
+#[derive(Debug, serde::Deserialize, Default)]
+pub struct NewAccountForm {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub role: String,
+}
+
+/// `value`, or `fallback` when the form left it empty (an unset choice shows its default).
+pub fn or_default<'a>(value: &'a str, fallback: &'a str) -> &'a str {
+    if value.is_empty() { fallback } else { value }
+}
+
+/// An API list path (api.md §5.4): `page` (at least 1) and `limit` first, then the filters,
+/// percent-coded.
+pub fn api_list_path<'a>(
+    path: &str,
+    page: Option<u32>,
+    limit: u32,
+    filters: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> String {
+    let mut q = vec![
+        format!("page={}", page.unwrap_or(1).max(1)),
+        format!("limit={limit}"),
+    ];
+    q.extend(
+        filters
+            .into_iter()
+            .map(|(k, v)| format!("{k}={}", encode_component(v))),
+    );
+    format!("{path}?{}", q.join("&"))
+}
+
 /// `application/x-www-form-urlencoded` value → text (`+` is a space).
 pub fn decode_component(s: &str) -> String {
     let bytes = s.as_bytes();

@@ -156,23 +156,24 @@ impl RateLimiter {
     pub async fn take_auth_only(&self, ip: std::net::IpAddr) -> Option<ApiError> {
         let key = payplane_kit::client_ip::rate_key(ip);
         match self.take(&key, Counted::AuthOnly).await {
-            Ok((false, states)) => {
-                metrics::counter!("rate_limit_rejections_total", "bucket" => "auth").increment(1);
-                Some(
-                    ApiError::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "RATE_LIMIT_EXCEEDED",
-                        "Too many requests",
-                    )
-                    .with_header(
-                        http::header::RETRY_AFTER,
-                        &format!("{}", retry_after(&states)),
-                    ),
-                )
-            }
+            Ok((false, states)) => Some(refusal("auth", &states)),
             Ok((true, _)) | Err(_) => None,
         }
     }
+}
+
+/// The 429 for a request `bucket` refused, with when to retry; counted by bucket.
+fn refusal(bucket: &'static str, states: &[BucketState]) -> ApiError {
+    metrics::counter!("rate_limit_rejections_total", "bucket" => bucket).increment(1);
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "RATE_LIMIT_EXCEEDED",
+        "Too many requests",
+    )
+    .with_header(
+        http::header::RETRY_AFTER,
+        &format!("{}", retry_after(states)),
+    )
 }
 
 fn headers_for(states: &[BucketState], h: &mut HeaderMap) {
@@ -259,17 +260,7 @@ pub async fn admit(limiter: &RateLimiter, counted: Counted, ip: std::net::IpAddr
             } else {
                 "api"
             };
-            metrics::counter!("rate_limit_rejections_total", "bucket" => bucket).increment(1);
-            let mut res = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "RATE_LIMIT_EXCEEDED",
-                "Too many requests",
-            )
-            .with_header(
-                http::header::RETRY_AFTER,
-                &format!("{}", retry_after(&states)),
-            )
-            .into_response();
+            let mut res = refusal(bucket, &states).into_response();
             headers_for(&states, res.headers_mut());
             Admission::Refused(res)
         }

@@ -2,32 +2,28 @@
 //! The proxy and the edge over real sockets: streaming, upstream failures, rate limits (real
 //! Redis), CORS, security headers, TLS with certificate replacement.
 
+#[path = "support/upstream.rs"]
+mod upstream;
+
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, atomic::AtomicU64},
     time::{Duration, Instant},
 };
 
 use axum::{
     Json, Router,
-    body::Body,
     extract::Request,
     routing::{any, get, post},
 };
-use bytes::Bytes;
-use futures::StreamExt;
 use http::StatusCode;
 use payplane_gateway::{Config, testing::TestGateway, tls};
 use serde_json::{Value, json};
+use upstream::{serve_with_streams, upload_chunked};
 
 const MIB: usize = 1024 * 1024;
 
 /// A small upstream: echo of what it received, a slow route, a 50 MiB sink and source.
 async fn upstream() -> (String, Arc<AtomicU64>) {
-    let received = Arc::new(AtomicU64::new(0));
-    let sink = received.clone();
     let app = Router::new()
         .route(
             "/api/payments/echo",
@@ -46,34 +42,8 @@ async fn upstream() -> (String, Arc<AtomicU64>) {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 "late"
             }),
-        )
-        .route(
-            "/api/payments/upload",
-            post(move |body: Body| {
-                let sink = sink.clone();
-                async move {
-                    let mut stream = body.into_data_stream();
-                    let mut n = 0u64;
-                    while let Some(chunk) = stream.next().await {
-                        n += chunk.unwrap().len() as u64;
-                    }
-                    sink.store(n, Ordering::SeqCst);
-                    Json(json!({ "success": true, "data": { "bytes": n } }))
-                }
-            }),
-        )
-        .route(
-            "/api/payments/download",
-            get(|| async {
-                let chunk = Bytes::from(vec![7u8; 64 * 1024]);
-                let stream = futures::stream::iter((0..800).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
-                ([("content-type", "application/octet-stream"), ("server", "upstream/1.0"), ("x-powered-by", "tests")], Body::from_stream(stream))
-            }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), received)
+    serve_with_streams(app).await
 }
 
 async fn gateway(tweak: impl FnOnce(&mut Config)) -> (TestGateway, Arc<AtomicU64>) {
@@ -81,6 +51,15 @@ async fn gateway(tweak: impl FnOnce(&mut Config)) -> (TestGateway, Arc<AtomicU64
     let mut config = Config::for_tests().with_upstream("payments", &url);
     tweak(&mut config);
     (TestGateway::spawn(config).await.unwrap(), received)
+}
+
+/// The `Retry-After` seconds of a refusal.
+fn retry_after(res: &reqwest::Response) -> u64 {
+    res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -153,11 +132,7 @@ async fn upstream_down_is_502_slow_is_504_and_a_failing_one_is_503_fast() {
     let res = http.get(gw.url("/api/admin/users")).send().await.unwrap();
     assert!(started.elapsed() < Duration::from_millis(100));
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let retry: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = retry_after(&res);
     assert!((1..=30).contains(&retry));
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE");
@@ -197,11 +172,7 @@ async fn rate_limit_is_per_real_client_ip_with_headers() {
     }
     let res = call("203.0.113.1").await.unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = retry_after(&res);
     assert!((1..=10).contains(&retry), "retry-after {retry}");
     assert_eq!(res.headers()["ratelimit-remaining"], "0");
     let reset: u64 = res.headers()["ratelimit-reset"]
@@ -309,14 +280,7 @@ async fn declared_oversized_body_is_413_and_json_is_compressed() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     // Chunked (no Content-Length) is cut off while streaming.
-    let chunk = Bytes::from(vec![1u8; 256 * 1024]);
-    let body = futures::stream::iter((0..8).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
-    let res = http
-        .post(gw.url("/api/payments/upload"))
-        .body(reqwest::Body::wrap_stream(body))
-        .send()
-        .await
-        .unwrap();
+    let res = upload_chunked(&http, gw.url("/api/payments/upload"), 256 * 1024, 8).await;
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
     let res = http

@@ -2,6 +2,9 @@
 //! 50 MiB up and 50 MiB down through the proxy while this process's resident memory is
 //! sampled. Alone in its own test binary so no other test's allocations blur the figure.
 
+#[path = "support/upstream.rs"]
+mod upstream;
+
 use std::{
     sync::{
         Arc,
@@ -10,59 +13,21 @@ use std::{
     time::Duration,
 };
 
-use axum::{
-    Json, Router,
-    body::Body,
-    routing::{get, post},
-};
-use bytes::Bytes;
+use axum::{Json, Router, routing::get};
 use futures::StreamExt;
 use http::StatusCode;
 use payplane_gateway::{Config, testing::TestGateway};
 use serde_json::json;
+use upstream::{serve_with_streams, upload_chunked};
 
 const MIB: usize = 1024 * 1024;
 
 async fn upstream() -> (String, Arc<AtomicU64>) {
-    let received = Arc::new(AtomicU64::new(0));
-    let sink = received.clone();
-    let app = Router::new()
-        .route(
-            "/api/payments/ping",
-            get(|| async { Json(json!({ "success": true })) }),
-        )
-        .route(
-            "/api/payments/upload",
-            post(move |body: Body| {
-                let sink = sink.clone();
-                async move {
-                    let mut stream = body.into_data_stream();
-                    let mut n = 0u64;
-                    while let Some(chunk) = stream.next().await {
-                        n += chunk.unwrap().len() as u64;
-                    }
-                    sink.store(n, Ordering::SeqCst);
-                    Json(json!({ "success": true, "data": { "bytes": n } }))
-                }
-            }),
-        )
-        .route(
-            "/api/payments/download",
-            get(|| async {
-                let chunk = Bytes::from(vec![7u8; 64 * 1024]);
-                let stream = futures::stream::iter(
-                    (0..800).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
-                );
-                (
-                    [("content-type", "application/octet-stream")],
-                    Body::from_stream(stream),
-                )
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), received)
+    let app = Router::new().route(
+        "/api/payments/ping",
+        get(|| async { Json(json!({ "success": true })) }),
+    );
+    serve_with_streams(app).await
 }
 
 fn rss_kib() -> u64 {
@@ -101,14 +66,7 @@ async fn fifty_mib_up_and_down_stream_through_with_flat_memory() {
     let before = rss_kib();
     let (stop, sampler) = sample_rss();
 
-    let chunk = Bytes::from(vec![1u8; 64 * 1024]);
-    let body = futures::stream::iter((0..800).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
-    let res = http
-        .post(gw.url("/api/payments/upload"))
-        .body(reqwest::Body::wrap_stream(body))
-        .send()
-        .await
-        .unwrap();
+    let res = upload_chunked(&http, gw.url("/api/payments/upload"), 64 * 1024, 800).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(received.load(Ordering::SeqCst), 50 * MIB as u64);
 

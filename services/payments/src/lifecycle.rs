@@ -265,21 +265,7 @@ pub async fn create(
         },
     )
     .await?;
-    let tx = payments::insert_tx(
-        conn,
-        &NewTx {
-            payment_id: id,
-            status: PaymentStatus::Pending,
-            previous_status: None,
-            status_message: "Payment created",
-            psp_transaction_id: None,
-            actor_id: actor.id,
-            actor_type: actor.kind,
-            metadata: None,
-            at: now,
-        },
-    )
-    .await?;
+    let tx = payments::insert_tx(conn, &NewTx::created(id, actor.id, actor.kind, now)).await?;
     let row = created_row(id, draft, now);
     let ev = PaymentCreated {
         payment: views::snapshot(&row),

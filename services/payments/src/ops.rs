@@ -80,6 +80,36 @@ pub async fn seed_demo(pool: &PgPool, demo_users: &[SeedUser<'_>]) -> Result<u32
     Ok(created)
 }
 
+/// A sample payment of `cents` in USD from the first party to the second, of a type with its
+/// description, as a fresh one is: pending, not yet at the PSP, no idempotency claim. Each
+/// sample sets what differs.
+fn sample<'a>(
+    id: Uuid,
+    (sender_id, recipient_id): (Uuid, Uuid),
+    cents: u32,
+    (payment_type, description): (&'a str, &'a str),
+    now: DateTime<Utc>,
+) -> NewPayment<'a> {
+    NewPayment {
+        id,
+        sender_id,
+        recipient_id,
+        amount: Amount::from_cents(cents).unwrap_or(Amount::MIN),
+        currency: "USD",
+        payment_type,
+        description,
+        metadata: None,
+        scheduled_for: None,
+        idempotency_key: None,
+        idempotency_since: None,
+        status: PaymentStatus::Pending,
+        psp_transaction_id: None,
+        psp_status: None,
+        completed_at: None,
+        now,
+    }
+}
+
 /// The completed sample payment with its three transactions.
 async fn seed_instant(
     conn: &mut PgConnection,
@@ -87,25 +117,16 @@ async fn seed_instant(
     vendor: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let kind = ("instant", "Sample instant payment");
+    let sample = sample(SAMPLE_INSTANT, (customer, vendor), 100_000, kind, now);
     payments::insert(
         &mut *conn,
         &NewPayment {
-            id: SAMPLE_INSTANT,
-            sender_id: customer,
-            recipient_id: vendor,
-            amount: Amount::from_cents(100_000).unwrap_or(Amount::MIN),
-            currency: "USD",
-            payment_type: "instant",
-            description: "Sample instant payment",
-            metadata: None,
-            scheduled_for: None,
-            idempotency_key: None,
-            idempotency_since: None,
             status: PaymentStatus::Completed,
             psp_transaction_id: Some("PSP_TX_123"),
             psp_status: Some("succeeded"),
             completed_at: Some(now),
-            now,
+            ..sample
         },
     )
     .await?;
@@ -155,40 +176,21 @@ async fn seed_scheduled(
     vendor: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let kind = ("scheduled", "Sample scheduled payment");
+    let sample = sample(SAMPLE_SCHEDULED, (vendor, customer), 50_000, kind, now);
     payments::insert(
         &mut *conn,
         &NewPayment {
-            id: SAMPLE_SCHEDULED,
-            sender_id: vendor,
-            recipient_id: customer,
-            amount: Amount::from_cents(50_000).unwrap_or(Amount::MIN),
-            currency: "USD",
-            payment_type: "scheduled",
-            description: "Sample scheduled payment",
-            metadata: None,
             scheduled_for: Some(now + Duration::days(7)),
-            idempotency_key: None,
-            idempotency_since: None,
-            status: PaymentStatus::Pending,
-            psp_transaction_id: None,
-            psp_status: None,
-            completed_at: None,
-            now,
+            ..sample
         },
     )
     .await?;
     payments::insert_tx(
         &mut *conn,
         &NewTx {
-            payment_id: SAMPLE_SCHEDULED,
-            status: PaymentStatus::Pending,
-            previous_status: None,
-            status_message: "Payment created",
-            psp_transaction_id: None,
-            actor_id: Some(vendor),
-            actor_type: ActorType::User,
             metadata: Some(json!({ "pspReference": "PSP_TX_456" })),
-            at: now,
+            ..NewTx::created(SAMPLE_SCHEDULED, Some(vendor), ActorType::User, now)
         },
     )
     .await?;

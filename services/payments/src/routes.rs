@@ -16,12 +16,15 @@ use axum::{
 };
 use payplane_kit::{ApiError, openapi::RouteTable, query::QueryParams};
 use rust_decimal::Decimal;
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::{
     app::AppState,
+    directory::Lookup,
     domain::money::{Amount, MoneyError},
     error,
+    store::{self, StoreError, payments::PaymentRow, users::DirUser},
 };
 
 pub fn routes() -> Router<AppState> {
@@ -57,6 +60,31 @@ pub(crate) fn money_param(q: &mut QueryParams, name: &str) -> Option<Decimal> {
             None
         }
     }
+}
+
+/// Begins the transaction of a change to payment `id` and locks its row; `op` names the
+/// change in a store error. A payment gone since it was read is a 404.
+pub(crate) async fn lock_payment(
+    s: &AppState,
+    id: Uuid,
+    op: &'static str,
+) -> Result<(Transaction<'static, Postgres>, PaymentRow), ApiError> {
+    let mut tx = s.db.begin().await.map_err(StoreError::at(op))?;
+    let p = store::payments::lock(&mut tx, id)
+        .await?
+        .ok_or_else(error::payment_not_found)?;
+    Ok((tx, p))
+}
+
+/// The directory user a request names (looked up in auth when not yet known), if any.
+pub(crate) async fn resolve_user(
+    s: &AppState,
+    lookup: &Lookup,
+) -> Result<Option<DirUser>, ApiError> {
+    s.directory
+        .resolve(&s.db, lookup)
+        .await
+        .map_err(error::directory)
 }
 
 /// A payment id from the path; anything but a UUID is a payment that does not exist.

@@ -8,80 +8,20 @@
 )]
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+#[path = "support/harness.rs"]
+mod harness;
+
 use std::time::Duration;
 
-use payplane_kit::service::testing::http::{Res, ServiceClient, request};
-use payplane_payments::{config::PspMode, routes::webhook::sign, testing::TestApp};
+use harness::{Api, User, assert_refused, deliver, fast_sim, no_sim, timestamp};
+use payplane_kit::service::testing::http::{Res, ServiceClient};
+use payplane_payments::{config::PspMode, routes::webhook::sign};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const PW: &str = "TestPassword123!";
-
-struct Api {
-    app: TestApp,
-    http: reqwest::Client,
-    client: ServiceClient,
-}
-
-#[derive(Clone)]
-struct User {
-    id: String,
-    email: String,
-    token: String,
-}
-
-fn fast_sim(c: &mut payplane_payments::Config) {
-    c.pickup_delay = Duration::from_millis(300);
-    c.settle_delay = Duration::from_millis(300);
-    c.sim_poll_interval = Duration::from_millis(100);
-}
-
-fn no_sim(c: &mut payplane_payments::Config) {
-    c.psp_mode = PspMode::External;
-}
-
+/// Calls only these tests make.
 impl Api {
-    async fn new(tweak: impl FnOnce(&mut payplane_payments::Config)) -> Self {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let app = TestApp::spawn_with(|_| {}, tweak).await.expect("spawn");
-        Self {
-            client: ServiceClient::new(&app.base_url),
-            http: reqwest::Client::new(),
-            app,
-        }
-    }
-
-    async fn raw(
-        &self,
-        method: Method,
-        url: String,
-        token: Option<&str>,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> Res {
-        let mut req = request(&self.http, method, &url, token, None);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        Res::of(req).await.expect("request")
-    }
-
-    async fn get(&self, path: &str, u: &User) -> Res {
-        self.client
-            .call(Method::GET, path, Some(&u.token), None)
-            .await
-    }
-
-    async fn create(&self, u: &User, body: Value) -> Res {
-        self.client
-            .call(Method::POST, "/api/payments", Some(&u.token), Some(body))
-            .await
-    }
-
     async fn create_with_key(&self, u: &User, key: &str, body: Value) -> Res {
         self.raw(
             Method::POST,
@@ -89,6 +29,15 @@ impl Api {
             Some(&u.token),
             Some(body),
             &[("idempotency-key", key)],
+        )
+        .await
+    }
+
+    /// The smallest valid request paying `recipient_id`: for tests about who may be paid.
+    async fn pay_one(&self, from: &User, recipient_id: &str) -> Res {
+        self.create(
+            from,
+            json!({"type": "instant", "amount": "1", "description": "x", "recipientId": recipient_id}),
         )
         .await
     }
@@ -105,79 +54,19 @@ impl Api {
     }
 
     async fn status(&self, u: &User, id: &str, status: &str) -> Res {
+        self.status_body(u, id, json!({ "status": status })).await
+    }
+
+    /// A status change with a body of the test's own (a reason, another spelling).
+    async fn status_body(&self, u: &User, id: &str, body: Value) -> Res {
         self.client
             .call(
                 Method::PATCH,
                 &format!("/api/payments/{id}/status"),
                 Some(&u.token),
-                Some(json!({ "status": status })),
+                Some(body),
             )
             .await
-    }
-
-    async fn register(&self, role: &str) -> User {
-        let email = format!(
-            "u{}@example.com",
-            &Uuid::new_v4().simple().to_string()[..12]
-        );
-        let r = self
-            .raw(
-                Method::POST,
-                self.app.auth.url("/api/auth/register"),
-                None,
-                Some(json!({"email": email, "password": PW, "name": format!("{role} {email}"), "role": role})),
-                &[],
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        User {
-            id: r.data()["user"]["id"].as_str().unwrap().to_owned(),
-            email,
-            token: r.data()["accessToken"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    async fn admin(&self) -> User {
-        let email = format!(
-            "a{}@example.com",
-            &Uuid::new_v4().simple().to_string()[..12]
-        );
-        let actor = Uuid::new_v4().to_string();
-        let r = self
-            .raw(
-                Method::POST,
-                self.app.auth.url("/internal/users"),
-                None,
-                Some(json!({"email": email, "password": PW, "name": "Admin", "role": "ADMIN"})),
-                &[
-                    ("x-service-name", "admin"),
-                    ("x-service-token", "dev-service-token"),
-                    ("x-actor-id", &actor),
-                ],
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        let login = self
-            .raw(
-                Method::POST,
-                self.app.auth.url("/api/auth/login"),
-                None,
-                Some(json!({"email": email, "password": PW})),
-                &[],
-            )
-            .await;
-        assert_eq!(login.status, StatusCode::OK, "{}", login.body);
-        User {
-            id: r.data()["id"].as_str().unwrap().to_owned(),
-            email,
-            token: login.data()["accessToken"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    async fn outbox(&self) -> Vec<(String, Value)> {
-        payplane_bus::outbox::all_rows(&self.app.db.pool)
-            .await
-            .unwrap()
     }
 
     async fn events_for(&self, id: &str) -> Vec<String> {
@@ -195,25 +84,6 @@ impl Api {
             .await
             .unwrap()
     }
-
-    async fn webhook(&self, body: &Value, signature: Option<String>) -> Res {
-        let bytes = serde_json::to_vec(body).unwrap();
-        let mut req = self
-            .http
-            .post(self.app.url("/api/payments/webhooks/psp"))
-            .header("content-type", "application/json")
-            .body(bytes);
-        if let Some(sig) = signature {
-            req = req.header("psp-signature", sig);
-        }
-        Res::of(req).await.unwrap()
-    }
-
-    async fn signed_webhook(&self, body: &Value) -> Res {
-        let bytes = serde_json::to_vec(body).unwrap();
-        let sig = sign("whsec_test", chrono::Utc::now().timestamp(), &bytes);
-        self.webhook(body, Some(sig)).await
-    }
 }
 
 fn id_of(v: &Value) -> String {
@@ -223,12 +93,7 @@ fn id_of(v: &Value) -> String {
 #[tokio::test]
 async fn create_and_visibility_by_role() {
     let api = Api::new(no_sim).await;
-    let (alice, bob, carol) = (
-        api.register("CUSTOMER").await,
-        api.register("VENDOR").await,
-        api.register("CUSTOMER").await,
-    );
-    let admin = api.admin().await;
+    let [alice, bob, carol, admin] = api.users(["CUSTOMER", "VENDOR", "CUSTOMER", "ADMIN"]).await;
     let r = api
         .create(
             &alice,
@@ -262,10 +127,7 @@ async fn create_and_visibility_by_role() {
         assert_eq!(r.data()["transactions"].as_array().unwrap().len(), 1);
     }
     let r = api.get(&path, &carol).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::NOT_FOUND, "PAYMENT_NOT_FOUND")
-    );
+    assert_refused(&r, StatusCode::NOT_FOUND, "PAYMENT_NOT_FOUND");
     let r = api.get("/api/payments/not-a-uuid", &alice).await;
     assert_eq!(r.code(), "PAYMENT_NOT_FOUND");
     let r = api
@@ -294,10 +156,7 @@ async fn create_and_visibility_by_role() {
         .client
         .call(Method::GET, "/api/payments", None, None)
         .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
-    );
+    assert_refused(&r, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     // Recipients: everyone in the directory but the caller.
     let r = api.get("/api/payments/recipients", &bob).await;
     let ids: Vec<&str> = r
@@ -324,7 +183,7 @@ async fn create_and_visibility_by_role() {
 #[tokio::test]
 async fn list_filters_sorting_and_aliases() {
     let api = Api::new(no_sim).await;
-    let (a, b) = (api.register("CUSTOMER").await, api.register("VENDOR").await);
+    let [a, b] = api.users(["CUSTOMER", "VENDOR"]).await;
     for amount in ["10", "20.5", "30"] {
         api.pay(&a, &b, amount).await;
     }
@@ -384,10 +243,7 @@ async fn list_filters_sorting_and_aliases() {
 #[tokio::test]
 async fn validation_amounts_currencies_and_recipients() {
     let api = Api::new(no_sim).await;
-    let (a, b) = (
-        api.register("CUSTOMER").await,
-        api.register("CUSTOMER").await,
-    );
+    let [a, b] = api.users(["CUSTOMER", "CUSTOMER"]).await;
     let base = |amount: Value| json!({"type": "instant", "amount": amount, "description": "x", "recipientId": b.id});
     for ok in [
         json!("0.01"),
@@ -428,16 +284,8 @@ async fn validation_amounts_currencies_and_recipients() {
     let mut f = r.fields();
     f.sort();
     assert_eq!(f, ["amount", "description", "recipientId", "type"]);
-    let r = api
-        .create(
-            &a,
-            json!({"type": "instant", "amount": "1", "description": "x", "recipientId": a.id}),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::BAD_REQUEST, "INVALID_RECIPIENT")
-    );
+    let r = api.pay_one(&a, &a.id).await;
+    assert_refused(&r, StatusCode::BAD_REQUEST, "INVALID_RECIPIENT");
     let r = api
         .create(&a, json!({"type": "instant", "amount": "1", "description": "x", "recipientId": b.id, "recipientEmail": b.email}))
         .await;
@@ -445,10 +293,7 @@ async fn validation_amounts_currencies_and_recipients() {
     let r = api
         .create(&a, json!({"type": "instant", "amount": "1", "description": "x", "recipientId": Uuid::new_v4()}))
         .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::NOT_FOUND, "RECIPIENT_NOT_FOUND")
-    );
+    assert_refused(&r, StatusCode::NOT_FOUND, "RECIPIENT_NOT_FOUND");
     let r = api
         .create(&a, json!({"type": "instant", "amount": "1", "description": "x", "recipientEmail": "nobody@example.com"}))
         .await;
@@ -512,11 +357,7 @@ async fn payment_in(
 #[tokio::test]
 async fn every_allowed_and_refused_transition() {
     let api = Api::new(no_sim).await;
-    let (a, b, admin) = (
-        api.register("CUSTOMER").await,
-        api.register("VENDOR").await,
-        api.admin().await,
-    );
+    let [a, b, admin] = api.users(["CUSTOMER", "VENDOR", "ADMIN"]).await;
     let statuses = ["pending", "processing", "completed", "failed", "cancelled"];
     let allowed = [
         ("pending", "processing"),
@@ -566,12 +407,7 @@ async fn every_allowed_and_refused_transition() {
 #[tokio::test]
 async fn status_change_permissions() {
     let api = Api::new(no_sim).await;
-    let (a, b, c, admin) = (
-        api.register("CUSTOMER").await,
-        api.register("VENDOR").await,
-        api.register("CUSTOMER").await,
-        api.admin().await,
-    );
+    let [a, b, c, admin] = api.users(["CUSTOMER", "VENDOR", "CUSTOMER", "ADMIN"]).await;
     let id = id_of(&api.pay(&a, &b, "3").await);
     assert_eq!(
         api.status(&a, &id, "processing").await.status,
@@ -588,12 +424,10 @@ async fn status_change_permissions() {
     let r = api.status(&a, &id, "nope").await;
     assert_eq!(r.fields(), ["status"]);
     let r = api
-        .client
-        .call(
-            Method::PATCH,
-            &format!("/api/payments/{id}/status"),
-            Some(&a.token),
-            Some(json!({"status": "CANCELLED", "reason": "changed my mind"})),
+        .status_body(
+            &a,
+            &id,
+            json!({"status": "CANCELLED", "reason": "changed my mind"}),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -605,20 +439,11 @@ async fn status_change_permissions() {
     );
     let id2 = payment_in(&api, &a, &b, &admin, "processing").await;
     let r = api.status(&a, &id2, "cancelled").await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::CONFLICT, "INVALID_STATUS_TRANSITION")
-    );
+    assert_refused(&r, StatusCode::CONFLICT, "INVALID_STATUS_TRANSITION");
     let id3 = id_of(&api.pay(&a, &b, "3").await);
     // An empty reason is absent (api.md §5.10: existing clients always send the reason box).
     let r = api
-        .client
-        .call(
-            Method::PATCH,
-            &format!("/api/payments/{id3}/status"),
-            Some(&a.token),
-            Some(json!({"status": "cancelled", "reason": ""})),
-        )
+        .status_body(&a, &id3, json!({"status": "cancelled", "reason": ""}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.data()["failureReason"], "Cancelled by sender");
@@ -645,12 +470,7 @@ async fn status_change_permissions() {
 #[tokio::test]
 async fn edit_while_pending() {
     let api = Api::new(no_sim).await;
-    let (a, b, c, admin) = (
-        api.register("CUSTOMER").await,
-        api.register("VENDOR").await,
-        api.register("CUSTOMER").await,
-        api.admin().await,
-    );
+    let [a, b, c, admin] = api.users(["CUSTOMER", "VENDOR", "CUSTOMER", "ADMIN"]).await;
     let id = id_of(&api.pay(&a, &b, "3").await);
     let path = format!("/api/payments/{id}");
     let put = |u: &User, body: Value| {
@@ -708,20 +528,13 @@ async fn edit_while_pending() {
     assert_eq!(r.data()["scheduledFor"], Value::Null);
     api.status(&admin, &id, "processing").await;
     let r = put(&a, json!({"amount": "6"})).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::CONFLICT, "INVALID_STATUS")
-    );
+    assert_refused(&r, StatusCode::CONFLICT, "INVALID_STATUS");
 }
 
 #[tokio::test]
 async fn idempotency_replay_reuse_and_concurrency() {
     let api = Api::new(no_sim).await;
-    let (a, b, c) = (
-        api.register("CUSTOMER").await,
-        api.register("VENDOR").await,
-        api.register("CUSTOMER").await,
-    );
+    let [a, b, c] = api.users(["CUSTOMER", "VENDOR", "CUSTOMER"]).await;
     let body =
         json!({"type": "instant", "amount": "12.50", "description": "once", "recipientId": b.id});
     let first = api.create_with_key(&a, "key-1", body.clone()).await;
@@ -741,9 +554,10 @@ async fn idempotency_replay_reuse_and_concurrency() {
             json!({"type": "instant", "amount": 12.5, "description": "once", "recipientId": b.id}),
         )
         .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED")
+    assert_refused(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "IDEMPOTENCY_KEY_REUSED",
     );
     // Another user's same key does not collide.
     assert_eq!(
@@ -779,10 +593,7 @@ async fn idempotency_replay_reuse_and_concurrency() {
         .await
         .unwrap();
     let r = api.create_with_key(&a, "stuck", body2.clone()).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::CONFLICT, "IDEMPOTENCY_IN_PROGRESS")
-    );
+    assert_refused(&r, StatusCode::CONFLICT, "IDEMPOTENCY_IN_PROGRESS");
     sqlx::query(sqlx::AssertSqlSafe(set("61 seconds")))
         .execute(&api.app.db.pool)
         .await
@@ -828,7 +639,7 @@ async fn idempotency_replay_reuse_and_concurrency() {
 #[tokio::test]
 async fn fifty_concurrent_creates_give_fifty_payments_and_events() {
     let api = Api::new(no_sim).await;
-    let (a, b) = (api.register("CUSTOMER").await, api.register("VENDOR").await);
+    let [a, b] = api.users(["CUSTOMER", "VENDOR"]).await;
     let body =
         json!({"type": "instant", "amount": "1.01", "description": "bulk", "recipientId": b.id});
     let keys: Vec<String> = (0..50).map(|i| format!("bulk-{i}")).collect();
@@ -863,11 +674,7 @@ async fn fifty_concurrent_creates_give_fifty_payments_and_events() {
 #[tokio::test]
 async fn webhook_signature_replay_and_outcomes() {
     let api = Api::new(no_sim).await;
-    let (a, b, admin) = (
-        api.register("CUSTOMER").await,
-        api.register("VENDOR").await,
-        api.admin().await,
-    );
+    let [a, b, admin] = api.users(["CUSTOMER", "VENDOR", "ADMIN"]).await;
     let id = id_of(&api.pay(&a, &b, "9").await);
     let path = format!("/api/payments/{id}");
     assert_eq!(api.get(&path, &a).await.data()["status"], "pending"); // cached
@@ -883,10 +690,7 @@ async fn webhook_signature_replay_and_outcomes() {
         Some(sign("whsec_test", now + 400, &bytes)),
     ] {
         let r = api.webhook(&event, sig).await;
-        assert_eq!(
-            (r.status, r.code()),
-            (StatusCode::UNAUTHORIZED, "INVALID_SIGNATURE")
-        );
+        assert_refused(&r, StatusCode::UNAUTHORIZED, "INVALID_SIGNATURE");
     }
     assert_eq!(api.events_for(&id).await.len(), 1);
     let r = api.signed_webhook(&event).await;
@@ -995,7 +799,7 @@ async fn wait_for_status(api: &Api, u: &User, id: &str, status: &str, secs: u64)
 #[tokio::test]
 async fn simulator_completes_fails_and_schedules() {
     let api = Api::new(fast_sim).await;
-    let (a, b) = (api.register("CUSTOMER").await, api.register("VENDOR").await);
+    let [a, b] = api.users(["CUSTOMER", "VENDOR"]).await;
     let ok = id_of(&api.pay(&a, &b, "10").await);
     let r = api
         .create(&a, json!({"type": "instant", "amount": "5", "description": "please [FAIL] this", "recipientId": b.id}))
@@ -1003,8 +807,11 @@ async fn simulator_completes_fails_and_schedules() {
     let bad = id_of(r.data());
     let at = chrono::Utc::now() + chrono::Duration::milliseconds(2500);
     let r = api
-        .create(&a, json!({"type": "scheduled", "amount": "5", "description": "later", "recipientId": b.id,
-                           "scheduledFor": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)}))
+        .create(
+            &a,
+            json!({"type": "scheduled", "amount": "5", "description": "later", "recipientId": b.id,
+                           "scheduledFor": timestamp(at)}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let later = id_of(r.data());
@@ -1067,7 +874,7 @@ async fn simulator_completes_fails_and_schedules() {
 #[tokio::test]
 async fn simulator_work_survives_a_restart() {
     let api = Api::new(no_sim).await;
-    let (a, b) = (api.register("CUSTOMER").await, api.register("VENDOR").await);
+    let [a, b] = api.users(["CUSTOMER", "VENDOR"]).await;
     let id = id_of(&api.pay(&a, &b, "10").await);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
@@ -1093,11 +900,7 @@ async fn simulator_work_survives_a_restart() {
 #[tokio::test]
 async fn reads_are_fresh_after_every_write_and_cache_is_used() {
     let api = Api::new(no_sim).await;
-    let (a, b, admin) = (
-        api.register("CUSTOMER").await,
-        api.register("VENDOR").await,
-        api.admin().await,
-    );
+    let [a, b, admin] = api.users(["CUSTOMER", "VENDOR", "ADMIN"]).await;
     let id = id_of(&api.pay(&a, &b, "10").await);
     let path = format!("/api/payments/{id}");
     let report = |u: &User| {
@@ -1180,16 +983,14 @@ async fn reads_are_fresh_after_every_write_and_cache_is_used() {
 
 #[tokio::test]
 async fn user_events_feed_the_directory_and_deletion_cancels() {
-    use payplane_bus::consumer::{Outcome, RawMessage, handle_one};
+    use payplane_bus::consumer::Outcome;
     let api = Api::new(no_sim).await;
-    let (a, b) = (api.register("CUSTOMER").await, api.register("VENDOR").await);
+    let [a, b] = api.users(["CUSTOMER", "VENDOR"]).await;
     let id = id_of(&api.pay(&a, &b, "10").await);
     let path = format!("/api/payments/{id}");
     api.get(&path, &a).await;
     let handler = payplane_payments::events::UserEvents::new(api.app.state.cache.clone());
-    let pool = &api.app.db.pool;
-    let future = (chrono::Utc::now() + chrono::Duration::seconds(5))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let future = timestamp(chrono::Utc::now() + chrono::Duration::seconds(5));
     let snapshot = |name: &str, at: &str| {
         json!({
         "userId": b.id, "email": b.email, "name": name, "role": "VENDOR", "isActive": true,
@@ -1203,27 +1004,9 @@ async fn user_events_feed_the_directory_and_deletion_cancels() {
     };
     let msg = envelope("auth.user.updated", snapshot("Renamed Vendor", &future));
     let body = serde_json::to_vec(&msg).unwrap();
-    let out = handle_one(
-        pool,
-        "payments.events",
-        &handler,
-        RawMessage {
-            body: &body,
-            headers: None,
-        },
-    )
-    .await;
+    let out = deliver(&api, &handler, &body).await;
     assert!(matches!(out, Outcome::Processed), "{out:?}");
-    let again = handle_one(
-        pool,
-        "payments.events",
-        &handler,
-        RawMessage {
-            body: &body,
-            headers: None,
-        },
-    )
-    .await;
+    let again = deliver(&api, &handler, &body).await;
     assert!(matches!(again, Outcome::Duplicate), "{again:?}");
     // Older data is ignored.
     let old = serde_json::to_vec(&envelope(
@@ -1231,62 +1014,26 @@ async fn user_events_feed_the_directory_and_deletion_cancels() {
         snapshot("Stale", "2020-01-01T00:00:00.000Z"),
     ))
     .unwrap();
-    handle_one(
-        pool,
-        "payments.events",
-        &handler,
-        RawMessage {
-            body: &old,
-            headers: None,
-        },
-    )
-    .await;
+    deliver(&api, &handler, &old).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
         api.get(&path, &a).await.data()["recipient"]["name"],
         "Renamed Vendor"
     );
     // Deactivated (newer snapshot): no longer payable.
-    let later = (chrono::Utc::now() + chrono::Duration::seconds(6))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let later = timestamp(chrono::Utc::now() + chrono::Duration::seconds(6));
     let mut inactive = snapshot("Renamed Vendor", &later);
     inactive["isActive"] = json!(false);
     let body = serde_json::to_vec(&envelope("auth.user.updated", inactive)).unwrap();
     assert!(matches!(
-        handle_one(
-            pool,
-            "payments.events",
-            &handler,
-            RawMessage {
-                body: &body,
-                headers: None
-            }
-        )
-        .await,
+        deliver(&api, &handler, &body).await,
         Outcome::Processed
     ));
-    let r = api
-        .create(
-            &a,
-            json!({"type": "instant", "amount": "1", "description": "x", "recipientId": b.id}),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::BAD_REQUEST, "INVALID_RECIPIENT")
-    );
+    let r = api.pay_one(&a, &b.id).await;
+    assert_refused(&r, StatusCode::BAD_REQUEST, "INVALID_RECIPIENT");
     let ignored = serde_json::to_vec(&envelope("auth.user.login", json!({}))).unwrap();
     assert!(matches!(
-        handle_one(
-            pool,
-            "payments.events",
-            &handler,
-            RawMessage {
-                body: &ignored,
-                headers: None
-            }
-        )
-        .await,
+        deliver(&api, &handler, &ignored).await,
         Outcome::Ignored
     ));
     // Deletion: the row stays (names in history), pending payments are cancelled.
@@ -1298,16 +1045,7 @@ async fn user_events_feed_the_directory_and_deletion_cancels() {
     let del_id = del["id"].as_str().unwrap().to_owned();
     let body = serde_json::to_vec(&del).unwrap();
     assert!(matches!(
-        handle_one(
-            pool,
-            "payments.events",
-            &handler,
-            RawMessage {
-                body: &body,
-                headers: None
-            }
-        )
-        .await,
+        deliver(&api, &handler, &body).await,
         Outcome::Processed
     ));
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1320,19 +1058,14 @@ async fn user_events_feed_the_directory_and_deletion_cancels() {
     assert_eq!(ev["causationId"], del_id.as_str());
     assert_eq!(ev["data"]["actorType"], "system");
     // A deleted user can no longer be paid.
-    let r = api
-        .create(
-            &a,
-            json!({"type": "instant", "amount": "1", "description": "x", "recipientId": b.id}),
-        )
-        .await;
+    let r = api.pay_one(&a, &b.id).await;
     assert_eq!(r.code(), "RECIPIENT_NOT_FOUND");
 }
 
 #[tokio::test]
 async fn internal_endpoints_and_seed() {
     let api = Api::new(no_sim).await;
-    let (a, b) = (api.register("CUSTOMER").await, api.register("VENDOR").await);
+    let [a, b] = api.users(["CUSTOMER", "VENDOR"]).await;
     let id = id_of(&api.pay(&a, &b, "10").await);
     let url = api.app.url(&format!("/internal/payments/{id}/parties"));
     let r = api.raw(Method::GET, url.clone(), None, None, &[]).await;
@@ -1389,8 +1122,7 @@ async fn internal_endpoints_and_seed() {
 #[tokio::test]
 async fn unstorable_metadata_is_refused_and_an_old_bad_row_stops_nothing() {
     let api = Api::new(fast_sim).await;
-    let (a, b) = (api.register("CUSTOMER").await, api.register("VENDOR").await);
-    let admin = api.admin().await;
+    let [a, b, admin] = api.users(["CUSTOMER", "VENDOR", "ADMIN"]).await;
     let bad_values = [
         json!({"x": f64::MAX}),
         json!({"k": "a\u{0}b"}),
@@ -1418,7 +1150,7 @@ async fn unstorable_metadata_is_refused_and_an_old_bad_row_stops_nothing() {
         .create(
             &a,
             json!({"type": "scheduled", "amount": "5", "description": "later", "recipientId": b.id,
-                           "scheduledFor": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                           "scheduledFor": timestamp(at),
                            "metadata": {"order": 7, "ratio": 0.125}}),
         )
         .await;
@@ -1489,7 +1221,7 @@ async fn unstorable_metadata_is_refused_and_an_old_bad_row_stops_nothing() {
 #[tokio::test]
 async fn money_in_exponent_form_is_refused() {
     let api = Api::new(no_sim).await;
-    let (a, b) = (api.register("CUSTOMER").await, api.register("VENDOR").await);
+    let [a, b] = api.users(["CUSTOMER", "VENDOR"]).await;
     let send = |amount: &'static str| {
         let body = format!(
             r#"{{"type":"instant","amount":{amount},"description":"x","recipientId":"{}"}}"#,
@@ -1522,18 +1254,13 @@ async fn money_in_exponent_form_is_refused() {
 #[tokio::test]
 async fn unreachable_database_is_503_with_retry_after() {
     let api = Api::new(no_sim).await;
-    let (a, b) = (api.register("CUSTOMER").await, api.register("VENDOR").await);
+    let [a, b] = api.users(["CUSTOMER", "VENDOR"]).await;
     api.app.state.db.close().await;
     let started = std::time::Instant::now();
     let r = api
         .get(&format!("/api/payments/{}", Uuid::new_v4()), &a)
         .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
-        "{}",
-        r.body
-    );
+    assert_refused(&r, StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE");
     assert_eq!(r.headers["retry-after"], "2");
     assert!(started.elapsed() < Duration::from_secs(3));
     let r = api
@@ -1551,7 +1278,7 @@ async fn unreachable_database_is_503_with_retry_after() {
 async fn a_taken_over_idempotency_claim_cannot_finish_and_one_key_is_one_payment() {
     use payplane_payments::store::idempotency::{self, Claim};
     let api = Api::new(no_sim).await;
-    let (a, b) = (api.register("CUSTOMER").await, api.register("VENDOR").await);
+    let [a, b] = api.users(["CUSTOMER", "VENDOR"]).await;
     let pool = &api.app.db.pool;
     let user: Uuid = a.id.parse().unwrap();
     let claim = || idempotency::claim(pool, user, "k-1", "POST", "/api/payments", b"fp");

@@ -4,97 +4,29 @@
 //! PSP webhook, the simulator and the handling of a deleted user — and then every outbox row is
 //! validated.
 
-#![allow(
-    clippy::too_many_lines,
-    reason = "each test reads top to bottom as one scenario"
-)]
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+#[path = "support/harness.rs"]
+mod harness;
 
 use std::time::Duration;
 
-use payplane_bus::consumer::{Outcome, RawMessage, handle_one};
+use harness::{Api, User, deliver, fast_sim, timestamp};
+use payplane_bus::consumer::Outcome;
 use payplane_events::testing::validate_outbox;
-use payplane_payments::{routes::webhook::sign, testing::TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const PW: &str = "TestPassword123!";
-
-struct User {
-    id: String,
-    email: String,
-    token: String,
-}
-
-struct Api {
-    app: TestApp,
-    http: reqwest::Client,
-}
-
+/// Calls that must succeed, as every step of the scenario below must.
 impl Api {
-    async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
-        let res = req.send().await.expect("request");
-        let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-
     /// A payments API call that must succeed; returns `data`.
     async fn ok(&self, method: Method, path: &str, u: &User, body: Value) -> Value {
-        let req = self
-            .http
-            .request(method, self.app.url(path))
-            .bearer_auth(&u.token)
-            .json(&body);
-        let (status, body) = self.send(req).await;
-        assert!(status.is_success(), "{path}: {status} {body}");
-        body["data"].clone()
-    }
-
-    async fn register(&self, role: &str) -> User {
-        let email = format!(
-            "s{}@example.com",
-            &Uuid::new_v4().simple().to_string()[..12]
-        );
-        let req = self
-            .http
-            .post(self.app.auth.url("/api/auth/register"))
-            .json(&json!({"email": email, "password": PW, "name": format!("{role} user"), "role": role}));
-        let (status, body) = self.send(req).await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        User {
-            id: body["data"]["user"]["id"].as_str().unwrap().to_owned(),
-            email,
-            token: body["data"]["accessToken"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    async fn admin(&self) -> User {
-        let email = format!(
-            "a{}@example.com",
-            &Uuid::new_v4().simple().to_string()[..12]
-        );
-        let req = self
-            .http
-            .post(self.app.auth.url("/internal/users"))
-            .header("x-service-name", "admin")
-            .header("x-service-token", "dev-service-token")
-            .header("x-actor-id", Uuid::new_v4().to_string())
-            .json(&json!({"email": email, "password": PW, "name": "Admin", "role": "ADMIN"}));
-        let (status, body) = self.send(req).await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        let id = body["data"]["id"].as_str().unwrap().to_owned();
-        let req = self
-            .http
-            .post(self.app.auth.url("/api/auth/login"))
-            .json(&json!({"email": email, "password": PW}));
-        let (status, body) = self.send(req).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        User {
-            id,
-            email,
-            token: body["data"]["accessToken"].as_str().unwrap().to_owned(),
-        }
+        let r = self
+            .raw(method, self.app.url(path), Some(&u.token), Some(body), &[])
+            .await;
+        assert!(r.status.is_success(), "{path}: {} {}", r.status, r.body);
+        r.data().clone()
     }
 
     /// A payment the simulator leaves alone: scheduled two days ahead.
@@ -122,56 +54,25 @@ impl Api {
         .await;
     }
 
-    async fn webhook(&self, event: &Value) {
-        let bytes = serde_json::to_vec(event).unwrap();
-        let sig = sign("whsec_test", chrono::Utc::now().timestamp(), &bytes);
-        let req = self
-            .http
-            .post(self.app.url("/api/payments/webhooks/psp"))
-            .header("content-type", "application/json")
-            .header("psp-signature", sig)
-            .body(bytes);
-        let (status, body) = self.send(req).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body["data"]["applied"], true, "{body}");
+    /// A signed PSP webhook that must be applied.
+    async fn applied_webhook(&self, event: &Value) {
+        let r = self.signed_webhook(event).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.body["data"]["applied"], true, "{}", r.body);
     }
-
-    async fn outbox(&self) -> Vec<(String, Value)> {
-        payplane_bus::outbox::all_rows(&self.app.db.pool)
-            .await
-            .unwrap()
-    }
-}
-
-fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[tokio::test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario through every path that writes an event, read top to bottom"
+)]
 async fn every_payments_event_in_the_outbox_matches_its_schema() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     // The simulator on, quick, so its own events are part of what is checked.
-    let app = TestApp::spawn_with(
-        |_| {},
-        |c| {
-            c.pickup_delay = Duration::from_millis(300);
-            c.settle_delay = Duration::from_millis(300);
-            c.sim_poll_interval = Duration::from_millis(100);
-        },
-    )
-    .await
-    .expect("spawn payments");
-    let api = Api {
-        app,
-        http: reqwest::Client::new(),
-    };
-    let (a, b, c, admin) = (
-        api.register("CUSTOMER").await,
-        api.register("VENDOR").await,
-        api.register("CUSTOMER").await,
-        api.admin().await,
-    );
-    let leaving = api.register("CUSTOMER").await;
+    let api = Api::new(fast_sim).await;
+    let [a, b, c, admin, leaving] = api
+        .users(["CUSTOMER", "VENDOR", "CUSTOMER", "ADMIN", "CUSTOMER"])
+        .await;
 
     // The simulator: created → processing → completed, and one declined (→ failed), actor
     // system with the simulated PSP reference.
@@ -238,7 +139,7 @@ async fn every_payments_event_in_the_outbox_matches_its_schema() {
         .enumerate()
     {
         let id = api.scheduled(&a, &b).await;
-        api.webhook(&json!({"id": format!("evt_{n}"), "type": kind,
+        api.applied_webhook(&json!({"id": format!("evt_{n}"), "type": kind,
                             "data": {"paymentId": id, "pspTransactionId": format!("ch_{n}")}}))
             .await;
     }
@@ -249,22 +150,13 @@ async fn every_payments_event_in_the_outbox_matches_its_schema() {
     let deleted = json!({
         "id": Uuid::new_v4(), "type": "auth.user.deleted", "version": "1",
         "timestamp": timestamp(chrono::Utc::now()), "source": "auth", "correlationId": "schema-test",
-        "data": {"userId": leaving.id, "email": leaving.email, "name": "CUSTOMER user", "role": "CUSTOMER",
+        "data": {"userId": leaving.id, "email": leaving.email, "name": format!("CUSTOMER {}", leaving.email), "role": "CUSTOMER",
                  "origin": "admin", "actorId": admin.id, "actorType": "admin",
                  "deletedAt": timestamp(chrono::Utc::now() + chrono::Duration::seconds(5))},
     });
     let body = serde_json::to_vec(&deleted).unwrap();
     let handler = payplane_payments::events::UserEvents::new(api.app.state.cache.clone());
-    let outcome = handle_one(
-        &api.app.db.pool,
-        "payments.events",
-        &handler,
-        RawMessage {
-            body: &body,
-            headers: None,
-        },
-    )
-    .await;
+    let outcome = deliver(&api, &handler, &body).await;
     assert!(matches!(outcome, Outcome::Processed), "{outcome:?}");
 
     // The simulator commits from its own task: wait for both of its payments to settle.

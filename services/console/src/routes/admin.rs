@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::{failure, flash_from, render};
 use crate::{
     api::{AuditPage, CallError, ConfigEntry, UserPage, decode},
-    forms::{FormErrors, encode_component},
+    forms::{FormErrors, NewAccountForm, api_list_path, encode_component},
     session::Ctx,
     views::{
         layout::{Flash, Nav, role_label},
@@ -164,35 +164,19 @@ impl UserQuery {
     }
 
     fn api_path(&self) -> String {
-        let mut q = vec![
-            format!("page={}", self.page.unwrap_or(1).max(1)),
-            "limit=20".into(),
-        ];
-        for (k, v) in self.pairs() {
-            let k = if k == "active" { "isActive" } else { k };
-            q.push(format!("{k}={}", encode_component(v)));
-        }
-        format!("/api/admin/users?{}", q.join("&"))
+        let filters = self
+            .pairs()
+            .into_iter()
+            .map(|(k, v)| (if k == "active" { "isActive" } else { k }, v));
+        api_list_path("/api/admin/users", self.page, 20, filters)
     }
-}
-
-#[derive(Debug, Deserialize, Default)]
-pub struct NewUserForm {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default)]
-    role: String,
 }
 
 fn users_view(
     ctx: &Ctx,
     q: &UserQuery,
     page: &UserPage,
-    form: &NewUserForm,
+    form: &NewAccountForm,
     errors: &FormErrors,
 ) -> Markup {
     let me = ctx.session().map(|s| s.user.id).unwrap_or_default();
@@ -301,7 +285,7 @@ pub async fn users(
                 &ctx,
                 &q,
                 &page,
-                &NewUserForm::default(),
+                &NewAccountForm::default(),
                 &FormErrors::default(),
             );
             render(&ctx, "Users", Nav::Users, flash(&raw), false, &main)
@@ -310,7 +294,7 @@ pub async fn users(
     }
 }
 
-pub async fn create_user(ctx: Ctx, Form(form): Form<NewUserForm>) -> Response {
+pub async fn create_user(ctx: Ctx, Form(form): Form<NewAccountForm>) -> Response {
     if let Some(r) = admin_only(&ctx) {
         return r;
     }
@@ -438,25 +422,18 @@ pub async fn audit(ctx: Ctx, Query(q): Query<AuditQuery>) -> Response {
     if let Some(r) = admin_only(&ctx) {
         return r;
     }
-    let pairs: Vec<(&str, &str)> = [
-        ("action", q.action.as_str()),
-        ("resourceType", &q.resource_type),
-        ("startDate", &q.from),
-        ("endDate", &q.to),
+    // Each filter set: its name in the API, its name in this page's URL, its value.
+    let filters: Vec<(&str, &str, &str)> = [
+        ("action", "action", q.action.as_str()),
+        ("resourceType", "resourceType", &q.resource_type),
+        ("startDate", "from", &q.from),
+        ("endDate", "to", &q.to),
     ]
     .into_iter()
-    .filter(|(_, v)| !v.is_empty())
+    .filter(|(_, _, v)| !v.is_empty())
     .collect();
-    let mut api = vec![
-        format!("page={}", q.page.unwrap_or(1).max(1)),
-        "limit=25".into(),
-    ];
-    api.extend(
-        pairs
-            .iter()
-            .map(|(k, v)| format!("{k}={}", encode_component(v))),
-    );
-    let audit_path = format!("/api/admin/audit-logs?{}", api.join("&"));
+    let api_filters = filters.iter().map(|&(api, _, v)| (api, v));
+    let audit_path = api_list_path("/api/admin/audit-logs", q.page, 25, api_filters);
     let (page, actions) = tokio::join!(
         ctx.call(Method::GET, &audit_path, None, None),
         ctx.call(Method::GET, "/api/admin/audit-logs/actions", None, None),
@@ -467,16 +444,10 @@ pub async fn audit(ctx: Ctx, Query(q): Query<AuditQuery>) -> Response {
     };
     let actions: Vec<String> = actions.and_then(decode).unwrap_or_default();
     let href = |n: u32| {
-        let mut q: Vec<String> = [
-            ("action", q.action.as_str()),
-            ("resourceType", &q.resource_type),
-            ("from", &q.from),
-            ("to", &q.to),
-        ]
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={}", encode_component(v)))
-        .collect();
+        let mut q: Vec<String> = filters
+            .iter()
+            .map(|(_, k, v)| format!("{k}={}", encode_component(v)))
+            .collect();
         q.push(format!("page={n}"));
         format!("/admin/audit?{}", q.join("&"))
     };

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::{
     api::CallError,
     device,
-    forms::FormErrors,
+    forms::{FormErrors, NewAccountForm, or_default},
     session::{Ctx, SessionData, Theme},
     views::{
         self,
@@ -181,24 +181,8 @@ pub async fn signin(ctx: Ctx, Form(form): Form<SigninForm>) -> Response {
     }
 }
 
-#[derive(Debug, Deserialize, Default)]
-pub struct RegisterForm {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default)]
-    role: String,
-}
-
-fn register_form(ctx: &Ctx, form: &RegisterForm, errors: &FormErrors) -> Markup {
-    let role = if form.role.is_empty() {
-        "CUSTOMER"
-    } else {
-        form.role.as_str()
-    };
+fn register_form(ctx: &Ctx, form: &NewAccountForm, errors: &FormErrors) -> Markup {
+    let role = or_default(&form.role, "CUSTOMER");
     html! {
         section.card.narrow.auth-card {
             h1 { "Create your account" }
@@ -212,14 +196,8 @@ fn register_form(ctx: &Ctx, form: &RegisterForm, errors: &FormErrors) -> Markup 
                     .render(errors))
                 fieldset.field.choice.has-error[errors.message("role").is_some()] {
                     legend { "I want to" }
-                    label.radio {
-                        input type="radio" name="role" value="CUSTOMER" checked[role == "CUSTOMER"];
-                        span { strong { "Pay" } " — a customer account" }
-                    }
-                    label.radio {
-                        input type="radio" name="role" value="VENDOR" checked[role == "VENDOR"];
-                        span { strong { "Get paid" } " — a vendor account with reports" }
-                    }
+                    (ui::radio("role", "CUSTOMER", role, "Pay", " — a customer account"))
+                    (ui::radio("role", "VENDOR", role, "Get paid", " — a vendor account with reports"))
                     @if let Some(m) = errors.message("role") { p.field-error data-field-error="role" { (m) } }
                 }
                 button.btn.btn-primary.btn-block type="submit" { "Create account" }
@@ -233,11 +211,11 @@ pub async fn register_page(ctx: Ctx) -> Response {
     if ctx.session().is_some() {
         return ctx.redirect("/payments");
     }
-    let main = register_form(&ctx, &RegisterForm::default(), &FormErrors::default());
+    let main = register_form(&ctx, &NewAccountForm::default(), &FormErrors::default());
     anonymous_page(&ctx, "Create account", None, false, &main)
 }
 
-pub async fn register(ctx: Ctx, Form(form): Form<RegisterForm>) -> Response {
+pub async fn register(ctx: Ctx, Form(form): Form<NewAccountForm>) -> Response {
     let (name, kind) = device_fields(&ctx);
     let body = json!({
         "name": form.name,

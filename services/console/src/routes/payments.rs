@@ -17,8 +17,8 @@ use serde_json::{Map, Value, json};
 
 use super::{failure, flash_from, render};
 use crate::{
-    api::{Party, Payment, PaymentPage, decode},
-    forms::{FormErrors, encode_component},
+    api::{CallError, Party, Payment, PaymentPage, decode},
+    forms::{FormErrors, api_list_path, encode_component, or_default},
     session::{Ctx, random_token},
     views::{
         layout::{Flash, Nav},
@@ -106,11 +106,7 @@ impl ListQuery {
 
     /// The API query (api.md §5.4).
     fn api_path(&self) -> String {
-        let mut q = vec![
-            format!("page={}", self.page.unwrap_or(1).max(1)),
-            "limit=20".to_owned(),
-        ];
-        for (k, v) in self.pairs() {
+        let filters = self.pairs().into_iter().map(|(k, v)| {
             let api_key = match k {
                 "from" => "startDate",
                 "to" => "endDate",
@@ -118,9 +114,9 @@ impl ListQuery {
                 "max" => "maxAmount",
                 other => other,
             };
-            q.push(format!("{api_key}={}", encode_component(v)));
-        }
-        format!("/api/payments?{}", q.join("&"))
+            (api_key, v)
+        });
+        api_list_path("/api/payments", self.page, 20, filters)
     }
 }
 
@@ -137,16 +133,8 @@ fn counterparty(p: &Payment, me: &str) -> Markup {
 }
 
 fn sort_header(q: &ListQuery, key: &str, label: &str) -> Markup {
-    let current = if q.sort.is_empty() {
-        "createdAt"
-    } else {
-        q.sort.as_str()
-    };
-    let order = if q.order.is_empty() {
-        "desc"
-    } else {
-        q.order.as_str()
-    };
+    let current = or_default(&q.sort, "createdAt");
+    let order = or_default(&q.order, "desc");
     let active = current == key;
     let next = if active && order == "desc" {
         "asc"
@@ -346,16 +334,8 @@ pub async fn recipients_handler(ctx: Ctx, Query(q): Query<RecipientQuery>) -> Re
 }
 
 fn payment_form(ctx: &Ctx, form: &PaymentForm, list: &[Party], errors: &FormErrors) -> Markup {
-    let kind = if form.kind.is_empty() {
-        "instant"
-    } else {
-        form.kind.as_str()
-    };
-    let currency = if form.currency.is_empty() {
-        "USD"
-    } else {
-        form.currency.as_str()
-    };
+    let kind = or_default(&form.kind, "instant");
+    let currency = or_default(&form.currency, "USD");
     let currencies: Vec<(&str, &str)> = CURRENCIES.iter().map(|c| (*c, *c)).collect();
     let recipient_error = errors
         .message("recipientId")
@@ -367,14 +347,8 @@ fn payment_form(ctx: &Ctx, form: &PaymentForm, list: &[Party], errors: &FormErro
             input type="hidden" name="idempotencyKey" value=(form.idempotency_key);
             fieldset.field.choice.span-2 {
                 legend { "When" }
-                label.radio {
-                    input type="radio" name="type" value="instant" checked[kind == "instant"];
-                    span { strong { "Now" } " — an instant payment" }
-                }
-                label.radio {
-                    input type="radio" name="type" value="scheduled" checked[kind == "scheduled"];
-                    span { strong { "Later" } " — scheduled for a date and time (UTC)" }
-                }
+                (ui::radio("type", "instant", kind, "Now", " — an instant payment"))
+                (ui::radio("type", "scheduled", kind, "Later", " — scheduled for a date and time (UTC)"))
                 @if let Some(m) = errors.message("type") { p.field-error data-field-error="type" { (m) } }
             }
             div.field.span-2.has-error[recipient_error.is_some()] {
@@ -439,22 +413,11 @@ pub async fn create(ctx: Ctx, Form(form): Form<PaymentForm>) -> Response {
     if ctx.session().is_none() {
         return ctx.to_signin("expired");
     }
-    let kind = if form.kind.is_empty() {
-        "instant"
-    } else {
-        form.kind.as_str()
-    };
+    let kind = or_default(&form.kind, "instant");
     let mut body = Map::new();
     body.insert("type".into(), json!(kind));
     body.insert("amount".into(), json!(form.amount.trim()));
-    body.insert(
-        "currency".into(),
-        json!(if form.currency.is_empty() {
-            "USD"
-        } else {
-            &form.currency
-        }),
-    );
+    body.insert("currency".into(), json!(or_default(&form.currency, "USD")));
     body.insert("description".into(), json!(form.description));
     if !form.recipient_id.is_empty() {
         body.insert("recipientId".into(), json!(form.recipient_id));
@@ -535,16 +498,7 @@ pub async fn detail(
     let Some(session) = ctx.session() else {
         return ctx.to_signin("expired");
     };
-    let p = match ctx
-        .call(
-            Method::GET,
-            &format!("/api/payments/{}", encode_component(&id)),
-            None,
-            None,
-        )
-        .await
-        .and_then(decode::<Payment>)
-    {
+    let p = match fetch(&ctx, &id).await {
         Ok(p) => p,
         Err(err) => return failure(&ctx, &err),
     };
@@ -591,20 +545,19 @@ pub async fn detail(
     render(&ctx, "Payment", Nav::Payments, flash_from(&q), true, &main)
 }
 
+/// One payment as the API shows it to this user.
+async fn fetch(ctx: &Ctx, id: &str) -> Result<Payment, CallError> {
+    let path = format!("/api/payments/{}", encode_component(id));
+    ctx.call(Method::GET, &path, None, None)
+        .await
+        .and_then(decode::<Payment>)
+}
+
 pub async fn edit_page(ctx: Ctx, Path(id): Path<String>) -> Response {
     if ctx.session().is_none() {
         return ctx.to_signin("expired");
     }
-    match ctx
-        .call(
-            Method::GET,
-            &format!("/api/payments/{}", encode_component(&id)),
-            None,
-            None,
-        )
-        .await
-        .and_then(decode::<Payment>)
-    {
+    match fetch(&ctx, &id).await {
         Ok(p) => {
             let form = PaymentForm {
                 amount: p.amount.clone(),
@@ -653,20 +606,13 @@ pub async fn edit(ctx: Ctx, Path(id): Path<String>, Form(form): Form<PaymentForm
     let body = json!({ "amount": form.amount.trim(), "currency": form.currency, "description": form.description });
     match ctx.call(Method::PUT, &path, Some(&body), None).await {
         Ok(_) => ctx.redirect(&format!("/payments/{id}?ok=updated")),
-        Err(err) if err.status() == 400 || err.status() == 409 => {
-            match ctx
-                .call(Method::GET, &path, None, None)
-                .await
-                .and_then(decode::<Payment>)
-            {
-                Ok(p) => {
-                    let status =
-                        StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
-                    edit_view(&ctx, &p, &form, &FormErrors::from_call(&err), status)
-                }
-                Err(e) => failure(&ctx, &e),
+        Err(err) if err.status() == 400 || err.status() == 409 => match fetch(&ctx, &id).await {
+            Ok(p) => {
+                let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
+                edit_view(&ctx, &p, &form, &FormErrors::from_call(&err), status)
             }
-        }
+            Err(e) => failure(&ctx, &e),
+        },
         Err(err) => failure(&ctx, &err),
     }
 }

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::{failure, flash_from, render};
 use crate::{
-    api::{Device, Profile, decode},
+    api::{CallError, Device, Profile, decode},
     forms::{FormErrors, encode_component},
     session::{Ctx, SessionData, Theme},
     views::{
@@ -148,7 +148,7 @@ fn view(
     }
 }
 
-async fn load(ctx: &Ctx) -> Result<(Profile, Vec<Device>), crate::api::CallError> {
+async fn load(ctx: &Ctx) -> Result<(Profile, Vec<Device>), CallError> {
     let profile = decode::<Profile>(ctx.call(Method::GET, "/api/profile", None, None).await?)?;
     let devices = decode::<Vec<Device>>(
         ctx.call(Method::GET, "/api/auth/devices", None, None)
@@ -185,6 +185,28 @@ pub async fn show(ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> Respons
     }
 }
 
+/// The profile page again, answered 400, with the API's field errors on the form that was
+/// sent: the details form (kept as typed) when `sent_details` is given, else the preferences.
+async fn refused(ctx: &Ctx, err: &CallError, sent_details: Option<&DetailsForm>) -> Response {
+    match load(ctx).await {
+        Ok((profile, devices)) => {
+            let (errors, none) = (FormErrors::from_call(err), FormErrors::default());
+            let saved = details_of(&profile);
+            let (details, detail_errors, pref_errors) = match sent_details {
+                Some(form) => (form, &errors, &none),
+                None => (&saved, &none, &errors),
+            };
+            let main = view(ctx, &profile, &devices, details, detail_errors, pref_errors);
+            (
+                StatusCode::BAD_REQUEST,
+                render(ctx, "Profile", Nav::Profile, None, false, &main),
+            )
+                .into_response()
+        }
+        Err(e) => failure(ctx, &e),
+    }
+}
+
 pub async fn update(ctx: Ctx, Form(form): Form<DetailsForm>) -> Response {
     let body = json!({ "phone": form.phone, "address": form.address, "bio": form.bio });
     match ctx
@@ -192,24 +214,7 @@ pub async fn update(ctx: Ctx, Form(form): Form<DetailsForm>) -> Response {
         .await
     {
         Ok(_) => ctx.redirect("/profile?ok=saved"),
-        Err(err) if err.status() == 400 => match load(&ctx).await {
-            Ok((profile, devices)) => {
-                let main = view(
-                    &ctx,
-                    &profile,
-                    &devices,
-                    &form,
-                    &FormErrors::from_call(&err),
-                    &FormErrors::default(),
-                );
-                (
-                    StatusCode::BAD_REQUEST,
-                    render(&ctx, "Profile", Nav::Profile, None, false, &main),
-                )
-                    .into_response()
-            }
-            Err(e) => failure(&ctx, &e),
-        },
+        Err(err) if err.status() == 400 => refused(&ctx, &err, Some(&form)).await,
         Err(err) => failure(&ctx, &err),
     }
 }
@@ -241,24 +246,7 @@ pub async fn update_preferences(ctx: Ctx, Form(form): Form<PreferencesForm>) -> 
             remember_theme(&ctx, &form.theme);
             ctx.redirect("/profile?ok=saved")
         }
-        Err(err) if err.status() == 400 => match load(&ctx).await {
-            Ok((profile, devices)) => {
-                let main = view(
-                    &ctx,
-                    &profile,
-                    &devices,
-                    &details_of(&profile),
-                    &FormErrors::default(),
-                    &FormErrors::from_call(&err),
-                );
-                (
-                    StatusCode::BAD_REQUEST,
-                    render(&ctx, "Profile", Nav::Profile, None, false, &main),
-                )
-                    .into_response()
-            }
-            Err(e) => failure(&ctx, &e),
-        },
+        Err(err) if err.status() == 400 => refused(&ctx, &err, None).await,
         Err(err) => failure(&ctx, &err),
     }
 }

@@ -26,41 +26,53 @@ pub fn bare(title: &str, main: &Markup) -> Markup {
     page(&shell, main)
 }
 
-pub fn forbidden_form() -> Response {
+/// A card with a heading, one paragraph and one way onwards, answered with `status`: the
+/// shape of every page here that explains why the user landed somewhere else.
+fn notice(
+    status: StatusCode,
+    title: &str,
+    heading: &str,
+    text: &str,
+    (href, link): (&str, &str),
+) -> Response {
     let main = html! {
         section.card.narrow {
-            h1 { "This form has expired" }
-            p { "For your safety the form could not be sent. Go back, reload the page and try again." }
-            a.btn.btn-primary href="/" { "Back to payplane" }
+            h1 { (heading) }
+            p { (text) }
+            a.btn.btn-primary href=(href) { (link) }
         }
     };
-    (StatusCode::FORBIDDEN, respond(bare("Form expired", &main))).into_response()
+    (status, respond(bare(title, &main))).into_response()
+}
+
+pub fn forbidden_form() -> Response {
+    notice(
+        StatusCode::FORBIDDEN,
+        "Form expired",
+        "This form has expired",
+        "For your safety the form could not be sent. Go back, reload the page and try again.",
+        ("/", "Back to payplane"),
+    )
 }
 
 pub fn not_found() -> Response {
-    let main = html! {
-        section.card.narrow {
-            h1 { "Page not found" }
-            p { "There is nothing at this address. It may have moved, or the link may be mistyped." }
-            a.btn.btn-primary href="/" { "Go to your payments" }
-        }
-    };
-    (StatusCode::NOT_FOUND, respond(bare("Not found", &main))).into_response()
+    notice(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "Page not found",
+        "There is nothing at this address. It may have moved, or the link may be mistyped.",
+        ("/", "Go to your payments"),
+    )
 }
 
 pub fn unavailable(message: &str) -> Response {
-    let main = html! {
-        section.card.narrow {
-            h1 { "Something went wrong" }
-            p { (message) }
-            a.btn.btn-primary href="" { "Try again" }
-        }
-    };
-    (
+    notice(
         StatusCode::SERVICE_UNAVAILABLE,
-        respond(bare("Unavailable", &main)),
+        "Unavailable",
+        "Something went wrong",
+        message,
+        ("", "Try again"),
     )
-        .into_response()
 }
 
 /// `GET /offline`: what the service worker shows when the network is gone.

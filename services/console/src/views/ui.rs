@@ -142,6 +142,17 @@ pub fn field_wrap(
     }
 }
 
+/// One option of a radio choice: a bold name and what it means, checked when `value` is
+/// the `current` one.
+pub fn radio(name: &str, value: &str, current: &str, title: &str, meaning: &str) -> Markup {
+    html! {
+        label.radio {
+            input type="radio" name=(name) value=(value) checked[current == value];
+            span { strong { (title) } (meaning) }
+        }
+    }
+}
+
 /// A `<select>` field with its error.
 pub fn select(
     name: &str,

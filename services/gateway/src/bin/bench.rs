@@ -691,17 +691,7 @@ fn cpu_ns(pid: &str) -> u64 {
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    #[expect(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss,
-        reason = "index of a percentile"
-    )]
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
+    payplane_kit::bench::percentile(sorted, p).unwrap_or(f64::NAN)
 }
 
 fn now_micros() -> u128 {

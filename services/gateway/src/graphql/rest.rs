@@ -91,24 +91,35 @@ pub struct RestError {
 }
 
 impl RestError {
-    fn unavailable(service: Service, request_id: &str) -> Self {
+    /// The gateway's own error about `service` (no details): its status, code and what went wrong.
+    fn about(service: Service, request_id: &str, status: u16, code: &str, what: &str) -> Self {
         Self {
-            status: 503,
-            code: "SERVICE_UNAVAILABLE".into(),
-            message: format!("The {} service is unavailable", service.name()),
+            status,
+            code: code.into(),
+            message: format!("The {} service {what}", service.name()),
             details: None,
             request_id: request_id.to_owned(),
         }
     }
 
+    fn unavailable(service: Service, request_id: &str) -> Self {
+        Self::about(
+            service,
+            request_id,
+            503,
+            "SERVICE_UNAVAILABLE",
+            "is unavailable",
+        )
+    }
+
     fn bad_answer(service: Service, request_id: &str) -> Self {
-        Self {
-            status: 502,
-            code: "BAD_GATEWAY".into(),
-            message: format!("The {} service gave an unexpected answer", service.name()),
-            details: None,
-            request_id: request_id.to_owned(),
-        }
+        Self::about(
+            service,
+            request_id,
+            502,
+            "BAD_GATEWAY",
+            "gave an unexpected answer",
+        )
     }
 }
 

@@ -9,6 +9,7 @@ use payplane_kit::{ApiError, context::RequestContext, json::JsonObjectText, vali
 use serde_json::json;
 use uuid::Uuid;
 
+use super::resolve_user;
 use crate::{
     app::AppState,
     cache::Cache,
@@ -151,17 +152,11 @@ async fn resolve_parties(
             return check_parties(me.clone(), r.clone());
         }
     }
-    let recipient = s
-        .directory
-        .resolve(&s.db, recipient)
-        .await
-        .map_err(error::directory)?
+    let recipient = resolve_user(s, recipient)
+        .await?
         .ok_or_else(error::recipient_not_found)?;
-    let sender = s
-        .directory
-        .resolve(&s.db, &Lookup::Id(user.0.sub))
-        .await
-        .map_err(error::directory)?
+    let sender = resolve_user(s, &Lookup::Id(user.0.sub))
+        .await?
         .ok_or_else(|| ApiError::forbidden("Account no longer exists"))?;
     check_parties(sender, recipient)
 }

@@ -6,7 +6,7 @@ use payplane_authn::CurrentUser;
 use payplane_kit::{ApiError, Data, context::RequestContext, json::JsonObject, validate::Fields};
 use serde_json::Value;
 
-use super::parse_id;
+use super::{lock_payment, parse_id};
 use crate::{
     access,
     app::AppState,
@@ -15,7 +15,7 @@ use crate::{
     domain::{STATUSES, status::PaymentStatus},
     error,
     lifecycle::{self, Change, LifecycleError},
-    store::{StoreError, payments},
+    store::StoreError,
 };
 
 pub async fn change(
@@ -44,13 +44,7 @@ pub async fn change(
             return Err(ApiError::forbidden("Senders may only cancel payments"));
         }
     }
-    let mut tx =
-        s.db.begin()
-            .await
-            .map_err(StoreError::at("begin status change"))?;
-    let mut p = payments::lock(&mut tx, id)
-        .await?
-        .ok_or_else(error::payment_not_found)?;
+    let (mut tx, mut p) = lock_payment(&s, id, "begin status change").await?;
     let actor = access::actor(&user);
     let change = Change {
         message: reason.clone(),

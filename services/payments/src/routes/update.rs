@@ -8,7 +8,7 @@ use payplane_kit::{
 };
 use serde_json::Value;
 
-use super::parse_id;
+use super::{lock_payment, parse_id, resolve_user};
 use crate::{
     access,
     app::AppState,
@@ -19,11 +19,7 @@ use crate::{
         status::PaymentStatus,
     },
     edit, error, lifecycle,
-    store::{
-        StoreError,
-        payments::{self, PaymentRow},
-        users::DirUser,
-    },
+    store::{StoreError, payments::PaymentRow, users::DirUser},
 };
 
 pub async fn update(
@@ -49,13 +45,7 @@ pub async fn update(
         return Err(error::invalid_status());
     }
     let new_recipient = new_recipient(&s, &input, &current).await?;
-    let mut tx =
-        s.db.begin()
-            .await
-            .map_err(StoreError::at("begin payment edit"))?;
-    let mut p = payments::lock(&mut tx, id)
-        .await?
-        .ok_or_else(error::payment_not_found)?;
+    let (mut tx, mut p) = lock_payment(&s, id, "begin payment edit").await?;
     if !is_pending(&p) {
         return Err(error::invalid_status());
     }
@@ -102,11 +92,8 @@ async fn new_recipient(
     let Some(lookup) = &input.recipient else {
         return Ok(None);
     };
-    let r = s
-        .directory
-        .resolve(&s.db, lookup)
-        .await
-        .map_err(error::directory)?
+    let r = resolve_user(s, lookup)
+        .await?
         .ok_or_else(error::recipient_not_found)?;
     if r.id == current.sender_id {
         return Err(error::invalid_recipient(

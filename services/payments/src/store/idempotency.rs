@@ -5,7 +5,7 @@
 //! can no longer complete, and a payment carries its claim's generation under a unique index.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres, postgres::PgArguments, query::QueryScalar};
 use uuid::Uuid;
 
 use super::{Ctx, StoreError};
@@ -44,6 +44,33 @@ struct Record {
     abandoned: bool,
 }
 
+/// The request a key is claimed for, as the claim statements bind it (`$1`–`$5`).
+struct Request<'a> {
+    user: Uuid,
+    key: &'a str,
+    method: &'a str,
+    path: &'a str,
+    fingerprint: &'a [u8],
+}
+
+impl<'a> Request<'a> {
+    /// A statement that claims the key for this request with `token` (`$6`) and returns the
+    /// key record's generation.
+    fn claim(
+        &self,
+        sql: &'static str,
+        token: Uuid,
+    ) -> QueryScalar<'a, Postgres, DateTime<Utc>, PgArguments> {
+        sqlx::query_scalar(sql)
+            .bind(self.user)
+            .bind(self.key)
+            .bind(self.method)
+            .bind(self.path)
+            .bind(self.fingerprint)
+            .bind(token)
+    }
+}
+
 /// Claims `key` for `user`. A first use is one autocommitted insert (visible to a concurrent
 /// duplicate at once); an existing record is examined and updated in a short transaction.
 pub async fn claim(
@@ -54,47 +81,43 @@ pub async fn claim(
     path: &str,
     fingerprint: &[u8],
 ) -> Result<Claim, StoreError> {
+    let req = Request {
+        user,
+        key,
+        method,
+        path,
+        fingerprint,
+    };
     let token = Uuid::new_v4();
-    let inserted: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "INSERT INTO idempotency_keys (user_id, key, request_method, request_path, \
-           request_fingerprint, claim_token, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, date_trunc('milliseconds', now()) + interval '24 hours') \
-         ON CONFLICT (user_id, key) DO NOTHING RETURNING created_at",
-    )
-    .bind(user)
-    .bind(key)
-    .bind(method)
-    .bind(path)
-    .bind(fingerprint)
-    .bind(token)
-    .fetch_optional(pool)
-    .await
-    .ctx("insert idempotency key")?;
+    let inserted = req
+        .claim(
+            "INSERT INTO idempotency_keys (user_id, key, request_method, request_path, \
+               request_fingerprint, claim_token, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, date_trunc('milliseconds', now()) + interval '24 hours') \
+             ON CONFLICT (user_id, key) DO NOTHING RETURNING created_at",
+            token,
+        )
+        .fetch_optional(pool)
+        .await
+        .ctx("insert idempotency key")?;
     if let Some(since) = inserted {
         return Ok(Claim::Owned(Owner { token, since }));
     }
     let mut tx = pool.begin().await.ctx("begin idempotency claim")?;
-    let claim = existing(&mut tx, user, key, method, path, fingerprint).await?;
+    let claim = existing(&mut tx, &req).await?;
     tx.commit().await.ctx("commit idempotency claim")?;
     Ok(claim)
 }
 
-async fn existing(
-    conn: &mut PgConnection,
-    user: Uuid,
-    key: &str,
-    method: &str,
-    path: &str,
-    fingerprint: &[u8],
-) -> Result<Claim, StoreError> {
+async fn existing(conn: &mut PgConnection, req: &Request<'_>) -> Result<Claim, StoreError> {
     let rec: Option<Record> = sqlx::query_as(
         "SELECT created_at, request_fingerprint, state, response_status, response_body, \
            expires_at <= now() AS expired, \
            (state = 'in_progress' AND locked_at < now() - interval '60 seconds') AS abandoned \
          FROM idempotency_keys WHERE user_id = $1 AND key = $2 FOR UPDATE",
     )
-    .bind(user)
-    .bind(key)
+    .bind(req.user)
+    .bind(req.key)
     .fetch_optional(&mut *conn)
     .await
     .ctx("lock idempotency key")?;
@@ -104,27 +127,23 @@ async fn existing(
     };
     let token = Uuid::new_v4();
     if rec.expired {
-        let since: DateTime<Utc> = sqlx::query_scalar(
-            "UPDATE idempotency_keys SET request_method = $3, request_path = $4, \
-               request_fingerprint = $5, state = 'in_progress', response_status = NULL, \
-               response_body = NULL, payment_id = NULL, claim_token = $6, \
-               locked_at = date_trunc('milliseconds', now()), \
-               created_at = date_trunc('milliseconds', now()), \
-               expires_at = date_trunc('milliseconds', now()) + interval '24 hours' \
-             WHERE user_id = $1 AND key = $2 RETURNING created_at",
-        )
-        .bind(user)
-        .bind(key)
-        .bind(method)
-        .bind(path)
-        .bind(fingerprint)
-        .bind(token)
-        .fetch_one(&mut *conn)
-        .await
-        .ctx("renew expired idempotency key")?;
+        let since = req
+            .claim(
+                "UPDATE idempotency_keys SET request_method = $3, request_path = $4, \
+                   request_fingerprint = $5, state = 'in_progress', response_status = NULL, \
+                   response_body = NULL, payment_id = NULL, claim_token = $6, \
+                   locked_at = date_trunc('milliseconds', now()), \
+                   created_at = date_trunc('milliseconds', now()), \
+                   expires_at = date_trunc('milliseconds', now()) + interval '24 hours' \
+                 WHERE user_id = $1 AND key = $2 RETURNING created_at",
+                token,
+            )
+            .fetch_one(&mut *conn)
+            .await
+            .ctx("renew expired idempotency key")?;
         return Ok(Claim::Owned(Owner { token, since }));
     }
-    if rec.request_fingerprint != fingerprint {
+    if rec.request_fingerprint != req.fingerprint {
         return Ok(Claim::Reused);
     }
     if rec.state == "completed" {
@@ -142,8 +161,8 @@ async fn existing(
             "UPDATE idempotency_keys SET locked_at = date_trunc('milliseconds', now()), \
                claim_token = $3 WHERE user_id = $1 AND key = $2",
         )
-        .bind(user)
-        .bind(key)
+        .bind(req.user)
+        .bind(req.key)
         .bind(token)
         .execute(&mut *conn)
         .await

@@ -208,6 +208,29 @@ pub struct NewTx<'a> {
     pub at: DateTime<Utc>,
 }
 
+impl NewTx<'_> {
+    /// The first Transaction row of every payment: `pending`, "Payment created", by whoever
+    /// created it.
+    pub fn created(
+        payment_id: Uuid,
+        actor_id: Option<Uuid>,
+        actor_type: ActorType,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            payment_id,
+            status: PaymentStatus::Pending,
+            previous_status: None,
+            status_message: "Payment created",
+            psp_transaction_id: None,
+            actor_id,
+            actor_type,
+            metadata: None,
+            at,
+        }
+    }
+}
+
 /// Appends a Transaction row and returns it as stored.
 pub async fn insert_tx(conn: &mut PgConnection, t: &NewTx<'_>) -> Result<TxRow, StoreError> {
     let id = Uuid::new_v4();
