@@ -189,7 +189,10 @@ async fn cloudnative_pg_and_rabbitmq_operator_platform_converges() -> Result<()>
     )
     .await?;
     op.apply(prod_platform()?).await?;
-    let (cnpg, rmq) = (cloudnative_pg::resource(), rabbitmq_operator::resource());
+    let (cnpg, rmq) = (
+        cloudnative_pg::PROVIDER.resource(),
+        rabbitmq_operator::PROVIDER.resource(),
+    );
 
     // The operator's objects were accepted by CloudNativePG's and the cluster operator's own
     // schemas, every field kept: what the builders make from the PostgresCluster and
