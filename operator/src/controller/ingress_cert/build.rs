@@ -329,7 +329,7 @@ fn routes(ic: &IngressCert, owner: &Owner) -> Vec<Child> {
     if let Some(route) = &ic.spec.http_route {
         children.push(owner.child_of(
             http_route_resource(),
-            &name,
+            name,
             "ingress",
             http_route_body(&ic.spec.hosts, route),
         ));
