@@ -718,9 +718,9 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: impl Shutdown) {
     futures::join!(
         platform::controller(ctx.clone(), signal()),
         app_service::controller(ctx.clone(), signal()),
-        postgres_cluster::controller(ctx.clone(), signal()),
+        provider::run::<crate::crd::PostgresCluster>(ctx.clone(), signal()),
         finalizer::run::<crate::crd::Database>(ctx.clone(), signal()),
-        message_broker::controller(ctx.clone(), signal()),
+        provider::run::<crate::crd::MessageBroker>(ctx.clone(), signal()),
         finalizer::run::<crate::crd::Queue>(ctx.clone(), signal()),
         ingress_cert::controller(ctx.clone(), signal()),
     );

@@ -99,8 +99,27 @@ pub trait HasConditions {
     fn observed_generation(&self) -> Option<i64>;
 }
 
-/// Implements [`HasConditions`] for a kind whose status has `conditions` and `observedGeneration`.
+/// The status of a kind that keeps logins on a server (`Database`, `Queue`), for the shared
+/// credentials reports.
+pub trait RecordsLogins {
+    /// `.status.secretName` and `.status.credentials`.
+    fn recorded(&self) -> (Option<String>, Option<database::Credentials>);
+}
+
+/// Implements [`HasConditions`] for a kind whose status has `conditions` and `observedGeneration`
+/// and, with `logins`, [`RecordsLogins`] for one whose status also has `secretName` and
+/// `credentials`. A macro because the status types differ and a generic cannot name their
+/// fields.
 macro_rules! impl_has_conditions {
+    ($kind:ty, logins) => {
+        $crate::crd::impl_has_conditions!($kind);
+        impl $crate::crd::RecordsLogins for $kind {
+            fn recorded(&self) -> (Option<String>, Option<$crate::crd::database::Credentials>) {
+                let status = self.status.clone().unwrap_or_default();
+                (status.secret_name, status.credentials)
+            }
+        }
+    };
     ($kind:ty) => {
         impl $crate::crd::HasConditions for $kind {
             fn conditions(&self) -> &[$crate::crd::Condition] {
@@ -115,6 +134,93 @@ macro_rules! impl_has_conditions {
     };
 }
 pub(crate) use impl_has_conditions;
+
+/// Declares the spec of a payplane kind (`$spec`, derived as a `CustomResource` with
+/// camelCase fields) under the `#[kube]` attributes every kind shares: group `payplane.dev`,
+/// version `v1alpha1`, namespaced, its `kind`, `status`, `shortname` and `doc`, and the
+/// printer columns `Ready`, `Reason`, the kind's own `column`, `Message` and `Age`.
+///
+/// A macro because derive attributes are read as written: `#[kube(...)]` cannot name a
+/// constant or take a value from a function, so the shared part can only be shared by
+/// writing the attribute out.
+macro_rules! kind {
+    (
+        kind: $kind:tt,
+        status: $status:tt,
+        shortname: $short:tt,
+        doc: $doc:tt,
+        column: $column:tt,
+        $(#[$attr:meta])*
+        pub struct $spec:ident $fields:tt
+    ) => {
+        #[derive(
+            ::kube::CustomResource,
+            ::serde::Serialize,
+            ::serde::Deserialize,
+            Clone,
+            Debug,
+            PartialEq,
+            ::schemars::JsonSchema
+        )]
+        #[kube(
+            group = "payplane.dev",
+            version = "v1alpha1",
+            kind = $kind,
+            namespaced,
+            status = $status,
+            shortname = $short,
+            doc = $doc,
+            printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+            printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+            printcolumn = $column,
+            printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message","priority":1}"#,
+            printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+        )]
+        #[serde(rename_all = "camelCase")]
+        $(#[$attr])*
+        pub struct $spec $fields
+    };
+}
+pub(crate) use kind;
+
+/// Declares the status of a payplane kind: `observedGeneration` and `conditions` (documented
+/// by the doc comment before `conditions`, which differs per kind), then the kind's own
+/// fields. A macro because the shared fields must stay fields of each status (a flattened
+/// struct would share one description of the conditions, and the CRDs would change).
+macro_rules! status {
+    (
+        $(#[$attr:meta])*
+        pub struct $status:ident {
+            $(#[$conditions:meta])*
+            conditions,
+            $($fields:tt)*
+        }
+    ) => {
+        $(#[$attr])*
+        #[derive(
+            ::serde::Serialize,
+            ::serde::Deserialize,
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            ::schemars::JsonSchema,
+            Default
+        )]
+        #[serde(rename_all = "camelCase")]
+        pub struct $status {
+            /// The `metadata.generation` the status describes.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub observed_generation: Option<i64>,
+            $(#[$conditions])*
+            #[serde(default)]
+            #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+            pub conditions: Vec<$crate::crd::Condition>,
+            $($fields)*
+        }
+    };
+}
+pub(crate) use status;
 
 /// Every CRD of the operator, in a stable order (for `crd` output and the drift test).
 pub fn all()

@@ -386,6 +386,27 @@ impl Operator {
         Ok(self.api::<K>().get_opt(name).await?)
     }
 
+    /// The object `name` of `K`, which must exist.
+    pub async fn existing<K>(&self, name: &str) -> Result<K>
+    where
+        K: Namespaced,
+    {
+        let kind = K::kind(&());
+        self.get::<K>(name)
+            .await?
+            .with_context(|| format!("no {kind} {name}"))
+    }
+
+    /// Whether an Event with `reason` (and, when given, of `type_`) was recorded in the
+    /// test's namespace.
+    pub async fn has_event(&self, type_: Option<&str>, reason: &str) -> Result<bool> {
+        let events = self.list::<k8s_openapi::api::events::v1::Event>().await?;
+        Ok(events.iter().any(|e| {
+            e.reason.as_deref() == Some(reason)
+                && type_.is_none_or(|t| e.type_.as_deref() == Some(t))
+        }))
+    }
+
     /// Every object of `K` in the test's namespace.
     pub async fn list<K>(&self) -> Result<Vec<K>>
     where
@@ -472,6 +493,16 @@ impl Operator {
             })
             .collect::<Vec<_>>()
             .join("\n"))
+    }
+
+    /// Deletes `K/name` and waits until it no longer exists (its finalizers ran).
+    pub async fn delete<K>(&self, name: &str) -> Result<()>
+    where
+        K: Namespaced,
+    {
+        let params = kube::api::DeleteParams::default();
+        self.api::<K>().delete(name, &params).await?;
+        self.wait_gone::<K>(name).await
     }
 
     /// Waits until `K/name` no longer exists.
@@ -585,6 +616,45 @@ pub fn ready<K: HasConditions + Resource>(obj: Option<&K>) -> Result<(), String>
             o.observed_generation(),
             condition(o, "Ready").map(|c| (&c.status, &c.reason, &c.message))
         )),
+    }
+}
+
+/// The value of the environment variable `name` an AppService sets (not one from a Secret).
+pub fn env_value(app: &crate::crd::AppService, name: &str) -> Option<String> {
+    let var = app.spec.env.iter().find(|e| e.name == name);
+    var.and_then(|e| e.value.clone())
+}
+
+/// The message of the object's `Ready` condition (empty without one).
+pub fn ready_message<K: HasConditions>(obj: &K) -> String {
+    condition(obj, "Ready")
+        .map(|c| c.message.clone())
+        .unwrap_or_default()
+}
+
+/// A test on the machine's RabbitMQ: the operator (`prefix`, with the real servers,
+/// re-checking them every `resync`) with it applied as the MessageBroker `local-rmq`, and an
+/// id and a vhost (`test-<id>`) of the test's own.
+pub async fn on_local_broker(prefix: &str, resync: Duration) -> Result<(Operator, String, String)> {
+    let op = Operator::start_with_resync(prefix, Externals::real(), resync).await?;
+    apply_local_broker(&op, "local-rmq").await?;
+    let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+    let vhost = format!("test-{id}");
+    Ok((op, id, vhost))
+}
+
+/// A probe for [`Operator::wait_for`]: `Ready=False` with the reason `reason` (any when
+/// empty) and a message containing each of `texts`.
+pub fn not_ready_because<K: HasConditions>(
+    reason: &'static str,
+    texts: &'static [&'static str],
+) -> impl Fn(Option<&K>) -> Result<(), String> {
+    move |obj| {
+        let c = obj.and_then(|o| condition(o, "Ready")).ok_or("no Ready")?;
+        let matches = c.status == "False"
+            && (reason.is_empty() || c.reason == reason)
+            && texts.iter().all(|text| c.message.contains(text));
+        matches.then_some(()).ok_or_else(|| format!("{c:?}"))
     }
 }
 

@@ -9,15 +9,14 @@
 use std::time::Duration;
 
 use anyhow::ensure;
-use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
-use kube::api::DeleteParams;
 use lapin::options::{BasicGetOptions, BasicPublishOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use payplane_control_plane::eventually;
+use payplane_operator::controller::RESYNC;
 use payplane_operator::crd::{Database, Queue};
 use payplane_operator::external::Externals;
-use payplane_operator::testing::{Operator, apply_local_broker, ready};
+use payplane_operator::testing::{Operator, on_local_broker, ready};
 use serde_json::{Value, json};
 use sqlx::Connection as _;
 
@@ -27,6 +26,16 @@ fn unique() -> String {
 
 async fn pg() -> anyhow::Result<sqlx::PgConnection> {
     Ok(sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres").await?)
+}
+
+/// Publishes `body` to `queue` through the default exchange and waits for the broker's
+/// confirmation.
+async fn publish(ch: &lapin::Channel, queue: &str, body: &[u8]) -> anyhow::Result<()> {
+    let (options, properties) = (BasicPublishOptions::default(), BasicProperties::default());
+    ch.basic_publish("".into(), queue.into(), options, body, properties)
+        .await?
+        .await?;
+    Ok(())
 }
 
 async fn database_exists(name: &str) -> anyhow::Result<bool> {
@@ -77,24 +86,30 @@ async fn external_postgres(op: &Operator) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn database(op: &Operator, id: &str, reclaim: &str) -> anyhow::Result<(String, String)> {
-    let (db, role) = (format!("t_{id}_db"), format!("t_{id}"));
+/// Starts the operator (`prefix`) on the local PostgreSQL and applies a Database with
+/// `reclaim`, waiting until it is Ready: the operator, the Database, its database and role.
+async fn ready_database(
+    prefix: &str,
+    reclaim: &str,
+) -> anyhow::Result<(Operator, Database, String, String)> {
+    let op = Operator::start(prefix, Externals::real()).await?;
+    external_postgres(&op).await?;
+    let id = unique();
+    let (name, db, role) = (format!("db-{id}"), format!("t_{id}_db"), format!("t_{id}"));
     op.apply(json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "Database",
-        "metadata": {"name": format!("db-{id}")},
+        "metadata": {"name": name},
         "spec": {"clusterRef": {"name": "local-pg"}, "databaseName": db, "owner": role, "reclaimPolicy": reclaim}}))
         .await?;
-    Ok((db, role))
+    let d = op
+        .wait_for::<Database>("Database Ready", &name, ready)
+        .await?;
+    Ok((op, d, db, role))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_role_and_secret_are_created_and_dropped_with_delete() -> anyhow::Result<()> {
-    let op = Operator::start("pg-delete", Externals::real()).await?;
-    external_postgres(&op).await?;
-    let id = unique();
-    let (db, role) = database(&op, &id, "Delete").await?;
-    let name = format!("db-{id}");
-    op.wait_for::<Database>("Database Ready", &name, ready)
-        .await?;
+    let (op, d, db, role) = ready_database("pg-delete", "Delete").await?;
+    let name = d.name_any();
     assert!(database_exists(&db).await? && role_exists(&role).await?);
     let secret = format!("{name}-credentials");
     for key in ["host", "port", "dbname", "user", "password"] {
@@ -126,10 +141,7 @@ async fn database_role_and_secret_are_created_and_dropped_with_delete() -> anyho
     .await?;
     assert_eq!(op.secret_text(&secret, "password").await?, password);
     // Delete drops them.
-    op.api::<Database>()
-        .delete(&name, &DeleteParams::default())
-        .await?;
-    op.wait_gone::<Database>(&name).await?;
+    op.delete::<Database>(&name).await?;
     assert!(!database_exists(&db).await?, "database still there");
     assert!(!role_exists(&role).await?, "role still there");
     op.stop().await?;
@@ -138,29 +150,14 @@ async fn database_role_and_secret_are_created_and_dropped_with_delete() -> anyho
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_retained_database_keeps_it() -> anyhow::Result<()> {
-    let op = Operator::start("pg-retain", Externals::real()).await?;
-    external_postgres(&op).await?;
-    let id = unique();
-    let (db, role) = database(&op, &id, "Retain").await?;
-    let name = format!("db-{id}");
-    let d = op
-        .wait_for::<Database>("Database Ready", &name, ready)
-        .await?;
+    let (op, d, db, role) = ready_database("pg-retain", "Retain").await?;
+    let name = d.name_any();
     assert_eq!(d.finalizers(), ["payplane.dev/database"]);
-    op.api::<Database>()
-        .delete(&name, &DeleteParams::default())
-        .await?;
-    op.wait_gone::<Database>(&name).await?;
+    op.delete::<Database>(&name).await?;
     assert!(database_exists(&db).await?, "Retain must keep the database");
     assert!(role_exists(&role).await?, "Retain must keep the role");
     // The retention is announced as an Event.
-    let events = op.list::<Event>().await?;
-    assert!(
-        events
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("Retained")),
-        "no Retained event"
-    );
+    assert!(op.has_event(None, "Retained").await?, "no Retained event");
     op.stop().await?;
     drop_db(&db, &role).await
 }
@@ -176,10 +173,7 @@ async fn mgmt(method: reqwest::Method, path: &str) -> anyhow::Result<reqwest::St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_user_consumes_its_own_queue_and_is_refused_on_another() -> anyhow::Result<()> {
-    let op = Operator::start("rmq-users", Externals::real()).await?;
-    let id = unique();
-    let vhost = format!("test-{id}");
-    apply_local_broker(&op, "local-rmq").await?;
+    let (op, id, vhost) = on_local_broker("rmq-users", RESYNC).await?;
     for svc in ["pay", "adm"] {
         op.apply(json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "Queue",
             "metadata": {"name": format!("{svc}-events")},
@@ -201,15 +195,7 @@ async fn queue_user_consumes_its_own_queue_and_is_refused_on_another() -> anyhow
     let ch = conn.create_channel().await?;
     let own = format!("pay{id}.events");
     // Retry queues are published through the default exchange, which the user may write.
-    ch.basic_publish(
-        "".into(),
-        own.as_str().into(),
-        BasicPublishOptions::default(),
-        b"hello",
-        BasicProperties::default(),
-    )
-    .await?
-    .await?;
+    publish(&ch, &own, b"hello").await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let got = ch
         .basic_get(own.as_str().into(), BasicGetOptions { no_ack: true })
@@ -273,10 +259,7 @@ async fn delete_once_counted(
         },
     )
     .await?;
-    op.api::<Queue>()
-        .delete(name, &DeleteParams::default())
-        .await?;
-    op.wait_gone::<Queue>(name).await
+    op.delete::<Queue>(name).await
 }
 
 /// A queue's message count as the management API reports it (`None` before its first
@@ -296,10 +279,7 @@ async fn queue_messages(vhost: &str, queue: &str) -> anyhow::Result<Option<u64>>
 /// messages are data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_queue_keeps_a_quorum_queue_with_messages() -> anyhow::Result<()> {
-    let op = Operator::start("rmq-keep", Externals::real()).await?;
-    let id = unique();
-    let vhost = format!("test-{id}");
-    apply_local_broker(&op, "local-rmq").await?;
+    let (op, id, vhost) = on_local_broker("rmq-keep", RESYNC).await?;
     let own = format!("keep{id}.events");
     op.apply(
         json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "Queue",
@@ -316,15 +296,7 @@ async fn deleting_a_queue_keeps_a_quorum_queue_with_messages() -> anyhow::Result
     )
     .await?;
     let ch = conn.create_channel().await?;
-    ch.basic_publish(
-        "".into(),
-        own.as_str().into(),
-        BasicPublishOptions::default(),
-        b"keep me",
-        BasicProperties::default(),
-    )
-    .await?
-    .await?;
+    publish(&ch, &own, b"keep me").await?;
     let _ = conn.close(200, "done".into()).await;
     delete_once_counted(&op, "keep-events", &vhost, &own, 1).await?;
     ensure!(

@@ -26,8 +26,8 @@ use payplane_operator::controller::platform::build as platform_build;
 use payplane_operator::crd::{IngressCert, Platform};
 use payplane_operator::external::Externals;
 use payplane_operator::testing::{
-    EXAMPLE_PLATFORM, Operator, TIMEOUT, all_ready, apply_object, condition, control_plane,
-    install_third_party_crds, ready,
+    EXAMPLE_PLATFORM, Operator, TIMEOUT, all_ready, apply_object, control_plane,
+    install_third_party_crds, not_ready_because, ready, ready_message,
 };
 use serde_json::{Value, json};
 
@@ -90,6 +90,12 @@ async fn get_dynamic(
         .map(|o| serde_json::to_value(o).unwrap_or(Value::Null)))
 }
 
+/// The `HTTPRoute` `name` in `ns`, which must exist.
+async fn http_route(op: &Operator, ns: &str, name: &str) -> Result<Value> {
+    let route = get_dynamic(op, ns, &http_route_resource(), name).await?;
+    route.with_context(|| format!("no HTTPRoute {name}"))
+}
+
 async fn wait_dynamic_gone(op: &Operator, resource: &ApiResource, name: &str) -> Result<()> {
     eventually(
         TIMEOUT,
@@ -138,9 +144,7 @@ async fn platform_routes_its_domain_through_the_named_gateway_and_back_to_an_ing
     op.apply(platform).await?;
     all_ready(&op).await?;
 
-    let route = get_dynamic(&op, &ns, &http_route_resource(), "payplane-tls")
-        .await?
-        .context("no HTTPRoute payplane-tls")?;
+    let route = http_route(&op, &ns, "payplane-tls").await?;
     let parent = &route["spec"]["parentRefs"][0];
     ensure!(
         parent["name"] == "public"
@@ -182,10 +186,7 @@ async fn platform_routes_its_domain_through_the_named_gateway_and_back_to_an_ing
     );
 
     // Status says what the listener must reference; a Gateway written with it is accepted.
-    let ic = op
-        .get::<IngressCert>("payplane-tls")
-        .await?
-        .context("no IngressCert")?;
+    let ic = op.existing::<IngressCert>("payplane-tls").await?;
     let cert_ref = ic
         .status
         .as_ref()
@@ -194,9 +195,7 @@ async fn platform_routes_its_domain_through_the_named_gateway_and_back_to_an_ing
     ensure!(
         cert_ref.name == "payplane-tls" && cert_ref.namespace == ns && cert_ref.kind == "Secret"
     );
-    let message = condition(&ic, "Ready")
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
+    let message = ready_message(&ic);
     ensure!(
         message.contains("tls.certificateRefs") && message.contains("ReferenceGrant"),
         "{message}"
@@ -272,6 +271,23 @@ async fn platform_routes_its_domain_through_the_named_gateway_and_back_to_an_ing
     op.stop().await
 }
 
+/// Writes the verdict of the Gateway's controller on the route `shop`, as that controller
+/// would: `Accepted` is `accepted`, with `reason`.
+async fn judge_route(routes: &Api<DynamicObject>, accepted: &str, reason: &str) -> Result<()> {
+    let verdict = json!({"status": {"parents": [{
+        "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public"},
+        "controllerName": "payplane.dev/test-no-controller",
+        "conditions": [{"type": "Accepted", "status": accepted, "reason": reason,
+            "message": "listener https does not admit this namespace",
+            "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+    }]}});
+    let params = kube::api::PatchParams::default();
+    routes
+        .patch_status("shop", &params, &kube::api::Patch::Merge(verdict))
+        .await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_ingresscert_routes_through_a_gateway_of_its_own_namespace() -> Result<()> {
     let op = start("gwapi-icert").await?;
@@ -300,9 +316,7 @@ async fn standalone_ingresscert_routes_through_a_gateway_of_its_own_namespace() 
     ))
     .await?;
     let ic = op.wait_for::<IngressCert>("Ready", "shop", ready).await?;
-    let route = get_dynamic(&op, &ns, &http_route_resource(), "shop")
-        .await?
-        .context("no HTTPRoute shop")?;
+    let route = http_route(&op, &ns, "shop").await?;
     let parent = &route["spec"]["parentRefs"][0];
     ensure!(
         parent["name"] == "public"
@@ -337,43 +351,12 @@ async fn standalone_ingresscert_routes_through_a_gateway_of_its_own_namespace() 
     // again, Ready again.
     let routes: Api<DynamicObject> =
         Api::namespaced_with(op.admin.clone(), &ns, &http_route_resource());
-    let verdict = |accepted: &str, reason: &str| {
-        json!({"status": {"parents": [{
-            "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public"},
-            "controllerName": "payplane.dev/test-no-controller",
-            "conditions": [{"type": "Accepted", "status": accepted, "reason": reason,
-                "message": "listener https does not admit this namespace",
-                "lastTransitionTime": "2026-01-01T00:00:00Z"}],
-        }]}})
-    };
-    routes
-        .patch_status(
-            "shop",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(verdict("False", "NotAllowedByListeners")),
-        )
+    judge_route(&routes, "False", "NotAllowedByListeners").await?;
+    let texts = &["NotAllowedByListeners", "does not admit this namespace"];
+    let refused = not_ready_because("RouteNotAccepted", texts);
+    op.wait_for::<IngressCert>("RouteNotAccepted", "shop", refused)
         .await?;
-    op.wait_for::<IngressCert>("RouteNotAccepted", "shop", |ic| {
-        match ic.and_then(|ic| condition(ic, "Ready")) {
-            Some(c)
-                if c.status == "False"
-                    && c.reason == "RouteNotAccepted"
-                    && c.message.contains("NotAllowedByListeners")
-                    && c.message.contains("does not admit this namespace") =>
-            {
-                Ok(())
-            }
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await?;
-    routes
-        .patch_status(
-            "shop",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(verdict("True", "Accepted")),
-        )
-        .await?;
+    judge_route(&routes, "True", "Accepted").await?;
     op.wait_for::<IngressCert>("Ready once accepted", "shop", ready)
         .await?;
 

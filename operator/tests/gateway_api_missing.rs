@@ -3,14 +3,16 @@
 //! its certificate; the CRDs installed afterwards are picked up without restarting the operator
 //! (the `gateway_api` binary covers the route itself).
 
-use anyhow::{Context as _, Result, ensure};
+use anyhow::{Result, ensure};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject};
 use payplane_control_plane::GATEWAY_API;
 use payplane_operator::controller::ingress_cert::build::http_route_resource;
 use payplane_operator::crd::IngressCert;
 use payplane_operator::external::Externals;
-use payplane_operator::testing::{Operator, condition, install_third_party_crds, ready};
+use payplane_operator::testing::{
+    Operator, install_third_party_crds, not_ready_because, ready, ready_message,
+};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,23 +22,17 @@ async fn route_without_the_gateway_api_crds_says_gateway_api_missing() -> Result
             "hosts": ["shop.localtest.me"], "secretName": "shop-tls", "issuer": "selfSigned",
             "httpRoute": {"parentRef": {"name": "public"}, "backend": {"serviceName": "shop", "port": 80}},
         })).await?;
+    let missing = not_ready_because("GatewayApiMissing", &[]);
     let ic = op
-        .wait_for::<IngressCert>("GatewayApiMissing", "shop", |ic| {
-            match ic.and_then(|ic| condition(ic, "Ready")) {
-                Some(c) if c.status == "False" && c.reason == "GatewayApiMissing" => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        })
+        .wait_for::<IngressCert>("GatewayApiMissing", "shop", missing)
         .await?;
-    let message = condition(&ic, "Ready")
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
+    let message = ready_message(&ic);
     ensure!(
         message.contains("gateway.networking.k8s.io") && message.contains("HTTPRoute"),
         "{message}"
     );
     // The certificate does not wait for the route.
-    let secret = op.get::<Secret>("shop-tls").await?.context("no shop-tls")?;
+    let secret = op.existing::<Secret>("shop-tls").await?;
     ensure!(secret.type_.as_deref() == Some("kubernetes.io/tls"));
     // Installed later: the operator retries on its own (every `WAIT`), no restart, no edit.
     install_third_party_crds(&[GATEWAY_API]).await?;

@@ -17,12 +17,13 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::events::v1::Event;
-use kube::api::DeleteParams;
 use payplane_control_plane::eventually;
-use payplane_operator::crd::{AppService, Database, HasConditions, Queue};
+use payplane_operator::crd::{AppService, Database, Queue};
 use payplane_operator::external::Externals;
-use payplane_operator::testing::{Operator, apply_local_broker, condition, ready};
+use payplane_operator::testing::{
+    Operator, apply_local_broker, condition, not_ready_because, on_local_broker, ready,
+    ready_message,
+};
 use serde_json::{Value, json};
 use sqlx::Connection as _;
 
@@ -31,19 +32,6 @@ const RESYNC: Duration = Duration::from_secs(2);
 
 fn unique() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..10].to_owned()
-}
-
-/// `Ready=False` with `reason`.
-fn not_ready_because<K: HasConditions + kube::Resource>(
-    reason: &'static str,
-) -> impl Fn(Option<&K>) -> Result<(), String> {
-    move |o| {
-        let o = o.ok_or("absent")?;
-        match condition(o, "Ready") {
-            Some(c) if c.status == "False" && c.reason == reason => Ok(()),
-            other => Err(format!("Ready {:?}", other.map(|c| (&c.status, &c.reason)))),
-        }
-    }
 }
 
 async fn shared_pg() -> anyhow::Result<sqlx::PgConnection> {
@@ -174,7 +162,7 @@ async fn a_conflicting_database_gets_conflict_and_leaves_the_original_alone() ->
     .await?;
     for name in ["same-owner", "same-db", "superuser"] {
         let d = op
-            .wait_for::<Database>("Conflict", name, not_ready_because("Conflict"))
+            .wait_for::<Database>("Conflict", name, not_ready_because("Conflict", &[]))
             .await?;
         let message = condition(&d, "Ready").map(|c| c.message.clone());
         eprintln!("{name}: {message:?}");
@@ -240,10 +228,7 @@ async fn a_conflicting_database_gets_conflict_and_leaves_the_original_alone() ->
 
     // Deleting the copies (reclaimPolicy Delete) drops nothing of the original's.
     for name in ["same-owner", "same-db", "superuser", "neighbour"] {
-        op.api::<Database>()
-            .delete(name, &DeleteParams::default())
-            .await?;
-        op.wait_gone::<Database>(name).await?;
+        op.delete::<Database>(name).await?;
     }
     ensure!(
         database_exists(&db).await?,
@@ -253,10 +238,7 @@ async fn a_conflicting_database_gets_conflict_and_leaves_the_original_alone() ->
     ensure!(role_exists("postgres").await?);
     ensure!(password_hash(&role).await? == hash);
 
-    op.api::<Database>()
-        .delete("original", &DeleteParams::default())
-        .await?;
-    op.wait_gone::<Database>("original").await?;
+    op.delete::<Database>("original").await?;
     ensure!(!database_exists(&db).await?, "Delete drops what it owns");
     op.stop().await?;
     drop_shared(&[&db], &[&role, &other]).await
@@ -391,7 +373,11 @@ async fn postgres_stopped_is_degraded_within_a_resync_and_ready_after() -> anyho
     pg.stop_server()?;
     let stopped = std::time::Instant::now();
     let d = op
-        .wait_for::<Database>("Degraded", "app", not_ready_because("PostgresUnavailable"))
+        .wait_for::<Database>(
+            "Degraded",
+            "app",
+            not_ready_because("PostgresUnavailable", &[]),
+        )
         .await?;
     let took = stopped.elapsed();
     eprintln!("Degraded {took:?} after the server stopped");
@@ -402,10 +388,8 @@ async fn postgres_stopped_is_degraded_within_a_resync_and_ready_after() -> anyho
     let degraded = condition(&d, "Degraded").context("no Degraded")?;
     ensure!(degraded.status == "True", "{degraded:?}");
     ensure!(degraded.message.contains("connecting to"), "{degraded:?}");
-    let events = op.list::<Event>().await?;
     ensure!(
-        events.iter().any(|e| e.type_.as_deref() == Some("Warning")
-            && e.reason.as_deref() == Some("PostgresUnavailable")),
+        op.has_event(Some("Warning"), "PostgresUnavailable").await?,
         "no Warning Event"
     );
 
@@ -482,7 +466,7 @@ async fn a_rotation_keeps_the_old_password_until_the_pods_rolled() -> anyhow::Re
         .close()
         .await?;
     sqlx::query("SELECT 1").execute(&mut client).await?;
-    let d = op.get::<Database>("pay").await?.context("no Database")?;
+    let d = op.existing::<Database>("pay").await?;
     let creds = d
         .status
         .and_then(|s| s.credentials)
@@ -509,11 +493,8 @@ async fn a_rotation_keeps_the_old_password_until_the_pods_rolled() -> anyhow::Re
         "the old password must be refused: {err:?}"
     );
     sqlx::PgConnection::connect(&new_uri).await?.close().await?;
-    let events = op.list::<Event>().await?;
     ensure!(
-        events
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("CredentialsRotated")),
+        op.has_event(None, "CredentialsRotated").await?,
         "no CredentialsRotated event"
     );
     op.stop().await
@@ -536,6 +517,17 @@ async fn mgmt(method: reqwest::Method, path: &str, body: Option<Value>) -> anyho
     Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// The end of a Queue test: stops the operator and removes `users` and `vhost` from the
+/// broker.
+async fn finish_on_broker(op: Operator, users: &[&str], vhost: &str) -> anyhow::Result<()> {
+    op.stop().await?;
+    for user in users {
+        let _ = mgmt(reqwest::Method::DELETE, &format!("users/{user}"), None).await;
+    }
+    mgmt(reqwest::Method::DELETE, &format!("vhosts/{vhost}"), None).await?;
+    Ok(())
+}
+
 async fn queue(op: &Operator, name: &str, spec: Value) -> anyhow::Result<()> {
     let mut spec = spec;
     spec["brokerRef"] = json!({"name": "local-rmq"});
@@ -551,14 +543,8 @@ async fn queue(op: &Operator, name: &str, spec: Value) -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflicting_queue_gets_conflict_and_the_original_password_is_unchanged()
 -> anyhow::Result<()> {
-    let op = Operator::start_with_resync("rmq-conflict", Externals::real(), RESYNC).await?;
-    apply_local_broker(&op, "local-rmq").await?;
-    let id = unique();
-    let (vhost, user, own) = (
-        format!("test-{id}"),
-        format!("u-{id}"),
-        format!("o{id}.events"),
-    );
+    let (op, id, vhost) = on_local_broker("rmq-conflict", RESYNC).await?;
+    let (user, own) = (format!("u-{id}"), format!("o{id}.events"));
     queue(
         &op,
         "original",
@@ -583,7 +569,7 @@ async fn a_conflicting_queue_gets_conflict_and_the_original_password_is_unchange
     )
     .await?;
     for name in ["copy", "guest"] {
-        op.wait_for::<Queue>("Conflict", name, not_ready_because("Conflict"))
+        op.wait_for::<Queue>("Conflict", name, not_ready_because("Conflict", &[]))
             .await?;
         ensure!(
             op.get::<Secret>(&format!("{name}-amqp")).await?.is_none(),
@@ -609,10 +595,7 @@ async fn a_conflicting_queue_gets_conflict_and_the_original_password_is_unchange
         "the original's password changed"
     );
     // Deleting the copy (reclaimPolicy Delete) removes neither the user nor the queue.
-    op.api::<Queue>()
-        .delete("copy", &DeleteParams::default())
-        .await?;
-    op.wait_gone::<Queue>("copy").await?;
+    op.delete::<Queue>("copy").await?;
     let now = mgmt(reqwest::Method::GET, &format!("users/{user}"), None).await?;
     ensure!(
         now["password_hash"] == hash,
@@ -623,20 +606,13 @@ async fn a_conflicting_queue_gets_conflict_and_the_original_password_is_unchange
     let uri = op.secret_text("original-amqp", "uri").await?;
     let conn = lapin::Connection::connect(&uri, lapin::ConnectionProperties::default()).await?;
     let _ = conn.close(200, "done".into()).await;
-    op.stop().await?;
-    for u in [&user] {
-        let _ = mgmt(reqwest::Method::DELETE, &format!("users/{u}"), None).await;
-    }
-    mgmt(reqwest::Method::DELETE, &format!("vhosts/{vhost}"), None).await?;
-    Ok(())
+    finish_on_broker(op, &[&user], &vhost).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changed_queue_arguments_say_so_and_recreating_the_queue_recovers() -> anyhow::Result<()> {
-    let op = Operator::start_with_resync("rmq-args", Externals::real(), RESYNC).await?;
-    apply_local_broker(&op, "local-rmq").await?;
-    let id = unique();
-    let (vhost, own) = (format!("test-{id}"), format!("a{id}.events"));
+    let (op, id, vhost) = on_local_broker("rmq-args", RESYNC).await?;
+    let own = format!("a{id}.events");
     queue(
         &op,
         "args",
@@ -650,12 +626,10 @@ async fn changed_queue_arguments_say_so_and_recreating_the_queue_recovers() -> a
         .wait_for::<Queue>(
             "QueueArgumentsChanged",
             "args",
-            not_ready_because("QueueArgumentsChanged"),
+            not_ready_because("QueueArgumentsChanged", &[]),
         )
         .await?;
-    let message = condition(&q, "Ready")
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
+    let message = ready_message(&q);
     eprintln!("{message}");
     let retry = format!("{own}.retry.1");
     ensure!(
@@ -684,10 +658,7 @@ async fn changed_queue_arguments_say_so_and_recreating_the_queue_recovers() -> a
         declared["arguments"]["x-message-ttl"] == json!(5000),
         "{declared}"
     );
-    op.stop().await?;
-    let _ = mgmt(reqwest::Method::DELETE, &format!("users/a-{id}"), None).await;
-    mgmt(reqwest::Method::DELETE, &format!("vhosts/{vhost}"), None).await?;
-    Ok(())
+    finish_on_broker(op, &[&format!("a-{id}")], &vhost).await
 }
 
 /// The routing keys bound on `events` to `queue`.
@@ -711,10 +682,8 @@ async fn bound_keys(vhost: &str, queue: &str) -> anyhow::Result<Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undeclared_bindings_are_removed() -> anyhow::Result<()> {
-    let op = Operator::start_with_resync("rmq-bindings", Externals::real(), RESYNC).await?;
-    apply_local_broker(&op, "local-rmq").await?;
-    let id = unique();
-    let (vhost, own) = (format!("test-{id}"), format!("b{id}.events"));
+    let (op, id, vhost) = on_local_broker("rmq-bindings", RESYNC).await?;
+    let own = format!("b{id}.events");
     queue(
         &op,
         "bind",
@@ -746,19 +715,14 @@ async fn undeclared_bindings_are_removed() -> anyhow::Result<()> {
         },
     )
     .await?;
-    op.stop().await?;
-    let _ = mgmt(reqwest::Method::DELETE, &format!("users/b-{id}"), None).await;
-    mgmt(reqwest::Method::DELETE, &format!("vhosts/{vhost}"), None).await?;
-    Ok(())
+    finish_on_broker(op, &[&format!("b-{id}")], &vhost).await
 }
 
 /// The password of a Queue's user is set once: the hash stays across resyncs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_password_is_stable_across_resyncs() -> anyhow::Result<()> {
-    let op = Operator::start_with_resync("rmq-stable", Externals::real(), RESYNC).await?;
-    apply_local_broker(&op, "local-rmq").await?;
-    let id = unique();
-    let (vhost, user) = (format!("test-{id}"), format!("s-{id}"));
+    let (op, id, vhost) = on_local_broker("rmq-stable", RESYNC).await?;
+    let user = format!("s-{id}");
     queue(
         &op,
         "stable",
@@ -779,10 +743,7 @@ async fn a_queue_password_is_stable_across_resyncs() -> anyhow::Result<()> {
         now["password_hash"] == hash,
         "the password was reset on a resync"
     );
-    op.stop().await?;
-    let _ = mgmt(reqwest::Method::DELETE, &format!("users/{user}"), None).await;
-    mgmt(reqwest::Method::DELETE, &format!("vhosts/{vhost}"), None).await?;
-    Ok(())
+    finish_on_broker(op, &[&user], &vhost).await
 }
 
 /// Whether `uri` logs in to RabbitMQ (the error when it does not).
@@ -798,10 +759,8 @@ async fn amqp_login(uri: &str) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_rotation_deletes_the_old_user_only_after_the_pods_rolled() -> anyhow::Result<()> {
-    let op = Operator::start_with_resync("rmq-rotate", Externals::real(), RESYNC).await?;
-    apply_local_broker(&op, "local-rmq").await?;
-    let id = unique();
-    let (vhost, user) = (format!("test-{id}"), format!("r-{id}"));
+    let (op, id, vhost) = on_local_broker("rmq-rotate", RESYNC).await?;
+    let user = format!("r-{id}");
     queue(
         &op,
         "rot",
@@ -860,10 +819,7 @@ async fn a_queue_rotation_deletes_the_old_user_only_after_the_pods_rolled() -> a
         "the old password must be refused: {err:?}"
     );
     amqp_login(&new_uri).await.map_err(anyhow::Error::msg)?;
-    op.stop().await?;
-    let _ = mgmt(reqwest::Method::DELETE, &format!("users/{second}"), None).await;
-    mgmt(reqwest::Method::DELETE, &format!("vhosts/{vhost}"), None).await?;
-    Ok(())
+    finish_on_broker(op, &[&second], &vhost).await
 }
 
 /// What an operator before ownership marks made (no comment, no tag, but the resource's own

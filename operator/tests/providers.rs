@@ -20,7 +20,8 @@ use payplane_operator::controller::postgres_cluster::cloudnative_pg;
 use payplane_operator::crd::{MessageBroker, Platform, PostgresCluster};
 use payplane_operator::external::Externals;
 use payplane_operator::testing::{
-    Operator, TIMEOUT, all_ready, condition, install_third_party_crds, ready, repo,
+    Operator, TIMEOUT, all_ready, condition, install_third_party_crds, not_ready_because, ready,
+    repo,
 };
 use serde_json::{Value, json};
 
@@ -189,16 +190,19 @@ async fn cloudnative_pg_and_rabbitmq_operator_platform_converges() -> Result<()>
     )
     .await?;
     op.apply(prod_platform()?).await?;
-    let (cnpg, rmq) = (cloudnative_pg::resource(), rabbitmq_operator::resource());
+    let (cnpg, rmq) = (
+        cloudnative_pg::PROVIDER.resource(),
+        rabbitmq_operator::PROVIDER.resource(),
+    );
+    // Their operators' status reports, as the test plays them.
+    let set_pg = |status| set_status(&op, &cnpg, "payplane-pg", status);
+    let set_rmq = |status| set_status(&op, &rmq, "payplane-rmq", status);
 
     // The operator's objects were accepted by CloudNativePG's and the cluster operator's own
     // schemas, every field kept: what the builders make from the PostgresCluster and
     // MessageBroker the Platform made.
     let cluster = provider_object(&op, &cnpg, "payplane-pg").await?;
-    let pg = op
-        .get::<PostgresCluster>("payplane-pg")
-        .await?
-        .context("PostgresCluster")?;
+    let pg = op.existing::<PostgresCluster>("payplane-pg").await?;
     let built = cloudnative_pg::build(&pg)?;
     contained(&built[0].object["spec"], &cluster["spec"], "Cluster.spec")?;
     ensure!(cluster["spec"]["instances"] == 3, "{}", cluster["spec"]);
@@ -206,10 +210,7 @@ async fn cloudnative_pg_and_rabbitmq_operator_platform_converges() -> Result<()>
     ensure!(cluster["spec"]["enableSuperuserAccess"] == true);
     ensure!(cluster["spec"]["resources"]["requests"]["memory"] == "2Gi");
     let rabbit = provider_object(&op, &rmq, "payplane-rmq").await?;
-    let mb = op
-        .get::<MessageBroker>("payplane-rmq")
-        .await?
-        .context("MessageBroker")?;
+    let mb = op.existing::<MessageBroker>("payplane-rmq").await?;
     let built = rabbitmq_operator::build(&mb)?;
     contained(
         &built[0].object["spec"],
@@ -223,42 +224,17 @@ async fn cloudnative_pg_and_rabbitmq_operator_platform_converges() -> Result<()>
     op.wait_for::<PostgresCluster>(
         "PostgresCluster waits for CloudNativePG",
         "payplane-pg",
-        |pg| {
-            let c = pg.and_then(|pg| condition(pg, "Ready")).ok_or("no Ready")?;
-            (c.status == "False"
-                && c.reason == "ProviderNotReady"
-                && c.message.contains("no status yet"))
-            .then_some(())
-            .ok_or_else(|| format!("{c:?}"))
-        },
+        not_ready_because("ProviderNotReady", &["no status yet"]),
     )
     .await?;
 
     // CloudNativePG sets up the primary, then reports the cluster healthy with its Secrets.
-    set_status(
-        &op,
-        &cnpg,
-        "payplane-pg",
-        cnpg_status("Setting up primary", 0),
-    )
-    .await?;
-    op.wait_for::<PostgresCluster>("PostgresCluster mirrors the phase", "payplane-pg", |pg| {
-        let c = pg.and_then(|pg| condition(pg, "Ready")).ok_or("no Ready")?;
-        (c.status == "False"
-            && c.message
-                .contains("Setting up primary, 0/3 instances ready"))
-        .then_some(())
-        .ok_or_else(|| format!("{c:?}"))
-    })
-    .await?;
+    set_pg(cnpg_status("Setting up primary", 0)).await?;
+    let phase = not_ready_because("", &["Setting up primary, 0/3 instances ready"]);
+    op.wait_for::<PostgresCluster>("PostgresCluster mirrors the phase", "payplane-pg", phase)
+        .await?;
     cnpg_secrets(&op).await?;
-    set_status(
-        &op,
-        &cnpg,
-        "payplane-pg",
-        cnpg_status(cloudnative_pg::HEALTHY, 3),
-    )
-    .await?;
+    set_pg(cnpg_status(cloudnative_pg::HEALTHY, 3)).await?;
     let pg = op
         .wait_for::<PostgresCluster>("PostgresCluster Ready", "payplane-pg", ready)
         .await?;
@@ -275,29 +251,11 @@ async fn cloudnative_pg_and_rabbitmq_operator_platform_converges() -> Result<()>
     // The cluster operator brings up the nodes and publishes its default user.
     rabbitmq_secret(&op).await?;
     let generation = rabbit["metadata"]["generation"].as_i64().unwrap_or(1);
-    set_status(
-        &op,
-        &rmq,
-        "payplane-rmq",
-        rabbitmq_status(&op, generation, false),
-    )
-    .await?;
-    op.wait_for::<MessageBroker>("MessageBroker waits for the nodes", "payplane-rmq", |mb| {
-        let c = mb.and_then(|mb| condition(mb, "Ready")).ok_or("no Ready")?;
-        (c.status == "False"
-            && c.message
-                .contains("AllReplicasReady is False: 1/3 Pods ready"))
-        .then_some(())
-        .ok_or_else(|| format!("{c:?}"))
-    })
-    .await?;
-    set_status(
-        &op,
-        &rmq,
-        "payplane-rmq",
-        rabbitmq_status(&op, generation, true),
-    )
-    .await?;
+    set_rmq(rabbitmq_status(&op, generation, false)).await?;
+    let nodes = not_ready_because("", &["AllReplicasReady is False: 1/3 Pods ready"]);
+    op.wait_for::<MessageBroker>("MessageBroker waits for the nodes", "payplane-rmq", nodes)
+        .await?;
+    set_rmq(rabbitmq_status(&op, generation, true)).await?;
     let mb = op
         .wait_for::<MessageBroker>("MessageBroker Ready", "payplane-rmq", ready)
         .await?;
@@ -333,18 +291,15 @@ async fn cloudnative_pg_and_rabbitmq_operator_platform_converges() -> Result<()>
     // of Ready until the cluster is healthy again.
     let mut failing = cnpg_status("Failing over", 2);
     failing["phaseReason"] = json!("Failing over from payplane-pg-1 to payplane-pg-2");
-    set_status(&op, &cnpg, "payplane-pg", failing).await?;
-    op.wait_for::<Platform>("Platform not Ready during the failover", "payplane", |p| {
-        let c = p.and_then(|p| condition(p, "Ready")).ok_or("no Ready")?;
-        (c.status == "False" && c.message.contains("PostgresCluster payplane-pg"))
-            .then_some(())
-            .ok_or_else(|| format!("{c:?}"))
-    })
+    set_pg(failing).await?;
+    let failover = not_ready_because("", &["PostgresCluster payplane-pg"]);
+    op.wait_for::<Platform>(
+        "Platform not Ready during the failover",
+        "payplane",
+        failover,
+    )
     .await?;
-    let pg = op
-        .get::<PostgresCluster>("payplane-pg")
-        .await?
-        .context("pg")?;
+    let pg = op.existing::<PostgresCluster>("payplane-pg").await?;
     let c = condition(&pg, "Ready").context("Ready")?;
     ensure!(
         c.reason == "ProviderNotReady" && c.message.contains("Failing over"),
@@ -352,13 +307,10 @@ async fn cloudnative_pg_and_rabbitmq_operator_platform_converges() -> Result<()>
     );
     let mut healthy = cnpg_status(cloudnative_pg::HEALTHY, 3);
     healthy["currentPrimary"] = json!("payplane-pg-2");
-    set_status(&op, &cnpg, "payplane-pg", healthy).await?;
+    set_pg(healthy).await?;
     op.wait_for::<Platform>("Platform Ready after the failover", "payplane", ready)
         .await?;
-    let pg = op
-        .get::<PostgresCluster>("payplane-pg")
-        .await?
-        .context("pg")?;
+    let pg = op.existing::<PostgresCluster>("payplane-pg").await?;
     ensure!(pg.status.and_then(|s| s.current_primary).as_deref() == Some("payplane-pg-2"));
     op.stop().await
 }

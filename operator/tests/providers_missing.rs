@@ -6,7 +6,7 @@
 use anyhow::Result;
 use payplane_operator::crd::{MessageBroker, PostgresCluster};
 use payplane_operator::external::Externals;
-use payplane_operator::testing::{Operator, condition};
+use payplane_operator::testing::{Operator, condition, not_ready_because};
 use serde_json::json;
 
 /// `Ready=False` and `Degraded=True`, reason `ProviderMissing`, the message naming `crd`.
@@ -56,12 +56,8 @@ async fn provider_without_its_crd_is_degraded_with_provider_missing() -> Result<
         json!({"clusterRef": {"name": "pg"}, "databaseName": "orders", "owner": "orders"}),
     )
     .await?;
-    op.wait_for::<payplane_operator::crd::Database>("Database waits", "orders", |db| {
-        let c = db.and_then(|db| condition(db, "Ready")).ok_or("no Ready")?;
-        (c.status == "False" && c.message.contains("PostgresCluster pg"))
-            .then_some(())
-            .ok_or_else(|| format!("{c:?}"))
-    })
-    .await?;
+    let waits = not_ready_because("", &["PostgresCluster pg"]);
+    op.wait_for::<payplane_operator::crd::Database>("Database waits", "orders", waits)
+        .await?;
     op.stop().await
 }

@@ -26,7 +26,7 @@ use payplane_operator::crd::{
 };
 use payplane_operator::external::Externals;
 use payplane_operator::testing::{
-    Operator, TIMEOUT, apply_local_broker, condition, converged_example, ready,
+    Operator, TIMEOUT, apply_local_broker, condition, converged_example, not_ready_because, ready,
 };
 use serde_json::json;
 
@@ -85,23 +85,14 @@ async fn platform_converges_with_every_resource_ready_and_pods_running() -> Resu
         ensure!(op.get::<StatefulSet>(sts).await?.is_some(), "{sts}");
     }
     ensure!(op.get::<Ingress>("payplane-tls").await?.is_some());
-    let tls = op
-        .get::<Secret>("payplane-tls")
-        .await?
-        .context("no tls secret")?;
+    let tls = op.existing::<Secret>("payplane-tls").await?;
     ensure!(tls.type_.as_deref() == Some("kubernetes.io/tls"));
-    let p = op
-        .get::<Platform>("payplane")
-        .await?
-        .context("no platform")?;
+    let p = op.existing::<Platform>("payplane").await?;
     let status = p.status.context("no status")?;
     ensure!(status.endpoint.as_deref() == Some("https://payplane.localtest.me"));
     ensure!(status.components.len() >= 17, "{:?}", status.components);
     // The payments Deployment is wired to its database and queue secrets, with a checksum.
-    let d = op
-        .get::<Deployment>("payplane-payments")
-        .await?
-        .context("no deployment")?;
+    let d = op.existing::<Deployment>("payplane-payments").await?;
     let template = d.spec.context("spec")?.template;
     let env = serde_json::to_string(&template.spec.context("pod spec")?.containers[0].env)?;
     ensure!(
@@ -125,10 +116,7 @@ async fn platform_converges_with_every_resource_ready_and_pods_running() -> Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spec_change_rolls_the_deployment_through_the_replicaset_controller() -> Result<()> {
     let op = converged_example("rollout").await?;
-    let before = op
-        .get::<AppService>("payplane-auth")
-        .await?
-        .context("app")?;
+    let before = op.existing::<AppService>("payplane-auth").await?;
     // A label is not a spec change: the generation stays.
     let labelled: AppService = op
         .patch("payplane-auth", json!({"metadata": {"labels": {"x": "y"}}}))
@@ -227,7 +215,7 @@ async fn failed_migration_keeps_the_old_image_and_reports_degraded() -> Result<(
     ensure!(status.image.as_deref() == Some("web:1"), "{status:?}");
     ensure!(format!("{:?}", status.migration.context("migration")?.phase) == "Failed");
     ensure!(condition(&app, "Ready").is_some_and(|c| c.reason == "MigrationFailed"));
-    let d = op.get::<Deployment>("web").await?.context("deployment")?;
+    let d = op.existing::<Deployment>("web").await?;
     let image = d
         .spec
         .context("spec")?
@@ -474,26 +462,12 @@ async fn invalid_reference_sets_ready_false_with_the_reason() -> Result<()> {
     )
     .await?;
     op.create("Database", "lost", json!({"clusterRef": {"name": "no-such-cluster"}, "databaseName": "lost_db", "owner": "lost"})).await?;
-    op.wait_for::<AppService>("DatabaseNotFound", "orphan", |a| {
-        match a.and_then(|a| condition(a, "Ready")) {
-            Some(c)
-                if c.status == "False"
-                    && c.reason == "DatabaseNotFound"
-                    && c.message.contains("no-such-db") =>
-            {
-                Ok(())
-            }
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await?;
-    op.wait_for::<Database>("ClusterNotFound", "lost", |d| {
-        match d.and_then(|d| condition(d, "Ready")) {
-            Some(c) if c.status == "False" && c.reason == "ClusterNotFound" => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await?;
+    let orphan = not_ready_because("DatabaseNotFound", &["no-such-db"]);
+    op.wait_for::<AppService>("DatabaseNotFound", "orphan", orphan)
+        .await?;
+    let lost = not_ready_because("ClusterNotFound", &[]);
+    op.wait_for::<Database>("ClusterNotFound", "lost", lost)
+        .await?;
     ensure!(
         op.get::<Deployment>("orphan").await?.is_none(),
         "nothing rolls out"

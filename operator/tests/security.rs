@@ -20,7 +20,7 @@ use payplane_control_plane::eventually;
 use payplane_kit::config::ServiceConfig as _;
 use payplane_operator::crd::{AppService, Platform};
 use payplane_operator::external::Externals;
-use payplane_operator::testing::{EXAMPLE_PLATFORM, Operator, TIMEOUT, condition};
+use payplane_operator::testing::{EXAMPLE_PLATFORM, Operator, TIMEOUT, condition, env_value};
 use serde_json::{Value, json};
 
 const COMPONENTS: [&str; 6] = ["gateway", "auth", "payments", "admin", "profile", "console"];
@@ -180,16 +180,8 @@ async fn gateway_rate_limit_is_keyed_on_the_client_behind_the_rendered_trusted_p
     );
     // The services and the console trust the gateway's pod range, not only loopback.
     for c in ["auth", "payments", "admin", "profile", "console"] {
-        let app = op
-            .get::<AppService>(&format!("payplane-{c}"))
-            .await?
-            .context(c)?;
-        let trusted = app
-            .spec
-            .env
-            .iter()
-            .find(|e| e.name == "TRUSTED_PROXIES")
-            .and_then(|e| e.value.clone());
+        let app = op.existing::<AppService>(&format!("payplane-{c}")).await?;
+        let trusted = env_value(&app, "TRUSTED_PROXIES");
         ensure!(
             trusted.as_deref() == Some("10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"),
             "{c}: {trusted:?}"
@@ -453,12 +445,7 @@ async fn production_refuses_payments_without_an_external_psp() -> Result<()> {
     eventually(TIMEOUT, "the payments AppService", || async {
         Ok(match op.get::<AppService>("payplane-payments").await? {
             Some(a) => {
-                let mode = a
-                    .spec
-                    .env
-                    .iter()
-                    .find(|e| e.name == "PSP_MODE")
-                    .and_then(|e| e.value.clone());
+                let mode = env_value(&a, "PSP_MODE");
                 if mode.as_deref() == Some("external") {
                     Ok(())
                 } else {

@@ -17,6 +17,7 @@ use kube::core::ApiResource;
 use kube::runtime::controller::Action;
 use kube::{Client, Resource, ResourceExt};
 
+use super::finalizer::Finalized;
 use super::{
     Ctx, Error, Reconciled, Report, Result, Stop, WAIT, get, reading, sync_children, write_status,
 };
@@ -24,7 +25,7 @@ use serde_json::Value;
 
 use crate::conditions::{Observed, external_conditions, is_ready};
 use crate::crd::database::Credentials;
-use crate::crd::{AppService, ReclaimPolicy};
+use crate::crd::{AppService, ReclaimPolicy, RecordsLogins};
 use crate::external::LoginChange;
 use crate::meta::{Child, OWNER_UID_LABEL, SECRETS_CHECKSUM};
 
@@ -431,43 +432,102 @@ pub async fn publish<K: super::Reconciled>(
     Ok(())
 }
 
+/// Reasons of `Ready=False` when a server is missing (only a spec change helps), not ready
+/// yet, or failing (unreachable, or refusing a request).
+pub type Reasons = (&'static str, &'static str, &'static str);
+
+/// A kind that keeps its logins on the server its spec names (`Database` on a
+/// `PostgresCluster`, `Queue` on a `MessageBroker`): what its reports share.
+pub trait KeepsLogins: Finalized + RecordsLogins {
+    /// `(missing, waiting, unavailable)`, e.g. `ClusterNotFound`, `WaitingForCluster`,
+    /// `PostgresUnavailable`.
+    const REASONS: Reasons;
+}
+
+/// The status fields of `obj`: [`status_extra`] with the Secret name and credentials record
+/// its status has.
+pub fn fields<K: KeepsLogins>(obj: &K, secret: Option<&str>, creds: Option<&Credentials>) -> Value {
+    let (prev_secret, prev_creds) = obj.recorded();
+    status_extra(secret, creds, prev_secret, prev_creds)
+}
+
+/// One reconcile of a kind that keeps logins on a server, past finding the server: what each
+/// of its steps (observe, ensure) reads.
+pub struct Run<'a, K, I, S> {
+    /// The object reconciled.
+    pub obj: &'a K,
+    /// The controller's context.
+    pub ctx: &'a Ctx,
+    /// Its namespace.
+    pub ns: &'a str,
+    /// Its validated spec.
+    pub input: &'a I,
+    /// Its server, ready.
+    pub server: &'a S,
+}
+
+impl<'a, K, I, S> Run<'a, K, I, S> {
+    /// The reconcile of `obj` in `ns` with its `input`, on its `server`.
+    pub fn new(obj: &'a K, (ctx, ns): (&'a Ctx, &'a str), input: &'a I, server: &'a S) -> Self {
+        Self {
+            obj,
+            ctx,
+            ns,
+            input,
+            server,
+        }
+    }
+}
+
+/// How a pipeline that needs the server stops when it is [`Unready`]: `Ready=False` with the
+/// reason `missing` (only a spec change helps) or `waiting`, keeping the status fields; or
+/// failing.
+pub fn unready<K: KeepsLogins>(obj: &K, u: Unready) -> Stop {
+    let (missing, waiting, _) = K::REASONS;
+    match u {
+        Unready::Missing => {
+            let message = format!("{} {} not found", K::Server::kind(&()), obj.server());
+            let fields = fields(obj, None, None);
+            Report::invalid(missing, message).with_extra(fields).into()
+        }
+        Unready::NotReady(why) => Report::waiting(waiting, why, fields(obj, None, None)).into(),
+        Unready::Failed(e) => e.into(),
+    }
+}
+
 /// `Ready=False`, `Degraded=True` with the server's error (reason `PostgresUnavailable` or
 /// `BrokerUnavailable`); retried within [`WAIT`].
-pub fn unavailable(
-    reason: &'static str,
-    e: &impl Display,
-    fields: serde_json::Value,
-    resync: Duration,
-) -> Report {
+pub fn unavailable<K: KeepsLogins>(obj: &K, e: &impl Display, resync: Duration) -> Report {
     let observed = Observed::Unavailable {
-        reason,
+        reason: K::REASONS.2,
         message: e.to_string(),
     };
     Report::new(
         external_conditions(&observed),
-        fields,
+        fields(obj, None, None),
         Action::requeue(resync.min(WAIT)),
     )
 }
 
 /// `Ready=False`, reason `Conflict`: a login or object is another's; nothing was touched.
-pub fn conflict(e: &impl Display, fields: serde_json::Value, resync: Duration) -> Report {
+pub fn conflict<K: KeepsLogins>(obj: &K, e: &impl Display, resync: Duration) -> Report {
     let observed = Observed::Conflict(e.to_string());
     Report::new(
         external_conditions(&observed),
-        fields,
+        fields(obj, None, None),
         Action::requeue(resync),
     )
 }
 
 /// `Ready=True` with `message`, and `Progressing=True` while `rotation` waits for rollouts,
-/// which are then looked at every [`ROTATION_POLL`].
-pub fn ready(
+/// which are then looked at every [`ROTATION_POLL`]; the status names the `secret`.
+pub fn ready<K: KeepsLogins>(
+    (obj, secret): (&K, &str),
     message: String,
     rotation: &Rotation,
-    fields: serde_json::Value,
     resync: Duration,
 ) -> Report {
+    let fields = fields(obj, Some(secret), Some(&rotation.creds));
     let requeue = if rotation.rotating.is_some() {
         ROTATION_POLL
     } else {
@@ -501,22 +561,6 @@ impl From<Error> for Unready {
     }
 }
 
-impl Unready {
-    /// How a pipeline that needs the server `server` (`Kind name`) stops: `Ready=False` with
-    /// the reason `missing` (only a spec change helps) or `waiting`, keeping `fields`; or
-    /// failing.
-    pub fn stop(self, server: &str, (missing, waiting): (&str, &str), fields: Value) -> Stop {
-        match self {
-            Self::Missing => {
-                let message = format!("{server} not found");
-                Report::invalid(missing, message).with_extra(fields).into()
-            }
-            Self::NotReady(why) => Report::waiting(waiting, why, fields).into(),
-            Self::Failed(e) => e.into(),
-        }
-    }
-}
-
 /// The server `name` (an `S`) in `ns`, once it exists and is ready.
 pub async fn ready_server<S: Reconciled>(ctx: &Ctx, ns: &str, name: &str) -> Result<S, Unready> {
     let Some(server) = get::<S>(&ctx.client, ns, name).await? else {
@@ -527,6 +571,49 @@ pub async fn ready_server<S: Reconciled>(ctx: &Ctx, ns: &str, name: &str) -> Res
         return Err(Unready::NotReady(why));
     }
     Ok(server)
+}
+
+/// Checks the reports before the server is used, for the kinds' status tests: `more` cases,
+/// then `Missing`, `NotReady`, unavailable and conflict, with the kind's [`KeepsLogins::REASONS`]
+/// and `Conflict`; each is `Ready=False`, with its action, and keeps the previous status
+/// fields `kept` (tests).
+#[cfg(test)]
+pub fn check_reports_before_the_server<K: KeepsLogins>(
+    obj: &K,
+    more: impl IntoIterator<Item = (Report, &'static str, Action)>,
+    kept: &Value,
+) {
+    let resync = Duration::from_secs(300);
+    let (missing, waiting, failing) = K::REASONS;
+    let not_ready = Unready::NotReady("not ready".into());
+    let table = [
+        (
+            unready(obj, Unready::Missing).into_report(),
+            missing,
+            Action::await_change(),
+        ),
+        (
+            unready(obj, not_ready).into_report(),
+            waiting,
+            Action::requeue(WAIT),
+        ),
+        (
+            unavailable(obj, &"refused", resync),
+            failing,
+            Action::requeue(WAIT),
+        ),
+        (
+            conflict(obj, &"x is another's", resync),
+            "Conflict",
+            Action::requeue(resync),
+        ),
+    ];
+    for (report, reason, action) in more.into_iter().chain(table) {
+        assert_eq!(report.cond("Ready").reason, reason);
+        assert!(!report.cond("Ready").status, "{reason}");
+        assert_eq!(report.action, action, "{reason}");
+        assert_eq!(&report.extra, kept, "{reason}");
+    }
 }
 
 /// On deletion of `obj`: keeps what it owns outside Kubernetes with `reclaimPolicy: Retain`

@@ -28,10 +28,11 @@ impl Finalized for Database {
     /// validate → apply (the server) → build → apply (the Secret) → status.
     async fn pipeline(&self, ctx: &Ctx, ns: &str) -> Flow<Report> {
         let input = validate::validate(self);
-        let server = apply::cluster(self, ctx, ns).await?;
-        let (logins, observed) = apply::observe(self, ctx, (ns, &input), &server).await?;
-        let rotation =
-            apply::ensure(self, ctx, (ns, &input), &server, (&logins, &observed)).await?;
+        let server =
+            (apply::cluster(self, ctx, ns).await).map_err(|u| credentials::unready(self, u))?;
+        let run = apply::Run::new(self, (ctx, ns), &input, &server);
+        let (logins, observed) = apply::observe(&run).await?;
+        let rotation = apply::ensure(&run, (&logins, &observed)).await?;
         let children =
             build::build_for(self, &server.connection(&rotation), &rotation.creds.active)?;
         let started = rotation
@@ -43,8 +44,8 @@ impl Finalized for Database {
         Ok(status::ready(self, &input, &rotation, ctx.resync))
     }
 
-    fn refers(&self, server: &str) -> bool {
-        self.spec.cluster_ref.name == server
+    fn server(&self) -> &str {
+        &self.spec.cluster_ref.name
     }
 
     async fn cleanup(&self, ctx: &Ctx, ns: &str) -> Result<Action> {

@@ -43,8 +43,12 @@ pub trait Finalized: Reconciled + Send + Sync + 'static {
     const FINALIZER: &'static str;
     /// The server it keeps its credentials on, named in its spec.
     type Server: Reconciled + Send + Sync + 'static;
+    /// The name of its server.
+    fn server(&self) -> &str;
     /// Whether it refers to the server named `server`.
-    fn refers(&self, server: &str) -> bool;
+    fn refers(&self, server: &str) -> bool {
+        self.server() == server
+    }
     /// The pipeline of the living object in `ns`.
     fn pipeline(&self, ctx: &Ctx, ns: &str) -> impl Future<Output = Flow<Report>> + Send;
     /// Removes (or keeps, as its reclaim policy says) what it owns outside Kubernetes.

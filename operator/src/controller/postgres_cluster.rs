@@ -2,8 +2,9 @@
 //! Secret, the check of an external server's Secret, or a CloudNativePG `Cluster` whose status
 //! and superuser Secret it reads; status carries the endpoint (I/O: Kubernetes API).
 //!
-//! The pipeline: [`validate`] picks the provider, [`build`] (or [`cloudnative_pg`]) makes the
-//! children, [`apply`] reads the Secrets and applies, [`status`] reports.
+//! The pipeline, run by [`super::provider::pipeline`] through this kind's [`ServerKind`] steps:
+//! [`validate`] picks the provider, [`build`] (or [`cloudnative_pg`]) makes the children,
+//! [`apply`] reads the Secrets and applies, [`status`] reports.
 
 pub mod apply;
 pub mod build;
@@ -11,56 +12,64 @@ pub mod cloudnative_pg;
 pub mod status;
 pub mod validate;
 
-use std::sync::Arc;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::ResourceExt;
+use kube::api::DynamicObject;
+use kube::core::ApiResource;
+use serde_json::Value;
 
-use kube::runtime::controller::Action;
-use kube::{Resource, ResourceExt};
-
-use super::{Ctx, Flow, Report, Result, Shutdown, finish, namespace, provider, sync_children};
+use super::provider::{Input, Provider, ServerKind};
+use super::{Ctx, Flow, InvalidSpec, Report, Result, generate_password, secret_value};
 use crate::crd::PostgresCluster;
-use validate::Input;
+use crate::crd::postgres_cluster::ExternalPostgres;
+use crate::meta::{Child, MetaError, resources};
 
-const KIND: &str = "PostgresCluster";
+impl ServerKind for PostgresCluster {
+    const KIND: &'static str = "PostgresCluster";
+    const PROVIDER: Provider = cloudnative_pg::PROVIDER;
+    type External = ExternalPostgres;
 
-/// validate → build → apply → status, per provider.
-async fn pipeline(pg: &PostgresCluster, ctx: &Ctx) -> Flow<Report> {
-    let ns = namespace(pg)?;
-    let owner = (ns.as_str(), pg.meta().uid.as_deref().unwrap_or_default());
-    match validate::validate(pg)? {
-        Input::External(ext) => {
-            sync_children(&ctx.client, owner, &[], &apply::kinds()).await?;
-            let found = apply::external_secret(ctx, &ns, ext).await?;
-            Ok(status::external(ext, found))
-        }
-        Input::Builtin => {
-            let password = apply::superuser_password(ctx, &ns, &pg.name_any()).await?;
-            let children = build::build(pg, &password)?;
-            let applied = sync_children(&ctx.client, owner, &children, &apply::kinds()).await?;
-            Ok(status::builtin(&pg.name_any(), &ns, &applied))
-        }
-        // Applies the Cluster and mirrors its status; Ready once the Cluster is healthy with
-        // every instance and its superuser Secret exists.
-        Input::Operator => {
-            let children = cloudnative_pg::build(pg)?;
-            let (provider, resource) = (&cloudnative_pg::PROVIDER, cloudnative_pg::resource());
-            let stored = provider::apply(ctx, owner, provider, resource, &children).await?;
-            let observed = cloudnative_pg::observe(&stored, cloudnative_pg::instances(pg));
-            let secret = observed.ready && apply::cloudnative_pg_secret(ctx, &ns, pg).await?;
-            Ok(status::cloudnative_pg(
-                &pg.name_any(),
-                &ns,
-                observed,
-                secret,
-            ))
-        }
+    fn kinds() -> Vec<ApiResource> {
+        resources! {Secret, Service, StatefulSet}
     }
-}
 
-async fn reconcile(pg: Arc<PostgresCluster>, ctx: Arc<Ctx>) -> Result<Action> {
-    finish(&ctx, pg.as_ref(), pipeline(&pg, &ctx).await).await
-}
+    fn input(&self) -> Result<Input<'_, ExternalPostgres>, InvalidSpec> {
+        validate::validate(self)
+    }
 
-/// Runs the PostgresCluster controller until `shutdown`.
-pub async fn controller(ctx: Arc<Ctx>, shutdown: impl Shutdown) {
-    provider::run(KIND, (ctx, shutdown), cloudnative_pg::resource(), reconcile).await;
+    async fn external(&self, ctx: &Ctx, ns: &str, ext: &ExternalPostgres) -> Result<Report> {
+        let found = apply::external_secret(ctx, ns, ext).await?;
+        Ok(status::external(ext, found))
+    }
+
+    /// The superuser password is the stored one, or a new one.
+    async fn builtin(&self, ctx: &Ctx, ns: &str) -> Flow<Vec<Child>> {
+        let secret = build::superuser_secret(&self.name_any());
+        let stored = secret_value(&ctx.client, ns, &secret, "password").await?;
+        Ok(build::build(
+            self,
+            &stored.unwrap_or_else(generate_password),
+        )?)
+    }
+
+    fn builtin_status(&self, ns: &str, applied: &[DynamicObject]) -> Report {
+        status::builtin(&self.name_any(), ns, applied)
+    }
+
+    fn operator(&self) -> Result<Vec<Child>, MetaError> {
+        cloudnative_pg::build(self)
+    }
+
+    /// Ready once the Cluster is healthy with every instance and its superuser Secret exists.
+    async fn operator_status(&self, ctx: &Ctx, ns: &str, stored: &Value) -> Result<Report> {
+        let observed = cloudnative_pg::observe(stored, cloudnative_pg::instances(self));
+        let secret = observed.ready && apply::cloudnative_pg_secret(ctx, ns, self).await?;
+        Ok(status::cloudnative_pg(
+            &self.name_any(),
+            ns,
+            observed,
+            secret,
+        ))
+    }
 }

@@ -10,9 +10,9 @@ use serde_json::Value;
 use super::app_service::build as app;
 use super::database::build as db;
 use super::ingress_cert::build as ic;
-use super::message_broker::build as mb;
+use super::message_broker::{build as mb, rabbitmq_operator};
 use super::platform::build as platform;
-use super::postgres_cluster::build as pg;
+use super::postgres_cluster::{build as pg, cloudnative_pg};
 use super::queue::build as queue;
 use crate::crd::platform::Profile;
 use crate::crd::{
@@ -79,23 +79,23 @@ fn ic_resolved() -> ic::Resolved {
     }
 }
 
+/// The objects of a multi-document example, as stored; none when it does not parse.
+fn examples<K: serde::de::DeserializeOwned + kube::Resource>(text: &str) -> Vec<K> {
+    let parsed: Vec<K> = serde_saphyr::from_multiple(text).unwrap_or_default();
+    parsed.into_iter().map(stored).collect()
+}
+
 /// Every child of every kind built from the examples.
 fn all_children() -> Vec<(&'static str, Vec<Child>)> {
     let result = (|| -> Result<Vec<(&'static str, Vec<Child>)>, crate::meta::MetaError> {
         let app_example: AppService =
             stored(yaml(include_str!("../../../examples/appservice.yaml")));
         let pgs: Vec<PostgresCluster> =
-            serde_saphyr::from_multiple(include_str!("../../../examples/postgrescluster.yaml"))
-                .unwrap_or_default();
+            examples(include_str!("../../../examples/postgrescluster.yaml"));
         let mbs: Vec<MessageBroker> =
-            serde_saphyr::from_multiple(include_str!("../../../examples/messagebroker.yaml"))
-                .unwrap_or_default();
-        let qs: Vec<Queue> =
-            serde_saphyr::from_multiple(include_str!("../../../examples/queue.yaml"))
-                .unwrap_or_default();
-        let ics: Vec<IngressCert> =
-            serde_saphyr::from_multiple(include_str!("../../../examples/ingresscert.yaml"))
-                .unwrap_or_default();
+            examples(include_str!("../../../examples/messagebroker.yaml"));
+        let qs: Vec<Queue> = examples(include_str!("../../../examples/queue.yaml"));
+        let ics: Vec<IngressCert> = examples(include_str!("../../../examples/ingresscert.yaml"));
         let database: Database = stored(yaml(include_str!("../../../examples/database.yaml")));
         let conn = db::Connection {
             host: "payplane-pg-rw.payments.svc".into(),
@@ -111,29 +111,30 @@ fn all_children() -> Vec<(&'static str, Vec<Child>)> {
             ("appservice", app::build(&app_example, &app_resolved())?),
             ("database", db::build(&database, &conn)?),
         ];
+        // Each example has one provider: the builtin or the provider's operator builder
+        // makes its children, the other none.
         for p in pgs {
-            out.push(("postgrescluster", pg::build(&stored(p), "superpw")?));
+            let mut children = pg::build(&p, "superpw")?;
+            children.extend(cloudnative_pg::build(&p)?);
+            out.push(("postgrescluster", children));
         }
         for m in mbs {
-            out.push((
-                "messagebroker",
-                mb::build(
-                    &stored(m),
-                    &mb::Resolved {
-                        admin_password: "adminpw".into(),
-                        erlang_cookie: "cookie".into(),
-                    },
-                )?,
-            ));
+            let resolved = mb::Resolved {
+                admin_password: "adminpw".into(),
+                erlang_cookie: "cookie".into(),
+            };
+            let mut children = mb::build(&m, &resolved)?;
+            children.extend(rabbitmq_operator::build(&m)?);
+            out.push(("messagebroker", children));
         }
         for q in qs {
             out.push((
                 "queue",
-                queue::build(&stored(q), "userpw", "payplane-rmq.payments.svc:5672")?,
+                queue::build(&q, "userpw", "payplane-rmq.payments.svc:5672")?,
             ));
         }
         for i in ics {
-            out.push(("ingresscert", ic::build(&stored(i), &ic_resolved())?));
+            out.push(("ingresscert", ic::build(&i, &ic_resolved())?));
         }
         Ok(out)
     })();
@@ -220,33 +221,24 @@ fn check_invariants(owner_uid: &str, children: &[Child]) -> Result<(), TestCaseE
         prop_assert_eq!(&meta["labels"]["app.kubernetes.io/part-of"], "payplane");
         // Built-in kinds must deserialize into their k8s-openapi types.
         let typed_ok = match c.resource.kind.as_str() {
-            "Deployment" => {
-                serde_json::from_value::<k8s_openapi::api::apps::v1::Deployment>(c.object.clone())
-                    .is_ok()
-            }
-            "StatefulSet" => {
-                serde_json::from_value::<k8s_openapi::api::apps::v1::StatefulSet>(c.object.clone())
-                    .is_ok()
-            }
-            "Job" => {
-                serde_json::from_value::<k8s_openapi::api::batch::v1::Job>(c.object.clone()).is_ok()
-            }
-            "Service" => {
-                serde_json::from_value::<k8s_openapi::api::core::v1::Service>(c.object.clone())
-                    .is_ok()
-            }
-            "Secret" => {
-                serde_json::from_value::<k8s_openapi::api::core::v1::Secret>(c.object.clone())
-                    .is_ok()
-            }
-            "AppService" => serde_json::from_value::<AppService>(c.object.clone()).is_ok(),
-            "Queue" => serde_json::from_value::<Queue>(c.object.clone()).is_ok(),
-            "Database" => serde_json::from_value::<Database>(c.object.clone()).is_ok(),
+            "Deployment" => parses::<k8s_openapi::api::apps::v1::Deployment>(&c.object),
+            "StatefulSet" => parses::<k8s_openapi::api::apps::v1::StatefulSet>(&c.object),
+            "Job" => parses::<k8s_openapi::api::batch::v1::Job>(&c.object),
+            "Service" => parses::<k8s_openapi::api::core::v1::Service>(&c.object),
+            "Secret" => parses::<k8s_openapi::api::core::v1::Secret>(&c.object),
+            "AppService" => parses::<AppService>(&c.object),
+            "Queue" => parses::<Queue>(&c.object),
+            "Database" => parses::<Database>(&c.object),
             _ => true,
         };
         prop_assert!(typed_ok, "{} does not deserialize into its type", c.id());
     }
     Ok(())
+}
+
+/// Whether `object` deserializes into `T`.
+fn parses<T: serde::de::DeserializeOwned>(object: &Value) -> bool {
+    serde_json::from_value::<T>(object.clone()).is_ok()
 }
 
 fn arb_app() -> impl Strategy<Value = AppService> {

@@ -16,11 +16,11 @@ use kube::runtime::{Controller, watcher};
 
 use super::{
     Ctx, Error, Flow, InvalidSpec, Reconciled, Report, Result, Shutdown, WAIT, apply_children, ids,
-    managed, prune,
+    managed, namespace, prune, sync_children,
 };
 use crate::conditions::Cond;
 use crate::crd::StorageSpec;
-use crate::meta::{Child, Owner};
+use crate::meta::{Child, MetaError, Owner, api_resource};
 
 /// Reason of `Ready=False` and `Degraded=True` when the provider's CRD is not installed.
 pub const MISSING: &str = "ProviderMissing";
@@ -36,9 +36,17 @@ pub struct Provider {
     pub crd: &'static str,
     /// The project that ships that CRD and runs its controller.
     pub project: &'static str,
+    /// Group, version, kind and plural of the object it runs a server with.
+    pub kind: (&'static str, &'static str, &'static str, &'static str),
 }
 
 impl Provider {
+    /// The kind of the object it runs a server with.
+    pub fn resource(&self) -> ApiResource {
+        let (group, version, kind, plural) = self.kind;
+        api_resource(group, version, kind, plural)
+    }
+
     /// `Ready=False`, `Progressing=False`, `Degraded=True`, all naming the CRD to install.
     ///
     /// Nothing progresses until someone installs the project; the reconcile still re-checks
@@ -160,11 +168,11 @@ pub fn storage(storage: Option<StorageSpec>) -> StorageSpec {
     })
 }
 
-/// The one object of `resource` a provider runs `owner` with: `spec`, plus the image under
+/// The one object of `provider`'s kind it runs `owner` with: `spec`, plus the image under
 /// `image_key` and the resources when they are set.
 pub fn child(
     owner: &Owner,
-    (resource, component): (ApiResource, &str),
+    (provider, component): (&Provider, &str),
     mut spec: Value,
     (image_key, image, resources): (&str, Option<String>, Option<ResourceRequirements>),
 ) -> Vec<Child> {
@@ -174,6 +182,7 @@ pub fn child(
     if let Some(r) = resources {
         spec["resources"] = serde_json::to_value(r).unwrap_or_default();
     }
+    let resource = provider.resource();
     vec![owner.child_of(resource, owner.name(), component, json!({"spec": spec}))]
 }
 
@@ -197,25 +206,82 @@ pub fn only_child<'a>(children: &'a [Child], id: &str, api_version: &str, uid: &
     &c.object["spec"]
 }
 
-/// Runs the controller of `K`, a kind run built in (a StatefulSet) or by a provider's
-/// `resource`, until `shutdown`; it watches the provider's objects when they are [`served`].
-pub async fn run<K, R, Fut>(
-    kind: &'static str,
-    (ctx, shutdown): (Arc<Ctx>, impl Shutdown),
-    resource: ApiResource,
-    reconcile: R,
-) where
-    K: Reconciled + Send + Sync + 'static,
-    R: Fn(Arc<K>, Arc<Ctx>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Action>> + Send + 'static,
-{
+/// A server kind (`PostgresCluster`, `MessageBroker`): run built in (a StatefulSet), found
+/// outside the cluster, or run by a provider's operator. Its steps per provider, which
+/// [`pipeline`] runs in the order every server kind shares.
+pub trait ServerKind: Reconciled + Send + Sync + 'static {
+    /// The kind, for metrics and logs.
+    const KIND: &'static str;
+    /// The provider's operator, for conditions and the kind of its object.
+    const PROVIDER: Provider;
+    /// The settings of an external server.
+    type External: Sync;
+    /// The kinds of the built-in server's children, which `prune` looks through.
+    fn kinds() -> Vec<ApiResource>;
+    /// The provider of a valid spec, or why the spec cannot work.
+    fn input(&self) -> Result<Input<'_, Self::External>, InvalidSpec>;
+    /// An external server: reads its Secret and reports.
+    fn external(
+        &self,
+        ctx: &Ctx,
+        ns: &str,
+        ext: &Self::External,
+    ) -> impl Future<Output = Result<Report>> + Send;
+    /// The built-in server's children, with the generated Secrets it already has.
+    fn builtin(&self, ctx: &Ctx, ns: &str) -> impl Future<Output = Flow<Vec<Child>>> + Send;
+    /// The built-in server's report from its `applied` children.
+    fn builtin_status(&self, ns: &str, applied: &[DynamicObject]) -> Report;
+    /// The provider's object.
+    fn operator(&self) -> Result<Vec<Child>, MetaError>;
+    /// The report from the provider's `stored` object (and the Secrets it makes).
+    fn operator_status(
+        &self,
+        ctx: &Ctx,
+        ns: &str,
+        stored: &Value,
+    ) -> impl Future<Output = Result<Report>> + Send;
+}
+
+/// validate → build → apply → status, per provider. An external server has no children, so
+/// what a former provider left is pruned.
+pub async fn pipeline<K: ServerKind>(obj: &K, ctx: &Ctx) -> Flow<Report> {
+    let ns = namespace(obj)?;
+    let owner = (ns.as_str(), obj.meta().uid.as_deref().unwrap_or_default());
+    match obj.input()? {
+        Input::External(ext) => {
+            sync_children(&ctx.client, owner, &[], &K::kinds()).await?;
+            Ok(obj.external(ctx, &ns, ext).await?)
+        }
+        Input::Builtin => {
+            let children = obj.builtin(ctx, &ns).await?;
+            let applied = sync_children(&ctx.client, owner, &children, &K::kinds()).await?;
+            Ok(obj.builtin_status(&ns, &applied))
+        }
+        // Applies the provider's object and mirrors its status.
+        Input::Operator => {
+            let children = obj.operator()?;
+            let resource = K::PROVIDER.resource();
+            let stored = apply(ctx, owner, &K::PROVIDER, resource, &children).await?;
+            Ok(obj.operator_status(ctx, &ns, &stored).await?)
+        }
+    }
+}
+
+async fn reconcile<K: ServerKind>(obj: Arc<K>, ctx: Arc<Ctx>) -> Result<Action> {
+    super::finish(&ctx, obj.as_ref(), pipeline(obj.as_ref(), &ctx).await).await
+}
+
+/// Runs the controller of the server kind `K` until `shutdown`; it watches the provider's
+/// objects when they are [`served`].
+pub async fn run<K: ServerKind>(ctx: Arc<Ctx>, shutdown: impl Shutdown) {
+    let resource = K::PROVIDER.resource();
     let mut ctrl = Controller::new(ctx.watched::<K>(), watcher::Config::default())
         .owns(ctx.watched::<StatefulSet>(), managed());
     if served(&ctx, &resource).await {
         ctrl = ctrl.owns_with(watched(&ctx, &resource), resource, managed());
     }
     let ctrl = ctrl.graceful_shutdown_on(shutdown);
-    super::run_controller(kind, ctrl, reconcile, ctx).await;
+    super::run_controller(K::KIND, ctrl, reconcile::<K>, ctx).await;
 }
 
 #[cfg(test)]
@@ -224,12 +290,7 @@ mod tests {
 
     #[test]
     fn missing_provider_names_the_crd_and_is_degraded() {
-        let p = Provider {
-            name: "cloudnative-pg",
-            crd: "clusters.postgresql.cnpg.io",
-            project: "CloudNativePG",
-        };
-        let conds = p.missing();
+        let conds = super::super::postgres_cluster::cloudnative_pg::PROVIDER.missing();
         let ready = conds.iter().find(|c| c.type_ == "Ready");
         assert!(ready.is_some_and(|c| !c.status && c.reason == MISSING));
         assert!(

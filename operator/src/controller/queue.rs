@@ -30,10 +30,11 @@ impl Finalized for Queue {
     /// validate → apply (the broker) → build → apply (the Secret) → status.
     async fn pipeline(&self, ctx: &Ctx, ns: &str) -> Flow<Report> {
         let input = validate::validate(self).map_err(|e| status::invalid_spec(self, &e))?;
-        let broker = apply::broker(self, ctx, ns).await?;
-        let (logins, observed) = apply::observe(self, ctx, (ns, &input), &broker).await?;
-        let (rotation, changed) =
-            apply::ensure(self, ctx, (ns, &input), &broker, (&logins, &observed)).await?;
+        let broker =
+            (apply::broker(self, ctx, ns).await).map_err(|u| credentials::unready(self, u))?;
+        let run = apply::Run::new(self, (ctx, ns), &input, &broker);
+        let (logins, observed) = apply::observe(&run).await?;
+        let (rotation, changed) = apply::ensure(&run, (&logins, &observed)).await?;
         let active = &rotation.creds.active;
         let children = build::build_for(self, active, &rotation.password, &broker.host_port)?;
         let started =
@@ -46,8 +47,8 @@ impl Finalized for Queue {
         ))
     }
 
-    fn refers(&self, server: &str) -> bool {
-        self.spec.broker_ref.name == server
+    fn server(&self) -> &str {
+        &self.spec.broker_ref.name
     }
 
     async fn cleanup(&self, ctx: &Ctx, ns: &str) -> Result<Action> {

@@ -2,85 +2,75 @@
 
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
 use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
-use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, SecretKeyRef};
+use super::SecretKeyRef;
 
-/// One payplane service: its Deployment, Service, migration Job and the wiring of its
-/// database, queues, cache and secrets.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[kube(
-    group = "payplane.dev",
-    version = "v1alpha1",
-    kind = "AppService",
-    namespaced,
-    status = "AppServiceStatus",
-    shortname = "app",
-    doc = "AppService is one payplane HTTP service: the operator makes its ServiceAccount, ConfigMap, Deployment, Service, migration Job, PodDisruptionBudget, HorizontalPodAutoscaler and NetworkPolicy, and wires its database, queues, cache and secrets into the environment.",
-    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-    printcolumn = r#"{"name":"Image","type":"string","jsonPath":".status.image","priority":1}"#,
-    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message","priority":1}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
-)]
-#[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "!has(self.autoscaling) || self.autoscaling.minReplicas <= self.autoscaling.maxReplicas",
-     "message": "autoscaling.minReplicas must not exceed autoscaling.maxReplicas"},
-    {"rule": "!has(self.reloads) || self.reloads.all(r, r != '')", "message": "reloads entries must be secret names"}
-]))]
-pub struct AppServiceSpec {
-    /// Container image of the service, e.g. `ghcr.io/payplane/payments:0.1.0`.
-    #[schemars(length(min = 1))]
-    pub image: String,
-    /// Arguments passed to the image's entrypoint (`["serve"]`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<String>,
-    /// Container port the service listens on; `LISTEN_ADDR` is set to `0.0.0.0:<port>` and the
-    /// Service exposes it as port 80.
-    #[serde(default = "default_port")]
-    #[schemars(range(min = 1, max = 65535))]
-    pub port: i32,
-    /// Number of pods when autoscaling is not set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
-    pub replicas: Option<i32>,
-    /// Migration run as a Job with the new image before each rollout.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub migration: Option<Migration>,
-    /// The `Database` whose connection Secret becomes `DATABASE_URL`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub database: Option<ObjectRef>,
-    /// The `Queue`s of this service; the first one's Secret becomes `AMQP_URL`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub queues: Vec<ObjectRef>,
-    /// The cache connection, becoming `REDIS_URL`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache: Option<CacheRef>,
-    /// Secrets mounted as files (JWT keys, TLS).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub files: Vec<SecretFile>,
-    /// Extra environment variables; `valueFrom.secretKeyRef` secrets are waited for and
-    /// included in the rollout checksum.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub env: Vec<EnvVar>,
-    /// CPU and memory requests and limits of the service container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
-    /// Horizontal autoscaling on CPU; replaces `replicas` when set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub autoscaling: Option<Autoscaling>,
-    /// HTTP paths of the probes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probes: Option<Probes>,
-    /// Names of Secrets the service re-reads itself: a change to them does not roll the pods.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub reloads: Vec<String>,
-    /// Sources the NetworkPolicy lets reach the port; any source when absent, none when empty.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allow_from: Option<Vec<NetworkPolicyPeer>>,
+super::kind! {
+    kind: "AppService",
+    status: "AppServiceStatus",
+    shortname: "app",
+    doc: "AppService is one payplane HTTP service: the operator makes its ServiceAccount, ConfigMap, Deployment, Service, migration Job, PodDisruptionBudget, HorizontalPodAutoscaler and NetworkPolicy, and wires its database, queues, cache and secrets into the environment.",
+    column: r#"{"name":"Image","type":"string","jsonPath":".status.image","priority":1}"#,
+    /// One payplane service: its Deployment, Service, migration Job and the wiring of its
+    /// database, queues, cache and secrets.
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "!has(self.autoscaling) || self.autoscaling.minReplicas <= self.autoscaling.maxReplicas",
+         "message": "autoscaling.minReplicas must not exceed autoscaling.maxReplicas"},
+        {"rule": "!has(self.reloads) || self.reloads.all(r, r != '')", "message": "reloads entries must be secret names"}
+    ]))]
+    pub struct AppServiceSpec {
+        /// Container image of the service, e.g. `ghcr.io/payplane/payments:0.1.0`.
+        #[schemars(length(min = 1))]
+        pub image: String,
+        /// Arguments passed to the image's entrypoint (`["serve"]`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub args: Vec<String>,
+        /// Container port the service listens on; `LISTEN_ADDR` is set to `0.0.0.0:<port>` and the
+        /// Service exposes it as port 80.
+        #[serde(default = "default_port")]
+        #[schemars(range(min = 1, max = 65535))]
+        pub port: i32,
+        /// Number of pods when autoscaling is not set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 0))]
+        pub replicas: Option<i32>,
+        /// Migration run as a Job with the new image before each rollout.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub migration: Option<Migration>,
+        /// The `Database` whose connection Secret becomes `DATABASE_URL`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub database: Option<ObjectRef>,
+        /// The `Queue`s of this service; the first one's Secret becomes `AMQP_URL`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub queues: Vec<ObjectRef>,
+        /// The cache connection, becoming `REDIS_URL`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub cache: Option<CacheRef>,
+        /// Secrets mounted as files (JWT keys, TLS).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub files: Vec<SecretFile>,
+        /// Extra environment variables; `valueFrom.secretKeyRef` secrets are waited for and
+        /// included in the rollout checksum.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub env: Vec<EnvVar>,
+        /// CPU and memory requests and limits of the service container.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub resources: Option<ResourceRequirements>,
+        /// Horizontal autoscaling on CPU; replaces `replicas` when set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub autoscaling: Option<Autoscaling>,
+        /// HTTP paths of the probes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub probes: Option<Probes>,
+        /// Names of Secrets the service re-reads itself: a change to them does not roll the pods.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub reloads: Vec<String>,
+        /// Sources the NetworkPolicy lets reach the port; any source when absent, none when empty.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub allow_from: Option<Vec<NetworkPolicyPeer>>,
+    }
 }
 
 fn default_port() -> i32 {
@@ -160,26 +150,21 @@ pub struct Probes {
     pub readiness: Option<String>,
 }
 
-/// Observed state of an AppService.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct AppServiceStatus {
-    /// The `metadata.generation` the status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// `Ready`, `Progressing` and `Degraded`.
-    #[serde(default)]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
-    pub conditions: Vec<Condition>,
-    /// The image the Deployment actually runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    /// The migration for the desired image.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub migration: Option<MigrationStatus>,
-    /// Pods passing their readiness probe.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ready_replicas: Option<i32>,
+super::status! {
+    /// Observed state of an AppService.
+    pub struct AppServiceStatus {
+        /// `Ready`, `Progressing` and `Degraded`.
+        conditions,
+        /// The image the Deployment actually runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub image: Option<String>,
+        /// The migration for the desired image.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub migration: Option<MigrationStatus>,
+        /// Pods passing their readiness probe.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub ready_replicas: Option<i32>,
+    }
 }
 
 /// Progress of the migration Job.

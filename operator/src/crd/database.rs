@@ -2,47 +2,38 @@
 
 use std::collections::BTreeMap;
 
-use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, LocalRef, ReclaimPolicy};
+use super::{LocalRef, ReclaimPolicy};
 
-/// A logical database with its owner role on a `PostgresCluster`.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
-#[kube(
-    group = "payplane.dev",
-    version = "v1alpha1",
-    kind = "Database",
-    namespaced,
-    status = "DatabaseStatus",
-    shortname = "pgdb",
-    doc = "Database is a logical PostgreSQL database and its LOGIN owner role, created idempotently over SQL on a PostgresCluster; the operator writes a connection Secret with host, port, dbname, user, password and uri.",
-    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-    printcolumn = r#"{"name":"Database","type":"string","jsonPath":".spec.databaseName","priority":1}"#,
-    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message","priority":1}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
-)]
-#[serde(rename_all = "camelCase")]
-pub struct DatabaseSpec {
-    /// The `PostgresCluster` that hosts the database.
-    pub cluster_ref: LocalRef,
-    /// Name of the database in PostgreSQL; immutable.
-    #[schemars(pattern("^[a-z_][a-z0-9_]{0,62}$"))]
-    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "databaseName is immutable"}]))]
-    pub database_name: String,
-    /// Owner role, created with LOGIN and a generated password; immutable.
-    #[schemars(pattern("^[a-z_][a-z0-9_]{0,62}$"))]
-    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "owner is immutable"}]))]
-    pub owner: String,
-    /// Extensions created in the database (`CREATE EXTENSION IF NOT EXISTS`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub extensions: Vec<Extension>,
-    /// `Retain` (default) keeps the database and role when this resource is deleted; `Delete`
-    /// drops them.
-    #[serde(default)]
-    pub reclaim_policy: ReclaimPolicy,
+super::kind! {
+    kind: "Database",
+    status: "DatabaseStatus",
+    shortname: "pgdb",
+    doc: "Database is a logical PostgreSQL database and its LOGIN owner role, created idempotently over SQL on a PostgresCluster; the operator writes a connection Secret with host, port, dbname, user, password and uri.",
+    column: r#"{"name":"Database","type":"string","jsonPath":".spec.databaseName","priority":1}"#,
+    /// A logical database with its owner role on a `PostgresCluster`.
+    #[derive(Eq)]
+    pub struct DatabaseSpec {
+        /// The `PostgresCluster` that hosts the database.
+        pub cluster_ref: LocalRef,
+        /// Name of the database in PostgreSQL; immutable.
+        #[schemars(pattern("^[a-z_][a-z0-9_]{0,62}$"))]
+        #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "databaseName is immutable"}]))]
+        pub database_name: String,
+        /// Owner role, created with LOGIN and a generated password; immutable.
+        #[schemars(pattern("^[a-z_][a-z0-9_]{0,62}$"))]
+        #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "owner is immutable"}]))]
+        pub owner: String,
+        /// Extensions created in the database (`CREATE EXTENSION IF NOT EXISTS`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub extensions: Vec<Extension>,
+        /// `Retain` (default) keeps the database and role when this resource is deleted; `Delete`
+        /// drops them.
+        #[serde(default)]
+        pub reclaim_policy: ReclaimPolicy,
+    }
 }
 
 /// A PostgreSQL extension name.
@@ -54,23 +45,18 @@ pub struct Extension(
     pub String,
 );
 
-/// Observed state of a Database.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct DatabaseStatus {
-    /// The `metadata.generation` the status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// `Ready` (and `Degraded` on SQL errors).
-    #[serde(default)]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
-    pub conditions: Vec<Condition>,
-    /// The connection Secret (keys `host`, `port`, `dbname`, `user`, `password`, `uri`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_name: Option<String>,
-    /// The login the Secret holds and the state of a credential rotation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials: Option<Credentials>,
+super::status! {
+    /// Observed state of a Database.
+    pub struct DatabaseStatus {
+        /// `Ready` (and `Degraded` on SQL errors).
+        conditions,
+        /// The connection Secret (keys `host`, `port`, `dbname`, `user`, `password`, `uri`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub secret_name: Option<String>,
+        /// The login the Secret holds and the state of a credential rotation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub credentials: Option<Credentials>,
+    }
 }
 
 /// Which login (PostgreSQL role or RabbitMQ user) the Secret holds, and what a rotation
@@ -94,4 +80,4 @@ pub struct Credentials {
     pub rollout_from: BTreeMap<String, String>,
 }
 
-super::impl_has_conditions!(Database);
+super::impl_has_conditions!(Database, logins);

@@ -1,66 +1,57 @@
 //! The `IngressCert` kind: TLS for hostnames and, optionally, the Ingress or the Gateway API
 //! `HTTPRoute` that serves them. Pure data, no I/O.
 
-use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, LocalRef};
+use super::LocalRef;
 
-/// A TLS certificate for hostnames, kept in a `kubernetes.io/tls` Secret.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
-#[kube(
-    group = "payplane.dev",
-    version = "v1alpha1",
-    kind = "IngressCert",
-    namespaced,
-    status = "IngressCertStatus",
-    shortname = "icert",
-    doc = "IngressCert is TLS for hostnames: selfSigned (an operator-managed CA), ca (a CA Secret you give) or certManager (a cert-manager Certificate). The certificate lands in a kubernetes.io/tls Secret and is renewed before expiry; an optional Ingress, or a Gateway API HTTPRoute attached to a Gateway you run, routes the hosts to a backend Service.",
-    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-    printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.notAfter","priority":1}"#,
-    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message","priority":1}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
-)]
-#[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "self.issuer != 'ca' || has(self.ca)", "message": "issuer ca needs the ca block"},
-    {"rule": "self.issuer != 'certManager' || has(self.certManager)", "message": "issuer certManager needs the certManager block"},
-    {"rule": "!(has(self.ingress) && has(self.httpRoute))", "message": "ingress and httpRoute exclude each other: route the hosts one way"}
-]))]
-pub struct IngressCertSpec {
-    /// DNS names the certificate is valid for.
-    #[schemars(length(min = 1))]
-    pub hosts: Vec<String>,
-    /// Who signs the certificate.
-    #[serde(default)]
-    pub issuer: Issuer,
-    /// The CA for `issuer: ca`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca: Option<CaIssuer>,
-    /// The cert-manager issuer for `issuer: certManager`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cert_manager: Option<CertManagerIssuer>,
-    /// Lifetime of the certificate (`2160h`); 90 days when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern("^([0-9]+(h|m|s))+$"))]
-    pub duration: Option<String>,
-    /// How long before expiry to renew (`720h`); a third of the lifetime when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern("^([0-9]+(h|m|s))+$"))]
-    pub renew_before: Option<String>,
-    /// The `kubernetes.io/tls` Secret that receives the certificate.
-    #[schemars(length(min = 1))]
-    pub secret_name: String,
-    /// The Ingress that serves these hosts with this certificate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ingress: Option<IngressSpec>,
-    /// The Gateway API `HTTPRoute` that serves these hosts through a Gateway you run (instead
-    /// of `ingress`). The Gateway's HTTPS listener terminates TLS with `secretName`: the
-    /// operator never changes a Gateway, `status.listenerCertificateRef` says what to set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http_route: Option<HttpRouteSpec>,
+super::kind! {
+    kind: "IngressCert",
+    status: "IngressCertStatus",
+    shortname: "icert",
+    doc: "IngressCert is TLS for hostnames: selfSigned (an operator-managed CA), ca (a CA Secret you give) or certManager (a cert-manager Certificate). The certificate lands in a kubernetes.io/tls Secret and is renewed before expiry; an optional Ingress, or a Gateway API HTTPRoute attached to a Gateway you run, routes the hosts to a backend Service.",
+    column: r#"{"name":"Expires","type":"string","jsonPath":".status.notAfter","priority":1}"#,
+    /// A TLS certificate for hostnames, kept in a `kubernetes.io/tls` Secret.
+    #[derive(Eq)]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.issuer != 'ca' || has(self.ca)", "message": "issuer ca needs the ca block"},
+        {"rule": "self.issuer != 'certManager' || has(self.certManager)", "message": "issuer certManager needs the certManager block"},
+        {"rule": "!(has(self.ingress) && has(self.httpRoute))", "message": "ingress and httpRoute exclude each other: route the hosts one way"}
+    ]))]
+    pub struct IngressCertSpec {
+        /// DNS names the certificate is valid for.
+        #[schemars(length(min = 1))]
+        pub hosts: Vec<String>,
+        /// Who signs the certificate.
+        #[serde(default)]
+        pub issuer: Issuer,
+        /// The CA for `issuer: ca`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub ca: Option<CaIssuer>,
+        /// The cert-manager issuer for `issuer: certManager`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub cert_manager: Option<CertManagerIssuer>,
+        /// Lifetime of the certificate (`2160h`); 90 days when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(pattern("^([0-9]+(h|m|s))+$"))]
+        pub duration: Option<String>,
+        /// How long before expiry to renew (`720h`); a third of the lifetime when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(pattern("^([0-9]+(h|m|s))+$"))]
+        pub renew_before: Option<String>,
+        /// The `kubernetes.io/tls` Secret that receives the certificate.
+        #[schemars(length(min = 1))]
+        pub secret_name: String,
+        /// The Ingress that serves these hosts with this certificate.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub ingress: Option<IngressSpec>,
+        /// The Gateway API `HTTPRoute` that serves these hosts through a Gateway you run (instead
+        /// of `ingress`). The Gateway's HTTPS listener terminates TLS with `secretName`: the
+        /// operator never changes a Gateway, `status.listenerCertificateRef` says what to set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub http_route: Option<HttpRouteSpec>,
+    }
 }
 
 /// Who signs the certificate.
@@ -157,33 +148,28 @@ pub struct Backend {
     pub port: i32,
 }
 
-/// Observed state of an IngressCert.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct IngressCertStatus {
-    /// The `metadata.generation` the status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// `Ready`.
-    #[serde(default)]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
-    pub conditions: Vec<Condition>,
-    /// Start of validity of the current certificate (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_before: Option<String>,
-    /// End of validity of the current certificate (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_after: Option<String>,
-    /// When the operator issues the next certificate (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub renewal_time: Option<String>,
-    /// Serial number of the current certificate (hex).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub serial: Option<String>,
-    /// With `httpRoute`: the entry the Gateway listener's `tls.certificateRefs` must hold to
-    /// serve this certificate (the operator does not change Gateways it does not own).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub listener_certificate_ref: Option<CertificateRef>,
+super::status! {
+    /// Observed state of an IngressCert.
+    pub struct IngressCertStatus {
+        /// `Ready`.
+        conditions,
+        /// Start of validity of the current certificate (RFC 3339).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub not_before: Option<String>,
+        /// End of validity of the current certificate (RFC 3339).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub not_after: Option<String>,
+        /// When the operator issues the next certificate (RFC 3339).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub renewal_time: Option<String>,
+        /// Serial number of the current certificate (hex).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub serial: Option<String>,
+        /// With `httpRoute`: the entry the Gateway listener's `tls.certificateRefs` must hold to
+        /// serve this certificate (the operator does not change Gateways it does not own).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub listener_certificate_ref: Option<CertificateRef>,
+    }
 }
 
 /// A Gateway listener's `tls.certificateRefs` entry: a Secret.

@@ -1,47 +1,37 @@
 //! The `MessageBroker` kind: a RabbitMQ server, built in or external. Pure data, no I/O.
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, SecretKeyRef, StorageSpec};
+use super::{SecretKeyRef, StorageSpec};
 
-/// A RabbitMQ server that `Queue`s are declared on.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[kube(
-    group = "payplane.dev",
-    version = "v1alpha1",
-    kind = "MessageBroker",
-    namespaced,
-    status = "MessageBrokerStatus",
-    shortname = "mb",
-    doc = "MessageBroker is a RabbitMQ server: provider builtin runs a StatefulSet (1 or 3 nodes, Kubernetes peer discovery, quorum queues) with Services, admin and Erlang-cookie Secrets; provider external points at an existing broker; provider rabbitmq-cluster-operator creates a RabbitmqCluster and uses its default-user Secret.",
-    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-    printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.provider","priority":1}"#,
-    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message","priority":1}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
-)]
-#[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "self.provider != 'external' || has(self.external)", "message": "provider external needs the external block"},
-    {"rule": "self.provider == oldSelf.provider", "message": "provider is immutable"}
-]))]
-pub struct MessageBrokerSpec {
-    /// `builtin` (a StatefulSet), `external` (an existing broker) or
-    /// `rabbitmq-cluster-operator` (a `RabbitmqCluster`); immutable.
-    #[serde(default)]
-    pub provider: BrokerProvider,
-    /// Settings of the built-in broker.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub builtin: Option<BuiltinBroker>,
-    /// Connection to an external broker.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub external: Option<ExternalBroker>,
-    /// Settings of the `RabbitmqCluster`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rabbitmq_cluster_operator: Option<OperatorBroker>,
+super::kind! {
+    kind: "MessageBroker",
+    status: "MessageBrokerStatus",
+    shortname: "mb",
+    doc: "MessageBroker is a RabbitMQ server: provider builtin runs a StatefulSet (1 or 3 nodes, Kubernetes peer discovery, quorum queues) with Services, admin and Erlang-cookie Secrets; provider external points at an existing broker; provider rabbitmq-cluster-operator creates a RabbitmqCluster and uses its default-user Secret.",
+    column: r#"{"name":"Provider","type":"string","jsonPath":".spec.provider","priority":1}"#,
+    /// A RabbitMQ server that `Queue`s are declared on.
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.provider != 'external' || has(self.external)", "message": "provider external needs the external block"},
+        {"rule": "self.provider == oldSelf.provider", "message": "provider is immutable"}
+    ]))]
+    pub struct MessageBrokerSpec {
+        /// `builtin` (a StatefulSet), `external` (an existing broker) or
+        /// `rabbitmq-cluster-operator` (a `RabbitmqCluster`); immutable.
+        #[serde(default)]
+        pub provider: BrokerProvider,
+        /// Settings of the built-in broker.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub builtin: Option<BuiltinBroker>,
+        /// Connection to an external broker.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub external: Option<ExternalBroker>,
+        /// Settings of the `RabbitmqCluster`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub rabbitmq_cluster_operator: Option<OperatorBroker>,
+    }
 }
 
 /// Who runs the RabbitMQ broker.
@@ -114,28 +104,23 @@ pub struct ExternalBroker {
     pub management_url: String,
 }
 
-/// Observed state of a MessageBroker.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct MessageBrokerStatus {
-    /// The `metadata.generation` the status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// `Ready` and `Progressing`.
-    #[serde(default)]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
-    pub conditions: Vec<Condition>,
-    /// `amqp://host:port` of the broker (no credentials).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub amqp_endpoint: Option<String>,
-    /// Base URL of the management API.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub management_endpoint: Option<String>,
-    /// Secret with the administrator's `username`, `password` and `uri` (for
-    /// `rabbitmq-cluster-operator`: its default-user Secret, `connection_string` in place of
-    /// `uri`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub admin_secret_name: Option<String>,
+super::status! {
+    /// Observed state of a MessageBroker.
+    pub struct MessageBrokerStatus {
+        /// `Ready` and `Progressing`.
+        conditions,
+        /// `amqp://host:port` of the broker (no credentials).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub amqp_endpoint: Option<String>,
+        /// Base URL of the management API.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub management_endpoint: Option<String>,
+        /// Secret with the administrator's `username`, `password` and `uri` (for
+        /// `rabbitmq-cluster-operator`: its default-user Secret, `connection_string` in place of
+        /// `uri`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub admin_secret_name: Option<String>,
+    }
 }
 
 super::impl_has_conditions!(MessageBroker);

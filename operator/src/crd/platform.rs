@@ -2,83 +2,73 @@
 
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
 use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
-use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::ingress_cert::{CaIssuer, CertManagerIssuer, GatewayRef, Issuer};
 use super::message_broker::{BrokerProvider, ExternalBroker};
 use super::postgres_cluster::{ExternalPostgres, PostgresProvider};
-use super::{Condition, Provider, SecretKeyRef, StorageSpec};
+use super::{Provider, SecretKeyRef, StorageSpec};
 
-/// The payments platform: gateway, four services, their databases, the broker with the event
-/// topology, Redis and a TLS ingress.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[kube(
-    group = "payplane.dev",
-    version = "v1alpha1",
-    kind = "Platform",
-    namespaced,
-    status = "PlatformStatus",
-    shortname = "pp",
-    doc = "Platform is the whole payplane payments platform: the operator creates the gateway, the auth, payments, admin and profile AppServices and the web console AppService, one PostgresCluster with a Database per service, a MessageBroker with a Queue per service, Redis, an IngressCert and the Ingress to the gateway, and aggregates their status.",
-    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-    printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".status.endpoint"}"#,
-    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message","priority":1}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
-)]
-#[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "!has(self.postgres) || self.postgres.provider != 'external' || has(self.postgres.external)", "message": "postgres.provider external needs postgres.external"},
-    {"rule": "!has(self.broker) || self.broker.provider != 'external' || has(self.broker.external)", "message": "broker.provider external needs broker.external"},
-    {"rule": "!has(self.cache) || self.cache.provider != 'external' || has(self.cache.external)", "message": "cache.provider external needs cache.external"},
-    {"rule": "!has(self.tls) || self.tls.issuer != 'ca' || has(self.tls.ca)", "message": "tls.issuer ca needs tls.ca"},
-    {"rule": "!has(self.tls) || self.tls.issuer != 'certManager' || has(self.tls.certManager)", "message": "tls.issuer certManager needs tls.certManager"},
-    {"rule": "!has(self.psp) || self.psp.mode != 'external' || has(self.psp.webhookSecretsRef)", "message": "psp.mode external needs psp.webhookSecretsRef"},
-    {"rule": "!(has(self.httpRoute) && has(self.ingressClassName))", "message": "httpRoute replaces the Ingress: drop ingressClassName"}
-]))]
-pub struct PlatformSpec {
-    /// Tag of every payplane image.
-    #[schemars(length(min = 1))]
-    pub version: String,
-    /// Registry path of the images: `<imageRepository>/<component>:<version>`.
-    #[serde(default = "default_repository")]
-    pub image_repository: String,
-    /// `dev` or `prod`: defaults for replicas, resources, storage and broker nodes.
-    #[serde(default)]
-    pub profile: Profile,
-    /// Public host name of the gateway.
-    #[schemars(pattern("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
-    pub domain: String,
-    /// TLS of the public host.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<PlatformTls>,
-    /// IngressClass of the public Ingress; the cluster default when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ingress_class_name: Option<String>,
-    /// Serve the public host through a Gateway API `HTTPRoute` attached to a Gateway you run,
-    /// instead of an Ingress.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http_route: Option<PlatformHttpRoute>,
-    /// The PostgreSQL server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub postgres: Option<PlatformPostgres>,
-    /// The RabbitMQ broker.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub broker: Option<PlatformBroker>,
-    /// The Redis cache.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache: Option<PlatformCache>,
-    /// Per-component overrides.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub components: Option<Components>,
-    /// Trusted proxies, metrics access and who may reach what (operator README, "Security").
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network: Option<PlatformNetwork>,
-    /// The payment service provider; the `prod` profile needs `mode: external`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub psp: Option<PlatformPsp>,
+super::kind! {
+    kind: "Platform",
+    status: "PlatformStatus",
+    shortname: "pp",
+    doc: "Platform is the whole payplane payments platform: the operator creates the gateway, the auth, payments, admin and profile AppServices and the web console AppService, one PostgresCluster with a Database per service, a MessageBroker with a Queue per service, Redis, an IngressCert and the Ingress to the gateway, and aggregates their status.",
+    column: r#"{"name":"Endpoint","type":"string","jsonPath":".status.endpoint"}"#,
+    /// The payments platform: gateway, four services, their databases, the broker with the event
+    /// topology, Redis and a TLS ingress.
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "!has(self.postgres) || self.postgres.provider != 'external' || has(self.postgres.external)", "message": "postgres.provider external needs postgres.external"},
+        {"rule": "!has(self.broker) || self.broker.provider != 'external' || has(self.broker.external)", "message": "broker.provider external needs broker.external"},
+        {"rule": "!has(self.cache) || self.cache.provider != 'external' || has(self.cache.external)", "message": "cache.provider external needs cache.external"},
+        {"rule": "!has(self.tls) || self.tls.issuer != 'ca' || has(self.tls.ca)", "message": "tls.issuer ca needs tls.ca"},
+        {"rule": "!has(self.tls) || self.tls.issuer != 'certManager' || has(self.tls.certManager)", "message": "tls.issuer certManager needs tls.certManager"},
+        {"rule": "!has(self.psp) || self.psp.mode != 'external' || has(self.psp.webhookSecretsRef)", "message": "psp.mode external needs psp.webhookSecretsRef"},
+        {"rule": "!(has(self.httpRoute) && has(self.ingressClassName))", "message": "httpRoute replaces the Ingress: drop ingressClassName"}
+    ]))]
+    pub struct PlatformSpec {
+        /// Tag of every payplane image.
+        #[schemars(length(min = 1))]
+        pub version: String,
+        /// Registry path of the images: `<imageRepository>/<component>:<version>`.
+        #[serde(default = "default_repository")]
+        pub image_repository: String,
+        /// `dev` or `prod`: defaults for replicas, resources, storage and broker nodes.
+        #[serde(default)]
+        pub profile: Profile,
+        /// Public host name of the gateway.
+        #[schemars(pattern("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
+        pub domain: String,
+        /// TLS of the public host.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub tls: Option<PlatformTls>,
+        /// IngressClass of the public Ingress; the cluster default when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub ingress_class_name: Option<String>,
+        /// Serve the public host through a Gateway API `HTTPRoute` attached to a Gateway you run,
+        /// instead of an Ingress.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub http_route: Option<PlatformHttpRoute>,
+        /// The PostgreSQL server.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub postgres: Option<PlatformPostgres>,
+        /// The RabbitMQ broker.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub broker: Option<PlatformBroker>,
+        /// The Redis cache.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub cache: Option<PlatformCache>,
+        /// Per-component overrides.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub components: Option<Components>,
+        /// Trusted proxies, metrics access and who may reach what (operator README, "Security").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub network: Option<PlatformNetwork>,
+        /// The payment service provider; the `prod` profile needs `mode: external`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub psp: Option<PlatformPsp>,
+    }
 }
 
 fn default_repository() -> String {
@@ -215,23 +205,18 @@ pub struct ComponentOverride {
     pub resources: Option<ResourceRequirements>,
 }
 
-/// Observed state of a Platform.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct PlatformStatus {
-    /// The `metadata.generation` the status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// `Ready` (all components ready) and `Progressing`.
-    #[serde(default)]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
-    pub conditions: Vec<Condition>,
-    /// Public URL of the gateway.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-    /// One line per child resource.
-    #[serde(default)]
-    pub components: Vec<ComponentStatus>,
+super::status! {
+    /// Observed state of a Platform.
+    pub struct PlatformStatus {
+        /// `Ready` (all components ready) and `Progressing`.
+        conditions,
+        /// Public URL of the gateway.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub endpoint: Option<String>,
+        /// One line per child resource.
+        #[serde(default)]
+        pub components: Vec<ComponentStatus>,
+    }
 }
 
 /// Readiness of one child resource.

@@ -1,47 +1,37 @@
 //! The `PostgresCluster` kind: a PostgreSQL server, built in or external. Pure data, no I/O.
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, SecretKeyRef, StorageSpec};
+use super::{SecretKeyRef, StorageSpec};
 
-/// A PostgreSQL server that `Database`s live on.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[kube(
-    group = "payplane.dev",
-    version = "v1alpha1",
-    kind = "PostgresCluster",
-    namespaced,
-    status = "PostgresClusterStatus",
-    shortname = "pgc",
-    doc = "PostgresCluster is a PostgreSQL server: provider builtin runs a StatefulSet with headless and client Services and a generated superuser Secret; provider external points at an existing server; provider cloudnative-pg creates a CloudNativePG Cluster and reads its status and Secrets.",
-    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-    printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.provider","priority":1}"#,
-    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message","priority":1}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
-)]
-#[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "self.provider != 'external' || has(self.external)", "message": "provider external needs the external block"},
-    {"rule": "self.provider == oldSelf.provider", "message": "provider is immutable"}
-]))]
-pub struct PostgresClusterSpec {
-    /// `builtin` (a StatefulSet), `external` (an existing server) or `cloudnative-pg` (a
-    /// CloudNativePG `Cluster`); immutable.
-    #[serde(default)]
-    pub provider: PostgresProvider,
-    /// Settings of the built-in server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub builtin: Option<BuiltinPostgres>,
-    /// Connection to an external server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub external: Option<ExternalPostgres>,
-    /// Settings of the CloudNativePG `Cluster`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cloudnative_pg: Option<CloudNativePgPostgres>,
+super::kind! {
+    kind: "PostgresCluster",
+    status: "PostgresClusterStatus",
+    shortname: "pgc",
+    doc: "PostgresCluster is a PostgreSQL server: provider builtin runs a StatefulSet with headless and client Services and a generated superuser Secret; provider external points at an existing server; provider cloudnative-pg creates a CloudNativePG Cluster and reads its status and Secrets.",
+    column: r#"{"name":"Provider","type":"string","jsonPath":".spec.provider","priority":1}"#,
+    /// A PostgreSQL server that `Database`s live on.
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.provider != 'external' || has(self.external)", "message": "provider external needs the external block"},
+        {"rule": "self.provider == oldSelf.provider", "message": "provider is immutable"}
+    ]))]
+    pub struct PostgresClusterSpec {
+        /// `builtin` (a StatefulSet), `external` (an existing server) or `cloudnative-pg` (a
+        /// CloudNativePG `Cluster`); immutable.
+        #[serde(default)]
+        pub provider: PostgresProvider,
+        /// Settings of the built-in server.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub builtin: Option<BuiltinPostgres>,
+        /// Connection to an external server.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub external: Option<ExternalPostgres>,
+        /// Settings of the CloudNativePG `Cluster`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub cloudnative_pg: Option<CloudNativePgPostgres>,
+    }
 }
 
 /// Who runs the PostgreSQL server.
@@ -129,41 +119,36 @@ pub struct Endpoint {
     pub port: i32,
 }
 
-/// Observed state of a PostgresCluster.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct PostgresClusterStatus {
-    /// The `metadata.generation` the status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// `Ready` and `Progressing`.
-    #[serde(default)]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
-    pub conditions: Vec<Condition>,
-    /// Read-write endpoint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<Endpoint>,
-    /// Secret holding the superuser password (key in `superuserSecretKey`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub superuser_secret_name: Option<String>,
-    /// Key of the password inside `superuserSecretName`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub superuser_secret_key: Option<String>,
-    /// Superuser name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub superuser: Option<String>,
-    /// libpq `sslmode` for connections to this server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ssl_mode: Option<String>,
-    /// Instances the provider runs (`cloudnative-pg`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub instances: Option<i32>,
-    /// Instances ready (`cloudnative-pg`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ready_instances: Option<i32>,
-    /// Pod of the current primary (`cloudnative-pg`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current_primary: Option<String>,
+super::status! {
+    /// Observed state of a PostgresCluster.
+    pub struct PostgresClusterStatus {
+        /// `Ready` and `Progressing`.
+        conditions,
+        /// Read-write endpoint.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub endpoint: Option<Endpoint>,
+        /// Secret holding the superuser password (key in `superuserSecretKey`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub superuser_secret_name: Option<String>,
+        /// Key of the password inside `superuserSecretName`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub superuser_secret_key: Option<String>,
+        /// Superuser name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub superuser: Option<String>,
+        /// libpq `sslmode` for connections to this server.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub ssl_mode: Option<String>,
+        /// Instances the provider runs (`cloudnative-pg`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub instances: Option<i32>,
+        /// Instances ready (`cloudnative-pg`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub ready_instances: Option<i32>,
+        /// Pod of the current primary (`cloudnative-pg`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub current_primary: Option<String>,
+    }
 }
 
 super::impl_has_conditions!(PostgresCluster);

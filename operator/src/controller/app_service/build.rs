@@ -170,10 +170,6 @@ fn ingress_rules(app: &AppService) -> Value {
 }
 
 /// The children of `app` for `resolved`.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a builder writes one object tree top to bottom, in the order of the YAML it produces"
-)]
 pub fn build(app: &AppService, resolved: &Resolved) -> Result<Vec<Child>, MetaError> {
     let owner = Owner::of(app)?;
     let name = owner.name().to_owned();
@@ -248,17 +244,27 @@ pub fn build(app: &AppService, resolved: &Resolved) -> Result<Vec<Child>, MetaEr
         }}),
     ));
 
+    children.extend(guards(app, &owner, resolved));
+    Ok(children)
+}
+
+/// What keeps `app` available, scaled and fenced: PodDisruptionBudget, HorizontalPodAutoscaler,
+/// NetworkPolicy and ServiceMonitor.
+fn guards(app: &AppService, owner: &Owner, resolved: &Resolved) -> Vec<Child> {
+    let name = owner.name();
+    let component = name;
+    let mut children = Vec::new();
     let replicas = app.spec.replicas.unwrap_or(1);
     if app.spec.autoscaling.is_some() || replicas > 1 {
         children.push(owner.child::<PodDisruptionBudget>(
-            &name,
+            name,
             component,
-            json!({"spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(&owner)}}}),
+            json!({"spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(owner)}}}),
         ));
     }
     if let Some(a) = &app.spec.autoscaling {
         children.push(owner.child::<HorizontalPodAutoscaler>(
-            &name,
+            name,
             component,
             json!({"spec": {
                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
@@ -271,10 +277,10 @@ pub fn build(app: &AppService, resolved: &Resolved) -> Result<Vec<Child>, MetaEr
     }
     // Only the service port is reachable; egress stays open (databases, broker, DNS).
     children.push(owner.child::<NetworkPolicy>(
-        &name,
+        name,
         component,
         json!({"spec": {
-            "podSelector": {"matchLabels": selector(&owner)},
+            "podSelector": {"matchLabels": selector(owner)},
             "policyTypes": ["Ingress"],
             "ingress": ingress_rules(app),
         }}),
@@ -282,15 +288,15 @@ pub fn build(app: &AppService, resolved: &Resolved) -> Result<Vec<Child>, MetaEr
     if resolved.service_monitor {
         children.push(owner.child_of(
             service_monitor_resource(),
-            &name,
+            name,
             component,
             json!({"spec": {
-                "selector": {"matchLabels": selector(&owner)},
+                "selector": {"matchLabels": selector(owner)},
                 "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}],
             }}),
         ));
     }
-    Ok(children)
+    children
 }
 
 /// The prometheus-operator `ServiceMonitor` type.

@@ -142,12 +142,7 @@ pub fn status(app: &AppService, applied: &[DynamicObject], migration: &Migration
         }
         Some(MigrationPhase::Running | MigrationPhase::Pending) => {
             let msg = format!("migration Job {job} runs with {image}");
-            let conds = vec![
-                Cond::no("Ready", "MigrationRunning", msg.clone()),
-                Cond::yes("Progressing", "MigrationRunning", msg),
-                Cond::no("Degraded", "AsExpected", ""),
-            ];
-            (conds, WAIT)
+            (progressing("MigrationRunning", msg), WAIT)
         }
         _ if available => {
             let msg = format!("{ready_replicas} replicas of {image} available");
@@ -160,15 +155,19 @@ pub fn status(app: &AppService, applied: &[DynamicObject], migration: &Migration
         }
         _ => {
             let msg = format!("Deployment {name} is rolling out {image}");
-            let conds = vec![
-                Cond::no("Ready", "RollingOut", msg.clone()),
-                Cond::yes("Progressing", "RollingOut", msg),
-                Cond::no("Degraded", "AsExpected", ""),
-            ];
-            (conds, WAIT)
+            (progressing("RollingOut", msg), WAIT)
         }
     };
     Report::new(conds, extra, Action::requeue(requeue))
+}
+
+/// `Ready=False` and `Progressing=True` with `reason` and `msg`, not degraded.
+fn progressing(reason: &str, msg: String) -> Vec<Cond> {
+    vec![
+        Cond::no("Ready", reason, msg.clone()),
+        Cond::yes("Progressing", reason, msg),
+        Cond::no("Degraded", "AsExpected", ""),
+    ]
 }
 
 #[cfg(test)]

@@ -7,11 +7,14 @@ use kube::runtime::controller::Action;
 
 use super::super::credentials::{self, Logins, Rotation, Unready, own_secret};
 use super::super::{Ctx, Error, Flow, Result, generate_password, secret_value};
+use super::build;
 use super::validate::Input;
-use super::{build, status};
 use crate::crd::{AppService, Database, PostgresCluster};
 use crate::external::postgres::check_ownership;
 use crate::external::{PgObserved, PgTarget};
+
+/// A reconcile of a Database, once its cluster is ready.
+pub type Run<'a> = credentials::Run<'a, Database, Input, Server>;
 
 /// The cluster's superuser connection and the client-facing host.
 pub struct Server {
@@ -36,7 +39,7 @@ impl Server {
 }
 
 /// The server of `db`'s PostgresCluster, once it is ready and names its endpoint.
-async fn cluster_state(db: &Database, ctx: &Ctx, ns: &str) -> Result<Server, Unready> {
+pub async fn cluster(db: &Database, ctx: &Ctx, ns: &str) -> Result<Server, Unready> {
     let name = &db.spec.cluster_ref.name;
     let pg: PostgresCluster = credentials::ready_server(ctx, ns, name).await?;
     let status = pg.status.clone().unwrap_or_default();
@@ -65,21 +68,10 @@ async fn cluster_state(db: &Database, ctx: &Ctx, ns: &str) -> Result<Server, Unr
     })
 }
 
-/// The server of `db`'s cluster, once the cluster is ready.
-pub async fn cluster(db: &Database, ctx: &Ctx, ns: &str) -> Flow<Server> {
-    cluster_state(db, ctx, ns)
-        .await
-        .map_err(|u| status::unready(db, u))
-}
-
 /// Reads the own Secret and the server's roles and database, decides the logins, and stops
 /// (touching nothing) when any of them is another's.
-pub async fn observe(
-    db: &Database,
-    ctx: &Ctx,
-    (ns, input): (&str, &Input),
-    server: &Server,
-) -> Flow<(Logins, PgObserved)> {
+pub async fn observe(run: &Run<'_>) -> Flow<(Logins, PgObserved)> {
+    let (db, ctx, ns, input, server) = (run.obj, run.ctx, run.ns, run.input, run.server);
     let stored = own_secret(&ctx.client, ns, &input.secret, &input.uid, "user").await?;
     let (first, second) = &input.pair;
     let mut observed = ctx
@@ -90,26 +82,21 @@ pub async fn observe(
             &db.spec.database_name,
         )
         .await
-        .map_err(|e| status::unavailable(db, &e, ctx.resync))?;
+        .map_err(|e| credentials::unavailable(db, &e, ctx.resync))?;
     let recorded = db.status.as_ref().and_then(|s| s.credentials.clone());
     let logins = Logins::decide(db, recorded, input.pair.clone(), stored);
     if !logins.uses_second {
         observed.roles.remove(second);
     }
     check_ownership(&observed, &input.uid, first, logins.adopt)
-        .map_err(|conflict| status::conflict(db, &conflict, ctx.resync))?;
+        .map_err(|conflict| credentials::conflict(db, &conflict, ctx.resync))?;
     Ok((logins, observed))
 }
 
 /// Decides the credentials and makes the server hold them: the owner role, the database, its
 /// extensions and the logins' passwords.
-pub async fn ensure(
-    db: &Database,
-    ctx: &Ctx,
-    (ns, input): (&str, &Input),
-    server: &Server,
-    (logins, observed): (&Logins, &PgObserved),
-) -> Flow<Rotation> {
+pub async fn ensure(run: &Run<'_>, (logins, observed): (&Logins, &PgObserved)) -> Flow<Rotation> {
+    let (db, ctx, ns, input, server) = (run.obj, run.ctx, run.ns, run.input, run.server);
     let name = db.name_any();
     let uses = |a: &AppService| a.spec.database.as_ref().is_some_and(|d| d.ref_ == name);
     let rollout = credentials::rollout(&ctx.client, ns, &input.secret, logins, uses).await?;
@@ -118,7 +105,7 @@ pub async fn ensure(
     ctx.externals
         .ensure_database(&server.target, &build::plan(db, rotation.changes.clone()))
         .await
-        .map_err(|e| status::unavailable(db, &e, ctx.resync))?;
+        .map_err(|e| credentials::unavailable(db, &e, ctx.resync))?;
     Ok(rotation)
 }
 
@@ -128,7 +115,7 @@ pub async fn cleanup(db: &Database, ctx: &Ctx, ns: &str) -> Result<Action> {
     let (database, owner) = (&db.spec.database_name, &db.spec.owner);
     let kept = format!("database {database} and role {owner}");
     let delete = async {
-        match cluster_state(db, ctx, ns).await {
+        match cluster(db, ctx, ns).await {
             Ok(server) => {
                 let logins = [build::second_login(owner)];
                 // Only what carries this resource's mark is dropped: a conflicting copy

@@ -3,37 +3,17 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
-use super::super::credentials::{self, Rotation, Unready, status_extra};
-use super::super::{Report, Stop};
+use super::super::Report;
+use super::super::credentials::{self, KeepsLogins, Reasons, Rotation};
 use super::validate::Input;
 use crate::crd::Database;
-use crate::crd::database::Credentials;
 
-/// The status fields: the Secret name and the credentials record, the new ones or else the
-/// ones the status has.
-fn fields(db: &Database, secret: Option<&str>, creds: Option<&Credentials>) -> Value {
-    let prev = db.status.clone().unwrap_or_default();
-    status_extra(secret, creds, prev.secret_name, prev.credentials)
-}
-
-/// The PostgresCluster it names does not exist (only a spec change helps) or is not ready
-/// yet.
-pub fn unready(db: &Database, u: Unready) -> Stop {
-    let cluster = format!("PostgresCluster {}", db.spec.cluster_ref.name);
-    let reasons = ("ClusterNotFound", "WaitingForCluster");
-    u.stop(&cluster, reasons, fields(db, None, None))
-}
-
-/// The server failed: unreachable, or it refused a statement.
-pub fn unavailable(db: &Database, e: &impl std::fmt::Display, resync: Duration) -> Report {
-    credentials::unavailable("PostgresUnavailable", e, fields(db, None, None), resync)
-}
-
-/// The role or database is another's: nothing was touched.
-pub fn conflict(db: &Database, e: &impl std::fmt::Display, resync: Duration) -> Report {
-    credentials::conflict(e, fields(db, None, None), resync)
+impl KeepsLogins for Database {
+    const REASONS: Reasons = (
+        "ClusterNotFound",
+        "WaitingForCluster",
+        "PostgresUnavailable",
+    );
 }
 
 /// The role and database exist and the Secret holds the active login.
@@ -42,8 +22,7 @@ pub fn ready(db: &Database, input: &Input, rotation: &Rotation, resync: Duration
         "database {} owned by {}, login {}",
         db.spec.database_name, db.spec.owner, rotation.creds.active
     );
-    let fields = fields(db, Some(&input.secret), Some(&rotation.creds));
-    credentials::ready(message, rotation, fields, resync)
+    credentials::ready((db, &input.secret), message, rotation, resync)
 }
 
 /// The note of the Event of a finished rotation.
@@ -56,6 +35,7 @@ pub fn rotated(rotation: &Rotation) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::database::Credentials;
     use kube::runtime::controller::Action;
     use serde_json::json;
 
@@ -69,39 +49,14 @@ mod tests {
 
     #[test]
     fn reports_before_the_server_keep_the_previous_fields() {
-        let resync = Duration::from_secs(300);
-        let table = [
-            (
-                unready(&db(), Unready::Missing).into_report(),
-                "ClusterNotFound",
-                Action::await_change(),
-            ),
-            (
-                unready(&db(), Unready::NotReady("not ready".into())).into_report(),
-                "WaitingForCluster",
-                Action::requeue(super::super::super::WAIT),
-            ),
-            (
-                unavailable(&db(), &"refused", resync),
-                "PostgresUnavailable",
-                Action::requeue(super::super::super::WAIT),
-            ),
-            (
-                conflict(&db(), &"role x is another's", resync),
-                "Conflict",
-                Action::requeue(resync),
-            ),
-        ];
-        for (report, reason, action) in table {
-            assert_eq!(report.cond("Ready").reason, reason);
-            assert!(!report.cond("Ready").status);
-            assert_eq!(report.action, action, "{reason}");
-            assert_eq!(
-                report.extra,
-                json!({"secretName": "old-secret"}),
-                "{reason}"
-            );
-        }
+        let reasons = (
+            "ClusterNotFound",
+            "WaitingForCluster",
+            "PostgresUnavailable",
+        );
+        assert_eq!(Database::REASONS, reasons);
+        let kept = json!({"secretName": "old-secret"});
+        credentials::check_reports_before_the_server(&db(), [], &kept);
     }
 
     #[test]

@@ -246,43 +246,32 @@ fn http_route_body(hosts: &[String], route: &HttpRouteSpec) -> serde_json::Value
     }})
 }
 
+/// The `kubernetes.io/tls` Secret `name` of `owner` with the PEM `data` (`tls.crt`, …).
+fn tls_secret(owner: &Owner, name: &str, data: &[(&str, &str)]) -> Child {
+    let data: BTreeMap<String, String> = (data.iter())
+        .map(|(key, pem)| ((*key).to_owned(), (*pem).to_owned()))
+        .collect();
+    owner.child::<Secret>(name, "tls", secret_body("kubernetes.io/tls", &data))
+}
+
 /// The children of `ic`.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a builder writes one object tree top to bottom, in the order of the YAML it produces"
-)]
 pub fn build(ic: &IngressCert, resolved: &Resolved) -> Result<Vec<Child>, MetaError> {
     let owner = Owner::of(ic)?;
     let name = owner.name().to_owned();
     let mut children = Vec::new();
     if let Some(ca) = &resolved.managed_ca {
-        children.push(owner.child::<Secret>(
-            &ca_secret(&name),
-            "tls",
-            secret_body(
-                "kubernetes.io/tls",
-                &BTreeMap::from([
-                    ("tls.crt".to_owned(), ca.cert.clone()),
-                    ("tls.key".to_owned(), ca.key.clone()),
-                ]),
-            ),
-        ));
+        let data = [("tls.crt", ca.cert.as_str()), ("tls.key", ca.key.as_str())];
+        children.push(tls_secret(&owner, &ca_secret(&name), &data));
     }
     match ic.spec.issuer {
         Issuer::SelfSigned | Issuer::Ca => {
             if let Some(leaf) = &resolved.leaf {
-                let mut secret = owner.child::<Secret>(
-                    &ic.spec.secret_name,
-                    "tls",
-                    secret_body(
-                        "kubernetes.io/tls",
-                        &BTreeMap::from([
-                            ("tls.crt".to_owned(), leaf.cert.clone()),
-                            ("tls.key".to_owned(), leaf.key.clone()),
-                            ("ca.crt".to_owned(), resolved.ca_cert.clone()),
-                        ]),
-                    ),
-                );
+                let data = [
+                    ("tls.crt", leaf.cert.as_str()),
+                    ("tls.key", leaf.key.as_str()),
+                    ("ca.crt", resolved.ca_cert.as_str()),
+                ];
+                let mut secret = tls_secret(&owner, &ic.spec.secret_name, &data);
                 secret.object["metadata"]["annotations"] = json!(resolved.leaf_annotations);
                 children.push(secret);
             }
@@ -309,6 +298,15 @@ pub fn build(ic: &IngressCert, resolved: &Resolved) -> Result<Vec<Child>, MetaEr
             ));
         }
     }
+    children.extend(routes(ic, &owner));
+    Ok(children)
+}
+
+/// The Ingress or the `HTTPRoute` (with its `ReferenceGrant` when the Gateway is in another
+/// namespace) that serves `ic`'s hosts.
+fn routes(ic: &IngressCert, owner: &Owner) -> Vec<Child> {
+    let name = owner.name();
+    let mut children = Vec::new();
     if let Some(ingress) = &ic.spec.ingress {
         let rules: Vec<_> = ic
             .spec
@@ -326,12 +324,12 @@ pub fn build(ic: &IngressCert, resolved: &Resolved) -> Result<Vec<Child>, MetaEr
         if let Some(class) = &ingress.class_name {
             spec["ingressClassName"] = json!(class);
         }
-        children.push(owner.child::<Ingress>(&name, "ingress", json!({ "spec": spec })));
+        children.push(owner.child::<Ingress>(name, "ingress", json!({ "spec": spec })));
     }
     if let Some(route) = &ic.spec.http_route {
         children.push(owner.child_of(
             http_route_resource(),
-            &name,
+            name,
             "ingress",
             http_route_body(&ic.spec.hosts, route),
         ));
@@ -346,7 +344,7 @@ pub fn build(ic: &IngressCert, resolved: &Resolved) -> Result<Vec<Child>, MetaEr
         {
             children.push(owner.child_of(
                 reference_grant_resource(),
-                &reference_grant_name(&name),
+                &reference_grant_name(name),
                 "ingress",
                 json!({"spec": {
                     "from": [{"group": GATEWAY_GROUP, "kind": "Gateway", "namespace": gateway_ns}],
@@ -355,7 +353,7 @@ pub fn build(ic: &IngressCert, resolved: &Resolved) -> Result<Vec<Child>, MetaEr
             ));
         }
     }
-    Ok(children)
+    children
 }
 
 #[cfg(test)]

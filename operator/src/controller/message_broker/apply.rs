@@ -1,20 +1,9 @@
 //! `apply` of a `MessageBroker`, the reads it needs besides applying its children: the
 //! generated and administrator Secrets (I/O: Kubernetes API).
 
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::core::ApiResource;
-
 use super::super::{Ctx, Result, generate_password, secret_value};
 use super::{amqp_host_port, build, rabbitmq_operator};
 use crate::crd::message_broker::ExternalBroker;
-use crate::meta::resources;
-
-/// The kinds of the built-in broker's children, which `prune` looks through.
-pub fn kinds() -> Vec<ApiResource> {
-    resources! {Secret, ConfigMap, Service, StatefulSet, ServiceAccount, Role, RoleBinding}
-}
 
 /// The built-in broker's generated secrets: the stored ones, or new ones.
 pub async fn resolve(ctx: &Ctx, ns: &str, name: &str) -> Result<build::Resolved> {

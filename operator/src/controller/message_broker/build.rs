@@ -1,7 +1,7 @@
 //! Pure builder of a built-in `MessageBroker`: admin and Erlang-cookie Secrets, config,
 //! StatefulSet, client and headless Services, and (for 3 nodes) the RBAC of Kubernetes peer
-//! discovery. An external broker has no children; a `rabbitmq-cluster-operator` one has its
-//! `RabbitmqCluster` (see [`super::rabbitmq_operator`]). No I/O.
+//! discovery. A broker of another provider has none here (a `rabbitmq-cluster-operator` one
+//! has its `RabbitmqCluster`, see [`super::rabbitmq_operator`]). No I/O.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -29,17 +29,15 @@ pub fn admin_secret(broker: &str) -> String {
     format!("{broker}-admin")
 }
 
-/// The children of `mb`.
+/// The children of `mb`, none unless it is built in.
 #[expect(
     clippy::too_many_lines,
     reason = "a builder writes one object tree top to bottom, in the order of the YAML it produces"
 )]
 pub fn build(mb: &MessageBroker, resolved: &Resolved) -> Result<Vec<Child>, MetaError> {
     let owner = Owner::of(mb)?;
-    match mb.spec.provider {
-        BrokerProvider::External => return Ok(Vec::new()),
-        BrokerProvider::RabbitmqClusterOperator => return super::rabbitmq_operator::build(mb),
-        BrokerProvider::Builtin => {}
+    if mb.spec.provider != BrokerProvider::Builtin {
+        return Ok(Vec::new());
     }
     let name = owner.name().to_owned();
     let ns = owner.namespace().to_owned();

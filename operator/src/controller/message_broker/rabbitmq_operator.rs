@@ -6,35 +6,30 @@
 //! `connection_string`, an `amqp://user:password@host:port/` URI) and names both in
 //! `status.defaultUser`; the Queue controller administers the broker as that user.
 
-use kube::core::ApiResource;
 use serde_json::{Value, json};
 
 use super::super::provider::{self, Provider, text};
 use crate::crd::MessageBroker;
 use crate::crd::message_broker::BrokerProvider;
-use crate::meta::{Child, MetaError, Owner, api_resource};
+use crate::meta::{Child, MetaError, Owner};
 
 /// Key of the default-user Secret with the administrator's AMQP URI.
 pub const CONNECTION_STRING: &str = "connection_string";
 /// Nodes when `spec.rabbitmqClusterOperator.replicas` is absent: a quorum of three.
 pub const DEFAULT_REPLICAS: i32 = 3;
 
-/// The provider, for conditions.
+/// The provider, for conditions and the kind of its object.
 pub const PROVIDER: Provider = Provider {
     name: "rabbitmq-cluster-operator",
     crd: "rabbitmqclusters.rabbitmq.com",
     project: "the RabbitMQ cluster operator",
-};
-
-/// `rabbitmq.com/v1beta1` `RabbitmqCluster`.
-pub fn resource() -> ApiResource {
-    api_resource(
+    kind: (
         "rabbitmq.com",
         "v1beta1",
         "RabbitmqCluster",
         "rabbitmqclusters",
-    )
-}
+    ),
+};
 
 /// The default-user Secret the cluster operator creates (`<cluster>-default-user`).
 pub fn default_user_secret(cluster: &str) -> String {
@@ -60,7 +55,7 @@ pub fn build(mb: &MessageBroker) -> Result<Vec<Child>, MetaError> {
     let replicas = settings.replicas.unwrap_or(DEFAULT_REPLICAS).max(1);
     let spec = json!({"replicas": replicas, "persistence": persistence});
     let pod = ("image", settings.image, settings.resources);
-    Ok(provider::child(&owner, (resource(), "rabbitmq"), spec, pod))
+    Ok(provider::child(&owner, (&PROVIDER, "rabbitmq"), spec, pod))
 }
 
 /// What a RabbitmqCluster's status says about serving.

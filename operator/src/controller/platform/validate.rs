@@ -83,29 +83,30 @@ mod tests {
     fn validation_refuses_bad_cidrs_and_prod_without_an_external_psp() {
         let mut p = Platform::example();
         assert_eq!(validate(&p), Ok(()));
-        p.spec.network = Some(PlatformNetwork {
-            trusted_proxies: Some(vec!["10.0.0.0/33".into()]),
-            ..PlatformNetwork::default()
-        });
-        assert!(matches!(
-            validate(&p),
-            Err(SpecError::InvalidCidr {
-                field: "trustedProxies",
-                ..
-            })
-        ));
-        p.spec.network = Some(PlatformNetwork {
-            pod_cidrs: vec!["10.0.0.1".into(), "fd00::/8".into()],
-            metrics_allowed_cidrs: Some(vec!["nope".into()]),
-            ..PlatformNetwork::default()
-        });
-        assert!(matches!(
-            validate(&p),
-            Err(SpecError::InvalidCidr {
-                field: "metricsAllowedCidrs",
-                ..
-            })
-        ));
+        let bad_cidrs = [
+            (
+                PlatformNetwork {
+                    trusted_proxies: Some(vec!["10.0.0.0/33".into()]),
+                    ..PlatformNetwork::default()
+                },
+                "trustedProxies",
+            ),
+            (
+                PlatformNetwork {
+                    pod_cidrs: vec!["10.0.0.1".into(), "fd00::/8".into()],
+                    metrics_allowed_cidrs: Some(vec!["nope".into()]),
+                    ..PlatformNetwork::default()
+                },
+                "metricsAllowedCidrs",
+            ),
+        ];
+        for (network, refused) in bad_cidrs {
+            p.spec.network = Some(network);
+            assert!(
+                matches!(validate(&p), Err(SpecError::InvalidCidr { field, .. }) if field == refused),
+                "{refused}"
+            );
+        }
         p.spec.network = None;
         p.spec.profile = Profile::Prod;
         assert_eq!(validate(&p), Err(SpecError::ProductionNeedsPsp));

@@ -1,28 +1,12 @@
 //! `apply` of a `PostgresCluster`, the reads it needs besides applying its children: the
-//! superuser Secrets (I/O: Kubernetes API).
+//! superuser Secrets of an external server and of CloudNativePG (I/O: Kubernetes API).
 
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::ResourceExt;
-use kube::core::ApiResource;
 
-use super::super::{Ctx, Result, generate_password, secret_value};
-use super::{build, cloudnative_pg};
+use super::super::{Ctx, Result, secret_value};
+use super::cloudnative_pg;
 use crate::crd::PostgresCluster;
 use crate::crd::postgres_cluster::ExternalPostgres;
-use crate::meta::resources;
-
-/// The kinds of the built-in server's children, which `prune` looks through.
-pub fn kinds() -> Vec<ApiResource> {
-    resources! {Secret, Service, StatefulSet}
-}
-
-/// The built-in server's superuser password: the stored one, or a new one.
-pub async fn superuser_password(ctx: &Ctx, ns: &str, name: &str) -> Result<String> {
-    let secret = build::superuser_secret(name);
-    let stored = secret_value(&ctx.client, ns, &secret, "password").await?;
-    Ok(stored.unwrap_or_else(generate_password))
-}
 
 /// Whether the external server's superuser Secret has its key.
 pub async fn external_secret(ctx: &Ctx, ns: &str, ext: &ExternalPostgres) -> Result<bool> {

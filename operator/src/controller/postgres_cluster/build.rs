@@ -1,6 +1,6 @@
 //! Pure builder of a built-in `PostgresCluster`: superuser Secret, StatefulSet, headless and
-//! client Services. An external cluster has no children; a `cloudnative-pg` one has its
-//! CloudNativePG `Cluster` (see [`super::cloudnative_pg`]). No I/O.
+//! client Services. A cluster of another provider has none here (a `cloudnative-pg` one has
+//! its CloudNativePG `Cluster`, see [`super::cloudnative_pg`]). No I/O.
 
 use std::collections::BTreeMap;
 
@@ -22,13 +22,11 @@ pub fn rw_service(cluster: &str) -> String {
     format!("{cluster}-rw")
 }
 
-/// The children of `pg`; `superuser_password` is the existing or newly generated password.
+/// The children of `pg`, none unless it is built in; `superuser_password` is the existing or newly generated password.
 pub fn build(pg: &PostgresCluster, superuser_password: &str) -> Result<Vec<Child>, MetaError> {
     let owner = Owner::of(pg)?;
-    match pg.spec.provider {
-        PostgresProvider::External => return Ok(Vec::new()),
-        PostgresProvider::CloudNativePg => return super::cloudnative_pg::build(pg),
-        PostgresProvider::Builtin => {}
+    if pg.spec.provider != PostgresProvider::Builtin {
+        return Ok(Vec::new());
     }
     let name = owner.name().to_owned();
     let builtin = pg.spec.builtin.clone().unwrap_or_default();

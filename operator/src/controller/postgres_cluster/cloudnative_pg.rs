@@ -7,19 +7,19 @@
 //! name, so those are the names the built-in server uses too, and the `Database` controller
 //! reaches either through the same status fields.
 
-use kube::core::ApiResource;
 use serde_json::{Value, json};
 
 use super::super::provider::{self, Provider, text};
 use crate::crd::PostgresCluster;
 use crate::crd::postgres_cluster::PostgresProvider;
-use crate::meta::{Child, MetaError, Owner, api_resource};
+use crate::meta::{Child, MetaError, Owner};
 
-/// The provider, for conditions.
+/// The provider, for conditions and the kind of its object.
 pub const PROVIDER: Provider = Provider {
     name: "cloudnative-pg",
     crd: "clusters.postgresql.cnpg.io",
     project: "CloudNativePG",
+    kind: ("postgresql.cnpg.io", "v1", "Cluster", "clusters"),
 };
 /// `status.phase` of a Cluster that serves (CloudNativePG's `PhaseHealthy`).
 pub const HEALTHY: &str = "Cluster in healthy state";
@@ -28,11 +28,6 @@ pub const HEALTHY: &str = "Cluster in healthy state";
 pub const DEFAULT_INSTANCES: i32 = 3;
 /// The superuser CloudNativePG creates.
 pub const SUPERUSER: &str = "postgres";
-
-/// `postgresql.cnpg.io/v1` `Cluster`.
-pub fn resource() -> ApiResource {
-    api_resource("postgresql.cnpg.io", "v1", "Cluster", "clusters")
-}
 
 /// The Secret with the superuser's `password` (CloudNativePG's `<cluster>-superuser`).
 pub fn superuser_secret(cluster: &str) -> String {
@@ -81,7 +76,7 @@ pub fn build(pg: &PostgresCluster) -> Result<Vec<Child>, MetaError> {
         "storage": volume,
     });
     let pod = ("imageName", settings.image_name, settings.resources);
-    Ok(provider::child(&owner, (resource(), "postgres"), spec, pod))
+    Ok(provider::child(&owner, (&PROVIDER, "postgres"), spec, pod))
 }
 
 /// What a Cluster's status says about serving.

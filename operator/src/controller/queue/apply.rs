@@ -8,12 +8,15 @@ use kube::runtime::controller::Action;
 use super::super::credentials::{self, Logins, Rotation, Unready, own_secret};
 use super::super::message_broker::{amqp_host_port, rabbitmq_operator};
 use super::super::{Ctx, Error, Flow, Result, generate_password, secret_value};
+use super::build;
 use super::validate::Input;
-use super::{build, status};
 use crate::crd::message_broker::BrokerProvider;
 use crate::crd::{AppService, MessageBroker, Queue};
 use crate::external::rabbitmq::{ArgumentChange, check_ownership};
 use crate::external::{BrokerObserved, BrokerTarget};
+
+/// A reconcile of a Queue, once its broker is ready.
+pub type Run<'a> = credentials::Run<'a, Queue, Input, Broker>;
 
 /// The broker's management API with an administrator, and the AMQP `host:port` clients use.
 pub struct Broker {
@@ -24,7 +27,7 @@ pub struct Broker {
 }
 
 /// The broker of `q`'s MessageBroker, once it is ready and its administrator is usable.
-async fn broker_state(q: &Queue, ctx: &Ctx, ns: &str) -> Result<Broker, Unready> {
+pub async fn broker(q: &Queue, ctx: &Ctx, ns: &str) -> Result<Broker, Unready> {
     let name = &q.spec.broker_ref.name;
     let mb: MessageBroker = credentials::ready_server(ctx, ns, name).await?;
     let status = mb.status.clone().unwrap_or_default();
@@ -58,21 +61,10 @@ async fn broker_state(q: &Queue, ctx: &Ctx, ns: &str) -> Result<Broker, Unready>
     })
 }
 
-/// The broker of `q`, once its MessageBroker is ready.
-pub async fn broker(q: &Queue, ctx: &Ctx, ns: &str) -> Flow<Broker> {
-    broker_state(q, ctx, ns)
-        .await
-        .map_err(|u| status::unready(q, u))
-}
-
 /// Reads the own Secret and the broker's users, queues and bindings, decides the logins, and
 /// stops (touching nothing) when a user is another's.
-pub async fn observe(
-    q: &Queue,
-    ctx: &Ctx,
-    (ns, input): (&str, &Input),
-    broker: &Broker,
-) -> Flow<(Logins, BrokerObserved)> {
+pub async fn observe(run: &Run<'_>) -> Flow<(Logins, BrokerObserved)> {
+    let (q, ctx, ns, input, broker) = (run.obj, run.ctx, run.ns, run.input, run.server);
     let stored = own_secret(&ctx.client, ns, &input.secret, &input.uid, "username").await?;
     let plan = &input.plan;
     let mut observed = ctx
@@ -84,14 +76,14 @@ pub async fn observe(
             &plan.declarations,
         )
         .await
-        .map_err(|e| status::unavailable(q, &e, ctx.resync))?;
+        .map_err(|e| credentials::unavailable(q, &e, ctx.resync))?;
     let recorded = q.status.as_ref().and_then(|s| s.credentials.clone());
     let logins = Logins::decide(q, recorded, input.pair.clone(), stored);
     if !logins.uses_second {
         observed.users.remove(&input.pair.1);
     }
     check_ownership(&observed, &input.uid, logins.adopt)
-        .map_err(|conflict| status::conflict(q, &conflict, ctx.resync))?;
+        .map_err(|conflict| credentials::conflict(q, &conflict, ctx.resync))?;
     Ok((logins, observed))
 }
 
@@ -99,12 +91,10 @@ pub async fn observe(
 /// returns the queues whose arguments changed (left as they are) and tells each binding it
 /// removed in an Event.
 pub async fn ensure(
-    q: &Queue,
-    ctx: &Ctx,
-    (ns, input): (&str, &Input),
-    broker: &Broker,
+    run: &Run<'_>,
     (logins, observed): (&Logins, &BrokerObserved),
 ) -> Flow<(Rotation, Vec<ArgumentChange>)> {
+    let (q, ctx, ns, input, broker) = (run.obj, run.ctx, run.ns, run.input, run.server);
     let name = q.name_any();
     let uses = |a: &AppService| a.spec.queues.iter().any(|r| r.ref_ == name);
     let rollout = credentials::rollout(&ctx.client, ns, &input.secret, logins, uses).await?;
@@ -114,7 +104,7 @@ pub async fn ensure(
     ctx.externals
         .ensure_queue(&broker.target, &plan)
         .await
-        .map_err(|e| status::unavailable(q, &e, ctx.resync))?;
+        .map_err(|e| credentials::unavailable(q, &e, ctx.resync))?;
     for b in &plan.remove_bindings {
         let note = format!(
             "removed the undeclared binding of {} to {} with {}",
@@ -130,7 +120,7 @@ pub async fn ensure(
 pub async fn cleanup(q: &Queue, ctx: &Ctx, ns: &str) -> Result<Action> {
     let user = &q.spec.user;
     let delete = async {
-        let broker = match broker_state(q, ctx, ns).await {
+        let broker = match broker(q, ctx, ns).await {
             Err(Unready::Failed(e)) => return Err(e),
             found => found.ok(),
         };

@@ -5,43 +5,21 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use kube::runtime::controller::Action;
-use serde_json::Value;
 
-use super::super::credentials::{self, Rotation, Unready, status_extra};
-use super::super::{InvalidSpec, Report, Stop, WAIT};
+use super::super::credentials::{self, KeepsLogins, Reasons, Rotation};
+use super::super::{InvalidSpec, Report, WAIT};
 use super::validate::Input;
 use crate::conditions::{Observed, external_conditions};
 use crate::crd::Queue;
-use crate::crd::database::Credentials;
 use crate::external::rabbitmq::ArgumentChange;
 
-/// The status fields: the Secret name and the credentials record, the new ones or else the
-/// ones the status has.
-fn fields(q: &Queue, secret: Option<&str>, creds: Option<&Credentials>) -> Value {
-    let prev = q.status.clone().unwrap_or_default();
-    status_extra(secret, creds, prev.secret_name, prev.credentials)
+impl KeepsLogins for Queue {
+    const REASONS: Reasons = ("BrokerNotFound", "WaitingForBroker", "BrokerUnavailable");
 }
 
 /// The spec cannot be declared.
 pub fn invalid_spec(q: &Queue, e: &InvalidSpec) -> Report {
-    Report::invalid("InvalidSpec", e.to_string()).with_extra(fields(q, None, None))
-}
-
-/// The MessageBroker it names does not exist (only a spec change helps) or is not ready yet.
-pub fn unready(q: &Queue, u: Unready) -> Stop {
-    let broker = format!("MessageBroker {}", q.spec.broker_ref.name);
-    let reasons = ("BrokerNotFound", "WaitingForBroker");
-    u.stop(&broker, reasons, fields(q, None, None))
-}
-
-/// The broker failed: unreachable, or it refused a request.
-pub fn unavailable(q: &Queue, e: &impl std::fmt::Display, resync: Duration) -> Report {
-    credentials::unavailable("BrokerUnavailable", e, fields(q, None, None), resync)
-}
-
-/// A user is another's: nothing was touched.
-pub fn conflict(q: &Queue, e: &impl std::fmt::Display, resync: Duration) -> Report {
-    credentials::conflict(e, fields(q, None, None), resync)
+    Report::invalid("InvalidSpec", e.to_string()).with_extra(credentials::fields(q, None, None))
 }
 
 /// The topology is declared and the Secret holds the active user.
@@ -51,8 +29,7 @@ pub fn ready(q: &Queue, input: &Input, rotation: &Rotation, resync: Duration) ->
         || format!("user {active}"),
         |queue| format!("queue {queue} for user {active}"),
     );
-    let fields = fields(q, Some(&input.secret), Some(&rotation.creds));
-    credentials::ready(message, rotation, fields, resync)
+    credentials::ready((q, &input.secret), message, rotation, resync)
 }
 
 /// The end of a reconcile: [`ready`], unless existing queues have other arguments than the
@@ -68,7 +45,7 @@ pub fn settled(
         return ready(q, input, rotation, resync);
     }
     let observed = Observed::ArgumentsChanged(arguments_message(&q.spec.vhost, changed));
-    let fields = fields(q, Some(&input.secret), Some(&rotation.creds));
+    let fields = credentials::fields(q, Some(&input.secret), Some(&rotation.creds));
     Report::new(
         external_conditions(&observed),
         fields,
@@ -99,6 +76,7 @@ pub fn arguments_message(vhost: &str, changes: &[ArgumentChange]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::database::Credentials;
     use serde_json::json;
 
     fn queue() -> Queue {
@@ -124,41 +102,16 @@ mod tests {
 
     #[test]
     fn reports_before_the_broker_keep_the_previous_fields() {
-        let resync = Duration::from_secs(300);
         let (q, bad) = (queue(), InvalidSpec("retryDelays: x".into()));
-        let table = [
-            (
-                invalid_spec(&q, &bad),
-                "InvalidSpec",
-                Action::await_change(),
-            ),
-            (
-                unready(&q, Unready::Missing).into_report(),
-                "BrokerNotFound",
-                Action::await_change(),
-            ),
-            (
-                unready(&q, Unready::NotReady("not ready".into())).into_report(),
-                "WaitingForBroker",
-                Action::requeue(WAIT),
-            ),
-            (
-                unavailable(&q, &"HTTP 503", resync),
-                "BrokerUnavailable",
-                Action::requeue(WAIT),
-            ),
-            (
-                conflict(&q, &"user pay is another's", resync),
-                "Conflict",
-                Action::requeue(resync),
-            ),
-        ];
-        for (report, reason, action) in table {
-            assert_eq!(report.cond("Ready").reason, reason);
-            assert!(!report.cond("Ready").status, "{reason}");
-            assert_eq!(report.action, action, "{reason}");
-            assert_eq!(report.extra, json!({"secretName": "old-amqp"}), "{reason}");
-        }
+        let invalid = (
+            invalid_spec(&q, &bad),
+            "InvalidSpec",
+            Action::await_change(),
+        );
+        let reasons = ("BrokerNotFound", "WaitingForBroker", "BrokerUnavailable");
+        assert_eq!(Queue::REASONS, reasons);
+        let kept = json!({"secretName": "old-amqp"});
+        credentials::check_reports_before_the_server(&q, [invalid], &kept);
     }
 
     #[test]
