@@ -114,17 +114,8 @@ fn with_mode(mode: &str, args: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Latency percentiles in milliseconds over a sorted sample.
+/// Latency percentiles in milliseconds over a sorted sample; 0 for an empty one (a phase
+/// that completed nothing prints zeros rather than failing).
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    #[expect(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss,
-        reason = "index into a sample"
-    )]
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
+    payplane_kit::bench::percentile(sorted, p).unwrap_or(0.0)
 }

@@ -1,4 +1,4 @@
-//! Figures the benches report (feature `testing`, so never in a service binary). Pure, no I/O.
+//! Figures the benches report (feature `bench`, so never in a service binary). Pure, no I/O.
 
 /// The `p` quantile (0 to 1) of an ascending sample, by nearest rank; `None` when empty.
 pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {

@@ -2,7 +2,7 @@
 //! envelope and error type, request ids, strict JSON input and validation, Prometheus metrics,
 //! health endpoints, the HTTP middleware stack and graceful serving (api.md §1, §3.9, §8.3).
 
-#[cfg(feature = "testing")]
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod client_ip;
 pub mod config;

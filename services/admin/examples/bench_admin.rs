@@ -16,19 +16,14 @@ use payplane_kit::service::testing::http::Res;
 use serde_json::json;
 use uuid::Uuid;
 
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    #[expect(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss,
-        reason = "percentile index of a small sample"
-    )]
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
+/// The `p` quantile of an ascending sample, in milliseconds.
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    payplane_kit::bench::percentile(sorted, p).unwrap_or(f64::NAN)
 }
 
-fn summary(name: &str, mut v: Vec<Duration>) {
-    v.sort();
+fn summary(name: &str, v: &[Duration]) {
+    let mut v: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    v.sort_by(f64::total_cmp);
     println!(
         "{name}: n={} p50 {:.1} ms p95 {:.1} ms p99 {:.1} ms max {:.1} ms",
         v.len(),
@@ -107,7 +102,7 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
-    summary("auth register → admin read model", lat);
+    summary("auth register → admin read model", &lat);
 
     // (2) Query latency with the data loaded (sequential, one client).
     for (name, path) in [
@@ -134,7 +129,7 @@ async fn main() {
             let _ = res.bytes().await.unwrap();
             v.push(t.elapsed());
         }
-        summary(name, v);
+        summary(name, &v);
     }
     admin.stop().await;
     auth.stop().await;
