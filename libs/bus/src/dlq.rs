@@ -110,10 +110,7 @@ async fn requeue(dlq: &str, deliveries: &[&Delivery]) -> Result<(), DlqError> {
                 requeue: true,
             })
             .await
-            .map_err(|source| DlqError::Settle {
-                queue: dlq.to_owned(),
-                source,
-            })?;
+            .map_err(settle_failed(dlq))?;
     }
     Ok(())
 }
@@ -123,11 +120,16 @@ async fn remove(dlq: &str, d: &Delivery) -> Result<(), DlqError> {
     d.acker
         .ack(BasicAckOptions::default())
         .await
-        .map_err(|source| DlqError::Settle {
-            queue: dlq.to_owned(),
-            source,
-        })?;
+        .map_err(settle_failed(dlq))?;
     Ok(())
+}
+
+/// The error of an ack or nack on `dlq` that the broker did not take.
+fn settle_failed(dlq: &str) -> impl FnOnce(lapin::Error) -> DlqError + '_ {
+    move |source| DlqError::Settle {
+        queue: dlq.to_owned(),
+        source,
+    }
 }
 
 /// `dlq list --queue <queue> [--limit N]`: the first `limit` messages of `<queue>.dlq`, left in place.
