@@ -20,7 +20,7 @@ use kube::core::ApiResource;
 use serde_json::Value;
 
 use super::provider::{Input, Provider, ServerKind};
-use super::{Ctx, Flow, InvalidSpec, Report, Result, generate_password, secret_value};
+use super::{Ctx, Flow, InvalidSpec, Report, Result};
 use crate::crd::PostgresCluster;
 use crate::crd::postgres_cluster::ExternalPostgres;
 use crate::meta::{Child, MetaError, resources};
@@ -43,14 +43,9 @@ impl ServerKind for PostgresCluster {
         Ok(status::external(ext, found))
     }
 
-    /// The superuser password is the stored one, or a new one.
     async fn builtin(&self, ctx: &Ctx, ns: &str) -> Flow<Vec<Child>> {
-        let secret = build::superuser_secret(&self.name_any());
-        let stored = secret_value(&ctx.client, ns, &secret, "password").await?;
-        Ok(build::build(
-            self,
-            &stored.unwrap_or_else(generate_password),
-        )?)
+        let password = apply::superuser_password(ctx, ns, self).await?;
+        Ok(build::build(self, &password)?)
     }
 
     fn builtin_status(&self, ns: &str, applied: &[DynamicObject]) -> Report {
