@@ -24,7 +24,7 @@ pub struct DirUser {
 const COLUMNS: &str = "id, email, name, role, is_active, deleted_at";
 
 /// The directory columns of the rows matching `filter` (a fixed SQL condition).
-fn select_where<'q>(filter: &str) -> QueryAs<'q, Postgres, DirUser, PgArguments> {
+fn select_where<'q>(filter: &'static str) -> QueryAs<'q, Postgres, DirUser, PgArguments> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users WHERE {filter}"
     )))
@@ -70,7 +70,7 @@ pub struct UserData<'a> {
 impl UserData<'_> {
     /// Inserts the row, or on a conflict sets the user's data and then `rest` (more
     /// assignments, maybe a `WHERE`): the two upserts differ only in that tail.
-    fn upsert(&self, rest: &str) -> Query<'_, Postgres, PgArguments> {
+    fn upsert(&self, rest: &'static str) -> Query<'_, Postgres, PgArguments> {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO users (id, email, name, role, is_active, source_updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6) \
