@@ -18,7 +18,7 @@ use crate::{
 /// [`ServiceState`] impl of its state from its name, migrations, config and error type;
 /// connecting and serving are the state's own inherent `connect` and `serve`:
 ///
-/// ```ignore
+/// ```text
 /// payplane_kit::service_state!(AppState, "admin", MIGRATOR, Config, StartError);
 ///
 /// impl AppState {
