@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use async_graphql::{
     ServerError,
-    dataloader::{DataLoader, HashMapCache},
     parser::types::{
         DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
     },
@@ -36,7 +35,7 @@ use payplane_kit::{
 use serde_json::{Value, json};
 
 use self::{
-    resolvers::{DetailLoader, Mutation, Query},
+    resolvers::{Details, Mutation, Query},
     rest::{Caller, Rest, Services},
     subscription::Subscription,
 };
@@ -320,14 +319,9 @@ async fn post_graphql(State(gql): State<Arc<GraphQl>>, req: Request) -> Response
         services: gql.services.clone(),
         caller: Arc::new(caller),
     };
-    // Cached for this request only: a payment asked for twice (aliases, fragments) whose loads
-    // land in different batches under load is still fetched once.
-    let loader = DataLoader::with_cache(
-        DetailLoader(rest.clone()),
-        tokio::spawn,
-        HashMapCache::default(),
-    );
-    let request = request.data(rest).data(loader);
+    // For this request only: a payment asked for twice (aliases, fragments) is fetched once.
+    let details = Details::new(rest.clone());
+    let request = request.data(rest).data(details);
     let mut res = gql.schema.execute(request).await;
     let validation = is_validation_failure(&res);
     complete_errors(&mut res, &request_id, validation);

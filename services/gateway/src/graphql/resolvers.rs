@@ -1,18 +1,18 @@
 //! The `Query` and `Mutation` roots of api.md §9.3, each field one REST call of §9.4, and
-//! `Payment.transactions` through a per-request loader: list items carry `sender` and
+//! `Payment.transactions` through a per-request single-flight map: list items carry `sender` and
 //! `recipient` already (payments' own user directory), so only `transactions` needs the detail
 //! endpoint, fetched once per distinct payment id, concurrently, and only when selected.
 
-use std::{collections::HashMap, sync::Arc};
-
-use async_graphql::{
-    ComplexObject, Context, ErrorExtensions, ID, MaybeUndefined, Object, Result,
-    dataloader::{DataLoader, HashMapCache, Loader},
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
 };
-use futures::{StreamExt, stream};
+
+use async_graphql::{ComplexObject, Context, ErrorExtensions, ID, MaybeUndefined, Object, Result};
 use http::Method;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
+use tokio::sync::{OnceCell, Semaphore};
 
 use super::{
     rest::{Rest, RestError, Service, segment},
@@ -77,44 +77,56 @@ fn query<const N: usize>(
     .collect()
 }
 
-/// Loads payment details (with transactions) by id for one request.
-pub struct DetailLoader(pub Rest);
+/// One request's payment details (with transactions) by id: each distinct id is fetched once,
+/// however many fields ask for it and whenever they ask. A fetch still in flight is awaited, not
+/// repeated; that is why this is a single-flight map and not a batching loader, whose cache only
+/// covers batches that have finished and so fetched an id twice when a slow machine split the
+/// selections across batches.
+pub struct Details {
+    rest: Rest,
+    slots: Mutex<HashMap<String, Arc<DetailSlot>>>,
+    permits: Semaphore,
+}
 
-impl Loader<String> for DetailLoader {
-    type Value = Payment;
-    type Error = Arc<RestError>;
+/// The transactions of one payment once fetched (none when it vanished from view).
+type DetailSlot = OnceCell<Result<Vec<PaymentTransaction>, Arc<RestError>>>;
 
-    async fn load(
-        &self,
-        keys: &[String],
-    ) -> std::result::Result<HashMap<String, Payment>, Self::Error> {
-        let rest = &self.0;
-        let results: Vec<_> = stream::iter(keys.iter().cloned())
-            .map(|id| async move {
-                let path = format!("/api/payments/{}", segment(&id));
-                let r = rest
-                    .call::<Value>(Service::Payments, Method::GET, &path, &[], None, &[])
-                    .await;
-                (id, r)
-            })
-            .buffer_unordered(DETAIL_CONCURRENCY)
-            .collect()
-            .await;
-        let mut out = HashMap::with_capacity(results.len());
-        for (id, r) in results {
-            match r {
-                Ok(v) => {
-                    if let Ok(p) = serde_json::from_value::<Payment>(v) {
-                        out.insert(id, p);
-                    }
-                }
-                // A payment that vanished from view has no transactions to show; other
-                // failures fail the field.
-                Err(e) if e.code == "PAYMENT_NOT_FOUND" => {}
-                Err(e) => return Err(Arc::new(e)),
-            }
+impl Details {
+    pub fn new(rest: Rest) -> Self {
+        Self {
+            rest,
+            slots: Mutex::new(HashMap::new()),
+            permits: Semaphore::new(DETAIL_CONCURRENCY),
         }
-        Ok(out)
+    }
+
+    /// The payment's transactions; a payment that vanished from view has none to show, other
+    /// failures fail the field.
+    async fn transactions(&self, id: &str) -> Result<Vec<PaymentTransaction>, Arc<RestError>> {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            slots.entry(id.to_owned()).or_default().clone()
+        };
+        slot.get_or_init(|| async {
+            // A closed semaphore cannot happen (it is never closed); going on unthrottled is
+            // the harmless answer if it ever did.
+            let _permit = self.permits.acquire().await.ok();
+            let path = format!("/api/payments/{}", segment(id));
+            match self
+                .rest
+                .call::<Value>(Service::Payments, Method::GET, &path, &[], None, &[])
+                .await
+            {
+                Ok(v) => Ok(serde_json::from_value::<Payment>(v)
+                    .ok()
+                    .and_then(|p| p.inline_transactions)
+                    .unwrap_or_default()),
+                Err(e) if e.code == "PAYMENT_NOT_FOUND" => Ok(Vec::new()),
+                Err(e) => Err(Arc::new(e)),
+            }
+        })
+        .await
+        .clone()
     }
 }
 
@@ -125,11 +137,10 @@ impl Payment {
         if let Some(t) = &self.inline_transactions {
             return Ok(t.clone());
         }
-        let loader = ctx.data::<DataLoader<DetailLoader, HashMapCache>>()?;
-        match loader.load_one(self.id.to_string()).await {
-            Ok(p) => Ok(p.and_then(|p| p.inline_transactions).unwrap_or_default()),
-            Err(e) => Err(e.extend()),
-        }
+        ctx.data::<Details>()?
+            .transactions(&self.id)
+            .await
+            .map_err(|e| e.extend())
     }
 }
 
