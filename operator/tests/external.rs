@@ -307,3 +307,38 @@ async fn deleting_a_queue_keeps_a_quorum_queue_with_messages() -> anyhow::Result
     mgmt(reqwest::Method::DELETE, &format!("vhosts/{vhost}")).await?;
     Ok(())
 }
+
+/// A Queue deleted as soon as it is Ready, before the broker has statistics for its quorum
+/// queues: the first clean-up is refused part-way (an empty queue cannot be told from one that
+/// has no statistics yet) and retried, and the retry still removes every queue and the user.
+/// Users used to be deleted first, so the retry no longer found a user it owned, took the
+/// Queue for a conflicting copy and left the rest of the queues behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_deleted_before_its_statistics_still_removes_every_queue() -> anyhow::Result<()> {
+    let (op, id, vhost) = on_local_broker("rmq-early", RESYNC).await?;
+    let own = format!("early{id}.events");
+    op.apply(
+        json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "Queue",
+        "metadata": {"name": "early-events"},
+        "spec": {"brokerRef": {"name": "local-rmq"}, "vhost": vhost, "user": format!("early-{id}"),
+            "queue": own, "bindings": ["auth.user.*"], "reclaimPolicy": "Delete"}}),
+    )
+    .await?;
+    op.wait_for::<Queue>("Queue Ready", "early-events", ready)
+        .await?;
+    op.delete::<Queue>("early-events").await?;
+    assert_eq!(
+        mgmt(reqwest::Method::GET, &format!("users/early-{id}")).await?,
+        reqwest::StatusCode::NOT_FOUND
+    );
+    for q in [own.clone(), format!("{own}.dlq"), format!("{own}.retry.1")] {
+        assert_eq!(
+            mgmt(reqwest::Method::GET, &format!("queues/{vhost}/{q}")).await?,
+            reqwest::StatusCode::NOT_FOUND,
+            "queue {q} left behind"
+        );
+    }
+    op.stop().await?;
+    mgmt(reqwest::Method::DELETE, &format!("vhosts/{vhost}")).await?;
+    Ok(())
+}

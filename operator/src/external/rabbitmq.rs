@@ -591,24 +591,23 @@ pub async fn delete(
     use reqwest::Method;
     let vh = segment(&plan.vhost);
     let tag = owner_tag(&plan.uid);
-    let mut any_ours = false;
+    // The owner tag on a user is the proof that this Queue declared what it names, so the
+    // users go last: a deletion retried after a failure part-way (a quorum queue without
+    // statistics yet, a refused call) finds them still tagged and finishes the queues, where
+    // users deleted first made the retry see a conflicting copy and leave the rest behind.
+    let mut ours = Vec::new();
     for name in &plan.users {
         let what = format!("reading user {name}");
         let path = format!("users/{}", segment(name));
-        let ours = get_json(http, t, &path, &what)
+        if get_json(http, t, &path, &what)
             .await?
-            .is_some_and(|u| tags_of(&u).contains(&tag));
-        if !ours {
-            continue;
-        }
-        any_ours = true;
-        match call(http, t, Method::DELETE, &path, None, "deleting the user").await {
-            Ok(_) | Err(BrokerError::Refused { status: 404, .. }) => {}
-            Err(e) => return Err(e),
+            .is_some_and(|u| tags_of(&u).contains(&tag))
+        {
+            ours.push(path);
         }
     }
     // A Queue that never owned its user (a conflicting copy) declared nothing either.
-    if !any_ours {
+    if ours.is_empty() {
         return Ok(());
     }
     for q in &plan.declarations.queues {
@@ -631,6 +630,12 @@ pub async fn delete(
             | Err(BrokerError::Refused {
                 status: 400 | 404, ..
             }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for path in ours {
+        match call(http, t, Method::DELETE, &path, None, "deleting the user").await {
+            Ok(_) | Err(BrokerError::Refused { status: 404, .. }) => {}
             Err(e) => return Err(e),
         }
     }
