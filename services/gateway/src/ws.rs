@@ -187,20 +187,26 @@ pub async fn handler(
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(MAX_INBOUND)
         .max_frame_size(MAX_INBOUND)
-        .on_upgrade(move |socket| run(state, claims, socket))
+        .on_upgrade(move |socket| run(&state, &claims, socket))
 }
 
-async fn run(state: Arc<WsState>, claims: AccessClaims, socket: WebSocket) {
+/// One connection's task: registered now, served by the returned future, unregistered when
+/// that future ends or is dropped (`Session`'s `Drop`). A plain function returning the serve
+/// future, so nothing is held twice in the task (see `Session::serve`).
+fn run(
+    state: &WsState,
+    claims: &AccessClaims,
+    socket: WebSocket,
+) -> impl std::future::Future<Output = ()> + Send + use<> {
     let (conn, rx) = state.hub.register(claims.sub, claims.sid, claims.role);
     let session = Session {
         hub: state.hub.clone(),
         access: state.access.clone(),
-        conn: conn.clone(),
+        conn,
         window_start: Instant::now(),
         window_count: 0,
     };
-    session.serve(socket, rx).await;
-    state.hub.unregister(&conn);
+    session.serve(socket, rx)
 }
 
 struct Session {
@@ -209,6 +215,12 @@ struct Session {
     conn: Arc<Conn>,
     window_start: Instant,
     window_count: u32,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.hub.unregister(&self.conn);
+    }
 }
 
 enum Step {
@@ -234,6 +246,24 @@ where
     .await;
 }
 
+/// How long one outbound message may wait for room in the socket before the client is taken
+/// for gone.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends one message, giving up after `SEND_TIMEOUT`. A send that completes at once (there is
+/// room in the socket's buffer: nearly always) needs no timer; only one that has to wait gets
+/// its timer, boxed, so a timer is not part of every socket's task for its whole life (and
+/// none is registered per message during a fan-out).
+async fn send_within(socket: &mut WebSocket, msg: Message) -> bool {
+    let mut send = std::pin::pin!(socket.send(msg));
+    if let std::task::Poll::Ready(r) = futures::poll!(send.as_mut()) {
+        return r.is_ok();
+    }
+    Box::pin(tokio::time::timeout(SEND_TIMEOUT, send))
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
 async fn close(socket: &mut WebSocket, code: u16) {
     send_close(socket, code, close_reason(code)).await;
     // Wait briefly for the client's close reply so the close handshake completes.
@@ -249,91 +279,103 @@ async fn close(socket: &mut WebSocket, code: u16) {
 
 impl Session {
     async fn send_text(socket: &mut WebSocket, text: String) -> bool {
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            socket.send(Message::Text(text.into())),
-        )
-        .await
-        .is_ok_and(|r| r.is_ok())
+        send_within(socket, Message::Text(text.into())).await
     }
 
-    async fn serve(mut self, mut socket: WebSocket, mut rx: tokio::sync::mpsc::Receiver<Outbound>) {
-        let c = &self.conn;
-        let rooms = automatic_rooms(c.user_id, c.role);
-        let hello = server_message(
-            "connected",
-            Some(json!({
-                "userId": c.user_id, "role": c.role.as_str(), "sessionId": c.session_id,
-                "connectionId": c.connection_id, "rooms": rooms,
-                "heartbeatIntervalSeconds": self.hub.limits().heartbeat.as_secs(),
-            })),
-            None,
-        );
-        if !Self::send_text(&mut socket, hello).await {
-            return;
-        }
-        let limits = *self.hub.limits();
-        let mut awaiting_pong = false;
-        let mut deadline = tokio::time::Instant::now() + limits.heartbeat;
-        loop {
-            let step = tokio::select! {
-                biased;
-                () = self.conn.close_now.notified() => {
-                    let code = self.conn.close_code.load(std::sync::atomic::Ordering::Acquire);
-                    Step::Close(if code == 0 { 1011 } else { code })
-                }
-                out = rx.recv() => match out {
-                    Some(Outbound::Text(t)) => {
-                        let len = t.len();
-                        let t = Utf8Bytes::clone(&t);
-                        let ok = tokio::time::timeout(Duration::from_secs(10), socket.send(Message::Text(t))).await.is_ok_and(|r| r.is_ok());
-                        self.conn.sent(len);
-                        if ok { Step::Continue } else { Step::Drop }
+    // Not an `async fn`: those move their arguments into locals at the start, and a moved-from
+    // argument keeps its space in the future, so the socket and the session were stored twice
+    // in every connection's task. The block below uses them where they were captured.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice (see above)"
+    )]
+    fn serve(
+        mut self,
+        mut socket: WebSocket,
+        mut rx: tokio::sync::mpsc::Receiver<Outbound>,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        async move {
+            let c = &self.conn;
+            let rooms = automatic_rooms(c.user_id, c.role);
+            let hello = server_message(
+                "connected",
+                Some(json!({
+                    "userId": c.user_id, "role": c.role.as_str(), "sessionId": c.session_id,
+                    "connectionId": c.connection_id, "rooms": rooms,
+                    "heartbeatIntervalSeconds": self.hub.limits().heartbeat.as_secs(),
+                })),
+                None,
+            );
+            if !Self::send_text(&mut socket, hello).await {
+                return;
+            }
+            let limits = *self.hub.limits();
+            let mut awaiting_pong = false;
+            // The close signal and the heartbeat timer live across iterations: made anew in every
+            // turn of the loop they would register a waiter and a timer-wheel entry (and remove
+            // them again) for every message sent, which is most of the turns during a fan-out.
+            let conn = self.conn.clone();
+            let close_now = conn.close_now.notified();
+            tokio::pin!(close_now);
+            let heartbeat = tokio::time::sleep(limits.heartbeat);
+            tokio::pin!(heartbeat);
+            loop {
+                let step = tokio::select! {
+                    biased;
+                    () = &mut close_now => {
+                        let code = conn.close_code.load(std::sync::atomic::Ordering::Acquire);
+                        Step::Close(if code == 0 { 1011 } else { code })
                     }
-                    Some(Outbound::Close(code, _)) => Step::Close(code),
-                    None => Step::Drop,
-                },
-                incoming = socket.recv() => match incoming {
-                    // Boxed: the handling of a client message (room authorisation over HTTP
-                    // included) would otherwise be stored inline in every socket's task for
-                    // its whole life, though it runs only while a message is handled.
-                    Some(Ok(Message::Text(t))) => Box::pin(self.on_text(&mut socket, t.as_str())).await,
-                    Some(Ok(Message::Binary(_))) => Step::Close(1003),
-                    Some(Ok(Message::Pong(_))) => {
+                    out = rx.recv() => match out {
+                        Some(Outbound::Text(t)) => {
+                            let len = t.len();
+                            let t = Utf8Bytes::clone(&t);
+                            let ok = send_within(&mut socket, Message::Text(t)).await;
+                            conn.sent(len);
+                            if ok { Step::Continue } else { Step::Drop }
+                        }
+                        Some(Outbound::Close(code, _)) => Step::Close(code),
+                        None => Step::Drop,
+                    },
+                    incoming = socket.recv() => match incoming {
+                        // Boxed: the handling of a client message (room authorisation over HTTP
+                        // included) would otherwise be stored inline in every socket's task for
+                        // its whole life, though it runs only while a message is handled.
+                        Some(Ok(Message::Text(t))) => Box::pin(self.on_text(&mut socket, t.as_str())).await,
+                        Some(Ok(Message::Binary(_))) => Step::Close(1003),
+                        Some(Ok(Message::Pong(_))) => {
+                            if awaiting_pong {
+                                awaiting_pong = false;
+                                heartbeat.as_mut().reset(tokio::time::Instant::now() + limits.heartbeat.saturating_sub(limits.pong_timeout));
+                            }
+                            Step::Continue
+                        }
+                        Some(Ok(Message::Ping(_))) => Step::Continue,
+                        Some(Ok(Message::Close(_))) | None => Step::Drop,
+                        Some(Err(e)) => {
+                            if too_large(e) { Step::Close(1009) } else { Step::Drop }
+                        }
+                    },
+                    () = &mut heartbeat => {
                         if awaiting_pong {
-                            awaiting_pong = false;
-                            deadline = tokio::time::Instant::now() + limits.heartbeat.saturating_sub(limits.pong_timeout);
-                        }
-                        Step::Continue
-                    }
-                    Some(Ok(Message::Ping(_))) => Step::Continue,
-                    Some(Ok(Message::Close(_))) | None => Step::Drop,
-                    Some(Err(e)) => {
-                        if too_large(e) { Step::Close(1009) } else { Step::Drop }
-                    }
-                },
-                () = tokio::time::sleep_until(deadline) => {
-                    if awaiting_pong {
-                        // Missed heartbeat: dropped without a close frame (websocket.md §7).
-                        Step::Drop
-                    } else {
-                        awaiting_pong = true;
-                        deadline = tokio::time::Instant::now() + limits.pong_timeout;
-                        match tokio::time::timeout(Duration::from_secs(10), socket.send(Message::Ping(bytes::Bytes::new()))).await {
-                            Ok(Ok(())) => Step::Continue,
-                            _ => Step::Drop,
+                            // Missed heartbeat: dropped without a close frame (websocket.md §7).
+                            Step::Drop
+                        } else {
+                            awaiting_pong = true;
+                            heartbeat.as_mut().reset(tokio::time::Instant::now() + limits.pong_timeout);
+                            if send_within(&mut socket, Message::Ping(bytes::Bytes::new())).await { Step::Continue } else { Step::Drop }
                         }
                     }
+                };
+                match step {
+                    Step::Continue => {}
+                    Step::Close(code) => {
+                        // Boxed for the same reason as `on_text`: it runs once, at the end.
+                        Box::pin(close(&mut socket, code)).await;
+                        return;
+                    }
+                    Step::Drop => return,
                 }
-            };
-            match step {
-                Step::Continue => {}
-                Step::Close(code) => {
-                    // Boxed for the same reason as `on_text`: it runs once, at the end.
-                    Box::pin(close(&mut socket, code)).await;
-                    return;
-                }
-                Step::Drop => return,
             }
         }
     }

@@ -690,6 +690,18 @@ fn cpu_ns(pid: &str) -> u64 {
         .sum()
 }
 
+/// User and kernel CPU of a process so far, in the 10 ms ticks of `/proc/<pid>/stat` (coarse,
+/// but the only split of where a socket write's time goes: our code or the kernel's TCP).
+fn user_system_ticks(pid: u32) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the `(comm)`, which may itself contain spaces: state is the 3rd field, so
+    // utime (14th) and stime (15th) are the 12th and 13th after it.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let mut fields = after.split_whitespace().skip(11);
+    let mut next = || fields.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    (next(), next())
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     payplane_kit::bench::percentile(sorted, p).unwrap_or(f64::NAN)
 }
@@ -805,6 +817,7 @@ async fn ws(args: &[String]) -> anyhow::Result<()> {
                   "amount": "25.00", "currency": "USD", "status": "completed", "previousStatus": "processing" }
     });
     let gateway_cpu = cpu_ns(&gw_pid.to_string());
+    let gateway_split = user_system_ticks(gw_pid);
     let sent_at = now_micros();
     ch.basic_publish(
         "events".into(),
@@ -836,6 +849,11 @@ async fn ws(args: &[String]) -> anyhow::Result<()> {
     // Every socket is still open: a client's departure (9 500 unregistrations) must not land in
     // the fan-out's CPU or, while another client is still being written to, in its latency.
     let gateway_cpu = cpu_ns(&gw_pid.to_string()).saturating_sub(gateway_cpu);
+    let (user, system) = user_system_ticks(gw_pid);
+    let gateway_split = (
+        user.saturating_sub(gateway_split.0),
+        system.saturating_sub(gateway_split.1),
+    );
     for c in &mut clients {
         drop(c.stdin.take());
         let _ = c.wait();
@@ -854,7 +872,9 @@ async fn ws(args: &[String]) -> anyhow::Result<()> {
     #[expect(clippy::cast_precision_loss, reason = "nanoseconds to milliseconds")]
     let (gw_ms, cl_ms) = (gateway_cpu as f64 / 1e6, clients_cpu as f64 / 1e6);
     println!(
-        "gateway: dispatch to last write {written:.1} ms; CPU for the fan-out: gateway {gw_ms:.0} ms, load generator {cl_ms:.0} ms"
+        "gateway: dispatch to last write {written:.1} ms; CPU for the fan-out: gateway {gw_ms:.0} ms (user {} ms, kernel {} ms), load generator {cl_ms:.0} ms",
+        gateway_split.0 * 10,
+        gateway_split.1 * 10
     );
     let _ = gateway.child.kill();
     let _ = gateway.child.wait();
@@ -951,19 +971,23 @@ async fn ws_clients(args: &[String]) -> anyhow::Result<()> {
     else {
         return Ok(());
     };
-    let mut out = std::io::stdout().lock();
+    // Receive times are kept in memory and reported once every socket has its event: a line
+    // written to the parent per event would put 19 000 pipe writes (and the parent's reads) on
+    // the cores the fan-out is measured on.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut got = 0;
-    while got < readers.len() {
+    let mut received = Vec::with_capacity(readers.len());
+    while received.len() < readers.len() {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(at)) => {
-                writeln!(out, "{at}")?;
-                got += 1;
-            }
+            Ok(Some(at)) => received.push(at),
             _ => break,
         }
     }
-    writeln!(out, "end {}", cpu_ns("self").saturating_sub(cpu_at_ready))?;
+    let cpu = cpu_ns("self").saturating_sub(cpu_at_ready);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for at in received {
+        writeln!(out, "{at}")?;
+    }
+    writeln!(out, "end {cpu}")?;
     out.flush()?;
     drop(out);
     // Sockets stay open until the parent closes our stdin (every client has reported).
