@@ -16,7 +16,7 @@ use std::{
 };
 
 use axum::{extract::Request, response::Response};
-use futures::future::Either;
+use futures::{FutureExt, future::Either};
 use payplane_kit::metrics::RouteTemplate;
 
 use crate::app::AppState;
@@ -86,8 +86,7 @@ impl tower::Service<Request> for Forward {
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let state = self.0.clone();
-        Box::pin(async move { Ok(crate::app::forward_request(&state, req).await) })
+        Box::pin(crate::app::forward_request(self.0.clone(), req).map(Ok))
     }
 }
 

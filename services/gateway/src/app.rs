@@ -160,20 +160,31 @@ impl AppState {
 
 /// `/api/{service}[/…]`: the routing table of api.md §3.1.
 async fn forward(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    forward_request(&state, req).await
+    forward_request(state, req).await
 }
 
 /// The API route's work, shared by the router's handler and the fast path (`api_first`).
-pub(crate) async fn forward_request(state: &Arc<AppState>, req: Request) -> Response {
-    let path = req.uri().path();
-    let mut segments = path.trim_start_matches('/').split('/');
-    let (_api, service, next) = (segments.next(), segments.next(), segments.next());
-    let upstream = service.and_then(|s| state.proxy.get(s)).cloned();
-    let Some(upstream) = upstream.filter(|_| next != Some("internal")) else {
-        return ApiError::route_not_found(req.method(), path).into_response();
-    };
-    let limit = state.edge.limit_for(path);
-    state.proxy.forward(&upstream, req, limit).await
+/// Not an `async fn`, which would hold the request twice in its future (see
+/// `edge::layer::Edge::handle`).
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would store the request twice"
+)]
+pub(crate) fn forward_request(
+    state: Arc<AppState>,
+    req: Request,
+) -> impl Future<Output = Response> + Send {
+    async move {
+        let path = req.uri().path();
+        let mut segments = path.trim_start_matches('/').split('/');
+        let (_api, service, next) = (segments.next(), segments.next(), segments.next());
+        let upstream = service.and_then(|s| state.proxy.get(s)).cloned();
+        let Some(upstream) = upstream.filter(|_| next != Some("internal")) else {
+            return ApiError::route_not_found(req.method(), path).into_response();
+        };
+        let limit = state.edge.limit_for(path);
+        state.proxy.forward(&upstream, req, limit).await
+    }
 }
 
 /// Whether a path belongs to the web console: everything except the API (`/api`), GraphQL,

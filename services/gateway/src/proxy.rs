@@ -188,126 +188,142 @@ impl Proxy {
         clippy::too_many_lines,
         reason = "the hot path of every proxied request in one piece, so its per-request cost reads (and is counted with callgrind) as one sequence"
     )]
-    pub async fn forward(&self, upstream: &Upstream, req: Request, body_limit: usize) -> Response {
-        let admission = upstream.breaker.admit(Instant::now());
-        if let Admission::Open(wait) = admission {
-            record(upstream, "circuit_open");
-            let secs = wait.as_secs_f64().ceil().max(1.0);
-            return ApiError::unavailable(format!(
-                "The {} service is temporarily unavailable",
-                upstream.name
-            ))
-            .with_details(json!({ "service": upstream.name, "reason": "circuit_open" }))
-            .with_header(RETRY_AFTER, &format!("{secs}"))
-            .into_response();
-        }
-        if !upstream.is_ready() {
-            // A half-open trial must not be lost when the upstream is not ready yet.
-            upstream.breaker.success();
-            record(upstream, "not_ready");
-            return ApiError::unavailable(format!("The {} service is not ready", upstream.name))
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would store the request twice"
+    )]
+    pub fn forward<'a>(
+        &'a self,
+        upstream: &'a Upstream,
+        req: Request,
+        body_limit: usize,
+    ) -> impl Future<Output = Response> + Send + 'a {
+        // Not an `async fn`, which would hold the request twice in its future (see
+        // `edge::layer::Edge::handle`).
+        async move {
+            let admission = upstream.breaker.admit(Instant::now());
+            if let Admission::Open(wait) = admission {
+                record(upstream, "circuit_open");
+                let secs = wait.as_secs_f64().ceil().max(1.0);
+                return ApiError::unavailable(format!(
+                    "The {} service is temporarily unavailable",
+                    upstream.name
+                ))
+                .with_details(json!({ "service": upstream.name, "reason": "circuit_open" }))
+                .with_header(RETRY_AFTER, &format!("{secs}"))
+                .into_response();
+            }
+            if !upstream.is_ready() {
+                // A half-open trial must not be lost when the upstream is not ready yet.
+                upstream.breaker.success();
+                record(upstream, "not_ready");
+                return ApiError::unavailable(format!(
+                    "The {} service is not ready",
+                    upstream.name
+                ))
                 .with_details(json!({ "service": upstream.name, "reason": "not_ready" }))
                 .into_response();
-        }
-        let (mut parts, body) = req.into_parts();
-        // Origin-form, as HTTP/1.1 sends to a server that is not a proxy.
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-        let client_ip = parts.extensions.get::<ClientIp>().map(|c| c.0);
-        let tls = parts.extensions.get::<IsTls>().is_some_and(|t| t.0);
-        // Rendered while the extensions are borrowed, so nothing is cloned just to be copied.
-        let request_id = parts
-            .extensions
-            .get::<RequestId>()
-            .and_then(|r| HeaderValue::from_str(&r.0).ok());
-        let traceparent = parts
-            .extensions
-            .get::<TraceContext>()
-            .and_then(|t| t.traceparent.as_deref())
-            .and_then(|t| HeaderValue::from_str(t).ok())
-            .unwrap_or_else(new_traceparent);
-        // HTTP/2 clients send the authority in the URI instead of a Host header.
-        let host = parts.headers.get(header::HOST).cloned().or_else(|| {
-            parts
+            }
+            let (mut parts, body) = req.into_parts();
+            // Origin-form, as HTTP/1.1 sends to a server that is not a proxy.
+            let path_and_query = parts
                 .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
-        rewrite_request_headers(
-            &mut parts.headers,
-            client_ip,
-            tls,
-            host,
-            request_id,
-            traceparent,
-        );
-        if !parts.headers.contains_key(header::HOST) {
-            parts.headers.insert(header::HOST, upstream.host.clone());
-        }
-        parts.uri = Uri::from(path_and_query);
-        parts.version = http::Version::HTTP_11;
-        // Bodiless requests (most GETs) skip the counting wrapper: one boxed body and one Arc
-        // fewer per request.
-        let exceeded = (!body.is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
-        let body = match &exceeded {
-            Some(flag) => Body::new(LimitedBody {
-                inner: body,
-                remaining: body_limit,
-                exceeded: flag.clone(),
-            }),
-            None => body,
-        };
-        let outbound = Request::from_parts(parts, body);
-        let started = Instant::now();
-        let result =
-            tokio::time::timeout(self.policy.response_timeout, upstream.target.send(outbound))
-                .await;
-        let hot = upstream.hot_metrics();
-        hot.duration.record(started.elapsed().as_secs_f64());
-        match result {
-            Ok(Ok(res)) => {
-                if upstream.breaker.success() {
-                    upstream.set_breaker_gauge();
-                }
-                hot.ok.increment(1);
-                let (mut parts, body) = res.into_parts();
-                strip_response_headers(&mut parts.headers);
-                Response::from_parts(parts, Body::new(body))
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+            let client_ip = parts.extensions.get::<ClientIp>().map(|c| c.0);
+            let tls = parts.extensions.get::<IsTls>().is_some_and(|t| t.0);
+            // Rendered while the extensions are borrowed, so nothing is cloned just to be copied.
+            let request_id = parts
+                .extensions
+                .get::<RequestId>()
+                .and_then(|r| HeaderValue::from_str(&r.0).ok());
+            let traceparent = parts
+                .extensions
+                .get::<TraceContext>()
+                .and_then(|t| t.traceparent.as_deref())
+                .and_then(|t| HeaderValue::from_str(t).ok())
+                .unwrap_or_else(new_traceparent);
+            // HTTP/2 clients send the authority in the URI instead of a Host header.
+            let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+                parts
+                    .uri
+                    .authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            });
+            rewrite_request_headers(
+                &mut parts.headers,
+                client_ip,
+                tls,
+                host,
+                request_id,
+                traceparent,
+            );
+            if !parts.headers.contains_key(header::HOST) {
+                parts.headers.insert(header::HOST, upstream.host.clone());
             }
-            Ok(Err(_)) if exceeded.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) => {
-                record(upstream, "payload_too_large");
-                ApiError::payload_too_large(body_limit).into_response()
-            }
-            Ok(Err(err)) => {
-                let timed_out =
-                    matches!(err, pool::SendError::ConnectTimeout) || is_io_timeout(&err);
-                let connect = err.is_connect();
-                tracing::warn!(upstream = upstream.name, error = %error_chain(&err), "upstream request failed");
-                if (connect || timed_out) && upstream.breaker.failure(Instant::now()) {
-                    upstream.set_breaker_gauge();
+            parts.uri = Uri::from(path_and_query);
+            parts.version = http::Version::HTTP_11;
+            // Bodiless requests (most GETs) skip the counting wrapper: one boxed body and one Arc
+            // fewer per request.
+            let exceeded = (!body.is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
+            let body = match &exceeded {
+                Some(flag) => Body::new(LimitedBody {
+                    inner: body,
+                    remaining: body_limit,
+                    exceeded: flag.clone(),
+                }),
+                None => body,
+            };
+            let outbound = Request::from_parts(parts, body);
+            let started = Instant::now();
+            let result =
+                tokio::time::timeout(self.policy.response_timeout, upstream.target.send(outbound))
+                    .await;
+            let hot = upstream.hot_metrics();
+            hot.duration.record(started.elapsed().as_secs_f64());
+            match result {
+                Ok(Ok(res)) => {
+                    if upstream.breaker.success() {
+                        upstream.set_breaker_gauge();
+                    }
+                    hot.ok.increment(1);
+                    let (mut parts, body) = res.into_parts();
+                    strip_response_headers(&mut parts.headers);
+                    Response::from_parts(parts, Body::new(body))
                 }
-                if timed_out {
+                Ok(Err(_)) if exceeded.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) => {
+                    record(upstream, "payload_too_large");
+                    ApiError::payload_too_large(body_limit).into_response()
+                }
+                Ok(Err(err)) => {
+                    let timed_out =
+                        matches!(err, pool::SendError::ConnectTimeout) || is_io_timeout(&err);
+                    let connect = err.is_connect();
+                    tracing::warn!(upstream = upstream.name, error = %error_chain(&err), "upstream request failed");
+                    if (connect || timed_out) && upstream.breaker.failure(Instant::now()) {
+                        upstream.set_breaker_gauge();
+                    }
+                    if timed_out {
+                        record(upstream, "timeout");
+                        gateway_timeout(upstream.name)
+                    } else {
+                        record(upstream, "error");
+                        ApiError::new(
+                            StatusCode::BAD_GATEWAY,
+                            "BAD_GATEWAY",
+                            format!("The {} service could not be reached", upstream.name),
+                        )
+                        .into_response()
+                    }
+                }
+                Err(_elapsed) => {
+                    if upstream.breaker.failure(Instant::now()) {
+                        upstream.set_breaker_gauge();
+                    }
                     record(upstream, "timeout");
                     gateway_timeout(upstream.name)
-                } else {
-                    record(upstream, "error");
-                    ApiError::new(
-                        StatusCode::BAD_GATEWAY,
-                        "BAD_GATEWAY",
-                        format!("The {} service could not be reached", upstream.name),
-                    )
-                    .into_response()
                 }
-            }
-            Err(_elapsed) => {
-                if upstream.breaker.failure(Instant::now()) {
-                    upstream.set_breaker_gauge();
-                }
-                record(upstream, "timeout");
-                gateway_timeout(upstream.name)
             }
         }
     }

@@ -16,7 +16,7 @@ use axum::{
     extract::Request,
     response::Response,
 };
-use futures::future::BoxFuture;
+use futures::{FutureExt, future::BoxFuture};
 use ipnet::IpNet;
 use tower::{Layer, Service, ServiceExt};
 
@@ -90,73 +90,108 @@ where
         let ready = std::mem::replace(&mut self.inner, clone);
         let edge = self.edge.clone();
         // The rest of the stack as the steps call it: one request in, one response out.
-        let inner = |req| async move {
-            match ready.oneshot(req).await {
+        // (A combinator, not an `async move` block, which would hold the request once more.)
+        let inner = |req| {
+            ready.oneshot(req).map(|res| match res {
                 Ok(res) => res.map(Body::new),
                 Err(never) => match never {},
-            }
+            })
         };
-        Box::pin(async move { Ok(edge.handle(req, inner).await) })
+        Box::pin(edge.handle(req, inner).map(Ok))
     }
 }
 
 impl Edge {
-    async fn handle<F>(&self, mut req: Request, inner: impl FnOnce(Request) -> F + Send) -> Response
+    // The steps are plain functions returning `async move` blocks, not `async fn`s: an `async
+    // fn` moves its arguments into locals first, and the moved-from arguments keep their
+    // space, so each step held the request (~240 bytes) twice in a future that is then moved
+    // whole (memcpy) into its box and between layers.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would store the request twice (see above)"
+    )]
+    fn handle<F>(
+        self: Arc<Self>,
+        mut req: Request,
+        inner: impl FnOnce(Request) -> F + Send,
+    ) -> impl Future<Output = Response> + Send
     where
         F: Future<Output = Response> + Send,
     {
-        // 5. Client IP and TLS flag once, for CORS/HSTS/rate limits/X-Forwarded-*.
-        let tls = settle_client(&self.cfg, &mut req);
-        // 6. Security headers on every response, rejections included (applied last).
-        let security = SecurityHeaders::for_request(req.uri().path(), tls);
-        let mut res = self.guarded(req, inner).await;
-        security.apply(res.headers_mut());
-        res
+        async move {
+            // 5. Client IP and TLS flag once, for CORS/HSTS/rate limits/X-Forwarded-*.
+            let tls = settle_client(&self.cfg, &mut req);
+            // 6. Security headers on every response, rejections included (applied last).
+            let security = SecurityHeaders::for_request(req.uri().path(), tls);
+            let mut res = self.guarded(req, inner).await;
+            security.apply(res.headers_mut());
+            res
+        }
     }
 
-    async fn guarded<F>(&self, req: Request, inner: impl FnOnce(Request) -> F + Send) -> Response
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would store the request twice (see `handle`)"
+    )]
+    fn guarded<F>(
+        &self,
+        req: Request,
+        inner: impl FnOnce(Request) -> F + Send,
+    ) -> impl Future<Output = Response> + Send
     where
         F: Future<Output = Response> + Send,
     {
-        // 7. `/metrics` allow-list, before anything is counted against a bucket.
-        if let Some(denied) = metrics_denied(&self.metrics_allowed, &req) {
-            return denied;
-        }
-        // 7b. Edge rejections of `/graphql` below in the GraphQL error format (api.md §9.2).
-        if req.uri().path() == "/graphql" {
-            return graphql::edge_rejection(self.admitted(req, inner).await).await;
-        }
-        self.admitted(req, inner).await
-    }
-
-    async fn admitted<F>(&self, req: Request, inner: impl FnOnce(Request) -> F + Send) -> Response
-    where
-        F: Future<Output = Response> + Send,
-    {
-        // 8. CORS before rate limiting (api.md §3.4); preflights end here.
-        let cors = match Cors::check(&self.cfg, &req) {
-            Cors::Answered(res) => return res,
-            cors => cors,
-        };
-        // 9. Rate limits on the real client IP; 429 never reaches an upstream.
-        let admission = match ratelimit::counting(self.limiter.as_ref(), &req) {
-            Some((limiter, counted, ip)) => ratelimit::admit(limiter, counted, ip).await,
-            None => Admission::Uncounted,
-        };
-        let mut res = match admission {
-            Admission::Refused(res) => res,
-            admitted => {
-                // 10. gzip/br for JSON answers wraps `inner` (see `app::router`).
-                // 11. A declared oversized body is refused before any byte is read or forwarded.
-                let mut res = match declared_too_large(&self.cfg, &req) {
-                    Some(too_large) => too_large,
-                    None => inner(req).await,
-                };
-                admitted.decorate(res.headers_mut());
-                res
+        async move {
+            // 7. `/metrics` allow-list, before anything is counted against a bucket.
+            if let Some(denied) = metrics_denied(&self.metrics_allowed, &req) {
+                return denied;
             }
-        };
-        cors.decorate(res.headers_mut());
-        res
+            // 7b. Edge rejections of `/graphql` below in the GraphQL error format (api.md §9.2).
+            if req.uri().path() == "/graphql" {
+                return graphql::edge_rejection(self.admitted(req, inner).await).await;
+            }
+            self.admitted(req, inner).await
+        }
+    }
+
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would store the request twice (see `handle`)"
+    )]
+    fn admitted<F>(
+        &self,
+        req: Request,
+        inner: impl FnOnce(Request) -> F + Send,
+    ) -> impl Future<Output = Response> + Send
+    where
+        F: Future<Output = Response> + Send,
+    {
+        async move {
+            // 8. CORS before rate limiting (api.md §3.4); preflights end here.
+            let cors = match Cors::check(&self.cfg, &req) {
+                Cors::Answered(res) => return res,
+                cors => cors,
+            };
+            // 9. Rate limits on the real client IP; 429 never reaches an upstream.
+            let admission = match ratelimit::counting(self.limiter.as_ref(), &req) {
+                Some((limiter, counted, ip)) => ratelimit::admit(limiter, counted, ip).await,
+                None => Admission::Uncounted,
+            };
+            let mut res = match admission {
+                Admission::Refused(res) => res,
+                admitted => {
+                    // 10. gzip/br for JSON answers wraps `inner` (see `app::router`).
+                    // 11. A declared oversized body is refused before any byte is read or forwarded.
+                    let mut res = match declared_too_large(&self.cfg, &req) {
+                        Some(too_large) => too_large,
+                        None => inner(req).await,
+                    };
+                    admitted.decorate(res.headers_mut());
+                    res
+                }
+            };
+            cors.decorate(res.headers_mut());
+            res
+        }
     }
 }
