@@ -8,6 +8,7 @@ use std::{
     net::TcpListener,
     path::{Path, PathBuf},
     process::Stdio,
+    sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
 
@@ -59,11 +60,37 @@ pub struct Platform {
     log_dir: PathBuf,
 }
 
+/// The ports handed to services lie below the kernel's ephemeral range (32768–60999 on
+/// Debian): a port that `bind(:0)` hands out can be taken, by any other listener or client
+/// socket on the machine, between our probe and the service's own bind, and the platform then
+/// talked to whatever took it (CI once got another platform's service answering `404 Route
+/// POST /graphql not found` in place of the gateway). Below that range only explicit binds
+/// compete, and within this process the counter never hands out a port twice.
+const PORT_FIRST: u32 = 20_000;
+const PORT_SPAN: u32 = 12_000;
+
 fn free_port() -> anyhow::Result<u16> {
-    // Bound and released at once; the short race with other tests is accepted (a clash fails
-    // the start with a clear error rather than corrupting anything).
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Each process starts at its own offset, so two test binaries rarely probe the same ports.
+    let _ = NEXT.compare_exchange(
+        0,
+        std::process::id().wrapping_mul(97) % PORT_SPAN + 1,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..PORT_SPAN {
+        let port = PORT_FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % PORT_SPAN;
+        let port = u16::try_from(port)?;
+        // Free now (the listener closes at once; listeners reuse addresses, so a service can
+        // bind it right after).
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!(
+        "no free loopback port in {PORT_FIRST}..{}",
+        PORT_FIRST + PORT_SPAN
+    )
 }
 
 fn database_url(name: &str) -> String {
@@ -208,6 +235,16 @@ impl Platform {
             if let Ok(resp) = http.get(&url).send().await
                 && resp.status().is_success()
             {
+                // Ready, but is it ours? Another process on this port would answer too.
+                let health = format!("{}/health", self.service_url(service));
+                let body: serde_json::Value = http.get(&health).send().await?.json().await?;
+                let answered = body["data"]["service"].as_str().unwrap_or_default();
+                if answered != service {
+                    bail!(
+                        "port of {service} answered as {answered:?}: another process holds it\n{}",
+                        self.log_tail(service)
+                    );
+                }
                 return Ok(());
             }
             if started.elapsed() > limit {
