@@ -69,7 +69,7 @@ pub struct Platform {
 const PORT_FIRST: u32 = 20_000;
 const PORT_SPAN: u32 = 12_000;
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     // Each process starts at its own offset, so two test binaries rarely probe the same ports.
     let _ = NEXT.compare_exchange(

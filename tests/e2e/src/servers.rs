@@ -19,9 +19,8 @@ pub struct PrivateRedis {
 
 impl PrivateRedis {
     pub fn start() -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        // Below the ephemeral range, as the platform's own ports (see `platform::free_port`).
+        let port = crate::platform::free_port()?;
         let child = Self::spawn(port)?;
         Ok(Self { child, port })
     }
