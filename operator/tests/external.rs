@@ -275,21 +275,37 @@ async fn queue_messages(vhost: &str, queue: &str) -> anyhow::Result<Option<u64>>
     Ok(body.get("messages").and_then(Value::as_u64))
 }
 
+/// Applies Queue `<name>-events` (user `<name>-<id>`, queue `<name><id>.events`, reclaimed on
+/// delete, plus `extra` spec fields), waits until it is Ready and returns the queue's name.
+async fn ready_queue(
+    op: &Operator,
+    name: &str,
+    id: &str,
+    vhost: &str,
+    extra: Value,
+) -> anyhow::Result<String> {
+    let queue = format!("{name}{id}.events");
+    let mut spec = json!({"brokerRef": {"name": "local-rmq"}, "vhost": vhost,
+        "user": format!("{name}-{id}"), "queue": queue, "reclaimPolicy": "Delete"});
+    if let (Some(spec), Value::Object(extra)) = (spec.as_object_mut(), extra) {
+        spec.extend(extra);
+    }
+    let object = format!("{name}-events");
+    op.apply(
+        json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "Queue",
+        "metadata": {"name": object}, "spec": spec}),
+    )
+    .await?;
+    op.wait_for::<Queue>("Queue Ready", &object, ready).await?;
+    Ok(queue)
+}
+
 /// A non-empty quorum queue stays when its Queue is deleted with `reclaimPolicy: Delete`: its
 /// messages are data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_queue_keeps_a_quorum_queue_with_messages() -> anyhow::Result<()> {
     let (op, id, vhost) = on_local_broker("rmq-keep", RESYNC).await?;
-    let own = format!("keep{id}.events");
-    op.apply(
-        json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "Queue",
-        "metadata": {"name": "keep-events"},
-        "spec": {"brokerRef": {"name": "local-rmq"}, "vhost": vhost, "user": format!("keep-{id}"),
-            "queue": own, "reclaimPolicy": "Delete"}}),
-    )
-    .await?;
-    op.wait_for::<Queue>("Queue Ready", "keep-events", ready)
-        .await?;
+    let own = ready_queue(&op, "keep", &id, &vhost, json!({})).await?;
     let conn = Connection::connect(
         &format!("amqp://guest:guest@127.0.0.1:5672/{vhost}"),
         ConnectionProperties::default(),
@@ -316,16 +332,14 @@ async fn deleting_a_queue_keeps_a_quorum_queue_with_messages() -> anyhow::Result
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_deleted_before_its_statistics_still_removes_every_queue() -> anyhow::Result<()> {
     let (op, id, vhost) = on_local_broker("rmq-early", RESYNC).await?;
-    let own = format!("early{id}.events");
-    op.apply(
-        json!({"apiVersion": "payplane.dev/v1alpha1", "kind": "Queue",
-        "metadata": {"name": "early-events"},
-        "spec": {"brokerRef": {"name": "local-rmq"}, "vhost": vhost, "user": format!("early-{id}"),
-            "queue": own, "bindings": ["auth.user.*"], "reclaimPolicy": "Delete"}}),
+    let own = ready_queue(
+        &op,
+        "early",
+        &id,
+        &vhost,
+        json!({"bindings": ["auth.user.*"]}),
     )
     .await?;
-    op.wait_for::<Queue>("Queue Ready", "early-events", ready)
-        .await?;
     op.delete::<Queue>("early-events").await?;
     assert_eq!(
         mgmt(reqwest::Method::GET, &format!("users/early-{id}")).await?,
