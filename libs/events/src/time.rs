@@ -2,15 +2,19 @@
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
 /// What [`format()`] writes, as a regular expression for the payload schemas.
 pub const PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$";
 
 /// Formats an instant as `2026-03-01T10:00:00.000Z`.
+///
+/// chrono's RFC 3339 writer, not a `format("%Y-…")` string: that one parses its format items
+/// on every call, ~2 500 instructions against ~300 (counted with callgrind in the event bench,
+/// where it ran once per envelope); every API timestamp goes through here too.
 pub fn format(at: &DateTime<Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Truncates to whole milliseconds, as every stored instant is (data.md §1).
@@ -99,5 +103,30 @@ mod tests {
         assert_eq!(format(&at), "2026-03-01T10:00:00.000Z");
         let at = at + TimeDelta::microseconds(512_345);
         assert_eq!(format(&truncate(at)), "2026-03-01T10:00:00.512Z");
+        // Three digits even when the instant carries more precision, and leading zeros kept.
+        let at =
+            Utc.with_ymd_and_hms(987, 1, 2, 3, 4, 5).unwrap() + TimeDelta::nanoseconds(7_999_999);
+        assert_eq!(format(&at), "0987-01-02T03:04:05.007Z");
+        assert!(has_contract_shape(&format(&Utc::now())));
+    }
+
+    // PATTERN, checked by hand: the crate has no regex engine.
+    fn has_contract_shape(s: &str) -> bool {
+        let digits = |r: std::ops::Range<usize>| s[r].bytes().all(|b| b.is_ascii_digit());
+        s.len() == 24
+            && digits(0..4)
+            && &s[4..5] == "-"
+            && digits(5..7)
+            && &s[7..8] == "-"
+            && digits(8..10)
+            && &s[10..11] == "T"
+            && digits(11..13)
+            && &s[13..14] == ":"
+            && digits(14..16)
+            && &s[16..17] == ":"
+            && digits(17..19)
+            && &s[19..20] == "."
+            && digits(20..23)
+            && &s[23..] == "Z"
     }
 }
