@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use lapin::types::FieldTable;
 use payplane_events::{VERSION, time, topology::headers as h};
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -67,7 +68,7 @@ impl From<sqlx::Error> for HandlerError {
 }
 
 /// A parsed event as a handler sees it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct IncomingEvent {
     pub id: Uuid,
     /// The envelope `type`. The delivery's routing key is not used: after a retry delay the
@@ -78,7 +79,11 @@ pub struct IncomingEvent {
     pub source: String,
     pub correlation_id: Option<String>,
     pub causation_id: Option<Uuid>,
-    pub data: serde_json::Value,
+    /// The `data` object as it arrived, checked to be JSON but not parsed into a tree: the
+    /// handler reads it once, typed, with [`IncomingEvent::payload`] (a `Value` tree first cost
+    /// the consumer ~11 000 instructions per event in the event bench, and the handler then
+    /// walked it again).
+    pub data: Box<RawValue>,
     pub traceparent: Option<String>,
     /// `x-retry-count` (0 when absent).
     pub retry_count: u32,
@@ -98,7 +103,7 @@ struct RawEnvelope {
     correlation_id: Option<String>,
     #[serde(default)]
     causation_id: Option<String>,
-    data: serde_json::Value,
+    data: Box<RawValue>,
 }
 
 impl IncomingEvent {
@@ -127,7 +132,7 @@ impl IncomingEvent {
 
     /// The typed payload; a mismatch is a permanent failure.
     pub fn payload<T: DeserializeOwned>(&self) -> Result<T, HandlerError> {
-        T::deserialize(&self.data)
+        serde_json::from_str(self.data.get())
             .map_err(|e| HandlerError::Permanent(format!("{} payload: {e}", self.routing_key)))
     }
 }

@@ -27,7 +27,7 @@ pub struct UserEvents {
 }
 
 fn user_id_of(event: &IncomingEvent) -> Option<Uuid> {
-    let data = &event.data;
+    let data: serde_json::Value = event.payload().ok()?;
     data.get("userId")
         .or_else(|| data.get("user").and_then(|u| u.get("userId")))
         .and_then(|v| v.as_str())
