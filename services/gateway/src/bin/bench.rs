@@ -63,11 +63,30 @@ fn arg_str(args: &[String], name: &str) -> Option<String> {
         .cloned()
 }
 
+/// What the first argument may be: the benches, then the processes they start.
+const MODES: [&str; 7] = [
+    "proxy",
+    "instr",
+    "ws",
+    "serve-upstream",
+    "serve-gateway",
+    "serve-auth",
+    "ws-clients",
+];
+
 fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = args.first().map_or("proxy", String::as_str);
     let rest = args.get(1..).unwrap_or_default().to_vec();
+    if !MODES.contains(&mode) {
+        // A usage mistake, not a failure worth a backtrace.
+        eprintln!(
+            "payplane-gateway-bench: unknown mode {mode:?}; use one of {}",
+            MODES.join(", ")
+        );
+        std::process::exit(2);
+    }
     let workers: usize = arg(&rest, "--workers", 1);
     // `serve-gateway --workers N` runs like `GATEWAY_WORKERS=N payplane-gateway`.
     let serving_workers = if mode == "serve-gateway" { workers } else { 1 };
@@ -86,7 +105,7 @@ fn main() -> anyhow::Result<()> {
         "serve-gateway" => rt.block_on(serve_gateway(&rest)),
         "serve-auth" => rt.block_on(serve_auth()),
         "ws-clients" => rt.block_on(ws_clients(&rest)),
-        other => bail!("unknown mode {other:?}; use proxy or ws"),
+        other => bail!("unknown mode {other:?}"),
     }
 }
 
