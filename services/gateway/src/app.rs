@@ -26,7 +26,6 @@ use tower::{Layer, ServiceBuilder};
 use tower_http::{
     catch_panic::CatchPanicLayer,
     compression::{CompressionLayer, Predicate, predicate::SizeAbove},
-    trace::TraceLayer,
 };
 
 use crate::{
@@ -37,6 +36,7 @@ use crate::{
     graphql,
     proxy::{Proxy, ProxyError, Upstream},
     ratelimit::RateLimiter,
+    span::SpanLayer,
     tls::{ReloadingCert, TlsError, TlsListener},
     ws::{self, PaymentAccess, WsState, hub::Hub},
 };
@@ -294,21 +294,17 @@ pub fn router(
             // 2. Access log span; the path only, never the query (`/ws?token=…`). The id is
             // recorded as the span is made, so it is borrowed, not copied; the caller's trace
             // context is only parsed when spans are exported.
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(|req: &Request| {
-                        let id = req.extensions().get::<RequestId>().map_or("", |r| r.0.as_str());
-                        let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path(),
-                            otel.name = %format!("{} {}", req.method(), req.uri().path()), otel.kind = "server");
-                        if payplane_kit::otel::enabled() {
-                            let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-                            payplane_kit::otel::set_remote_parent(&span, header("traceparent"), header("tracestate"));
-                        }
-                        span
-                    })
-                    .on_request(())
-                    .on_failure(()),
-            )
+            // Our own span layer, not tower-http's `TraceLayer` (see `span`).
+            .layer(SpanLayer::new(|req: &Request| {
+                let id = req.extensions().get::<RequestId>().map_or("", |r| r.0.as_str());
+                let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path(),
+                    otel.name = %format!("{} {}", req.method(), req.uri().path()), otel.kind = "server");
+                if payplane_kit::otel::enabled() {
+                    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+                    payplane_kit::otel::set_remote_parent(&span, header("traceparent"), header("tracestate"));
+                }
+                span
+            }))
             // 2b. With span export on, what is forwarded upstream names the gateway's span.
             .layer(payplane_kit::request_id::AdoptSpanContextLayer)
             // 3. Metrics see every final status, including the edge's own rejections below.

@@ -13,6 +13,7 @@ pub mod edge;
 pub mod graphql;
 pub mod proxy;
 pub mod ratelimit;
+pub mod span;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tls;
