@@ -92,7 +92,7 @@ async fn create_payment_is_one_trace_through_gateway_payments_relay_and_admin() 
             "the four spans of the trace",
             || async {
                 let spans = collector.trace(&trace_id);
-                let complete = find(&spans, "gateway", SERVER, "").is_some()
+                let complete = find(&spans, "gateway", SERVER, "POST /api/payments").is_some()
                     && find(&spans, "payments", SERVER, "/api/payments").is_some()
                     && find(&spans, "payments", PRODUCER, "payments.payment.created").is_some()
                     && find(&spans, "admin", CONSUMER, "payments.payment.created").is_some();
@@ -117,7 +117,7 @@ async fn create_payment_is_one_trace_through_gateway_payments_relay_and_admin() 
     let by_id: HashMap<&str, &CollectedSpan> =
         spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
     for span in [
-        find(&spans, "gateway", SERVER, "").unwrap(),
+        find(&spans, "gateway", SERVER, "POST /api/payments").unwrap(),
         find(&spans, "payments", SERVER, "/api/payments").unwrap(),
         find(&spans, "payments", PRODUCER, "payments.payment.created").unwrap(),
         find(&spans, "admin", CONSUMER, "payments.payment.created").unwrap(),
