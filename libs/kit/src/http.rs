@@ -130,9 +130,13 @@ pub fn stack(routes: Router, health: Health, opts: &StackOptions) -> Router {
                     let id = req.extensions().get::<RequestId>().map_or("", |r| r.0.as_str()).to_owned();
                     // The path only: query strings may carry tokens (/ws?token=…).
                     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path(),
-                        otel.name = %format!("{} {}", req.method(), route_of(req)), otel.kind = "server");
-                    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-                    crate::otel::set_remote_parent(&span, header("traceparent"), header("tracestate"));
+                        otel.name = tracing::field::Empty, otel.kind = "server");
+                    // Only the span exporter reads `otel.name`: no `format!` per request without it.
+                    if crate::otel::enabled() {
+                        span.record("otel.name", format!("{} {}", req.method(), route_of(req)).as_str());
+                        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+                        crate::otel::set_remote_parent(&span, header("traceparent"), header("tracestate"));
+                    }
                     span
                 })
                 .on_response(
