@@ -16,6 +16,8 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use ipnet::IpNet;
 use payplane_kit::{ApiError, client_ip};
 
+use crate::proxy;
+
 pub mod compress;
 pub mod layer;
 
@@ -97,7 +99,7 @@ pub fn settle_client(cfg: &EdgeConfig, req: &mut Request) -> bool {
         });
     let xff = req
         .headers()
-        .get("x-forwarded-for")
+        .get(proxy::X_FORWARDED_FOR)
         .and_then(|v| v.to_str().ok());
     let ip = client_ip::resolve(peer.addr.ip(), xff, &cfg.trusted_proxies);
     let peer_trusted = cfg
@@ -107,7 +109,7 @@ pub fn settle_client(cfg: &EdgeConfig, req: &mut Request) -> bool {
     let forwarded_https = peer_trusted
         && req
             .headers()
-            .get("x-forwarded-proto")
+            .get(proxy::X_FORWARDED_PROTO)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
     let tls = peer.tls || forwarded_https;
