@@ -123,7 +123,12 @@ where
         };
         let echo = HeaderValue::from_str(&id).ok();
         req.extensions_mut().insert(RequestId(id.clone()));
-        req.extensions_mut().insert(trace);
+        // Every reader takes a missing context as the empty one, so a request that brought
+        // none (most) costs no extension: each insert is a box and a hash-map entry, and a
+        // fourth entry regrows the map.
+        if trace.traceparent.is_some() || trace.tracestate.is_some() {
+            req.extensions_mut().insert(trace);
+        }
         RequestIdFuture {
             inner: CURRENT.scope(id, self.inner.call(req)),
             echo,

@@ -46,13 +46,16 @@ impl PeerAddr {
     }
 }
 
-/// The client IP of api.md §3.2.
+/// Who is calling, as the edge settled it (one request extension: each is a box and a
+/// hash-map entry, and a fourth entry regrows the map).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientIp(pub IpAddr);
-
-/// Whether the request arrived over TLS, directly or per `X-Forwarded-Proto` from a trusted proxy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IsTls(pub bool);
+pub struct Client {
+    /// The client IP of api.md §3.2.
+    pub ip: IpAddr,
+    /// Whether the request arrived over TLS, directly or per `X-Forwarded-Proto` from a
+    /// trusted proxy.
+    pub tls: bool,
+}
 
 /// What the edge middleware needs from the configuration.
 #[derive(Debug, Clone)]
@@ -79,11 +82,13 @@ impl EdgeConfig {
 }
 
 /// Settles the client IP and TLS flag once, for everything after it (step 5); returns the
-/// TLS flag.
+/// TLS flag. The listener's peer address is taken out and [`Client`] left in its place: nothing
+/// after the edge reads the raw peer, and a request that keeps its extensions to three (peer
+/// or client, route template, request id) never regrows their map.
 pub fn settle_client(cfg: &EdgeConfig, req: &mut Request) -> bool {
     let peer = req
-        .extensions()
-        .get::<ConnectInfo<PeerAddr>>()
+        .extensions_mut()
+        .remove::<ConnectInfo<PeerAddr>>()
         .map(|c| c.0)
         .or_else(|| {
             req.extensions()
@@ -113,10 +118,10 @@ pub fn settle_client(cfg: &EdgeConfig, req: &mut Request) -> bool {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
     let tls = peer.tls || forwarded_https;
-    req.extensions_mut().insert(ClientIp(ip));
-    req.extensions_mut().insert(IsTls(tls));
-    req.extensions_mut()
-        .insert(client_ip::TrustedProxies(cfg.trusted_proxies.clone()));
+    // No `TrustedProxies` extension: only kit's `ClientInfo` extractor reads it, which nothing
+    // in the gateway uses (the services behind it resolve the client from the
+    // `X-Forwarded-For` the proxy sends).
+    req.extensions_mut().insert(Client { ip, tls });
     tls
 }
 
@@ -128,8 +133,8 @@ pub fn metrics_denied(allowed: &[IpNet], req: &Request) -> Option<Response> {
     }
     let ip = req
         .extensions()
-        .get::<ClientIp>()
-        .map(|c| c.0.to_canonical());
+        .get::<Client>()
+        .map(|c| c.ip.to_canonical());
     if ip.is_some_and(|ip| allowed.iter().any(|n| n.contains(&ip))) {
         None
     } else {

@@ -35,7 +35,7 @@ use serde_json::json;
 use crate::{
     breaker::{Admission, Breaker},
     config::UpstreamPolicy,
-    edge::{ClientIp, IsTls},
+    edge::Client,
 };
 
 mod pool;
@@ -231,8 +231,9 @@ impl Proxy {
                 .path_and_query()
                 .cloned()
                 .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-            let client_ip = parts.extensions.get::<ClientIp>().map(|c| c.0);
-            let tls = parts.extensions.get::<IsTls>().is_some_and(|t| t.0);
+            let client = parts.extensions.get::<Client>().copied();
+            let client_ip = client.map(|c| c.ip);
+            let tls = client.is_some_and(|c| c.tls);
             // Rendered while the extensions are borrowed, so nothing is cloned just to be copied.
             let request_id = parts
                 .extensions
@@ -579,6 +580,15 @@ mod tests {
             }));
             assert!(seen.insert(s));
         }
+    }
+
+    #[test]
+    fn ids_are_written_as_big_endian_lowercase_hex() {
+        let mut out = [0_u8; 16];
+        hex_into(&mut out, 0x0123_4567_89ab_cdef);
+        assert_eq!(&out, b"0123456789abcdef");
+        hex_into(&mut out, 1);
+        assert_eq!(&out, b"0000000000000001");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use redis::aio::ConnectionManager;
 
 use crate::{
     config::{Bucket, RateLimits},
-    edge::{ClientIp, is_preflight},
+    edge::{Client, is_preflight},
 };
 
 /// Takes one token from each bucket only if every bucket has one; returns the tokens left in
@@ -243,7 +243,7 @@ pub fn counting<'a>(
     if counted == Counted::Exempt || is_preflight(req) {
         return None;
     }
-    let ClientIp(ip) = req.extensions().get::<ClientIp>().copied()?;
+    let Client { ip, .. } = req.extensions().get::<Client>().copied()?;
     Some((limiter, counted, ip))
 }
 
