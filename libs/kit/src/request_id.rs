@@ -110,16 +110,24 @@ where
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
-        let id = choose(req.headers());
-        let header = |name: &HeaderName| {
-            req.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let trace = TraceContext {
-            traceparent: header(&TRACEPARENT).filter(|v| valid_traceparent(v)),
-            tracestate: header(&TRACESTATE),
+        // Most requests carry none of the four headers read here: one pass over the few names
+        // present settles that, where four lookups would hash a name and probe the map each.
+        let (id, trace) = if req.headers().keys().any(|n| {
+            n == X_REQUEST_ID || n == X_CORRELATION_ID || n == TRACEPARENT || n == TRACESTATE
+        }) {
+            let header = |name: &HeaderName| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let trace = TraceContext {
+                traceparent: header(&TRACEPARENT).filter(|v| valid_traceparent(v)),
+                tracestate: header(&TRACESTATE),
+            };
+            (choose(req.headers()), trace)
+        } else {
+            (new_id(), TraceContext::default())
         };
         let echo = HeaderValue::from_str(&id).ok();
         req.extensions_mut().insert(RequestId(id.clone()));
@@ -230,6 +238,66 @@ mod tests {
         let generated = choose(&http::HeaderMap::new());
         assert!(uuid::Uuid::parse_str(&generated).is_ok());
         assert!(!valid_id(&"a".repeat(129)));
+    }
+
+    /// What the layer hands the handler (id and trace context) and echoes on the answer.
+    async fn through_layer(headers: &[(&str, &str)]) -> (String, Option<TraceContext>, String) {
+        use tower::{Layer, ServiceExt};
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let inner = {
+            let seen = seen.clone();
+            tower::service_fn(move |req: Request| {
+                let seen = seen.clone();
+                async move {
+                    let id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
+                    let trace = req.extensions().get::<TraceContext>().cloned();
+                    *seen.lock().unwrap() = Some((id.unwrap(), trace));
+                    Ok::<_, std::convert::Infallible>(
+                        http::Response::new(axum::body::Body::empty()),
+                    )
+                }
+            })
+        };
+        let mut req = http::Request::builder().uri("/x");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let res = RequestIdLayer
+            .layer(inner)
+            .oneshot(req.body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let echoed = res.headers()[X_REQUEST_ID].to_str().unwrap().to_owned();
+        assert_eq!(res.headers()[X_CORRELATION_ID], echoed.as_str());
+        let (id, trace) = seen.lock().unwrap().take().unwrap();
+        (id, trace, echoed)
+    }
+
+    #[tokio::test]
+    async fn the_layer_keeps_the_callers_ids_and_makes_one_otherwise() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let (id, trace, echoed) = through_layer(&[
+            ("accept", "application/json"),
+            ("x-correlation-id", "corr-7"),
+            ("traceparent", parent),
+            ("tracestate", "vendor=1"),
+        ])
+        .await;
+        assert_eq!((id.as_str(), echoed.as_str()), ("corr-7", "corr-7"));
+        let trace = trace.expect("the caller's trace context");
+        assert_eq!(trace.traceparent.as_deref(), Some(parent));
+        assert_eq!(trace.tracestate.as_deref(), Some("vendor=1"));
+
+        // An invalid traceparent is dropped; the tracestate alone is still carried.
+        let (_, trace, _) =
+            through_layer(&[("traceparent", "garbage"), ("tracestate", "vendor=1")]).await;
+        let trace = trace.expect("the tracestate");
+        assert_eq!(trace.traceparent, None);
+
+        let (id, trace, echoed) = through_layer(&[("accept", "application/json")]).await;
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+        assert_eq!(id, echoed);
+        assert_eq!(trace, None, "no trace context when the caller sent none");
     }
 
     #[test]
