@@ -286,10 +286,20 @@ pub async fn audited_once(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
+    // How many are off tells a late consumer (many missing) from a lost event (one or two).
+    let missing = wanted
+        .iter()
+        .filter(|id| !counts.contains_key(**id))
+        .count();
     for id in &wanted {
         let n = counts.get(*id).copied().unwrap_or(0);
         if n != 1 {
-            bail!("payment {id} has {n} audit entries");
+            bail!(
+                "payment {id} has {n} audit entries ({missing} of {} payments without one {:?} \
+                 after the stream)",
+                wanted.len(),
+                started.elapsed()
+            );
         }
     }
     Ok(started.elapsed())
