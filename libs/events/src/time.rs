@@ -108,25 +108,21 @@ mod tests {
             Utc.with_ymd_and_hms(987, 1, 2, 3, 4, 5).unwrap() + TimeDelta::nanoseconds(7_999_999);
         assert_eq!(format(&at), "0987-01-02T03:04:05.007Z");
         assert!(has_contract_shape(&format(&Utc::now())));
+        assert!(!has_contract_shape("2026-03-01 10:00:00.000Z"));
+        assert!(!has_contract_shape("2026-03-01T10:00:00.00Z"));
     }
 
     // PATTERN, checked by hand: the crate has no regex engine.
     fn has_contract_shape(s: &str) -> bool {
-        let digits = |r: std::ops::Range<usize>| s[r].bytes().all(|b| b.is_ascii_digit());
-        s.len() == 24
-            && digits(0..4)
-            && &s[4..5] == "-"
-            && digits(5..7)
-            && &s[7..8] == "-"
-            && digits(8..10)
-            && &s[10..11] == "T"
-            && digits(11..13)
-            && &s[13..14] == ":"
-            && digits(14..16)
-            && &s[16..17] == ":"
-            && digits(17..19)
-            && &s[19..20] == "."
-            && digits(20..23)
-            && &s[23..] == "Z"
+        // `0` stands for any digit; every other byte must match as is.
+        const SHAPE: &[u8] = b"0000-00-00T00:00:00.000Z";
+        s.len() == SHAPE.len()
+            && s.bytes().zip(SHAPE).all(|(b, &want)| {
+                if want == b'0' {
+                    b.is_ascii_digit()
+                } else {
+                    b == want
+                }
+            })
     }
 }
