@@ -757,6 +757,7 @@ async fn ws(args: &[String]) -> anyhow::Result<()> {
     std::fs::write(&key_path, pkcs8.as_ref())?;
 
     let sandbox = payplane_bus::sandbox::Sandbox::create("gw_wsbench").await?;
+    markers_ready().await?;
     let mut gateway = spawn_self(&[
         "serve-gateway",
         "--jwks",
@@ -816,6 +817,10 @@ async fn ws(args: &[String]) -> anyhow::Result<()> {
         readers.push(r);
     }
     let open_secs = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        opened > 0,
+        "no socket opened (the load generator said why above)"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss = rss_kib(gw_pid);
     #[expect(clippy::cast_precision_loss, reason = "a ratio for display")]
@@ -906,6 +911,23 @@ async fn ws(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The gateway refuses every token (503) until auth has rebuilt the revocation markers in
+/// Redis and set `auth:markers:ready` (fail-closed; see `payplane_authn::revocation`). Here no
+/// auth runs and the bench signs its own tokens, none revoked, so it sets the key as auth
+/// would — only if absent, so a real auth sharing this Redis keeps its own say.
+async fn markers_ready() -> anyhow::Result<()> {
+    // The same Redis `Config::for_tests` gives the gateway it starts.
+    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let mut conn = redis::Client::open(url.as_str())?
+        .get_multiplexed_async_connection()
+        .await
+        .with_context(|| format!("Redis at {url} (start it with `.ci/setup`)"))?;
+    let _: bool =
+        redis::AsyncCommands::set_nx(&mut conn, payplane_authn::revocation::MARKERS_READY_KEY, 1)
+            .await?;
+    Ok(())
+}
+
 /// `ws_fanout_seconds_sum` from the gateway's `/metrics`.
 async fn fanout_seconds(gateway: SocketAddr) -> Option<f64> {
     let text = reqwest::get(format!("http://{gateway}/metrics"))
@@ -947,15 +969,17 @@ async fn ws_clients(args: &[String]) -> anyhow::Result<()> {
         ));
         let (url, tx, sem) = (format!("{url}?token={token}"), tx.clone(), sem.clone());
         opens.push(tokio::spawn(async move {
-            let permit = sem.acquire_owned().await.ok()?;
-            let socket = tokio::net::TcpSocket::new_v4().ok()?;
-            socket.bind(SocketAddr::new(ip, 0)).ok()?;
-            let stream = socket.connect(target).await.ok()?;
-            let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.ok()?;
+            let permit = sem.acquire_owned().await?;
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::new(ip, 0)).context("bind")?;
+            let stream = socket.connect(target).await.context("connect")?;
+            let (mut ws, _) = tokio_tungstenite::client_async(url, stream)
+                .await
+                .context("upgrade")?;
             // `connected`
-            let _ = ws.next().await?;
+            ws.next().await.context("closed before `connected`")??;
             drop(permit);
-            Some(tokio::spawn(async move {
+            anyhow::Ok(tokio::spawn(async move {
                 while let Some(Ok(m)) = ws.next().await {
                     if let tokio_tungstenite::tungstenite::Message::Text(t) = m
                         && t.as_str().contains("\"event\"")
@@ -971,10 +995,22 @@ async fn ws_clients(args: &[String]) -> anyhow::Result<()> {
     }
     drop(tx);
     let mut readers = Vec::new();
+    let mut failed = 0usize;
     for o in opens {
-        if let Ok(Some(h)) = o.await {
-            readers.push(h);
+        match o.await {
+            Ok(Ok(h)) => readers.push(h),
+            // A socket that did not open is reported once (with why), not silently dropped.
+            Ok(Err(e)) => {
+                if failed == 0 {
+                    eprintln!("ws-clients: a socket did not open: {e:#}");
+                }
+                failed += 1;
+            }
+            Err(e) => return Err(e.into()),
         }
+    }
+    if failed > 0 {
+        eprintln!("ws-clients: {failed} of {count} sockets did not open");
     }
     println!("ready {}", readers.len());
     let _ = std::io::stdout().flush();
