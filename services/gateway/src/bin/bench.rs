@@ -9,12 +9,14 @@
 //!   endpoint: the real auth service (own process, throwaway database) answering
 //!   `GET /api/auth/me` with a bearer token, measured directly and through the gateway at the
 //!   same concurrency (`real endpoint GET /api/auth/me: gateway <n> rps vs direct <m> rps ratio <r>`).
-//! * `ws [--sockets N] [--procs P] [--workers W]` — one gateway process (`GATEWAY_WORKERS=W`),
+//! * `ws [--sockets N] [--procs P] [--workers W] [--graphql]` — one gateway process (`GATEWAY_WORKERS=W`),
 //!   N authenticated sockets opened by P load-generator processes (this binary re-executed)
 //!   over 127.0.0.x source addresses, one event published to RabbitMQ addressed to all, fan-out
 //!   latency as the sockets saw it and gateway RSS per socket; before the last line, the
 //!   gateway's own dispatch-to-last-write time and the CPU each side spent on the fan-out.
-//!   Last line: `ws: <n> sockets fanout p99 <x> ms <y> KiB/socket`.
+//!   Last line: `ws: <n> sockets fanout p99 <x> ms <y> KiB/socket`. With `--graphql`, the
+//!   sockets are GraphQL subscriptions (`paymentUpdated` over graphql-transport-ws on
+//!   `/graphql`) and the last line starts `graphql-ws:`.
 //!
 //! * `instr` — only the callgrind count of `proxy` (a minute, whatever the machine's load): the
 //!   loop for trying a hot-path change. Last line: `instr/req: gateway <i> nginx <j> (<r>x)`.
@@ -33,7 +35,7 @@ use std::{
 use anyhow::{Context, bail};
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use payplane_authn::{
     AUDIENCE, AccessClaims,
@@ -744,6 +746,9 @@ async fn ws(args: &[String]) -> anyhow::Result<()> {
     let sockets: usize = arg(args, "--sockets", 19_000);
     let procs: usize = arg(args, "--procs", 2).max(1);
     let workers: usize = arg(args, "--workers", 1);
+    // `--graphql`: the same fan-out to GraphQL `paymentUpdated` subscriptions on `/graphql`.
+    let graphql = args.iter().any(|a| a == "--graphql");
+    let path = if graphql { "graphql" } else { "ws" };
     let dir = std::env::temp_dir().join(format!("payplane-ws-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     // A signing key the gateway trusts through a JWKS file (no auth service needed).
@@ -791,7 +796,7 @@ async fn ws(args: &[String]) -> anyhow::Result<()> {
             .args([
                 "ws-clients",
                 "--url",
-                &format!("ws://{}/ws", gateway.addr),
+                &format!("ws://{}/{path}", gateway.addr),
                 "--count",
                 &count.to_string(),
                 "--key",
@@ -843,7 +848,7 @@ async fn ws(args: &[String]) -> anyhow::Result<()> {
         "timestamp": payplane_events::time::format(&chrono::Utc::now()), "source": "payments",
         "correlationId": "bench",
         "data": { "paymentId": uuid::Uuid::new_v4(), "senderId": user, "recipientId": user,
-                  "amount": "25.00", "currency": "USD", "status": "completed", "previousStatus": "processing" }
+                  "amount": "25.00", "currency": "USD", "type": "instant", "status": "completed", "previousStatus": "processing" }
     });
     let gateway_cpu = cpu_ns(&gw_pid.to_string());
     let gateway_split = user_system_ticks(gw_pid);
@@ -915,7 +920,8 @@ async fn ws(args: &[String]) -> anyhow::Result<()> {
     drop(sandbox);
     let _ = std::fs::remove_dir_all(&dir);
     println!(
-        "ws: {} sockets fanout p99 {p99:.1} ms {per_socket:.1} KiB/socket",
+        "{}: {} sockets fanout p99 {p99:.1} ms {per_socket:.1} KiB/socket",
+        if graphql { "graphql-ws" } else { "ws" },
         latencies.len()
     );
     Ok(())
@@ -967,9 +973,11 @@ async fn ws_clients(args: &[String]) -> anyhow::Result<()> {
     let der = std::fs::read(arg_str(args, "--key").context("--key")?)?;
     let kid = arg_str(args, "--kid").context("--kid")?;
     let key = EncodingKey::from_ed_der(&der);
+    let graphql = url.ends_with("/graphql");
     let target: SocketAddr = url
         .trim_start_matches("ws://")
         .trim_end_matches("/ws")
+        .trim_end_matches("/graphql")
         .parse()?;
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
     let mut opens = Vec::with_capacity(count);
@@ -982,8 +990,15 @@ async fn ws_clients(args: &[String]) -> anyhow::Result<()> {
             0,
             source.wrapping_add((i % 40) as u8),
         ));
-        let url = format!("{url}?token={token}");
-        opens.push(tokio::spawn(open_socket(url, target, ip, sem.clone())));
+        let socket = if graphql {
+            Socket::Graphql {
+                url: url.clone(),
+                token,
+            }
+        } else {
+            Socket::Ws(format!("{url}?token={token}"))
+        };
+        opens.push(tokio::spawn(open_socket(socket, target, ip, sem.clone())));
     }
     let mut readers = Vec::new();
     let mut failed = 0usize;
@@ -1058,32 +1073,71 @@ async fn ws_clients(args: &[String]) -> anyhow::Result<()> {
 /// A socket the load generator received its event on, and when.
 type Received = Option<(u128, WebSocketStream<tokio::net::TcpStream>)>;
 
-/// Opens one bench socket from `ip` (at most `sem`'s permits handshake at once), reads its
-/// `connected` message, and returns the task that waits for the event on it.
+/// What a load-generator socket speaks: `/ws` (token in the query, websocket.md) or
+/// graphql-transport-ws on `/graphql` (token in `connection_init`, one `paymentUpdated`
+/// subscription).
+enum Socket {
+    Ws(String),
+    Graphql { url: String, token: String },
+}
+
+/// Opens one bench socket from `ip` (at most `sem`'s permits handshake at once), waits until it
+/// is ready for events (`/ws`: its `connected` message; GraphQL: `connection_ack`, then it
+/// subscribes), and returns the task that waits for the event on it.
 async fn open_socket(
-    url: String,
+    socket: Socket,
     target: SocketAddr,
     ip: IpAddr,
     sem: std::sync::Arc<tokio::sync::Semaphore>,
 ) -> anyhow::Result<tokio::task::JoinHandle<Received>> {
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
     let permit = sem.acquire_owned().await?;
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(ip, 0)).context("bind")?;
-    let stream = socket.connect(target).await.context("connect")?;
+    let tcp = tokio::net::TcpSocket::new_v4()?;
+    tcp.bind(SocketAddr::new(ip, 0)).context("bind")?;
+    let stream = tcp.connect(target).await.context("connect")?;
+    let (request, graphql_token) = match socket {
+        Socket::Ws(url) => (url.into_client_request()?, None),
+        Socket::Graphql { url, token } => {
+            let mut request = url.into_client_request()?;
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                http::HeaderValue::from_static("graphql-transport-ws"),
+            );
+            (request, Some(token))
+        }
+    };
     // A 4 KiB read buffer, not tungstenite's 128 KiB default: it zero-fills the whole free
     // capacity before every read, two reads per event (the event, then WouldBlock), 256 KiB of
     // memset per event on the cores the fan-out shares.
     let config = WebSocketConfig::default().read_buffer_size(4096);
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
         .await
         .context("upgrade")?;
-    // `connected`
-    ws.next().await.context("closed before `connected`")??;
+    let marker = if let Some(token) = graphql_token {
+        let init = json!({ "type": "connection_init", "payload": { "token": token } });
+        ws.send(Message::text(init.to_string())).await?;
+        let ack = ws
+            .next()
+            .await
+            .context("closed before `connection_ack`")??;
+        anyhow::ensure!(
+            ack.to_text()?.contains("connection_ack"),
+            "answered {ack:?} to connection_init"
+        );
+        let subscribe = json!({ "id": "1", "type": "subscribe", "payload": {
+            "query": "subscription { paymentUpdated { eventId eventType paymentId status amount currency senderId recipientId occurredAt } }" } });
+        ws.send(Message::text(subscribe.to_string())).await?;
+        "\"next\""
+    } else {
+        // `connected`
+        ws.next().await.context("closed before `connected`")??;
+        "\"event\""
+    };
     drop(permit);
     Ok(tokio::spawn(async move {
         while let Some(Ok(m)) = ws.next().await {
-            if let tokio_tungstenite::tungstenite::Message::Text(t) = m
-                && t.as_str().contains("\"event\"")
+            if let Message::Text(t) = m
+                && t.as_str().contains(marker)
             {
                 // The socket goes back with the time so it stays open.
                 return Some((now_micros(), ws));
