@@ -380,7 +380,7 @@ async fn get_graphql(
         return from_api_error(ApiError::unavailable("Gateway is shutting down"));
     }
     let (schema, ws) = (gql.schema.clone(), gql.ws.clone());
-    upgrade
+    crate::ws::small_buffers(upgrade)
         .protocols(["graphql-transport-ws"])
         .max_message_size(BODY_LIMIT)
         .on_upgrade(move |socket| subscription::serve(schema, ws, socket))

@@ -179,15 +179,23 @@ pub async fn handler(
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    upgrade
+    small_buffers(upgrade)
         .protocols(["payplane.v1"])
-        // Small buffers: tungstenite's defaults (128 KiB read buffer) dominate memory per socket.
-        .read_buffer_size(1024)
-        .write_buffer_size(0)
-        .max_write_buffer_size(1024 * 1024)
         .max_message_size(MAX_INBOUND)
         .max_frame_size(MAX_INBOUND)
         .on_upgrade(move |socket| run(&state, &claims, socket))
+}
+
+/// The buffers of a socket that mostly waits and then writes one shared event (`/ws` and
+/// GraphQL subscriptions). tungstenite's defaults allocate a 128 KiB read buffer per socket up
+/// front and zero-fill its free capacity before every read — every wake-up of a socket's task
+/// polls its read side — so they dominated both memory per socket and the CPU of a fan-out.
+/// Messages are written at once (no write buffering), with at most 1 MiB pending.
+pub fn small_buffers(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
+    upgrade
+        .read_buffer_size(1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1024 * 1024)
 }
 
 /// One connection's task: registered now, served by the returned future, unregistered when
