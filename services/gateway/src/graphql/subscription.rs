@@ -70,7 +70,7 @@ impl Subscription {
         &self,
         ctx: &Context<'_>,
         payment_id: Option<ID>,
-    ) -> Result<impl Stream<Item = PaymentEvent> + use<>> {
+    ) -> Result<impl Stream<Item = Arc<PaymentEvent>> + use<>> {
         let feed = ctx.data::<Feed>()?.clone();
         let only = match payment_id {
             None => None,
@@ -106,7 +106,7 @@ impl Subscription {
                     match rx.recv().await {
                         Ok(ev) => {
                             if only.as_deref().is_none_or(|p| ev.payment_id.as_str() == p) {
-                                return Some((PaymentEvent::clone(&ev), rx));
+                                return Some((ev, rx));
                             }
                         }
                         Err(broadcast::error::RecvError::Lagged(_)) => {}
@@ -209,8 +209,8 @@ async fn pump(r: &mut Registered) -> u16 {
             out = r.rx.recv() => match out {
                 Some(Outbound::Text(t)) => {
                     r.conn.sent(t.len());
-                    if let Some(ev) = payment_event(t.as_str()) {
-                        let _ = r.events.send(Arc::new(ev));
+                    if let Some(ev) = t.payment_event() {
+                        let _ = r.events.send(ev);
                     }
                 }
                 Some(Outbound::Close(code, _)) => return code,

@@ -5,7 +5,7 @@
 use std::{
     collections::{HashMap, HashSet},
     sync::{
-        Arc, Mutex, RwLock,
+        Arc, Mutex, OnceLock, RwLock,
         atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::{
     config::WsLimits,
+    graphql::{subscription::payment_event, types::PaymentEvent},
     ws::mapping::{Action, Dispatch, Parties, SESSION_REVOKED_EVENT, filter_matches},
 };
 
@@ -37,6 +38,19 @@ pub enum Outbound {
 pub struct Shared {
     text: Utf8Bytes,
     dispatched: Instant,
+    /// The event as GraphQL subscriptions see it: parsed by the first subscription socket it
+    /// reaches, shared by the others (`None` inside: not a payment event). Parsing the text
+    /// once per socket was most of a subscription fan-out's CPU.
+    payment: OnceLock<Option<Arc<PaymentEvent>>>,
+}
+
+impl Shared {
+    /// The payment event of this message for GraphQL subscriptions, parsed once.
+    pub fn payment_event(&self) -> Option<Arc<PaymentEvent>> {
+        self.payment
+            .get_or_init(|| payment_event(self.text.as_str()).map(Arc::new))
+            .clone()
+    }
 }
 
 impl std::ops::Deref for Shared {
@@ -397,6 +411,7 @@ impl Hub {
             let text = Arc::new(Shared {
                 text: Utf8Bytes::from(message.clone()),
                 dispatched,
+                payment: OnceLock::new(),
             });
             for conn in &targets {
                 if conn.accepts(event_type) {
