@@ -42,7 +42,8 @@ pub enum BenchCommand {
     /// `payplane import` of a generated source (100k users, 1M payments × 3 transactions):
     /// rows/s, peak memory, total time.
     Import(import::ImportBenchArgs),
-    /// WebSocket fan-out to many sockets of one gateway process (runs `payplane-gateway-bench ws`).
+    /// WebSocket fan-out to many sockets of one gateway process; `--graphql`: to GraphQL
+    /// subscriptions (runs `payplane-gateway-bench ws`).
     Ws {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
