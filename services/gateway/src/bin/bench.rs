@@ -18,8 +18,10 @@
 //!   sockets are GraphQL subscriptions (`paymentUpdated` over graphql-transport-ws on
 //!   `/graphql`) and the last line starts `graphql-ws:`.
 //!
-//! * `instr` — only the callgrind count of `proxy` (a minute, whatever the machine's load): the
-//!   loop for trying a hot-path change. Last line: `instr/req: gateway <i> nginx <j> (<r>x)`.
+//! * `instr [--workers W]` — only the callgrind count of `proxy` (a minute, whatever the
+//!   machine's load): the loop for trying a hot-path change. `W` defaults to 1 (one
+//!   multi-threaded runtime, the service's default); `proxy` counts with its own `--workers`.
+//!   Last line: `instr/req: gateway <i> nginx <j> (<r>x)`.
 //!
 //! Internal modes used by the above: `serve-upstream`, `serve-auth`, `serve-gateway`,
 //! `ws-clients`.
@@ -102,7 +104,7 @@ fn main() -> anyhow::Result<()> {
     }
     match mode {
         "proxy" => proxy(&rest),
-        "instr" => instr(),
+        "instr" => instr(&rest),
         "ws" => rt.block_on(ws(&rest)),
         "serve-upstream" => rt.block_on(serve_upstream(&rest)),
         "serve-gateway" => rt.block_on(serve_gateway(&rest)),
@@ -448,7 +450,8 @@ fn proxy(args: &[String]) -> anyhow::Result<()> {
     let (gw_instr, nginx_instr) = if args.iter().any(|a| a == "--no-callgrind") {
         (f64::NAN, f64::NAN)
     } else {
-        let gw = instructions_per_request(Proxy::Gateway, upstream.addr, path)?;
+        // Counted in the same worker model the rps above were measured in.
+        let gw = instructions_per_request(Proxy::Gateway(workers), upstream.addr, path)?;
         let ngx = instructions_per_request(Proxy::Nginx, upstream.addr, path)?;
         println!(
             "instructions per proxied request (callgrind, {CALLGRIND_SMALL} vs {CALLGRIND_LARGE} sequential keep-alive GETs): gateway {gw:.0}, nginx {ngx:.0} ({:.2}x)",
@@ -467,10 +470,11 @@ fn proxy(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn instr() -> anyhow::Result<()> {
+fn instr(args: &[String]) -> anyhow::Result<()> {
+    let workers: usize = arg(args, "--workers", 1);
     let upstream = spawn_self(&["serve-upstream"])?;
     let path = "/api/payments/ping";
-    let gw = instructions_per_request(Proxy::Gateway, upstream.addr, path)?;
+    let gw = instructions_per_request(Proxy::Gateway(workers), upstream.addr, path)?;
     let ngx = instructions_per_request(Proxy::Nginx, upstream.addr, path)?;
     println!(
         "instr/req: gateway {gw:.0} nginx {ngx:.0} ({:.2}x)",
@@ -485,7 +489,8 @@ const CALLGRIND_LARGE: usize = 2_200;
 
 #[derive(Clone, Copy)]
 enum Proxy {
-    Gateway,
+    /// With this many `GATEWAY_WORKERS`.
+    Gateway(usize),
     Nginx,
 }
 
@@ -507,13 +512,13 @@ fn instructions_per_request(proxy: Proxy, upstream: SocketAddr, path: &str) -> a
             format!("--callgrind-out-file={}", out.display()),
         ];
         let total = match proxy {
-            Proxy::Gateway => {
+            Proxy::Gateway(workers) => {
                 let mut gw = spawn_self_under(
                     &wrapper,
                     &[
                         "serve-gateway",
                         "--workers",
-                        "1",
+                        &workers.to_string(),
                         "--upstream",
                         &format!("http://{upstream}"),
                     ],
