@@ -95,7 +95,9 @@ fn main() -> anyhow::Result<()> {
     let workers: usize = arg(&rest, "--workers", 1);
     // `serve-gateway --workers N` runs like `GATEWAY_WORKERS=N payplane-gateway`.
     let serving_workers = if mode == "serve-gateway" { workers } else { 1 };
-    let rt = payplane_gateway::app::main_runtime(serving_workers, false)?;
+    // Built by the modes that run async code, so `ws-clients` runs on its own one-thread
+    // runtime without an idle multi-threaded one beside it.
+    let rt = || payplane_gateway::app::main_runtime(serving_workers, false);
     if mode == "proxy" {
         require_tools(&["nginx", "wrk", "valgrind"]);
     }
@@ -105,10 +107,10 @@ fn main() -> anyhow::Result<()> {
     match mode {
         "proxy" => proxy(&rest),
         "instr" => instr(&rest),
-        "ws" => rt.block_on(ws(&rest)),
-        "serve-upstream" => rt.block_on(serve_upstream(&rest)),
-        "serve-gateway" => rt.block_on(serve_gateway(&rest)),
-        "serve-auth" => rt.block_on(serve_auth()),
+        "ws" => rt()?.block_on(ws(&rest)),
+        "serve-upstream" => rt()?.block_on(serve_upstream(&rest)),
+        "serve-gateway" => rt()?.block_on(serve_gateway(&rest)),
+        "serve-auth" => rt()?.block_on(serve_auth()),
         // One thread: see `ws_clients`.
         "ws-clients" => tokio::runtime::Builder::new_current_thread()
             .enable_all()
