@@ -480,6 +480,39 @@ pub fn close_reason(code: u16) -> &'static str {
 mod tests {
     use super::*;
 
+    fn shared(text: &str) -> Shared {
+        Shared {
+            text: Utf8Bytes::from(text.to_owned()),
+            dispatched: Instant::now(),
+            payment: OnceLock::new(),
+        }
+    }
+
+    /// Every GraphQL subscription socket a payment event reaches gets the same parsed event:
+    /// it is parsed once per message, not once per socket.
+    #[test]
+    fn a_payment_event_is_parsed_once_for_every_socket() {
+        let text = serde_json::json!({
+            "type": "event", "id": "e1", "timestamp": "2026-03-01T10:00:00.000Z",
+            "payload": { "eventType": "payment:completed", "data": {
+                "paymentId": "p1", "status": "completed", "previousStatus": "processing",
+                "amount": "25.00", "currency": "USD", "type": "instant",
+                "senderId": "s1", "recipientId": "r1" } }
+        })
+        .to_string();
+        let message = shared(&text);
+        let (first, second) = (message.payment_event(), message.payment_event());
+        let (Some(first), Some(second)) = (first, second) else {
+            panic!("a payment event was not recognised");
+        };
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(first.payment_id.as_str(), "p1");
+        let login = shared(
+            r#"{"type":"event","id":"e2","timestamp":"t","payload":{"eventType":"session:login","data":{}}}"#,
+        );
+        assert!(login.payment_event().is_none());
+    }
+
     /// A departure removes the connection from its automatic rooms and from the rooms it
     /// joined (found from its own list, not by scanning every room), and leaves the others'.
     #[test]
