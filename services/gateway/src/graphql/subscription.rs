@@ -334,21 +334,26 @@ pub async fn serve(schema: Schema, ws: WsState, socket: WebSocket) {
     }
 }
 
+/// A hub `event` message for payment `p1` (`payment:processing`), as the hub serialises it.
+#[cfg(test)]
+pub(crate) fn sample_payment_message() -> String {
+    serde_json::json!({
+        "type": "event", "id": "e1", "timestamp": "2026-03-01T10:00:00.000Z",
+        "payload": { "eventType": "payment:processing", "data": {
+            "paymentId": "p1", "status": "processing", "previousStatus": "pending",
+            "amount": "25.00", "currency": "USD", "type": "instant",
+            "senderId": "s1", "recipientId": "r1", "reason": null } }
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn hub_messages_become_payment_events() {
-        let text = serde_json::json!({
-            "type": "event", "id": "e1", "timestamp": "2026-03-01T10:00:00.000Z",
-            "payload": { "eventType": "payment:processing", "data": {
-                "paymentId": "p1", "status": "processing", "previousStatus": "pending",
-                "amount": "25.00", "currency": "USD", "type": "instant",
-                "senderId": "s1", "recipientId": "r1", "reason": null } }
-        })
-        .to_string();
-        let ev = payment_event(&text).unwrap();
+        let ev = payment_event(&sample_payment_message()).unwrap();
         assert_eq!(ev.event_type, "payment:processing");
         assert_eq!(ev.previous_status, Some(PaymentStatus::Pending));
         assert_eq!(ev.amount.0, "25.00");

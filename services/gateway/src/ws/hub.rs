@@ -492,15 +492,7 @@ mod tests {
     /// it is parsed once per message, not once per socket.
     #[test]
     fn a_payment_event_is_parsed_once_for_every_socket() {
-        let text = serde_json::json!({
-            "type": "event", "id": "e1", "timestamp": "2026-03-01T10:00:00.000Z",
-            "payload": { "eventType": "payment:completed", "data": {
-                "paymentId": "p1", "status": "completed", "previousStatus": "processing",
-                "amount": "25.00", "currency": "USD", "type": "instant",
-                "senderId": "s1", "recipientId": "r1" } }
-        })
-        .to_string();
-        let message = shared(&text);
+        let message = shared(&crate::graphql::subscription::sample_payment_message());
         let (first, second) = (message.payment_event(), message.payment_event());
         let (Some(first), Some(second)) = (first, second) else {
             panic!("a payment event was not recognised");
