@@ -33,6 +33,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(v) = knob("BENCH_CONSUMER_BATCH") {
         opts.consumer_batch = v;
     }
+    if let Some(v) = knob("BENCH_OFFERED_SECONDS") {
+        opts.offered_seconds = u32::try_from(v)?;
+    }
     let report = bench::run(opts).await?;
     println!("{report}");
     Ok(())
