@@ -29,7 +29,7 @@ use tower_http::{
 };
 
 use crate::{
-    api_first::{ApiFirst, Forward},
+    api_first::{ApiFirst, Forward, split_segment},
     config::Config,
     docs::{self, Docs},
     edge::{EdgeConfig, PeerAddr, compress::CompressIfAskedLayer, layer::EdgeLayer},
@@ -176,9 +176,14 @@ pub(crate) fn forward_request(
 ) -> impl Future<Output = Response> + Send {
     async move {
         let path = req.uri().path();
-        let mut segments = path.trim_start_matches('/').split('/');
-        let (_api, service, next) = (segments.next(), segments.next(), segments.next());
-        let upstream = service.and_then(|s| state.proxy.get(s)).cloned();
+        // `/api/<service>/<next>…`; `<next>` = `internal` is never forwarded.
+        let (_api, after) = split_segment(path.trim_start_matches('/'));
+        let (service, after) = after.map_or(("", None), split_segment);
+        let next = after.map(|rest| split_segment(rest).0);
+        let upstream = Some(service)
+            .filter(|s| !s.is_empty())
+            .and_then(|s| state.proxy.get(s))
+            .cloned();
         let Some(upstream) = upstream.filter(|_| next != Some("internal")) else {
             return ApiError::route_not_found(req.method(), path).into_response();
         };
