@@ -180,10 +180,7 @@ pub(crate) fn forward_request(
         let (_api, after) = split_segment(path.trim_start_matches('/'));
         let (service, after) = after.map_or(("", None), split_segment);
         let next = after.map(|rest| split_segment(rest).0);
-        let upstream = Some(service)
-            .filter(|s| !s.is_empty())
-            .and_then(|s| state.proxy.get(s))
-            .cloned();
+        let upstream = state.proxy.get(service).cloned();
         let Some(upstream) = upstream.filter(|_| next != Some("internal")) else {
             return ApiError::route_not_found(req.method(), path).into_response();
         };
