@@ -26,10 +26,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let client = ClientInfo::from_request_parts(parts, state).await?;
         Ok(Self {
-            request_id: parts
-                .extensions
-                .get::<RequestId>()
-                .map_or_else(|| uuid::Uuid::new_v4().to_string(), |r| r.0.clone()),
+            request_id: parts.extensions.get::<RequestId>().map_or_else(
+                || uuid::Uuid::new_v4().to_string(),
+                |r| r.as_str().to_owned(),
+            ),
             trace: parts
                 .extensions
                 .get::<TraceContext>()

@@ -127,7 +127,7 @@ pub fn stack(routes: Router, health: Health, opts: &StackOptions) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
-                    let id = req.extensions().get::<RequestId>().map_or("", |r| r.0.as_str()).to_owned();
+                    let id = req.extensions().get::<RequestId>().map_or("", RequestId::as_str).to_owned();
                     // The path only: query strings may carry tokens (/ws?token=…).
                     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path(),
                         otel.name = tracing::field::Empty, otel.kind = "server");

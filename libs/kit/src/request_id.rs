@@ -9,6 +9,7 @@ use std::{
 };
 
 use axum::{extract::Request, response::Response};
+use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use tokio::task::futures::TaskLocalFuture;
 
@@ -16,12 +17,39 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const X_CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
 
 tokio::task_local! {
-    static CURRENT: String;
+    static CURRENT: RequestId;
 }
 
-/// The request id of the request being handled, available as an extension too.
+/// The request id of the request being handled, available as an extension too. Held as the
+/// header value it is echoed (and, by the gateway, forwarded) as, in one shared buffer: clones
+/// cost a reference count. As a `String` it was copied into five separate allocations per
+/// request (task-local, extension, the echo and its copy, the gateway's forwarded header).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub String);
+pub struct RequestId(HeaderValue);
+
+impl RequestId {
+    /// A fresh UUID v4, written without going through `core::fmt`, in the one allocation its
+    /// clones share (a `Vec`-backed value would allocate again on its first clone).
+    fn fresh() -> Self {
+        let mut buf = [0_u8; uuid::fmt::Hyphenated::LENGTH];
+        uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+        // Hex digits and hyphens are always a valid header value; the fallback is unreachable.
+        Self(
+            HeaderValue::from_maybe_shared(Bytes::from_owner(buf))
+                .unwrap_or_else(|_| HeaderValue::from_static("invalid-request-id")),
+        )
+    }
+
+    /// The id. Ids are checked to be visible ASCII ([`valid_id`]), so they always read as text.
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+
+    /// The id as the header value it is echoed and forwarded as.
+    pub fn header(&self) -> &HeaderValue {
+        &self.0
+    }
+}
 
 /// The W3C trace context of the incoming request, if it sent a valid one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,7 +60,7 @@ pub struct TraceContext {
 
 /// The id of the request this task is serving, or `None` outside a request.
 pub fn current() -> Option<String> {
-    CURRENT.try_with(Clone::clone).ok()
+    CURRENT.try_with(|id| id.as_str().to_owned()).ok()
 }
 
 fn valid_id(value: &str) -> bool {
@@ -58,21 +86,13 @@ fn valid_traceparent(value: &str) -> bool {
 }
 
 /// Picks the incoming id: first valid of `X-Request-ID`, `X-Correlation-ID`, else a UUID v4.
-pub fn choose(headers: &http::HeaderMap) -> String {
+/// The caller's header value is kept as it came (its buffer is shared, not copied).
+pub fn choose(headers: &http::HeaderMap) -> RequestId {
     [&X_REQUEST_ID, &X_CORRELATION_ID]
         .into_iter()
-        .filter_map(|name| headers.get(name).and_then(|v| v.to_str().ok()))
-        .find(|v| valid_id(v))
-        .map_or_else(new_id, str::to_owned)
-}
-
-/// A fresh UUID v4, written without going through `core::fmt`.
-fn new_id() -> String {
-    let mut buf = uuid::Uuid::encode_buffer();
-    uuid::Uuid::new_v4()
-        .hyphenated()
-        .encode_lower(&mut buf)
-        .to_owned()
+        .filter_map(|name| headers.get(name))
+        .find(|v| v.to_str().is_ok_and(valid_id))
+        .map_or_else(RequestId::fresh, |v| RequestId(v.clone()))
 }
 
 /// Layer: settles the id, exposes it to the handler (extension and task-local) and echoes it
@@ -127,10 +147,10 @@ where
             };
             (choose(req.headers()), trace)
         } else {
-            (new_id(), TraceContext::default())
+            (RequestId::fresh(), TraceContext::default())
         };
-        let echo = HeaderValue::from_str(&id).ok();
-        req.extensions_mut().insert(RequestId(id.clone()));
+        let echo = id.header().clone();
+        req.extensions_mut().insert(id.clone());
         // Every reader takes a missing context as the empty one, so a request that brought
         // none (most) costs no extension: each insert is a box and a hash-map entry, and a
         // fourth entry regrows the map.
@@ -139,7 +159,7 @@ where
         }
         RequestIdFuture {
             inner: CURRENT.scope(id, self.inner.call(req)),
-            echo,
+            echo: Some(echo),
         }
     }
 }
@@ -152,7 +172,7 @@ pin_project_lite::pin_project! {
     /// becomes axum's (as every handler's and `from_fn`'s answers are).
     pub struct RequestIdFuture<F> {
         #[pin]
-        inner: TaskLocalFuture<String, F>,
+        inner: TaskLocalFuture<RequestId, F>,
         echo: Option<HeaderValue>,
     }
 }
@@ -232,11 +252,14 @@ mod tests {
         let mut h = http::HeaderMap::new();
         h.insert(X_REQUEST_ID, HeaderValue::from_static("bad id with spaces"));
         h.insert(X_CORRELATION_ID, HeaderValue::from_static("corr-1:2.3_4"));
-        assert_eq!(choose(&h), "corr-1:2.3_4");
+        assert_eq!(choose(&h).as_str(), "corr-1:2.3_4");
         h.insert(X_REQUEST_ID, HeaderValue::from_static("req-9"));
-        assert_eq!(choose(&h), "req-9");
+        assert_eq!(choose(&h).as_str(), "req-9");
         let generated = choose(&http::HeaderMap::new());
-        assert!(uuid::Uuid::parse_str(&generated).is_ok());
+        let uuid = uuid::Uuid::parse_str(generated.as_str()).unwrap();
+        assert_eq!(uuid.get_version_num(), 4);
+        assert_eq!(generated.as_str(), uuid.hyphenated().to_string());
+        assert_ne!(choose(&http::HeaderMap::new()), generated);
         assert!(!valid_id(&"a".repeat(129)));
     }
 
@@ -249,7 +272,10 @@ mod tests {
             tower::service_fn(move |req: Request| {
                 let seen = seen.clone();
                 async move {
-                    let id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
+                    let id = req
+                        .extensions()
+                        .get::<RequestId>()
+                        .map(|r| r.as_str().to_owned());
                     let trace = req.extensions().get::<TraceContext>().cloned();
                     *seen.lock().unwrap() = Some((id.unwrap(), trace));
                     Ok::<_, std::convert::Infallible>(

@@ -298,7 +298,7 @@ pub fn router(
             // context is only parsed when spans are exported.
             // Our own span layer, not tower-http's `TraceLayer` (see `span`).
             .layer(SpanLayer::new(|req: &Request| {
-                let id = req.extensions().get::<RequestId>().map_or("", |r| r.0.as_str());
+                let id = req.extensions().get::<RequestId>().map_or("", RequestId::as_str);
                 // `otel.name` is for the span exporter only: formatted when spans are exported
                 // (a `format!` per request otherwise, ~730 instructions).
                 let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path(),

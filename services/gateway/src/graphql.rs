@@ -302,7 +302,7 @@ async fn post_graphql(State(gql): State<Arc<GraphQl>>, req: Request) -> Response
     let request_id = parts
         .extensions
         .get::<RequestId>()
-        .map(|r| r.0.clone())
+        .map(|r| r.as_str().to_owned())
         .unwrap_or_default();
     let caller = Caller {
         token: payplane_authn::extract::bearer_from_headers(&parts.headers).map(str::to_owned),

@@ -234,11 +234,11 @@ impl Proxy {
             let client = parts.extensions.get::<Client>().copied();
             let client_ip = client.map(|c| c.ip);
             let tls = client.is_some_and(|c| c.tls);
-            // Rendered while the extensions are borrowed, so nothing is cloned just to be copied.
+            // The id's header value shares its buffer: a reference count, no copy.
             let request_id = parts
                 .extensions
                 .get::<RequestId>()
-                .and_then(|r| HeaderValue::from_str(&r.0).ok());
+                .map(|r| r.header().clone());
             let traceparent = parts
                 .extensions
                 .get::<TraceContext>()
