@@ -121,7 +121,7 @@ pub fn stack(routes: Router, health: Health, opts: &StackOptions) -> Router {
         .layer(middleware::from_fn(contract_fixups))
         .layer(middleware::from_fn(move |req, next| body_limit(limit, req, next)))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(crate::metrics::TrackLayer)
+        .layer(crate::metrics::TrackLayer::default())
         // Inside the request span: events and outgoing calls continue this service's span.
         .layer(crate::request_id::AdoptSpanContextLayer)
         .layer(

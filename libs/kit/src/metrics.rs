@@ -111,10 +111,10 @@ fn series(method: &http::Method, route: &str, status: u16) -> Series {
     })
 }
 
-/// The route template of a request that reached its handler without axum's router (the
-/// gateway's `/api/{service}` fast path): counted under this label as `MatchedPath` would be.
-#[derive(Debug, Clone, Copy)]
-pub struct RouteTemplate(pub &'static str);
+/// Which route template a path belongs to, for requests that reach their handler without
+/// axum's router (the gateway's `/api/{service}` fast path), so they are counted under the label
+/// `MatchedPath` would give them.
+pub type RouteTemplates = fn(&str) -> Option<&'static str>;
 
 /// Which route a request is counted under.
 #[derive(Debug)]
@@ -125,11 +125,10 @@ enum RouteLabel {
 }
 
 impl RouteLabel {
-    fn of(req: &Request) -> Self {
-        let extensions = req.extensions();
-        if let Some(matched) = extensions.get::<MatchedPath>() {
+    fn of(req: &Request, templates: Option<RouteTemplates>) -> Self {
+        if let Some(matched) = req.extensions().get::<MatchedPath>() {
             Self::Matched(matched.clone())
-        } else if let Some(RouteTemplate(template)) = extensions.get::<RouteTemplate>() {
+        } else if let Some(template) = templates.and_then(|t| t(req.uri().path())) {
             Self::Template(template)
         } else {
             Self::Unmatched
@@ -149,13 +148,29 @@ impl RouteLabel {
 /// future rather than `middleware::from_fn`, which boxes the rest of the stack and its future
 /// on every request (about 2,000 instructions of a proxied request, counted with callgrind).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct TrackLayer;
+pub struct TrackLayer {
+    templates: Option<RouteTemplates>,
+}
+
+impl TrackLayer {
+    /// Requests without a `MatchedPath` are counted under `templates(path)` when it names one.
+    /// A function of the path rather than a request extension the fast path inserts: each
+    /// extension is a box and a hash-map entry on every request.
+    pub fn with_templates(templates: RouteTemplates) -> Self {
+        Self {
+            templates: Some(templates),
+        }
+    }
+}
 
 impl<S> tower::Layer<S> for TrackLayer {
     type Service = Track<S>;
 
     fn layer(&self, inner: S) -> Track<S> {
-        Track { inner }
+        Track {
+            inner,
+            templates: self.templates,
+        }
     }
 }
 
@@ -163,6 +178,7 @@ impl<S> tower::Layer<S> for TrackLayer {
 #[derive(Debug, Clone)]
 pub struct Track<S> {
     inner: S,
+    templates: Option<RouteTemplates>,
 }
 
 impl<S, B> tower::Service<Request> for Track<S>
@@ -188,7 +204,7 @@ where
         in_flight.increment(1.0);
         TrackFuture {
             method: req.method().clone(),
-            route: RouteLabel::of(&req),
+            route: RouteLabel::of(&req, self.templates),
             started: Instant::now(),
             cached,
             in_flight: InFlight(in_flight),

@@ -17,7 +17,6 @@ use std::{
 
 use axum::{extract::Request, response::Response};
 use futures::{FutureExt, future::Either};
-use payplane_kit::metrics::RouteTemplate;
 
 use crate::app::AppState;
 
@@ -72,12 +71,10 @@ where
         self.rest.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request) -> Self::Future {
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The metrics layer labels these requests with the same `api_route` (see `app::router`).
         match api_route(req.uri().path()) {
-            Some(template) => {
-                req.extensions_mut().insert(RouteTemplate(template));
-                Either::Left(self.api.call(req))
-            }
+            Some(_) => Either::Left(self.api.call(req)),
             None => Either::Right(self.rest.call(req)),
         }
     }

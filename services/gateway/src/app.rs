@@ -29,7 +29,7 @@ use tower_http::{
 };
 
 use crate::{
-    api_first::{ApiFirst, Forward, split_segment},
+    api_first::{ApiFirst, Forward, api_route, split_segment},
     config::Config,
     docs::{self, Docs},
     edge::{EdgeConfig, PeerAddr, compress::CompressIfAskedLayer, layer::EdgeLayer},
@@ -312,8 +312,9 @@ pub fn router(
             }))
             // 2b. With span export on, what is forwarded upstream names the gateway's span.
             .layer(payplane_kit::request_id::AdoptSpanContextLayer)
-            // 3. Metrics see every final status, including the edge's own rejections below.
-            .layer(payplane_kit::metrics::TrackLayer)
+            // 3. Metrics see every final status, including the edge's own rejections below;
+            // API requests that skip the router are labelled with the route it would match.
+            .layer(payplane_kit::metrics::TrackLayer::with_templates(api_route))
             // 4. A panic becomes a 500 envelope instead of a dropped connection.
             .layer(CatchPanicLayer::custom(|_| {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "An unexpected error occurred").into_response()
