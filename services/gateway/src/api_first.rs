@@ -73,9 +73,10 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         // The metrics layer labels these requests with the same `api_route` (see `app::router`).
-        match api_route(req.uri().path()) {
-            Some(_) => Either::Left(self.api.call(req)),
-            None => Either::Right(self.rest.call(req)),
+        if api_route(req.uri().path()).is_some() {
+            Either::Left(self.api.call(req))
+        } else {
+            Either::Right(self.rest.call(req))
         }
     }
 }

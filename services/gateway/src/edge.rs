@@ -84,7 +84,7 @@ impl EdgeConfig {
 /// Settles the client IP and TLS flag once, for everything after it (step 5); returns the
 /// TLS flag. The listener's peer address is taken out and [`Client`] left in its place: nothing
 /// after the edge reads the raw peer, and a request that keeps its extensions to three (peer
-/// or client, route template, request id) never regrows their map.
+/// or client, request id, the caller's trace context) never regrows their map.
 pub fn settle_client(cfg: &EdgeConfig, req: &mut Request) -> bool {
     let peer = req
         .extensions_mut()
