@@ -229,8 +229,13 @@ fn allow_origin(h: &mut HeaderMap, origin: HeaderValue) {
     );
 }
 
-const CSP_JSON: &str = "default-src 'none'; frame-ancestors 'none'";
-const CSP_DOCS: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+// Header values as constants: `from_static` checks every byte, and it does so at run time when
+// the string is chosen by a branch (the CSP's 42 bytes were ~420 instructions per response).
+const CSP_JSON: HeaderValue =
+    HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'");
+const CSP_DOCS: HeaderValue = HeaderValue::from_static(
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+);
 
 /// Which of api.md §3.5's security headers a response gets, settled from the request path
 /// before the request moves on (so the path is not copied to be looked at afterwards).
@@ -285,7 +290,7 @@ impl SecurityHeaders {
         {
             h.insert(
                 header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(if self.docs_page { CSP_DOCS } else { CSP_JSON }),
+                if self.docs_page { CSP_DOCS } else { CSP_JSON },
             );
         }
         if self.no_store {
