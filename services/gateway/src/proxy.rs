@@ -245,14 +245,16 @@ impl Proxy {
                 .and_then(|t| t.traceparent.as_deref())
                 .and_then(|t| HeaderValue::from_str(t).ok())
                 .unwrap_or_else(new_traceparent);
+            let host_header = parts.headers.get(header::HOST).cloned();
+            let has_host_header = host_header.is_some();
             // HTTP/2 clients send the authority in the URI instead of a Host header.
-            let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+            let host = host_header.or_else(|| {
                 parts
                     .uri
                     .authority()
                     .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
             });
-            rewrite_request_headers(
+            let stripped = rewrite_request_headers(
                 &mut parts.headers,
                 client_ip,
                 tls,
@@ -260,7 +262,9 @@ impl Proxy {
                 request_id,
                 traceparent,
             );
-            if !parts.headers.contains_key(header::HOST) {
+            // The rewrite keeps `Host` unless the `Connection` header named it, so whether it is
+            // there is mostly known already: no second lookup on the common path.
+            if !has_host_header || (stripped && !parts.headers.contains_key(header::HOST)) {
                 parts.headers.insert(header::HOST, upstream.host.clone());
             }
             parts.uri = Uri::from(path_and_query);
@@ -389,12 +393,13 @@ const CALLER_MAY_NOT_SET: [HeaderName; 7] = [
     header::FORWARDED,
 ];
 
-/// Removes hop-by-hop headers, including those the `Connection` header names.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+/// Removes hop-by-hop headers, including those the `Connection` header names; false when the
+/// message had none (nothing was removed).
+fn strip_hop_by_hop(headers: &mut HeaderMap) -> bool {
     // Most messages carry none: one pass over the few names present decides, instead of a
     // hashed removal per candidate.
     if !headers.keys().any(|n| HOP_BY_HOP.contains(n)) {
-        return;
+        return false;
     }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -406,13 +411,14 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named.iter().chain(&HOP_BY_HOP) {
         headers.remove(name);
     }
+    true
 }
 
 /// The response headers the client gets from an upstream: no hop-by-hop headers. (`Server`
 /// and `X-Powered-By` are removed from every answer by the edge's security headers, so not
 /// looked for twice here.)
 fn strip_response_headers(headers: &mut HeaderMap) {
-    strip_hop_by_hop(headers);
+    let _ = strip_hop_by_hop(headers);
 }
 
 fn rewrite_request_headers(
@@ -422,8 +428,8 @@ fn rewrite_request_headers(
     host: Option<HeaderValue>,
     request_id: Option<HeaderValue>,
     traceparent: HeaderValue,
-) {
-    strip_hop_by_hop(headers);
+) -> bool {
+    let stripped = strip_hop_by_hop(headers);
     if headers.keys().any(|n| CALLER_MAY_NOT_SET.contains(n)) {
         for name in &CALLER_MAY_NOT_SET {
             headers.remove(name);
@@ -443,6 +449,7 @@ fn rewrite_request_headers(
         headers.insert(payplane_kit::request_id::X_REQUEST_ID, id);
     }
     headers.insert(TRACEPARENT, traceparent);
+    stripped
 }
 
 /// The client IP as a header value. The last one rendered is kept per thread: a keep-alive

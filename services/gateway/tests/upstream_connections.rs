@@ -147,3 +147,33 @@ async fn a_connection_the_upstream_closed_while_idle_is_replaced() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_host_header_the_connection_header_names_is_replaced_by_the_upstreams() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (gw, _http, seen) = gateway_to_upstream(Duration::from_secs(60)).await;
+    // `Connection: host` makes `Host` hop-by-hop: it is stripped, and the upstream still needs
+    // one (HTTP/1.1 requires it).
+    let mut socket = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    socket
+        .write_all(
+            b"GET /api/payments/ping HTTP/1.1\r\nHost: caller.example\r\nConnection: host, close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let pings = seen.pings();
+    assert_eq!(pings.len(), 1);
+    let upstream_host = pings[0].2.clone();
+    assert!(
+        !upstream_host.is_empty() && upstream_host != "caller.example",
+        "the upstream's own authority, not an empty or stripped Host: {upstream_host:?}"
+    );
+    gw.stop().await;
+}
