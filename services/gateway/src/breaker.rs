@@ -3,7 +3,10 @@
 //! Pure state machine over a clock value; no I/O.
 
 use std::{
-    sync::Mutex,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -35,6 +38,10 @@ pub enum Admission {
 #[derive(Debug)]
 pub struct Breaker {
     state: Mutex<State>,
+    /// Whether `state` is `Closed { failures: 0 }`, the state of nearly every request: then
+    /// `admit` and `success` have nothing to decide or change and skip the lock (two lock
+    /// round trips per proxied request otherwise). Written only under the lock.
+    clean: AtomicBool,
     threshold: u32,
     open_for: Duration,
 }
@@ -43,6 +50,7 @@ impl Breaker {
     pub fn new(threshold: u32, open_for: Duration) -> Self {
         Self {
             state: Mutex::new(State::Closed { failures: 0 }),
+            clean: AtomicBool::new(true),
             threshold: threshold.max(1),
             open_for,
         }
@@ -55,6 +63,9 @@ impl Breaker {
     }
 
     pub fn admit(&self, now: Instant) -> Admission {
+        if self.clean.load(Ordering::Acquire) {
+            return Admission::Allowed;
+        }
         let mut state = self.lock();
         match *state {
             State::Closed { .. } => Admission::Allowed,
@@ -74,15 +85,22 @@ impl Breaker {
     /// Records a request that reached the upstream (any HTTP status). Returns whether the
     /// circuit was not closed before.
     pub fn success(&self) -> bool {
+        // A success racing a failure without the lock is ordered before it, as it could
+        // have been with the lock.
+        if self.clean.load(Ordering::Acquire) {
+            return false;
+        }
         let mut state = self.lock();
         let was_closed = matches!(*state, State::Closed { .. });
         *state = State::Closed { failures: 0 };
+        self.clean.store(true, Ordering::Release);
         !was_closed
     }
 
     /// Records a connection failure or timeout. Returns whether this opened the circuit.
     pub fn failure(&self, now: Instant) -> bool {
         let mut state = self.lock();
+        self.clean.store(false, Ordering::Release);
         match *state {
             State::Closed { failures } if failures + 1 >= self.threshold => {
                 *state = State::Open {
