@@ -63,6 +63,25 @@ fn retry_after(res: &reqwest::Response) -> u64 {
 }
 
 #[tokio::test]
+async fn a_direct_clients_forwarding_headers_are_not_believed() {
+    // No trusted proxies: the peer is the client, whatever it claims.
+    let (gw, _) = gateway(|_| {}).await;
+    let res = reqwest::Client::new()
+        .get(gw.url("/api/payments/echo"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().get("strict-transport-security").is_none());
+    let body: Value = res.json().await.unwrap();
+    let h = &body["data"]["headers"];
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+}
+
+#[tokio::test]
 async fn forwarding_headers_are_set_and_internal_paths_never_forwarded() {
     let (gw, _) = gateway(|c| c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
     let http = reqwest::Client::new();
