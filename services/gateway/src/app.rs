@@ -32,7 +32,7 @@ use crate::{
     api_first::{ApiFirst, Forward, api_route, split_segment},
     config::Config,
     docs::{self, Docs},
-    edge::{EdgeConfig, PeerAddr, compress::CompressIfAskedLayer, layer::EdgeLayer},
+    edge::{Client, EdgeConfig, compress::CompressIfAskedLayer, layer::EdgeLayer},
     graphql,
     proxy::{Proxy, ProxyError, Upstream},
     ratelimit::RateLimiter,
@@ -450,10 +450,10 @@ impl Service for Application {
             let watch = cert.spawn_watch(config.tls_poll, tasks.clone());
             let listener = TlsListener::new(listener, cert.server_config(), tasks.clone())
                 .map_err(StartError::Serve)?;
-            serve_http(listener, app, PeerAddr::tls, signal).await;
+            serve_http(listener, app, Client::tls, signal).await;
             watch.abort();
         } else {
-            serve_http(nodelay(listener), app, PeerAddr::plain, signal).await;
+            serve_http(nodelay(listener), app, Client::plain, signal).await;
         }
         let res: std::io::Result<()> = Ok(());
         // The worker runtimes drain their connections after the same signal.
@@ -530,7 +530,7 @@ where
                     serve_http(
                         nodelay(listener),
                         app,
-                        PeerAddr::plain,
+                        Client::plain,
                         stop.cancelled_owned(),
                     )
                     .await;

@@ -285,7 +285,7 @@ async fn post_graphql(State(gql): State<Arc<GraphQl>>, req: Request) -> Response
             return protocol_error(StatusCode::BAD_REQUEST, "GRAPHQL_PARSE_FAILED", &e.message);
         }
     };
-    let client_ip = parts.extensions.get::<Client>().map(|c| c.ip);
+    let client_ip = Client::of(&parts.extensions).map(|c| c.ip);
     if auth_bucket
         && let (Some(limiter), Some(ip)) = (&gql.limiter, client_ip)
         && let Some(refusal) = limiter.take_auth_only(ip).await

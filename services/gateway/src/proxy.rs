@@ -234,7 +234,7 @@ impl Proxy {
                 .path_and_query()
                 .cloned()
                 .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-            let client = parts.extensions.get::<Client>().copied();
+            let client = Client::of(&parts.extensions);
             let client_ip = client.map(|c| c.ip);
             let tls = client.is_some_and(|c| c.tls);
             // The id's header value shares its buffer: a reference count, no copy.
@@ -366,6 +366,10 @@ pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwar
 pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+// `X-Forwarded-Proto`'s values as constants, so their bytes are checked at compile time (see
+// `edge::CSP_JSON`).
+const HTTPS: HeaderValue = HeaderValue::from_static("https");
+const HTTP: HeaderValue = HeaderValue::from_static("http");
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1 plus the common non-standard ones). Constants, not
 /// strings: a `&str` name is parsed and hashed again on every lookup, which was an eighth of a
@@ -439,9 +443,6 @@ fn rewrite_request_headers(
     if let Some(ip) = client_ip.and_then(ip_header) {
         headers.insert(X_FORWARDED_FOR, ip);
     }
-    // Constants, so the values' bytes are checked at compile time (see `edge::CSP_JSON`).
-    const HTTPS: HeaderValue = HeaderValue::from_static("https");
-    const HTTP: HeaderValue = HeaderValue::from_static("http");
     headers.insert(X_FORWARDED_PROTO, if tls { HTTPS } else { HTTP });
     if let Some(host) = host {
         headers.insert(X_FORWARDED_HOST, host);

@@ -243,7 +243,7 @@ pub fn counting<'a>(
     if counted == Counted::Exempt || is_preflight(req) {
         return None;
     }
-    let Client { ip, .. } = req.extensions().get::<Client>().copied()?;
+    let Client { ip, .. } = Client::of(req.extensions())?;
     Some((limiter, counted, ip))
 }
 
