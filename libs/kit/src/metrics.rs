@@ -97,9 +97,11 @@ impl std::hash::Hasher for KeyHasher {
     }
 
     fn write_u32(&mut self, n: u32) {
-        // Fibonacci hashing: the map takes its bucket from the low bits and its tag from the
-        // high ones; the multiplication spreads the key over both.
-        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // The map takes its bucket from the low bits and its tag from the high ones. The
+        // multiplication carries every key bit into the high half, and the fold brings the
+        // method's bits (above the status) down into the low half as well.
+        let h = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 32);
     }
 }
 
