@@ -287,6 +287,57 @@ async fn cors_preflight_allowed_and_refused() {
     );
 }
 
+/// With rate limits off the edge decides without an await (`edge::layer::EdgeFuture`): the
+/// upstream's answer, a 413 and a preflight still get the CORS and security headers.
+#[tokio::test]
+async fn without_rate_limits_answers_still_get_cors_and_security_headers() {
+    let (gw, _) = gateway(|c| c.rate_limits.enabled = false).await;
+    let http = reqwest::Client::new();
+    let origin = "http://localhost:3000";
+    let check = |res: &reqwest::Response, status: StatusCode| {
+        assert_eq!(res.status(), status);
+        let h = res.headers();
+        assert_eq!(h["access-control-allow-origin"], origin, "{status}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{status}");
+        assert_eq!(h["x-frame-options"], "DENY", "{status}");
+        assert_eq!(h["cache-control"], "no-store", "{status}");
+        assert!(h.get("ratelimit-remaining").is_none(), "{status}");
+    };
+    let res = http
+        .get(gw.url("/api/payments/echo"))
+        .header("origin", origin)
+        .send()
+        .await
+        .unwrap();
+    check(&res, StatusCode::OK);
+    let res = http
+        .post(gw.url("/api/payments/upload"))
+        .header("origin", origin)
+        .body(vec![0u8; MIB + 1])
+        .send()
+        .await
+        .unwrap();
+    check(&res, StatusCode::PAYLOAD_TOO_LARGE);
+    let res = http
+        .request(http::Method::OPTIONS, gw.url("/api/payments/echo"))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    check(&res, StatusCode::NO_CONTENT);
+    // A disallowed origin is refused at the edge, with the security headers too.
+    let res = http
+        .get(gw.url("/api/payments/echo"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(res.headers()["x-frame-options"], "DENY");
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+}
+
 #[tokio::test]
 async fn declared_oversized_body_is_413_and_json_is_compressed() {
     let (gw, _) = gateway(|_| {}).await;
