@@ -3,7 +3,12 @@
 //! idle keep-alive connections, HTTP/2 keep-alive pings, the peer's address as `ConnectInfo`,
 //! and a graceful stop that lets in-flight requests finish.
 
-use std::{convert::Infallible, future::Future, time::Duration};
+use std::{
+    convert::Infallible,
+    future::Future,
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
 
 use axum::{
     body::Body,
@@ -11,13 +16,14 @@ use axum::{
     response::Response,
     serve::Listener,
 };
+use futures::future::Either;
 use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto::Builder, graceful::GracefulShutdown},
 };
-use tower::{Service, ServiceExt};
+use tower::{Service, ServiceExt, util::Oneshot};
 
 /// How long a client may take to send a request's headers, and how long a keep-alive
 /// connection may sit idle before its next request (hyper starts the same timer for both).
@@ -93,7 +99,7 @@ async fn serve_http_with<L, S, C>(
             } else {
                 req.map(|b| Body::new(DrainOnDrop(Some(b))))
             };
-            app.clone().oneshot(req)
+            call_when_ready(app.clone(), req)
         });
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(io), service)
@@ -107,6 +113,21 @@ async fn serve_http_with<L, S, C>(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Calls `app` with `req` right away when it is ready, as every payplane stack always is;
+/// only a stack that is not waits in a `Oneshot`. (A `Oneshot` first stores the request and
+/// moves it out again on its first poll: two copies of ~240 bytes a request.) Asking without
+/// a waker is sound: on `Pending` the `Oneshot` asks again with the task's own.
+fn call_when_ready<S>(mut app: S, req: Request) -> Either<S::Future, Oneshot<S, Request>>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    match app.poll_ready(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Ok(())) => Either::Left(app.call(req)),
+        Poll::Ready(Err(never)) => match never {},
+        Poll::Pending => Either::Right(app.oneshot(req)),
+    }
 }
 
 /// At most this much of a request body a handler did not read is still read and discarded
@@ -242,6 +263,56 @@ mod tests {
         assert!(text.ends_with("127.0.0.1"), "{text}");
         let closed = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await;
         assert!(matches!(closed, Ok(Ok(0))), "idle connection closed");
+    }
+
+    /// A stack that is not ready (here: a concurrency limit of one, held by a request waiting
+    /// in its handler) is waited for, and the waiting request is answered once it is ready.
+    #[tokio::test]
+    async fn a_stack_that_is_not_ready_is_waited_for() {
+        let (entered_tx, mut entered) = tokio::sync::mpsc::channel::<()>(1);
+        let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+        let held = gate.clone();
+        let app = Router::new()
+            .route(
+                "/held",
+                get(move || {
+                    let (entered_tx, held) = (entered_tx.clone(), held.clone());
+                    async move {
+                        let _ = entered_tx.send(()).await;
+                        held.notified().await;
+                        "held"
+                    }
+                }),
+            )
+            .route("/", get(|| async { "next" }));
+        let app = tower::limit::ConcurrencyLimit::new(app, 1);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve_http_with(
+            listener,
+            app,
+            |a: &SocketAddr| *a,
+            std::future::pending(),
+            builder(),
+        ));
+        let mut first = sent(addr, b"GET /held HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        tokio::time::timeout(Duration::from_secs(5), entered.recv())
+            .await
+            .expect("the first request reached its handler");
+        let mut second = sent(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let mut buf = [0_u8; 1024];
+        let early = tokio::time::timeout(Duration::from_millis(300), second.read(&mut buf)).await;
+        assert!(early.is_err(), "answered while the only permit was held");
+        gate.notify_one();
+        for (conn, body) in [(&mut first, "held"), (&mut second, "next")] {
+            let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+                .await
+                .expect("answered once ready")
+                .unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]);
+            assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+            assert!(text.ends_with(body), "{text}");
+        }
     }
 
     #[tokio::test]
