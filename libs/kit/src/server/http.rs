@@ -41,7 +41,11 @@ fn builder() -> Builder<TokioExecutor> {
 
 fn builder_with(header_read_timeout: Duration) -> Builder<TokioExecutor> {
     let mut b = Builder::new(TokioExecutor::new());
+    // Heads and bodies flattened into one buffer and one `write`, not queued for `writev`:
+    // answers are mostly small JSON, where the queue's bookkeeping cost more than copying the
+    // body (README, gateway profile table; large streamed bodies pay one more copy).
     b.http1()
+        .writev(false)
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout);
     b.http2()

@@ -138,7 +138,10 @@ impl Target {
         socket2::SockRef::from(&stream)
             .set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE))
             .map_err(SendError::Connect)?;
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        // Flattened writes, as the server side (`kit::server::http`): requests are small.
+        let (sender, connection) = hyper::client::conn::http1::Builder::new()
+            .writev(false)
+            .handshake(TokioIo::new(stream))
             .await
             .map_err(SendError::Request)?;
         // The connection's task runs on this thread's runtime, like the requests that use it.
