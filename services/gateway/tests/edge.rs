@@ -53,6 +53,19 @@ async fn gateway(tweak: impl FnOnce(&mut Config)) -> (TestGateway, Arc<AtomicU64
     (TestGateway::spawn(config).await.unwrap(), received)
 }
 
+/// `GET /api/payments/echo` through the gateway from a page of `origin`.
+async fn get_echo_from(
+    http: &reqwest::Client,
+    gw: &TestGateway,
+    origin: &str,
+) -> reqwest::Response {
+    http.get(gw.url("/api/payments/echo"))
+        .header("origin", origin)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The `Retry-After` seconds of a refusal.
 fn retry_after(res: &reqwest::Response) -> u64 {
     res.headers()["retry-after"]
@@ -261,19 +274,9 @@ async fn cors_preflight_allowed_and_refused() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "ORIGIN_NOT_ALLOWED");
     // An actual request from a disallowed origin is refused too; an allowed one gets the headers.
-    let res = http
-        .get(gw.url("/api/payments/echo"))
-        .header("origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
+    let res = get_echo_from(&http, &gw, "https://evil.example").await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let res = http
-        .get(gw.url("/api/payments/echo"))
-        .header("origin", "http://localhost:3000")
-        .send()
-        .await
-        .unwrap();
+    let res = get_echo_from(&http, &gw, "http://localhost:3000").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         res.headers()["access-control-allow-origin"],
@@ -303,12 +306,7 @@ async fn without_rate_limits_answers_still_get_cors_and_security_headers() {
         assert_eq!(h["cache-control"], "no-store", "{status}");
         assert!(h.get("ratelimit-remaining").is_none(), "{status}");
     };
-    let res = http
-        .get(gw.url("/api/payments/echo"))
-        .header("origin", origin)
-        .send()
-        .await
-        .unwrap();
+    let res = get_echo_from(&http, &gw, origin).await;
     check(&res, StatusCode::OK);
     let res = http
         .post(gw.url("/api/payments/upload"))
@@ -327,12 +325,7 @@ async fn without_rate_limits_answers_still_get_cors_and_security_headers() {
         .unwrap();
     check(&res, StatusCode::NO_CONTENT);
     // A disallowed origin is refused at the edge, with the security headers too.
-    let res = http
-        .get(gw.url("/api/payments/echo"))
-        .header("origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
+    let res = get_echo_from(&http, &gw, "https://evil.example").await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert_eq!(res.headers()["x-frame-options"], "DENY");
     assert!(res.headers().get("access-control-allow-origin").is_none());
