@@ -155,6 +155,9 @@ async fn audit_log_filters_and_pagination() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
+    // The root's login reaches the audit log through its auth.user.login event, which the
+    // world's set-up does not wait for (it waits for the user's creation only).
+    w.wait_processed("auth.user.login", 1).await;
 
     let all = w.audit("").await;
     let stamps: Vec<&str> = all
