@@ -388,10 +388,21 @@ async fn postgres_stopped_is_degraded_within_a_resync_and_ready_after() -> anyho
     let degraded = condition(&d, "Degraded").context("no Degraded")?;
     ensure!(degraded.status == "True", "{degraded:?}");
     ensure!(degraded.message.contains("connecting to"), "{degraded:?}");
-    ensure!(
-        op.has_event(Some("Warning"), "PostgresUnavailable").await?,
-        "no Warning Event"
-    );
+    // The Event is published after the status is written, by a call of its own.
+    eventually(
+        Duration::from_secs(30),
+        "a Warning Event PostgresUnavailable",
+        || async {
+            Ok(
+                if op.has_event(Some("Warning"), "PostgresUnavailable").await? {
+                    Ok(())
+                } else {
+                    Err("no such Event yet".to_owned())
+                },
+            )
+        },
+    )
+    .await?;
 
     pg.start_server()?;
     let d = op.wait_for::<Database>("Ready again", "app", ready).await?;

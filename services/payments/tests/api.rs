@@ -781,16 +781,27 @@ async fn webhook_signature_replay_and_outcomes() {
 }
 
 async fn wait_for_status(api: &Api, u: &User, id: &str, status: &str, secs: u64) -> Value {
+    wait_for_detail(api, u, id, secs, |d| d["status"] == status).await
+}
+
+/// The payment's detail once `check` holds for it, read every 100 ms for up to `secs`.
+async fn wait_for_detail(
+    api: &Api,
+    u: &User,
+    id: &str,
+    secs: u64,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
         let r = api.get(&format!("/api/payments/{id}"), u).await;
-        if r.data()["status"] == status {
+        if check(r.data()) {
             return r.data().clone();
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "still {} after {secs}s",
-            r.data()["status"]
+            "after {secs}s still {}",
+            r.data()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -815,6 +826,12 @@ async fn simulator_completes_fails_and_schedules() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let later = id_of(r.data());
+    // The scheduled one waits for its time (read right away: the waits below can outlast it).
+    assert_eq!(
+        api.get(&format!("/api/payments/{later}"), &a).await.data()["status"],
+        "pending"
+    );
+    assert!(chrono::Utc::now() < at);
     let done = wait_for_status(&api, &a, &ok, "completed", 10).await;
     assert!(
         done["pspTransactionId"]
@@ -857,12 +874,6 @@ async fn simulator_completes_fails_and_schedules() {
         api.events_for(&bad).await.last().unwrap(),
         "payments.payment.failed"
     );
-    // The scheduled one waits for its time.
-    assert_eq!(
-        api.get(&format!("/api/payments/{later}"), &a).await.data()["status"],
-        "pending"
-    );
-    assert!(chrono::Utc::now() < at);
     let done = wait_for_status(&api, &a, &later, "completed", 10).await;
     let submitted = chrono::DateTime::parse_from_rfc3339(
         done["transactions"][1]["createdAt"].as_str().unwrap(),
@@ -1015,11 +1026,17 @@ async fn user_events_feed_the_directory_and_deletion_cancels() {
     ))
     .unwrap();
     deliver(&api, &handler, &old).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        api.get(&path, &a).await.data()["recipient"]["name"],
-        "Renamed Vendor"
-    );
+    let stored: String = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
+        .bind(b.id.parse::<Uuid>().unwrap())
+        .fetch_one(&api.app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, "Renamed Vendor");
+    // The cached detail is invalidated by a task the handler spawns after its commit.
+    wait_for_detail(&api, &a, &id, 5, |d| {
+        d["recipient"]["name"] == "Renamed Vendor"
+    })
+    .await;
     // Deactivated (newer snapshot): no longer payable.
     let later = timestamp(chrono::Utc::now() + chrono::Duration::seconds(6));
     let mut inactive = snapshot("Renamed Vendor", &later);
@@ -1048,11 +1065,9 @@ async fn user_events_feed_the_directory_and_deletion_cancels() {
         deliver(&api, &handler, &body).await,
         Outcome::Processed
     ));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let p = api.get(&path, &a).await;
-    assert_eq!(p.data()["status"], "cancelled");
-    assert_eq!(p.data()["failureReason"], "Recipient account deleted");
-    assert_eq!(p.data()["recipient"]["name"], "Renamed Vendor");
+    let p = wait_for_status(&api, &a, &id, "cancelled", 5).await;
+    assert_eq!(p["failureReason"], "Recipient account deleted");
+    assert_eq!(p["recipient"]["name"], "Renamed Vendor");
     let (_, ev) = api.outbox().await.into_iter().last().unwrap();
     assert_eq!(ev["type"], "payments.payment.cancelled");
     assert_eq!(ev["causationId"], del_id.as_str());
