@@ -777,9 +777,11 @@ async fn every_page_passes_axe(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_in_a_real_browser() {
     init();
-    // Slow enough processing that the list shows each status for a while.
+    // Slow enough processing that the list shows each status for a while. The pick-up delay
+    // also covers, after the payment is created, the detail page, the list and its live
+    // connection on a slow machine before the recorder starts (it must still see `pending`).
     let options = PlatformOptions {
-        psp_pickup_ms: 2500,
+        psp_pickup_ms: 4000,
         psp_settle_ms: 2500,
         ..PlatformOptions::default()
     };
