@@ -279,23 +279,23 @@ pub async fn refresh(
     let refresh_ttl =
         chrono::TimeDelta::from_std(s.config.refresh_ttl).unwrap_or(chrono::TimeDelta::days(7));
     let new_id = Uuid::new_v4();
-    // Rotate first: the one-current-token-per-session index forbids two unrotated tokens.
-    if !sessions::rotate(&mut tx, row.id, new_id, now).await? {
+    if !sessions::rotate_and_reissue(
+        &mut tx,
+        row.id,
+        new_id,
+        row.session_id,
+        row.device_ref,
+        &new_hash,
+        now,
+        now + refresh_ttl,
+    )
+    .await?
+    {
         return Err(error::unauthorized(
             "TOKEN_INVALID",
             "Refresh token was already used",
         ));
     }
-    sessions::insert_refresh(
-        &mut tx,
-        new_id,
-        row.session_id,
-        &new_hash,
-        now,
-        now + refresh_ttl,
-    )
-    .await?;
-    sessions::touch(&mut tx, row.session_id, row.device_ref, now).await?;
     tx.commit()
         .await
         .map_err(StoreError::at("commit refresh"))?;
